@@ -1,0 +1,43 @@
+from django.contrib import admin
+
+from agents.models import Agent, AgentStatusEvent, Queue, QueueMembership
+
+
+class QueueMembershipInline(admin.TabularInline):
+    model = QueueMembership
+    extra = 0
+    autocomplete_fields = ["agent"]
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "status", "status_changed_at"]
+    list_filter = ["status"]
+    list_select_related = ["user"]
+    search_fields = ["display_name", "user__username", "user__first_name", "user__last_name"]
+    readonly_fields = ["status", "status_changed_at"]
+
+
+@admin.register(AgentStatusEvent)
+class AgentStatusEventAdmin(admin.ModelAdmin):
+    list_display = ["agent", "previous_status", "status", "changed_at"]
+    list_filter = ["status"]
+    list_select_related = ["agent__user"]
+    date_hierarchy = "changed_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):
+    list_display = ["name"]
+    search_fields = ["name"]
+    filter_horizontal = ["business_numbers"]
+    inlines = [QueueMembershipInline]

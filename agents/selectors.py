@@ -1,0 +1,18 @@
+from django.contrib.auth.models import AbstractBaseUser
+
+from agents.models import Agent
+
+
+def agent_for_user(*, user: AbstractBaseUser) -> Agent | None:
+    """The agent profile of a signed-in user, or None for users who do not take calls."""
+    return Agent.objects.select_related("user").filter(user_id=user.pk).first()
+
+
+def agent_presence(*, agent: Agent) -> dict:
+    """The presence frame sent to an agent's browser tabs."""
+    return {
+        "type": "agent.status",
+        "agent_id": agent.pk,
+        "status": agent.status,
+        "changed_at": agent.status_changed_at.isoformat(),
+    }

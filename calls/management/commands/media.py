@@ -1,0 +1,20 @@
+import asyncio
+import signal
+
+from django.core.management.base import BaseCommand
+
+from calls.media import MediaProcess
+
+
+class Command(BaseCommand):
+    help = "Run a media process: it answers and bridges the WebRTC legs of live calls."
+
+    def handle(self, *args, **options) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(stop_signal, stop.set)
+        await MediaProcess().run(stop=stop)

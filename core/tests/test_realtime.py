@@ -1,0 +1,48 @@
+import asyncio
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from core.realtime import broadcast_on_commit
+
+
+async def _listen(group: str):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    return layer, channel
+
+
+async def _receive_or_none(layer, channel: str, timeout_s: float = 1.0):
+    try:
+        return await asyncio.wait_for(layer.receive(channel), timeout_s)
+    except TimeoutError:
+        return None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broadcast_on_commit_sends_after_commit():
+    layer, channel = async_to_sync(_listen)("test.realtime.commit")
+
+    with transaction.atomic():
+        broadcast_on_commit("test.realtime.commit", {"type": "thing.changed", "thing_id": 7})
+
+    assert async_to_sync(_receive_or_none)(layer, channel) == {"type": "thing.changed", "thing_id": 7}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broadcast_on_commit_sends_nothing_on_rollback():
+    layer, channel = async_to_sync(_listen)("test.realtime.rollback")
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        broadcast_on_commit("test.realtime.rollback", {"type": "thing.changed", "thing_id": 7})
+        raise RuntimeError("roll back")
+
+    assert async_to_sync(_receive_or_none)(layer, channel, 0.3) is None
+
+
+def test_broadcast_on_commit_requires_a_type():
+    with pytest.raises(ValueError):
+        broadcast_on_commit("test.realtime", {"thing_id": 7})

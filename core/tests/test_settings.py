@@ -1,0 +1,82 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PRINT_SETTINGS = """
+import json
+from django.conf import settings
+print(json.dumps({
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "database": str(settings.DATABASES["default"]["NAME"]),
+    "redis_url": settings.REDIS_URL,
+    "redis_is_embedded": settings.REDIS_IS_EMBEDDED,
+    "channel_hosts": settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"],
+    "broker": settings.CELERY_BROKER_URL,
+    "debug": settings.DEBUG,
+}))
+"""
+CONFIG_NAMES = ["DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "EMBEDDED_REDIS_PORT"]
+
+
+def load_settings(**environment: str) -> subprocess.CompletedProcess:
+    clean = {name: value for name, value in os.environ.items() if name not in CONFIG_NAMES}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + PRINT_SETTINGS],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_settings_embedded_default_uses_sqlite_and_bundled_redis():
+    result = load_settings()
+
+    values = json.loads(result.stdout)
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["database"] == str(ROOT / "var" / "switchboard.sqlite3")
+    assert values["redis_url"] == "redis://127.0.0.1:6380/0"
+    assert values["redis_is_embedded"] is True
+    assert values["channel_hosts"] == ["redis://127.0.0.1:6380/0"]
+    assert values["broker"] == "redis://127.0.0.1:6380/0"
+
+
+def test_settings_urls_switch_to_postgresql_and_external_redis():
+    result = load_settings(
+        DATABASE_URL="postgres://switchboard@db.internal:5432/switchboard",
+        REDIS_URL="redis://cache.internal:6379/2",
+    )
+
+    values = json.loads(result.stdout)
+    assert values["engine"] == "django.db.backends.postgresql"
+    assert values["database"] == "switchboard"
+    assert values["redis_is_embedded"] is False
+    assert values["channel_hosts"] == ["redis://cache.internal:6379/2"]
+    assert values["broker"] == "redis://cache.internal:6379/2"
+
+
+def test_settings_debug_off_requires_secret_key():
+    result = load_settings(DEBUG="false", ALLOWED_HOSTS="calls.example.com")
+
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_settings_debug_off_requires_real_hosts():
+    result = load_settings(DEBUG="false", SECRET_KEY="a-long-random-production-secret", ALLOWED_HOSTS="*")
+
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS must name the real host names" in result.stderr
+
+
+def test_settings_debug_off_with_secret_and_hosts_loads():
+    result = load_settings(
+        DEBUG="false", SECRET_KEY="a-long-random-production-secret", ALLOWED_HOSTS="calls.example.com"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["debug"] is False

@@ -1,0 +1,98 @@
+"""End-to-end fixtures: the real ASGI app served by a daphne process, and Debian's Chromium."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from conftest import database_url_for_subprocess
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/lib/chromium/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def live_server_url(transactional_db):
+    """`daphne config.asgi:application`, as the Procfile runs it, against the test database.
+
+    A separate process (not a fork of the test process, whose thread pools would not survive
+    the fork), so data the test commits is visible to it through the database.
+    """
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "config.asgi:application",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url_for_subprocess(), "REDIS_URL": settings.REDIS_URL},
+    )
+    deadline = time.monotonic() + 20
+    while not _accepts_connections(port):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail("daphne did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium for one test module: Playwright's loop must not outlive it into async tests."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in the test's thread; the test's own
+    # ORM calls are still synchronous, so Django's async-safety guard is lifted for e2e tests.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def sign_in(page, live_server_url: str, username: str, password: str) -> None:
+    page.goto(f"{live_server_url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server_url}/")
