@@ -38,3 +38,6 @@ format: install
 
 clean:
 	rm -rf var/*.sqlite3* var/celerybeat-schedule* var/static
+
+bench: install
+	@for script in bench/*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(BIN)/python "$$script" || exit 1; done

@@ -15,7 +15,8 @@ VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 # A local .env file is a convenience for development; real deployments set the environment.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=True)
 
@@ -108,7 +109,9 @@ REDIS_IS_EMBEDDED = "REDIS_URL" not in env.ENVIRON
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "switchboard"},
+        # Receives block on Redis for up to 5 s; the read timeout must outlast them (redis-py 8
+        # defaults it to 5 s, which turns every idle receive into a TimeoutError).
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": "switchboard"},
     }
 }
 

@@ -13,7 +13,7 @@ print(json.dumps({
     "database": str(settings.DATABASES["default"]["NAME"]),
     "redis_url": settings.REDIS_URL,
     "redis_is_embedded": settings.REDIS_IS_EMBEDDED,
-    "channel_hosts": settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"],
+    "channel_hosts": [host["address"] for host in settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]],
     "broker": settings.CELERY_BROKER_URL,
     "debug": settings.DEBUG,
 }))
