@@ -130,6 +130,14 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# --- Media (WebRTC) ------------------------------------------------------------------------
+# Addresses offered as ICE host candidates: the public IP behind 1:1 NAT in production,
+# 127.0.0.1 on a loopback-only machine (aioice never offers loopback by itself). Empty: the
+# machine's own interface addresses.
+MEDIA_HOST_ADDRESSES = env.list("MEDIA_HOST_ADDRESSES", default=[])
+# STUN/TURN servers as URLs ("stun:host:3478", "turn:user:password@host:3478"); none by default.
+MEDIA_ICE_SERVERS = env.list("MEDIA_ICE_SERVERS", default=[])
+
 HEALTHZ_TIMEOUT_S = env.float("HEALTHZ_TIMEOUT_S", default=3.0)
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
