@@ -127,8 +127,29 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout"
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
 CELERY_REDIS_SOCKET_TIMEOUT = 5
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "redispatch-stale-webhook-events": {"task": "whatsapp.redispatch_stale_events", "schedule": 60.0},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- WhatsApp Cloud API ---------------------------------------------------------------------
+# On the embedded default everything points at the built-in sandbox (`manage.py sandbox`).
+SANDBOX_PORT = env.int("SANDBOX_PORT", default=8001)
+WHATSAPP_GRAPH_URL = env.str(
+    "WHATSAPP_GRAPH_URL",
+    default=f"http://127.0.0.1:{SANDBOX_PORT}/v23.0" if DEBUG else "https://graph.facebook.com/v23.0",
+)
+WHATSAPP_TOKEN = env.str("WHATSAPP_TOKEN", default="sandbox-token" if DEBUG else "")
+WHATSAPP_APP_SECRET = env.str("WHATSAPP_APP_SECRET", default="sandbox-app-secret" if DEBUG else "")
+WHATSAPP_VERIFY_TOKEN = env.str("WHATSAPP_VERIFY_TOKEN", default="sandbox-verify-token" if DEBUG else "")
+WHATSAPP_TIMEOUT_S = env.float("WHATSAPP_TIMEOUT_S", default=10.0)
+WHATSAPP_MAX_RETRIES = env.int("WHATSAPP_MAX_RETRIES", default=3)
+# Where the sandbox delivers its webhooks: this deployment's own endpoint.
+SANDBOX_WEBHOOK_URL = env.str("SANDBOX_WEBHOOK_URL", default="http://127.0.0.1:8000/webhooks/whatsapp/")
+if not DEBUG and not (WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN and WHATSAPP_TOKEN):
+    raise ImproperlyConfigured(
+        "WHATSAPP_TOKEN, WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN must be set when DEBUG is off."
+    )
 
 # --- Media (WebRTC) ------------------------------------------------------------------------
 # Addresses offered as ICE host candidates: the public IP behind 1:1 NAT in production,
@@ -187,5 +208,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},  # one INFO line per request drowns everything else
+    },
 }

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class WhatsappConfig(AppConfig):
     name = "whatsapp"
     verbose_name = "WhatsApp Cloud API"
+
+    def ready(self) -> None:
+        from whatsapp import dispatch, services
+
+        dispatch.register("account.settings_update", services.business_number_apply_settings_update)
+        dispatch.register("account.update", services.business_number_apply_account_update)

@@ -1,19 +1,136 @@
+import phonenumbers
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from core.models import TimeStampedModel
 
 
 class BusinessNumber(TimeStampedModel):
-    """A WhatsApp Business phone number connected through the Cloud API."""
+    """A WhatsApp Business phone number connected through the Cloud API.
+
+    Calling settings mirror Meta's GET /<PHONE_NUMBER_ID>/settings `calling` object and are kept
+    in step by `account_settings_update` webhooks; restrictions and violations by `account_update`.
+    """
+
+    class MessagingLimitTier(models.TextChoices):
+        TIER_250 = "TIER_250", "250 / 24 h"
+        TIER_1K = "TIER_1K", "1,000 / 24 h"
+        TIER_2K = "TIER_2K", "2,000 / 24 h"
+        TIER_10K = "TIER_10K", "10,000 / 24 h"
+        TIER_100K = "TIER_100K", "100,000 / 24 h"
+        TIER_UNLIMITED = "TIER_UNLIMITED", "Unlimited"
+
+    class VerificationStatus(models.TextChoices):
+        NOT_VERIFIED = "not_verified", "Not verified"
+        PENDING = "pending", "Official Business Account pending"
+        VERIFIED = "verified", "Official Business Account"
 
     phone_number_id = models.CharField(max_length=64, unique=True)
-    waba_id = models.CharField("WhatsApp Business Account id", max_length=64)
-    display_phone_number = models.CharField(max_length=32)
+    waba_id = models.CharField("WhatsApp Business Account id", max_length=64, db_index=True)
+    display_phone_number = models.CharField(
+        max_length=32, help_text="In international format, e.g. +44 20 7946 0000."
+    )
+    country = models.CharField(
+        max_length=2, blank=True, editable=False, help_text="ISO 3166 code of the number."
+    )
     label = models.CharField(max_length=120, blank=True)
     is_sandbox = models.BooleanField(default=False, help_text="Served by the built-in Meta sandbox.")
+    messaging_limit_tier = models.CharField(
+        max_length=16, choices=MessagingLimitTier.choices, default=MessagingLimitTier.TIER_2K
+    )
+    is_coexistence = models.BooleanField(
+        default=False,
+        help_text="Also used in the WhatsApp Business app (coexistence): no business-initiated calls.",
+    )
+    verification_status = models.CharField(
+        max_length=16, choices=VerificationStatus.choices, default=VerificationStatus.NOT_VERIFIED
+    )
+    calling_settings = models.JSONField(default=dict, blank=True)
+    calling_settings_updated_at = models.DateTimeField(null=True, blank=True)
+    restrictions = models.JSONField(default=list, blank=True)
+    last_violation = models.CharField(max_length=64, blank=True)
+    account_updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["display_phone_number"]
 
     def __str__(self) -> str:
         return f"{self.label or 'Number'} ({self.display_phone_number})"
+
+    def clean(self) -> None:
+        self.country = country_of(self.display_phone_number)
+
+    @property
+    def is_calling_enabled(self) -> bool:
+        return self.calling_settings.get("status") == "ENABLED"
+
+    @property
+    def digits(self) -> str:
+        """The number as Meta writes it in webhooks: digits only, no '+'."""
+        return "".join(character for character in self.display_phone_number if character.isdigit())
+
+
+def country_of(number: str) -> str:
+    """ISO 3166 alpha-2 code of an international phone number; ValidationError if it is not one."""
+    text = number if number.startswith("+") else f"+{number}"
+    try:
+        parsed = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException as error:
+        raise ValidationError(f"{number!r} is not an international phone number: {error}") from None
+    region = phonenumbers.region_code_for_number(parsed)
+    if not region or region == "ZZ":
+        raise ValidationError(f"{number!r} belongs to no country.")
+    return region
+
+
+class WebhookDelivery(models.Model):
+    """One signed POST from Meta, stored byte for byte for audit and replay."""
+
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        MALFORMED = "malformed", "Malformed"
+
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    body = models.BinaryField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    problems = models.JSONField(default=list, blank=True)
+    event_count = models.PositiveIntegerField(default=0)
+    duplicate_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"Delivery {self.pk} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WebhookEvent(models.Model):
+    """One event out of a delivery, stored once however often Meta delivers it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        HANDLED = "handled", "Handled"
+        UNHANDLED = "unhandled", "No handler"
+        FAILED = "failed", "Failed"
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=48, db_index=True)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    waba_id = models.CharField(max_length=64, blank=True)
+    phone_number_id = models.CharField(max_length=64, blank=True, db_index=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.idempotency_key}"

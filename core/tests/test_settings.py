@@ -16,9 +16,28 @@ print(json.dumps({
     "channel_hosts": [host["address"] for host in settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]],
     "broker": settings.CELERY_BROKER_URL,
     "debug": settings.DEBUG,
+    "graph_url": settings.WHATSAPP_GRAPH_URL,
 }))
 """
-CONFIG_NAMES = ["DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "EMBEDDED_REDIS_PORT"]
+CONFIG_NAMES = [
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "EMBEDDED_REDIS_PORT",
+    "WHATSAPP_TOKEN",
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_VERIFY_TOKEN",
+]
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "a-long-random-production-secret",
+    "ALLOWED_HOSTS": "calls.example.com",
+    "WHATSAPP_TOKEN": "token",
+    "WHATSAPP_APP_SECRET": "app-secret",
+    "WHATSAPP_VERIFY_TOKEN": "verify-token",
+}
 
 
 def load_settings(**environment: str) -> subprocess.CompletedProcess:
@@ -73,10 +92,17 @@ def test_settings_debug_off_requires_real_hosts():
     assert "ALLOWED_HOSTS must name the real host names" in result.stderr
 
 
-def test_settings_debug_off_with_secret_and_hosts_loads():
-    result = load_settings(
-        DEBUG="false", SECRET_KEY="a-long-random-production-secret", ALLOWED_HOSTS="calls.example.com"
-    )
+def test_settings_debug_off_requires_whatsapp_secrets():
+    result = load_settings(**{**PRODUCTION, "WHATSAPP_APP_SECRET": ""})
+
+    assert result.returncode != 0
+    assert "WHATSAPP_APP_SECRET" in result.stderr
+
+
+def test_settings_debug_off_with_every_secret_loads_and_talks_to_meta():
+    result = load_settings(**PRODUCTION)
 
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["debug"] is False
+    values = json.loads(result.stdout)
+    assert values["debug"] is False
+    assert values["graph_url"] == "https://graph.facebook.com/v23.0"

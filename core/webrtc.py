@@ -1,0 +1,92 @@
+"""WebRTC plumbing shared by every aiortc peer the project runs (the sandbox customer, the media process).
+
+Two settings steer it: ``MEDIA_ICE_SERVERS`` (STUN/TURN URLs) and ``MEDIA_HOST_ADDRESSES`` (the
+addresses offered as ICE host candidates).
+"""
+
+import functools
+import ipaddress
+from collections.abc import Callable
+from urllib.parse import unquote
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCIceServer
+from aiortc.rtcicetransport import parse_stun_turn_uri
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+def rtc_configuration() -> RTCConfiguration:
+    """The peer-connection configuration: exactly the ICE servers in ``settings.MEDIA_ICE_SERVERS``.
+
+    Each entry is ``stun:host[:port]`` or ``turn[s]:user:password@host[:port][?transport=udp|tcp]``;
+    user and password may be percent-encoded. An empty list gives no ICE server at all (aiortc's own
+    default would be Google's public STUN server). aiortc uses only the first STUN and the first TURN
+    server of the list. Raises ``ImproperlyConfigured`` on a malformed entry.
+    """
+    return RTCConfiguration(iceServers=[_ice_server(url) for url in settings.MEDIA_ICE_SERVERS])
+
+
+def _ice_server(url: str) -> RTCIceServer:
+    scheme, separator, rest = url.partition(":")
+    username = credential = None
+    if scheme in ("turn", "turns") and "@" in rest:
+        # The credentials ride in the URL so that one environment list holds the whole server;
+        # aiortc wants them as separate fields.
+        userinfo, _, rest = rest.rpartition("@")
+        username, _, credential = userinfo.partition(":")
+        username, credential = unquote(username), unquote(credential)
+    bare_url = f"{scheme}{separator}{rest}"
+    try:
+        parse_stun_turn_uri(bare_url)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"MEDIA_ICE_SERVERS: {url!r} is not a STUN/TURN URL ({error})") from None
+    if scheme in ("turn", "turns") and not (username and credential):
+        raise ImproperlyConfigured(f"MEDIA_ICE_SERVERS: TURN server {bare_url!r} needs user:password@")
+    return RTCIceServer(urls=bare_url, username=username, credential=credential)
+
+
+def apply_host_addresses() -> None:
+    """Make aioice offer exactly ``settings.MEDIA_HOST_ADDRESSES`` as host candidates, when that is set.
+
+    aioice enumerates the machine's interfaces and never offers 127.0.0.1 (RFC 8445), so on a
+    loopback-only machine both peers gather nothing and sit in "connecting" without an error; behind
+    1:1 NAT the interface address is the wrong one to offer. The lookup is replaced once per process
+    (calling this again does nothing) and reads the setting on every gathering, so an empty list, now or
+    later, means aioice's own lookup. Raises ``ImproperlyConfigured`` on an entry that is not an IP.
+    """
+    addresses = settings.MEDIA_HOST_ADDRESSES
+    if not addresses:
+        return
+    for address in addresses:
+        _ip_version(address)
+    if getattr(aioice.ice.get_host_addresses, "is_switchboard_override", False):
+        return
+    # Patched at module level because aioice.ice.Connection.gather_candidates looks the name up in its
+    # module's globals on every call, and aiortc offers no hook to pass addresses in.
+    aioice.ice.get_host_addresses = _configured_host_addresses(aioice.ice.get_host_addresses)
+
+
+HostAddressLookup = Callable[[bool, bool], list[str]]
+
+
+def _configured_host_addresses(interface_addresses: HostAddressLookup) -> HostAddressLookup:
+    @functools.wraps(interface_addresses)
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        configured = settings.MEDIA_HOST_ADDRESSES
+        if not configured:
+            return interface_addresses(use_ipv4, use_ipv6)
+        wanted_versions = {4} if use_ipv4 else set()
+        if use_ipv6:
+            wanted_versions.add(6)
+        return [address for address in configured if _ip_version(address) in wanted_versions]
+
+    host_addresses.is_switchboard_override = True  # type: ignore[attr-defined]
+    return host_addresses
+
+
+def _ip_version(address: str) -> int:
+    try:
+        return ipaddress.ip_address(address).version
+    except ValueError:
+        raise ImproperlyConfigured(f"MEDIA_HOST_ADDRESSES: {address!r} is not an IP address") from None

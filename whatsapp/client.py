@@ -1,0 +1,463 @@
+"""Graph API client on httpx: call actions, messages, number settings, call permissions.
+
+Every request is built by one function and every answer read by one parser, shared by the
+blocking `GraphClient` (services, Celery tasks) and the asyncio `AsyncGraphClient` (the media
+process). Timeouts, transport errors and 5xx answers are retried with bounded exponential
+backoff; a 4xx answer is never retried and becomes the typed exception for Meta's code.
+Retrying a `connect` after a timeout may reach Meta twice; Meta answers the second with
+138003 (duplicate call), which the caller sees as `DuplicateCall`.
+"""
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from whatsapp.errors import GraphAPIError, GraphTransportError, error_from_response
+
+MAX_OPAQUE_DATA = 512
+MAX_BUTTON_TEXT = 20
+MAX_BUTTON_PAYLOAD = 512
+TTL_MINUTES_RANGE = (1, 43200)
+CALL_ACTIONS = ("pre_accept", "accept", "reject", "terminate")
+
+
+@dataclass(frozen=True)
+class GraphRequest:
+    method: str
+    path: str
+    json: dict | None = None
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActionLimit:
+    time_period: str
+    max_allowed: int
+    current_usage: int
+    limit_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PermissionAction:
+    name: str
+    can_perform: bool
+    limits: tuple[ActionLimit, ...]
+
+
+@dataclass(frozen=True)
+class CallPermissionState:
+    """GET /<PNID>/call_permissions: the permission and what the business may do next."""
+
+    status: str
+    expires_at: datetime | None
+    actions: dict[str, PermissionAction]
+
+    def can(self, action_name: str) -> bool:
+        action = self.actions.get(action_name)
+        return bool(action and action.can_perform)
+
+
+# --- Requests -------------------------------------------------------------------------------
+
+
+def _calls_path(phone_number_id: str) -> str:
+    return f"{phone_number_id}/calls"
+
+
+def call_connect_request(
+    *, phone_number_id: str, to: str, sdp: str, biz_opaque_callback_data: str = ""
+) -> GraphRequest:
+    body = {
+        "messaging_product": "whatsapp",
+        "to": to,
+        "action": "connect",
+        "session": {"sdp_type": "offer", "sdp": sdp},
+    }
+    if biz_opaque_callback_data:
+        body["biz_opaque_callback_data"] = _opaque(biz_opaque_callback_data)
+    return GraphRequest("POST", _calls_path(phone_number_id), body)
+
+
+def call_action_request(
+    *, phone_number_id: str, call_id: str, action: str, sdp: str = "", biz_opaque_callback_data: str = ""
+) -> GraphRequest:
+    if action not in CALL_ACTIONS:
+        raise ValueError(f"{action!r} is not one of {', '.join(CALL_ACTIONS)}")
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "call_id": call_id, "action": action}
+    if action in ("pre_accept", "accept"):
+        if not sdp:
+            raise ValueError(f"{action} needs the SDP answer")
+        body["session"] = {"sdp_type": "answer", "sdp": sdp}
+    if biz_opaque_callback_data:
+        if action != "accept":
+            raise ValueError("biz_opaque_callback_data goes with accept (or connect)")
+        body["biz_opaque_callback_data"] = _opaque(biz_opaque_callback_data)
+    return GraphRequest("POST", _calls_path(phone_number_id), body)
+
+
+def _message(phone_number_id: str, to: str, message_type: str, content: dict) -> GraphRequest:
+    body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": message_type}
+    body[message_type] = content
+    return GraphRequest("POST", f"{phone_number_id}/messages", body)
+
+
+def text_message_request(
+    *, phone_number_id: str, to: str, body: str, preview_url: bool = False
+) -> GraphRequest:
+    if not body:
+        raise ValueError("a text message needs a body")
+    return _message(phone_number_id, to, "text", {"preview_url": preview_url, "body": body})
+
+
+def template_message_request(
+    *, phone_number_id: str, to: str, name: str, language: str, components: list[dict] | None = None
+) -> GraphRequest:
+    template: dict[str, Any] = {"name": name, "language": {"code": language}}
+    if components:
+        template["components"] = components
+    return _message(phone_number_id, to, "template", template)
+
+
+def call_permission_request_message(*, phone_number_id: str, to: str, body_text: str = "") -> GraphRequest:
+    interactive: dict[str, Any] = {
+        "type": "call_permission_request",
+        "action": {"name": "call_permission_request"},
+    }
+    if body_text:
+        interactive["body"] = {"text": body_text}
+    return _message(phone_number_id, to, "interactive", interactive)
+
+
+def call_button_message_request(
+    *,
+    phone_number_id: str,
+    to: str,
+    body_text: str,
+    display_text: str = "",
+    ttl_minutes: int | None = None,
+    payload: str = "",
+) -> GraphRequest:
+    if not body_text:
+        raise ValueError("a call button message needs body text")
+    parameters: dict[str, Any] = {}
+    if display_text:
+        if len(display_text) > MAX_BUTTON_TEXT:
+            raise ValueError(f"display_text is at most {MAX_BUTTON_TEXT} characters")
+        parameters["display_text"] = display_text
+    if ttl_minutes is not None:
+        if not TTL_MINUTES_RANGE[0] <= ttl_minutes <= TTL_MINUTES_RANGE[1]:
+            raise ValueError(f"ttl_minutes must be within {TTL_MINUTES_RANGE[0]}-{TTL_MINUTES_RANGE[1]}")
+        parameters["ttl_minutes"] = ttl_minutes
+    if payload:
+        if len(payload) > MAX_BUTTON_PAYLOAD:
+            raise ValueError(f"payload is at most {MAX_BUTTON_PAYLOAD} characters")
+        parameters["payload"] = payload
+    interactive = {
+        "type": "voice_call",
+        "body": {"text": body_text},
+        "action": {"name": "voice_call", "parameters": parameters},
+    }
+    return _message(phone_number_id, to, "interactive", interactive)
+
+
+def settings_get_request(*, phone_number_id: str) -> GraphRequest:
+    return GraphRequest("GET", f"{phone_number_id}/settings")
+
+
+def settings_update_request(*, phone_number_id: str, calling: dict) -> GraphRequest:
+    return GraphRequest("POST", f"{phone_number_id}/settings", {"calling": calling})
+
+
+def call_permissions_request(*, phone_number_id: str, user_wa_id: str) -> GraphRequest:
+    return GraphRequest("GET", f"{phone_number_id}/call_permissions", params={"user_wa_id": user_wa_id})
+
+
+def _opaque(value: str) -> str:
+    if len(value) > MAX_OPAQUE_DATA:
+        raise ValueError(f"biz_opaque_callback_data is at most {MAX_OPAQUE_DATA} characters")
+    return value
+
+
+# --- Answers --------------------------------------------------------------------------------
+
+
+def _unexpected(body: Any, what: str) -> GraphAPIError:
+    return GraphAPIError(f"unexpected answer to {what}: {str(body)[:200]}")
+
+
+def parse_call_id(body: Any) -> str:
+    try:
+        call_id = body["calls"][0]["id"]
+    except (KeyError, IndexError, TypeError):
+        raise _unexpected(body, "connect") from None
+    if not isinstance(call_id, str):
+        raise _unexpected(body, "connect")
+    return call_id
+
+
+def parse_success(body: Any) -> None:
+    if not (isinstance(body, dict) and body.get("success") is True):
+        raise _unexpected(body, "a call action")
+
+
+def parse_message_id(body: Any) -> str:
+    try:
+        message_id = body["messages"][0]["id"]
+    except (KeyError, IndexError, TypeError):
+        raise _unexpected(body, "a message send") from None
+    if not isinstance(message_id, str):
+        raise _unexpected(body, "a message send")
+    return message_id
+
+
+def parse_settings(body: Any) -> dict:
+    if not isinstance(body, dict) or not isinstance(body.get("calling"), dict):
+        raise _unexpected(body, "GET settings")
+    return body
+
+
+def _time(seconds: Any) -> datetime | None:
+    return datetime.fromtimestamp(seconds, tz=UTC) if isinstance(seconds, int) else None
+
+
+def parse_call_permissions(body: Any) -> CallPermissionState:
+    if not isinstance(body, dict) or not isinstance(body.get("permission"), dict):
+        raise _unexpected(body, "GET call_permissions")
+    actions = {}
+    for action in body.get("actions") or []:
+        limits = tuple(
+            ActionLimit(
+                time_period=limit.get("time_period", ""),
+                max_allowed=int(limit.get("max_allowed", 0)),
+                current_usage=int(limit.get("current_usage", 0)),
+                limit_expires_at=_time(limit.get("limit_expiration_time")),
+            )
+            for limit in action.get("limits") or []
+        )
+        actions[action["action_name"]] = PermissionAction(
+            name=action["action_name"], can_perform=bool(action.get("can_perform_action")), limits=limits
+        )
+    permission = body["permission"]
+    return CallPermissionState(
+        status=str(permission.get("status", "no_permission")),
+        expires_at=_time(permission.get("expiration_time")),
+        actions=actions,
+    )
+
+
+# --- Clients --------------------------------------------------------------------------------
+
+
+class _Operations:
+    """The Graph API operations, written once for both clients (`_execute` differs)."""
+
+    def _execute(self, request: GraphRequest, parse: Callable[[Any], Any]):
+        raise NotImplementedError
+
+    def call_connect(self, *, phone_number_id: str, to: str, sdp: str, biz_opaque_callback_data: str = ""):
+        """Start a business-initiated call; returns Meta's call id (`wacid.…`)."""
+        request = call_connect_request(
+            phone_number_id=phone_number_id, to=to, sdp=sdp, biz_opaque_callback_data=biz_opaque_callback_data
+        )
+        return self._execute(request, parse_call_id)
+
+    def call_pre_accept(self, *, phone_number_id: str, call_id: str, sdp: str):
+        request = call_action_request(
+            phone_number_id=phone_number_id, call_id=call_id, action="pre_accept", sdp=sdp
+        )
+        return self._execute(request, parse_success)
+
+    def call_accept(
+        self, *, phone_number_id: str, call_id: str, sdp: str, biz_opaque_callback_data: str = ""
+    ):
+        request = call_action_request(
+            phone_number_id=phone_number_id,
+            call_id=call_id,
+            action="accept",
+            sdp=sdp,
+            biz_opaque_callback_data=biz_opaque_callback_data,
+        )
+        return self._execute(request, parse_success)
+
+    def call_reject(self, *, phone_number_id: str, call_id: str):
+        request = call_action_request(phone_number_id=phone_number_id, call_id=call_id, action="reject")
+        return self._execute(request, parse_success)
+
+    def call_terminate(self, *, phone_number_id: str, call_id: str):
+        request = call_action_request(phone_number_id=phone_number_id, call_id=call_id, action="terminate")
+        return self._execute(request, parse_success)
+
+    def message_send_text(self, *, phone_number_id: str, to: str, body: str, preview_url: bool = False):
+        """Send a free-form text (inside the customer-service window); returns the `wamid`."""
+        request = text_message_request(
+            phone_number_id=phone_number_id, to=to, body=body, preview_url=preview_url
+        )
+        return self._execute(request, parse_message_id)
+
+    def message_send_template(
+        self, *, phone_number_id: str, to: str, name: str, language: str, components: list[dict] | None = None
+    ):
+        request = template_message_request(
+            phone_number_id=phone_number_id, to=to, name=name, language=language, components=components
+        )
+        return self._execute(request, parse_message_id)
+
+    def message_send_call_permission_request(self, *, phone_number_id: str, to: str, body_text: str = ""):
+        request = call_permission_request_message(phone_number_id=phone_number_id, to=to, body_text=body_text)
+        return self._execute(request, parse_message_id)
+
+    def message_send_call_button(
+        self,
+        *,
+        phone_number_id: str,
+        to: str,
+        body_text: str,
+        display_text: str = "",
+        ttl_minutes: int | None = None,
+        payload: str = "",
+    ):
+        request = call_button_message_request(
+            phone_number_id=phone_number_id,
+            to=to,
+            body_text=body_text,
+            display_text=display_text,
+            ttl_minutes=ttl_minutes,
+            payload=payload,
+        )
+        return self._execute(request, parse_message_id)
+
+    def settings_get(self, *, phone_number_id: str):
+        return self._execute(settings_get_request(phone_number_id=phone_number_id), parse_settings)
+
+    def settings_update(self, *, phone_number_id: str, calling: dict):
+        request = settings_update_request(phone_number_id=phone_number_id, calling=calling)
+        return self._execute(request, parse_success)
+
+    def call_permissions_get(self, *, phone_number_id: str, user_wa_id: str):
+        request = call_permissions_request(phone_number_id=phone_number_id, user_wa_id=user_wa_id)
+        return self._execute(request, parse_call_permissions)
+
+
+class _Config:
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        token: str | None = None,
+        timeout_s: float | None = None,
+        max_retries: int | None = None,
+        backoff_s: float = 0.25,
+    ) -> None:
+        self.base_url = (base_url or settings.WHATSAPP_GRAPH_URL).rstrip("/") + "/"
+        self.token = token if token is not None else settings.WHATSAPP_TOKEN
+        self.timeout_s = timeout_s if timeout_s is not None else settings.WHATSAPP_TIMEOUT_S
+        self.max_retries = max_retries if max_retries is not None else settings.WHATSAPP_MAX_RETRIES
+        self.backoff_s = backoff_s
+
+    def client_options(self) -> dict:
+        return {
+            "base_url": self.base_url,
+            "timeout": self.timeout_s,
+            "headers": {"Authorization": f"Bearer {self.token}"},
+        }
+
+    def delay_before(self, attempt: int) -> float:
+        return self.backoff_s * (2 ** (attempt - 1))
+
+    @staticmethod
+    def outcome(response: httpx.Response) -> tuple[bool, Any]:
+        """(is_retryable, body): 5xx is retried; 2xx returns the body; 4xx raises."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 500:
+            return True, body
+        if response.status_code >= 400:
+            raise error_from_response(http_status=response.status_code, body=body)
+        return False, body
+
+
+RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.TransportError)
+
+
+class GraphClient(_Operations):
+    """Blocking client. Use as a context manager, or call `close()`."""
+
+    def __init__(self, *, transport: httpx.BaseTransport | None = None, **options: Any) -> None:
+        self.config = _Config(**options)
+        self.http = httpx.Client(transport=transport, **self.config.client_options())
+
+    def __enter__(self) -> "GraphClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def send(self, request: GraphRequest) -> Any:
+        last_failure = ""
+        for attempt in range(self.config.max_retries + 1):
+            if attempt:
+                time.sleep(self.config.delay_before(attempt))
+            try:
+                response = self.http.request(
+                    request.method, request.path, json=request.json, params=request.params
+                )
+            except RETRYABLE_TRANSPORT_ERRORS as error:
+                last_failure = f"{type(error).__name__}: {error}"
+                continue
+            is_retryable, body = self.config.outcome(response)
+            if not is_retryable:
+                return body
+            last_failure = f"HTTP {response.status_code}"
+        raise GraphTransportError(f"{request.method} {request.path} failed after retries: {last_failure}")
+
+    def _execute(self, request: GraphRequest, parse: Callable[[Any], Any]) -> Any:
+        return parse(self.send(request))
+
+
+class AsyncGraphClient(_Operations):
+    """asyncio client for the media process; every operation returns an awaitable."""
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None, **options: Any) -> None:
+        self.config = _Config(**options)
+        self.http = httpx.AsyncClient(transport=transport, **self.config.client_options())
+
+    async def __aenter__(self) -> "AsyncGraphClient":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def send(self, request: GraphRequest) -> Any:
+        last_failure = ""
+        for attempt in range(self.config.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(self.config.delay_before(attempt))
+            try:
+                response = await self.http.request(
+                    request.method, request.path, json=request.json, params=request.params
+                )
+            except RETRYABLE_TRANSPORT_ERRORS as error:
+                last_failure = f"{type(error).__name__}: {error}"
+                continue
+            is_retryable, body = self.config.outcome(response)
+            if not is_retryable:
+                return body
+            last_failure = f"HTTP {response.status_code}"
+        raise GraphTransportError(f"{request.method} {request.path} failed after retries: {last_failure}")
+
+    async def _execute(self, request: GraphRequest, parse: Callable[[Any], Any]) -> Any:
+        return parse(await self.send(request))

@@ -1,0 +1,699 @@
+"""Meta's webhook payloads parsed into typed events (shapes: WHATSAPP_API.md §1, §3.4, §6.4, §6.5).
+
+Parsing is all-or-nothing per item: every call, status or message inside a delivery becomes one
+complete event or one `Problem`, never half an event. Unknown fields are kept in `raw` and
+otherwise ignored; an unknown `field` becomes an `UnsupportedChange` so that it is still stored.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+
+class MalformedDelivery(ValueError):
+    """The body is not a WhatsApp Business Account webhook at all."""
+
+
+class MalformedItem(ValueError):
+    """One item inside a delivery lacks a required part or has one of the wrong type."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetaError:
+    code: int
+    title: str = ""
+    message: str = ""
+    href: str = ""
+    details: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    kind: ClassVar[str] = ""
+
+    waba_id: str
+    phone_number_id: str
+    display_phone_number: str = ""
+    occurred_at: datetime | None = None
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def idempotency_key(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallConnect(Event):
+    """A call's media offer (user-initiated) or answer (business-initiated) from Meta."""
+
+    kind: ClassVar[str] = "call.connect"
+    call_id: str
+    from_number: str
+    to_number: str
+    direction: str
+    sdp_type: str
+    sdp: str
+    contact_name: str = ""
+    biz_opaque_callback_data: str = ""
+    deeplink_payload: str = ""
+    cta_payload: str = ""
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"call:{self.call_id}:connect"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallTerminate(Event):
+    kind: ClassVar[str] = "call.terminate"
+    call_id: str
+    from_number: str
+    to_number: str
+    direction: str
+    status: str
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: int | None = None
+    biz_opaque_callback_data: str = ""
+    deeplink_payload: str = ""
+    cta_payload: str = ""
+    errors: tuple[MetaError, ...] = ()
+
+    @property
+    def was_answered(self) -> bool:
+        return self.started_at is not None
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"call:{self.call_id}:terminate"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallStatus(Event):
+    """RINGING, ACCEPTED or REJECTED for a business-initiated call."""
+
+    kind: ClassVar[str] = "call.status"
+    call_id: str
+    status: str
+    recipient_id: str
+    biz_opaque_callback_data: str = ""
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"call:{self.call_id}:status:{self.status}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageReceived(Event):
+    """A customer's message: text, button reply, or any other type (kept in `raw`)."""
+
+    kind: ClassVar[str] = "message.received"
+    message_id: str
+    from_number: str
+    message_type: str
+    contact_name: str = ""
+    text: str = ""
+    button_reply_id: str = ""
+    button_reply_title: str = ""
+    context_message_id: str = ""
+    context_from: str = ""
+    referral: dict | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"message:{self.message_id}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallPermissionReply(Event):
+    """The customer's answer to a call permission request (or an automatic grant by calling in)."""
+
+    kind: ClassVar[str] = "message.call_permission_reply"
+    message_id: str
+    from_number: str
+    response: str
+    contact_name: str = ""
+    is_permanent: bool | None = None
+    expires_at: datetime | None = None
+    response_source: str = ""
+    context_id: str = ""
+
+    @property
+    def is_accepted(self) -> bool:
+        return self.response == "accept"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"message:{self.message_id}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pricing:
+    billable: bool | None
+    pricing_model: str
+    pricing_type: str
+    category: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageStatus(Event):
+    kind: ClassVar[str] = "message.status"
+    message_id: str
+    status: str
+    recipient_id: str
+    pricing: Pricing | None = None
+    errors: tuple[MetaError, ...] = ()
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"message:{self.message_id}:status:{self.status}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountSettingsUpdate(Event):
+    """A change of a number's calling settings; `calling` has the shape of GET /settings."""
+
+    kind: ClassVar[str] = "account.settings_update"
+    calling: dict
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"settings:{self.phone_number_id}:{_timestamp_key(self.occurred_at)}:{_digest(self.calling)}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Restriction:
+    restriction_type: str
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountUpdate(Event):
+    """Calling enforcement on the account: a violation warning or a restriction."""
+
+    kind: ClassVar[str] = "account.update"
+    event: str
+    display_number: str = ""
+    violation_type: str = ""
+    restrictions: tuple[Restriction, ...] = ()
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"account:{self.waba_id}:{self.event}:{_timestamp_key(self.occurred_at)}:{_digest(self.raw)}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnsupportedChange(Event):
+    """A change of a field Switchboard does not handle; stored so that it stays visible."""
+
+    kind: ClassVar[str] = "unsupported"
+    field_name: str
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"unsupported:{self.field_name}:{_digest(self.raw)}"
+
+
+EVENT_KINDS: dict[str, type[Event]] = {
+    event_class.kind: event_class
+    for event_class in (
+        CallConnect,
+        CallTerminate,
+        CallStatus,
+        MessageReceived,
+        CallPermissionReply,
+        MessageStatus,
+        AccountSettingsUpdate,
+        AccountUpdate,
+        UnsupportedChange,
+    )
+}
+
+CALL_DIRECTIONS = frozenset({"USER_INITIATED", "BUSINESS_INITIATED"})
+CALL_STATUSES = frozenset({"RINGING", "ACCEPTED", "REJECTED"})
+CALL_EVENTS = frozenset({"connect", "terminate"})
+SDP_TYPES = frozenset({"offer", "answer"})
+MESSAGE_STATUSES = frozenset({"sent", "delivered", "read", "failed", "played"})
+PERMISSION_RESPONSES = frozenset({"accept", "reject"})
+
+
+@dataclass
+class ParsedDelivery:
+    events: list[Event]
+    problems: list[Problem]
+
+
+# --- Parsing --------------------------------------------------------------------------------
+
+
+def parse_delivery(payload: Any) -> ParsedDelivery:
+    """Split a decoded webhook body into events and problems.
+
+    Raises MalformedDelivery when the envelope itself is wrong (not an object, not a WhatsApp
+    Business Account delivery, no entry list).
+    """
+    if not isinstance(payload, dict):
+        raise MalformedDelivery("the body is not a JSON object")
+    if payload.get("object") != "whatsapp_business_account":
+        raise MalformedDelivery("'object' is not 'whatsapp_business_account'")
+    entries = payload.get("entry")
+    if not isinstance(entries, list):
+        raise MalformedDelivery("'entry' is not a list")
+    parsed = ParsedDelivery(events=[], problems=[])
+    for entry_index, entry in enumerate(entries):
+        where = f"entry[{entry_index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("changes"), list):
+            parsed.problems.append(Problem(where, "an entry must be an object with a 'changes' list"))
+            continue
+        waba_id = entry.get("id")
+        if not isinstance(waba_id, str) or not waba_id:
+            parsed.problems.append(Problem(where, "'id' (the WhatsApp Business Account id) is missing"))
+            continue
+        for change_index, change in enumerate(entry["changes"]):
+            _parse_change(parsed, f"{where}.changes[{change_index}]", waba_id, change)
+    return parsed
+
+
+def event_from_context(context: dict) -> Event:
+    """Rebuild a stored event from its `raw` context (for replaying a failed event)."""
+    item_kind, item = context["item_kind"], context["item"]
+    if item_kind in ("calls", "statuses", "messages"):
+        value = {key: context.get(key) for key in ("metadata", "contacts", "errors")}
+    else:
+        value = item
+    parser = _ITEM_PARSERS.get((context["field"], item_kind), _parse_unsupported)
+    return parser(context["field"], context["waba_id"], value, item)
+
+
+def _parse_change(parsed: ParsedDelivery, where: str, waba_id: str, change: Any) -> None:
+    if not isinstance(change, dict):
+        parsed.problems.append(Problem(where, "a change must be an object"))
+        return
+    field_name, value = change.get("field"), change.get("value")
+    if not isinstance(field_name, str) or not isinstance(value, dict):
+        parsed.problems.append(Problem(where, "a change needs a string 'field' and an object 'value'"))
+        return
+    if field_name in ("calls", "messages"):
+        item_lists = [("calls", "calls"), ("statuses", "statuses"), ("messages", "messages")]
+        found = False
+        for list_name, item_kind in item_lists:
+            items = value.get(list_name)
+            if items is None:
+                continue
+            found = True
+            if not isinstance(items, list):
+                parsed.problems.append(Problem(f"{where}.value.{list_name}", "must be a list"))
+                continue
+            for item_index, item in enumerate(items):
+                _parse_one(
+                    parsed,
+                    f"{where}.value.{list_name}[{item_index}]",
+                    field_name,
+                    waba_id,
+                    value,
+                    item_kind,
+                    item,
+                )
+        if not found:
+            _parse_one(parsed, where, field_name, waba_id, value, "unsupported", value)
+    elif field_name in ("account_settings_update", "account_update"):
+        _parse_one(parsed, where, field_name, waba_id, value, field_name, value)
+    else:
+        _parse_one(parsed, where, field_name, waba_id, value, "unsupported", value)
+
+
+def _parse_one(
+    parsed: ParsedDelivery, where: str, field_name: str, waba_id: str, value: dict, item_kind: str, item: Any
+) -> None:
+    try:
+        if not isinstance(item, dict):
+            raise MalformedItem("must be an object")
+        parser = _ITEM_PARSERS.get((field_name, item_kind), _parse_unsupported)
+        event = parser(field_name, waba_id, value, item)
+    except MalformedItem as problem:
+        parsed.problems.append(Problem(where, str(problem)))
+        return
+    parsed.events.append(event)
+
+
+def _context(field_name: str, waba_id: str, value: dict, item_kind: str, item: dict) -> dict:
+    """The raw item with just enough of its envelope to parse it again on its own."""
+    return {
+        "field": field_name,
+        "waba_id": waba_id,
+        "item_kind": item_kind,
+        "metadata": value.get("metadata"),
+        "contacts": value.get("contacts"),
+        "errors": value.get("errors"),
+        "item": item,
+    }
+
+
+def _metadata(value: dict) -> tuple[str, str]:
+    metadata = value.get("metadata")
+    if not isinstance(metadata, dict):
+        raise MalformedItem("'metadata' is missing")
+    return _required_str(metadata, "phone_number_id"), _optional_str(metadata, "display_phone_number")
+
+
+def _contact_name(value: dict, wa_id: str) -> str:
+    contacts = value.get("contacts")
+    if not isinstance(contacts, list):
+        return ""
+    for contact in contacts:
+        if isinstance(contact, dict) and contact.get("wa_id") == wa_id:
+            profile = contact.get("profile")
+            if isinstance(profile, dict) and isinstance(profile.get("name"), str):
+                return profile["name"]
+    return ""
+
+
+def _parse_call(field_name: str, waba_id: str, value: dict, item: dict) -> Event:
+    phone_number_id, display = _metadata(value)
+    base = {
+        "waba_id": waba_id,
+        "phone_number_id": phone_number_id,
+        "display_phone_number": display,
+        "raw": _context("calls", waba_id, value, "calls", item),
+        "occurred_at": _optional_time(item, "timestamp"),
+        "call_id": _required_str(item, "id"),
+        "from_number": _required_str(item, "from"),
+        "to_number": _required_str(item, "to"),
+        "direction": _required_choice(item, "direction", CALL_DIRECTIONS),
+        "biz_opaque_callback_data": _optional_str(item, "biz_opaque_callback_data"),
+        "deeplink_payload": _optional_str(item, "deeplink_payload"),
+        "cta_payload": _optional_str(item, "cta_payload"),
+    }
+    call_event = _required_choice(item, "event", CALL_EVENTS)
+    if call_event == "connect":
+        session = item.get("session")
+        if not isinstance(session, dict):
+            # One Meta sample carries the SDP in connection.webrtc instead (WHATSAPP_API.md §1.6).
+            connection = item.get("connection")
+            webrtc = connection.get("webrtc") if isinstance(connection, dict) else None
+            if not isinstance(webrtc, dict):
+                raise MalformedItem("a connect event needs a 'session' with the SDP")
+            expected = "offer" if base["direction"] == "USER_INITIATED" else "answer"
+            session = {"sdp_type": webrtc.get("sdp_type", expected), "sdp": webrtc.get("sdp")}
+        customer = base["from_number"] if base["direction"] == "USER_INITIATED" else base["to_number"]
+        return CallConnect(
+            **base,
+            sdp_type=_required_choice(session, "sdp_type", SDP_TYPES),
+            sdp=_required_str(session, "sdp"),
+            contact_name=_contact_name(value, customer),
+        )
+    return CallTerminate(
+        **base,
+        status=_required_str(item, "status").upper(),
+        started_at=_optional_time(item, "start_time"),
+        ended_at=_optional_time(item, "end_time"),
+        duration_s=_optional_int(item, "duration"),
+        errors=_errors(value.get("errors")) + _errors(item.get("errors")),
+    )
+
+
+def _parse_call_status(field_name: str, waba_id: str, value: dict, item: dict) -> Event:
+    phone_number_id, display = _metadata(value)
+    return CallStatus(
+        waba_id=waba_id,
+        phone_number_id=phone_number_id,
+        display_phone_number=display,
+        raw=_context("calls", waba_id, value, "statuses", item),
+        occurred_at=_optional_time(item, "timestamp"),
+        call_id=_required_str(item, "id"),
+        status=_required_choice(item, "status", CALL_STATUSES),
+        recipient_id=_optional_str(item, "recipient_id"),
+        biz_opaque_callback_data=_optional_str(item, "biz_opaque_callback_data"),
+    )
+
+
+def _parse_message(field_name: str, waba_id: str, value: dict, item: dict) -> Event:
+    phone_number_id, display = _metadata(value)
+    from_number = _required_str(item, "from")
+    message_type = _required_str(item, "type")
+    context = item.get("context") if isinstance(item.get("context"), dict) else {}
+    base = {
+        "waba_id": waba_id,
+        "phone_number_id": phone_number_id,
+        "display_phone_number": display,
+        "raw": _context("messages", waba_id, value, "messages", item),
+        "occurred_at": _optional_time(item, "timestamp"),
+        "message_id": _required_str(item, "id"),
+        "from_number": from_number,
+        "contact_name": _contact_name(value, from_number),
+    }
+    interactive = item.get("interactive")
+    if message_type == "interactive" and not isinstance(interactive, dict):
+        raise MalformedItem("an interactive message needs an 'interactive' object")
+    if message_type == "interactive" and interactive.get("type") == "call_permission_reply":
+        reply = interactive.get("call_permission_reply")
+        if not isinstance(reply, dict):
+            raise MalformedItem("'call_permission_reply' must be an object")
+        return CallPermissionReply(
+            **base,
+            response=_required_choice(reply, "response", PERMISSION_RESPONSES),
+            is_permanent=_optional_bool(reply, "is_permanent"),
+            expires_at=_optional_time(reply, "expiration_timestamp"),
+            response_source=_optional_str(reply, "response_source"),
+            context_id=_optional_str(context, "id"),
+        )
+    text, reply_id, reply_title = "", "", ""
+    if message_type == "text":
+        body = item.get("text")
+        if not isinstance(body, dict):
+            raise MalformedItem("a text message needs a 'text' object")
+        text = _required_str(body, "body", allow_empty=True)
+    elif message_type == "interactive" and interactive.get("type") in ("button_reply", "list_reply"):
+        reply = interactive.get(interactive["type"])
+        if not isinstance(reply, dict):
+            raise MalformedItem(f"'{interactive['type']}' must be an object")
+        reply_id, reply_title = _required_str(reply, "id"), _optional_str(reply, "title")
+    elif message_type == "button":
+        button = item.get("button")
+        if not isinstance(button, dict):
+            raise MalformedItem("a button message needs a 'button' object")
+        reply_id, reply_title = _optional_str(button, "payload"), _optional_str(button, "text")
+    referral = item.get("referral")
+    if referral is not None and not isinstance(referral, dict):
+        raise MalformedItem("'referral' must be an object")
+    return MessageReceived(
+        **base,
+        message_type=message_type,
+        text=text,
+        button_reply_id=reply_id,
+        button_reply_title=reply_title,
+        context_message_id=_optional_str(context, "id"),
+        context_from=_optional_str(context, "from"),
+        referral=referral,
+    )
+
+
+def _parse_message_status(field_name: str, waba_id: str, value: dict, item: dict) -> Event:
+    phone_number_id, display = _metadata(value)
+    pricing = item.get("pricing")
+    if pricing is not None:
+        if not isinstance(pricing, dict):
+            raise MalformedItem("'pricing' must be an object")
+        pricing = Pricing(
+            billable=_optional_bool(pricing, "billable"),
+            pricing_model=_optional_str(pricing, "pricing_model"),
+            pricing_type=_optional_str(pricing, "type"),
+            category=_optional_str(pricing, "category"),
+        )
+    return MessageStatus(
+        waba_id=waba_id,
+        phone_number_id=phone_number_id,
+        display_phone_number=display,
+        raw=_context("messages", waba_id, value, "statuses", item),
+        occurred_at=_optional_time(item, "timestamp"),
+        message_id=_required_str(item, "id"),
+        status=_required_choice(item, "status", MESSAGE_STATUSES),
+        recipient_id=_optional_str(item, "recipient_id"),
+        pricing=pricing,
+        errors=_errors(item.get("errors")),
+    )
+
+
+def _parse_settings_update(field_name: str, waba_id: str, value: dict, item: dict) -> Event:
+    settings = value.get("phone_number_settings")
+    if not isinstance(settings, dict):
+        raise MalformedItem("'phone_number_settings' is missing")
+    calling = settings.get("calling")
+    if not isinstance(calling, dict):
+        raise MalformedItem("'phone_number_settings.calling' must be an object")
+    return AccountSettingsUpdate(
+        waba_id=waba_id,
+        phone_number_id=_required_str(settings, "phone_number_id"),
+        raw=_context("account_settings_update", waba_id, value, "account_settings_update", value),
+        occurred_at=_optional_time(value, "timestamp"),
+        calling=calling,
+    )
+
+
+def _parse_account_update(field_name: str, waba_id: str, value: dict, item: dict) -> Event:
+    violation = value.get("violation_info")
+    restrictions = value.get("restriction_info")
+    if violation is not None and not isinstance(violation, dict):
+        raise MalformedItem("'violation_info' must be an object")
+    if restrictions is not None and not isinstance(restrictions, list):
+        raise MalformedItem("'restriction_info' must be a list")
+    parsed_restrictions = []
+    for restriction in restrictions or []:
+        if not isinstance(restriction, dict):
+            raise MalformedItem("each 'restriction_info' entry must be an object")
+        parsed_restrictions.append(
+            Restriction(
+                restriction_type=_required_str(restriction, "restriction_type"),
+                expires_at=_optional_time(restriction, "expiration"),
+            )
+        )
+    return AccountUpdate(
+        waba_id=waba_id,
+        phone_number_id=_optional_str(value, "phone_number_id"),
+        raw=_context("account_update", waba_id, value, "account_update", value),
+        occurred_at=_optional_time(value, "timestamp"),
+        event=_required_str(value, "event"),
+        display_number=_optional_str(value, "phone_number"),
+        violation_type=_optional_str(violation or {}, "violation_type"),
+        restrictions=tuple(parsed_restrictions),
+    )
+
+
+def _parse_unsupported(field_name: str, waba_id: str, value: dict, item: dict) -> Event:
+    metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+    return UnsupportedChange(
+        waba_id=waba_id,
+        phone_number_id=_optional_str(metadata, "phone_number_id"),
+        raw=_context(field_name, waba_id, value, "unsupported", item),
+        field_name=field_name,
+    )
+
+
+_ITEM_PARSERS = {
+    ("calls", "calls"): _parse_call,
+    ("calls", "statuses"): _parse_call_status,
+    ("messages", "messages"): _parse_message,
+    ("messages", "statuses"): _parse_message_status,
+    ("account_settings_update", "account_settings_update"): _parse_settings_update,
+    ("account_update", "account_update"): _parse_account_update,
+}
+
+
+# --- Field helpers --------------------------------------------------------------------------
+
+
+def _required_str(data: dict, key: str, *, allow_empty: bool = False) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or (not value and not allow_empty):
+        raise MalformedItem(f"'{key}' must be a non-empty string")
+    return value
+
+
+def _optional_str(data: dict, key: str) -> str:
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise MalformedItem(f"'{key}' must be a string")
+    return value
+
+
+def _required_choice(data: dict, key: str, choices: frozenset[str]) -> str:
+    value = _required_str(data, key)
+    if value not in choices:
+        raise MalformedItem(f"'{key}' must be one of {', '.join(sorted(choices))}")
+    return value
+
+
+def _optional_bool(data: dict, key: str) -> bool | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise MalformedItem(f"'{key}' must be true or false")
+    return value
+
+
+def _optional_int(data: dict, key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise MalformedItem(f"'{key}' must be a whole number")
+    try:
+        number = int(value)
+    except ValueError:
+        raise MalformedItem(f"'{key}' must be a whole number") from None
+    if number < 0:
+        raise MalformedItem(f"'{key}' must not be negative")
+    return number
+
+
+# Meta's times are UNIX seconds, sent as strings (or integers in some fields).
+_EARLIEST = 0
+_LATEST = 4102444800  # 2100-01-01: anything later is not a real event time
+
+
+def _optional_time(data: dict, key: str) -> datetime | None:
+    seconds = _optional_int(data, key)
+    if seconds is None:
+        return None
+    if not _EARLIEST <= seconds <= _LATEST:
+        raise MalformedItem(f"'{key}' is not a plausible UNIX time")
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _errors(value: Any) -> tuple[MetaError, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise MalformedItem("'errors' must be a list")
+    errors = []
+    for error in value:
+        if not isinstance(error, dict):
+            raise MalformedItem("each error must be an object")
+        code = _optional_int(error, "code")
+        if code is None:
+            raise MalformedItem("an error needs a 'code'")
+        error_data = error.get("error_data") if isinstance(error.get("error_data"), dict) else {}
+        errors.append(
+            MetaError(
+                code=code,
+                title=_optional_str(error, "title"),
+                message=_optional_str(error, "message"),
+                href=_optional_str(error, "href"),
+                details=_optional_str(error_data, "details"),
+            )
+        )
+    return tuple(errors)
+
+
+def _digest(data: Any) -> str:
+    """A stable fingerprint of JSON data, the same after a round trip through the database."""
+    canonical = json.dumps(_canonical_numbers(data), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def _canonical_numbers(node: Any) -> Any:
+    # PostgreSQL's jsonb writes numbers back in its own decimal spelling (1e16 comes back as
+    # 10000000000000000, -0.0 as 0.0): compare numbers by their normalised decimal value.
+    if isinstance(node, int | float) and not isinstance(node, bool):
+        if node == 0:
+            return "0"
+        return str(Decimal(repr(node) if isinstance(node, float) else node).normalize())
+    if isinstance(node, dict):
+        return {key: _canonical_numbers(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_canonical_numbers(item) for item in node]
+    return node
+
+
+def _timestamp_key(moment: datetime | None) -> str:
+    return str(int(moment.timestamp())) if moment else "-"

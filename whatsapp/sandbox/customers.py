@@ -1,0 +1,264 @@
+"""Simulated WhatsApp customers: real WebRTC peers that call, answer, talk, reply and tap buttons."""
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import phonenumbers
+
+from whatsapp.sandbox.media import CustomerMedia, MediaError
+from whatsapp.sandbox.meta import SandboxCall, SandboxMeta, SentMessage
+
+logger = logging.getLogger(__name__)
+
+AUDIO_DIR = Path(__file__).resolve().parent / "audio"
+DEFAULT_SPEECH = AUDIO_DIR / "customer_order.wav"
+
+
+@dataclass
+class Behaviour:
+    """How a customer reacts. `business_call`: answer, decline or ignore (let it ring out).
+
+    `permission_reply`: accept_temporary, accept_permanent, reject or ignore.
+    """
+
+    business_call: str = "answer"
+    answer_after_s: float = 0.5
+    talk_s: float | None = None  # hang up a business call after this long; None = wait for the business
+    permission_reply: str = "accept_temporary"
+    reply_after_s: float = 0.05
+    reads_messages: bool = True
+
+
+@dataclass
+class CustomerCall:
+    call: SandboxCall
+    media: CustomerMedia
+    recording: Path | None
+    talk_s: float | None = None
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+
+
+class SimulatedCustomer:
+    def __init__(
+        self,
+        *,
+        meta: SandboxMeta,
+        wa_id: str,
+        name: str,
+        speech: Path | None = DEFAULT_SPEECH,
+        record_dir: Path | None = None,
+        behaviour: Behaviour | None = None,
+        is_on_whatsapp: bool = True,
+        supports_call_buttons: bool = True,
+        supports_permission_requests: bool = True,
+    ) -> None:
+        self.meta = meta
+        self.wa_id = wa_id
+        self.name = name
+        self.speech = speech
+        self.record_dir = record_dir
+        self.behaviour = behaviour or Behaviour()
+        self.is_on_whatsapp = is_on_whatsapp
+        self.supports_call_buttons = supports_call_buttons
+        self.supports_permission_requests = supports_permission_requests
+        self.calls: dict[str, CustomerCall] = {}
+        self.inbox: list[SentMessage] = []
+        self.message_arrived = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    def __repr__(self) -> str:
+        return f"<SimulatedCustomer {self.name} +{self.wa_id}>"
+
+    @property
+    def country(self) -> str:
+        return phonenumbers.region_code_for_number(phonenumbers.parse("+" + self.wa_id))
+
+    # --- What the customer does -------------------------------------------------------------
+
+    async def place_call(
+        self,
+        phone_number_id: str,
+        *,
+        talk_s: float | None = None,
+        cta_payload: str = "",
+        deeplink_payload: str = "",
+    ) -> CustomerCall | None:
+        """Tap Call. Returns None when WhatsApp does not place the call (calling off, closed, full).
+
+        With `talk_s` the customer hangs up that long after the business answers.
+        """
+        recording = self._recording_path()
+        media = CustomerMedia(play=self.speech, record_to=recording)
+        sdp = await media.create_offer()
+        call = self.meta.customer_call_business(
+            self, phone_number_id, sdp=sdp, cta_payload=cta_payload, deeplink_payload=deeplink_payload
+        )
+        if call is None:
+            await media.close()
+            return None
+        customer_call = CustomerCall(call=call, media=media, recording=recording, talk_s=talk_s)
+        self.calls[call.call_id] = customer_call
+        timeout = self.meta.rules.unanswered_user_call_timeout_s
+        customer_call.timers.append(self._later(timeout, self.meta.user_call_unanswered, call))
+        return customer_call
+
+    async def hang_up(self, call: SandboxCall) -> None:
+        self.meta.customer_hang_up(call)
+        await self._finish(call)
+
+    async def tap_call_button(
+        self, message: SentMessage, *, talk_s: float | None = None
+    ) -> CustomerCall | None:
+        """Tap the call button of a received `voice_call` message: a call carrying its payload."""
+        parameters = message.body["interactive"]["action"].get("parameters") or {}
+        return await self.place_call(
+            message.phone_number_id, talk_s=talk_s, cta_payload=parameters.get("payload", "")
+        )
+
+    def send_text(self, phone_number_id: str, text: str) -> str:
+        return self.meta.customer_send(self, phone_number_id, {"type": "text", "text": {"body": text}})
+
+    def reply_button(self, phone_number_id: str, *, button_id: str, title: str, context_id: str) -> str:
+        return self.meta.customer_send(
+            self,
+            phone_number_id,
+            {
+                "type": "interactive",
+                "context": {"from": self.meta.numbers[phone_number_id].digits, "id": context_id},
+                "interactive": {"type": "button_reply", "button_reply": {"id": button_id, "title": title}},
+            },
+        )
+
+    def arrive_from_ad(self, phone_number_id: str, *, text: str, ad_id: str, headline: str = "") -> str:
+        """Click-to-WhatsApp: the first message carries the ad's referral (opens the free entry point)."""
+        referral = {
+            "source_url": f"https://fb.me/{ad_id}",
+            "source_id": ad_id,
+            "source_type": "ad",
+            "headline": headline,
+            "body": "",
+            "ctwa_clid": f"clid-{ad_id}",
+        }
+        return self.meta.customer_send(
+            self, phone_number_id, {"type": "text", "text": {"body": text}, "referral": referral}
+        )
+
+    def reply_to_permission_request(
+        self, message: SentMessage, *, accept: bool, permanent: bool = False
+    ) -> None:
+        self.meta.customer_reply_permission(message, accept=accept, permanent=permanent)
+
+    async def close(self) -> None:
+        for customer_call in list(self.calls.values()):
+            if customer_call.call.is_live:
+                self.meta.customer_hang_up(customer_call.call)
+            await self._finish(customer_call.call)
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --- What happens to the customer (called by the sandbox's rules) ------------------------
+
+    def on_call_answered(self, call: SandboxCall) -> None:
+        self._spawn(self._connect_answer(call))
+
+    def on_call_ended(self, call: SandboxCall) -> None:
+        self._spawn(self._finish(call))
+
+    def on_business_call(self, call: SandboxCall) -> None:
+        self._spawn(self._ring(call))
+
+    def on_message(self, message: SentMessage) -> None:
+        self.inbox.append(message)
+        self.message_arrived.set()
+        if self.behaviour.reads_messages:
+            self._later(self.behaviour.reply_after_s, self.meta.customer_read, message)
+        reply = self.behaviour.permission_reply
+        if self.meta.is_permission_request(message) and reply != "ignore":
+            accept, permanent = reply.startswith("accept"), reply == "accept_permanent"
+            self._later(
+                self.behaviour.reply_after_s, self.meta.customer_reply_permission, message, accept, permanent
+            )
+
+    # --- Inner workings ---------------------------------------------------------------------
+
+    async def _connect_answer(self, call: SandboxCall) -> None:
+        customer_call = self.calls.get(call.call_id)
+        if customer_call is None:
+            return
+        try:
+            await customer_call.media.accept_answer(call.answer_sdp)
+        except MediaError:
+            logger.exception("%r could not apply the business's answer", self)
+            self.meta.customer_hang_up(call)
+            await self._finish(call)
+            return
+        customer_call.answered.set()
+        if customer_call.talk_s is not None:
+            customer_call.timers.append(self._later(customer_call.talk_s, self._spawn_hang_up, call))
+
+    async def _ring(self, call: SandboxCall) -> None:
+        recording = self._recording_path()
+        media = CustomerMedia(play=self.speech, record_to=recording)
+        customer_call = CustomerCall(call=call, media=media, recording=recording)
+        self.calls[call.call_id] = customer_call
+        try:
+            call.answer_sdp = await media.answer(call.offer_sdp)
+        except MediaError:
+            logger.exception("%r could not answer the business's offer", self)
+            self.meta.business_call_unanswered(call)
+            await self._finish(call)
+            return
+        self.meta.customer_media_connected(call)
+        behaviour = self.behaviour
+        if behaviour.business_call == "answer":
+            customer_call.timers.append(self._later(behaviour.answer_after_s, self._pick_up, call))
+        elif behaviour.business_call == "decline":
+            customer_call.timers.append(self._later(behaviour.answer_after_s, self._decline, call))
+        else:
+            timeout = self.meta.rules.business_call_ring_timeout_s
+            customer_call.timers.append(self._later(timeout, self._ring_out, call))
+
+    def _pick_up(self, call: SandboxCall) -> None:
+        self.meta.customer_answer(call)
+        customer_call = self.calls[call.call_id]
+        customer_call.answered.set()
+        if self.behaviour.talk_s is not None:
+            customer_call.timers.append(self._later(self.behaviour.talk_s, self._spawn_hang_up, call))
+
+    def _decline(self, call: SandboxCall) -> None:
+        self.meta.customer_decline(call)
+        self._spawn(self._finish(call))
+
+    def _ring_out(self, call: SandboxCall) -> None:
+        self.meta.business_call_unanswered(call)
+
+    def _spawn_hang_up(self, call: SandboxCall) -> None:
+        self._spawn(self.hang_up(call))
+
+    async def _finish(self, call: SandboxCall) -> None:
+        customer_call = self.calls.get(call.call_id)
+        if customer_call is None:
+            return
+        for timer in customer_call.timers:
+            timer.cancel()
+        await customer_call.media.close()
+        customer_call.ended.set()
+
+    def _recording_path(self) -> Path | None:
+        if self.record_dir is None:
+            return None
+        self.record_dir.mkdir(parents=True, exist_ok=True)
+        return self.record_dir / f"{self.wa_id}-{len(self.calls) + 1}.wav"
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _later(self, delay_s: float, callback, *args) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(delay_s, callback, *args)

@@ -1,0 +1,293 @@
+"""The media leg of a simulated WhatsApp customer: a real aiortc peer that speaks a WAV file and records.
+
+WhatsApp Business Calling exchanges complete SDP (no trickle ICE) for one Opus audio stream: in a call
+the customer places, Meta sends the business an SDP offer and takes its answer; in a call the business
+places, the business sends the offer and gets the customer's answer back. ``CustomerMedia`` plays the
+customer's side of both, on loopback in tests.
+
+DTMF is not offered: Meta's offers carry ``a=rtpmap:126 telephone-event/8000``, but aiortc has no
+telephone-event codec. The line could only be pasted into the SDP text, which would promise RFC 4733
+events this leg can neither send nor decode (aiortc drops packets of an unknown payload type).
+"""
+
+import asyncio
+import fractions
+import time
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+from core.webrtc import apply_host_addresses, rtc_configuration
+
+# Every frame the customer sends has this one format: aiortc's Opus encoder locks its resampler to the
+# first frame it sees, and this is also what its Opus decoder produces.
+SAMPLE_RATE = 48_000
+CHANNELS = 2
+FRAME_SAMPLES = 960  # 20 ms, one Opus packet
+RECORDING_SAMPLE_RATE = 48_000  # what is heard is kept at the wideband rate, downmixed to mono
+
+
+class MediaError(Exception):
+    """The customer's media leg cannot go on: bad SDP, a call in the wrong state, an unreadable WAV."""
+
+
+class CustomerMedia:
+    """One customer's WebRTC leg in one call: sends speech (or silence), records what it hears.
+
+    ``play`` is a WAV file (any rate or channels) said once at the start of the call, then silence;
+    with ``loop=True`` it repeats for as long as the call lasts. ``play=None`` sends silence only.
+    ``record_to`` receives everything the customer hears as a 48 kHz mono 16-bit WAV, finished by
+    ``close()``; with ``record_to=None`` the audio is still received and decoded, then dropped.
+
+    A leg carries one call: either ``create_offer()`` then ``accept_answer()`` (the customer calls),
+    or ``answer()`` (the business calls). Any failure raises ``MediaError``; the leg should then be
+    closed. Uses the ICE servers and host addresses from the ``MEDIA_*`` settings.
+    """
+
+    def __init__(self, *, play: Path | None, record_to: Path | None, loop: bool = False) -> None:
+        self._speech = _SpeechTrack(samples=_load_wav(play) if play is not None else None, loop=loop)
+        self._record_to = record_to
+        self._peer_connection: RTCPeerConnection | None = None
+        self._connection_settled = asyncio.Event()
+        self._recording: _Recording | None = None
+        self._is_closed = False
+
+    @property
+    def connection_state(self) -> str:
+        """aiortc's connection state: "new", "connecting", "connected", "failed" or "closed"."""
+        if self._peer_connection is None:
+            return "closed" if self._is_closed else "new"
+        return self._peer_connection.connectionState
+
+    @property
+    def is_connected(self) -> bool:
+        return self.connection_state == "connected"
+
+    @property
+    def is_closed(self) -> bool:
+        return self._is_closed
+
+    async def create_offer(self) -> str:
+        """Start a customer-placed call: the SDP offer (Opus only, every ICE candidate included)."""
+        peer_connection = self._start_peer_connection()
+        transceiver = peer_connection.addTransceiver(self._speech, direction="sendrecv")
+        transceiver.setCodecPreferences(_opus_codecs())
+        # aiortc gathers every candidate inside setLocalDescription, so the offer is complete.
+        await peer_connection.setLocalDescription(await peer_connection.createOffer())
+        return peer_connection.localDescription.sdp
+
+    async def accept_answer(self, sdp: str) -> None:
+        """Apply the business's SDP answer to the offer from ``create_offer()``; media starts flowing."""
+        peer_connection = self._peer_connection
+        if peer_connection is None or peer_connection.signalingState != "have-local-offer":
+            raise MediaError(
+                "accept_answer() needs an offer from create_offer() still waiting for its answer"
+            )
+        _check_remote_sdp(sdp)
+        await _set_remote_description(peer_connection, text=sdp, sdp_type="answer")
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Take part in a business-initiated call: apply the business's offer, return the SDP answer."""
+        _check_remote_sdp(offer_sdp)
+        peer_connection = self._start_peer_connection()
+        # The transceiver exists before the offer is applied so that aiortc negotiates with the
+        # Opus-only preference; it takes the offer's audio section because its mid is still unset.
+        transceiver = peer_connection.addTransceiver(self._speech, direction="sendrecv")
+        transceiver.setCodecPreferences(_opus_codecs())
+        await _set_remote_description(peer_connection, text=offer_sdp, sdp_type="offer")
+        await peer_connection.setLocalDescription(await peer_connection.createAnswer())
+        return peer_connection.localDescription.sdp
+
+    async def wait_connected(self, *, timeout_s: float) -> None:
+        """Return once the peer connection is "connected" (ICE and DTLS done).
+
+        Raises ``TimeoutError`` if that takes longer than ``timeout_s``, and ``MediaError`` if the
+        connection fails or is closed first, or no call was started.
+        """
+        if self._is_closed:
+            raise MediaError("this media leg is closed")
+        if self._peer_connection is None:
+            raise MediaError("no call on this leg: call create_offer() or answer() first")
+        async with asyncio.timeout(timeout_s):
+            await self._connection_settled.wait()
+        if not self.is_connected:
+            raise MediaError(f"the connection is {self.connection_state}, not connected")
+
+    async def close(self) -> None:
+        """Hang up: stop sending, close the peer connection, finish the recording. Safe to call twice."""
+        if self._is_closed:
+            return
+        self._is_closed = True
+        self._connection_settled.set()  # wakes a wait_connected() in progress: it raises MediaError
+        self._speech.stop()
+        if self._peer_connection is not None:
+            await self._peer_connection.close()
+            self._peer_connection = None
+        if self._recording is not None:
+            await self._recording.finish()
+        elif self._record_to is not None:
+            _open_wav(self._record_to).close()  # nothing was heard: still leave a valid, empty file
+
+    def _start_peer_connection(self) -> RTCPeerConnection:
+        if self._is_closed:
+            raise MediaError("this media leg is closed")
+        if self._peer_connection is not None:
+            raise MediaError("this media leg already carries a call")
+        apply_host_addresses()
+        peer_connection = RTCPeerConnection(configuration=rtc_configuration())
+
+        @peer_connection.on("connectionstatechange")
+        def on_connection_state_change() -> None:
+            if peer_connection.connectionState in ("connected", "failed", "closed"):
+                self._connection_settled.set()
+
+        @peer_connection.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            # A remote track queues every decoded frame until someone reads it: read from the start.
+            if track.kind == "audio" and self._recording is None:
+                self._recording = _Recording(track=track, path=self._record_to)
+
+        self._peer_connection = peer_connection
+        return peer_connection
+
+
+class _SpeechTrack(MediaStreamTrack):
+    """20 ms frames of 48 kHz stereo s16, paced in real time: the samples, then (or when None) silence."""
+
+    kind = "audio"
+
+    def __init__(self, *, samples: np.ndarray | None, loop: bool) -> None:
+        super().__init__()
+        self._samples = samples  # interleaved stereo int16, a multiple of FRAME_SAMPLES frames long
+        self._loop = loop
+        self._silence = np.zeros((1, FRAME_SAMPLES * CHANNELS), dtype=np.int16)
+        self._started_at: float | None = None
+        self._pts = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._started_at is None:
+            self._started_at = time.monotonic()
+        else:
+            self._pts += FRAME_SAMPLES
+            await asyncio.sleep(max(0.0, self._started_at + self._pts / SAMPLE_RATE - time.monotonic()))
+        frame = av.AudioFrame.from_ndarray(self._next_chunk(), format="s16", layout="stereo")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        return frame
+
+    def _next_chunk(self) -> np.ndarray:
+        if self._samples is None:
+            return self._silence
+        start = self._pts * CHANNELS
+        if self._loop:
+            start %= self._samples.size
+        if start >= self._samples.size:
+            return self._silence
+        return self._samples[start : start + FRAME_SAMPLES * CHANNELS].reshape(1, -1)
+
+
+def _load_wav(path: Path) -> np.ndarray:
+    """The whole file as interleaved 48 kHz stereo int16, padded with silence to whole frames."""
+    # A voice is mono. The channels are copied here because FFmpeg's mono-to-stereo matrix lowers the
+    # level by 3 dB.
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    chunks = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise MediaError(f"{path} has no audio stream")
+            for frame in container.decode(audio=0):
+                chunks.extend(resampled.to_ndarray().ravel() for resampled in resampler.resample(frame))
+        chunks.extend(resampled.to_ndarray().ravel() for resampled in resampler.resample(None))
+    except (OSError, av.FFmpegError) as error:
+        raise MediaError(f"cannot read {path}: {error}") from error
+    if not chunks:
+        raise MediaError(f"{path} holds no audio")
+    samples = np.repeat(np.concatenate(chunks), CHANNELS)
+    padding = -samples.size % (FRAME_SAMPLES * CHANNELS)
+    return np.concatenate([samples, np.zeros(padding, dtype=np.int16)])
+
+
+class _Recording:
+    """Reads a remote track from now on, writing it to a WAV file (or nowhere) until ``finish()``."""
+
+    def __init__(self, *, track: MediaStreamTrack, path: Path | None) -> None:
+        self._track = track
+        self._wav = _open_wav(path) if path is not None else None
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=RECORDING_SAMPLE_RATE)
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                frame = await self._track.recv()
+            except MediaStreamError:
+                return
+            if self._wav is not None:
+                self._write(self._resampler.resample(frame))
+
+    async def finish(self) -> None:
+        """Stop reading and close the file with a correct header."""
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        if self._wav is not None:
+            self._write(self._resampler.resample(None))
+            self._wav.close()
+
+    def _write(self, frames: list[av.AudioFrame]) -> None:
+        for frame in frames:
+            self._wav.writeframes(frame.to_ndarray().tobytes())
+
+
+def _open_wav(path: Path) -> wave.Wave_write:
+    wav = wave.open(str(path), "wb")  # noqa: SIM115 - the caller owns the writer and closes it
+    wav.setnchannels(1)
+    wav.setsampwidth(2)
+    wav.setframerate(RECORDING_SAMPLE_RATE)
+    return wav
+
+
+def _opus_codecs() -> list[RTCRtpCodecCapability]:
+    # WhatsApp calls are Opus only; offering G.722 or G.711 would let the business pick a codec Meta
+    # never sends.
+    return [codec for codec in RTCRtpSender.getCapabilities("audio").codecs if codec.mimeType == "audio/opus"]
+
+
+def _check_remote_sdp(text: str) -> None:
+    """Raise ``MediaError`` unless ``text`` is SDP with exactly one audio section aiortc can use now."""
+    if not isinstance(text, str) or not text.strip():
+        raise MediaError("the SDP is empty")
+    try:
+        description = aiortc_sdp.SessionDescription.parse(text)
+    except Exception as error:  # noqa: BLE001 - aiortc's parser raises assorted built-ins on bad input
+        raise MediaError(f"the SDP cannot be parsed: {type(error).__name__} {error}") from None
+    kinds = [media.kind for media in description.media]
+    if kinds != ["audio"]:
+        raise MediaError(f"the SDP must have exactly one m=audio section and nothing else, not {kinds}")
+    audio = description.media[0]
+    if not audio.ice.usernameFragment or not audio.ice.password:
+        raise MediaError("the SDP has no ICE credentials (a=ice-ufrag, a=ice-pwd)")
+    if audio.dtls is None or not audio.dtls.fingerprints:
+        raise MediaError("the SDP has no DTLS fingerprint")
+    if not audio.ice_candidates:
+        # With no candidate and no trickle, ICE would wait for ever: fail now instead.
+        raise MediaError("the SDP has no ICE candidates (trickle ICE is not supported)")
+    if not any(codec.mimeType.lower() == "audio/opus" for codec in audio.rtp.codecs):
+        raise MediaError("the SDP does not offer Opus")
+
+
+async def _set_remote_description(peer_connection: RTCPeerConnection, *, text: str, sdp_type: str) -> None:
+    try:
+        await peer_connection.setRemoteDescription(RTCSessionDescription(sdp=text, type=sdp_type))
+    except (ValueError, OperationError, InvalidAccessError, InvalidStateError) as error:
+        raise MediaError(f"the SDP {sdp_type} cannot be applied: {error}") from error

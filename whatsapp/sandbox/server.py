@@ -1,0 +1,173 @@
+"""The sandbox's Graph API over HTTP (aiohttp), and `Sandbox`: the whole offline Meta in one object.
+
+`Sandbox` runs on the caller's asyncio loop (the `sandbox` management command) or, through
+`SandboxThread`, on a loop of its own beside a synchronous test.
+"""
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from whatsapp.sandbox.customers import Behaviour, SimulatedCustomer
+from whatsapp.sandbox.meta import Rules, SandboxError, SandboxMeta, invalid
+from whatsapp.sandbox.webhooks import DeliveryHabits, WebhookSender
+
+API_VERSION = "v23.0"
+T = TypeVar("T")
+
+
+def _graph_error(error: SandboxError) -> web.Response:
+    return web.json_response(error.body(), status=error.http_status)
+
+
+def build_app(meta: SandboxMeta, *, token: str) -> web.Application:
+    @web.middleware
+    async def graph_errors(request: web.Request, handler) -> web.StreamResponse:
+        if request.headers.get("Authorization") != f"Bearer {token}":
+            return _graph_error(SandboxError(190, "Invalid OAuth access token", http_status=401))
+        try:
+            return await handler(request)
+        except SandboxError as error:
+            return _graph_error(error)
+
+    async def body_of(request: web.Request) -> Any:
+        try:
+            return await request.json(loads=json.loads)
+        except (ValueError, UnicodeDecodeError):
+            raise invalid("the body is not valid JSON") from None
+
+    async def calls(request: web.Request) -> web.Response:
+        return web.json_response(meta.calls_action(request.match_info["node"], await body_of(request)))
+
+    async def messages(request: web.Request) -> web.Response:
+        return web.json_response(meta.messages_send(request.match_info["node"], await body_of(request)))
+
+    async def settings_get(request: web.Request) -> web.Response:
+        return web.json_response(meta.settings_get(request.match_info["node"]))
+
+    async def settings_post(request: web.Request) -> web.Response:
+        return web.json_response(meta.settings_update(request.match_info["node"], await body_of(request)))
+
+    async def call_permissions(request: web.Request) -> web.Response:
+        wa_id = request.query.get("user_wa_id") or request.query.get("recipient")
+        return web.json_response(meta.call_permissions_get(request.match_info["node"], wa_id))
+
+    async def message_templates(request: web.Request) -> web.Response:
+        return web.json_response(meta.template_create(request.match_info["node"], await body_of(request)))
+
+    app = web.Application(middlewares=[graph_errors])
+    prefix = "/{version}/{node}"
+    app.router.add_post(f"{prefix}/calls", calls)
+    app.router.add_post(f"{prefix}/messages", messages)
+    app.router.add_get(f"{prefix}/settings", settings_get)
+    app.router.add_post(f"{prefix}/settings", settings_post)
+    app.router.add_get(f"{prefix}/call_permissions", call_permissions)
+    app.router.add_post(f"{prefix}/message_templates", message_templates)
+    return app
+
+
+class Sandbox:
+    """Graph API server, webhook sender, rules and simulated customers, on one asyncio loop."""
+
+    def __init__(
+        self,
+        *,
+        webhook_url: str | None,
+        app_secret: str,
+        token: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rules: Rules | None = None,
+        habits: DeliveryHabits | None = None,
+        record_dir: Path | None = None,
+    ) -> None:
+        self.sender = WebhookSender(url=webhook_url, app_secret=app_secret, habits=habits)
+        self.meta = SandboxMeta(rules=rules, emit=self.sender.emit)
+        self.token = token
+        self.host, self.port = host, port
+        self.record_dir = record_dir
+        self.customers: list[SimulatedCustomer] = []
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def graph_url(self) -> str:
+        return f"http://{self.host}:{self.port}/{API_VERSION}"
+
+    async def start(self) -> None:
+        await self.sender.start()
+        self._runner = web.AppRunner(build_app(self.meta, token=self.token), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        for customer in self.customers:
+            await customer.close()
+        await self.sender.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def add_number(
+        self, *, phone_number_id: str, waba_id: str, display_phone_number: str, calling_enabled: bool = True
+    ):
+        return self.meta.add_number(
+            phone_number_id=phone_number_id,
+            waba_id=waba_id,
+            display_phone_number=display_phone_number,
+            calling_enabled=calling_enabled,
+        )
+
+    def add_customer(
+        self, *, wa_id: str, name: str, behaviour: Behaviour | None = None, **options: Any
+    ) -> SimulatedCustomer:
+        customer = SimulatedCustomer(
+            meta=self.meta, wa_id=wa_id, name=name, behaviour=behaviour, record_dir=self.record_dir, **options
+        )
+        self.meta.add_customer(customer)
+        self.customers.append(customer)
+        return customer
+
+
+class SandboxThread:
+    """A `Sandbox` on its own loop in a background thread, for synchronous tests and scripts."""
+
+    def __init__(self, **options: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="sandbox", daemon=True)
+        self._options = options
+        self.sandbox: Sandbox | None = None
+
+    def __enter__(self) -> Sandbox:
+        self._thread.start()
+        self.sandbox = self.run(self._start)
+        return self.sandbox
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.run(self.sandbox.stop)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+    async def _start(self) -> Sandbox:
+        sandbox = Sandbox(**self._options)
+        await sandbox.start()
+        return sandbox
+
+    def run(
+        self, function: Callable[..., Awaitable[T]], *args: Any, timeout_s: float = 30, **kwargs: Any
+    ) -> T:
+        """Run `await function(*args, **kwargs)` on the sandbox's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(function(*args, **kwargs), self.loop).result(timeout_s)
+
+    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a plain function on the sandbox's loop (its state belongs to that loop)."""
+
+        async def wrapper() -> T:
+            return function(*args, **kwargs)
+
+        return self.run(wrapper)

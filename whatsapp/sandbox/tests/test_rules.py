@@ -1,0 +1,489 @@
+"""Meta's rules and error codes, asserted through the product's real Graph API client."""
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from whatsapp import errors
+from whatsapp.client import GraphClient
+from whatsapp.sandbox.customers import Behaviour
+from whatsapp.sandbox.media import CustomerMedia
+from whatsapp.sandbox.meta import Rules
+from whatsapp.sandbox.server import SandboxThread
+from whatsapp.services import webhook_signature_is_valid
+
+TOKEN = "test-token"
+SECRET = "test-secret"
+NUMBER_ID = "1000001"
+WABA_ID = "2000001"
+UK_NUMBER = "+44 20 7946 0000"
+
+
+@pytest.fixture
+def sandbox_thread(settings):
+    settings.MEDIA_HOST_ADDRESSES = ["127.0.0.1"]
+    thread = SandboxThread(webhook_url=None, app_secret=SECRET, token=TOKEN, rules=Rules())
+    with thread as sandbox:
+        sandbox.add_number(phone_number_id=NUMBER_ID, waba_id=WABA_ID, display_phone_number=UK_NUMBER)
+        yield thread
+
+
+@pytest.fixture
+def sandbox(sandbox_thread):
+    return sandbox_thread.sandbox
+
+
+@pytest.fixture
+def graph(sandbox):
+    with GraphClient(base_url=sandbox.graph_url, token=TOKEN, max_retries=0) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def business_offer():
+    """A real WebRTC offer, as the business's media process would send with `connect`."""
+    import asyncio
+
+    async def make_offer() -> str:
+        media = CustomerMedia(play=None, record_to=None)
+        offer = await media.create_offer()
+        await media.close()
+        return offer
+
+    return asyncio.run(make_offer())
+
+
+def add_customer(sandbox_thread, wa_id: str, *, permission: str | None = "temporary", **options):
+    customer = sandbox_thread.call(
+        sandbox_thread.sandbox.add_customer, wa_id=wa_id, name=f"Customer {wa_id}", **options
+    )
+    if permission:
+        state = sandbox_thread.sandbox.meta.permission(NUMBER_ID, wa_id)
+        state.status = permission
+        if permission == "temporary":
+            state.expires_at = sandbox_thread.sandbox.meta.now() + timedelta(days=7)
+    return customer
+
+
+def wait_for(predicate, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def deliveries(sandbox, field_name: str | None = None) -> list[dict]:
+    return [delivery.payload for delivery in sandbox.sender.sent if field_name in (None, delivery.field_name)]
+
+
+def call_statuses(sandbox, call_id: str) -> list[str]:
+    found = []
+    for payload in deliveries(sandbox, "calls"):
+        value = payload["entry"][0]["changes"][0]["value"]
+        found += [status["status"] for status in value.get("statuses", []) if status["id"] == call_id]
+        found += [
+            f"terminate:{call['status']}"
+            for call in value.get("calls", [])
+            if call["id"] == call_id and call["event"] == "terminate"
+        ]
+    return found
+
+
+def test_connect_refused_when_calling_disabled(sandbox_thread, graph, business_offer):
+    sandbox_thread.call(
+        sandbox_thread.sandbox.add_number,
+        phone_number_id="off",
+        waba_id=WABA_ID,
+        display_phone_number="+44 20 7946 0001",
+        calling_enabled=False,
+    )
+    add_customer(sandbox_thread, "447700900001")
+
+    with pytest.raises(errors.CallingNotEnabled) as raised:
+        graph.call_connect(phone_number_id="off", to="447700900001", sdp=business_offer)
+
+    assert raised.value.code == 138000
+
+
+def test_connect_refused_without_permission(sandbox_thread, graph, business_offer):
+    add_customer(sandbox_thread, "447700900002", permission=None)
+
+    with pytest.raises(errors.NoCallPermission) as raised:
+        graph.call_connect(phone_number_id=NUMBER_ID, to="447700900002", sdp=business_offer)
+
+    assert raised.value.code == 138006
+
+
+def test_connect_refused_for_uncallable_receiver(sandbox_thread, graph, business_offer):
+    with pytest.raises(errors.ReceiverUncallable):
+        graph.call_connect(phone_number_id=NUMBER_ID, to="447700900999", sdp=business_offer)
+
+
+def test_connect_refused_for_red_list_country_numbers(sandbox_thread, graph, business_offer):
+    sandbox_thread.call(
+        sandbox_thread.sandbox.add_number,
+        phone_number_id="us",
+        waba_id=WABA_ID,
+        display_phone_number="+1 415 555 0100",
+    )
+    add_customer(sandbox_thread, "447700900003")
+    sandbox_thread.sandbox.meta.permission("us", "447700900003").status = "permanent"
+
+    with pytest.raises(errors.CallingNotEnabled) as raised:
+        graph.call_connect(phone_number_id="us", to="447700900003", sdp=business_offer)
+
+    assert "US" in raised.value.details
+
+
+def test_connect_refused_for_duplicate_call(sandbox_thread, graph, business_offer):
+    add_customer(sandbox_thread, "447700900004", behaviour=Behaviour(business_call="ignore"))
+    graph.call_connect(phone_number_id=NUMBER_ID, to="447700900004", sdp=business_offer)
+
+    with pytest.raises(errors.DuplicateCall) as raised:
+        graph.call_connect(phone_number_id=NUMBER_ID, to="447700900004", sdp=business_offer)
+
+    assert raised.value.code == 138003
+
+
+def test_connect_refused_beyond_concurrent_cap(sandbox_thread, graph, business_offer):
+    sandbox_thread.sandbox.meta.rules.max_concurrent_calls = 2
+    for wa_id in ("447700900011", "447700900012", "447700900013"):
+        add_customer(sandbox_thread, wa_id, behaviour=Behaviour(business_call="ignore"))
+    graph.call_connect(phone_number_id=NUMBER_ID, to="447700900011", sdp=business_offer)
+    graph.call_connect(phone_number_id=NUMBER_ID, to="447700900012", sdp=business_offer)
+
+    with pytest.raises(errors.ConcurrentCallLimit) as raised:
+        graph.call_connect(phone_number_id=NUMBER_ID, to="447700900013", sdp=business_offer)
+
+    assert raised.value.code == 138002
+
+
+def test_business_call_rings_answers_and_terminates(sandbox_thread, graph, business_offer):
+    sandbox = sandbox_thread.sandbox
+    add_customer(
+        sandbox_thread, "447700900020", behaviour=Behaviour(business_call="answer", answer_after_s=0.1)
+    )
+
+    call_id = graph.call_connect(
+        phone_number_id=NUMBER_ID, to="447700900020", sdp=business_offer, biz_opaque_callback_data="ticket-1"
+    )
+    wait_for(lambda: "ACCEPTED" in call_statuses(sandbox, call_id))
+    graph.call_terminate(phone_number_id=NUMBER_ID, call_id=call_id)
+    wait_for(lambda: "terminate:COMPLETED" in call_statuses(sandbox, call_id))
+
+    connect = next(
+        call
+        for payload in deliveries(sandbox, "calls")
+        for call in payload["entry"][0]["changes"][0]["value"].get("calls", [])
+        if call["event"] == "connect"
+    )
+    assert call_id.startswith("wacid.")
+    assert call_statuses(sandbox, call_id) == ["RINGING", "ACCEPTED", "terminate:COMPLETED"]
+    assert connect["session"]["sdp_type"] == "answer"
+    assert connect["biz_opaque_callback_data"] == "ticket-1"
+
+
+def test_connected_call_cap_per_24h(sandbox_thread, graph, business_offer):
+    sandbox = sandbox_thread.sandbox
+    sandbox.meta.rules.connected_calls_per_24h = 1
+    add_customer(
+        sandbox_thread, "447700900021", behaviour=Behaviour(business_call="answer", answer_after_s=0.05)
+    )
+    call_id = graph.call_connect(phone_number_id=NUMBER_ID, to="447700900021", sdp=business_offer)
+    wait_for(lambda: "ACCEPTED" in call_statuses(sandbox, call_id))
+    graph.call_terminate(phone_number_id=NUMBER_ID, call_id=call_id)
+
+    with pytest.raises(errors.ConnectedCallLimit) as raised:
+        graph.call_connect(phone_number_id=NUMBER_ID, to="447700900021", sdp=business_offer)
+
+    assert raised.value.code == 138012
+    assert raised.value.error_data["next_call_allowed_at"] > time.time() + 23 * 3600
+
+
+def test_four_unanswered_calls_in_a_row_revoke_permission(sandbox_thread, graph, business_offer):
+    sandbox = sandbox_thread.sandbox
+    add_customer(
+        sandbox_thread, "447700900022", behaviour=Behaviour(business_call="decline", answer_after_s=0.01)
+    )
+    for _ in range(4):
+        call_id = graph.call_connect(phone_number_id=NUMBER_ID, to="447700900022", sdp=business_offer)
+        wait_for(lambda call_id=call_id: "terminate:FAILED" in call_statuses(sandbox, call_id))
+
+    state = graph.call_permissions_get(phone_number_id=NUMBER_ID, user_wa_id="447700900022")
+    with pytest.raises(errors.NoCallPermission):
+        graph.call_connect(phone_number_id=NUMBER_ID, to="447700900022", sdp=business_offer)
+
+    assert state.status == "no_permission"
+    assert state.can("start_call") is False
+
+
+def test_three_unanswered_then_answered_keeps_permission(sandbox_thread, graph, business_offer):
+    sandbox = sandbox_thread.sandbox
+    customer = add_customer(
+        sandbox_thread, "447700900023", behaviour=Behaviour(business_call="decline", answer_after_s=0.01)
+    )
+    for _ in range(3):
+        call_id = graph.call_connect(phone_number_id=NUMBER_ID, to="447700900023", sdp=business_offer)
+        wait_for(lambda call_id=call_id: "terminate:FAILED" in call_statuses(sandbox, call_id))
+    customer.behaviour = Behaviour(business_call="answer", answer_after_s=0.01)
+    call_id = graph.call_connect(phone_number_id=NUMBER_ID, to="447700900023", sdp=business_offer)
+    wait_for(lambda: "ACCEPTED" in call_statuses(sandbox, call_id))
+
+    assert sandbox.meta.permission(NUMBER_ID, "447700900023").consecutive_unanswered == 0
+    assert (
+        graph.call_permissions_get(phone_number_id=NUMBER_ID, user_wa_id="447700900023").status == "temporary"
+    )
+
+
+def test_permission_expires_after_seven_days(sandbox_thread, graph, business_offer):
+    add_customer(sandbox_thread, "447700900024")
+    sandbox_thread.sandbox.meta.clock_offset = timedelta(days=7, seconds=1)
+
+    with pytest.raises(errors.NoCallPermission):
+        graph.call_connect(phone_number_id=NUMBER_ID, to="447700900024", sdp=business_offer)
+
+
+def test_permission_request_quota(sandbox_thread, graph):
+    customer = add_customer(
+        sandbox_thread, "447700900030", permission=None, behaviour=Behaviour(permission_reply="ignore")
+    )
+    sandbox_thread.call(customer.send_text, NUMBER_ID, "Hi, can you call me?")
+    graph.message_send_call_permission_request(
+        phone_number_id=NUMBER_ID, to="447700900030", body_text="May we call you?"
+    )
+
+    with pytest.raises(errors.PermissionRequestLimit) as raised:
+        graph.message_send_call_permission_request(phone_number_id=NUMBER_ID, to="447700900030")
+
+    assert raised.value.code == 138009
+
+
+def test_permission_request_accepted_grants_temporary_permission(sandbox_thread, graph):
+    sandbox = sandbox_thread.sandbox
+    customer = add_customer(sandbox_thread, "447700900031", permission=None)
+    sandbox_thread.call(customer.send_text, NUMBER_ID, "Please call me back")
+
+    request_id = graph.message_send_call_permission_request(phone_number_id=NUMBER_ID, to="447700900031")
+    wait_for(lambda: sandbox.meta.permission(NUMBER_ID, "447700900031").status == "temporary")
+
+    reply = next(
+        message
+        for payload in deliveries(sandbox, "messages")
+        for message in payload["entry"][0]["changes"][0]["value"].get("messages", [])
+        if message["type"] == "interactive"
+    )
+    assert reply["context"]["id"] == request_id
+    assert reply["interactive"]["call_permission_reply"]["response"] == "accept"
+    assert reply["interactive"]["call_permission_reply"]["is_permanent"] is False
+    assert (
+        graph.call_permissions_get(phone_number_id=NUMBER_ID, user_wa_id="447700900031").status == "temporary"
+    )
+
+
+def test_free_form_message_outside_window_refused(sandbox_thread, graph):
+    add_customer(sandbox_thread, "447700900032")
+
+    with pytest.raises(errors.ReEngagementRequired):
+        graph.message_send_text(phone_number_id=NUMBER_ID, to="447700900032", body="Hello")
+
+
+def test_call_button_to_old_app_undeliverable(sandbox_thread, graph):
+    customer = add_customer(sandbox_thread, "447700900033", supports_call_buttons=False)
+    sandbox_thread.call(customer.send_text, NUMBER_ID, "hi")
+
+    with pytest.raises(errors.MessageUndeliverable) as raised:
+        graph.message_send_call_button(phone_number_id=NUMBER_ID, to="447700900033", body_text="Call us now")
+
+    assert raised.value.code == 131026
+
+
+def test_template_statuses_carry_pricing(sandbox_thread, graph):
+    sandbox = sandbox_thread.sandbox
+    add_customer(sandbox_thread, "447700900034")
+    sandbox_thread.call(
+        sandbox.meta.template_create,
+        WABA_ID,
+        {
+            "name": "order_update",
+            "category": "UTILITY",
+            "language": "en",
+            "components": [{"type": "BODY", "text": "Hi"}],
+        },
+    )
+
+    message_id = graph.message_send_template(
+        phone_number_id=NUMBER_ID, to="447700900034", name="order_update", language="en"
+    )
+    wait_for(lambda: len(deliveries(sandbox, "messages")) >= 2)
+
+    statuses = [
+        status
+        for payload in deliveries(sandbox, "messages")
+        for status in payload["entry"][0]["changes"][0]["value"].get("statuses", [])
+        if status["id"] == message_id
+    ]
+    assert [status["status"] for status in statuses][:2] == ["sent", "delivered"]
+    assert statuses[0]["pricing"] == {
+        "billable": True,
+        "pricing_model": "PMP",
+        "type": "regular",
+        "category": "utility",
+    }
+
+
+def test_inbound_calls_beyond_cap_are_dropped_without_webhook(sandbox_thread):
+    sandbox = sandbox_thread.sandbox
+    sandbox.meta.rules.max_concurrent_calls = 1
+    first = add_customer(sandbox_thread, "447700900040", permission=None)
+    second = add_customer(sandbox_thread, "447700900041", permission=None)
+
+    placed = sandbox_thread.run(first.place_call, NUMBER_ID)
+    dropped = sandbox_thread.run(second.place_call, NUMBER_ID)
+    sandbox_thread.run(sandbox.sender.drain)
+
+    assert placed is not None
+    assert dropped is None
+    assert len(deliveries(sandbox, "calls")) == 1
+
+
+def test_pre_accept_and_accept_must_carry_the_same_sdp(sandbox_thread, graph):
+    sandbox = sandbox_thread.sandbox
+    customer = add_customer(sandbox_thread, "447700900042", permission=None)
+    placed = sandbox_thread.run(customer.place_call, NUMBER_ID)
+    call_id = placed.call.call_id
+    answer = sandbox_thread.run(_answer_for, placed.call.offer_sdp)
+    other_answer = sandbox_thread.run(_answer_for, placed.call.offer_sdp)
+
+    graph.call_pre_accept(phone_number_id=NUMBER_ID, call_id=call_id, sdp=answer)
+    with pytest.raises(errors.InvalidParameter) as raised:
+        graph.call_accept(phone_number_id=NUMBER_ID, call_id=call_id, sdp=other_answer)
+    graph.call_accept(phone_number_id=NUMBER_ID, call_id=call_id, sdp=answer)
+
+    assert "must equal" in raised.value.details
+    assert sandbox.meta.calls[call_id].state == "ACCEPTED"
+
+
+def test_accept_or_reject_after_the_call_ended_refused(sandbox_thread, graph):
+    customer = add_customer(sandbox_thread, "447700900043", permission=None)
+    placed = sandbox_thread.run(customer.place_call, NUMBER_ID)
+    answer = sandbox_thread.run(_answer_for, placed.call.offer_sdp)
+    sandbox_thread.run(customer.hang_up, placed.call)
+
+    with pytest.raises(errors.InvalidParameter):
+        graph.call_accept(phone_number_id=NUMBER_ID, call_id=placed.call.call_id, sdp=answer)
+    with pytest.raises(errors.InvalidParameter):
+        graph.call_reject(phone_number_id=NUMBER_ID, call_id=placed.call.call_id)
+
+
+def test_unanswered_user_call_times_out_with_terminate(sandbox_thread):
+    sandbox = sandbox_thread.sandbox
+    sandbox.meta.rules.unanswered_user_call_timeout_s = 0.2
+    customer = add_customer(sandbox_thread, "447700900044", permission=None)
+
+    placed = sandbox_thread.run(customer.place_call, NUMBER_ID)
+    wait_for(lambda: "terminate:FAILED" in call_statuses(sandbox, placed.call.call_id))
+
+    terminate = next(
+        call
+        for payload in deliveries(sandbox, "calls")
+        for call in payload["entry"][0]["changes"][0]["value"]["calls"]
+        if call["event"] == "terminate"
+    )
+    assert "start_time" not in terminate
+    assert "duration" not in terminate
+
+
+def test_callback_permission_granted_automatically_by_calling_in(sandbox_thread, graph):
+    sandbox = sandbox_thread.sandbox
+    graph.settings_update(phone_number_id=NUMBER_ID, calling={"callback_permission_status": "ENABLED"})
+    customer = add_customer(sandbox_thread, "447700900045", permission=None)
+
+    placed = sandbox_thread.run(customer.place_call, NUMBER_ID)
+    sandbox_thread.run(customer.hang_up, placed.call)
+    sandbox_thread.run(sandbox.sender.drain)
+
+    replies = [
+        message["interactive"]["call_permission_reply"] | {"context": message["context"]["id"]}
+        for payload in deliveries(sandbox, "messages")
+        for message in payload["entry"][0]["changes"][0]["value"].get("messages", [])
+    ]
+    assert replies[0]["response_source"] == "automatic"
+    assert replies[0]["context"] == placed.call.call_id
+    assert (
+        graph.call_permissions_get(phone_number_id=NUMBER_ID, user_wa_id="447700900045").status == "temporary"
+    )
+
+
+def test_settings_update_validates_and_emits_webhook(sandbox_thread, graph):
+    sandbox = sandbox_thread.sandbox
+    hours = {
+        "status": "ENABLED",
+        "timezone_id": "Europe/London",
+        "weekly_operating_hours": [{"day_of_week": "MONDAY", "open_time": "0900", "close_time": "1700"}],
+    }
+
+    with pytest.raises(errors.InvalidParameter):
+        graph.settings_update(
+            phone_number_id=NUMBER_ID, calling={"call_hours": {**hours, "timezone_id": "Mars/Olympus"}}
+        )
+    with pytest.raises(errors.InvalidParameter):
+        graph.settings_update(
+            phone_number_id=NUMBER_ID,
+            calling={
+                "call_hours": {
+                    **hours,
+                    "weekly_operating_hours": [
+                        {"day_of_week": "MONDAY", "open_time": "1700", "close_time": "0900"}
+                    ],
+                }
+            },
+        )
+    graph.settings_update(phone_number_id=NUMBER_ID, calling={"call_hours": hours})
+    sandbox_thread.run(sandbox.sender.drain)
+
+    [update] = deliveries(sandbox, "account_settings_update")
+    calling = update["entry"][0]["changes"][0]["value"]["phone_number_settings"]["calling"]
+    assert calling["call_hours"]["timezone_id"] == "Europe/London"
+    assert graph.settings_get(phone_number_id=NUMBER_ID)["calling"]["call_hours"]["status"] == "ENABLED"
+
+
+def test_call_permission_lookups_rate_limited(sandbox_thread, graph):
+    add_customer(sandbox_thread, "447700900046")
+    for _ in range(5):
+        graph.call_permissions_get(phone_number_id=NUMBER_ID, user_wa_id="447700900046")
+
+    with pytest.raises(errors.RateLimited) as raised:
+        graph.call_permissions_get(phone_number_id=NUMBER_ID, user_wa_id="447700900046")
+
+    assert raised.value.http_status == 429
+
+
+def test_wrong_token_refused(sandbox):
+    with (
+        GraphClient(base_url=sandbox.graph_url, token="wrong", max_retries=0) as client,
+        pytest.raises(errors.InvalidAccessToken),
+    ):
+        client.settings_get(phone_number_id=NUMBER_ID)
+
+
+def test_webhooks_are_signed_over_the_exact_body(sandbox_thread):
+    customer = add_customer(sandbox_thread, "447700900047", permission=None)
+
+    sandbox_thread.call(customer.send_text, NUMBER_ID, "hello")
+    sandbox_thread.run(sandbox_thread.sandbox.sender.drain)
+
+    [delivery] = sandbox_thread.sandbox.sender.sent
+    from whatsapp.sandbox.webhooks import sign
+
+    assert webhook_signature_is_valid(
+        body=delivery.body, signature=sign(body=delivery.body, app_secret=SECRET), app_secret=SECRET
+    )
+
+
+async def _answer_for(offer: str) -> str:
+    media = CustomerMedia(play=None, record_to=None)
+    answer = await media.answer(offer)
+    await media.close()
+    return answer

@@ -1,0 +1,229 @@
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from whatsapp import dispatch
+from whatsapp.events import (
+    AccountSettingsUpdate,
+    AccountUpdate,
+    Event,
+    event_from_context,
+    parse_delivery,
+)
+from whatsapp.models import BusinessNumber, WebhookDelivery, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_PREFIX = "sha256="
+
+
+def webhook_signature(*, body: bytes, app_secret: str) -> str:
+    """The X-Hub-Signature-256 value Meta sends for `body` (WHATSAPP_API.md §1.2)."""
+    return SIGNATURE_PREFIX + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_signature_is_valid(*, body: bytes, signature: str | None, app_secret: str) -> bool:
+    """Constant-time check of the signature header over the raw body."""
+    if not app_secret or not signature or not signature.startswith(SIGNATURE_PREFIX):
+        return False
+    return hmac.compare_digest(webhook_signature(body=body, app_secret=app_secret), signature)
+
+
+def decode_json(body: bytes) -> object:
+    """Strict JSON: no NaN or Infinity, and no NUL characters (neither is JSON Meta sends, and
+    PostgreSQL's jsonb cannot store them)."""
+
+    def refuse_constant(name: str) -> None:
+        raise ValueError(f"{name} is not valid JSON")
+
+    decoded = json.loads(body, parse_constant=refuse_constant)
+    if _has_nul(decoded):
+        raise ValueError("the body contains NUL characters")
+    return decoded
+
+
+def _has_nul(node: object) -> bool:
+    if isinstance(node, str):
+        return "\x00" in node
+    if isinstance(node, dict):
+        return any(_has_nul(key) or _has_nul(value) for key, value in node.items())
+    if isinstance(node, list):
+        return any(_has_nul(item) for item in node)
+    return False
+
+
+@dataclass
+class DeliveryOutcome:
+    delivery: WebhookDelivery
+    new_events: list[WebhookEvent]
+    error: str = ""
+
+    @property
+    def is_accepted(self) -> bool:
+        return self.delivery.status == WebhookDelivery.Status.ACCEPTED
+
+
+def webhook_delivery_receive(*, body: bytes) -> DeliveryOutcome:
+    """Store a signed delivery and its events, then dispatch each event seen for the first time.
+
+    The delivery is always stored raw. Its events are stored in the same transaction, each
+    under its idempotency key, so a redelivered event is counted as a duplicate and has no
+    second effect. Items that do not parse are listed in `problems`; nothing half-parsed is
+    stored. Dispatch happens after that transaction commits, one event at a time.
+    """
+    try:
+        parsed = parse_delivery(decode_json(body))
+    except (ValueError, RecursionError) as error:
+        reason = (
+            "the body is not valid JSON"
+            if isinstance(error, json.JSONDecodeError | RecursionError)
+            else str(error)
+        )
+        delivery = WebhookDelivery.objects.create(
+            body=body, status=WebhookDelivery.Status.MALFORMED, problems=[{"where": "body", "reason": reason}]
+        )
+        logger.warning("malformed WhatsApp webhook delivery %s: %s", delivery.pk, reason)
+        return DeliveryOutcome(delivery=delivery, new_events=[], error=reason)
+
+    stored: list[tuple[WebhookEvent, Event]] = []
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(
+            body=body,
+            status=WebhookDelivery.Status.ACCEPTED,
+            problems=[{"where": problem.where, "reason": problem.reason} for problem in parsed.problems],
+        )
+        for event in parsed.events:
+            record = _event_store(delivery=delivery, event=event)
+            if record is not None:
+                stored.append((record, event))
+        delivery.event_count = len(stored)
+        delivery.duplicate_count = len(parsed.events) - len(stored)
+        delivery.save(update_fields=["event_count", "duplicate_count"])
+    if parsed.problems:
+        logger.warning("WhatsApp webhook delivery %s had problems: %s", delivery.pk, delivery.problems)
+    for record, event in stored:
+        webhook_event_dispatch(event_record=record, event=event)
+    return DeliveryOutcome(delivery=delivery, new_events=[record for record, _ in stored])
+
+
+def _event_store(*, delivery: WebhookDelivery, event: Event) -> WebhookEvent | None:
+    try:
+        with transaction.atomic():
+            return WebhookEvent.objects.create(
+                delivery=delivery,
+                kind=event.kind,
+                idempotency_key=event.idempotency_key,
+                waba_id=event.waba_id,
+                phone_number_id=event.phone_number_id,
+                occurred_at=event.occurred_at,
+                payload=event.raw,
+            )
+    except IntegrityError:
+        return None
+
+
+DISPATCH_LEASE = timedelta(minutes=1)
+MAX_DISPATCH_ATTEMPTS = 5
+
+
+def webhook_event_dispatch(*, event_record: WebhookEvent, event: Event | None = None) -> WebhookEvent:
+    """Run the registered handler for one stored event and record how it went.
+
+    The event is claimed with one conditional UPDATE (pending, failed, or processing for longer
+    than the lease → processing), so two processes never run its handler at once. A failing
+    handler rolls back its own changes only, and the event is marked failed with the error.
+    """
+    now = timezone.now()
+    claimed = (
+        WebhookEvent.objects.filter(pk=event_record.pk)
+        .filter(
+            Q(status__in=[WebhookEvent.Status.PENDING, WebhookEvent.Status.FAILED])
+            | Q(status=WebhookEvent.Status.PROCESSING, last_attempt_at__lt=now - DISPATCH_LEASE)
+        )
+        .update(status=WebhookEvent.Status.PROCESSING, attempts=F("attempts") + 1, last_attempt_at=now)
+    )
+    if claimed != 1:
+        event_record.refresh_from_db()
+        return event_record
+    if event is None:
+        event = event_from_context(event_record.payload)
+    handler = dispatch.handler_for(event.kind)
+    status, error = WebhookEvent.Status.HANDLED, ""
+    if handler is None:
+        status = WebhookEvent.Status.UNHANDLED
+    else:
+        try:
+            with transaction.atomic():
+                handler(event)
+        except Exception as failure:
+            logger.exception("handler for %s %s failed", event.kind, event.idempotency_key)
+            status, error = WebhookEvent.Status.FAILED, f"{type(failure).__name__}: {failure}"
+    WebhookEvent.objects.filter(pk=event_record.pk).update(
+        status=status, error=error, handled_at=timezone.now()
+    )
+    event_record.refresh_from_db()
+    return event_record
+
+
+def webhook_events_redispatch_stale() -> int:
+    """Dispatch what a stopped process left: pending or stuck events, and failed ones (bounded)."""
+    cutoff = timezone.now() - DISPATCH_LEASE
+    stale = WebhookEvent.objects.filter(
+        Q(status=WebhookEvent.Status.PENDING, received_at__lt=cutoff)
+        | Q(status=WebhookEvent.Status.PROCESSING, last_attempt_at__lt=cutoff)
+        | Q(status=WebhookEvent.Status.FAILED, last_attempt_at__lt=cutoff, attempts__lt=MAX_DISPATCH_ATTEMPTS)
+    )
+    count = 0
+    for record in stale.order_by("received_at")[:500]:
+        webhook_event_dispatch(event_record=record)
+        count += 1
+    return count
+
+
+# --- Handlers this app owns: the number's own settings and standing -------------------------
+
+
+def business_number_apply_settings_update(event: AccountSettingsUpdate) -> None:
+    """Mirror a number's calling settings; an update older than the one applied is ignored."""
+    occurred_at = event.occurred_at or timezone.now()
+    BusinessNumber.objects.filter(phone_number_id=event.phone_number_id).filter(
+        Q(calling_settings_updated_at__isnull=True) | Q(calling_settings_updated_at__lte=occurred_at)
+    ).update(calling_settings=event.calling, calling_settings_updated_at=occurred_at)
+
+
+def business_number_apply_account_update(event: AccountUpdate) -> None:
+    """Record a calling violation or restriction on the account's numbers (newest wins)."""
+    occurred_at = event.occurred_at or timezone.now()
+    numbers = BusinessNumber.objects.filter(waba_id=event.waba_id).filter(
+        Q(account_updated_at__isnull=True) | Q(account_updated_at__lte=occurred_at)
+    )
+    if event.display_number:
+        numbers = numbers.filter(display_phone_number__in=_number_spellings(event.display_number))
+    changes: dict = {"account_updated_at": occurred_at}
+    if event.event == "ACCOUNT_RESTRICTION":
+        changes["restrictions"] = [
+            {
+                "type": restriction.restriction_type,
+                "expires_at": restriction.expires_at.isoformat() if restriction.expires_at else None,
+            }
+            for restriction in event.restrictions
+        ]
+    elif event.event == "ACCOUNT_VIOLATION":
+        changes["last_violation"] = event.violation_type
+    numbers.update(**changes)
+
+
+def _number_spellings(digits: str) -> list[str]:
+    """Display numbers are stored as people write them; match on the digits Meta sends."""
+    return [
+        number.display_phone_number
+        for number in BusinessNumber.objects.only("display_phone_number")
+        if number.digits == digits
+    ]

@@ -1,0 +1,35 @@
+import json
+
+import pytest
+from django.conf import settings
+
+from whatsapp import dispatch
+from whatsapp.events import EVENT_KINDS
+from whatsapp.services import webhook_signature
+
+
+def sign(body: bytes) -> str:
+    return webhook_signature(body=body, app_secret=settings.WHATSAPP_APP_SECRET)
+
+
+def post_webhook(client, payload, *, signature: str | None = "sign"):
+    """POST a delivery to the real endpoint, signed like Meta unless told otherwise."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = {}
+    if signature == "sign":
+        headers["HTTP_X_HUB_SIGNATURE_256"] = sign(body)
+    elif signature is not None:
+        headers["HTTP_X_HUB_SIGNATURE_256"] = signature
+    return client.generic("POST", "/webhooks/whatsapp/", body, content_type="application/json", **headers)
+
+
+@pytest.fixture
+def captured():
+    """Every dispatched event, in order, in place of the registered handlers (restored after)."""
+    events = []
+    saved = dict(dispatch._handlers)
+    for kind in EVENT_KINDS:
+        dispatch._handlers[kind] = events.append
+    yield events
+    dispatch._handlers.clear()
+    dispatch._handlers.update(saved)

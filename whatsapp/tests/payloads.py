@@ -1,0 +1,245 @@
+"""Every webhook shape of WHATSAPP_API.md, as Meta sends it (numbers without '+', times as strings)."""
+
+WABA_ID = "102290129340398"
+PHONE_NUMBER_ID = "436666719526789"
+BUSINESS = "13175551399"
+CUSTOMER = "16315553602"
+METADATA = {"display_phone_number": BUSINESS, "phone_number_id": PHONE_NUMBER_ID}
+SDP_OFFER = (
+    "v=0\r\no=- 7669997803033704573 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+)
+SDP_ANSWER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+
+
+def envelope(field_name: str, value: dict, waba_id: str = WABA_ID) -> dict:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": waba_id, "changes": [{"field": field_name, "value": value}]}],
+    }
+
+
+def calls_value(
+    *,
+    calls: list | None = None,
+    statuses: list | None = None,
+    errors: list | None = None,
+    contacts: bool = True,
+) -> dict:
+    value: dict = {"messaging_product": "whatsapp", "metadata": METADATA}
+    if contacts:
+        value["contacts"] = [{"profile": {"name": "Jane"}, "wa_id": CUSTOMER}]
+    if calls is not None:
+        value["calls"] = calls
+    if statuses is not None:
+        value["statuses"] = statuses
+    if errors is not None:
+        value["errors"] = errors
+    return value
+
+
+def user_call_connect(call_id: str = "wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh", **extra) -> dict:
+    call = {
+        "id": call_id,
+        "to": BUSINESS,
+        "from": CUSTOMER,
+        "event": "connect",
+        "timestamp": "1671644824",
+        "direction": "USER_INITIATED",
+        "session": {"sdp_type": "offer", "sdp": SDP_OFFER},
+        **extra,
+    }
+    return envelope("calls", calls_value(calls=[call]))
+
+
+def business_call_connect(
+    call_id: str = "wacid.HBgLMTIxODU1NTI4MjgVAgARGCAyODRQIAFRoA", *, legacy_connection: bool = False
+) -> dict:
+    call = {
+        "id": call_id,
+        "to": CUSTOMER,
+        "from": BUSINESS,
+        "event": "connect",
+        "timestamp": "1749196895",
+        "direction": "BUSINESS_INITIATED",
+        "biz_opaque_callback_data": "TRx334DUDFTI4Mj",
+    }
+    if legacy_connection:
+        call["connection"] = {"webrtc": {"sdp": SDP_ANSWER}}
+    else:
+        call["session"] = {"sdp_type": "answer", "sdp": SDP_ANSWER}
+    return envelope("calls", calls_value(calls=[call]))
+
+
+def call_status(status: str, call_id: str = "wacid.HBgLMTIxODU1NTI4MjgVAgARGCAyODRQIAFRoA") -> dict:
+    item = {
+        "id": call_id,
+        "type": "call",
+        "status": status,
+        "timestamp": "1671644830",
+        "recipient_id": CUSTOMER,
+        "biz_opaque_callback_data": "random_string",
+    }
+    return envelope("calls", calls_value(statuses=[item], contacts=False))
+
+
+def call_terminate(
+    call_id: str = "wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh", *, answered: bool = True, failed: bool = False
+) -> dict:
+    call = {
+        "id": call_id,
+        "to": BUSINESS,
+        "from": CUSTOMER,
+        "event": "terminate",
+        "direction": "USER_INITIATED",
+        "timestamp": "1671644944",
+        "status": "FAILED" if failed else "COMPLETED",
+        "cta_payload": "support_v2",
+    }
+    if answered:
+        call |= {"start_time": "1671644824", "end_time": "1671644944", "duration": 120}
+    errors = None
+    if failed:
+        errors = [
+            {
+                "code": 138007,
+                "message": "Connection timeout",
+                "href": "https://developers.facebook.com/",
+                "error_data": {"details": "SDP answer not applied in time"},
+            }
+        ]
+    return envelope("calls", calls_value(calls=[call], errors=errors))
+
+
+def messages_value(messages: list) -> dict:
+    return {
+        "messaging_product": "whatsapp",
+        "metadata": METADATA,
+        "contacts": [{"profile": {"name": "Test Name"}, "wa_id": CUSTOMER}],
+        "messages": messages,
+    }
+
+
+def text_message(message_id: str = "wamid.xyz", body: str = "Body Text", **extra) -> dict:
+    message = {
+        "from": CUSTOMER,
+        "id": message_id,
+        "timestamp": "1697043223",
+        "type": "text",
+        "text": {"body": body},
+        **extra,
+    }
+    return envelope("messages", messages_value([message]))
+
+
+def button_reply(message_id: str = "wamid.button1") -> dict:
+    message = {
+        "from": CUSTOMER,
+        "id": message_id,
+        "timestamp": "1697043300",
+        "type": "interactive",
+        "context": {"from": BUSINESS, "id": "wamid.question"},
+        "interactive": {
+            "type": "button_reply",
+            "button_reply": {"id": "callback_yes", "title": "Yes, call me"},
+        },
+    }
+    return envelope("messages", messages_value([message]))
+
+
+def permission_reply(
+    message_id: str = "wamid.sH0kFlaCGg0x",
+    *,
+    response: str = "accept",
+    context_id: str = "wamid.request1",
+    **reply,
+) -> dict:
+    body = {"response": response, **reply}
+    message = {
+        "from": CUSTOMER,
+        "id": message_id,
+        "timestamp": "1752582182",
+        "type": "interactive",
+        "context": {"from": "1122334455667", "id": context_id},
+        "interactive": {"type": "call_permission_reply", "call_permission_reply": body},
+    }
+    return envelope("messages", messages_value([message]))
+
+
+def referral_message(message_id: str = "wamid.ad1") -> dict:
+    referral = {
+        "source_url": "https://fb.me/2ZQ9k",
+        "source_id": "120211",
+        "source_type": "ad",
+        "headline": "Spring sale",
+        "body": "Talk to us",
+        "ctwa_clid": "ARAkLkA8rmlFeiCktEJQ",
+    }
+    return text_message(message_id, "Hi, I saw your ad", referral=referral)
+
+
+def message_status(
+    status: str,
+    message_id: str = "wamid.out1",
+    *,
+    category: str = "marketing",
+    pricing_type: str = "regular",
+    errors: list | None = None,
+) -> dict:
+    item = {
+        "id": message_id,
+        "status": status,
+        "timestamp": "1750263773",
+        "recipient_id": CUSTOMER,
+        "pricing": {
+            "billable": pricing_type == "regular",
+            "pricing_model": "PMP",
+            "type": pricing_type,
+            "category": category,
+        },
+    }
+    if errors:
+        item["errors"] = errors
+    return envelope("messages", {"messaging_product": "whatsapp", "metadata": METADATA, "statuses": [item]})
+
+
+def settings_update(timestamp: str = "1671644824", status: str = "ENABLED") -> dict:
+    calling = {"status": status, "call_icon_visibility": "DEFAULT", "callback_permission_status": "ENABLED"}
+    value = {
+        "messaging_product": "whatsapp",
+        "timestamp": timestamp,
+        "type": "phone_number_settings",
+        "phone_number_settings": {"phone_number_id": PHONE_NUMBER_ID, "calling": calling},
+    }
+    return envelope("account_settings_update", value)
+
+
+def account_violation(timestamp: str = "1754000000") -> dict:
+    value = {
+        "phone_number": BUSINESS,
+        "timestamp": timestamp,
+        "event": "ACCOUNT_VIOLATION",
+        "violation_info": {"violation_type": "LOW_CALLING_QUALITY"},
+    }
+    return envelope("account_update", value)
+
+
+def account_restriction(timestamp: str = "1754000100") -> dict:
+    value = {
+        "phone_number": BUSINESS,
+        "timestamp": timestamp,
+        "event": "ACCOUNT_RESTRICTION",
+        "restriction_info": [
+            {
+                "restriction_type": "RESTRICTED_BIZ_INITIATED_AND_USER_INITIATED_CALLING",
+                "expiration": 1754604800,
+            }
+        ],
+    }
+    return envelope("account_update", value)
+
+
+def unknown_field() -> dict:
+    return envelope(
+        "message_template_status_update",
+        {"event": "APPROVED", "message_template_id": 123, "message_template_name": "order_update"},
+    )

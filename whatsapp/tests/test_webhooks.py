@@ -1,0 +1,481 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from whatsapp import dispatch
+from whatsapp.events import (
+    AccountSettingsUpdate,
+    AccountUpdate,
+    CallConnect,
+    CallPermissionReply,
+    CallStatus,
+    CallTerminate,
+    MessageReceived,
+    MessageStatus,
+    MetaError,
+    Pricing,
+    Restriction,
+)
+from whatsapp.models import BusinessNumber, WebhookDelivery, WebhookEvent
+from whatsapp.services import webhook_event_dispatch
+from whatsapp.tests import payloads
+from whatsapp.tests.conftest import post_webhook
+
+pytestmark = pytest.mark.django_db
+
+
+def at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+# --- Verification and signatures -------------------------------------------------------------
+
+
+def test_verification_handshake_echoes_challenge(client, settings):
+    response = client.get(
+        "/webhooks/whatsapp/",
+        {
+            "hub.mode": "subscribe",
+            "hub.challenge": "1158201444",
+            "hub.verify_token": settings.WHATSAPP_VERIFY_TOKEN,
+        },
+    )
+
+    assert response.status_code == 200
+    assert response.content == b"1158201444"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"hub.mode": "subscribe", "hub.challenge": "1158201444", "hub.verify_token": "wrong"},
+        {
+            "hub.mode": "unsubscribe",
+            "hub.challenge": "1158201444",
+            "hub.verify_token": "sandbox-verify-token",
+        },
+        {"hub.mode": "subscribe", "hub.challenge": "<script>", "hub.verify_token": "sandbox-verify-token"},
+        {},
+    ],
+)
+def test_verification_handshake_refuses_anything_else(client, query):
+    response = client.get("/webhooks/whatsapp/", query)
+
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("signature", [None, "", "sha256=" + "0" * 64, "sha1=abc", "sha256=zz"])
+def test_delivery_without_valid_signature_refused_and_not_stored(client, captured, signature):
+    response = post_webhook(client, payloads.user_call_connect(), signature=signature)
+
+    assert response.status_code == 403
+    assert WebhookDelivery.objects.count() == 0
+    assert WebhookEvent.objects.count() == 0
+    assert captured == []
+
+
+def test_signature_over_other_bytes_refused(client):
+    body = b'{"object": "whatsapp_business_account", "entry": []}'
+    from whatsapp.tests.conftest import sign
+
+    response = post_webhook(client, body + b" ", signature=sign(body))
+
+    assert response.status_code == 403
+
+
+# --- Every payload shape becomes its typed event -------------------------------------------------
+
+
+def test_user_call_connect(client, captured):
+    response = post_webhook(
+        client, payloads.user_call_connect(cta_payload="support_v2", deeplink_payload="promo")
+    )
+
+    assert response.status_code == 200
+    [event] = captured
+    assert event == CallConnect(
+        waba_id=payloads.WABA_ID,
+        phone_number_id=payloads.PHONE_NUMBER_ID,
+        display_phone_number=payloads.BUSINESS,
+        occurred_at=at(1671644824),
+        call_id="wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh",
+        from_number=payloads.CUSTOMER,
+        to_number=payloads.BUSINESS,
+        direction="USER_INITIATED",
+        sdp_type="offer",
+        sdp=payloads.SDP_OFFER,
+        contact_name="Jane",
+        cta_payload="support_v2",
+        deeplink_payload="promo",
+    )
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.HANDLED
+
+
+@pytest.mark.parametrize("legacy_connection", [False, True])
+def test_business_call_connect_with_answer(client, captured, legacy_connection):
+    post_webhook(client, payloads.business_call_connect(legacy_connection=legacy_connection))
+
+    [event] = captured
+    assert isinstance(event, CallConnect)
+    assert (event.direction, event.sdp_type, event.sdp) == (
+        "BUSINESS_INITIATED",
+        "answer",
+        payloads.SDP_ANSWER,
+    )
+    assert event.biz_opaque_callback_data == "TRx334DUDFTI4Mj"
+    assert (event.from_number, event.to_number) == (payloads.BUSINESS, payloads.CUSTOMER)
+
+
+@pytest.mark.parametrize("status", ["RINGING", "ACCEPTED", "REJECTED"])
+def test_call_status(client, captured, status):
+    post_webhook(client, payloads.call_status(status))
+
+    assert captured == [
+        CallStatus(
+            waba_id=payloads.WABA_ID,
+            phone_number_id=payloads.PHONE_NUMBER_ID,
+            display_phone_number=payloads.BUSINESS,
+            occurred_at=at(1671644830),
+            call_id="wacid.HBgLMTIxODU1NTI4MjgVAgARGCAyODRQIAFRoA",
+            status=status,
+            recipient_id=payloads.CUSTOMER,
+            biz_opaque_callback_data="random_string",
+        )
+    ]
+
+
+def test_call_terminate_with_times(client, captured):
+    post_webhook(client, payloads.call_terminate(answered=True))
+
+    [event] = captured
+    assert isinstance(event, CallTerminate)
+    assert (event.status, event.started_at, event.ended_at, event.duration_s) == (
+        "COMPLETED",
+        at(1671644824),
+        at(1671644944),
+        120,
+    )
+    assert event.was_answered is True
+    assert event.cta_payload == "support_v2"
+    assert event.errors == ()
+
+
+def test_call_terminate_without_times_with_errors(client, captured):
+    post_webhook(client, payloads.call_terminate(answered=False, failed=True))
+
+    [event] = captured
+    assert (event.status, event.started_at, event.duration_s, event.was_answered) == (
+        "FAILED",
+        None,
+        None,
+        False,
+    )
+    assert event.errors == (
+        MetaError(
+            code=138007,
+            message="Connection timeout",
+            href="https://developers.facebook.com/",
+            details="SDP answer not applied in time",
+        ),
+    )
+
+
+def test_text_message(client, captured):
+    post_webhook(client, payloads.text_message())
+
+    [event] = captured
+    assert isinstance(event, MessageReceived)
+    assert (event.message_id, event.from_number, event.contact_name, event.message_type, event.text) == (
+        "wamid.xyz",
+        payloads.CUSTOMER,
+        "Test Name",
+        "text",
+        "Body Text",
+    )
+    assert event.referral is None
+
+
+def test_button_reply(client, captured):
+    post_webhook(client, payloads.button_reply())
+
+    [event] = captured
+    assert (
+        event.message_type,
+        event.button_reply_id,
+        event.button_reply_title,
+        event.context_message_id,
+    ) == (
+        "interactive",
+        "callback_yes",
+        "Yes, call me",
+        "wamid.question",
+    )
+
+
+def test_click_to_whatsapp_referral(client, captured):
+    post_webhook(client, payloads.referral_message())
+
+    [event] = captured
+    assert event.referral["source_type"] == "ad"
+    assert event.referral["ctwa_clid"] == "ARAkLkA8rmlFeiCktEJQ"
+
+
+def test_call_permission_reply_accept_temporary(client, captured):
+    post_webhook(
+        client,
+        payloads.permission_reply(
+            is_permanent=False, expiration_timestamp=1753186982, response_source="user_action"
+        ),
+    )
+
+    [event] = captured
+    assert event == CallPermissionReply(
+        waba_id=payloads.WABA_ID,
+        phone_number_id=payloads.PHONE_NUMBER_ID,
+        display_phone_number=payloads.BUSINESS,
+        occurred_at=at(1752582182),
+        message_id="wamid.sH0kFlaCGg0x",
+        from_number=payloads.CUSTOMER,
+        contact_name="Test Name",
+        response="accept",
+        is_permanent=False,
+        expires_at=at(1753186982),
+        response_source="user_action",
+        context_id="wamid.request1",
+    )
+    assert event.is_accepted is True
+
+
+def test_call_permission_reply_reject_without_optional_fields(client, captured):
+    post_webhook(client, payloads.permission_reply(response="reject"))
+
+    [event] = captured
+    assert (event.response, event.is_permanent, event.expires_at, event.is_accepted) == (
+        "reject",
+        None,
+        None,
+        False,
+    )
+
+
+def test_call_permission_reply_automatic_from_a_call(client, captured):
+    post_webhook(
+        client,
+        payloads.permission_reply(
+            context_id="wacid.ABGG",
+            is_permanent=False,
+            expiration_timestamp=1753186982,
+            response_source="automatic",
+        ),
+    )
+
+    [event] = captured
+    assert (event.response_source, event.context_id) == ("automatic", "wacid.ABGG")
+
+
+def test_message_status_with_pricing(client, captured):
+    post_webhook(client, payloads.message_status("delivered"))
+
+    [event] = captured
+    assert isinstance(event, MessageStatus)
+    assert (event.message_id, event.status, event.recipient_id) == (
+        "wamid.out1",
+        "delivered",
+        payloads.CUSTOMER,
+    )
+    assert event.pricing == Pricing(
+        billable=True, pricing_model="PMP", pricing_type="regular", category="marketing"
+    )
+
+
+def test_message_status_failed_with_errors(client, captured):
+    post_webhook(
+        client, payloads.message_status("failed", errors=[{"code": 131026, "title": "Message undeliverable"}])
+    )
+
+    [event] = captured
+    assert event.errors == (MetaError(code=131026, title="Message undeliverable"),)
+
+
+def test_account_settings_update(client, captured):
+    post_webhook(client, payloads.settings_update())
+
+    [event] = captured
+    assert isinstance(event, AccountSettingsUpdate)
+    assert event.phone_number_id == payloads.PHONE_NUMBER_ID
+    assert event.calling["status"] == "ENABLED"
+    assert event.occurred_at == at(1671644824)
+
+
+def test_account_update_violation_and_restriction(client, captured):
+    post_webhook(client, payloads.account_violation())
+    post_webhook(client, payloads.account_restriction())
+
+    violation, restriction = captured
+    assert isinstance(violation, AccountUpdate)
+    assert (violation.event, violation.violation_type) == ("ACCOUNT_VIOLATION", "LOW_CALLING_QUALITY")
+    assert restriction.restrictions == (
+        Restriction(
+            restriction_type="RESTRICTED_BIZ_INITIATED_AND_USER_INITIATED_CALLING", expires_at=at(1754604800)
+        ),
+    )
+
+
+def test_unknown_field_stored_and_visible_as_unhandled(client):
+    dispatch.unregister("unsupported")
+
+    response = post_webhook(client, payloads.unknown_field())
+
+    record = WebhookEvent.objects.get()
+    assert response.status_code == 200
+    assert (record.kind, record.status) == ("unsupported", WebhookEvent.Status.UNHANDLED)
+    assert record.payload["field"] == "message_template_status_update"
+
+
+def test_unknown_keys_are_kept_and_ignored(client, captured):
+    payload = payloads.text_message()
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["brand_new_field"] = {"x": 1}
+
+    post_webhook(client, payload)
+
+    [event] = captured
+    assert event.text == "Body Text"
+    assert event.raw["item"]["brand_new_field"] == {"x": 1}
+
+
+def test_event_without_handler_is_unhandled(client):
+    dispatch.unregister("message.received")
+
+    post_webhook(client, payloads.text_message())
+
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.UNHANDLED
+
+
+# --- Delivery habits: duplicates, reordering, bad input -------------------------------------------
+
+
+def test_duplicate_delivery_has_one_effect(client, captured):
+    first = post_webhook(client, payloads.user_call_connect())
+    second = post_webhook(client, payloads.user_call_connect())
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.json() == {"received": 0, "duplicates": 1}
+    assert len(captured) == 1
+    assert WebhookDelivery.objects.count() == 2
+    assert WebhookEvent.objects.count() == 1
+
+
+def test_terminate_before_connect_each_once(client, captured):
+    post_webhook(client, payloads.call_terminate())
+    post_webhook(client, payloads.user_call_connect())
+    post_webhook(client, payloads.call_terminate())
+    post_webhook(client, payloads.user_call_connect())
+
+    assert [event.kind for event in captured] == ["call.terminate", "call.connect"]
+
+
+def test_same_message_status_redelivered_once_other_status_kept(client, captured):
+    post_webhook(client, payloads.message_status("read"))
+    post_webhook(client, payloads.message_status("delivered"))
+    post_webhook(client, payloads.message_status("read"))
+
+    assert [event.status for event in captured] == ["read", "delivered"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"object": "page", "entry": []}',
+        b'{"object": "whatsapp_business_account"}',
+        b"\xff\xfe",
+    ],
+)
+def test_malformed_body_gets_400_and_changes_nothing(client, captured, body):
+    response = post_webhook(client, body)
+
+    assert response.status_code == 400
+    assert "error" in response.json()
+    assert WebhookEvent.objects.count() == 0
+    assert WebhookDelivery.objects.get().status == WebhookDelivery.Status.MALFORMED
+    assert captured == []
+
+
+def test_malformed_item_is_skipped_and_the_rest_stored(client, captured):
+    payload = payloads.user_call_connect()
+    calls = payload["entry"][0]["changes"][0]["value"]["calls"]
+    calls.append({**calls[0], "id": "wacid.second", "direction": "SIDEWAYS"})
+    calls.append({**calls[0], "id": None})
+
+    response = post_webhook(client, payload)
+
+    delivery = WebhookDelivery.objects.get()
+    assert response.status_code == 200
+    assert [event.call_id for event in captured] == ["wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh"]
+    assert [problem["where"] for problem in delivery.problems] == [
+        "entry[0].changes[0].value.calls[1]",
+        "entry[0].changes[0].value.calls[2]",
+    ]
+
+
+def test_failing_handler_marks_event_failed_and_others_still_run(client, captured):
+    def explode(event):
+        BusinessNumber.objects.create(
+            phone_number_id="written-then-rolled-back", waba_id="x", display_phone_number="+44 20 7946 0009"
+        )
+        raise RuntimeError("handler bug")
+
+    dispatch._handlers["call.connect"] = explode
+    payload = payloads.user_call_connect()
+    payload["entry"][0]["changes"].append(payloads.text_message()["entry"][0]["changes"][0])
+
+    response = post_webhook(client, payload)
+
+    connect = WebhookEvent.objects.get(kind="call.connect")
+    assert response.status_code == 200
+    assert (connect.status, connect.error) == (WebhookEvent.Status.FAILED, "RuntimeError: handler bug")
+    assert WebhookEvent.objects.get(kind="message.received").status == WebhookEvent.Status.HANDLED
+    assert not BusinessNumber.objects.filter(phone_number_id="written-then-rolled-back").exists()
+
+    dispatch._handlers["call.connect"] = captured.append
+    webhook_event_dispatch(event_record=connect)
+
+    connect.refresh_from_db()
+    assert (connect.status, connect.attempts) == (WebhookEvent.Status.HANDLED, 2)
+    assert captured[-1].call_id == "wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh"
+
+
+# --- The number's own settings and standing --------------------------------------------------------
+
+
+@pytest.fixture
+def number():
+    return BusinessNumber.objects.create(
+        phone_number_id=payloads.PHONE_NUMBER_ID,
+        waba_id=payloads.WABA_ID,
+        display_phone_number="+1 317-555-1399",
+    )
+
+
+def test_settings_update_mirrored_and_older_update_ignored(client, number):
+    post_webhook(client, payloads.settings_update(timestamp="1700000100", status="ENABLED"))
+    post_webhook(client, payloads.settings_update(timestamp="1700000000", status="DISABLED"))
+
+    number.refresh_from_db()
+    assert number.is_calling_enabled is True
+    assert number.calling_settings_updated_at == at(1700000100)
+
+
+def test_account_restriction_and_violation_recorded(client, number):
+    post_webhook(client, payloads.account_violation(timestamp="1754000000"))
+    post_webhook(client, payloads.account_restriction(timestamp="1754000100"))
+
+    number.refresh_from_db()
+    assert number.last_violation == "LOW_CALLING_QUALITY"
+    assert number.restrictions == [
+        {
+            "type": "RESTRICTED_BIZ_INITIATED_AND_USER_INITIATED_CALLING",
+            "expires_at": "2025-08-07T22:13:20+00:00",
+        }
+    ]
