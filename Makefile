@@ -22,7 +22,12 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo "Switchboard on http://$(HOST):$(PORT)/ (Ctrl-C stops every process)"
-	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) $(BIN)/honcho --procfile Procfile start
+	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) \
+		SANDBOX_WEBHOOK_URL=http://$(HOST):$(PORT)/webhooks/whatsapp/ $(BIN)/honcho --procfile Procfile start
+
+# The product with the sandbox's simulated customers calling in all the time.
+demo: export SANDBOX_CALLS_PER_MINUTE ?= 6
+demo: run
 
 test: install
 	mkdir -p var

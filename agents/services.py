@@ -9,6 +9,7 @@ from agents.models import Agent, AgentStatusEvent, Queue, QueueMembership
 from agents.selectors import agent_presence
 from core.realtime import broadcast_on_commit
 from whatsapp.models import BusinessNumber
+from whatsapp.sandbox.meta import ENABLED_CALLING_SETTINGS
 
 
 @transaction.atomic
@@ -68,7 +69,9 @@ def demo_data_create() -> dict[str, str]:
     )  # fmt: skip
     supervisor.groups.add(supervisors)
 
-    number = BusinessNumber.objects.create(**DEMO_NUMBER, is_sandbox=True)
+    number = BusinessNumber(**DEMO_NUMBER, is_sandbox=True, calling_settings=dict(ENABLED_CALLING_SETTINGS))
+    number.full_clean()
+    number.save()
     queue = Queue.objects.create(name=DEMO_QUEUE)
     queue.business_numbers.add(number)
     for username, first_name, last_name in DEMO_AGENTS:

@@ -3,6 +3,7 @@
 WebSockets are authenticated by the Django session and accepted only from allowed origins.
 """
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -24,3 +25,8 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Everything loaded at start-up lives as long as the process: keep it out of the cyclic garbage
+# collector's way, so that full collections stay short. bench/webhook_ack.py at 200 deliveries/s:
+# p99 88-100 ms without this, 26-55 ms with it.
+gc.freeze()

@@ -1,10 +1,146 @@
-from django.contrib import admin
+import contextlib
+import json
 
-from whatsapp.models import BusinessNumber
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from whatsapp.models import BusinessNumber, WebhookDelivery, WebhookEvent
+from whatsapp.services import webhook_event_dispatch
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Audit records: visible, never changed by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(BusinessNumber)
 class BusinessNumberAdmin(admin.ModelAdmin):
-    list_display = ["display_phone_number", "label", "phone_number_id", "waba_id", "is_sandbox"]
-    list_filter = ["is_sandbox"]
+    list_display = [
+        "display_phone_number",
+        "label",
+        "country",
+        "calling",
+        "messaging_limit_tier",
+        "is_coexistence",
+        "is_sandbox",
+    ]
+    list_filter = ["is_sandbox", "country", "messaging_limit_tier", "is_coexistence", "verification_status"]
     search_fields = ["display_phone_number", "label", "phone_number_id", "waba_id"]
+    readonly_fields = [
+        "country",
+        "calling_settings",
+        "calling_settings_updated_at",
+        "restrictions",
+        "last_violation",
+        "account_updated_at",
+    ]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "label",
+                    "display_phone_number",
+                    "country",
+                    "phone_number_id",
+                    "waba_id",
+                    "is_sandbox",
+                ]
+            },
+        ),
+        ("Eligibility", {"fields": ["messaging_limit_tier", "is_coexistence", "verification_status"]}),
+        (
+            "Kept in step by Meta's webhooks",
+            {
+                "fields": [
+                    "calling_settings",
+                    "calling_settings_updated_at",
+                    "restrictions",
+                    "last_violation",
+                    "account_updated_at",
+                ]
+            },
+        ),
+    ]
+
+    @admin.display(description="Calling", boolean=True)
+    def calling(self, number: BusinessNumber) -> bool:
+        return number.is_calling_enabled
+
+
+class WebhookEventInline(admin.TabularInline):
+    model = WebhookEvent
+    fields = ["kind", "idempotency_key", "status", "attempts", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "received_at", "status", "event_count", "duplicate_count", "problem_count"]
+    list_filter = ["status", "received_at"]
+    date_hierarchy = "received_at"
+    fields = ["received_at", "status", "event_count", "duplicate_count", "problems", "body_text"]
+    readonly_fields = fields
+    inlines = [WebhookEventInline]
+
+    @admin.display(description="Problems")
+    def problem_count(self, delivery: WebhookDelivery) -> int:
+        return len(delivery.problems)
+
+    @admin.display(description="Body")
+    def body_text(self, delivery: WebhookDelivery) -> str:
+        text = bytes(delivery.body).decode("utf-8", errors="replace")
+        with contextlib.suppress(ValueError):
+            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        return format_html("<pre>{}</pre>", text)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "kind", "idempotency_key", "phone_number_id", "status", "attempts"]
+    list_filter = ["status", "kind", "received_at"]
+    search_fields = ["idempotency_key", "phone_number_id"]
+    date_hierarchy = "received_at"
+    list_select_related = ["delivery"]
+    readonly_fields = [
+        "delivery",
+        "kind",
+        "idempotency_key",
+        "waba_id",
+        "phone_number_id",
+        "occurred_at",
+        "received_at",
+        "status",
+        "attempts",
+        "last_attempt_at",
+        "handled_at",
+        "error",
+        "payload",
+    ]
+    actions = ["dispatch_again"]
+
+    @admin.action(description="Dispatch the selected events again (failed or stuck ones)")
+    def dispatch_again(self, request, queryset) -> None:
+        handled = 0
+        for record in queryset:
+            if webhook_event_dispatch(event_record=record).status == WebhookEvent.Status.HANDLED:
+                handled += 1
+        self.message_user(request, f"{handled} of {queryset.count()} events handled.", messages.INFO)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The dispatch action needs change permission; the fields themselves stay read-only.
+        return request.user.has_perm("whatsapp.change_webhookevent")

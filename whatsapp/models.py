@@ -109,7 +109,6 @@ class WebhookEvent(models.Model):
     """One event out of a delivery, stored once however often Meta delivers it."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
         PROCESSING = "processing", "Processing"
         HANDLED = "handled", "Handled"
         UNHANDLED = "unhandled", "No handler"
@@ -123,7 +122,7 @@ class WebhookEvent(models.Model):
     occurred_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     payload = models.JSONField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING, db_index=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     handled_at = models.DateTimeField(null=True, blank=True)

@@ -71,12 +71,14 @@ class DeliveryOutcome:
 
 
 def webhook_delivery_receive(*, body: bytes) -> DeliveryOutcome:
-    """Store a signed delivery and its events, then dispatch each event seen for the first time.
+    """Store a signed delivery and its events, and handle each event seen for the first time.
 
-    The delivery is always stored raw. Its events are stored in the same transaction, each
-    under its idempotency key, so a redelivered event is counted as a duplicate and has no
-    second effect. Items that do not parse are listed in `problems`; nothing half-parsed is
-    stored. Dispatch happens after that transaction commits, one event at a time.
+    One transaction: the delivery is stored raw; each event is stored under its idempotency key
+    (a redelivered event is counted as a duplicate and has no second effect) and its handler
+    runs at once inside a savepoint, so a failing handler undoes only its own changes and
+    leaves its event `failed` for a later retry. If the process dies before the commit nothing
+    is stored, Meta gets no 200, and redelivers. Items that do not parse are listed in
+    `problems`; nothing half-parsed is stored.
     """
     try:
         parsed = parse_delivery(decode_json(body))
@@ -92,31 +94,34 @@ def webhook_delivery_receive(*, body: bytes) -> DeliveryOutcome:
         logger.warning("malformed WhatsApp webhook delivery %s: %s", delivery.pk, reason)
         return DeliveryOutcome(delivery=delivery, new_events=[], error=reason)
 
-    stored: list[tuple[WebhookEvent, Event]] = []
+    new_events: list[WebhookEvent] = []
     with transaction.atomic():
         delivery = WebhookDelivery.objects.create(
             body=body,
             status=WebhookDelivery.Status.ACCEPTED,
             problems=[{"where": problem.where, "reason": problem.reason} for problem in parsed.problems],
+            event_count=len(parsed.events),
         )
         for event in parsed.events:
-            record = _event_store(delivery=delivery, event=event)
+            record = _event_store_and_handle(delivery=delivery, event=event)
             if record is not None:
-                stored.append((record, event))
-        delivery.event_count = len(stored)
-        delivery.duplicate_count = len(parsed.events) - len(stored)
-        delivery.save(update_fields=["event_count", "duplicate_count"])
+                new_events.append(record)
+        duplicates = len(parsed.events) - len(new_events)
+        if duplicates:
+            delivery.event_count, delivery.duplicate_count = len(new_events), duplicates
+            delivery.save(update_fields=["event_count", "duplicate_count"])
     if parsed.problems:
         logger.warning("WhatsApp webhook delivery %s had problems: %s", delivery.pk, delivery.problems)
-    for record, event in stored:
-        webhook_event_dispatch(event_record=record, event=event)
-    return DeliveryOutcome(delivery=delivery, new_events=[record for record, _ in stored])
+    return DeliveryOutcome(delivery=delivery, new_events=new_events)
 
 
-def _event_store(*, delivery: WebhookDelivery, event: Event) -> WebhookEvent | None:
+def _event_store_and_handle(*, delivery: WebhookDelivery, event: Event) -> WebhookEvent | None:
+    """Insert the event (None if its key is already stored), then run its handler."""
+    handler = dispatch.handler_for(event.kind)
+    now = timezone.now()
     try:
         with transaction.atomic():
-            return WebhookEvent.objects.create(
+            record = WebhookEvent.objects.create(
                 delivery=delivery,
                 kind=event.kind,
                 idempotency_key=event.idempotency_key,
@@ -124,9 +129,29 @@ def _event_store(*, delivery: WebhookDelivery, event: Event) -> WebhookEvent | N
                 phone_number_id=event.phone_number_id,
                 occurred_at=event.occurred_at,
                 payload=event.raw,
+                status=WebhookEvent.Status.HANDLED if handler else WebhookEvent.Status.UNHANDLED,
+                attempts=1,
+                last_attempt_at=now,
+                handled_at=now,
             )
     except IntegrityError:
         return None
+    if handler is not None:
+        status, error = _run_handler(handler, event)
+        if status != WebhookEvent.Status.HANDLED:
+            record.status, record.error = status, error
+            record.save(update_fields=["status", "error"])
+    return record
+
+
+def _run_handler(handler: dispatch.Handler, event: Event) -> tuple[str, str]:
+    try:
+        with transaction.atomic():
+            handler(event)
+    except Exception as failure:
+        logger.exception("handler for %s %s failed", event.kind, event.idempotency_key)
+        return WebhookEvent.Status.FAILED, f"{type(failure).__name__}: {failure}"
+    return WebhookEvent.Status.HANDLED, ""
 
 
 DISPATCH_LEASE = timedelta(minutes=1)
@@ -134,17 +159,17 @@ MAX_DISPATCH_ATTEMPTS = 5
 
 
 def webhook_event_dispatch(*, event_record: WebhookEvent, event: Event | None = None) -> WebhookEvent:
-    """Run the registered handler for one stored event and record how it went.
+    """Run the registered handler for one stored event again (failed, or stuck) and record how it went.
 
-    The event is claimed with one conditional UPDATE (pending, failed, or processing for longer
-    than the lease → processing), so two processes never run its handler at once. A failing
+    The event is claimed with one conditional UPDATE (failed, or processing for longer than the
+    lease → processing), so two processes never run its handler at once. A failing
     handler rolls back its own changes only, and the event is marked failed with the error.
     """
     now = timezone.now()
     claimed = (
         WebhookEvent.objects.filter(pk=event_record.pk)
         .filter(
-            Q(status__in=[WebhookEvent.Status.PENDING, WebhookEvent.Status.FAILED])
+            Q(status=WebhookEvent.Status.FAILED)
             | Q(status=WebhookEvent.Status.PROCESSING, last_attempt_at__lt=now - DISPATCH_LEASE)
         )
         .update(status=WebhookEvent.Status.PROCESSING, attempts=F("attempts") + 1, last_attempt_at=now)
@@ -155,16 +180,9 @@ def webhook_event_dispatch(*, event_record: WebhookEvent, event: Event | None = 
     if event is None:
         event = event_from_context(event_record.payload)
     handler = dispatch.handler_for(event.kind)
-    status, error = WebhookEvent.Status.HANDLED, ""
-    if handler is None:
-        status = WebhookEvent.Status.UNHANDLED
-    else:
-        try:
-            with transaction.atomic():
-                handler(event)
-        except Exception as failure:
-            logger.exception("handler for %s %s failed", event.kind, event.idempotency_key)
-            status, error = WebhookEvent.Status.FAILED, f"{type(failure).__name__}: {failure}"
+    status, error = WebhookEvent.Status.UNHANDLED, ""
+    if handler is not None:
+        status, error = _run_handler(handler, event)
     WebhookEvent.objects.filter(pk=event_record.pk).update(
         status=status, error=error, handled_at=timezone.now()
     )
@@ -173,11 +191,10 @@ def webhook_event_dispatch(*, event_record: WebhookEvent, event: Event | None = 
 
 
 def webhook_events_redispatch_stale() -> int:
-    """Dispatch what a stopped process left: pending or stuck events, and failed ones (bounded)."""
+    """Retry failed events (a bounded number of times) and any left stuck by a stopped process."""
     cutoff = timezone.now() - DISPATCH_LEASE
     stale = WebhookEvent.objects.filter(
-        Q(status=WebhookEvent.Status.PENDING, received_at__lt=cutoff)
-        | Q(status=WebhookEvent.Status.PROCESSING, last_attempt_at__lt=cutoff)
+        Q(status=WebhookEvent.Status.PROCESSING, last_attempt_at__lt=cutoff)
         | Q(status=WebhookEvent.Status.FAILED, last_attempt_at__lt=cutoff, attempts__lt=MAX_DISPATCH_ATTEMPTS)
     )
     count = 0

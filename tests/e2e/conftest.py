@@ -27,7 +27,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -48,7 +48,7 @@ def live_server_url(transactional_db):
     A separate process (not a fork of the test process, whose thread pools would not survive
     the fork), so data the test commits is visible to it through the database.
     """
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -96,3 +96,11 @@ def sign_in(page, live_server_url: str, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server_url}/")
+
+
+@pytest.fixture
+def settings_for_media(settings):
+    """Loopback-only ICE for the simulated customers' media legs."""
+    settings.MEDIA_HOST_ADDRESSES = ["127.0.0.1"]
+    settings.MEDIA_ICE_SERVERS = []
+    return settings

@@ -22,6 +22,12 @@ import phonenumbers
 # Business numbers of these countries cannot place business-initiated calls (WHATSAPP_API.md §5.1).
 BIC_UNAVAILABLE_COUNTRIES = frozenset({"US", "CA", "TR", "EG", "VN", "NG"})
 DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+# A number as the sandbox starts it: calling on, the call icon shown, no callback permission.
+ENABLED_CALLING_SETTINGS = {
+    "status": "ENABLED",
+    "call_icon_visibility": "DEFAULT",
+    "callback_permission_status": "DISABLED",
+}
 HHMM = re.compile(r"^([01]\d|2[0-3])[0-5]\d$")
 
 
@@ -185,11 +191,7 @@ class SandboxMeta:
         digits = "".join(character for character in display_phone_number if character.isdigit())
         number = SandboxNumber(phone_number_id=phone_number_id, waba_id=waba_id, digits=digits)
         if calling_enabled:
-            number.calling = {
-                "status": "ENABLED",
-                "call_icon_visibility": "DEFAULT",
-                "callback_permission_status": "DISABLED",
-            }
+            number.calling = dict(ENABLED_CALLING_SETTINGS)
         self.numbers[phone_number_id] = number
         return number
 

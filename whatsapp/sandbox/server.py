@@ -7,7 +7,9 @@
 import asyncio
 import json
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,9 +27,33 @@ def _graph_error(error: SandboxError) -> web.Response:
     return web.json_response(error.body(), status=error.http_status)
 
 
-def build_app(meta: SandboxMeta, *, token: str) -> web.Application:
+@dataclass
+class Fault:
+    """One injected failure: the next request is delayed, answered with a 5xx, or both."""
+
+    status: int | None = 503
+    delay_s: float = 0.0
+
+
+@dataclass
+class Traffic:
+    """What the sandbox's Graph API saw, and the failures queued for its next requests."""
+
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    faults: deque[Fault] = field(default_factory=deque)
+
+
+def build_app(meta: SandboxMeta, *, token: str, traffic: Traffic) -> web.Application:
     @web.middleware
     async def graph_errors(request: web.Request, handler) -> web.StreamResponse:
+        traffic.requests.append((request.method, request.path))
+        if traffic.faults:
+            fault = traffic.faults.popleft()
+            await asyncio.sleep(fault.delay_s)
+            if fault.status is not None:
+                return web.json_response(
+                    {"error": {"message": "Service temporarily unavailable", "code": 2}}, status=fault.status
+                )
         if request.headers.get("Authorization") != f"Bearer {token}":
             return _graph_error(SandboxError(190, "Invalid OAuth access token", http_status=401))
         try:
@@ -92,6 +118,7 @@ class Sandbox:
         self.host, self.port = host, port
         self.record_dir = record_dir
         self.customers: list[SimulatedCustomer] = []
+        self.traffic = Traffic()
         self._runner: web.AppRunner | None = None
 
     @property
@@ -100,7 +127,9 @@ class Sandbox:
 
     async def start(self) -> None:
         await self.sender.start()
-        self._runner = web.AppRunner(build_app(self.meta, token=self.token), access_log=None)
+        self._runner = web.AppRunner(
+            build_app(self.meta, token=self.token, traffic=self.traffic), access_log=None
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
         self.port = self._runner.addresses[0][1]
@@ -111,6 +140,10 @@ class Sandbox:
         await self.sender.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def inject_faults(self, count: int, *, status: int | None = 503, delay_s: float = 0.0) -> None:
+        """Make the next `count` Graph API requests fail (5xx) or hang (`delay_s`, status None)."""
+        self.traffic.faults.extend(Fault(status=status, delay_s=delay_s) for _ in range(count))
 
     def add_number(
         self, *, phone_number_id: str, waba_id: str, display_phone_number: str, calling_enabled: bool = True

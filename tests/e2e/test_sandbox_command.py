@@ -1,0 +1,53 @@
+"""`manage.py sandbox`, as `make demo` runs it: simulated customers keep calling the product."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings
+
+from conftest import ROOT, database_url_for_subprocess
+from tests.e2e.conftest import free_port
+from whatsapp.models import BusinessNumber, WebhookEvent
+from whatsapp.sandbox.meta import ENABLED_CALLING_SETTINGS
+
+pytestmark = pytest.mark.e2e
+
+
+def test_sandbox_command_places_calls_to_the_product(live_server_url):
+    BusinessNumber.objects.create(
+        phone_number_id="100000000000001",
+        waba_id="200000000000001",
+        display_phone_number="+44 20 7946 0000",
+        is_sandbox=True,
+        calling_settings=dict(ENABLED_CALLING_SETTINGS),
+    )
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "REDIS_URL": settings.REDIS_URL,
+        "MEDIA_HOST_ADDRESSES": "127.0.0.1",
+    }
+    command = [
+        sys.executable, "manage.py", "sandbox", "--port", str(port), "--customers", "3",
+        "--calls-per-minute", "120", "--webhook-url", f"{live_server_url}/webhooks/whatsapp/",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while WebhookEvent.objects.filter(kind="call.connect").count() < 2:
+            assert time.monotonic() < deadline, "no calls arrived from the sandbox"
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=20)
+
+    connects = list(WebhookEvent.objects.filter(kind="call.connect"))
+    assert process.returncode == 0
+    assert "3 customers" in output
+    assert {event.phone_number_id for event in connects} == {"100000000000001"}
+    assert all(event.payload["item"]["session"]["sdp_type"] == "offer" for event in connects)

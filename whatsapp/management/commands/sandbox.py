@@ -1,0 +1,74 @@
+"""Run the built-in Meta sandbox: a Graph API, simulated customers, and signed webhooks to us."""
+
+import asyncio
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from core.processes import wait_for_stop
+from whatsapp.models import BusinessNumber
+from whatsapp.sandbox.load import add_crowd, keep_calling
+from whatsapp.sandbox.server import Sandbox
+
+
+class Command(BaseCommand):
+    help = "Run the offline Meta sandbox for the sandbox business numbers, optionally with calls coming in."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--port", type=int, default=settings.SANDBOX_PORT)
+        parser.add_argument("--customers", type=int, default=settings.SANDBOX_CUSTOMERS)
+        parser.add_argument("--calls-per-minute", type=float, default=settings.SANDBOX_CALLS_PER_MINUTE)
+        parser.add_argument("--webhook-url", default=settings.SANDBOX_WEBHOOK_URL)
+        parser.add_argument(
+            "--only-when-configured",
+            action="store_true",
+            help="Idle unless WHATSAPP_GRAPH_URL points at this sandbox (for the Procfile).",
+        )
+
+    def handle(self, *args, **options) -> None:
+        graph_url = f"http://127.0.0.1:{options['port']}/v23.0"
+        if options["only_when_configured"] and settings.WHATSAPP_GRAPH_URL.rstrip("/") != graph_url:
+            self.stdout.write(
+                f"WHATSAPP_GRAPH_URL is {settings.WHATSAPP_GRAPH_URL}: the sandbox is not needed."
+            )
+            return wait_for_stop()
+        numbers = list(BusinessNumber.objects.filter(is_sandbox=True))
+        if not numbers:
+            raise CommandError("No sandbox business number: run `manage.py seed_demo` or add one in admin.")
+        asyncio.run(self._run(numbers, options))
+
+    async def _run(self, numbers: list[BusinessNumber], options: dict) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(stop_signal, stop.set)
+        sandbox = Sandbox(
+            webhook_url=options["webhook_url"],
+            app_secret=settings.WHATSAPP_APP_SECRET,
+            token=settings.WHATSAPP_TOKEN,
+            port=options["port"],
+        )
+        await sandbox.start()
+        for number in numbers:
+            sandbox.add_number(
+                phone_number_id=number.phone_number_id,
+                waba_id=number.waba_id,
+                display_phone_number=number.display_phone_number,
+            )
+        crowd = add_crowd(sandbox, count=options["customers"])
+        self.stdout.write(
+            f"Sandbox Graph API on {sandbox.graph_url} for {len(numbers)} number(s), {len(crowd)} customers; "
+            f"webhooks to {options['webhook_url']}; {options['calls_per_minute']:g} calls per minute."
+        )
+        try:
+            if options["calls_per_minute"] > 0:
+                await keep_calling(
+                    crowd,
+                    [number.phone_number_id for number in numbers],
+                    calls_per_minute=options["calls_per_minute"],
+                    stop=stop,
+                )
+            await stop.wait()
+        finally:
+            await sandbox.stop()

@@ -1,0 +1,92 @@
+"""A crowd of simulated customers for demos and load: generated people who keep calling in."""
+
+import asyncio
+import contextlib
+import logging
+import random
+
+import phonenumbers
+
+from whatsapp.sandbox.customers import AUDIO_DIR, Behaviour, SimulatedCustomer
+from whatsapp.sandbox.server import Sandbox
+
+logger = logging.getLogger(__name__)
+
+REGIONS = ("GB", "IN", "BR", "DE", "MX", "ZA", "ES", "ID", "FR", "KE")
+FIRST_NAMES = (
+    "Amara",
+    "Ravi",
+    "Lucia",
+    "Jonas",
+    "Mateo",
+    "Thandi",
+    "Elena",
+    "Putri",
+    "Louis",
+    "Wanjiru",
+    "Omar",
+    "Mei",
+)
+LAST_NAMES = (
+    "Okoye",
+    "Iyer",
+    "Santos",
+    "Becker",
+    "Hernández",
+    "Dlamini",
+    "García",
+    "Wijaya",
+    "Martin",
+    "Mwangi",
+)
+SPEECH = sorted(AUDIO_DIR.glob("*.wav"))
+
+
+def customer_identity(index: int, rng: random.Random) -> tuple[str, str]:
+    """A WhatsApp id (a valid mobile number of one of REGIONS) and a name, unique per index."""
+    region = REGIONS[index % len(REGIONS)]
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    national = str(example.national_number)
+    suffix = str(index).zfill(3)
+    number = phonenumbers.parse(f"+{example.country_code}{national[: -len(suffix)]}{suffix}")
+    wa_id = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
+    return wa_id, f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+
+
+def add_crowd(sandbox: Sandbox, *, count: int, seed: int = 1) -> list[SimulatedCustomer]:
+    rng = random.Random(seed)
+    crowd = []
+    for index in range(count):
+        wa_id, name = customer_identity(index, rng)
+        behaviour = Behaviour(
+            business_call="answer", answer_after_s=rng.uniform(1, 4), talk_s=rng.uniform(20, 60)
+        )
+        crowd.append(
+            sandbox.add_customer(
+                wa_id=wa_id, name=name, behaviour=behaviour, speech=SPEECH[index % len(SPEECH)]
+            )
+        )
+    return crowd
+
+
+async def keep_calling(
+    crowd: list[SimulatedCustomer],
+    phone_number_ids: list[str],
+    *,
+    calls_per_minute: float,
+    talk_s: tuple[float, float] = (20, 60),
+    stop: asyncio.Event,
+    seed: int = 2,
+) -> None:
+    """Place calls at a steady rate from customers who are not on a call, until `stop` is set."""
+    rng = random.Random(seed)
+    interval_s = 60.0 / calls_per_minute
+    while not stop.is_set():
+        idle = [customer for customer in crowd if not any(c.call.is_live for c in customer.calls.values())]
+        if idle:
+            customer = rng.choice(idle)
+            number_id = rng.choice(phone_number_ids)
+            placed = await customer.place_call(number_id, talk_s=rng.uniform(*talk_s))
+            logger.info("%r %s", customer, "calls" if placed else "could not get through")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)

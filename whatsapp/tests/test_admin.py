@@ -1,0 +1,84 @@
+import pytest
+
+from whatsapp import dispatch
+from whatsapp.models import WebhookDelivery, WebhookEvent
+from whatsapp.tests import payloads
+from whatsapp.tests.conftest import post_webhook
+
+pytestmark = pytest.mark.django_db
+
+
+def test_admin_lists_deliveries_and_events(admin_client):
+    post_webhook(admin_client, payloads.user_call_connect())
+    delivery = WebhookDelivery.objects.get()
+
+    delivery_list = admin_client.get("/admin/whatsapp/webhookdelivery/")
+    delivery_page = admin_client.get(f"/admin/whatsapp/webhookdelivery/{delivery.pk}/change/")
+    event_list = admin_client.get("/admin/whatsapp/webhookevent/?status=unhandled")
+
+    assert delivery_list.status_code == delivery_page.status_code == event_list.status_code == 200
+    assert "wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh" in delivery_page.content.decode()
+    assert "call:wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh:connect" in event_list.content.decode()
+
+
+def test_admin_event_list_query_count_does_not_grow(admin_client, django_assert_max_num_queries):
+    for index in range(20):
+        post_webhook(admin_client, payloads.text_message(message_id=f"wamid.{index}"))
+
+    with django_assert_max_num_queries(12):
+        response = admin_client.get("/admin/whatsapp/webhookevent/")
+
+    assert response.status_code == 200
+
+
+def test_admin_dispatch_again_handles_a_failed_event(admin_client, captured):
+    dispatch._handlers["call.connect"] = lambda event: 1 / 0
+    post_webhook(admin_client, payloads.user_call_connect())
+    record = WebhookEvent.objects.get()
+    dispatch._handlers["call.connect"] = captured.append
+
+    response = admin_client.post(
+        "/admin/whatsapp/webhookevent/",
+        {"action": "dispatch_again", "_selected_action": [record.pk]},
+        follow=True,
+    )
+
+    record.refresh_from_db()
+    assert response.status_code == 200
+    assert record.status == WebhookEvent.Status.HANDLED
+    assert [event.call_id for event in captured] == ["wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh"]
+
+
+def test_business_number_admin_derives_country(admin_client):
+    response = admin_client.post(
+        "/admin/whatsapp/businessnumber/add/",
+        {
+            "label": "Support",
+            "display_phone_number": "+49 30 901820",
+            "phone_number_id": "900001",
+            "waba_id": "900002",
+            "messaging_limit_tier": "TIER_2K",
+            "verification_status": "not_verified",
+        },
+    )
+
+    from whatsapp.models import BusinessNumber
+
+    assert response.status_code == 302
+    assert BusinessNumber.objects.get(phone_number_id="900001").country == "DE"
+
+
+def test_business_number_admin_refuses_a_non_number(admin_client):
+    response = admin_client.post(
+        "/admin/whatsapp/businessnumber/add/",
+        {
+            "display_phone_number": "call me maybe",
+            "phone_number_id": "900003",
+            "waba_id": "900004",
+            "messaging_limit_tier": "TIER_2K",
+            "verification_status": "not_verified",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "is not an international phone number" in response.content.decode()

@@ -1,0 +1,179 @@
+"""The Graph API client against the sandbox: wire format, retries, and errors typed by Meta's code."""
+
+import asyncio
+
+import pytest
+
+from whatsapp import errors
+from whatsapp.client import (
+    AsyncGraphClient,
+    GraphClient,
+    call_action_request,
+    call_button_message_request,
+    call_connect_request,
+    error_from_response,
+)
+from whatsapp.sandbox.server import SandboxThread
+
+TOKEN, NUMBER_ID = "client-token", "7000001"
+
+
+@pytest.fixture
+def sandbox_thread():
+    thread = SandboxThread(webhook_url=None, app_secret="secret", token=TOKEN)
+    with thread as sandbox:
+        sandbox.add_number(
+            phone_number_id=NUMBER_ID, waba_id="8000001", display_phone_number="+44 20 7946 0789"
+        )
+        yield thread
+
+
+def client_for(sandbox, **options) -> GraphClient:
+    return GraphClient(base_url=sandbox.graph_url, token=TOKEN, backoff_s=0.01, **options)
+
+
+def test_connect_request_matches_meta_wire_format():
+    request = call_connect_request(
+        phone_number_id="123", to="14085551234", sdp="v=0...", biz_opaque_callback_data="0fS5cePMok"
+    )
+
+    assert (request.method, request.path) == ("POST", "123/calls")
+    assert request.json == {
+        "messaging_product": "whatsapp",
+        "to": "14085551234",
+        "action": "connect",
+        "session": {"sdp_type": "offer", "sdp": "v=0..."},
+        "biz_opaque_callback_data": "0fS5cePMok",
+    }
+
+
+def test_call_action_requests_match_meta_wire_format():
+    accept = call_action_request(
+        phone_number_id="123",
+        call_id="wacid.A",
+        action="accept",
+        sdp="v=0",
+        biz_opaque_callback_data="ticket-8812",
+    )
+    reject = call_action_request(phone_number_id="123", call_id="wacid.A", action="reject")
+
+    assert accept.json == {
+        "messaging_product": "whatsapp",
+        "call_id": "wacid.A",
+        "action": "accept",
+        "session": {"sdp_type": "answer", "sdp": "v=0"},
+        "biz_opaque_callback_data": "ticket-8812",
+    }
+    assert reject.json == {"messaging_product": "whatsapp", "call_id": "wacid.A", "action": "reject"}
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"action": "dance"},
+        {"action": "accept"},
+        {"action": "reject", "biz_opaque_callback_data": "x"},
+        {"action": "accept", "sdp": "v=0", "biz_opaque_callback_data": "x" * 513},
+    ],
+)
+def test_call_action_request_refuses_bad_arguments(arguments):
+    with pytest.raises(ValueError):
+        call_action_request(phone_number_id="123", call_id="wacid.A", **arguments)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"display_text": "x" * 21},
+        {"ttl_minutes": 0},
+        {"ttl_minutes": 43201},
+        {"payload": "p" * 513},
+        {"body_text": ""},
+    ],
+)
+def test_call_button_request_refuses_out_of_range_values(arguments):
+    with pytest.raises(ValueError):
+        call_button_message_request(phone_number_id="123", to="1", **{"body_text": "Call us", **arguments})
+
+
+def test_error_from_response_types_by_code():
+    error = error_from_response(
+        http_status=400,
+        body={
+            "error": {
+                "message": "No permission",
+                "code": 138006,
+                "error_data": {"details": "ask first"},
+                "fbtrace_id": "A1",
+            }
+        },
+    )
+
+    assert isinstance(error, errors.NoCallPermission)
+    assert (error.code, error.details, error.fbtrace_id, error.http_status) == (
+        138006,
+        "ask first",
+        "A1",
+        400,
+    )
+    assert isinstance(
+        error_from_response(http_status=429, body={"error": {"code": 138013}}), errors.RateLimited
+    )
+    assert (
+        type(error_from_response(http_status=400, body={"error": {"code": 999999}})) is errors.GraphAPIError
+    )
+    assert type(error_from_response(http_status=400, body="<html>")) is errors.GraphAPIError
+
+
+def test_5xx_answers_are_retried_until_success(sandbox_thread):
+    sandbox = sandbox_thread.sandbox
+    sandbox.inject_faults(2, status=503)
+
+    with client_for(sandbox, max_retries=3) as client:
+        settings = client.settings_get(phone_number_id=NUMBER_ID)
+
+    assert settings["calling"]["status"] == "ENABLED"
+    assert len(sandbox.traffic.requests) == 3
+
+
+def test_retries_are_bounded(sandbox_thread):
+    sandbox = sandbox_thread.sandbox
+    sandbox.inject_faults(5, status=502)
+
+    with client_for(sandbox, max_retries=2) as client, pytest.raises(errors.GraphTransportError) as raised:
+        client.settings_get(phone_number_id=NUMBER_ID)
+
+    assert "HTTP 502" in str(raised.value)
+    assert len(sandbox.traffic.requests) == 3
+
+
+def test_timeouts_are_retried(sandbox_thread):
+    sandbox = sandbox_thread.sandbox
+    sandbox.inject_faults(1, status=None, delay_s=1.0)
+
+    with client_for(sandbox, max_retries=1, timeout_s=0.3) as client:
+        client.settings_get(phone_number_id=NUMBER_ID)
+
+    assert len(sandbox.traffic.requests) == 2
+
+
+def test_4xx_answers_are_never_retried(sandbox_thread):
+    sandbox = sandbox_thread.sandbox
+
+    with client_for(sandbox, max_retries=3) as client, pytest.raises(errors.InvalidParameter):
+        client.call_terminate(phone_number_id=NUMBER_ID, call_id="wacid.unknown")
+
+    assert len(sandbox.traffic.requests) == 1
+
+
+def test_async_client_shares_the_operations(sandbox_thread):
+    sandbox = sandbox_thread.sandbox
+
+    async def look_up():
+        async with AsyncGraphClient(base_url=sandbox.graph_url, token=TOKEN, max_retries=0) as client:
+            return await client.call_permissions_get(phone_number_id=NUMBER_ID, user_wa_id="447700900300")
+
+    state = asyncio.run(look_up())
+
+    assert state.status == "no_permission"
+    assert state.can("send_call_permission_request") is True
