@@ -1,7 +1,7 @@
 import pytest
 
 from whatsapp import dispatch
-from whatsapp.models import WebhookDelivery, WebhookEvent
+from whatsapp.models import BusinessNumber, WebhookDelivery, WebhookEvent
 from whatsapp.tests import payloads
 from whatsapp.tests.conftest import post_webhook
 
@@ -61,8 +61,6 @@ def test_business_number_admin_derives_country(admin_client):
             "verification_status": "not_verified",
         },
     )
-
-    from whatsapp.models import BusinessNumber
 
     assert response.status_code == 302
     assert BusinessNumber.objects.get(phone_number_id="900001").country == "DE"

@@ -1,6 +1,7 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from whatsapp import dispatch
 from whatsapp.events import (
@@ -18,6 +19,7 @@ from whatsapp.events import (
 )
 from whatsapp.models import BusinessNumber, WebhookDelivery, WebhookEvent
 from whatsapp.services import webhook_event_dispatch
+from whatsapp.tasks import redispatch_stale_events
 from whatsapp.tests import payloads
 from whatsapp.tests.conftest import post_webhook
 
@@ -479,3 +481,16 @@ def test_account_restriction_and_violation_recorded(client, number):
             "expires_at": "2025-08-07T22:13:20+00:00",
         }
     ]
+
+
+def test_stale_sweep_retries_a_failed_event(client, captured):
+    dispatch._handlers["message.received"] = lambda event: 1 / 0
+    post_webhook(client, payloads.text_message())
+    WebhookEvent.objects.update(last_attempt_at=timezone.now() - timedelta(minutes=5))
+    dispatch._handlers["message.received"] = captured.append
+
+    retried = redispatch_stale_events()
+
+    assert retried == 1
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.HANDLED
+    assert [event.message_id for event in captured] == ["wamid.xyz"]
