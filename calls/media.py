@@ -50,8 +50,8 @@ class MediaProcess:
                 message = await self.channel_layer.receive(channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("media process could not read %s; retrying", channel)
+            except (OSError, redis.RedisError) as error:  # Redis starting or restarting: wait for it
+                logger.warning("media process could not read %s (%s); retrying", channel, error)
                 await asyncio.sleep(1)
                 continue
             await self.dispatch(message)

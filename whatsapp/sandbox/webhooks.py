@@ -72,8 +72,14 @@ class WebhookSender:
     async def start(self) -> None:
         self.http = httpx.AsyncClient(timeout=10.0)
 
-    async def stop(self) -> None:
-        await self.drain()
+    async def stop(self, *, grace_s: float = 1.0) -> None:
+        """Give deliveries in flight `grace_s` to finish, then drop the rest (the product is
+        usually stopping too, and Meta's retries would go on for days, not for a shutdown)."""
+        if self._pending:
+            _, unfinished = await asyncio.wait(list(self._pending), timeout=grace_s)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
         if self.http is not None:
             await self.http.aclose()
 
