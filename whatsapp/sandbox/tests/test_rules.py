@@ -487,3 +487,81 @@ async def _answer_for(offer: str) -> str:
     answer = await media.answer(offer)
     await media.close()
     return answer
+
+
+def messages_of(sandbox) -> list[dict]:
+    return [
+        message
+        for payload in deliveries(sandbox, "messages")
+        for message in payload["entry"][0]["changes"][0]["value"].get("messages", [])
+    ]
+
+
+def test_customer_taps_a_call_button_and_the_call_carries_its_payload(sandbox_thread, graph):
+    sandbox = sandbox_thread.sandbox
+    customer = add_customer(sandbox_thread, "447700900050", permission=None)
+    sandbox_thread.call(customer.send_text, NUMBER_ID, "Can I talk to someone?")
+    graph.message_send_call_button(
+        phone_number_id=NUMBER_ID,
+        to="447700900050",
+        body_text="Call us now",
+        display_text="Call",
+        payload="case-77",
+    )
+    wait_for(lambda: customer.inbox)
+
+    placed = sandbox_thread.run(customer.tap_call_button, customer.inbox[0])
+    sandbox_thread.run(sandbox.sender.drain)
+
+    connect = next(
+        call
+        for payload in deliveries(sandbox, "calls")
+        for call in payload["entry"][0]["changes"][0]["value"]["calls"]
+        if call["id"] == placed.call.call_id
+    )
+    assert connect["cta_payload"] == "case-77"
+
+
+def test_customer_from_an_ad_opens_the_free_entry_point(sandbox_thread, graph):
+    sandbox = sandbox_thread.sandbox
+    customer = add_customer(sandbox_thread, "447700900051", permission=None)
+    sandbox_thread.call(
+        sandbox.meta.template_create,
+        WABA_ID,
+        {
+            "name": "spring_offer",
+            "category": "MARKETING",
+            "language": "en",
+            "components": [{"type": "BODY", "text": "Hi"}],
+        },
+    )
+
+    sandbox_thread.call(customer.arrive_from_ad, NUMBER_ID, text="Hi, I saw your ad", ad_id="120211")
+    message_id = graph.message_send_template(
+        phone_number_id=NUMBER_ID, to="447700900051", name="spring_offer", language="en"
+    )
+    sandbox_thread.run(sandbox.sender.drain)
+
+    [inbound] = messages_of(sandbox)
+    status = next(
+        status
+        for payload in deliveries(sandbox, "messages")
+        for status in payload["entry"][0]["changes"][0]["value"].get("statuses", [])
+        if status["id"] == message_id
+    )
+    assert inbound["referral"]["source_id"] == "120211"
+    assert status["pricing"]["type"] == "free_entry_point"
+
+
+def test_customer_replies_with_a_button(sandbox_thread):
+    sandbox = sandbox_thread.sandbox
+    customer = add_customer(sandbox_thread, "447700900052", permission=None)
+
+    sandbox_thread.call(
+        customer.reply_button, NUMBER_ID, button_id="yes", title="Yes please", context_id="wamid.q1"
+    )
+    sandbox_thread.run(sandbox.sender.drain)
+
+    [reply] = messages_of(sandbox)
+    assert reply["interactive"]["button_reply"] == {"id": "yes", "title": "Yes please"}
+    assert reply["context"]["id"] == "wamid.q1"
