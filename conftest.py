@@ -65,8 +65,19 @@ def redis_server():
     process.wait(timeout=10)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def celery_test_queue(redis_server):
+    """The session's own Celery queue (tests/environment.py names it), purged at the end."""
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    assert queue.startswith("test-"), queue
+    yield queue
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete(queue, *client.keys(f"{queue}*"))
+    client.close()
+
+
 @pytest.fixture(scope="session")
-def celery_worker_process(redis_server, django_db_setup, django_db_blocker):
+def celery_worker_process(redis_server, celery_test_queue, django_db_setup, django_db_blocker):
     """A real `celery worker` process on the suite's broker and test database, for the session."""
     with django_db_blocker.unblock():
         database_url = database_url_for_subprocess()

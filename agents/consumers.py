@@ -2,6 +2,7 @@
 
 import json
 import logging
+from collections.abc import Callable
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -12,6 +13,17 @@ from agents.selectors import agent_for_user, agent_presence
 from agents.services import agent_set_status
 
 logger = logging.getLogger(__name__)
+
+# Frame types other apps answer (the calls app: accept, decline, the softphone's signalling).
+# A handler takes the agent's id and the frame, runs in a worker thread with database access,
+# and returns a reply frame or None; ValidationError becomes an error frame.
+FrameHandler = Callable[..., dict | None]
+_frame_handlers: dict[str, FrameHandler] = {}
+
+
+def frame_handler_register(frame_type: str, handler: FrameHandler) -> None:
+    _frame_handlers[frame_type] = handler
+
 
 # Close codes sent before the handshake completes turn into an HTTP 403 for the browser;
 # these are kept for the log and for tests.
@@ -54,10 +66,22 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             await self.send_error("bad_frame", "A frame is a JSON object with a string 'type'.")
             return
-        if content["type"] == "presence.set":
+        frame_type = content["type"]
+        if frame_type == "presence.set":
             await self.presence_set(content)
+        elif frame_type in _frame_handlers:
+            await self.delegate(_frame_handlers[frame_type], content)
         else:
-            await self.send_error("unknown_type", f"Unknown frame type {content['type'][:64]!r}.")
+            await self.send_error("unknown_type", f"Unknown frame type {frame_type[:64]!r}.")
+
+    async def delegate(self, handler: FrameHandler, content: dict) -> None:
+        try:
+            reply = await database_sync_to_async(handler)(agent_id=self.agent.pk, frame=content)
+        except ValidationError as error:
+            await self.send_error(error.code or "invalid", " ".join(error.messages))
+            return
+        if reply is not None:
+            await self.send_json(reply)
 
     async def presence_set(self, content: dict) -> None:
         status = content.get("status")
@@ -66,12 +90,24 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             await database_sync_to_async(agent_set_status)(agent_id=self.agent.pk, status=status)
-        except ValidationError:
-            await self.send_error("invalid_status", "'status' must be available, away or offline.")
+        except ValidationError as error:
+            await self.send_error(error.code or "invalid_status", " ".join(error.messages))
 
     async def send_error(self, code: str, message: str) -> None:
         await self.send_json({"type": "error", "code": code, "message": message})
 
-    # Channel-layer events for the agent's group.
+    # Channel-layer events for the agent's group: each goes to the browser as it is.
     async def agent_status(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def call_offered(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def call_taken(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def call_withdrawn(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def call_ended(self, event: dict) -> None:
         await self.send_json(event)

@@ -1,3 +1,6 @@
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
@@ -6,33 +9,69 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from agents.models import Agent, AgentStatusEvent, Queue, QueueMembership
-from agents.selectors import agent_presence
 from core.realtime import broadcast_on_commit
 from whatsapp.models import BusinessNumber
 from whatsapp.sandbox.meta import ENABLED_CALLING_SETTINGS
+
+# Called after commit with an agent's id whenever the agent becomes free to take a call
+# (available again). The calls app registers its router here: agents never imports calls.
+_freed_listeners: list[Callable[[int], None]] = []
+
+
+def agent_freed_listener_register(listener: Callable[[int], None]) -> None:
+    if listener not in _freed_listeners:
+        _freed_listeners.append(listener)
+
+
+def agent_transition(*, agent_id: int, allowed_from: Iterable[str], to_status: str, **changes: Any) -> bool:
+    """Move an agent to `to_status` if it is in one of `allowed_from`: one conditional UPDATE.
+
+    Returns whether this call won (False: the agent was elsewhere, or someone else moved it
+    first). The winner records an AgentStatusEvent and, after commit, pushes the new presence to
+    every open tab of the agent; becoming available also tells the freed-agent listeners.
+    """
+    previous = Agent.objects.filter(pk=agent_id).values_list("status", flat=True).first()
+    if previous is None or previous not in allowed_from:
+        return False
+    now = timezone.now()
+    updated = Agent.objects.filter(pk=agent_id, status=previous).update(
+        status=to_status, status_changed_at=now, updated_at=now, **changes
+    )
+    if updated != 1:
+        return False
+    if previous != to_status:
+        AgentStatusEvent.objects.create(
+            agent_id=agent_id, previous_status=previous, status=to_status, changed_at=now
+        )
+    broadcast_on_commit(
+        f"agent.{agent_id}",
+        {"type": "agent.status", "agent_id": agent_id, "status": to_status, "changed_at": now.isoformat()},
+    )
+    if to_status == Agent.Status.AVAILABLE:
+        for listener in _freed_listeners:
+            transaction.on_commit(lambda listener=listener: listener(agent_id))
+    return True
 
 
 @transaction.atomic
 def agent_set_status(*, agent_id: int, status: str) -> Agent:
     """Set an agent's own presence (available, away or offline).
 
-    Records an AgentStatusEvent and, after commit, pushes the new presence to every open tab
-    of the agent (group `agent.<id>`). Setting the status the agent already has changes
-    nothing and sends nothing. Raises ValidationError for a status an agent cannot choose.
+    Refused (ValidationError) for a status an agent cannot choose, and while a call rings for
+    the agent or is connected to them. Setting the status the agent already has changes
+    nothing. Going available clears the count of missed offers.
     """
     if status not in Agent.PRESENCE_STATUSES:
         raise ValidationError(f"{status!r} is not a presence an agent can choose.", code="invalid_status")
-    agent = Agent.objects.select_for_update().get(pk=agent_id)
+    agent = Agent.objects.get(pk=agent_id)
     if agent.status == status:
         return agent
-    previous_status = agent.status
-    agent.status = status
-    agent.status_changed_at = timezone.now()
-    agent.save(update_fields=["status", "status_changed_at", "updated_at"])
-    AgentStatusEvent.objects.create(
-        agent=agent, previous_status=previous_status, status=status, changed_at=agent.status_changed_at
-    )
-    broadcast_on_commit(agent.group_name, agent_presence(agent=agent))
+    changes = {"missed_offers": 0} if status == Agent.Status.AVAILABLE else {}
+    if not agent_transition(
+        agent_id=agent_id, allowed_from=Agent.SELF_SERVICE_STATUSES, to_status=status, **changes
+    ):
+        raise ValidationError("Finish the call first: presence cannot change during a call.", code="busy")
+    agent.refresh_from_db()
     return agent
 
 

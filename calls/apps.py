@@ -4,3 +4,15 @@ from django.apps import AppConfig
 class CallsConfig(AppConfig):
     name = "calls"
     verbose_name = "Calls"
+
+    def ready(self) -> None:
+        from agents.consumers import frame_handler_register
+        from agents.services import agent_freed_listener_register
+        from calls import handlers, routing
+        from whatsapp import dispatch
+
+        dispatch.register("call.connect", handlers.call_connect_received)
+        dispatch.register("call.terminate", handlers.call_terminate_received)
+        frame_handler_register("call.accept", handlers.accept_frame)
+        frame_handler_register("call.decline", handlers.decline_frame)
+        agent_freed_listener_register(routing.route_for_agent)

@@ -124,7 +124,7 @@ CHANNEL_LAYERS = {
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
-CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_EXPIRES = 600
 CELERY_TASK_SERIALIZER = "json"
@@ -136,6 +136,7 @@ CELERY_REDIS_SOCKET_TIMEOUT = 5
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "redispatch-stale-webhook-events": {"task": "whatsapp.redispatch_stale_events", "schedule": 60.0},
+    "calls-sweep": {"task": "calls.sweep", "schedule": 5.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -159,6 +160,10 @@ if not DEBUG and not (WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN and WHATSAPP
     raise ImproperlyConfigured(
         "WHATSAPP_TOKEN, WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN must be set when DEBUG is off."
     )
+
+# --- Calls ------------------------------------------------------------------------------------
+# Meta's limit of live calls per business number, each way (WHATSAPP_API.md §5.1).
+MAX_CONCURRENT_CALLS_PER_DIRECTION = env.int("MAX_CONCURRENT_CALLS_PER_DIRECTION", default=1000)
 
 # --- Media (WebRTC) ------------------------------------------------------------------------
 # Addresses offered as ICE host candidates: the public IP behind 1:1 NAT in production,

@@ -1,15 +1,20 @@
 """WebRTC plumbing shared by every aiortc peer the project runs (the sandbox customer, the media process).
 
 Two settings steer it: ``MEDIA_ICE_SERVERS`` (STUN/TURN URLs) and ``MEDIA_HOST_ADDRESSES`` (the
-addresses offered as ICE host candidates).
+addresses offered as ICE host candidates). ``speed_up_audio_level()`` replaces a slow aiortc function.
 """
 
 import functools
 import ipaddress
+import math
+import sys
 from collections.abc import Callable
 from urllib.parse import unquote
 
 import aioice.ice
+import aiortc.rtp
+import av
+import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer
 from aiortc.rtcicetransport import parse_stun_turn_uri
 from django.conf import settings
@@ -90,3 +95,43 @@ def _ip_version(address: str) -> int:
         return ipaddress.ip_address(address).version
     except ValueError:
         raise ImproperlyConfigured(f"MEDIA_HOST_ADDRESSES: {address!r} is not an IP address") from None
+
+
+def speed_up_audio_level() -> None:
+    """Replace aiortc's RTP audio-level function with an equivalent numpy one, once per process.
+
+    Every audio frame an aiortc sender encodes first goes through ``aiortc.rtp.compute_audio_level_dbov``
+    (the RFC 6465 level for the RTP header extension), a pure-Python loop over every sample: about a
+    fifth of a core per bridged call. The replacement returns the same integer dBov for every frame,
+    about 35 times faster; its ``__wrapped__`` is aiortc's original. Calling this again does nothing.
+    """
+    original = aiortc.rtp.compute_audio_level_dbov
+    if getattr(original, "is_switchboard_override", False):
+        return
+    replacement = _numpy_audio_level(original)
+    # rtcrtpsender reads the name from the aiortc.rtp module on every frame; an aiortc module that imported
+    # the function by name (none does in 1.16) holds its own reference, so those are replaced too.
+    for name, module in list(sys.modules.items()):
+        is_aiortc = name == "aiortc" or name.startswith("aiortc.")
+        if is_aiortc and vars(module).get("compute_audio_level_dbov") is original:
+            module.compute_audio_level_dbov = replacement
+
+
+def _numpy_audio_level(original: Callable[[av.AudioFrame], int]) -> Callable[[av.AudioFrame], int]:
+    max_sample_value = 32767
+
+    @functools.wraps(original)
+    def compute_audio_level_dbov(frame: av.AudioFrame) -> int:
+        # The same arithmetic as the original, quirks included (it reads the first plane as 16-bit
+        # samples and divides by the per-channel sample count), so that the header values do not change.
+        # The sum of squares is exact in int64 and equals the original's float sum, exact below 2**53.
+        # Not np.dot: it goes through OpenBLAS, whose spinning threads take a whole core.
+        samples = np.frombuffer(frame.planes[0], dtype=np.int16).astype(np.int64)
+        energy = int(np.square(samples).sum())
+        rms = math.sqrt(energy / (frame.samples * max_sample_value * max_sample_value))
+        if rms > 0:
+            return round(min(max(20 * math.log10(rms), -127), 0))
+        return -127
+
+    compute_audio_level_dbov.is_switchboard_override = True  # type: ignore[attr-defined]
+    return compute_audio_level_dbov

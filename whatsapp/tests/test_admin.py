@@ -14,7 +14,7 @@ def test_admin_lists_deliveries_and_events(admin_client):
 
     delivery_list = admin_client.get("/admin/whatsapp/webhookdelivery/")
     delivery_page = admin_client.get(f"/admin/whatsapp/webhookdelivery/{delivery.pk}/change/")
-    event_list = admin_client.get("/admin/whatsapp/webhookevent/?status=unhandled")
+    event_list = admin_client.get("/admin/whatsapp/webhookevent/?kind=call.connect")
 
     assert delivery_list.status_code == delivery_page.status_code == event_list.status_code == 200
     assert "wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh" in delivery_page.content.decode()

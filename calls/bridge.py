@@ -1,0 +1,673 @@
+"""One call's media in the media process: the customer's WebRTC leg, the agent's browser leg, the recording.
+
+```
+   customer (Meta) ──▶ pump ──┬──▶ recording, left channel
+          ▲                   └──▶ agent output ──▶ agent (browser)      (unless on hold)
+          │                                              │
+   customer output ◀── notice, hold audio, or ──◀── pump ◀┘──▶ recording, right channel
+                       the agent (unless on hold or muted)                (silence on hold or muted)
+```
+
+Each leg is an aiortc peer connection that answers the other side's complete SDP offer (no trickle ICE).
+A *pump* task reads every decoded frame a leg receives, from the moment its offer is applied (a remote
+track queues without bound until read), and routes it: into the recording and into the other leg's
+*output*, the one track that leg hears. An output sends 20 ms frames of 48 kHz stereo s16 and nothing
+else (aiortc's encoder locks to the first frame's format); it paces itself on the clock while it plays a
+prompt or silence, and follows the other leg's arrivals while it relays, filling stalls with silence.
+
+The relay works on decoded frames. Forwarding Opus packets instead would replace the pumps, the outputs
+and the recording's ``add`` with packet versions; ``CallBridge``'s interface would not change.
+"""
+
+import asyncio
+import collections
+import fractions
+import functools
+import logging
+import math
+import time
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+from core.webrtc import apply_host_addresses, rtc_configuration, speed_up_audio_level
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 48_000  # everything sent, relayed and recorded; aiortc's Opus decoder produces it
+CHANNELS = 2  # what the outputs send (aiortc decodes Opus to stereo); the recording is 2 channels too
+FRAME_SAMPLES = 960  # 20 ms, one Opus packet
+FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
+NEGOTIATION_TIMEOUT_S = 10.0  # applying an offer and gathering candidates; STUN/TURN can be slow
+
+# Relaying: a frame from the other leg may come this late before silence fills in for it, and no more than
+# this many frames wait to be sent (more means the event loop fell behind: the oldest are dropped).
+RELAY_GRACE_S = 0.04
+RELAY_QUEUE_FRAMES = 10
+
+# Recording: frames are placed on the call's timeline by their RTP timestamp, anchored to the earliest
+# arrival seen, so that network jitter and stalls followed by bursts keep their timing.
+GAP_TOLERANCE_S = 0.01  # a frame starting later than this after the previous one leaves silence between
+OVERLAP_TOLERANCE_S = 0.03  # a frame starting earlier than this before the previous one's end is dropped
+MAX_LATENESS_S = 0.5  # a frame later than this (a long stall, a timestamp jump) re-anchors the channel
+LATENESS_WINDOW_S = 2.0  # when every frame of a window came later than LATENESS_TOLERANCE_S, the anchor
+LATENESS_TOLERANCE_S = 0.03  # moves by the least lateness: the sender's clock runs slower than ours
+IDLE_HOLDBACK_S = 1.0  # a channel that sends nothing is filled with silence up to this long ago
+FLUSH_S = 0.2  # write to the file in pieces at least this long
+
+CUSTOMER = 0  # left channel
+AGENT = 1  # right channel
+
+_SILENCE = np.zeros((FRAME_SAMPLES, CHANNELS), dtype=np.int16)
+_SILENCE.flags.writeable = False
+
+
+class BridgeError(Exception):
+    """The bridge cannot do this: bad SDP, a leg in the wrong state, an unreadable prompt or recording."""
+
+
+@dataclass(frozen=True)
+class RecordingResult:
+    """The finished recording: a 48 kHz 16-bit stereo WAV, the customer on the left, the agent on the right.
+
+    Levels are root mean square relative to full scale over the whole file (0.0 is digital silence).
+    """
+
+    path: Path
+    duration_s: float
+    customer_rms: float
+    agent_rms: float
+
+
+class CallBridge:
+    """One call's media: the customer's leg (Meta's WebRTC) and, once an agent accepts, the browser's leg.
+
+    ``notice`` is said once to the customer after ``start_notice_then_hold()``, then ``hold`` loops
+    until an agent connects; either may be None (silence instead). Any WAV works: it is converted once.
+    Both directions go to ``recording_path`` from the customer's answer until ``close()``. The events
+    ``notice_finished``, ``customer_left`` and ``agent_left`` tell the owner what happened; a leg counts as
+    left when its connection fails or closes or its audio ends, but not when ``close()`` ends it. Every
+    method raises ``BridgeError`` when it cannot do what was asked; the owner should then ``close()``.
+    """
+
+    def __init__(self, *, call_id: str, recording_path: Path, notice: Path | None, hold: Path | None) -> None:
+        self.call_id = call_id
+        self.notice_finished = asyncio.Event()
+        self.customer_left = asyncio.Event()
+        self.agent_left = asyncio.Event()
+        self._notice = _load_prompt(notice) if notice is not None else None
+        self._hold = _load_prompt(hold) if hold is not None else None
+        self._recording = _StereoRecording(recording_path)
+        self._customer: _Leg | None = None
+        self._agent: _Leg | None = None
+        self._customer_output = _LegOutput()
+        self._agent_output = _LegOutput()
+        self._customer_hears = "silence"  # "silence", "prompts", "hold" or "agent"
+        self._is_on_hold = False
+        self._is_muted = False
+        self._closing: asyncio.Task[RecordingResult] | None = None
+
+    @property
+    def is_on_hold(self) -> bool:
+        return self._is_on_hold
+
+    @property
+    def is_muted(self) -> bool:
+        return self._is_muted
+
+    @property
+    def is_agent_connected(self) -> bool:
+        """An agent's leg is answered or being answered (its media may still connect, or have left)."""
+        return self._agent is not None
+
+    async def answer_customer(self, offer_sdp: str) -> str:
+        """Answer the customer's SDP offer: the complete SDP answer (every ICE candidate included).
+
+        From here on the customer's audio is recorded (the recording's timeline starts now) and the
+        customer hears silence until ``start_notice_then_hold()``.
+        """
+        self._check_open()
+        if self._customer is not None:
+            raise BridgeError("the customer's leg is already answered")
+        self._recording.start(at=time.monotonic())
+        self._customer = _Leg(
+            name="customer",
+            call_id=self.call_id,
+            output=self._customer_output,
+            on_audio=self._from_customer,
+            on_left=self.customer_left.set,
+        )
+        try:
+            return await self._customer.answer(offer_sdp)
+        except BridgeError:
+            await self._customer.close()
+            self._customer = None
+            raise
+
+    async def start_notice_then_hold(self) -> None:
+        """Play the notice once, then the hold audio in a loop, to the customer; returns at once.
+
+        Sets ``notice_finished`` once the last of the notice has been sent (at once when there is none);
+        a notice cut short by ``connect_agent()`` never sets it. Does nothing once an agent is connected
+        or the prompts are playing.
+        """
+        self._check_open()
+        if self._agent is not None or self._customer_hears == "prompts":
+            return
+        self._customer_hears = "prompts"
+        self._customer_output.play(
+            _Announcement(notice=self._notice, hold=self._hold, on_notice_finished=self.notice_finished.set)
+        )
+        if self._notice is None:
+            self.notice_finished.set()
+
+    async def connect_agent(self, offer_sdp: str) -> str:
+        """Answer the agent's browser offer and bridge the two legs: the SDP answer, complete.
+
+        Whatever the customer heard (notice or hold audio) stops: from now on each side hears the
+        other, as hold and mute allow. One agent leg per bridge.
+        """
+        self._check_open()
+        if self._customer is None:
+            raise BridgeError("answer the customer's leg before connecting an agent")
+        if self._agent is not None:
+            raise BridgeError("an agent's leg is already connected")
+        self._agent = _Leg(
+            name="agent",
+            call_id=self.call_id,
+            output=self._agent_output,
+            on_audio=self._from_agent,
+            on_left=self.agent_left.set,
+        )
+        try:
+            answer = await self._agent.answer(offer_sdp)
+        except BridgeError:
+            await self._agent.close()
+            self._agent = None
+            raise
+        self._route()
+        return answer
+
+    async def set_hold(self, *, is_on: bool) -> None:
+        """On hold the customer hears the hold audio and the agent hears silence; nothing of the agent is
+        recorded. Takes effect when an agent is connected."""
+        self._check_open()
+        self._is_on_hold = is_on
+        self._route()
+
+    async def set_mute(self, *, is_on: bool) -> None:
+        """Muted, the customer hears silence from the agent and nothing of the agent is recorded; the agent
+        still hears the customer. Takes effect when an agent is connected."""
+        self._check_open()
+        self._is_muted = is_on
+        self._route()
+
+    async def close(self) -> RecordingResult:
+        """Hang up both legs and finish the recording (a valid WAV even when nothing was heard).
+
+        Safe to call twice, or concurrently: every call returns the same result.
+        """
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        return await asyncio.shield(self._closing)
+
+    async def _close(self) -> RecordingResult:
+        legs = [leg for leg in (self._customer, self._agent) if leg is not None]
+        await asyncio.gather(*(leg.close() for leg in legs))
+        self._customer_output.stop()
+        self._agent_output.stop()
+        result = self._recording.finish(at=time.monotonic())
+        logger.info(
+            "call %s: media closed, %.1f s recorded (levels %.3f / %.3f)",
+            self.call_id,
+            result.duration_s,
+            result.customer_rms,
+            result.agent_rms,
+        )
+        return result
+
+    def _check_open(self) -> None:
+        if self._closing is not None:
+            raise BridgeError("the bridge is closed")
+
+    def _route(self) -> None:
+        if self._agent is None:
+            return  # the customer hears what start_notice_then_hold() chose
+        customer_hears = "hold" if self._is_on_hold else "silence" if self._is_muted else "agent"
+        if customer_hears != self._customer_hears:
+            self._customer_hears = customer_hears
+            if customer_hears == "hold":
+                self._customer_output.play(_Announcement(notice=None, hold=self._hold))
+            elif customer_hears == "silence":
+                self._customer_output.play(None)
+            else:
+                self._customer_output.relay()
+        if self._is_on_hold:
+            self._agent_output.play(None)
+        else:
+            self._agent_output.relay()
+
+    def _from_customer(self, samples: np.ndarray, media_time_s: float | None, arrived_at: float) -> None:
+        self._recording.add(CUSTOMER, _mono(samples), media_time_s=media_time_s, at=arrived_at)
+        self._agent_output.push(samples)  # kept only while the agent hears the customer
+
+    def _from_agent(self, samples: np.ndarray, media_time_s: float | None, arrived_at: float) -> None:
+        is_heard = not (self._is_on_hold or self._is_muted)
+        recorded = _mono(samples) if is_heard else np.zeros(len(samples), dtype=np.int16)
+        self._recording.add(AGENT, recorded, media_time_s=media_time_s, at=arrived_at)
+        self._customer_output.push(samples)  # kept only while the customer hears the agent
+
+
+AudioSink = Callable[[np.ndarray, float | None, float], None]
+
+
+class _Leg:
+    """One peer connection of the bridge: answers an offer, sends ``output``, pumps what it receives."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        call_id: str,
+        output: "_LegOutput",
+        on_audio: AudioSink,
+        on_left: Callable[[], None],
+    ) -> None:
+        self.name = name
+        self._call_id = call_id
+        self._on_left = on_left
+        self._output = output
+        self._on_audio = on_audio
+        self._pump: asyncio.Task[None] | None = None
+        self._is_closing = False
+        apply_host_addresses()
+        speed_up_audio_level()
+        self._peer_connection = RTCPeerConnection(configuration=rtc_configuration())
+        self._peer_connection.on("connectionstatechange", self._on_connection_state_change)
+        self._peer_connection.on("track", self._on_track)
+
+    async def answer(self, offer_sdp: str) -> str:
+        _check_offer(offer_sdp, leg=self.name)
+        peer_connection = self._peer_connection
+        # The transceiver exists before the offer is applied so that the answer keeps to Opus; it takes
+        # the offer's audio section because its mid is still unset.
+        transceiver = peer_connection.addTransceiver(self._output, direction="sendrecv")
+        transceiver.setCodecPreferences(_opus_codecs())
+        try:
+            async with asyncio.timeout(NEGOTIATION_TIMEOUT_S):
+                await peer_connection.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+                # aiortc gathers every candidate inside setLocalDescription: the answer is complete.
+                await peer_connection.setLocalDescription(await peer_connection.createAnswer())
+        except (ValueError, OperationError, InvalidAccessError, InvalidStateError) as error:
+            raise BridgeError(f"the {self.name}'s SDP offer cannot be answered: {error}") from error
+        except TimeoutError:
+            raise BridgeError(
+                f"answering the {self.name}'s offer took over {NEGOTIATION_TIMEOUT_S} s"
+            ) from None
+        return peer_connection.localDescription.sdp
+
+    async def close(self) -> None:
+        self._is_closing = True
+        await self._peer_connection.close()
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio" and self._pump is None:
+            self._pump = asyncio.create_task(self._read(track))
+
+    def _on_connection_state_change(self) -> None:
+        state = self._peer_connection.connectionState
+        logger.info("call %s: %s leg %s", self._call_id, self.name, state)
+        if state in ("failed", "closed"):
+            self._leave()
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        normaliser = _Normaliser()
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                break
+            arrived_at = time.monotonic()
+            samples = normaliser.convert(frame)
+            if len(samples):
+                self._on_audio(samples, _media_time_s(frame), arrived_at)
+        self._leave()
+
+    def _leave(self) -> None:
+        if not self._is_closing:
+            self._on_left()
+
+
+class _LegOutput(MediaStreamTrack):
+    """What one leg hears: 20 ms frames of 48 kHz stereo s16 from a prompt, from the other leg, or silence."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._announcement: _Announcement | None = None
+        self._is_relaying = False
+        self._relayed: collections.deque[np.ndarray] = collections.deque(maxlen=RELAY_QUEUE_FRAMES)
+        self._woken = asyncio.Event()
+        self._next_due: float | None = None
+        self._pts = 0
+
+    def play(self, announcement: "_Announcement | None") -> None:
+        """Send ``announcement`` from now on, or silence when None; nothing relayed."""
+        self._announcement = announcement
+        self._is_relaying = False
+        self._relayed.clear()
+        self._woken.set()
+
+    def relay(self) -> None:
+        """Send what the other leg ``push``-es from now on."""
+        if not self._is_relaying:
+            self._announcement = None
+            self._is_relaying = True
+            self._relayed.clear()
+
+    def push(self, samples: np.ndarray) -> None:
+        """Offer audio from the other leg, (n, 2) int16 at 48 kHz: kept only while relaying."""
+        if self._is_relaying:
+            self._relayed.append(samples)
+            self._woken.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self._woken.set()
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._next_due is None:
+            self._next_due = time.monotonic()
+        samples = await self._next_relayed(deadline=self._next_due + RELAY_GRACE_S)
+        if samples is None:
+            # Nothing relayed (or a relayed leg stalled): keep the pace of the clock.
+            await asyncio.sleep(max(0.0, self._next_due - time.monotonic()))
+            samples = self._announcement.next_chunk() if self._announcement is not None else _SILENCE
+            self._next_due += FRAME_S
+        else:
+            self._next_due = time.monotonic() + len(samples) / SAMPLE_RATE
+        if self.readyState != "live":
+            raise MediaStreamError
+        # from_ndarray copies: the frame owns its samples, which may be shared with the recording.
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        self._pts += len(samples)
+        return frame
+
+    async def _next_relayed(self, *, deadline: float) -> np.ndarray | None:
+        while not self._relayed:
+            remaining = deadline - time.monotonic()
+            if not self._is_relaying or remaining <= 0 or self.readyState != "live":
+                return None
+            self._woken.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._woken.wait()
+            except TimeoutError:
+                return None
+        return self._relayed.popleft()
+
+
+class _Announcement:
+    """The notice once (then ``on_notice_finished()``), then the hold audio looped: 20 ms at a time."""
+
+    def __init__(
+        self,
+        *,
+        notice: np.ndarray | None,
+        hold: np.ndarray | None,
+        on_notice_finished: Callable[[], None] | None = None,
+    ) -> None:
+        self._notice = notice
+        self._hold = hold
+        self._on_notice_finished = on_notice_finished
+        self._is_notice_done = notice is None
+        self._position = 0
+
+    def next_chunk(self) -> np.ndarray:
+        if not self._is_notice_done:
+            if self._position < len(self._notice):
+                self._position += FRAME_SAMPLES
+                return self._notice[self._position - FRAME_SAMPLES : self._position]
+            self._is_notice_done = True
+            self._position = 0
+            if self._on_notice_finished is not None:
+                self._on_notice_finished()
+        if self._hold is None:
+            return _SILENCE
+        chunk = self._hold[self._position : self._position + FRAME_SAMPLES]
+        self._position = (self._position + FRAME_SAMPLES) % len(self._hold)
+        return chunk
+
+
+class _Normaliser:
+    """Decoded frames as (n, 2) int16 at 48 kHz; aiortc's Opus decoder output passes without resampling."""
+
+    def __init__(self) -> None:
+        self._resampler: av.AudioResampler | None = None
+
+    def convert(self, frame: av.AudioFrame) -> np.ndarray:
+        if frame.format.name == "s16" and frame.layout.name == "stereo" and frame.sample_rate == SAMPLE_RATE:
+            return frame.to_ndarray().reshape(-1, CHANNELS)
+        if self._resampler is None:
+            self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=SAMPLE_RATE)
+        chunks = [
+            resampled.to_ndarray().reshape(-1, CHANNELS) for resampled in self._resampler.resample(frame)
+        ]
+        return np.concatenate(chunks) if chunks else np.empty((0, CHANNELS), dtype=np.int16)
+
+
+def _media_time_s(frame: av.AudioFrame) -> float | None:
+    """The frame's RTP timestamp in seconds (aiortc's decoder keeps it as pts)."""
+    if frame.pts is None or frame.time_base is None:
+        return None
+    return float(frame.pts * frame.time_base)
+
+
+def _mono(samples: np.ndarray) -> np.ndarray:
+    # A WhatsApp or browser voice is mono sent as stereo Opus: both channels hold the same samples.
+    return ((samples[:, 0].astype(np.int32) + samples[:, 1]) >> 1).astype(np.int16)
+
+
+class _Channel:
+    """One side of the recording: samples not yet written, and how its media clock maps to the timeline."""
+
+    def __init__(self) -> None:
+        self.pending: list[np.ndarray] = []
+        self.end = 0  # timeline position (in samples) just after the last sample kept
+        self.offset: int | None = None  # timeline position minus media position
+        self.window_least_lateness: int | None = None
+        self.window_ends = 0
+        self.energy = 0  # sum of squares of the samples written
+
+    def pad_to(self, position: int) -> None:
+        if position > self.end:
+            self.pending.append(np.zeros(position - self.end, dtype=np.int16))
+            self.end = position
+
+    def take(self, count: int) -> np.ndarray:
+        samples = np.concatenate(self.pending) if len(self.pending) != 1 else self.pending[0]
+        taken, rest = samples[:count], samples[count:]
+        self.pending = [rest] if len(rest) else []
+        self.energy += int(np.square(taken.astype(np.int64)).sum())
+        return taken
+
+
+class _StereoRecording:
+    """Two mono channels on one wall-clock timeline, written as a 48 kHz 16-bit stereo WAV as they come.
+
+    A frame goes where its RTP timestamp puts it, relative to the earliest-arriving frame of its channel:
+    jitter and bursts after a stall keep their timing, lost frames leave silence, and a channel that
+    sends nothing (the agent before joining) is silence. Clock drift and long stalls are caught up by
+    moving the anchor, so both channels stay within a few tens of milliseconds of the wall clock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self._wav = wave.open(str(self.path), "wb")  # noqa: SIM115 - closed by finish()
+        except OSError as error:
+            raise BridgeError(f"cannot write the recording {path}: {error}") from error
+        self._wav.setnchannels(2)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(SAMPLE_RATE)
+        self._channels = (_Channel(), _Channel())
+        self._started_at: float | None = None
+        self._written = 0
+        self._result: RecordingResult | None = None
+
+    def start(self, *, at: float) -> None:
+        """Start the timeline: position 0 is ``at`` (a ``time.monotonic()`` reading)."""
+        if self._started_at is None:
+            self._started_at = at
+
+    def add(self, side: int, samples: np.ndarray, *, media_time_s: float | None, at: float) -> None:
+        """Place mono int16 ``samples`` that arrived ``at`` and start at ``media_time_s`` (None: unknown)."""
+        if self._started_at is None or self._result is not None:
+            return
+        channel = self._channels[side]
+        arrival = self._position(at) - len(samples)  # where the frame starts if it had no delay at all
+        if media_time_s is None:
+            position = arrival
+        else:
+            position = self._anchored_position(channel, round(media_time_s * SAMPLE_RATE), arrival)
+        if position > channel.end + GAP_TOLERANCE_S * SAMPLE_RATE:
+            channel.pad_to(position)
+        elif position < channel.end - OVERLAP_TOLERANCE_S * SAMPLE_RATE:
+            return
+        channel.pending.append(samples)
+        channel.end += len(samples)
+        self._write(now=self._position(at), is_final=False)
+
+    def finish(self, *, at: float) -> RecordingResult:
+        """Fill both channels with silence up to ``at`` (or the longer one), write all, close the file."""
+        if self._result is not None:
+            return self._result
+        if self._started_at is not None:
+            self._write(now=self._position(at), is_final=True)
+        self._wav.close()
+        customer, agent = self._channels
+        self._result = RecordingResult(
+            path=self.path,
+            duration_s=self._written / SAMPLE_RATE,
+            customer_rms=_rms(customer.energy, self._written),
+            agent_rms=_rms(agent.energy, self._written),
+        )
+        return self._result
+
+    def _position(self, at: float) -> int:
+        return round((at - self._started_at) * SAMPLE_RATE)
+
+    def _anchored_position(self, channel: _Channel, media: int, arrival: int) -> int:
+        if channel.offset is None:
+            channel.offset = arrival - media
+        lateness = arrival - (media + channel.offset)
+        if lateness < 0 or lateness > MAX_LATENESS_S * SAMPLE_RATE:
+            # Earlier than any frame so far (less delay: a better anchor), or too late to be a stall.
+            channel.offset = arrival - media
+            lateness = 0
+        position = media + channel.offset
+        if channel.window_least_lateness is None or lateness < channel.window_least_lateness:
+            channel.window_least_lateness = lateness
+        if arrival >= channel.window_ends:
+            if channel.window_least_lateness > LATENESS_TOLERANCE_S * SAMPLE_RATE:
+                channel.offset += channel.window_least_lateness
+            channel.window_least_lateness = None
+            channel.window_ends = arrival + round(LATENESS_WINDOW_S * SAMPLE_RATE)
+        return position
+
+    def _write(self, *, now: int, is_final: bool) -> None:
+        if is_final:
+            end = max(now, *(channel.end for channel in self._channels))
+        else:
+            end = now - round(IDLE_HOLDBACK_S * SAMPLE_RATE)
+        for channel in self._channels:
+            channel.pad_to(end)
+        count = min(channel.end for channel in self._channels) - self._written
+        if count <= 0 or (count < FLUSH_S * SAMPLE_RATE and not is_final):
+            return
+        left, right = (channel.take(count) for channel in self._channels)
+        self._wav.writeframes(np.column_stack((left, right)).astype("<i2").tobytes())
+        self._written += count
+
+
+def _rms(energy: int, count: int) -> float:
+    return math.sqrt(energy / count) / 32768 if count else 0.0
+
+
+def _load_prompt(path: Path) -> np.ndarray:
+    """A WAV (any rate, any channels) as read-only (n, 2) int16 at 48 kHz, padded to whole frames."""
+    try:
+        modified_ns = Path(path).stat().st_mtime_ns
+    except OSError as error:
+        raise BridgeError(f"cannot read {path}: {error}") from error
+    return _decoded_prompt(str(path), modified_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _decoded_prompt(path: str, modified_ns: int) -> np.ndarray:
+    # Decoded to mono and then copied to both channels: FFmpeg's mono-to-stereo matrix lowers the level
+    # by 3 dB. Every call plays the same few files: they are decoded once per process (and per change).
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    chunks = []
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                raise BridgeError(f"{path} has no audio stream")
+            for frame in container.decode(audio=0):
+                chunks.extend(resampled.to_ndarray().ravel() for resampled in resampler.resample(frame))
+        chunks.extend(resampled.to_ndarray().ravel() for resampled in resampler.resample(None))
+    except (OSError, av.FFmpegError) as error:
+        raise BridgeError(f"cannot read {path}: {error}") from error
+    if not chunks:
+        raise BridgeError(f"{path} holds no audio")
+    mono = np.concatenate(chunks)
+    mono = np.concatenate([mono, np.zeros(-len(mono) % FRAME_SAMPLES, dtype=np.int16)])
+    samples = np.repeat(mono, CHANNELS).reshape(-1, CHANNELS)
+    samples.flags.writeable = False
+    return samples
+
+
+def _opus_codecs() -> list[RTCRtpCodecCapability]:
+    # WhatsApp calls are Opus only; answering a browser with G.722 or G.711 would mean transcoding.
+    return [codec for codec in RTCRtpSender.getCapabilities("audio").codecs if codec.mimeType == "audio/opus"]
+
+
+def _check_offer(text: str, *, leg: str) -> None:
+    """Raise ``BridgeError`` unless ``text`` is SDP with exactly one audio section that can be answered."""
+    if not isinstance(text, str) or not text.strip():
+        raise BridgeError(f"the {leg}'s SDP offer is empty")
+    try:
+        description = aiortc_sdp.SessionDescription.parse(text)
+    except Exception as error:  # noqa: BLE001 - aiortc's parser raises assorted built-ins on bad input
+        raise BridgeError(f"the {leg}'s SDP offer cannot be parsed: {type(error).__name__} {error}") from None
+    kinds = [media.kind for media in description.media]
+    if kinds != ["audio"]:
+        raise BridgeError(f"the {leg}'s SDP offer must have exactly one m=audio section, not {kinds}")
+    audio = description.media[0]
+    if not audio.ice.usernameFragment or not audio.ice.password:
+        raise BridgeError(f"the {leg}'s SDP offer has no ICE credentials (a=ice-ufrag, a=ice-pwd)")
+    if audio.dtls is None or not audio.dtls.fingerprints:
+        raise BridgeError(f"the {leg}'s SDP offer has no DTLS fingerprint")
+    if not audio.ice_candidates:
+        # With no candidate and no trickle ICE, the connection would wait for ever: fail now instead.
+        raise BridgeError(f"the {leg}'s SDP offer has no ICE candidates (trickle ICE is not supported)")
+    if not any(codec.mimeType.lower() == "audio/opus" for codec in audio.rtp.codecs):
+        raise BridgeError(f"the {leg}'s SDP offer does not offer Opus")

@@ -1,0 +1,265 @@
+"""Automatic call distribution: the longest-waiting call goes to the best free agent.
+
+Routing runs whenever something frees up (a call is queued, an agent becomes available, an
+offer is declined or rings out). Each match claims the agent (available → ringing) and the call
+(queued → offered) with conditional UPDATEs inside one transaction: if either claim loses, the
+transaction rolls back and the loop looks again. The oldest queued call is locked with
+`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent routers work on different calls;
+SQLite serialises writers anyway.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
+
+from agents.models import Agent, Queue
+from agents.services import agent_transition
+from calls import selectors
+from calls.models import Call
+from calls.services import (
+    EndedCall,
+    call_connect_agent,
+    call_end,
+    call_mark_queued,
+    call_offer,
+    call_return_to_queue,
+)
+from core.realtime import broadcast_on_commit
+
+logger = logging.getLogger(__name__)
+
+MAX_CANDIDATES = 25  # agents tried per match before giving up on this round
+
+
+def route_queue(*, queue_id: int) -> list[int]:
+    """Offer the queue's waiting calls to its free agents until one side runs out.
+
+    Returns the ids of the calls offered. Safe to run concurrently from any process.
+    """
+    offered: list[int] = []
+    while True:
+        call_id = _offer_next(queue_id)
+        if call_id is None:
+            return offered
+        offered.append(call_id)
+
+
+def route_for_agent(agent_id: int) -> None:
+    """An agent became free: look for waiting calls in each of the agent's queues, best tier first."""
+    for queue_id in (
+        Queue.objects.filter(memberships__agent_id=agent_id)
+        .order_by("memberships__priority", "pk")
+        .values_list("pk", flat=True)
+    ):
+        if Agent.objects.filter(pk=agent_id, status=Agent.Status.AVAILABLE).exists():
+            route_queue(queue_id=queue_id)
+
+
+def _offer_next(queue_id: int) -> int | None:
+    with transaction.atomic():
+        queue = Queue.objects.get(pk=queue_id)
+        waiting = Call.objects.filter(queue_id=queue_id, status=Call.Status.QUEUED).order_by(
+            "queued_at", "pk"
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            waiting = waiting.select_for_update(skip_locked=True)
+        call = waiting.first()
+        if call is None:
+            return None
+        agent_id = _claim_free_agent(queue)
+        if agent_id is None:
+            return None
+        if not call_offer(call=call, agent_id=agent_id, ring_timeout_s=queue.ring_timeout_s):
+            transaction.set_rollback(True)  # the call went (customer hung up): give the agent back
+            return None
+        broadcast_on_commit(f"agent.{agent_id}", selectors.ring_frame(call=call, queue=queue))
+        from calls.tasks import expire_offer
+
+        expire_offer.apply_async_on_commit(
+            kwargs={"call_id": call.pk, "agent_id": agent_id}, countdown=queue.ring_timeout_s
+        )
+    return call.pk
+
+
+def free_agents(queue: Queue) -> QuerySet[Agent]:
+    """Members who can take the queue's calls now, best first: tier, then the queue's strategy."""
+    agents = Agent.objects.filter(memberships__queue=queue, status=Agent.Status.AVAILABLE)
+    required = list(queue.required_skills.values_list("pk", flat=True))
+    if required:
+        agents = agents.annotate(
+            matching_skills=Count("skills", filter=Q(skills__in=required), distinct=True)
+        ).filter(matching_skills=len(required))
+    if queue.strategy == Queue.Strategy.ROUND_ROBIN:
+        order = [F("last_offered_at").asc(nulls_first=True)]
+    else:
+        order = [F("status_changed_at").asc()]  # longest idle: available for the longest time
+    return agents.order_by("memberships__priority", *order, "pk")
+
+
+def _claim_free_agent(queue: Queue) -> int | None:
+    now = timezone.now()
+    for agent_id in free_agents(queue).values_list("pk", flat=True)[:MAX_CANDIDATES]:
+        if agent_transition(
+            agent_id=agent_id,
+            allowed_from={Agent.Status.AVAILABLE},
+            to_status=Agent.Status.RINGING,
+            last_offered_at=now,
+        ):
+            return agent_id
+    return None
+
+
+# --- The agent's answers ------------------------------------------------------------------
+
+
+@transaction.atomic
+def offer_accept(*, agent_id: int, call_id: int) -> Call | None:
+    """The agent clicked Accept. Exactly one agent wins a call; the others get None.
+
+    The winner goes on_call; every tab of the agent stops ringing.
+    """
+    call = call_connect_agent(call_id=call_id, agent_id=agent_id)
+    if call is None:
+        return None
+    agent_transition(
+        agent_id=agent_id,
+        allowed_from={Agent.Status.RINGING},
+        to_status=Agent.Status.ON_CALL,
+        missed_offers=0,
+    )
+    broadcast_on_commit(f"agent.{agent_id}", {"type": "call.taken", "call_id": call.pk, "agent_id": agent_id})
+    return call
+
+
+def offer_decline(*, agent_id: int, call_id: int, has_rung_out: bool = False) -> Call | None:
+    """The agent declined, or the offer rang out: the call goes back to the queue, first in line.
+
+    It counts as a missed offer; after the queue's limit of misses in a row the agent is put
+    away. Routing runs again after commit.
+    """
+    with transaction.atomic():
+        call = call_return_to_queue(
+            call_id=call_id,
+            agent_id=agent_id,
+            detail="rang out" if has_rung_out else "declined",
+            expired_only=has_rung_out,
+        )
+        if call is None:
+            return None
+        queue = Queue.objects.get(pk=call.queue_id)
+        missed = Agent.objects.filter(pk=agent_id).values_list("missed_offers", flat=True).get() + 1
+        next_status = (
+            Agent.Status.AWAY if missed >= queue.missed_offers_before_away else Agent.Status.AVAILABLE
+        )
+        agent_transition(
+            agent_id=agent_id,
+            allowed_from={Agent.Status.RINGING},
+            to_status=next_status,
+            missed_offers=missed,
+        )
+        broadcast_on_commit(
+            f"agent.{agent_id}", {"type": "call.withdrawn", "call_id": call.pk, "agent_id": agent_id}
+        )
+        transaction.on_commit(lambda: route_queue(queue_id=queue.pk))
+    return call
+
+
+# --- Calls that end -----------------------------------------------------------------------
+
+
+def release_agent_of(ended: EndedCall) -> None:
+    """Free the agent a call rang or was connected to when it ended (inside the ending transaction)."""
+    if ended.offered_to_id:
+        agent_transition(
+            agent_id=ended.offered_to_id,
+            allowed_from={Agent.Status.RINGING},
+            to_status=Agent.Status.AVAILABLE,
+        )
+        broadcast_on_commit(
+            f"agent.{ended.offered_to_id}",
+            {"type": "call.withdrawn", "call_id": ended.call.pk, "agent_id": ended.offered_to_id},
+        )
+    if ended.agent_id:
+        agent_transition(
+            agent_id=ended.agent_id, allowed_from={Agent.Status.ON_CALL}, to_status=Agent.Status.WRAP_UP
+        )
+        broadcast_on_commit(
+            f"agent.{ended.agent_id}",
+            {"type": "call.ended", "call_id": ended.call.pk, "agent_id": ended.agent_id},
+        )
+        wrap_up_s = (
+            Queue.objects.filter(pk=ended.call.queue_id).values_list("wrap_up_s", flat=True).first() or 0
+        )
+        from calls.tasks import end_wrap_up
+
+        end_wrap_up.apply_async_on_commit(kwargs={"agent_id": ended.agent_id}, countdown=wrap_up_s)
+
+
+@transaction.atomic
+def call_finish(*, call_id: int, reason: str, detail: str = "") -> EndedCall | None:
+    """End a call and free its agent: the one way a call ends once agents are involved."""
+    ended = call_end(call_id=call_id, reason=reason, detail=detail)
+    if ended is not None:
+        release_agent_of(ended)
+    return ended
+
+
+def call_queued(*, call_id: int, media_channel: str) -> Call | None:
+    """The media process answered a call: it waits in its queue (with a deadline) and routing runs."""
+    with transaction.atomic():
+        call = call_mark_queued(call_id=call_id, media_channel=media_channel)
+        if call is None:
+            return None
+        max_wait_s = Queue.objects.filter(pk=call.queue_id).values_list("max_wait_s", flat=True).get()
+        from calls.tasks import end_overdue_wait
+
+        end_overdue_wait.apply_async_on_commit(kwargs={"call_id": call.pk}, countdown=max_wait_s)
+    route_queue(queue_id=call.queue_id)
+    return call
+
+
+def call_wait_overdue(*, call_id: int) -> EndedCall | None:
+    """The caller waited the queue's maximum: the call ends as `no_agent` (if still waiting)."""
+    if not Call.objects.filter(pk=call_id, status=Call.Status.QUEUED).exists():
+        return None
+    return call_finish(call_id=call_id, reason=Call.EndReason.NO_AGENT, detail="maximum wait reached")
+
+
+def wrap_up_end(*, agent_id: int) -> bool:
+    """Wrap-up time is over: the agent is available again (if still in wrap-up)."""
+    with transaction.atomic():
+        return agent_transition(
+            agent_id=agent_id, allowed_from={Agent.Status.WRAP_UP}, to_status=Agent.Status.AVAILABLE
+        )
+
+
+# --- Safety sweeps (beat) -----------------------------------------------------------------
+
+
+def sweep() -> dict[str, int]:
+    """Catch what timers missed: offers past their expiry, waits past the queue's maximum, and
+    wrap-ups past their time. Idempotent; run every few seconds by beat."""
+    now = timezone.now()
+    counts = {"offers_expired": 0, "waits_ended": 0, "wrap_ups_ended": 0}
+    for call_id, agent_id in Call.objects.filter(
+        status=Call.Status.OFFERED, offer_expires_at__lte=now
+    ).values_list("pk", "offered_to_id"):
+        if offer_decline(agent_id=agent_id, call_id=call_id, has_rung_out=True):
+            counts["offers_expired"] += 1
+    for queue in Queue.objects.filter(calls__status=Call.Status.QUEUED).distinct():
+        overdue = Call.objects.filter(
+            queue=queue, status=Call.Status.QUEUED, queued_at__lte=now - timedelta(seconds=queue.max_wait_s)
+        )
+        for call_id in overdue.values_list("pk", flat=True):
+            if call_wait_overdue(call_id=call_id):
+                counts["waits_ended"] += 1
+    for agent_id, wrap_up_s in selectors.agents_in_wrap_up():
+        is_over = Agent.objects.filter(
+            pk=agent_id, status_changed_at__lte=now - timedelta(seconds=wrap_up_s)
+        ).exists()
+        if is_over and wrap_up_end(agent_id=agent_id):
+            counts["wrap_ups_ended"] += 1
+    return counts

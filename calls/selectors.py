@@ -1,0 +1,60 @@
+from datetime import datetime
+
+from django.db.models import Max
+from django.utils import timezone
+
+from agents.models import Agent, Queue
+from calls.models import Call
+
+
+def queue_for_number(*, phone_number_id: str) -> Queue | None:
+    """The queue that takes the number's calls (the first by name when several do)."""
+    return (
+        Queue.objects.filter(business_numbers__phone_number_id=phone_number_id).order_by("name", "pk").first()
+    )
+
+
+DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+
+
+def queue_is_open(*, queue: Queue, at: datetime) -> bool:
+    """Whether the queue takes calls at `at`: no weekly hours means always; holidays are closed."""
+    from zoneinfo import ZoneInfo
+
+    local = at.astimezone(ZoneInfo(queue.timezone))
+    if local.date().isoformat() in queue.holidays:
+        return False
+    if not queue.weekly_hours:
+        return True
+    day, clock = DAYS[local.weekday()], local.strftime("%H:%M")
+    return any(
+        slot.get("day") == day and slot.get("open", "") <= clock < slot.get("close", "")
+        for slot in queue.weekly_hours
+    )
+
+
+def ring_frame(*, call: Call, queue: Queue) -> dict:
+    """What the agent's browser shows while the call rings: who, from where, how long they waited."""
+    contact = call.contact
+    waited_s = round((timezone.now() - call.queued_at).total_seconds()) if call.queued_at else 0
+    return {
+        "type": "call.offered",
+        "call_id": call.pk,
+        "caller_name": contact.name,
+        "caller_number": f"+{contact.wa_id}",
+        "country": contact.country,
+        "queue": queue.name,
+        "waited_s": waited_s,
+        "ring_timeout_s": queue.ring_timeout_s,
+        "cta_payload": call.cta_payload,
+    }
+
+
+def agents_in_wrap_up() -> list[tuple[int, int]]:
+    """(agent id, wrap-up seconds) of agents in wrap-up: the longest wrap-up of their queues."""
+    return [
+        (agent_id, wrap_up_s if wrap_up_s is not None else 0)
+        for agent_id, wrap_up_s in Agent.objects.filter(status=Agent.Status.WRAP_UP)
+        .annotate(wrap_up=Max("memberships__queue__wrap_up_s"))
+        .values_list("pk", "wrap_up")
+    ]

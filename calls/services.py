@@ -1,0 +1,321 @@
+"""The call lifecycle (DESIGN.md §4): every transition one conditional UPDATE, every one a CallEvent.
+
+A transition reads the call's status, then updates `WHERE pk = … AND status = <that status>`; the
+row count says whether this caller won. Losing is normal (two agents clicked Accept, Meta's
+terminate crossed our offer): the loser changes nothing.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from calls.models import Call, CallEvent, LiveCallCount
+from core.realtime import broadcast_on_commit
+from messaging.services import contact_get_or_create
+from whatsapp.models import BusinessNumber
+
+logger = logging.getLogger(__name__)
+
+MEDIA_CHANNEL = "media.calls"  # calls.media.SHARED_CHANNEL: any media process takes new calls here
+
+
+# --- Transitions --------------------------------------------------------------------------
+
+
+def _move(call: Call, *, to: str, allowed: frozenset[str] | set[str], by_agent_id: int | None = None,
+          detail: str = "", **changes: Any) -> bool:  # fmt: skip
+    """Conditionally move `call` (as last read) to `to`; on success update the instance and log it."""
+    if call.status not in allowed:
+        return False
+    now = timezone.now()
+    updated = Call.objects.filter(pk=call.pk, status=call.status).update(status=to, updated_at=now, **changes)
+    if updated != 1:
+        return False
+    CallEvent.objects.create(
+        call=call, from_status=call.status, to_status=to, at=now, agent_id=by_agent_id, detail=detail
+    )
+    call.refresh_from_db()
+    return True
+
+
+def _send_to_media_on_commit(channel: str, message: dict[str, Any]) -> None:
+    def send() -> None:
+        async_to_sync(get_channel_layer().send)(channel, message)
+
+    transaction.on_commit(send)
+
+
+def _broadcast_call(call: Call, event_type: str, **extra: Any) -> None:
+    event = {"type": event_type, "call_id": call.pk, "status": call.status, **extra}
+    broadcast_on_commit(call.group_name, event)
+    broadcast_on_commit("supervisors", {"type": "wallboard.changed", "call_id": call.pk})
+
+
+# --- Capacity -----------------------------------------------------------------------------
+
+
+def capacity_claim(*, business_number_id: int, direction: str) -> bool:
+    """Take one of the number's live-call slots for `direction`; False when all are in use."""
+    cap = settings.MAX_CONCURRENT_CALLS_PER_DIRECTION
+    counter = LiveCallCount.objects.filter(business_number_id=business_number_id, direction=direction)
+    if counter.filter(live__lt=cap).update(live=F("live") + 1) == 1:
+        return True
+    if counter.exists():
+        return False
+    try:
+        with transaction.atomic():
+            LiveCallCount.objects.create(business_number_id=business_number_id, direction=direction, live=0)
+    except IntegrityError:
+        pass  # created by a concurrent first call: fine, claim against it
+    return counter.filter(live__lt=cap).update(live=F("live") + 1) == 1
+
+
+def capacity_release(*, business_number_id: int, direction: str) -> None:
+    LiveCallCount.objects.filter(
+        business_number_id=business_number_id, direction=direction, live__gt=0
+    ).update(live=F("live") - 1)
+
+
+# --- Inbound calls ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboundCall:
+    """What Meta's connect webhook says about a customer's call (from whatsapp.events.CallConnect)."""
+
+    wa_call_id: str
+    phone_number_id: str
+    from_number: str
+    contact_name: str
+    sdp_offer: str
+    cta_payload: str = ""
+    deeplink_payload: str = ""
+
+
+@transaction.atomic
+def call_create_inbound(*, inbound: InboundCall, queue_id: int | None, is_open: bool) -> Call | None:
+    """Record a customer's call and hand it to a media process, or reject it with a reason.
+
+    Returns None when the call is already known (a redelivered connect, or one whose terminate
+    came first). Takes a live-call slot of the number; without one, or without a queue serving
+    the number, or outside opening hours, the call ends at once as `rejected` and Meta is told
+    to reject it (after commit, by a task).
+    """
+    if Call.objects.filter(wa_call_id=inbound.wa_call_id).exists():
+        return None
+    number = BusinessNumber.objects.get(phone_number_id=inbound.phone_number_id)
+    contact = contact_get_or_create(wa_id=inbound.from_number, name=inbound.contact_name)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            call = Call.objects.create(
+                wa_call_id=inbound.wa_call_id,
+                business_number=number,
+                contact=contact,
+                direction=Call.Direction.INBOUND,
+                status=Call.Status.RINGING,
+                queue_id=queue_id,
+                started_at=now,
+                cta_payload=inbound.cta_payload,
+                deeplink_payload=inbound.deeplink_payload,
+            )
+    except IntegrityError:
+        return None  # the same call created concurrently by a duplicate delivery
+    CallEvent.objects.create(call=call, from_status="", to_status=Call.Status.RINGING, at=now)
+    rejection = ""
+    if queue_id is None:
+        rejection = "no queue serves this number"
+    elif not is_open:
+        rejection = "closed"
+    elif not capacity_claim(business_number_id=number.pk, direction=Call.Direction.INBOUND):
+        rejection = "capacity"
+    if rejection:
+        _move(call, to=Call.Status.ENDED, allowed={Call.Status.RINGING}, detail=rejection,
+              ended_at=now, end_reason=Call.EndReason.REJECTED, end_detail=rejection)  # fmt: skip
+        from calls.tasks import reject_on_meta
+
+        reject_on_meta.delay_on_commit(call_id=call.pk)
+        return call
+    _send_to_media_on_commit(
+        MEDIA_CHANNEL, {"type": "call.answer", "call_id": call.pk, "sdp": inbound.sdp_offer}
+    )
+    _broadcast_call(call, "call.ringing")
+    return call
+
+
+@transaction.atomic
+def call_mark_queued(*, call_id: int, media_channel: str) -> Call | None:
+    """The media process answered the customer's leg: the call waits in its queue (ringing → queued)."""
+    call = Call.objects.get(pk=call_id)
+    now = timezone.now()
+    if not _move(
+        call, to=Call.Status.QUEUED, allowed={Call.Status.RINGING}, queued_at=now, media_channel=media_channel
+    ):
+        return None
+    _broadcast_call(call, "call.queued")
+    return call
+
+
+# --- Offers -------------------------------------------------------------------------------
+
+
+def call_offer(*, call: Call, agent_id: int, ring_timeout_s: int) -> bool:
+    """Ring one agent for a queued call (queued → offered). The caller has claimed the agent."""
+    now = timezone.now()
+    won = _move(
+        call,
+        to=Call.Status.OFFERED,
+        allowed={Call.Status.QUEUED},
+        by_agent_id=agent_id,
+        offered_to_id=agent_id,
+        offered_at=now,
+        offer_expires_at=now + timedelta(seconds=ring_timeout_s),
+        offer_count=F("offer_count") + 1,
+    )
+    if won:
+        _broadcast_call(call, "call.offered_to_agent", agent_id=agent_id)
+    return won
+
+
+def call_connect_agent(*, call_id: int, agent_id: int) -> Call | None:
+    """The agent rung for the call accepted it (offered → connected); None if the agent lost it.
+
+    After commit the media process holding the call is told to expect this agent's browser leg.
+    """
+    call = Call.objects.filter(pk=call_id, offered_to_id=agent_id).first()
+    if call is None:
+        return None
+    won = _move(
+        call,
+        to=Call.Status.CONNECTED,
+        allowed={Call.Status.OFFERED},
+        by_agent_id=agent_id,
+        agent_id=agent_id,
+        offered_to_id=None,
+        connected_at=timezone.now(),
+        offer_expires_at=None,
+    )
+    if not won:
+        return None
+    if call.media_channel:
+        _send_to_media_on_commit(
+            call.media_channel, {"type": "call.agent", "call_id": call.pk, "agent_id": agent_id}
+        )
+    _broadcast_call(call, "call.connected", agent_id=agent_id)
+    return call
+
+
+def call_return_to_queue(
+    *, call_id: int, agent_id: int, detail: str, expired_only: bool = False
+) -> Call | None:
+    """Take an offer back from an agent (declined, or rang out): offered → queued.
+
+    With `expired_only` the offer must have passed its expiry (a late timeout task or the sweep
+    must not take back an offer that a newer one replaced).
+    """
+    offers = Call.objects.filter(pk=call_id, offered_to_id=agent_id, status=Call.Status.OFFERED)
+    if expired_only:
+        offers = offers.filter(offer_expires_at__lte=timezone.now())
+    call = offers.first()
+    if call is None:
+        return None
+    won = _move(
+        call,
+        to=Call.Status.QUEUED,
+        allowed={Call.Status.OFFERED},
+        by_agent_id=agent_id,
+        detail=detail,
+        offered_to_id=None,
+        offer_expires_at=None,
+    )
+    return call if won else None
+
+
+# --- The end ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EndedCall:
+    """What the transition that ended a call found: whom it rang or connected to."""
+
+    call: Call
+    offered_to_id: int | None
+    agent_id: int | None
+    previous_status: str
+
+
+def call_end(*, call_id: int, reason: str, detail: str = "", notify_media: bool = True) -> EndedCall | None:
+    """End a live call with a reason; None if it had ended already (only one caller wins).
+
+    The winner gives back the number's live-call slot (exactly once per call), records talk
+    time, and after commit tells the media process holding the call to hang up its legs.
+    """
+    call = Call.objects.filter(pk=call_id).first()
+    if call is None or not call.is_live:
+        return None
+    previous = {"status": call.status, "offered_to_id": call.offered_to_id, "agent_id": call.agent_id}
+    now = timezone.now()
+    talk_seconds = round((now - call.connected_at).total_seconds()) if call.connected_at else None
+    won = _move(
+        call,
+        to=Call.Status.ENDED,
+        allowed=Call.LIVE_STATUSES,
+        detail=detail,
+        ended_at=now,
+        end_reason=reason,
+        end_detail=detail[:255],
+        talk_seconds=talk_seconds,
+        offered_to_id=None,
+        offer_expires_at=None,
+    )
+    if not won:
+        return None
+    # Every call that reaches here holds a slot: it was taken before the call could go live.
+    capacity_release(business_number_id=call.business_number_id, direction=call.direction)
+    if notify_media and call.media_channel:
+        _send_to_media_on_commit(call.media_channel, {"type": "call.hangup", "call_id": call.pk})
+    _broadcast_call(call, "call.ended", reason=reason)
+    return EndedCall(
+        call=call,
+        offered_to_id=previous["offered_to_id"],
+        agent_id=previous["agent_id"],
+        previous_status=previous["status"],
+    )
+
+
+@transaction.atomic
+def call_record_early_terminate(
+    *, wa_call_id: str, phone_number_id: str, from_number: str, reason: str
+) -> Call | None:
+    """Meta's terminate arrived before its connect: record the call as already ended, so that
+    the connect, when it comes, finds it and does nothing. Holds no capacity slot."""
+    number = BusinessNumber.objects.get(phone_number_id=phone_number_id)
+    contact = contact_get_or_create(wa_id=from_number)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            call = Call.objects.create(
+                wa_call_id=wa_call_id,
+                business_number=number,
+                contact=contact,
+                direction=Call.Direction.INBOUND,
+                status=Call.Status.ENDED,
+                started_at=now,
+                ended_at=now,
+                end_reason=reason,
+                end_detail="terminated before it was offered to us",
+            )
+    except IntegrityError:
+        return None
+    CallEvent.objects.create(
+        call=call, from_status="", to_status=Call.Status.ENDED, at=now, detail="terminate first"
+    )
+    return call

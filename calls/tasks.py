@@ -1,0 +1,62 @@
+"""Thin, idempotent tasks: timers of the call lifecycle and Graph API calls that may be retried."""
+
+import logging
+
+from celery import shared_task
+
+from calls.models import Call
+from whatsapp.client import GraphClient
+from whatsapp.errors import GraphAPIError, GraphTransportError
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="calls.expire_offer", acks_late=True)
+def expire_offer(*, call_id: int, agent_id: int) -> bool:
+    """The agent let the call ring out: back to the queue (no-op if answered or already gone)."""
+    from calls.routing import offer_decline
+
+    return offer_decline(agent_id=agent_id, call_id=call_id, has_rung_out=True) is not None
+
+
+@shared_task(name="calls.end_overdue_wait", acks_late=True)
+def end_overdue_wait(*, call_id: int) -> bool:
+    from calls.routing import call_wait_overdue
+
+    return call_wait_overdue(call_id=call_id) is not None
+
+
+@shared_task(name="calls.end_wrap_up", acks_late=True)
+def end_wrap_up(*, agent_id: int) -> bool:
+    from calls.routing import wrap_up_end
+
+    return wrap_up_end(agent_id=agent_id)
+
+
+@shared_task(name="calls.sweep")
+def sweep() -> dict[str, int]:
+    """Safety net for the timers above (a worker restart loses countdowns)."""
+    from calls.routing import sweep as routing_sweep
+
+    return routing_sweep()
+
+
+@shared_task(
+    name="calls.reject_on_meta",
+    acks_late=True,
+    autoretry_for=(GraphTransportError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def reject_on_meta(*, call_id: int) -> None:
+    """Tell Meta we will not take a call we rejected (capacity, closed, no queue)."""
+    call = Call.objects.select_related("business_number").filter(pk=call_id).first()
+    if call is None:
+        return
+    with GraphClient() as graph:
+        try:
+            graph.call_reject(phone_number_id=call.business_number.phone_number_id, call_id=call.wa_call_id)
+        except GraphAPIError as error:
+            if isinstance(error, GraphTransportError):
+                raise
+            logger.info("Meta refused to reject call %s (it has probably ended): %s", call.wa_call_id, error)

@@ -1,0 +1,509 @@
+"""The call bridge on loopback. The sandbox's simulated customer (an aiortc leg) plays both the customer and
+the agent's browser, which does what a browser does: send an offer, then apply the answer."""
+
+import asyncio
+import fractions
+import math
+import time
+import wave
+from pathlib import Path
+
+import aiortc.rtcrtpsender
+import aiortc.rtp
+import av
+import numpy as np
+import pytest
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaBlackhole
+
+from calls.bridge import SAMPLE_RATE, BridgeError, CallBridge, _StereoRecording
+from core.webrtc import apply_host_addresses, rtc_configuration, speed_up_audio_level
+from whatsapp.sandbox.audio_metrics import wav_duration_s, wav_rms
+from whatsapp.sandbox.media import CustomerMedia
+
+ROOT = Path(__file__).resolve().parents[2]
+CUSTOMER_SPEECH = ROOT / "whatsapp" / "sandbox" / "audio" / "customer_order.wav"
+AGENT_SPEECH = ROOT / "whatsapp" / "sandbox" / "audio" / "customer_goodbye.wav"
+NOTICE = ROOT / "static" / "audio" / "notice" / "en.wav"
+HOLD = ROOT / "static" / "audio" / "hold.wav"
+
+# espeak-ng speech measures 0.07-0.10 of full scale through Opus; digital silence measures 0.0.
+SPEECH_RMS = 0.02
+SILENCE_RMS = 0.001
+BLOCK_S = 0.1  # what a recording holds is judged a tenth of a second at a time
+
+# Tones tell apart who is heard: the notice, the hold audio, the customer and the agent.
+NOTICE_HZ, HOLD_HZ, CUSTOMER_HZ, AGENT_HZ = 440, 660, 770, 1000
+TONES_QUEUED = {"notice": NOTICE_HZ, "hold": HOLD_HZ}
+TONES_HEARD_BY_CUSTOMER = {"hold": HOLD_HZ, "agent": AGENT_HZ}
+TONES_OF_BOTH_SIDES = {"customer": CUSTOMER_HZ, "agent": AGENT_HZ}
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(settings):
+    """ICE on 127.0.0.1 only: nothing leaves the machine, and no STUN server is asked."""
+    settings.MEDIA_HOST_ADDRESSES = ["127.0.0.1"]
+    settings.MEDIA_ICE_SERVERS = []
+
+
+def write_tone(path: Path, *, hz: float, seconds: float, amplitude: float = 0.3) -> Path:
+    """A sine as 16 kHz mono 16-bit WAV, a whole number of cycles long so that it loops without a click."""
+    rate = 16_000
+    times = np.arange(round(round(seconds * hz) / hz * rate)) / rate
+    samples = np.round(amplitude * 32767 * np.sin(2 * np.pi * hz * times)).astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(samples.tobytes())
+    return path
+
+
+def wav_channels(path: Path) -> tuple[int, np.ndarray]:
+    """The frame rate and the samples of a 16-bit WAV as floats in [-1, 1), one column per channel."""
+    with wave.open(str(path), "rb") as wav:
+        assert wav.getsampwidth() == 2
+        rate, channels = wav.getframerate(), wav.getnchannels()
+        raw = wav.readframes(wav.getnframes())
+    return rate, (np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768).reshape(-1, channels)
+
+
+def heard_by(path: Path) -> tuple[int, np.ndarray]:
+    """A simulated customer's recording of what it heard (mono): its frame rate and samples."""
+    rate, samples = wav_channels(path)
+    return rate, samples[:, 0]
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples)))) if samples.size else 0.0
+
+
+def heard(samples: np.ndarray, *, rate: int, tones: dict[str, float]) -> list[str]:
+    """What the recording holds, block by block, as runs: "silence", a tone's name, or "other".
+
+    Runs shorter than three blocks (the moment of a switch) are left out.
+    """
+    size = round(BLOCK_S * rate)
+    frequencies = np.fft.rfftfreq(size, 1 / rate)
+    labels = []
+    for start in range(0, len(samples) - size + 1, size):
+        block = samples[start : start + size]
+        if rms(block) < 5 * SILENCE_RMS:
+            labels.append("silence")
+            continue
+        power = np.square(np.abs(np.fft.rfft(block * np.hanning(size))))
+        shares = {
+            name: power[np.abs(frequencies - hz) < 30].sum() / power.sum() for name, hz in tones.items()
+        }
+        loudest = max(shares, key=shares.get)
+        labels.append(loudest if shares[loudest] > 0.8 else "other")
+    runs: list[str] = []
+    for index, label in enumerate(labels):
+        if labels[index : index + 3] == [label] * 3 and (not runs or runs[-1] != label):
+            runs.append(label)
+    return runs
+
+
+async def answered_customer(bridge: CallBridge, customer: CustomerMedia) -> str:
+    answer = await bridge.answer_customer(await customer.create_offer())
+    await customer.accept_answer(answer)
+    await customer.wait_connected(timeout_s=5)
+    return answer
+
+
+async def connected_agent(bridge: CallBridge, agent: CustomerMedia) -> None:
+    await agent.accept_answer(await bridge.connect_agent(await agent.create_offer()))
+    await agent.wait_connected(timeout_s=5)
+
+
+async def test_bridge_plays_notice_and_hold_then_bridges_and_records_both_sides(tmp_path):
+    bridge = CallBridge(
+        call_id="flow",
+        recording_path=tmp_path / "call.wav",
+        notice=write_tone(tmp_path / "notice.wav", hz=NOTICE_HZ, seconds=1.0),
+        hold=write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5),
+    )
+    customer = CustomerMedia(play=CUSTOMER_SPEECH, record_to=tmp_path / "customer_heard.wav")
+    agent = CustomerMedia(play=AGENT_SPEECH, record_to=tmp_path / "agent_heard.wav")
+
+    started_at = time.monotonic()
+    answer = await answered_customer(bridge, customer)
+    await bridge.start_notice_then_hold()
+    await asyncio.wait_for(bridge.notice_finished.wait(), timeout=3)
+    await asyncio.sleep(0.8)
+    agent_joined_s = time.monotonic() - started_at
+    await connected_agent(bridge, agent)
+    await asyncio.sleep(3)
+    await customer.close()
+    await agent.close()
+    result = await bridge.close()
+    closed_s = time.monotonic() - started_at
+
+    assert "a=end-of-candidates" in answer
+    assert [line for line in answer.splitlines() if line.startswith("a=rtpmap:")] == [
+        "a=rtpmap:96 opus/48000/2"
+    ]
+    rate, customer_heard = heard_by(tmp_path / "customer_heard.wav")
+    assert heard(customer_heard[: round(agent_joined_s * rate)], rate=rate, tones=TONES_QUEUED) == [
+        "notice",
+        "hold",
+    ]
+    assert rms(customer_heard[round((agent_joined_s + 0.5) * rate) :]) > SPEECH_RMS
+    assert wav_rms(tmp_path / "agent_heard.wav") > SPEECH_RMS
+    rate, recording = wav_channels(tmp_path / "call.wav")
+    joined = round(agent_joined_s * rate)
+    assert (rate, recording.shape[1]) == (SAMPLE_RATE, 2)
+    assert rms(recording[round(0.3 * rate) : joined, 0]) > SPEECH_RMS
+    assert np.abs(recording[:joined, 1]).max() == 0.0
+    assert rms(recording[joined + round(0.3 * rate) :, 1]) > SPEECH_RMS
+    assert result.duration_s == wav_duration_s(tmp_path / "call.wav")
+    assert closed_s - 0.1 < result.duration_s <= closed_s
+    assert result.customer_rms == pytest.approx(rms(recording[:, 0]), rel=1e-3)
+    assert result.agent_rms == pytest.approx(rms(recording[:, 1]), rel=1e-3)
+    assert result.path == tmp_path / "call.wav"
+
+
+STEP_S = 0.8
+
+
+async def test_bridge_hold_and_mute_change_what_each_side_hears_and_what_is_recorded(tmp_path):
+    bridge = CallBridge(
+        call_id="hold",
+        recording_path=tmp_path / "call.wav",
+        notice=None,
+        hold=write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5),
+    )
+    customer_tone = write_tone(tmp_path / "customer.wav", hz=CUSTOMER_HZ, seconds=0.5)
+    agent_tone = write_tone(tmp_path / "agent.wav", hz=AGENT_HZ, seconds=0.5)
+    customer = CustomerMedia(play=customer_tone, record_to=tmp_path / "customer_heard.wav", loop=True)
+    agent = CustomerMedia(play=agent_tone, record_to=tmp_path / "agent_heard.wav", loop=True)
+
+    await answered_customer(bridge, customer)
+    await bridge.start_notice_then_hold()
+    await asyncio.sleep(0.6)
+    await connected_agent(bridge, agent)
+    await asyncio.sleep(STEP_S)
+    await bridge.set_hold(is_on=True)
+    await asyncio.sleep(STEP_S)
+    await bridge.set_hold(is_on=False)
+    await asyncio.sleep(STEP_S)
+    await bridge.set_mute(is_on=True)
+    await asyncio.sleep(STEP_S)
+    await bridge.set_mute(is_on=False)
+    await asyncio.sleep(STEP_S)
+    await customer.close()
+    await agent.close()
+    await bridge.close()
+
+    rate, customer_heard = heard_by(tmp_path / "customer_heard.wav")
+    assert heard(customer_heard, rate=rate, tones=TONES_HEARD_BY_CUSTOMER) == [
+        "hold",
+        "agent",
+        "hold",
+        "agent",
+        "silence",
+        "agent",
+    ]
+    rate, agent_heard = heard_by(tmp_path / "agent_heard.wav")
+    assert heard(agent_heard, rate=rate, tones={"customer": CUSTOMER_HZ}) == [
+        "customer",
+        "silence",
+        "customer",
+    ]
+    rate, recording = wav_channels(tmp_path / "call.wav")
+    assert heard(recording[:, 0], rate=rate, tones=TONES_OF_BOTH_SIDES) == ["customer"]
+    assert heard(recording[:, 1], rate=rate, tones=TONES_OF_BOTH_SIDES) == [
+        "silence",
+        "agent",
+        "silence",
+        "agent",
+        "silence",
+        "agent",
+    ]
+
+
+class Metronome(MediaStreamTrack):
+    """20 ms frames on a grid of the process's clock, a beep on every half second: peers beep together."""
+
+    kind = "audio"
+    BEEP_EVERY = 25  # frames
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._slot: int | None = None
+        self._beep = np.repeat(
+            np.round(0.5 * 32767 * np.sin(np.arange(960) * 2 * np.pi * 1000 / SAMPLE_RATE)), 2
+        )
+
+    async def recv(self) -> av.AudioFrame:
+        self._slot = math.ceil(time.monotonic() / 0.02) if self._slot is None else self._slot + 1
+        await asyncio.sleep(max(0.0, self._slot * 0.02 - time.monotonic()))
+        is_beep = self._slot % self.BEEP_EVERY == 0
+        samples = self._beep if is_beep else np.zeros(1920)
+        frame = av.AudioFrame.from_ndarray(
+            samples.astype(np.int16).reshape(1, -1), format="s16", layout="stereo"
+        )
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._slot * 960
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        return frame
+
+
+class MetronomePeer:
+    """A plain aiortc peer that offers, sends a metronome and throws away what it hears."""
+
+    def __init__(self) -> None:
+        apply_host_addresses()
+        self.peer_connection = RTCPeerConnection(rtc_configuration())
+        self.blackhole = MediaBlackhole()
+        self.peer_connection.on("track", self.blackhole.addTrack)
+        self.peer_connection.addTrack(Metronome())
+
+    async def offer(self) -> str:
+        await self.peer_connection.setLocalDescription(await self.peer_connection.createOffer())
+        return self.peer_connection.localDescription.sdp
+
+    async def accept_answer(self, sdp: str) -> None:
+        await self.peer_connection.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        await self.blackhole.start()
+
+    async def close(self) -> None:
+        await self.blackhole.stop()
+        await self.peer_connection.close()
+
+
+def beep_starts_s(samples: np.ndarray, *, rate: int) -> np.ndarray:
+    """Where each beep of a metronome starts, in seconds: the first loud sample after 0.2 s of quiet."""
+    loud = np.flatnonzero(np.abs(samples) > 0.1)
+    if not loud.size:
+        return loud
+    starts = loud[np.concatenate([[True], np.diff(loud) > 0.2 * rate])]
+    return starts / rate
+
+
+async def test_bridge_recording_keeps_both_sides_on_one_timeline(tmp_path):
+    bridge = CallBridge(call_id="aligned", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+    customer, agent = MetronomePeer(), MetronomePeer()
+
+    await customer.accept_answer(await bridge.answer_customer(await customer.offer()))
+    await agent.accept_answer(await bridge.connect_agent(await agent.offer()))
+    await asyncio.sleep(3.5)
+    await customer.close()
+    await agent.close()
+    await bridge.close()
+
+    rate, recording = wav_channels(tmp_path / "call.wav")
+    customer_beeps = beep_starts_s(recording[:, 0], rate=rate)
+    agent_beeps = beep_starts_s(recording[:, 1], rate=rate)
+    offsets_s = [float(agent_beeps[np.abs(agent_beeps - beep).argmin()] - beep) for beep in customer_beeps]
+    assert len(customer_beeps) >= 6
+    assert len(agent_beeps) == len(customer_beeps)
+    assert max(abs(offset) for offset in offsets_s) < 0.03
+    assert max(offsets_s) - min(offsets_s) < 0.01
+
+
+def test_recording_timeline_survives_jitter_stalls_late_joining_and_clock_drift(tmp_path):
+    """Sixty simulated seconds: every frame must land within 60 ms of when it was said (plus least delay)."""
+    recording = _StereoRecording(tmp_path / "call.wav")
+    random = np.random.default_rng(7)
+    least_delay_s = 0.1
+    said_at: dict[tuple[int, int], float] = {}
+    arrivals: list[tuple[float, int, int, int]] = []  # (arrives at, side, frame number, media position)
+    # The customer's clock runs 0.3 % fast, the agent's 0.3 % slow (far worse than real devices); the agent
+    # joins after 5 s; each side stalls once for 400 ms and then delivers what it held back all at once;
+    # the customer's RTP timestamps start again from 0 after 30 s (a restarted sender).
+    for side, clock_rate, joins_s, stall_s in ((0, 1.003, 0.0, 20.0), (1, 0.997, 5.0, 40.0)):
+        arrives_at = 0.0
+        for number in range(1, round((60 - joins_s) / 0.02)):
+            said = joins_s + number * 0.02 / clock_rate
+            said_at[side, number] = said
+            delay = least_delay_s + random.uniform(0, 0.03) + (0.4 if stall_s <= said < stall_s + 0.4 else 0)
+            arrives_at = max(arrives_at, said + 0.02 + delay)  # in order, as a jitter buffer hands them over
+            media_position = (number if side == 1 or number < 1500 else number - 1500) * 960
+            arrivals.append((arrives_at, side, number, media_position))
+
+    recording.start(at=1000.0)
+    for arrives_at, side, number, media_position in sorted(arrivals):
+        samples = np.full(960, number, dtype=np.int16)
+        recording.add(side, samples, media_time_s=media_position / SAMPLE_RATE, at=1000.0 + arrives_at)
+    result = recording.finish(at=1000.0 + 60.5)
+
+    rate, channels = wav_channels(tmp_path / "call.wav")
+    for side in (0, 1):
+        numbers = np.round(channels[:, side] * 32768).astype(int)
+        placed, first_sample = np.unique(numbers, return_index=True)
+        errors_s = [
+            first_sample[i] / rate - said_at[side, n] - least_delay_s for i, n in enumerate(placed) if n
+        ]
+        assert len(errors_s) > 0.99 * sum(1 for key in said_at if key[0] == side)
+        assert max(abs(error) for error in errors_s) < 0.06
+    assert np.abs(channels[: round(5.0 * rate), 1]).max() == 0.0
+    assert result.duration_s == 60.5
+
+
+async def test_bridge_notices_a_leg_that_drops(tmp_path):
+    bridge = CallBridge(call_id="drop", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+    customer = CustomerMedia(play=None, record_to=None)
+    agent = CustomerMedia(play=None, record_to=None)
+    await answered_customer(bridge, customer)
+    await connected_agent(bridge, agent)
+
+    await agent.close()
+    await asyncio.wait_for(bridge.agent_left.wait(), timeout=3)
+    is_customer_left_after_agent = bridge.customer_left.is_set()
+    await customer.close()
+    await asyncio.wait_for(bridge.customer_left.wait(), timeout=3)
+    await bridge.close()
+
+    assert is_customer_left_after_agent is False
+
+
+async def test_bridge_close_twice_before_an_agent_leaves_a_valid_recording(tmp_path):
+    bridge = CallBridge(call_id="alone", recording_path=tmp_path / "call.wav", notice=None, hold=HOLD)
+    customer = CustomerMedia(play=CUSTOMER_SPEECH, record_to=None)
+    started_at = time.monotonic()
+    await answered_customer(bridge, customer)
+    await bridge.start_notice_then_hold()
+    await asyncio.sleep(1.5)
+
+    first, second = await asyncio.gather(bridge.close(), bridge.close())
+    closed_s = time.monotonic() - started_at
+    third = await bridge.close()
+    await customer.close()
+
+    rate, recording = wav_channels(tmp_path / "call.wav")
+    assert first == second == third
+    assert (rate, recording.shape[1]) == (SAMPLE_RATE, 2)
+    assert rms(recording[:, 0]) > SPEECH_RMS
+    assert np.abs(recording[:, 1]).max() == 0.0
+    assert first.agent_rms == 0.0
+    assert closed_s - 0.1 < first.duration_s <= closed_s
+    assert bridge.notice_finished.is_set() is True
+    assert (bridge.customer_left.is_set(), bridge.agent_left.is_set()) == (False, False)
+    with pytest.raises(BridgeError, match="closed"):
+        await bridge.set_hold(is_on=True)
+
+
+async def test_bridge_closed_before_answering_leaves_an_empty_valid_recording(tmp_path):
+    bridge = CallBridge(call_id="unanswered", recording_path=tmp_path / "call.wav", notice=NOTICE, hold=HOLD)
+
+    result = await bridge.close()
+
+    rate, recording = wav_channels(tmp_path / "call.wav")
+    assert (rate, recording.shape) == (SAMPLE_RATE, (0, 2))
+    assert (result.duration_s, result.customer_rms, result.agent_rms) == (0.0, 0.0, 0.0)
+
+
+async def offer_without_audio() -> str:
+    peer_connection = RTCPeerConnection(rtc_configuration())
+    peer_connection.createDataChannel("chat")
+    await peer_connection.setLocalDescription(await peer_connection.createOffer())
+    await peer_connection.close()
+    return peer_connection.localDescription.sdp
+
+
+async def offer_without_candidates() -> str:
+    peer_connection = RTCPeerConnection(rtc_configuration())
+    peer_connection.addTransceiver("audio")
+    await peer_connection.setLocalDescription(await peer_connection.createOffer())
+    await peer_connection.close()
+    offer = peer_connection.localDescription.sdp
+    return "".join(line for line in offer.splitlines(keepends=True) if not line.startswith("a=candidate:"))
+
+
+async def offer_without_opus() -> str:
+    peer_connection = RTCPeerConnection(rtc_configuration())
+    peer_connection.addTransceiver("audio")
+    await peer_connection.setLocalDescription(await peer_connection.createOffer())
+    await peer_connection.close()
+    offer = peer_connection.localDescription.sdp
+    return "".join(line for line in offer.splitlines(keepends=True) if "opus" not in line)
+
+
+async def garbage() -> str:
+    return "this is not SDP\x00\xff"
+
+
+async def empty() -> str:
+    return ""
+
+
+async def truncated_media_line() -> str:
+    return "v=0\r\nm=audio\r\n"
+
+
+@pytest.mark.parametrize(
+    "make_offer",
+    [garbage, empty, truncated_media_line, offer_without_audio, offer_without_candidates, offer_without_opus],
+)
+async def test_bridge_refuses_a_bad_offer_at_once(tmp_path, make_offer):
+    bad_offer = await make_offer()
+    bridge = CallBridge(call_id="bad", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+
+    try:
+        async with asyncio.timeout(1):
+            with pytest.raises(BridgeError):
+                await bridge.answer_customer(bad_offer)
+    finally:
+        await bridge.close()
+
+
+async def test_bridge_refuses_an_agent_before_the_customer_and_a_second_customer(tmp_path):
+    bridge = CallBridge(call_id="order", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+    customer = CustomerMedia(play=None, record_to=None)
+    second_customer = CustomerMedia(play=None, record_to=None)
+
+    try:
+        with pytest.raises(BridgeError, match="before connecting an agent"):
+            await bridge.connect_agent(await CustomerMedia(play=None, record_to=None).create_offer())
+        await bridge.answer_customer(await customer.create_offer())
+        with pytest.raises(BridgeError, match="already answered"):
+            await bridge.answer_customer(await second_customer.create_offer())
+    finally:
+        await bridge.close()
+        await customer.close()
+        await second_customer.close()
+
+
+def test_bridge_refuses_an_unreadable_prompt(tmp_path):
+    not_audio = tmp_path / "not_audio.wav"
+    not_audio.write_text("hello")
+
+    with pytest.raises(BridgeError, match="cannot read"):
+        CallBridge(call_id="prompt", recording_path=tmp_path / "call.wav", notice=not_audio, hold=None)
+    with pytest.raises(BridgeError, match="cannot read"):
+        CallBridge(
+            call_id="prompt", recording_path=tmp_path / "call.wav", notice=None, hold=tmp_path / "none"
+        )
+
+
+def test_shipped_notice_and_hold_audio_are_small_clear_16_khz_mono():
+    for path, shortest_s, longest_s in ((NOTICE, 5, 12), (HOLD, 4, 8)):
+        with wave.open(str(path), "rb") as wav:
+            assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16_000, 1, 2)
+        assert shortest_s <= wav_duration_s(path) <= longest_s
+        assert path.stat().st_size < 310_000
+    assert wav_rms(NOTICE) > 0.05
+    assert 0.02 < wav_rms(HOLD) < wav_rms(NOTICE)
+
+
+def test_speed_up_audio_level_gives_the_same_dbov_as_aiortc():
+    random = np.random.default_rng(3)
+    frames = []
+    for amplitude, layout in [(0, "stereo"), (1, "stereo"), (40, "mono"), (900, "stereo"), (32767, "mono")]:
+        channels = 2 if layout == "stereo" else 1
+        samples = random.integers(-amplitude, amplitude + 1, size=(1, 960 * channels)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout=layout)
+        frame.sample_rate = SAMPLE_RATE
+        frames.append(frame)
+
+    speed_up_audio_level()
+    speed_up_audio_level()
+
+    faster = aiortc.rtp.compute_audio_level_dbov
+    original = faster.__wrapped__
+    assert faster.is_switchboard_override is True
+    assert aiortc.rtcrtpsender.rtp.compute_audio_level_dbov is faster
+    assert getattr(original, "is_switchboard_override", False) is False
+    assert [faster(frame) for frame in frames] == [original(frame) for frame in frames]
+    assert [faster(frame) for frame in frames] == [-127, -89, -63, -33, -5]

@@ -1,0 +1,129 @@
+"""Meta's call webhooks into the call lifecycle: create, reject, reorder, end."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from calls.models import Call, CallEvent, LiveCallCount
+from messaging.models import Contact
+from whatsapp.tests import payloads
+from whatsapp.tests.conftest import post_webhook
+
+pytestmark = pytest.mark.django_db
+CALL_ID = "wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh"
+
+
+def media_message(timeout_s: float = 1.0):
+    async def receive():
+        try:
+            return await asyncio.wait_for(get_channel_layer().receive("media.calls"), timeout_s)
+        except TimeoutError:
+            return None
+
+    return async_to_sync(receive)()
+
+
+def drain_media_channel():
+    while media_message(0.05) is not None:
+        pass
+
+
+def test_customer_call_recorded_and_handed_to_media(client, queue, django_capture_on_commit_callbacks):
+    drain_media_channel()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_webhook(client, payloads.user_call_connect())
+
+    call = Call.objects.get()
+    assert response.status_code == 200
+    assert (call.wa_call_id, call.status, call.direction, call.queue) == (
+        CALL_ID,
+        "ringing",
+        "inbound",
+        queue,
+    )
+    assert (call.contact.wa_id, call.contact.name, call.contact.country) == (payloads.CUSTOMER, "Jane", "US")
+    assert LiveCallCount.objects.get().live == 1
+    assert media_message() == {"type": "call.answer", "call_id": call.pk, "sdp": payloads.SDP_OFFER}
+
+
+def test_duplicate_connect_creates_one_call(client, queue):
+    post_webhook(client, payloads.user_call_connect())
+    payload = payloads.user_call_connect()
+    payload["entry"][0]["changes"][0]["value"]["calls"][0]["timestamp"] = "1671644825"  # a new delivery
+
+    post_webhook(client, payload)
+
+    assert Call.objects.count() == 1
+    assert Contact.objects.count() == 1
+
+
+def test_terminate_before_connect_leaves_one_ended_call(client, queue):
+    post_webhook(client, payloads.call_terminate(answered=False, failed=True))
+    post_webhook(client, payloads.user_call_connect())
+
+    call = Call.objects.get()
+    assert (call.status, call.end_reason) == ("ended", "failed")
+    assert LiveCallCount.objects.filter(live__gt=0).count() == 0
+
+
+def test_call_over_capacity_rejected(client, queue, settings, django_capture_on_commit_callbacks):
+    settings.MAX_CONCURRENT_CALLS_PER_DIRECTION = 1
+    post_webhook(client, payloads.user_call_connect("wacid.first"))
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        post_webhook(client, payloads.user_call_connect("wacid.second"))
+
+    second = Call.objects.get(wa_call_id="wacid.second")
+    assert (second.status, second.end_reason, second.end_detail) == ("ended", "rejected", "capacity")
+    assert LiveCallCount.objects.get().live == 1
+    assert len(callbacks) == 1  # the reject_on_meta task, sent after commit
+
+
+def test_call_with_no_queue_rejected(client, number):
+    post_webhook(client, payloads.user_call_connect())
+
+    call = Call.objects.get()
+    assert (call.status, call.end_reason, call.end_detail) == (
+        "ended",
+        "rejected",
+        "no queue serves this number",
+    )
+
+
+def test_call_outside_opening_hours_rejected(client, queue):
+    queue.holidays = [timezone.now().date().isoformat()]
+    queue.save()
+
+    post_webhook(client, payloads.user_call_connect())
+
+    assert Call.objects.get().end_detail == "closed"
+
+
+def test_customer_hangs_up_while_ringing_is_abandoned_and_frees_the_slot(client, queue):
+    post_webhook(client, payloads.user_call_connect())
+
+    post_webhook(client, payloads.call_terminate(answered=False))
+
+    call = Call.objects.get()
+    assert (call.status, call.end_reason) == ("ended", "abandoned")
+    assert LiveCallCount.objects.get().live == 0
+    assert list(CallEvent.objects.values_list("from_status", "to_status")) == [
+        ("", "ringing"),
+        ("ringing", "ended"),
+    ]
+
+
+def test_terminate_twice_ends_once(client, queue):
+    post_webhook(client, payloads.user_call_connect())
+    post_webhook(client, payloads.call_terminate(answered=False))
+    payload = payloads.call_terminate(answered=False)
+    payload["entry"][0]["changes"][0]["value"]["calls"][0]["status"] = "FAILED"  # Meta changing its mind
+
+    post_webhook(client, payload)
+
+    assert CallEvent.objects.filter(to_status="ended").count() == 1
+    assert LiveCallCount.objects.get().live == 0

@@ -1,0 +1,214 @@
+"""Automatic call distribution: who is rung, accept, decline, ring-out, hang-ups, wrap-up, waits."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from agents.models import Agent, Skill
+from calls import routing
+from calls.models import Call, LiveCallCount
+from calls.tests.factories import CallFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued_call(queue, number):
+    LiveCallCount.objects.create(business_number=number, direction="inbound", live=1)
+    return CallFactory(queue=queue, business_number=number, status=Call.Status.RINGING, queued_at=None)
+
+
+def queue_it(call: Call) -> Call:
+    routing.call_queued(call_id=call.pk, media_channel="media.test!1")
+    call.refresh_from_db()
+    return call
+
+
+def status_of(agent: Agent) -> str:
+    agent.refresh_from_db()
+    return agent.status
+
+
+def test_queued_call_rings_the_longest_idle_agent(
+    queued_call, make_agent, django_capture_on_commit_callbacks
+):
+    recent = make_agent(status_changed_at=timezone.now() - timedelta(minutes=1))
+    longest = make_agent(status_changed_at=timezone.now() - timedelta(minutes=10))
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        call = queue_it(queued_call)
+
+    assert (call.status, call.offered_to, call.offer_count) == ("offered", longest, 1)
+    assert (status_of(longest), status_of(recent)) == ("ringing", "available")
+    assert len(callbacks) >= 2  # the ring frame and the ring-timeout timer, after commit
+
+
+def test_lower_tier_rung_only_when_first_tier_busy(queued_call, make_agent):
+    second_tier = make_agent(priority=2, status_changed_at=timezone.now() - timedelta(hours=1))
+    first_tier = make_agent(priority=1)
+
+    call = queue_it(queued_call)
+
+    assert call.offered_to == first_tier
+    assert status_of(second_tier) == "available"
+
+
+def test_round_robin_rings_the_agent_offered_least_recently(queued_call, queue, make_agent):
+    queue.strategy = "round_robin"
+    queue.save()
+    make_agent(last_offered_at=timezone.now())
+    never_offered = make_agent(last_offered_at=None)
+
+    assert queue_it(queued_call).offered_to == never_offered
+
+
+def test_required_skills_filter_agents(queued_call, queue, make_agent):
+    spanish = Skill.objects.create(name="Spanish")
+    queue.required_skills.add(spanish)
+    make_agent(status_changed_at=timezone.now() - timedelta(hours=1))
+    speaker = make_agent()
+    speaker.skills.add(spanish)
+
+    assert queue_it(queued_call).offered_to == speaker
+
+
+def test_no_free_agent_leaves_the_call_queued(queued_call, make_agent):
+    make_agent(status=Agent.Status.AWAY)
+
+    assert queue_it(queued_call).status == "queued"
+
+
+def test_accept_connects_the_call(queued_call, make_agent):
+    agent = make_agent()
+    call = queue_it(queued_call)
+
+    won = routing.offer_accept(agent_id=agent.pk, call_id=call.pk)
+
+    call.refresh_from_db()
+    assert won == call
+    assert (call.status, call.agent, call.offered_to) == ("connected", agent, None)
+    assert status_of(agent) == "on_call"
+
+
+def test_accept_by_an_agent_not_rung_loses(queued_call, make_agent):
+    rung = make_agent(status_changed_at=timezone.now() - timedelta(hours=1))
+    other = make_agent()
+    call = queue_it(queued_call)
+
+    assert routing.offer_accept(agent_id=other.pk, call_id=call.pk) is None
+    assert call.offered_to == rung
+    assert status_of(other) == "available"
+
+
+def test_decline_offers_the_call_to_the_next_agent(
+    queued_call, make_agent, django_capture_on_commit_callbacks
+):
+    first = make_agent(status_changed_at=timezone.now() - timedelta(hours=1))
+    second = make_agent()
+    call = queue_it(queued_call)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        routing.offer_decline(agent_id=first.pk, call_id=call.pk)
+
+    call.refresh_from_db()
+    first.refresh_from_db()
+    assert (call.status, call.offered_to, call.offer_count) == ("offered", second, 2)
+    assert (first.status, first.missed_offers) == ("available", 1)
+
+
+def test_second_missed_offer_in_a_row_puts_the_agent_away(queued_call, make_agent):
+    agent = make_agent(missed_offers=1)
+    call = queue_it(queued_call)
+    Call.objects.filter(pk=call.pk).update(offer_expires_at=timezone.now() - timedelta(seconds=1))
+
+    routing.offer_decline(agent_id=agent.pk, call_id=call.pk, has_rung_out=True)
+
+    agent.refresh_from_db()
+    assert (agent.status, agent.missed_offers) == ("away", 2)
+
+
+def test_ring_out_before_expiry_does_nothing(queued_call, make_agent):
+    agent = make_agent()
+    call = queue_it(queued_call)
+
+    assert routing.offer_decline(agent_id=agent.pk, call_id=call.pk, has_rung_out=True) is None
+    assert status_of(agent) == "ringing"
+
+
+def test_customer_hangs_up_while_ringing_an_agent(queued_call, make_agent, number):
+    agent = make_agent()
+    call = queue_it(queued_call)
+
+    ended = routing.call_finish(call_id=call.pk, reason=Call.EndReason.ABANDONED)
+
+    call.refresh_from_db()
+    assert ended.offered_to_id == agent.pk
+    assert (call.status, call.end_reason, call.offered_to) == ("ended", "abandoned", None)
+    assert status_of(agent) == "available"
+    assert LiveCallCount.objects.get(business_number=number).live == 0
+
+
+def test_connected_call_ends_into_wrap_up_then_available(queued_call, make_agent):
+    agent = make_agent()
+    call = queue_it(queued_call)
+    routing.offer_accept(agent_id=agent.pk, call_id=call.pk)
+
+    routing.call_finish(call_id=call.pk, reason=Call.EndReason.COMPLETED)
+    in_wrap_up = status_of(agent)
+    routing.wrap_up_end(agent_id=agent.pk)
+
+    call.refresh_from_db()
+    assert (call.status, call.end_reason) == ("ended", "completed")
+    assert call.talk_seconds == 0
+    assert (in_wrap_up, status_of(agent)) == ("wrap_up", "available")
+
+
+def test_agent_going_available_picks_up_the_waiting_call(
+    queued_call, make_agent, django_capture_on_commit_callbacks
+):
+    from agents.services import agent_set_status
+
+    agent = make_agent(status=Agent.Status.AWAY)
+    call = queue_it(queued_call)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        agent_set_status(agent_id=agent.pk, status=Agent.Status.AVAILABLE)
+
+    call.refresh_from_db()
+    assert (call.status, call.offered_to) == ("offered", agent)
+
+
+def test_presence_cannot_change_while_ringing(queued_call, make_agent):
+    from django.core.exceptions import ValidationError
+
+    from agents.services import agent_set_status
+
+    agent = make_agent()
+    queue_it(queued_call)
+
+    with pytest.raises(ValidationError):
+        agent_set_status(agent_id=agent.pk, status=Agent.Status.AWAY)
+    assert status_of(agent) == "ringing"
+
+
+def test_sweep_ends_waits_past_the_maximum_and_stale_offers(queued_call, queue, make_agent, number):
+    agent = make_agent()
+    LiveCallCount.objects.filter(business_number=number).update(live=2)
+    ringing = queue_it(queued_call)
+    waiting = queue_it(
+        CallFactory(queue=queue, business_number=number, status=Call.Status.RINGING, queued_at=None)
+    )
+    Call.objects.filter(pk=ringing.pk).update(offer_expires_at=timezone.now() - timedelta(seconds=1))
+    Call.objects.filter(pk=waiting.pk).update(
+        queued_at=timezone.now() - timedelta(seconds=queue.max_wait_s + 1)
+    )
+
+    counts = routing.sweep()
+
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.end_reason) == ("ended", "no_agent")
+    assert counts["waits_ended"] == 1
+    assert counts["offers_expired"] == 1
+    assert status_of(agent) == "available"
+    assert Call.objects.get(pk=ringing.pk).status == "queued"

@@ -1,0 +1,30 @@
+import phonenumbers
+from django.db import IntegrityError, transaction
+
+from messaging.models import Contact
+
+
+def contact_get_or_create(*, wa_id: str, name: str = "") -> Contact:
+    """The contact for a WhatsApp id, created on first sight; a newly learnt name is kept.
+
+    Safe under concurrent first sight of the same id (the unique wa_id decides).
+    """
+    contact = Contact.objects.filter(wa_id=wa_id).first()
+    if contact is None:
+        try:
+            with transaction.atomic():
+                contact = Contact.objects.create(wa_id=wa_id, name=name, country=_country(wa_id))
+        except IntegrityError:
+            contact = Contact.objects.get(wa_id=wa_id)
+    if name and contact.name != name:
+        contact.name = name
+        contact.save(update_fields=["name", "updated_at"])
+    return contact
+
+
+def _country(wa_id: str) -> str:
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(f"+{wa_id}"))
+    except phonenumbers.NumberParseException:
+        return ""
+    return "" if region in (None, "ZZ") else region
