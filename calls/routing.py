@@ -18,7 +18,7 @@ from django.utils import timezone
 from agents.models import Agent, Queue
 from agents.services import agent_transition
 from calls import selectors
-from calls.models import Call
+from calls.models import Call, CallEvent
 from calls.services import (
     EndedCall,
     call_connect_agent,
@@ -69,7 +69,7 @@ def _offer_next(queue_id: int) -> int | None:
         call = waiting.first()
         if call is None:
             return None
-        agent_id = _claim_free_agent(queue)
+        agent_id = _claim_free_agent(queue, excluded=_recently_missed_by(call, queue))
         if agent_id is None:
             return None
         if not call_offer(call=call, agent_id=agent_id, ring_timeout_s=queue.ring_timeout_s):
@@ -99,9 +99,21 @@ def free_agents(queue: Queue) -> QuerySet[Agent]:
     return agents.order_by("memberships__priority", *order, "pk")
 
 
-def _claim_free_agent(queue: Queue) -> int | None:
+def _recently_missed_by(call: Call, queue: Queue) -> list[int]:
+    """Agents who declined this call or let it ring out within the queue's ring timeout: it is not
+    offered to them again straight away (the sweep routes again once that time has passed)."""
+    since = timezone.now() - timedelta(seconds=queue.ring_timeout_s)
+    return list(
+        CallEvent.objects.filter(
+            call=call, from_status=Call.Status.OFFERED, to_status=Call.Status.QUEUED, at__gte=since
+        ).values_list("agent_id", flat=True)
+    )
+
+
+def _claim_free_agent(queue: Queue, *, excluded: list[int]) -> int | None:
     now = timezone.now()
-    for agent_id in free_agents(queue).values_list("pk", flat=True)[:MAX_CANDIDATES]:
+    candidates = free_agents(queue).exclude(pk__in=excluded)
+    for agent_id in candidates.values_list("pk", flat=True)[:MAX_CANDIDATES]:
         if agent_transition(
             agent_id=agent_id,
             allowed_from={Agent.Status.AVAILABLE},
@@ -240,10 +252,11 @@ def wrap_up_end(*, agent_id: int) -> bool:
 
 
 def sweep() -> dict[str, int]:
-    """Catch what timers missed: offers past their expiry, waits past the queue's maximum, and
-    wrap-ups past their time. Idempotent; run every few seconds by beat."""
+    """Catch what timers missed: offers past their expiry, waits past the queue's maximum, calls
+    left waiting while an agent is free, and wrap-ups past their time. Idempotent; run every few
+    seconds by beat."""
     now = timezone.now()
-    counts = {"offers_expired": 0, "waits_ended": 0, "wrap_ups_ended": 0}
+    counts = {"offers_expired": 0, "waits_ended": 0, "offered": 0, "wrap_ups_ended": 0}
     for call_id, agent_id in Call.objects.filter(
         status=Call.Status.OFFERED, offer_expires_at__lte=now
     ).values_list("pk", "offered_to_id"):
@@ -256,6 +269,10 @@ def sweep() -> dict[str, int]:
         for call_id in overdue.values_list("pk", flat=True):
             if call_wait_overdue(call_id=call_id):
                 counts["waits_ended"] += 1
+    for queue_id in (
+        Queue.objects.filter(calls__status=Call.Status.QUEUED).distinct().values_list("pk", flat=True)
+    ):
+        counts["offered"] += len(route_queue(queue_id=queue_id))
     for agent_id, wrap_up_s in selectors.agents_in_wrap_up():
         is_over = Agent.objects.filter(
             pk=agent_id, status_changed_at__lte=now - timedelta(seconds=wrap_up_s)

@@ -1,0 +1,113 @@
+"""The agent's browser over its WebSocket: rung for a call, accepts or declines it."""
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from agents.models import Agent, QueueMembership
+from agents.tests.factories import AgentFactory, QueueFactory
+from agents.tests.test_consumers import open_socket
+from calls import routing
+from calls.models import Call, LiveCallCount
+from calls.tests.factories import CallFactory, ContactFactory
+from whatsapp.tests.factories import BusinessNumberFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_call_and_agent():
+    number = BusinessNumberFactory()
+    queue = QueueFactory(name="Billing")
+    queue.business_numbers.add(number)
+    agent = AgentFactory(status=Agent.Status.AVAILABLE)
+    QueueMembership.objects.create(queue=queue, agent=agent)
+    LiveCallCount.objects.create(business_number=number, direction="inbound", live=1)
+    contact = ContactFactory(wa_id="5511987654321", name="Lucia Santos", country="BR")
+    call = CallFactory(
+        queue=queue, business_number=number, contact=contact, status=Call.Status.RINGING, queued_at=None
+    )
+    return agent, call
+
+
+async def ring(agent, call):
+    communicator = await open_socket(agent.user)
+    await communicator.connect()
+    await communicator.receive_json_from(timeout=2)  # presence on connect
+    await sync_to_async(routing.call_queued)(call_id=call.pk, media_channel="media.test!1")
+    frames = [await communicator.receive_json_from(timeout=2) for _ in range(2)]
+    return communicator, frames
+
+
+async def test_agent_is_rung_with_the_callers_details():
+    agent, call = await sync_to_async(make_call_and_agent)()
+
+    communicator, frames = await ring(agent, call)
+
+    offered = next(frame for frame in frames if frame["type"] == "call.offered")
+    assert {key: offered[key] for key in ("call_id", "caller_name", "caller_number", "country", "queue")} == {
+        "call_id": call.pk,
+        "caller_name": "Lucia Santos",
+        "caller_number": "+5511987654321",
+        "country": "BR",
+        "queue": "Billing",
+    }
+    assert offered["ring_timeout_s"] == 20
+    assert {"type": "agent.status", "status": "ringing"}.items() <= next(
+        frame for frame in frames if frame["type"] == "agent.status"
+    ).items()
+    await communicator.disconnect()
+
+
+async def test_agent_accepts_over_the_socket():
+    agent, call = await sync_to_async(make_call_and_agent)()
+    communicator, _ = await ring(agent, call)
+
+    await communicator.send_json_to({"type": "call.accept", "call_id": call.pk})
+    frames = [await communicator.receive_json_from(timeout=2) for _ in range(3)]
+
+    assert {"type": "call.accept.result", "call_id": call.pk, "is_won": True} in frames
+    assert {"type": "call.taken", "call_id": call.pk, "agent_id": agent.pk} in frames
+    await sync_to_async(call.refresh_from_db)()
+    assert (call.status, call.agent_id) == ("connected", agent.pk)
+    await communicator.disconnect()
+
+
+async def test_agent_declines_over_the_socket():
+    agent, call = await sync_to_async(make_call_and_agent)()
+    communicator, _ = await ring(agent, call)
+
+    await communicator.send_json_to({"type": "call.decline", "call_id": call.pk})
+    frames = [await communicator.receive_json_from(timeout=2) for _ in range(3)]
+
+    assert {"type": "call.decline.result", "call_id": call.pk, "is_done": True} in frames
+    assert {"type": "call.withdrawn", "call_id": call.pk, "agent_id": agent.pk} in frames
+    assert await communicator.receive_nothing(timeout=0.3) is True  # not rung again for the call it declined
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("call_id", ["7", None, -1, True, 1.5])
+async def test_call_frames_need_a_call_id(call_id):
+    agent = await sync_to_async(AgentFactory)()
+    communicator = await open_socket(agent.user)
+    await communicator.connect()
+    await communicator.receive_json_from(timeout=2)
+
+    await communicator.send_json_to({"type": "call.accept", "call_id": call_id})
+    reply = await communicator.receive_json_from(timeout=2)
+
+    assert (reply["type"], reply["code"]) == ("error", "invalid_call")
+    await communicator.disconnect()
+
+
+async def test_accepting_a_call_not_offered_to_you_loses():
+    _, call = await sync_to_async(make_call_and_agent)()
+    other = await sync_to_async(AgentFactory)()
+    communicator = await open_socket(other.user)
+    await communicator.connect()
+    await communicator.receive_json_from(timeout=2)
+    await sync_to_async(routing.call_queued)(call_id=call.pk, media_channel="media.test!1")
+
+    await communicator.send_json_to({"type": "call.accept", "call_id": call.pk})
+    reply = await communicator.receive_json_from(timeout=2)
+
+    assert reply == {"type": "call.accept.result", "call_id": call.pk, "is_won": False}
+    await communicator.disconnect()
