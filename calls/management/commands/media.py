@@ -3,7 +3,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from calls.media import MediaProcess
+from calls.media import CallMedia, MediaProcess
 
 
 class Command(BaseCommand):
@@ -17,4 +17,10 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(stop_signal, stop.set)
-        await MediaProcess().run(stop=stop)
+        process = MediaProcess()
+        calls = CallMedia(process=process)
+        process.handlers = calls.handlers()
+        try:
+            await process.run(stop=stop)
+        finally:
+            await calls.close()

@@ -1,0 +1,101 @@
+"""A customer calls: Meta's webhook, the media process answers on Meta, plays the notice, the call
+queues and rings an agent; the customer hangs up and the call ends, recorded."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+from django.conf import settings
+
+from agents.models import Agent, QueueMembership
+from agents.tests.factories import AgentFactory, QueueFactory
+from calls.media import CallMedia, MediaProcess
+from calls.models import Call, CallEvent
+from whatsapp.sandbox.audio_metrics import wav_rms
+from whatsapp.sandbox.server import SandboxThread
+from whatsapp.tests.factories import BusinessNumberFactory
+
+pytestmark = pytest.mark.e2e
+TOKEN = "e2e-media-token"
+
+
+class MediaProcessThread:
+    """The `media` process, run on its own loop beside the test."""
+
+    def __init__(self, recordings_dir):
+        self.recordings_dir = recordings_dir
+        self.loop = asyncio.new_event_loop()
+        self.stop = asyncio.Event()
+        self.calls: CallMedia | None = None
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._run(),), daemon=True)
+
+    async def _run(self):
+        process = MediaProcess()
+        self.calls = CallMedia(process=process, recordings_dir=self.recordings_dir)
+        process.handlers = self.calls.handlers()
+        await process.run(stop=self.stop)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(timeout=15)
+
+
+def wait_for(predicate, timeout_s: float = 20.0):
+    deadline = time.monotonic() + timeout_s
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+    return result
+
+
+def test_customer_call_is_answered_queued_rung_and_ends_when_the_customer_hangs_up(
+    live_server_url, settings_for_media, tmp_path
+):
+    number = BusinessNumberFactory(phone_number_id="800000000000001", display_phone_number="+44 20 7946 0800")
+    queue = QueueFactory(name="Care")
+    queue.business_numbers.add(number)
+    agent = AgentFactory(status=Agent.Status.AVAILABLE)
+    QueueMembership.objects.create(queue=queue, agent=agent)
+    sandbox_thread = SandboxThread(
+        webhook_url=f"{live_server_url}/webhooks/whatsapp/",
+        app_secret=settings.WHATSAPP_APP_SECRET,
+        token=TOKEN,
+        record_dir=tmp_path / "customers",
+    )
+    with sandbox_thread as sandbox, MediaProcessThread(tmp_path / "recordings"):
+        settings_for_media.WHATSAPP_GRAPH_URL = sandbox.graph_url
+        settings_for_media.WHATSAPP_TOKEN = TOKEN
+        sandbox_thread.call(
+            sandbox.add_number,
+            phone_number_id=number.phone_number_id,
+            waba_id=number.waba_id,
+            display_phone_number=number.display_phone_number,
+        )
+        customer = sandbox_thread.call(sandbox.add_customer, wa_id="447700900777", name="Nadia Rahman")
+
+        placed = sandbox_thread.run(customer.place_call, number.phone_number_id)
+        call = wait_for(lambda: Call.objects.filter(status=Call.Status.OFFERED).first())
+        time.sleep(2.5)  # the customer hears the recording notice, and speaks
+        sandbox_thread.run(customer.hang_up, placed.call)
+        wait_for(lambda: Call.objects.filter(pk=call.pk, status=Call.Status.ENDED).exists())
+        recording = tmp_path / "recordings" / f"call-{call.pk}.wav"
+        wait_for(lambda: recording.exists() and recording.stat().st_size > 44, timeout_s=10)
+
+    call.refresh_from_db()
+    agent.refresh_from_db()
+    assert (call.contact.name, call.offered_to, call.end_reason) == ("Nadia Rahman", None, "abandoned")
+    assert list(CallEvent.objects.filter(call=call).values_list("to_status", flat=True)) == [
+        "ringing",
+        "queued",
+        "offered",
+        "ended",
+    ]
+    assert agent.status == Agent.Status.AVAILABLE
+    assert sandbox.meta.calls[placed.call.call_id].state == "ENDED"
+    assert wav_rms(placed.recording) > 0.02  # the customer heard the notice
+    assert wav_rms(recording) > 0.01  # the customer's speech is in the recording
