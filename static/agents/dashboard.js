@@ -1,6 +1,10 @@
-// The agent dashboard: one WebSocket per tab; presence is the server's, every tab mirrors it.
+// The agent dashboard: one WebSocket per tab; presence and calls are the server's, every tab mirrors them.
 
-const LABELS = { available: "Available", away: "Away", offline: "Offline" };
+const LABELS = {
+  available: "Available", ringing: "Ringing", on_call: "On a call",
+  wrap_up: "Wrap-up", away: "Away", offline: "Offline",
+};
+const BUSY = new Set(["ringing", "on_call"]);
 const RECONNECT_MAX_MS = 10000;
 
 const root = document.getElementById("presence");
@@ -8,28 +12,139 @@ const statusLabel = root.querySelector('[data-role="status-label"]');
 const connectionLabel = root.querySelector('[data-role="connection"]');
 const errorLine = root.querySelector('[data-role="error"]');
 const buttons = Array.from(root.querySelectorAll("[data-status-choice]"));
+const ringPanel = document.getElementById("ring");
+const callPanel = document.getElementById("in-call");
 
 let socket = null;
 let reconnectDelayMs = 500;
+let isConnected = false;
+let ringing = null; // {callId, deadline, timer, tone}
+let callTimer = null;
+
+function role(panel, name) {
+  return panel.querySelector(`[data-role="${name}"]`);
+}
+
+function flag(country) {
+  if (!/^[A-Z]{2}$/.test(country || "")) return "";
+  return String.fromCodePoint(...[...country].map((letter) => 0x1f1e6 + letter.charCodeAt(0) - 65));
+}
 
 function showStatus(status) {
   root.dataset.status = status;
   statusLabel.textContent = LABELS[status] || status;
   for (const button of buttons) {
     button.setAttribute("aria-pressed", String(button.dataset.statusChoice === status));
+    button.disabled = !isConnected || BUSY.has(status);
   }
 }
 
-function setConnected(isConnected) {
-  connectionLabel.textContent = isConnected ? "live" : "reconnecting…";
-  root.dataset.connected = String(isConnected);
-  for (const button of buttons) button.disabled = !isConnected;
+function setConnected(connected) {
+  isConnected = connected;
+  connectionLabel.textContent = connected ? "live" : "reconnecting…";
+  root.dataset.connected = String(connected);
+  showStatus(root.dataset.status);
 }
 
 function showError(message) {
   errorLine.textContent = message;
   errorLine.hidden = !message;
 }
+
+function send(frame) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+}
+
+// A short two-tone ring, made in the page: no audio file to fetch.
+function startTone() {
+  try {
+    const context = new AudioContext();
+    const gain = context.createGain();
+    gain.gain.value = 0.05;
+    gain.connect(context.destination);
+    const beep = () => {
+      for (const [frequency, start] of [[440, 0], [480, 0.4]]) {
+        const oscillator = context.createOscillator();
+        oscillator.frequency.value = frequency;
+        oscillator.connect(gain);
+        oscillator.start(context.currentTime + start);
+        oscillator.stop(context.currentTime + start + 0.35);
+      }
+    };
+    beep();
+    const interval = setInterval(beep, 2000);
+    return () => { clearInterval(interval); context.close(); };
+  } catch {
+    return () => {};
+  }
+}
+
+function stopRinging(callId) {
+  if (!ringing || (callId !== undefined && ringing.callId !== callId)) return;
+  clearInterval(ringing.timer);
+  ringing.stopTone();
+  ringing = null;
+  ringPanel.hidden = true;
+}
+
+function ring(frame) {
+  stopRinging();
+  role(ringPanel, "flag").textContent = flag(frame.country);
+  role(ringPanel, "caller-name").textContent = frame.caller_name || frame.caller_number;
+  role(ringPanel, "caller-number").textContent = frame.caller_number;
+  role(ringPanel, "country").textContent = frame.country ? `(${frame.country})` : "";
+  role(ringPanel, "queue").textContent = frame.queue;
+  role(ringPanel, "waited").textContent = `${frame.waited_s} s`;
+  const deadline = Date.now() + frame.ring_timeout_s * 1000;
+  const tick = () => {
+    role(ringPanel, "countdown").textContent = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+  };
+  tick();
+  ringing = { callId: frame.call_id, caller: frame.caller_name || frame.caller_number, timer: setInterval(tick, 500), stopTone: startTone() };
+  ringPanel.hidden = false;
+}
+
+function showCall(state, caller) {
+  callPanel.hidden = false;
+  role(callPanel, "call-state").textContent = state;
+  if (caller) role(callPanel, "call-with").textContent = caller;
+  clearInterval(callTimer);
+  if (state === "On a call") {
+    const started = Date.now();
+    const tick = () => {
+      const seconds = Math.round((Date.now() - started) / 1000);
+      role(callPanel, "call-timer").textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+    };
+    tick();
+    callTimer = setInterval(tick, 1000);
+  }
+}
+
+const HANDLERS = {
+  "agent.status": (frame) => {
+    showStatus(frame.status);
+    if (frame.status === "available" || frame.status === "away" || frame.status === "offline") callPanel.hidden = true;
+  },
+  "call.offered": ring,
+  "call.taken": (frame) => {
+    const caller = ringing && ringing.callId === frame.call_id ? ringing.caller : "";
+    stopRinging(frame.call_id);
+    showCall("On a call", caller);
+  },
+  "call.withdrawn": (frame) => stopRinging(frame.call_id),
+  "call.accept.result": (frame) => {
+    if (!frame.is_won) {
+      stopRinging(frame.call_id);
+      showError("That call was answered elsewhere or has ended.");
+    }
+  },
+  "call.decline.result": (frame) => stopRinging(frame.call_id),
+  "call.ended": () => {
+    clearInterval(callTimer);
+    showCall("Call ended: wrap-up", "");
+  },
+  error: (frame) => showError(frame.message),
+};
 
 function connect() {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
@@ -41,8 +156,8 @@ function connect() {
   });
   socket.addEventListener("message", (message) => {
     const frame = JSON.parse(message.data);
-    if (frame.type === "agent.status") showStatus(frame.status);
-    else if (frame.type === "error") showError(frame.message);
+    const handler = HANDLERS[frame.type];
+    if (handler) handler(frame);
   });
   socket.addEventListener("close", () => {
     setConnected(false);
@@ -52,12 +167,14 @@ function connect() {
 }
 
 for (const button of buttons) {
-  button.addEventListener("click", () => {
-    if (socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify({ type: "presence.set", status: button.dataset.statusChoice }));
-    }
-  });
+  button.addEventListener("click", () => send({ type: "presence.set", status: button.dataset.statusChoice }));
 }
+ringPanel.querySelector('[data-action="accept"]').addEventListener("click", () => {
+  if (ringing) send({ type: "call.accept", call_id: ringing.callId });
+});
+ringPanel.querySelector('[data-action="decline"]').addEventListener("click", () => {
+  if (ringing) send({ type: "call.decline", call_id: ringing.callId });
+});
 
 showStatus(root.dataset.status);
 setConnected(false);

@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from playwright.sync_api import expect
 
@@ -32,4 +34,52 @@ def test_presence_toggle_round_trips_across_two_tabs(live_server_url, browser):
 
     expect(second_tab.locator("[data-role=status-label]")).to_have_text("Available")
     second_tab.screenshot(path="var/dashboard.png")
+    context.close()
+
+
+def test_agent_is_rung_in_every_tab_and_accepts_in_one(live_server_url, browser):
+    from agents.models import QueueMembership
+    from agents.tests.factories import QueueFactory
+    from calls import routing
+    from calls.models import Call, LiveCallCount
+    from calls.tests.factories import CallFactory, ContactFactory
+    from whatsapp.tests.factories import BusinessNumberFactory
+
+    agent = AgentFactory(status=Agent.Status.AVAILABLE, display_name="Bruno Costa")
+    number = BusinessNumberFactory()
+    queue = QueueFactory(name="Care")
+    queue.business_numbers.add(number)
+    QueueMembership.objects.create(queue=queue, agent=agent)
+    LiveCallCount.objects.create(business_number=number, direction="inbound", live=1)
+    contact = ContactFactory(wa_id="5511987650000", name="Lucia Santos", country="BR")
+    call = CallFactory(
+        queue=queue, business_number=number, contact=contact, status=Call.Status.RINGING, queued_at=None
+    )
+    context = browser.new_context()
+    first_tab = context.new_page()
+    sign_in(first_tab, live_server_url, agent.user.username, PASSWORD)
+    second_tab = context.new_page()
+    second_tab.goto(f"{live_server_url}/")
+    for tab in (first_tab, second_tab):
+        expect(tab.locator("#presence")).to_have_attribute("data-connected", "true")
+
+    # As the media process would, from its own thread (Playwright's loop runs in this one).
+    with ThreadPoolExecutor(1) as media_process:
+        media_process.submit(routing.call_queued, call_id=call.pk, media_channel="media.e2e!1").result()
+
+    for tab in (first_tab, second_tab):
+        expect(tab.locator("#ring")).to_be_visible()
+        expect(tab.locator("#ring [data-role=caller-name]")).to_have_text("Lucia Santos")
+        expect(tab.locator("#ring [data-role=caller-number]")).to_have_text("+5511987650000")
+        expect(tab.locator("#presence")).to_have_attribute("data-status", "ringing")
+    first_tab.screenshot(path="var/dashboard-ringing.png")
+
+    second_tab.click("#ring [data-action=accept]")
+
+    for tab in (first_tab, second_tab):
+        expect(tab.locator("#ring")).to_be_hidden()
+        expect(tab.locator("#in-call")).to_be_visible()
+        expect(tab.locator("#presence")).to_have_attribute("data-status", "on_call")
+    call.refresh_from_db()
+    assert (call.status, call.agent_id) == ("connected", agent.pk)
     context.close()
