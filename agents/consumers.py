@@ -111,3 +111,12 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def call_ended(self, event: dict) -> None:
         await self.send_json(event)
+
+    async def call_media_answer(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def call_hold_changed(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def call_mute_changed(self, event: dict) -> None:
+        await self.send_json(event)

@@ -15,4 +15,8 @@ class CallsConfig(AppConfig):
         dispatch.register("call.terminate", handlers.call_terminate_received)
         frame_handler_register("call.accept", handlers.accept_frame)
         frame_handler_register("call.decline", handlers.decline_frame)
+        frame_handler_register("call.media_offer", handlers.media_offer_frame)
+        frame_handler_register("call.hold", handlers.switch_frame)
+        frame_handler_register("call.mute", handlers.switch_frame)
+        frame_handler_register("call.hangup", handlers.hang_up_frame)
         agent_freed_listener_register(routing.route_for_agent)

@@ -1,11 +1,14 @@
 """What the calls app does with Meta's call webhooks and with the agents' call frames."""
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from calls import routing, selectors
 from calls.models import Call
 from calls.services import InboundCall, call_create_inbound, call_record_early_terminate
+from core.realtime import broadcast_on_commit
 from whatsapp.events import CallConnect, CallTerminate
 
 
@@ -73,6 +76,52 @@ def accept_frame(*, agent_id: int, frame: dict) -> dict:
     call_id = _call_id(frame)
     call = routing.offer_accept(agent_id=agent_id, call_id=call_id)
     return {"type": "call.accept.result", "call_id": call_id, "is_won": call is not None}
+
+
+def _connected_call(agent_id: int, frame: dict) -> Call:
+    call = Call.objects.filter(pk=_call_id(frame), agent_id=agent_id, status=Call.Status.CONNECTED).first()
+    if call is None:
+        raise ValidationError("That call is not connected to you.", code="not_your_call")
+    return call
+
+
+def _send_to_media(call: Call, message: dict) -> None:
+    if not call.media_channel:
+        raise ValidationError("No media process holds that call.", code="no_media")
+    async_to_sync(get_channel_layer().send)(call.media_channel, message)
+
+
+def media_offer_frame(*, agent_id: int, frame: dict) -> None:
+    """`{"type": "call.media_offer", "call_id": …, "sdp": …}`: the softphone's WebRTC offer.
+
+    Goes to the media process holding the call; its answer comes back as `call.media_answer`.
+    """
+    call = _connected_call(agent_id, frame)
+    sdp = frame.get("sdp")
+    if not isinstance(sdp, str) or not sdp.startswith("v=0") or len(sdp) > 20_000:
+        raise ValidationError("'sdp' must be an SDP offer.", code="invalid_sdp")
+    _send_to_media(call, {"type": "call.agent_offer", "call_id": call.pk, "agent_id": agent_id, "sdp": sdp})
+
+
+def switch_frame(*, agent_id: int, frame: dict) -> None:
+    """`{"type": "call.hold" | "call.mute", "call_id": …, "is_on": true | false}` from the softphone."""
+    call = _connected_call(agent_id, frame)
+    is_on = frame.get("is_on")
+    if not isinstance(is_on, bool):
+        raise ValidationError("'is_on' must be true or false.", code="invalid_switch")
+    _send_to_media(call, {"type": frame["type"], "call_id": call.pk, "is_on": is_on})
+    broadcast_on_commit(
+        f"agent.{agent_id}", {"type": f"{frame['type']}.changed", "call_id": call.pk, "is_on": is_on}
+    )
+
+
+def hang_up_frame(*, agent_id: int, frame: dict) -> dict:
+    """`{"type": "call.hangup", "call_id": …}`: the agent ends the call (and Meta is told)."""
+    call = _connected_call(agent_id, frame)
+    ended = routing.call_finish(
+        call_id=call.pk, reason=Call.EndReason.COMPLETED, detail="the agent hung up", is_ended_by_us=True
+    )
+    return {"type": "call.hangup.result", "call_id": call.pk, "is_done": ended is not None}
 
 
 def decline_frame(*, agent_id: int, frame: dict) -> dict:

@@ -113,7 +113,13 @@ class CallMedia:
         self._watchers: set[asyncio.Task] = set()
 
     def handlers(self) -> dict[str, Handler]:
-        return {"call.answer": self.answer, "call.hangup": self.hang_up}
+        return {
+            "call.answer": self.answer,
+            "call.hangup": self.hang_up,
+            "call.agent_offer": self.connect_agent,
+            "call.hold": self.switch,
+            "call.mute": self.switch,
+        }
 
     async def answer(self, message: dict) -> None:
         call_id = message["call_id"]
@@ -153,6 +159,33 @@ class CallMedia:
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
 
+    async def connect_agent(self, message: dict) -> None:
+        """The agent's softphone offered its leg: answer it and bridge it to the customer."""
+        bridge = self.bridges.get(message["call_id"])
+        agent_group = f"agent.{message['agent_id']}"
+        if bridge is None:
+            return
+        try:
+            sdp_answer = await bridge.connect_agent(message["sdp"])
+        except BridgeError as error:
+            await self.process.channel_layer.group_send(
+                agent_group, {"type": "call.media_answer", "call_id": message["call_id"], "error": str(error)}
+            )
+            return
+        await self.process.channel_layer.group_send(
+            agent_group, {"type": "call.media_answer", "call_id": message["call_id"], "sdp": sdp_answer}
+        )
+
+    async def switch(self, message: dict) -> None:
+        """Hold or mute, from the agent's softphone."""
+        bridge = self.bridges.get(message["call_id"])
+        if bridge is None:
+            return
+        if message["type"] == "call.hold":
+            await bridge.set_hold(is_on=message["is_on"])
+        else:
+            await bridge.set_mute(is_on=message["is_on"])
+
     async def hang_up(self, message: dict) -> None:
         await self._drop(message["call_id"])
 
@@ -161,7 +194,10 @@ class CallMedia:
         for call_id in list(self.bridges):
             await self._drop(call_id)
             await database_sync_to_async(routing.call_finish)(
-                call_id=call_id, reason=Call.EndReason.FAILED, detail="media process stopped"
+                call_id=call_id,
+                reason=Call.EndReason.FAILED,
+                detail="media process stopped",
+                is_ended_by_us=True,
             )
 
     async def _watch_customer(self, call_id: int, bridge: CallBridge) -> None:

@@ -211,11 +211,21 @@ def release_agent_of(ended: EndedCall) -> None:
 
 
 @transaction.atomic
-def call_finish(*, call_id: int, reason: str, detail: str = "") -> EndedCall | None:
-    """End a call and free its agent: the one way a call ends once agents are involved."""
+def call_finish(
+    *, call_id: int, reason: str, detail: str = "", is_ended_by_us: bool = False
+) -> EndedCall | None:
+    """End a call and free its agent: the one way a call ends once agents are involved.
+
+    `is_ended_by_us`: we hang up (an agent, the maximum wait, a media failure), so Meta is told
+    to terminate the call too (after commit, by a task); not when Meta told us it ended.
+    """
     ended = call_end(call_id=call_id, reason=reason, detail=detail)
     if ended is not None:
         release_agent_of(ended)
+        if is_ended_by_us:
+            from calls.tasks import terminate_on_meta
+
+            terminate_on_meta.delay_on_commit(call_id=call_id)
     return ended
 
 
@@ -237,7 +247,9 @@ def call_wait_overdue(*, call_id: int) -> EndedCall | None:
     """The caller waited the queue's maximum: the call ends as `no_agent` (if still waiting)."""
     if not Call.objects.filter(pk=call_id, status=Call.Status.QUEUED).exists():
         return None
-    return call_finish(call_id=call_id, reason=Call.EndReason.NO_AGENT, detail="maximum wait reached")
+    return call_finish(
+        call_id=call_id, reason=Call.EndReason.NO_AGENT, detail="maximum wait reached", is_ended_by_us=True
+    )
 
 
 def wrap_up_end(*, agent_id: int) -> bool:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -48,7 +49,17 @@ def _move(call: Call, *, to: str, allowed: frozenset[str] | set[str], by_agent_i
 
 def _send_to_media_on_commit(channel: str, message: dict[str, Any]) -> None:
     def send() -> None:
-        async_to_sync(get_channel_layer().send)(channel, message)
+        try:
+            async_to_sync(get_channel_layer().send)(channel, message)
+        except ChannelFull:
+            # No media process is taking calls (none runs, or all are stuck): the call stays as
+            # it is and Meta's own timeout ends it; the sweep and health checks make it visible.
+            logger.error(
+                "media channel %s is full: %s for call %s not delivered",
+                channel,
+                message["type"],
+                message["call_id"],
+            )
 
     transaction.on_commit(send)
 

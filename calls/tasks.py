@@ -41,6 +41,34 @@ def sweep() -> dict[str, int]:
     return routing_sweep()
 
 
+def _tell_meta(call_id: int, action: str) -> None:
+    call = Call.objects.select_related("business_number").filter(pk=call_id).first()
+    if call is None:
+        return
+    with GraphClient() as graph:
+        operation = graph.call_reject if action == "reject" else graph.call_terminate
+        try:
+            operation(phone_number_id=call.business_number.phone_number_id, call_id=call.wa_call_id)
+        except GraphAPIError as error:
+            if isinstance(error, GraphTransportError):
+                raise
+            logger.info(
+                "Meta refused to %s call %s (it has probably ended): %s", action, call.wa_call_id, error
+            )
+
+
+@shared_task(
+    name="calls.terminate_on_meta",
+    acks_late=True,
+    autoretry_for=(GraphTransportError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def terminate_on_meta(*, call_id: int) -> None:
+    """Tell Meta a call we ended is over (Meta asks for it even after media stopped, for pricing)."""
+    _tell_meta(call_id, "terminate")
+
+
 @shared_task(
     name="calls.reject_on_meta",
     acks_late=True,
@@ -50,13 +78,4 @@ def sweep() -> dict[str, int]:
 )
 def reject_on_meta(*, call_id: int) -> None:
     """Tell Meta we will not take a call we rejected (capacity, closed, no queue)."""
-    call = Call.objects.select_related("business_number").filter(pk=call_id).first()
-    if call is None:
-        return
-    with GraphClient() as graph:
-        try:
-            graph.call_reject(phone_number_id=call.business_number.phone_number_id, call_id=call.wa_call_id)
-        except GraphAPIError as error:
-            if isinstance(error, GraphTransportError):
-                raise
-            logger.info("Meta refused to reject call %s (it has probably ended): %s", call.wa_call_id, error)
+    _tell_meta(call_id, "reject")

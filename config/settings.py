@@ -118,7 +118,10 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # Receives block on Redis for up to 5 s; the read timeout must outlast them (redis-py 8
         # defaults it to 5 s, which turns every idle receive into a TimeoutError).
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": "switchboard"},
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "prefix": env.str("CHANNEL_LAYER_PREFIX", default="switchboard"),
+        },
     }
 }
 

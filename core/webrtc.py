@@ -135,3 +135,14 @@ def _numpy_audio_level(original: Callable[[av.AudioFrame], int]) -> Callable[[av
 
     compute_audio_level_dbov.is_switchboard_override = True  # type: ignore[attr-defined]
     return compute_audio_level_dbov
+
+
+def browser_ice_servers() -> list[dict]:
+    """``settings.MEDIA_ICE_SERVERS`` as a browser's ``RTCPeerConnection`` wants them."""
+    servers = []
+    for server in rtc_configuration().iceServers:
+        entry = {"urls": server.urls}
+        if server.username:
+            entry |= {"username": server.username, "credential": server.credential}
+        servers.append(entry)
+    return servers

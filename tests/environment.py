@@ -1,10 +1,13 @@
 """Loaded by pytest before Django's settings (`-p tests.environment` in pyproject.toml).
 
-Tasks the suite sends go to a Celery queue of this test session only: a timer that a test
-started (an offer's ring timeout, say) must never fire into another test or another run.
+Tasks and channel-layer messages of this test session stay in this session: a timer a test
+started (an offer's ring timeout, say) must never fire into another test or another run, and
+messages for a media process that no test runs must not pile up across runs.
 """
 
 import os
 import uuid
 
-os.environ["CELERY_QUEUE"] = f"test-{uuid.uuid4().hex[:12]}"
+SESSION = uuid.uuid4().hex[:12]
+os.environ["CELERY_QUEUE"] = f"test-{SESSION}"
+os.environ["CHANNEL_LAYER_PREFIX"] = f"test-{SESSION}"

@@ -111,3 +111,57 @@ async def test_accepting_a_call_not_offered_to_you_loses():
 
     assert reply == {"type": "call.accept.result", "call_id": call.pk, "is_won": False}
     await communicator.disconnect()
+
+
+async def accepted(agent, call):
+    communicator, _ = await ring(agent, call)
+    await communicator.send_json_to({"type": "call.accept", "call_id": call.pk})
+    for _ in range(3):
+        await communicator.receive_json_from(timeout=2)
+    return communicator
+
+
+async def test_hold_and_mute_go_to_the_media_process_holding_the_call():
+    from channels.layers import get_channel_layer
+
+    agent, call = await sync_to_async(make_call_and_agent)()
+    communicator = await accepted(agent, call)
+    layer = get_channel_layer()
+    media_channel = await layer.new_channel()
+    await sync_to_async(Call.objects.filter(pk=call.pk).update)(media_channel=media_channel)
+
+    await communicator.send_json_to({"type": "call.hold", "call_id": call.pk, "is_on": True})
+    to_media = await layer.receive(media_channel)
+    echoed = await communicator.receive_json_from(timeout=2)
+    await communicator.send_json_to({"type": "call.mute", "call_id": call.pk, "is_on": "yes"})
+    refused = await communicator.receive_json_from(timeout=2)
+
+    assert to_media == {"type": "call.hold", "call_id": call.pk, "is_on": True}
+    assert echoed == {"type": "call.hold.changed", "call_id": call.pk, "is_on": True}
+    assert (refused["type"], refused["code"]) == ("error", "invalid_switch")
+    await communicator.disconnect()
+
+
+async def test_agent_hangs_up():
+    agent, call = await sync_to_async(make_call_and_agent)()
+    communicator = await accepted(agent, call)
+
+    await communicator.send_json_to({"type": "call.hangup", "call_id": call.pk})
+    frames = [await communicator.receive_json_from(timeout=2) for _ in range(3)]
+
+    assert {"type": "call.hangup.result", "call_id": call.pk, "is_done": True} in frames
+    assert {"type": "call.ended", "call_id": call.pk, "agent_id": agent.pk} in frames
+    await sync_to_async(call.refresh_from_db)()
+    assert (call.status, call.end_reason, call.end_detail) == ("ended", "completed", "the agent hung up")
+    await communicator.disconnect()
+
+
+async def test_media_offer_for_a_call_not_yours_refused():
+    agent, call = await sync_to_async(make_call_and_agent)()
+    communicator, _ = await ring(agent, call)  # rung, not yet accepted
+
+    await communicator.send_json_to({"type": "call.media_offer", "call_id": call.pk, "sdp": "v=0\r\n"})
+    frames = [await communicator.receive_json_from(timeout=2) for _ in range(1)]
+
+    assert (frames[0]["type"], frames[0]["code"]) == ("error", "not_your_call")
+    await communicator.disconnect()

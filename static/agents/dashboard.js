@@ -1,4 +1,7 @@
 // The agent dashboard: one WebSocket per tab; presence and calls are the server's, every tab mirrors them.
+// The tab where the agent clicks Accept carries the call's audio (the softphone).
+
+import { Softphone, microphoneAllowed } from "./softphone.js";
 
 const LABELS = {
   available: "Available", ringing: "Ringing", on_call: "On a call",
@@ -20,6 +23,15 @@ let reconnectDelayMs = 500;
 let isConnected = false;
 let ringing = null; // {callId, deadline, timer, tone}
 let callTimer = null;
+let acceptedHere = null; // the call this tab accepted: it carries the audio
+
+const softphone = new Softphone({
+  send,
+  audioElement: role(callPanel, "remote-audio"),
+  iceServers: JSON.parse(document.getElementById("ice-servers").textContent),
+  onState: (text) => { role(callPanel, "media-state").textContent = text; },
+});
+const callControls = role(callPanel, "call-controls");
 
 function role(panel, name) {
   return panel.querySelector(`[data-role="${name}"]`);
@@ -130,10 +142,20 @@ const HANDLERS = {
     const caller = ringing && ringing.callId === frame.call_id ? ringing.caller : "";
     stopRinging(frame.call_id);
     showCall("On a call", caller);
+    callControls.hidden = acceptedHere !== frame.call_id;
+    if (acceptedHere === frame.call_id) {
+      softphone.start(frame.call_id).catch((error) => showError(`Microphone: ${error.message}`));
+    } else {
+      role(callPanel, "media-state").textContent = "audio in another tab";
+    }
   },
+  "call.media_answer": (frame) => softphone.answer(frame),
+  "call.mute.changed": (frame) => setPressed("mute", frame.is_on),
+  "call.hold.changed": (frame) => setPressed("hold", frame.is_on),
   "call.withdrawn": (frame) => stopRinging(frame.call_id),
   "call.accept.result": (frame) => {
     if (!frame.is_won) {
+      acceptedHere = null;
       stopRinging(frame.call_id);
       showError("That call was answered elsewhere or has ended.");
     }
@@ -141,7 +163,13 @@ const HANDLERS = {
   "call.decline.result": (frame) => stopRinging(frame.call_id),
   "call.ended": () => {
     clearInterval(callTimer);
+    softphone.close();
+    acceptedHere = null;
+    callControls.hidden = true;
+    setPressed("mute", false);
+    setPressed("hold", false);
     showCall("Call ended: wrap-up", "");
+    role(callPanel, "media-state").textContent = "";
   },
   error: (frame) => showError(frame.message),
 };
@@ -166,12 +194,33 @@ function connect() {
   });
 }
 
+function setPressed(action, isOn) {
+  callPanel.querySelector(`[data-action="${action}"]`).setAttribute("aria-pressed", String(isOn));
+}
+
 for (const button of buttons) {
-  button.addEventListener("click", () => send({ type: "presence.set", status: button.dataset.statusChoice }));
+  button.addEventListener("click", async () => {
+    const status = button.dataset.statusChoice;
+    if (status === "available" && !(await microphoneAllowed())) {
+      showError("Allow this page to use your microphone to take calls.");
+      return;
+    }
+    send({ type: "presence.set", status });
+  });
 }
 ringPanel.querySelector('[data-action="accept"]').addEventListener("click", () => {
-  if (ringing) send({ type: "call.accept", call_id: ringing.callId });
+  if (!ringing) return;
+  acceptedHere = ringing.callId;
+  send({ type: "call.accept", call_id: ringing.callId });
 });
+for (const action of ["mute", "hold"]) {
+  callPanel.querySelector(`[data-action="${action}"]`).addEventListener("click", (event) => {
+    const isOn = event.currentTarget.getAttribute("aria-pressed") !== "true";
+    if (action === "mute") softphone.mute(isOn);
+    else softphone.hold(isOn);
+  });
+}
+callPanel.querySelector('[data-action="hangup"]').addEventListener("click", () => softphone.hangUp());
 ringPanel.querySelector('[data-action="decline"]').addEventListener("click", () => {
   if (ringing) send({ type: "call.decline", call_id: ringing.callId });
 });

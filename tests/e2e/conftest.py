@@ -1,10 +1,12 @@
 """End-to-end fixtures: the real ASGI app served by a daphne process, and Debian's Chromium."""
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +17,9 @@ from conftest import database_url_for_subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/lib/chromium/chromium"
+AGENT_VOICE = ROOT / "whatsapp" / "sandbox" / "audio" / "customer_goodbye.wav"
+# ../shared/MEDIA_NOTES.md: headless as root, a fake microphone that says AGENT_VOICE, loopback ICE
+# candidates, and real host addresses instead of mDNS names (which aiortc cannot resolve).
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -24,6 +29,12 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    f"--use-file-for-fake-audio-capture={AGENT_VOICE}",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
 ]
 
 
@@ -96,6 +107,42 @@ def sign_in(page, live_server_url: str, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server_url}/")
+
+
+class MediaProcessThread:
+    """The `media` process (calls.media), on its own event loop beside the test."""
+
+    def __init__(self, recordings_dir: Path) -> None:
+        from calls.media import CallMedia, MediaProcess
+
+        self.loop = asyncio.new_event_loop()
+        self.stop = asyncio.Event()
+        self.process = MediaProcess()
+        self.calls = CallMedia(process=self.process, recordings_dir=recordings_dir)
+        self.process.handlers = self.calls.handlers()
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._run(),), daemon=True)
+
+    async def _run(self) -> None:
+        try:
+            await self.process.run(stop=self.stop)
+        finally:
+            await self.calls.close()
+
+    def __enter__(self) -> "MediaProcessThread":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(timeout=15)
+
+
+def wait_for(predicate, timeout_s: float = 20.0):
+    deadline = time.monotonic() + timeout_s
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+    return result
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 """A customer calls: Meta's webhook, the media process answers on Meta, plays the notice, the call
 queues and rings an agent; the customer hangs up and the call ends, recorded."""
 
-import asyncio
-import threading
 import time
 
 import pytest
@@ -10,47 +8,14 @@ from django.conf import settings
 
 from agents.models import Agent, QueueMembership
 from agents.tests.factories import AgentFactory, QueueFactory
-from calls.media import CallMedia, MediaProcess
 from calls.models import Call, CallEvent
+from tests.e2e.conftest import MediaProcessThread, wait_for
 from whatsapp.sandbox.audio_metrics import wav_rms
 from whatsapp.sandbox.server import SandboxThread
 from whatsapp.tests.factories import BusinessNumberFactory
 
 pytestmark = pytest.mark.e2e
 TOKEN = "e2e-media-token"
-
-
-class MediaProcessThread:
-    """The `media` process, run on its own loop beside the test."""
-
-    def __init__(self, recordings_dir):
-        self.recordings_dir = recordings_dir
-        self.loop = asyncio.new_event_loop()
-        self.stop = asyncio.Event()
-        self.calls: CallMedia | None = None
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._run(),), daemon=True)
-
-    async def _run(self):
-        process = MediaProcess()
-        self.calls = CallMedia(process=process, recordings_dir=self.recordings_dir)
-        process.handlers = self.calls.handlers()
-        await process.run(stop=self.stop)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(timeout=15)
-
-
-def wait_for(predicate, timeout_s: float = 20.0):
-    deadline = time.monotonic() + timeout_s
-    while not (result := predicate()):
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
-    return result
 
 
 def test_customer_call_is_answered_queued_rung_and_ends_when_the_customer_hangs_up(

@@ -1,0 +1,83 @@
+"""The whole inbound call, as people live it: a customer calls on WhatsApp, an agent answers in the
+browser, they talk (real audio both ways, through the media process), the customer hangs up, and the
+recording holds each side on its own channel."""
+
+import time
+import wave
+
+import numpy as np
+import pytest
+from django.conf import settings
+from playwright.sync_api import expect
+
+from agents.models import Agent, QueueMembership
+from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory
+from calls.models import Call
+from tests.e2e.conftest import MediaProcessThread, sign_in, wait_for
+from whatsapp.sandbox.audio_metrics import wav_rms
+from whatsapp.sandbox.server import SandboxThread
+from whatsapp.tests.factories import BusinessNumberFactory
+
+pytestmark = pytest.mark.e2e
+TOKEN = "e2e-softphone-token"
+TALK_S = 4.0
+
+
+def channel_rms(path, *, last_s: float) -> tuple[float, float]:
+    """RMS of the left (customer) and right (agent) channels over the recording's last seconds."""
+    with wave.open(str(path), "rb") as recording:
+        rate, frames = recording.getframerate(), recording.readframes(recording.getnframes())
+    samples = np.frombuffer(frames, dtype="<i2").reshape(-1, 2)[-round(last_s * rate) :] / 32768.0
+    return tuple(float(np.sqrt(np.mean(np.square(samples[:, side])))) for side in (0, 1))
+
+
+def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, settings_for_media, tmp_path):
+    number = BusinessNumberFactory(phone_number_id="810000000000001", display_phone_number="+44 20 7946 0810")
+    queue = QueueFactory(name="Care")
+    queue.business_numbers.add(number)
+    agent = AgentFactory(status=Agent.Status.OFFLINE, display_name="Chen Wei")
+    QueueMembership.objects.create(queue=queue, agent=agent)
+    sandbox_thread = SandboxThread(
+        webhook_url=f"{live_server_url}/webhooks/whatsapp/",
+        app_secret=settings.WHATSAPP_APP_SECRET,
+        token=TOKEN,
+        record_dir=tmp_path / "customers",
+    )
+    with sandbox_thread as sandbox, MediaProcessThread(tmp_path / "recordings"):
+        settings_for_media.WHATSAPP_GRAPH_URL, settings_for_media.WHATSAPP_TOKEN = sandbox.graph_url, TOKEN
+        sandbox_thread.call(
+            sandbox.add_number,
+            phone_number_id=number.phone_number_id,
+            waba_id=number.waba_id,
+            display_phone_number=number.display_phone_number,
+        )
+        customer = sandbox_thread.call(sandbox.add_customer, wa_id="447700900888", name="Omar Haddad")
+        page = browser.new_context().new_page()
+        sign_in(page, live_server_url, agent.user.username, PASSWORD)
+        page.click("button[data-status-choice=available]")
+        expect(page.locator("#presence")).to_have_attribute("data-status", "available")
+
+        placed = sandbox_thread.run(customer.place_call, number.phone_number_id)
+        expect(page.locator("#ring [data-role=caller-name]")).to_have_text("Omar Haddad", timeout=15_000)
+        page.click("#ring [data-action=accept]")
+        expect(page.locator("#in-call [data-role=media-state]")).to_have_text(
+            "audio connected", timeout=15_000
+        )
+        page.screenshot(path="var/dashboard-on-call.png")
+        time.sleep(TALK_S)
+        sandbox_thread.run(customer.hang_up, placed.call)
+        expect(page.locator("#in-call [data-role=call-state]")).to_have_text(
+            "Call ended: wrap-up", timeout=15_000
+        )
+        call = Call.objects.get(contact__wa_id="447700900888")
+        recording = tmp_path / "recordings" / f"call-{call.pk}.wav"
+        wait_for(lambda: recording.exists() and recording.stat().st_size > 44)
+        page.context.close()
+
+    call.refresh_from_db()
+    customer_rms, agent_rms = channel_rms(recording, last_s=TALK_S - 1)
+    assert (call.status, call.end_reason, call.agent_id) == ("ended", "completed", agent.pk)
+    assert call.talk_seconds >= TALK_S - 1
+    assert customer_rms > 0.02  # the customer's speech, on the left
+    assert agent_rms > 0.02  # the agent's microphone, on the right
+    assert wav_rms(placed.recording) > 0.02  # the customer heard the notice and the agent
