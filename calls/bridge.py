@@ -39,6 +39,7 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
+from core.audio import AudioFileError, decode_mono_s16
 from core.webrtc import apply_host_addresses, rtc_configuration, speed_up_audio_level
 
 logger = logging.getLogger(__name__)
@@ -625,20 +626,10 @@ def _load_prompt(path: Path) -> np.ndarray:
 def _decoded_prompt(path: str, modified_ns: int) -> np.ndarray:
     # Decoded to mono and then copied to both channels: FFmpeg's mono-to-stereo matrix lowers the level
     # by 3 dB. Every call plays the same few files: they are decoded once per process (and per change).
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    chunks = []
     try:
-        with av.open(path) as container:
-            if not container.streams.audio:
-                raise BridgeError(f"{path} has no audio stream")
-            for frame in container.decode(audio=0):
-                chunks.extend(resampled.to_ndarray().ravel() for resampled in resampler.resample(frame))
-        chunks.extend(resampled.to_ndarray().ravel() for resampled in resampler.resample(None))
-    except (OSError, av.FFmpegError) as error:
-        raise BridgeError(f"cannot read {path}: {error}") from error
-    if not chunks:
-        raise BridgeError(f"{path} holds no audio")
-    mono = np.concatenate(chunks)
+        mono = decode_mono_s16(path, rate=SAMPLE_RATE)
+    except AudioFileError as error:
+        raise BridgeError(str(error)) from error
     mono = np.concatenate([mono, np.zeros(-len(mono) % FRAME_SAMPLES, dtype=np.int16)])
     samples = np.repeat(mono, CHANNELS).reshape(-1, CHANNELS)
     samples.flags.writeable = False

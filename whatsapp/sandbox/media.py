@@ -24,6 +24,7 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
+from core.audio import AudioFileError, decode_mono_s16
 from core.webrtc import apply_host_addresses, rtc_configuration
 
 # Every frame the customer sends has this one format: aiortc's Opus encoder locks its resampler to the
@@ -198,22 +199,11 @@ class _SpeechTrack(MediaStreamTrack):
 
 def _load_wav(path: Path) -> np.ndarray:
     """The whole file as interleaved 48 kHz stereo int16, padded with silence to whole frames."""
-    # A voice is mono. The channels are copied here because FFmpeg's mono-to-stereo matrix lowers the
-    # level by 3 dB.
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    chunks = []
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise MediaError(f"{path} has no audio stream")
-            for frame in container.decode(audio=0):
-                chunks.extend(resampled.to_ndarray().ravel() for resampled in resampler.resample(frame))
-        chunks.extend(resampled.to_ndarray().ravel() for resampled in resampler.resample(None))
-    except (OSError, av.FFmpegError) as error:
-        raise MediaError(f"cannot read {path}: {error}") from error
-    if not chunks:
-        raise MediaError(f"{path} holds no audio")
-    samples = np.repeat(np.concatenate(chunks), CHANNELS)
+        mono = decode_mono_s16(path, rate=SAMPLE_RATE)
+    except AudioFileError as error:
+        raise MediaError(str(error)) from error
+    samples = np.repeat(mono, CHANNELS)
     padding = -samples.size % (FRAME_SAMPLES * CHANNELS)
     return np.concatenate([samples, np.zeros(padding, dtype=np.int16)])
 
