@@ -247,9 +247,41 @@ def call_wait_overdue(*, call_id: int) -> EndedCall | None:
     """The caller waited the queue's maximum: the call ends as `no_agent` (if still waiting)."""
     if not Call.objects.filter(pk=call_id, status=Call.Status.QUEUED).exists():
         return None
-    return call_finish(
+    ended = call_finish(
         call_id=call_id, reason=Call.EndReason.NO_AGENT, detail="maximum wait reached", is_ended_by_us=True
     )
+    if ended is not None:
+        from calls.tasks import send_call_us_button
+
+        send_call_us_button.delay_on_commit(call_id=call_id)
+    return ended
+
+
+def end_calls_of_lost_media_processes() -> int:
+    """Calls held by a media process whose heartbeat stopped end as `failed` (and on Meta).
+
+    A process that stops cleanly ends its own calls; this catches one that died. Only calls
+    untouched for longer than the heartbeat's lifetime are considered, so a process starting up
+    or a call changing hands is not mistaken for a lost one.
+    """
+    from calls.media import HEARTBEAT_TTL_S
+
+    quiet_since = timezone.now() - timedelta(seconds=HEARTBEAT_TTL_S)
+    held = Call.objects.filter(
+        status__in=[Call.Status.QUEUED, Call.Status.OFFERED, Call.Status.CONNECTED],
+        updated_at__lt=quiet_since,
+    ).exclude(media_channel="")
+    candidates = list(held.values_list("pk", "media_channel"))
+    if not candidates:
+        return 0
+    alive = selectors.live_media_channels()
+    ended = 0
+    for call_id, channel in candidates:
+        if channel not in alive and call_finish(
+            call_id=call_id, reason=Call.EndReason.FAILED, detail="media process lost", is_ended_by_us=True
+        ):
+            ended += 1
+    return ended
 
 
 def wrap_up_end(*, agent_id: int) -> bool:
@@ -265,10 +297,10 @@ def wrap_up_end(*, agent_id: int) -> bool:
 
 def sweep() -> dict[str, int]:
     """Catch what timers missed: offers past their expiry, waits past the queue's maximum, calls
-    left waiting while an agent is free, and wrap-ups past their time. Idempotent; run every few
-    seconds by beat."""
+    left waiting while an agent is free, calls of a media process that died, and wrap-ups past
+    their time. Idempotent; run every few seconds by beat."""
     now = timezone.now()
-    counts = {"offers_expired": 0, "waits_ended": 0, "offered": 0, "wrap_ups_ended": 0}
+    counts = {"offers_expired": 0, "waits_ended": 0, "offered": 0, "media_lost": 0, "wrap_ups_ended": 0}
     for call_id, agent_id in Call.objects.filter(
         status=Call.Status.OFFERED, offer_expires_at__lte=now
     ).values_list("pk", "offered_to_id"):
@@ -285,6 +317,7 @@ def sweep() -> dict[str, int]:
         Queue.objects.filter(calls__status=Call.Status.QUEUED).distinct().values_list("pk", flat=True)
     ):
         counts["offered"] += len(route_queue(queue_id=queue_id))
+    counts["media_lost"] = end_calls_of_lost_media_processes()
     for agent_id, wrap_up_s in selectors.agents_in_wrap_up():
         is_over = Agent.objects.filter(
             pk=agent_id, status_changed_at__lte=now - timedelta(seconds=wrap_up_s)

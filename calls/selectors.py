@@ -58,3 +58,19 @@ def agents_in_wrap_up() -> list[tuple[int, int]]:
         .annotate(wrap_up=Max("memberships__queue__wrap_up_s"))
         .values_list("pk", "wrap_up")
     ]
+
+
+def live_media_channels() -> set[str]:
+    """Channels of the media processes whose heartbeat is fresh (calls.media keeps it)."""
+    import redis
+    from django.conf import settings
+
+    from calls.media import HEARTBEAT_KEY_PREFIX
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return {
+            key.decode()[len(HEARTBEAT_KEY_PREFIX) :] for key in client.scan_iter(f"{HEARTBEAT_KEY_PREFIX}*")
+        }
+    finally:
+        client.close()

@@ -79,3 +79,35 @@ def terminate_on_meta(*, call_id: int) -> None:
 def reject_on_meta(*, call_id: int) -> None:
     """Tell Meta we will not take a call we rejected (capacity, closed, no queue)."""
     _tell_meta(call_id, "reject")
+
+
+CALL_US_TEXT = "Sorry we could not take your call just now. Tap below to call us again, or reply here."
+
+
+@shared_task(
+    name="calls.send_call_us_button",
+    acks_late=True,
+    autoretry_for=(GraphTransportError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def send_call_us_button(*, call_id: int) -> str:
+    """After a caller waited in vain: a WhatsApp message with a call button (their call opened the
+    customer-service window, so a free-form message is allowed). Returns the message id."""
+    call = Call.objects.select_related("business_number", "contact").filter(pk=call_id).first()
+    if call is None:
+        return ""
+    with GraphClient() as graph:
+        try:
+            return graph.message_send_call_button(
+                phone_number_id=call.business_number.phone_number_id,
+                to=call.contact.wa_id,
+                body_text=CALL_US_TEXT,
+                display_text="Call us",
+                payload=f"callback:{call.pk}",
+            )
+        except GraphAPIError as error:
+            if isinstance(error, GraphTransportError):
+                raise
+            logger.info("call-us button for call %s not sent: %s", call_id, error)
+            return ""

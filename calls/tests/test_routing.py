@@ -8,6 +8,7 @@ from django.utils import timezone
 from agents.models import Agent, Skill
 from calls import routing
 from calls.models import Call, LiveCallCount
+from calls.tasks import send_call_us_button
 from calls.tests.factories import CallFactory
 
 pytestmark = pytest.mark.django_db
@@ -212,3 +213,59 @@ def test_sweep_ends_waits_past_the_maximum_and_stale_offers(queued_call, queue, 
     assert counts["offers_expired"] == 1
     assert status_of(agent) == "available"
     assert Call.objects.get(pk=ringing.pk).status == "queued"
+
+
+def test_sweep_ends_calls_of_a_media_process_that_died(queued_call, queue, number, settings):
+    import redis
+
+    from calls.media import HEARTBEAT_KEY_PREFIX
+
+    LiveCallCount.objects.filter(business_number=number).update(live=2)
+    orphan = queue_it(queued_call)
+    kept = queue_it(
+        CallFactory(queue=queue, business_number=number, status=Call.Status.RINGING, queued_at=None)
+    )
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.set(HEARTBEAT_KEY_PREFIX + "media.alive!1", "1", ex=30)
+    Call.objects.filter(pk=orphan.pk).update(
+        media_channel="media.dead!1", updated_at=timezone.now() - timedelta(minutes=1)
+    )
+    Call.objects.filter(pk=kept.pk).update(
+        media_channel="media.alive!1", updated_at=timezone.now() - timedelta(minutes=1)
+    )
+
+    counts = routing.sweep()
+
+    client.delete(HEARTBEAT_KEY_PREFIX + "media.alive!1")
+    orphan.refresh_from_db()
+    kept.refresh_from_db()
+    assert counts["media_lost"] == 1
+    assert (orphan.status, orphan.end_reason, orphan.end_detail) == ("ended", "failed", "media process lost")
+    assert kept.status == "queued"
+
+
+def test_overdue_wait_sends_the_caller_a_call_us_button(
+    queued_call, queue, settings, django_capture_on_commit_callbacks
+):
+    from whatsapp.sandbox.server import SandboxThread
+
+    waiting = queue_it(queued_call)
+    with SandboxThread(webhook_url=None, app_secret="s", token="t") as sandbox:
+        settings.WHATSAPP_GRAPH_URL, settings.WHATSAPP_TOKEN = sandbox.graph_url, "t"
+        sandbox.meta.add_number(
+            phone_number_id=waiting.business_number.phone_number_id,
+            waba_id=waiting.business_number.waba_id,
+            display_phone_number=waiting.business_number.display_phone_number,
+        )
+        customer = sandbox.add_customer(wa_id=waiting.contact.wa_id, name=waiting.contact.name)
+        sandbox.meta.windows[(waiting.business_number.phone_number_id, customer.wa_id)] = sandbox.meta.now()
+
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            routing.call_wait_overdue(call_id=waiting.pk)
+        message_id = send_call_us_button(call_id=waiting.pk)
+
+    waiting.refresh_from_db()
+    [button] = [message for message in customer.inbox if message.message_id == message_id]
+    assert (waiting.status, waiting.end_reason) == ("ended", "no_agent")
+    assert button.body["interactive"]["action"]["parameters"]["payload"] == f"callback:{waiting.pk}"
+    assert len(callbacks) >= 2  # Meta's terminate and the call-us message, after commit
