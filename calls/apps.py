@@ -19,4 +19,5 @@ class CallsConfig(AppConfig):
         frame_handler_register("call.hold", handlers.switch_frame)
         frame_handler_register("call.mute", handlers.switch_frame)
         frame_handler_register("call.hangup", handlers.hang_up_frame)
+        frame_handler_register("call.wrap_up", handlers.wrap_up_frame)
         agent_freed_listener_register(routing.route_for_agent)

@@ -129,3 +129,15 @@ def decline_frame(*, agent_id: int, frame: dict) -> dict:
     call_id = _call_id(frame)
     call = routing.offer_decline(agent_id=agent_id, call_id=call_id)
     return {"type": "call.decline.result", "call_id": call_id, "is_done": call is not None}
+
+
+def wrap_up_frame(*, agent_id: int, frame: dict) -> dict:
+    """`{"type": "call.wrap_up", "call_id": …, "disposition": "resolved", "notes": "…"}`."""
+    call_id = _call_id(frame)
+    disposition, notes = frame.get("disposition"), frame.get("notes", "")
+    if disposition not in Call.Disposition.values or not isinstance(notes, str):
+        raise ValidationError("Pick a disposition; notes are text.", code="invalid_wrap_up")
+    is_filed = routing.call_wrap_up(agent_id=agent_id, call_id=call_id, disposition=disposition, notes=notes)
+    if not is_filed:
+        raise ValidationError("Only an ended call you took can be filed.", code="not_your_call")
+    return {"type": "call.wrap_up.result", "call_id": call_id, "is_filed": True}

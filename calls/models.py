@@ -30,6 +30,13 @@ class Call(TimeStampedModel):
         UNANSWERED = "unanswered", "Unanswered"
         FAILED = "failed", "Failed"
 
+    class Disposition(models.TextChoices):
+        RESOLVED = "resolved", "Resolved"
+        FOLLOW_UP = "follow_up", "Needs a follow-up"
+        ESCALATED = "escalated", "Escalated"
+        WRONG_NUMBER = "wrong_number", "Wrong number"
+        OTHER = "other", "Other"
+
     LIVE_STATUSES = frozenset(
         {Status.RINGING, Status.QUEUED, Status.OFFERED, Status.DIALING, Status.CONNECTED}
     )
@@ -62,6 +69,8 @@ class Call(TimeStampedModel):
     end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
     end_detail = models.CharField(max_length=255, blank=True)
     talk_seconds = models.PositiveIntegerField(null=True, blank=True)
+    disposition = models.CharField(max_length=16, choices=Disposition.choices, blank=True)
+    wrap_up_notes = models.TextField(blank=True)
     media_channel = models.CharField(
         max_length=200, blank=True, help_text="Channel-layer name of the media process holding the call."
     )

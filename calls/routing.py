@@ -200,7 +200,12 @@ def release_agent_of(ended: EndedCall) -> None:
         )
         broadcast_on_commit(
             f"agent.{ended.agent_id}",
-            {"type": "call.ended", "call_id": ended.call.pk, "agent_id": ended.agent_id},
+            {
+                "type": "call.ended",
+                "call_id": ended.call.pk,
+                "agent_id": ended.agent_id,
+                "dispositions": Call.Disposition.choices,
+            },
         )
         wrap_up_s = (
             Queue.objects.filter(pk=ended.call.queue_id).values_list("wrap_up_s", flat=True).first() or 0
@@ -282,6 +287,23 @@ def end_calls_of_lost_media_processes() -> int:
         ):
             ended += 1
     return ended
+
+
+@transaction.atomic
+def call_wrap_up(*, agent_id: int, call_id: int, disposition: str, notes: str) -> bool:
+    """The agent files the call (disposition, notes) and, if still in wrap-up, is available again.
+
+    Only the agent who took the call, and only once it has ended; filing again overwrites.
+    """
+    if disposition not in Call.Disposition.values:
+        raise ValueError(f"{disposition!r} is not a disposition")
+    filed = Call.objects.filter(pk=call_id, agent_id=agent_id, status=Call.Status.ENDED).update(
+        disposition=disposition, wrap_up_notes=notes[:5000], updated_at=timezone.now()
+    )
+    if filed != 1:
+        return False
+    agent_transition(agent_id=agent_id, allowed_from={Agent.Status.WRAP_UP}, to_status=Agent.Status.AVAILABLE)
+    return True
 
 
 def wrap_up_end(*, agent_id: int) -> bool:

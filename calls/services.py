@@ -199,7 +199,7 @@ def call_offer(*, call: Call, agent_id: int, ring_timeout_s: int) -> bool:
 def call_connect_agent(*, call_id: int, agent_id: int) -> Call | None:
     """The agent rung for the call accepted it (offered → connected); None if the agent lost it.
 
-    After commit the media process holding the call is told to expect this agent's browser leg.
+    The agent's softphone then offers its leg to the media process holding the call.
     """
     call = Call.objects.filter(pk=call_id, offered_to_id=agent_id).first()
     if call is None:
@@ -216,10 +216,6 @@ def call_connect_agent(*, call_id: int, agent_id: int) -> Call | None:
     )
     if not won:
         return None
-    if call.media_channel:
-        _send_to_media_on_commit(
-            call.media_channel, {"type": "call.agent", "call_id": call.pk, "agent_id": agent_id}
-        )
     _broadcast_call(call, "call.connected", agent_id=agent_id)
     return call
 

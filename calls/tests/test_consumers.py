@@ -150,7 +150,9 @@ async def test_agent_hangs_up():
     frames = [await communicator.receive_json_from(timeout=2) for _ in range(3)]
 
     assert {"type": "call.hangup.result", "call_id": call.pk, "is_done": True} in frames
-    assert {"type": "call.ended", "call_id": call.pk, "agent_id": agent.pk} in frames
+    ended = next(frame for frame in frames if frame["type"] == "call.ended")
+    assert (ended["call_id"], ended["agent_id"]) == (call.pk, agent.pk)
+    assert ["resolved", "Resolved"] in ended["dispositions"]
     await sync_to_async(call.refresh_from_db)()
     assert (call.status, call.end_reason, call.end_detail) == ("ended", "completed", "the agent hung up")
     await communicator.disconnect()
@@ -164,4 +166,30 @@ async def test_media_offer_for_a_call_not_yours_refused():
     frames = [await communicator.receive_json_from(timeout=2) for _ in range(1)]
 
     assert (frames[0]["type"], frames[0]["code"]) == ("error", "not_your_call")
+    await communicator.disconnect()
+
+
+async def test_agent_files_the_call_and_is_available_again():
+    agent, call = await sync_to_async(make_call_and_agent)()
+    communicator = await accepted(agent, call)
+    await communicator.send_json_to({"type": "call.hangup", "call_id": call.pk})
+    for _ in range(3):
+        await communicator.receive_json_from(timeout=2)
+
+    await communicator.send_json_to({"type": "call.wrap_up", "call_id": call.pk, "disposition": "nonsense"})
+    refused = await communicator.receive_json_from(timeout=2)
+    await communicator.send_json_to(
+        {"type": "call.wrap_up", "call_id": call.pk, "disposition": "resolved", "notes": "Sorted the refund."}
+    )
+    frames = [await communicator.receive_json_from(timeout=2) for _ in range(2)]
+
+    await sync_to_async(call.refresh_from_db)()
+    await sync_to_async(agent.refresh_from_db)()
+    assert (refused["type"], refused["code"]) == ("error", "invalid_wrap_up")
+    assert {"type": "call.wrap_up.result", "call_id": call.pk, "is_filed": True} in frames
+    assert (call.disposition, call.wrap_up_notes, agent.status) == (
+        "resolved",
+        "Sorted the refund.",
+        "available",
+    )
     await communicator.disconnect()

@@ -135,7 +135,10 @@ function showCall(state, caller) {
 const HANDLERS = {
   "agent.status": (frame) => {
     showStatus(frame.status);
-    if (frame.status === "available" || frame.status === "away" || frame.status === "offline") callPanel.hidden = true;
+    if (frame.status === "available" || frame.status === "away" || frame.status === "offline") {
+      callPanel.hidden = true;
+      wrapUpForm.hidden = true;
+    }
   },
   "call.offered": ring,
   "call.taken": (frame) => {
@@ -161,7 +164,12 @@ const HANDLERS = {
     }
   },
   "call.decline.result": (frame) => stopRinging(frame.call_id),
-  "call.ended": () => {
+  "call.wrap_up.result": () => {
+    wrapUpForm.hidden = true;
+    callPanel.hidden = true;
+  },
+  "call.ended": (frame) => {
+    showWrapUp(frame);
     clearInterval(callTimer);
     softphone.close();
     acceptedHere = null;
@@ -193,6 +201,26 @@ function connect() {
     reconnectDelayMs = Math.min(reconnectDelayMs * 2, RECONNECT_MAX_MS);
   });
 }
+
+const wrapUpForm = role(callPanel, "wrap-up");
+
+function showWrapUp(frame) {
+  const select = wrapUpForm.elements.disposition;
+  select.replaceChildren(new Option("Choose…", ""), ...frame.dispositions.map(([value, label]) => new Option(label, value)));
+  wrapUpForm.elements.notes.value = "";
+  wrapUpForm.dataset.callId = frame.call_id;
+  wrapUpForm.hidden = false;
+}
+
+wrapUpForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  send({
+    type: "call.wrap_up",
+    call_id: Number(wrapUpForm.dataset.callId),
+    disposition: wrapUpForm.elements.disposition.value,
+    notes: wrapUpForm.elements.notes.value,
+  });
+});
 
 function setPressed(action, isOn) {
   callPanel.querySelector(`[data-action="${action}"]`).setAttribute("aria-pressed", String(isOn));

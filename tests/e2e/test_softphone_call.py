@@ -69,6 +69,10 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
         expect(page.locator("#in-call [data-role=call-state]")).to_have_text(
             "Call ended: wrap-up", timeout=15_000
         )
+        page.select_option("#disposition", "follow_up")
+        page.fill("#wrap-up-notes", "Wants a refund for order 4521.")
+        page.click("#in-call form button[type=submit]")
+        expect(page.locator("#presence")).to_have_attribute("data-status", "available")
         call = Call.objects.get(contact__wa_id="447700900888")
         recording = tmp_path / "recordings" / f"call-{call.pk}.wav"
         wait_for(lambda: recording.exists() and recording.stat().st_size > 44)
@@ -77,6 +81,7 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
     call.refresh_from_db()
     customer_rms, agent_rms = channel_rms(recording, last_s=TALK_S - 1)
     assert (call.status, call.end_reason, call.agent_id) == ("ended", "completed", agent.pk)
+    assert (call.disposition, call.wrap_up_notes) == ("follow_up", "Wants a refund for order 4521.")
     assert call.talk_seconds >= TALK_S - 1
     assert customer_rms > 0.02  # the customer's speech, on the left
     assert agent_rms > 0.02  # the agent's microphone, on the right
