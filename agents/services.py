@@ -47,6 +47,7 @@ def agent_transition(*, agent_id: int, allowed_from: Iterable[str], to_status: s
         f"agent.{agent_id}",
         {"type": "agent.status", "agent_id": agent_id, "status": to_status, "changed_at": now.isoformat()},
     )
+    broadcast_on_commit("supervisors", {"type": "wallboard.changed", "agent_id": agent_id})
     if to_status == Agent.Status.AVAILABLE:
         for listener in _freed_listeners:
             transaction.on_commit(lambda listener=listener: listener(agent_id))

@@ -74,3 +74,40 @@ def live_media_channels() -> set[str]:
         }
     finally:
         client.close()
+
+
+def wallboard_snapshot() -> dict:
+    """The floor right now: per queue the waiting calls and the longest wait, and agents by state."""
+    from django.db.models import Count, Min, Q
+
+    now = timezone.now()
+    queues = []
+    for queue in Queue.objects.annotate(
+        waiting=Count("calls", filter=Q(calls__status=Call.Status.QUEUED)),
+        ringing=Count("calls", filter=Q(calls__status=Call.Status.OFFERED)),
+        talking=Count("calls", filter=Q(calls__status=Call.Status.CONNECTED)),
+        oldest_queued_at=Min(
+            "calls__queued_at", filter=Q(calls__status__in=[Call.Status.QUEUED, Call.Status.OFFERED])
+        ),
+    ).order_by("name"):
+        longest_wait_s = (
+            round((now - queue.oldest_queued_at).total_seconds()) if queue.oldest_queued_at else 0
+        )
+        queues.append(
+            {
+                "id": queue.pk,
+                "name": queue.name,
+                "waiting": queue.waiting,
+                "ringing": queue.ringing,
+                "talking": queue.talking,
+                "longest_wait_s": longest_wait_s,
+            }
+        )
+    by_status = dict(
+        Agent.objects.values_list("status").annotate(count=Count("pk")).values_list("status", "count")
+    )
+    agents = [
+        {"status": status, "label": label, "count": by_status.get(status, 0)}
+        for status, label in Agent.Status.choices
+    ]
+    return {"type": "wallboard.snapshot", "at": now.isoformat(), "queues": queues, "agents": agents}

@@ -7,6 +7,7 @@ from core.views import healthz
 urlpatterns = [
     path("", include("agents.urls")),
     path("", include("whatsapp.urls")),
+    path("", include("calls.urls")),
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
