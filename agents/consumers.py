@@ -6,11 +6,14 @@ from collections.abc import Callable
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from agents import presence
 from agents.models import Agent
 from agents.selectors import agent_for_user, agent_presence
 from agents.services import agent_set_status
+from agents.tasks import offline_if_gone
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +47,18 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_AN_AGENT)
             return
         await self.channel_layer.group_add(self.agent.group_name, self.channel_name)
+        await presence.socket_opened(agent_id=self.agent.pk, channel_name=self.channel_name)
         await self.accept()
         await self.send_json(agent_presence(agent=self.agent))
 
     async def disconnect(self, code: int) -> None:
-        if self.agent is not None:
-            await self.channel_layer.group_discard(self.agent.group_name, self.channel_name)
+        if self.agent is None:
+            return
+        await self.channel_layer.group_discard(self.agent.group_name, self.channel_name)
+        if await presence.socket_closed(agent_id=self.agent.pk, channel_name=self.channel_name) == 0:
+            offline_if_gone.apply_async(
+                kwargs={"agent_id": self.agent.pk}, countdown=settings.AGENT_DISCONNECT_GRACE_S
+            )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:

@@ -76,6 +76,24 @@ def agent_set_status(*, agent_id: int, status: str) -> Agent:
     return agent
 
 
+def agent_offline_if_gone(*, agent_id: int) -> bool:
+    """Take the agent offline if no dashboard of theirs is open (after the grace period).
+
+    Only from available, away or wrap-up: a ringing offer rings out on its own, and a call in
+    progress is left alone. Returns whether the agent was taken offline.
+    """
+    from agents.presence import open_socket_count
+
+    if open_socket_count(agent_id=agent_id) > 0:
+        return False
+    with transaction.atomic():
+        return agent_transition(
+            agent_id=agent_id,
+            allowed_from={Agent.Status.AVAILABLE, Agent.Status.AWAY, Agent.Status.WRAP_UP},
+            to_status=Agent.Status.OFFLINE,
+        )
+
+
 DEMO_SUPERVISOR = "supervisor"
 DEMO_AGENTS = [("agent1", "Amira", "Haddad"), ("agent2", "Bruno", "Costa"), ("agent3", "Chen", "Wei")]
 DEMO_QUEUE = "Customer care"

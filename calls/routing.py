@@ -249,8 +249,10 @@ def call_queued(*, call_id: int, media_channel: str) -> Call | None:
 
 
 def call_wait_overdue(*, call_id: int) -> EndedCall | None:
-    """The caller waited the queue's maximum: the call ends as `no_agent` (if still waiting)."""
-    if not Call.objects.filter(pk=call_id, status=Call.Status.QUEUED).exists():
+    """The caller waited the queue's maximum: the call ends as `no_agent` (if still waiting, and
+    only once the deadline has really passed: a timer can fire early or for an older state)."""
+    call = Call.objects.filter(pk=call_id, status=Call.Status.QUEUED).select_related("queue").first()
+    if call is None or call.queued_at > timezone.now() - timedelta(seconds=call.queue.max_wait_s):
         return None
     ended = call_finish(
         call_id=call_id, reason=Call.EndReason.NO_AGENT, detail="maximum wait reached", is_ended_by_us=True
@@ -306,8 +308,21 @@ def call_wrap_up(*, agent_id: int, call_id: int, disposition: str, notes: str) -
     return True
 
 
-def wrap_up_end(*, agent_id: int) -> bool:
-    """Wrap-up time is over: the agent is available again (if still in wrap-up)."""
+def wrap_up_end(*, agent_id: int, is_forced: bool = True) -> bool:
+    """Wrap-up time is over: the agent is available again (if still in wrap-up).
+
+    With `is_forced=False` (the timer) only when the agent's wrap-up has lasted its full time: an
+    older timer must not cut short the wrap-up of a later call.
+    """
+    if not is_forced:
+        wrap_up_s = dict(selectors.agents_in_wrap_up()).get(agent_id)
+        started = Agent.objects.filter(pk=agent_id).values_list("status_changed_at", flat=True).first()
+        if (
+            wrap_up_s is None
+            or started is None
+            or started > timezone.now() - timedelta(seconds=wrap_up_s - 1)
+        ):
+            return False
     with transaction.atomic():
         return agent_transition(
             agent_id=agent_id, allowed_from={Agent.Status.WRAP_UP}, to_status=Agent.Status.AVAILABLE
@@ -340,10 +355,7 @@ def sweep() -> dict[str, int]:
     ):
         counts["offered"] += len(route_queue(queue_id=queue_id))
     counts["media_lost"] = end_calls_of_lost_media_processes()
-    for agent_id, wrap_up_s in selectors.agents_in_wrap_up():
-        is_over = Agent.objects.filter(
-            pk=agent_id, status_changed_at__lte=now - timedelta(seconds=wrap_up_s)
-        ).exists()
-        if is_over and wrap_up_end(agent_id=agent_id):
+    for agent_id, _ in selectors.agents_in_wrap_up():
+        if wrap_up_end(agent_id=agent_id, is_forced=False):
             counts["wrap_ups_ended"] += 1
     return counts

@@ -30,7 +30,7 @@ def end_overdue_wait(*, call_id: int) -> bool:
 def end_wrap_up(*, agent_id: int) -> bool:
     from calls.routing import wrap_up_end
 
-    return wrap_up_end(agent_id=agent_id)
+    return wrap_up_end(agent_id=agent_id, is_forced=False)
 
 
 @shared_task(name="calls.sweep")

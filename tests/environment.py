@@ -11,3 +11,5 @@ import uuid
 SESSION = uuid.uuid4().hex[:12]
 os.environ["CELERY_QUEUE"] = f"test-{SESSION}"
 os.environ["CHANNEL_LAYER_PREFIX"] = f"test-{SESSION}"
+# A closed dashboard's offline timer would otherwise fire into a later test's agent of the same id.
+os.environ["AGENT_DISCONNECT_GRACE_S"] = "3600"

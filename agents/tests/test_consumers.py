@@ -150,3 +150,22 @@ async def test_binary_frame_gets_an_error():
 
     assert reply["code"] == "bad_frame"
     await communicator.disconnect()
+
+
+async def test_agent_goes_offline_only_when_the_last_tab_closes():
+    from agents.services import agent_offline_if_gone
+
+    agent = await sync_to_async(AgentFactory)(status=Agent.Status.AVAILABLE)
+    first_tab = await open_socket(agent.user)
+    second_tab = await open_socket(agent.user)
+    await first_tab.connect()
+    await second_tab.connect()
+
+    await first_tab.disconnect()
+    while_one_open = await sync_to_async(agent_offline_if_gone)(agent_id=agent.pk)
+    await second_tab.disconnect()
+    when_all_closed = await sync_to_async(agent_offline_if_gone)(agent_id=agent.pk)
+
+    await sync_to_async(agent.refresh_from_db)()
+    assert (while_one_open, when_all_closed) == (False, True)
+    assert agent.status == Agent.Status.OFFLINE

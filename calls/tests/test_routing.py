@@ -250,6 +250,7 @@ def test_overdue_wait_sends_the_caller_a_call_us_button(
     from whatsapp.sandbox.server import SandboxThread
 
     waiting = queue_it(queued_call)
+    Call.objects.filter(pk=waiting.pk).update(queued_at=timezone.now() - timedelta(seconds=queue.max_wait_s))
     with SandboxThread(webhook_url=None, app_secret="s", token="t") as sandbox:
         settings.WHATSAPP_GRAPH_URL, settings.WHATSAPP_TOKEN = sandbox.graph_url, "t"
         sandbox.meta.add_number(
@@ -269,3 +270,24 @@ def test_overdue_wait_sends_the_caller_a_call_us_button(
     assert (waiting.status, waiting.end_reason) == ("ended", "no_agent")
     assert button.body["interactive"]["action"]["parameters"]["payload"] == f"callback:{waiting.pk}"
     assert len(callbacks) >= 2  # Meta's terminate and the call-us message, after commit
+
+
+def test_an_old_wrap_up_timer_does_not_cut_a_new_wrap_up_short(queued_call, make_agent):
+    agent = make_agent()
+    call = queue_it(queued_call)
+    routing.offer_accept(agent_id=agent.pk, call_id=call.pk)
+    routing.call_finish(call_id=call.pk, reason=Call.EndReason.COMPLETED)
+
+    is_ended_early = routing.wrap_up_end(agent_id=agent.pk, is_forced=False)
+    Agent.objects.filter(pk=agent.pk).update(status_changed_at=timezone.now() - timedelta(seconds=31))
+    is_ended_on_time = routing.wrap_up_end(agent_id=agent.pk, is_forced=False)
+
+    assert (is_ended_early, is_ended_on_time) == (False, True)
+    assert status_of(agent) == "available"
+
+
+def test_an_early_wait_timer_does_not_end_the_call(queued_call):
+    call = queue_it(queued_call)
+
+    assert routing.call_wait_overdue(call_id=call.pk) is None
+    assert Call.objects.get(pk=call.pk).status == "queued"
