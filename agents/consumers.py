@@ -4,6 +4,7 @@ import json
 import logging
 from collections.abc import Callable
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -56,7 +57,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.channel_layer.group_discard(self.agent.group_name, self.channel_name)
         if await presence.socket_closed(agent_id=self.agent.pk, channel_name=self.channel_name) == 0:
-            offline_if_gone.apply_async(
+            # Kombu's publishing blocks: it runs in a worker thread, not on the event loop.
+            await sync_to_async(offline_if_gone.apply_async)(
                 kwargs={"agent_id": self.agent.pk}, countdown=settings.AGENT_DISCONNECT_GRACE_S
             )
 

@@ -151,9 +151,11 @@ def call_create_inbound(*, inbound: InboundCall, queue_id: int | None, is_open: 
     if rejection:
         _move(call, to=Call.Status.ENDED, allowed={Call.Status.RINGING}, detail=rejection,
               ended_at=now, end_reason=Call.EndReason.REJECTED, end_detail=rejection)  # fmt: skip
-        from calls.tasks import reject_on_meta
+        from calls.tasks import reject_on_meta, send_closed_message
 
         reject_on_meta.delay_on_commit(call_id=call.pk)
+        if rejection == "closed":
+            send_closed_message.delay_on_commit(call_id=call.pk)
         return call
     _send_to_media_on_commit(
         MEDIA_CHANNEL, {"type": "call.answer", "call_id": call.pk, "sdp": inbound.sdp_offer}

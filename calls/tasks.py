@@ -111,3 +111,30 @@ def send_call_us_button(*, call_id: int) -> str:
                 raise
             logger.info("call-us button for call %s not sent: %s", call_id, error)
             return ""
+
+
+@shared_task(
+    name="calls.send_closed_message",
+    acks_late=True,
+    autoretry_for=(GraphTransportError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def send_closed_message(*, call_id: int) -> str:
+    """A call outside opening hours: the queue's closed message, on WhatsApp (the call opened the
+    customer-service window). Returns the message id."""
+    call = Call.objects.select_related("business_number", "contact", "queue").filter(pk=call_id).first()
+    if call is None or call.queue is None or not call.queue.closed_message:
+        return ""
+    with GraphClient() as graph:
+        try:
+            return graph.message_send_text(
+                phone_number_id=call.business_number.phone_number_id,
+                to=call.contact.wa_id,
+                body=call.queue.closed_message,
+            )
+        except GraphAPIError as error:
+            if isinstance(error, GraphTransportError):
+                raise
+            logger.info("closed message for call %s not sent: %s", call_id, error)
+            return ""

@@ -94,13 +94,17 @@ def test_call_with_no_queue_rejected(client, number):
     )
 
 
-def test_call_outside_opening_hours_rejected(client, queue):
+def test_call_outside_opening_hours_rejected_and_told_when_we_open(
+    client, queue, django_capture_on_commit_callbacks
+):
     queue.holidays = [timezone.now().date().isoformat()]
     queue.save()
 
-    post_webhook(client, payloads.user_call_connect())
+    with django_capture_on_commit_callbacks() as callbacks:
+        post_webhook(client, payloads.user_call_connect())
 
     assert Call.objects.get().end_detail == "closed"
+    assert len(callbacks) == 2  # the reject on Meta and the closed message, as tasks after commit
 
 
 def test_customer_hangs_up_while_ringing_is_abandoned_and_frees_the_slot(client, queue):
