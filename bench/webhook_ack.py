@@ -3,8 +3,11 @@
 Starts `daphne config.asgi:application` (as the Procfile does) on a free port against the database
 in DATABASE_URL (the embedded SQLite when unset; the figures that matter are PostgreSQL's), then
 sends deliveries open-loop at RATE per second for SECONDS, half `calls` (connect, then terminate)
-and half `messages` (texts and statuses), each signed like Meta's. Latency is measured from each
-delivery's scheduled send time to the end of its answer, so a slow server cannot hide queueing.
+and half `messages` (texts and statuses), each signed like Meta's. The calls are real work: the
+number has a queue, each connect records a call and hands it to the media processes (this script
+takes those hand-offs off the channel, as media processes would), each terminate ends it.
+Latency is measured from each delivery's scheduled send time to the end of its answer, so a slow
+server cannot hide queueing.
 
     .venv/bin/python bench/webhook_ack.py [--rate 200] [--seconds 10]
 
@@ -142,6 +145,35 @@ def start_server(port: int) -> subprocess.Popen:
             time.sleep(0.1)
 
 
+def prepare_number() -> None:
+    """The business number the deliveries are for, with a queue: calls to it are really handled."""
+    from agents.models import Queue
+    from whatsapp.models import BusinessNumber
+
+    number, _ = BusinessNumber.objects.get_or_create(
+        phone_number_id=NUMBER_ID,
+        defaults={"waba_id": WABA_ID, "display_phone_number": "+44 20 7946 0000", "country": "GB"},
+    )
+    queue, _ = Queue.objects.get_or_create(name="Bench")
+    queue.business_numbers.add(number)
+
+
+async def take_media_hand_offs(stop: asyncio.Event) -> int:
+    """Do what the media processes' shared channel consumer does: take each new call off it."""
+    from channels.layers import get_channel_layer
+
+    from calls.services import MEDIA_CHANNEL
+
+    layer, taken = get_channel_layer(), 0
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(layer.receive(MEDIA_CHANNEL), 0.5)
+            taken += 1
+        except TimeoutError:
+            pass
+    return taken
+
+
 async def run_load(
     url: str, secret: str, *, rate: float, seconds: float, offset: int
 ) -> tuple[list[float], int]:
@@ -151,6 +183,8 @@ async def run_load(
     latencies: list[float] = []
     failures = 0
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    stop_taking = asyncio.Event()
+    taker = asyncio.create_task(take_media_hand_offs(stop_taking))
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
 
         async def send(index: int, scheduled: float) -> None:
@@ -167,6 +201,8 @@ async def run_load(
 
         start = time.perf_counter() + 0.2
         await asyncio.gather(*(send(index, start + index / rate) for index in range(total)))
+    stop_taking.set()
+    await taker
     return latencies, failures
 
 
@@ -186,6 +222,7 @@ def main() -> None:
     print(f"database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}")
     port = free_port()
     server = start_server(port)
+    prepare_number()
     url = f"http://127.0.0.1:{port}/webhooks/whatsapp/"
     offset = int(time.time() * 1000) * 10  # fresh ids each run: every delivery is new work
     try:

@@ -1,14 +1,12 @@
 """What the calls app does with Meta's call webhooks and with the agents' call frames."""
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from calls import routing, selectors
 from calls.models import Call
 from calls.services import InboundCall, call_create_inbound, call_record_early_terminate
-from core.realtime import broadcast_on_commit
+from core.realtime import broadcast_on_commit, channel_send
 from whatsapp.events import CallConnect, CallTerminate
 
 
@@ -88,7 +86,7 @@ def _connected_call(agent_id: int, frame: dict) -> Call:
 def _send_to_media(call: Call, message: dict) -> None:
     if not call.media_channel:
         raise ValidationError("No media process holds that call.", code="no_media")
-    async_to_sync(get_channel_layer().send)(call.media_channel, message)
+    channel_send(call.media_channel, message)
 
 
 def media_offer_frame(*, agent_id: int, frame: dict) -> None:

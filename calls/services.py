@@ -10,16 +10,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from calls.models import Call, CallEvent, LiveCallCount
-from core.realtime import broadcast_on_commit
+from core.realtime import broadcast_on_commit, channel_send
 from messaging.services import contact_get_or_create
 from whatsapp.models import BusinessNumber
 
@@ -50,7 +48,7 @@ def _move(call: Call, *, to: str, allowed: frozenset[str] | set[str], by_agent_i
 def _send_to_media_on_commit(channel: str, message: dict[str, Any]) -> None:
     def send() -> None:
         try:
-            async_to_sync(get_channel_layer().send)(channel, message)
+            channel_send(channel, message)
         except ChannelFull:
             # No media process is taking calls (none runs, or all are stuck): the call stays as
             # it is and Meta's own timeout ends it; the sweep and health checks make it visible.
