@@ -1,6 +1,7 @@
 """Thin, idempotent tasks: timers of the call lifecycle and Graph API calls that may be retried."""
 
 import logging
+from collections.abc import Callable
 
 from celery import shared_task
 
@@ -41,100 +42,76 @@ def sweep() -> dict[str, int]:
     return routing_sweep()
 
 
-def _tell_meta(call_id: int, action: str) -> None:
-    call = Call.objects.select_related("business_number").filter(pk=call_id).first()
-    if call is None:
-        return
-    with GraphClient() as graph:
-        operation = graph.call_reject if action == "reject" else graph.call_terminate
-        try:
-            operation(phone_number_id=call.business_number.phone_number_id, call_id=call.wa_call_id)
-        except GraphAPIError as error:
-            if isinstance(error, GraphTransportError):
-                raise
-            logger.info(
-                "Meta refused to %s call %s (it has probably ended): %s", action, call.wa_call_id, error
-            )
-
-
-@shared_task(
-    name="calls.terminate_on_meta",
-    acks_late=True,
-    autoretry_for=(GraphTransportError,),
-    retry_backoff=True,
-    max_retries=3,
-)
-def terminate_on_meta(*, call_id: int) -> None:
-    """Tell Meta a call we ended is over (Meta asks for it even after media stopped, for pricing)."""
-    _tell_meta(call_id, "terminate")
-
-
-@shared_task(
-    name="calls.reject_on_meta",
-    acks_late=True,
-    autoretry_for=(GraphTransportError,),
-    retry_backoff=True,
-    max_retries=3,
-)
-def reject_on_meta(*, call_id: int) -> None:
-    """Tell Meta we will not take a call we rejected (capacity, closed, no queue)."""
-    _tell_meta(call_id, "reject")
-
-
+GRAPH_RETRY = {
+    "acks_late": True,
+    "autoretry_for": (GraphTransportError,),
+    "retry_backoff": True,
+    "max_retries": 3,
+}
 CALL_US_TEXT = "Sorry we could not take your call just now. Tap below to call us again, or reply here."
 
 
-@shared_task(
-    name="calls.send_call_us_button",
-    acks_late=True,
-    autoretry_for=(GraphTransportError,),
-    retry_backoff=True,
-    max_retries=3,
-)
-def send_call_us_button(*, call_id: int) -> str:
-    """After a caller waited in vain: a WhatsApp message with a call button (their call opened the
-    customer-service window, so a free-form message is allowed). Returns the message id."""
-    call = Call.objects.select_related("business_number", "contact").filter(pk=call_id).first()
+def _graph_for_call(call_id: int, what: str, operation: Callable[[GraphClient, Call], str | None]) -> str:
+    """Run one Graph API operation about a call. Meta's refusals are logged, not retried (the
+    call has usually moved on); transport errors are raised for the task's bounded retries."""
+    call = Call.objects.select_related("business_number", "contact", "queue").filter(pk=call_id).first()
     if call is None:
         return ""
     with GraphClient() as graph:
         try:
-            return graph.message_send_call_button(
-                phone_number_id=call.business_number.phone_number_id,
-                to=call.contact.wa_id,
-                body_text=CALL_US_TEXT,
-                display_text="Call us",
-                payload=f"callback:{call.pk}",
-            )
+            return operation(graph, call) or ""
         except GraphAPIError as error:
             if isinstance(error, GraphTransportError):
                 raise
-            logger.info("call-us button for call %s not sent: %s", call_id, error)
+            logger.info("%s for call %s refused by Meta: %s", what, call.wa_call_id, error)
             return ""
 
 
-@shared_task(
-    name="calls.send_closed_message",
-    acks_late=True,
-    autoretry_for=(GraphTransportError,),
-    retry_backoff=True,
-    max_retries=3,
-)
+def _ids(call: Call) -> dict[str, str]:
+    return {"phone_number_id": call.business_number.phone_number_id, "call_id": call.wa_call_id}
+
+
+@shared_task(name="calls.terminate_on_meta", **GRAPH_RETRY)
+def terminate_on_meta(*, call_id: int) -> None:
+    """Tell Meta a call we ended is over (Meta asks for it even after media stopped, for pricing)."""
+    _graph_for_call(call_id, "terminate", lambda graph, call: graph.call_terminate(**_ids(call)))
+
+
+@shared_task(name="calls.reject_on_meta", **GRAPH_RETRY)
+def reject_on_meta(*, call_id: int) -> None:
+    """Tell Meta we will not take a call we rejected (capacity, closed, no queue)."""
+    _graph_for_call(call_id, "reject", lambda graph, call: graph.call_reject(**_ids(call)))
+
+
+@shared_task(name="calls.send_call_us_button", **GRAPH_RETRY)
+def send_call_us_button(*, call_id: int) -> str:
+    """After a caller waited in vain: a WhatsApp message with a call button (their call opened the
+    customer-service window, so a free-form message is allowed). Returns the message id."""
+
+    def send(graph: GraphClient, call: Call) -> str:
+        return graph.message_send_call_button(
+            phone_number_id=call.business_number.phone_number_id,
+            to=call.contact.wa_id,
+            body_text=CALL_US_TEXT,
+            display_text="Call us",
+            payload=f"callback:{call.pk}",
+        )
+
+    return _graph_for_call(call_id, "call-us button", send)
+
+
+@shared_task(name="calls.send_closed_message", **GRAPH_RETRY)
 def send_closed_message(*, call_id: int) -> str:
     """A call outside opening hours: the queue's closed message, on WhatsApp (the call opened the
     customer-service window). Returns the message id."""
-    call = Call.objects.select_related("business_number", "contact", "queue").filter(pk=call_id).first()
-    if call is None or call.queue is None or not call.queue.closed_message:
-        return ""
-    with GraphClient() as graph:
-        try:
-            return graph.message_send_text(
-                phone_number_id=call.business_number.phone_number_id,
-                to=call.contact.wa_id,
-                body=call.queue.closed_message,
-            )
-        except GraphAPIError as error:
-            if isinstance(error, GraphTransportError):
-                raise
-            logger.info("closed message for call %s not sent: %s", call_id, error)
-            return ""
+
+    def send(graph: GraphClient, call: Call) -> str | None:
+        if call.queue is None or not call.queue.closed_message:
+            return None
+        return graph.message_send_text(
+            phone_number_id=call.business_number.phone_number_id,
+            to=call.contact.wa_id,
+            body=call.queue.closed_message,
+        )
+
+    return _graph_for_call(call_id, "closed message", send)

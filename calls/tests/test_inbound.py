@@ -8,6 +8,8 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from calls.models import Call, CallEvent, LiveCallCount
+from calls.services import InboundCall, call_create_inbound
+from calls.tasks import reject_on_meta
 from messaging.models import Contact
 from whatsapp.tests import payloads
 from whatsapp.tests.conftest import post_webhook
@@ -131,3 +133,37 @@ def test_terminate_twice_ends_once(client, queue):
 
     assert CallEvent.objects.filter(to_status="ended").count() == 1
     assert LiveCallCount.objects.get().live == 0
+
+
+def test_rejected_call_is_rejected_on_meta(queue, number, settings):
+    from whatsapp.sandbox.server import SandboxThread
+
+    thread = SandboxThread(webhook_url=None, app_secret="s", token="t")
+    with thread as sandbox:
+        settings.WHATSAPP_GRAPH_URL, settings.WHATSAPP_TOKEN = sandbox.graph_url, "t"
+        settings.MEDIA_HOST_ADDRESSES = ["127.0.0.1"]
+        thread.call(
+            sandbox.add_number,
+            phone_number_id=number.phone_number_id,
+            waba_id=number.waba_id,
+            display_phone_number=number.display_phone_number,
+        )
+        customer = thread.call(sandbox.add_customer, wa_id="447700900555", name="Ada")
+        placed = thread.run(customer.place_call, number.phone_number_id)
+        settings.MAX_CONCURRENT_CALLS_PER_DIRECTION = 0
+        call = call_create_inbound(
+            inbound=InboundCall(
+                wa_call_id=placed.call.call_id,
+                phone_number_id=number.phone_number_id,
+                from_number=customer.wa_id,
+                contact_name="Ada",
+                sdp_offer=placed.call.offer_sdp,
+            ),
+            queue_id=queue.pk,
+            is_open=True,
+        )
+
+        reject_on_meta(call_id=call.pk)
+
+        assert (call.status, call.end_detail) == ("ended", "capacity")
+        assert sandbox.meta.calls[placed.call.call_id].state == "ENDED"
