@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from channels.exceptions import ChannelFull
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from calls.models import Call, CallEvent, LiveCallCount
-from core.realtime import broadcast_on_commit, channel_send
+from core.realtime import SEND_ERRORS, broadcast_on_commit, channel_send
 from messaging.services import contact_get_or_create
 from whatsapp.models import BusinessNumber
 
@@ -49,14 +48,11 @@ def _send_to_media_on_commit(channel: str, message: dict[str, Any]) -> None:
     def send() -> None:
         try:
             channel_send(channel, message)
-        except ChannelFull:
-            # No media process is taking calls (none runs, or all are stuck): the call stays as
-            # it is and Meta's own timeout ends it; the sweep and health checks make it visible.
+        except SEND_ERRORS as error:
+            # No media process can be reached (Redis down, or none is taking calls): the call stays
+            # as it is and Meta's own timeout ends it; the committed webhook still gets its 200.
             logger.error(
-                "media channel %s is full: %s for call %s not delivered",
-                channel,
-                message["type"],
-                message["call_id"],
+                "%s for call %s not delivered to %s: %r", message["type"], message["call_id"], channel, error
             )
 
     transaction.on_commit(send)

@@ -7,15 +7,22 @@ a few milliseconds per send, on every webhook.)
 """
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import Coroutine
 from typing import Any
 
+import redis
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+logger = logging.getLogger(__name__)
+
 SEND_TIMEOUT_S = 5.0
+# What a send may raise when Redis is down or restarting, or a channel is full.
+SEND_ERRORS = (OSError, TimeoutError, redis.RedisError, ChannelFull)
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -55,4 +62,12 @@ def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:
     """
     if "type" not in event:
         raise ValueError("A realtime event needs a 'type'.")
-    transaction.on_commit(lambda: group_send(group, event))
+
+    def send() -> None:
+        # The change is committed: a browser missing one event must not turn it into an error.
+        try:
+            group_send(group, event)
+        except SEND_ERRORS as error:
+            logger.warning("realtime event %s to %s not sent: %r", event["type"], group, error)
+
+    transaction.on_commit(send)

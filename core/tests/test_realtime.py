@@ -46,3 +46,32 @@ def test_broadcast_on_commit_sends_nothing_on_rollback():
 def test_broadcast_on_commit_requires_a_type():
     with pytest.raises(ValueError):
         broadcast_on_commit("test.realtime", {"thing_id": 7})
+
+
+UNREACHABLE_LAYER = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 0.2}]},
+    }
+}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broadcast_after_commit_survives_redis_being_down(settings):
+    settings.CHANNEL_LAYERS = UNREACHABLE_LAYER
+
+    with transaction.atomic():
+        broadcast_on_commit("test.realtime.down", {"type": "thing.changed", "thing_id": 7})
+
+    # Reaching here is the point: the committed change is not turned into an error (compare the
+    # test below, where the same send raises).
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_from_sync_code_raises_when_redis_is_down(settings):
+    from core.realtime import SEND_ERRORS, group_send
+
+    settings.CHANNEL_LAYERS = UNREACHABLE_LAYER
+
+    with pytest.raises(SEND_ERRORS):
+        group_send("test.realtime.down", {"type": "thing.changed", "thing_id": 7})
