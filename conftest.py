@@ -72,7 +72,7 @@ def celery_test_queue(redis_server):
     assert queue.startswith("test-"), queue
     yield queue
     client = redis.Redis.from_url(settings.REDIS_URL)
-    client.delete(queue, *client.keys(f"{queue}*"))
+    client.delete(queue, *client.keys(f"{queue}*"), settings.HEALTHZ_CELERY_QUEUE)
     client.close()
 
 
@@ -93,6 +93,8 @@ def celery_worker_process(redis_server, celery_test_queue, django_db_setup, djan
             "solo",
             "--loglevel",
             "WARNING",
+            "--queues",
+            settings.HEALTHZ_CELERY_QUEUE,
         ],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": database_url, "REDIS_URL": settings.REDIS_URL},
@@ -102,7 +104,10 @@ def celery_worker_process(redis_server, celery_test_queue, django_db_setup, djan
     deadline = time.monotonic() + 30
     while True:
         try:
-            if ping.apply_async(kwargs={"token": "ready"}, expires=5).get(timeout=2) == "ready":
+            ready = ping.apply_async(
+                kwargs={"token": "ready"}, queue=settings.HEALTHZ_CELERY_QUEUE, expires=5
+            )
+            if ready.get(timeout=2) == "ready":
                 break
         except Exception:  # noqa: BLE001  (the worker is still starting)
             if time.monotonic() > deadline or process.poll() is not None:

@@ -179,6 +179,8 @@ MEDIA_HOST_ADDRESSES = env.list("MEDIA_HOST_ADDRESSES", default=[])
 MEDIA_ICE_SERVERS = env.list("MEDIA_ICE_SERVERS", default=[])
 
 HEALTHZ_TIMEOUT_S = env.float("HEALTHZ_TIMEOUT_S", default=3.0)
+# The queue /healthz sends its ping through: the workers' queue (the test suite uses its own).
+HEALTHZ_CELERY_QUEUE = env.str("HEALTHZ_CELERY_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE)
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -51,7 +51,7 @@ def _probe_redis(*, timeout_s: float) -> None:
 def _probe_celery(*, timeout_s: float) -> None:
     token = uuid.uuid4().hex
     result = ping.apply_async(
-        kwargs={"token": token}, queue=settings.CELERY_TASK_DEFAULT_QUEUE, retry=False, expires=timeout_s
+        kwargs={"token": token}, queue=settings.HEALTHZ_CELERY_QUEUE, retry=False, expires=timeout_s
     )
     try:
         answer = result.get(timeout=timeout_s)

@@ -10,6 +10,9 @@ import uuid
 
 SESSION = uuid.uuid4().hex[:12]
 os.environ["CELERY_QUEUE"] = f"test-{SESSION}"
+# The suite's one real worker takes only pings: product tasks it ran would touch the database
+# under the tests' feet (a flush racing a task deadlocked once on PostgreSQL).
+os.environ["HEALTHZ_CELERY_QUEUE"] = f"test-{SESSION}-worker"
 os.environ["CHANNEL_LAYER_PREFIX"] = f"test-{SESSION}"
 # A closed dashboard's offline timer would otherwise fire into a later test's agent of the same id.
 os.environ["AGENT_DISCONNECT_GRACE_S"] = "3600"

@@ -1,4 +1,5 @@
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from core.tasks import ping
@@ -34,7 +35,7 @@ def test_healthz_503_when_redis_unreachable(client):
 
 
 @pytest.mark.django_db
-@override_settings(HEALTHZ_TIMEOUT_S=0.5, CELERY_TASK_DEFAULT_QUEUE="no-worker-consumes-this")
+@override_settings(HEALTHZ_TIMEOUT_S=0.5, HEALTHZ_CELERY_QUEUE="no-worker-consumes-this")
 def test_healthz_503_when_no_worker_answers(client, redis_server):
     response = client.get("/healthz")
 
@@ -46,6 +47,6 @@ def test_healthz_503_when_no_worker_answers(client, redis_server):
 
 
 def test_ping_runs_in_a_real_worker_process(celery_worker_process):
-    result = ping.apply_async(kwargs={"token": "round-trip"})
+    result = ping.apply_async(kwargs={"token": "round-trip"}, queue=settings.HEALTHZ_CELERY_QUEUE)
 
     assert result.get(timeout=10) == "round-trip"
