@@ -126,6 +126,9 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def call_media_answer(self, event: dict) -> None:
         await self.send_json(event)
 
+    async def call_notice_finished(self, event: dict) -> None:
+        await self.send_json(event)
+
     async def call_hold_changed(self, event: dict) -> None:
         await self.send_json(event)
 

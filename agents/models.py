@@ -94,6 +94,11 @@ class Queue(TimeStampedModel):
         help_text='Open hours: [{"day": "MONDAY", "open": "09:00", "close": "17:00"}]; none: always.',
     )
     holidays = models.JSONField(default=list, blank=True, help_text='Closed dates: ["2026-12-25", ...].')
+    language = models.CharField(
+        max_length=8,
+        default="en",
+        help_text="Language of the recorded notice and closing message callers hear (static/audio).",
+    )
     closed_message = models.TextField(
         blank=True,
         default="We are closed now. Please call us again during our opening hours.",

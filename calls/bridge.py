@@ -112,7 +112,7 @@ class CallBridge:
         self._agent: _Leg | None = None
         self._customer_output = _LegOutput()
         self._agent_output = _LegOutput()
-        self._customer_hears = "silence"  # "silence", "prompts", "hold" or "agent"
+        self._customer_hears = "silence"  # "silence", "prompts", "hold", "agent" or "goodbye"
         self._is_on_hold = False
         self._is_muted = False
         self._closing: asyncio.Task[RecordingResult] | None = None
@@ -124,6 +124,11 @@ class CallBridge:
     @property
     def is_muted(self) -> bool:
         return self._is_muted
+
+    @property
+    def is_notice_playing(self) -> bool:
+        """The customer is hearing the recording notice (an agent who connected waits for its end)."""
+        return self._is_notice_playing()
 
     @property
     def is_agent_connected(self) -> bool:
@@ -166,16 +171,39 @@ class CallBridge:
             return
         self._customer_hears = "prompts"
         self._customer_output.play(
-            _Announcement(notice=self._notice, hold=self._hold, on_notice_finished=self.notice_finished.set)
+            _Announcement(notice=self._notice, hold=self._hold, on_notice_finished=self._on_notice_finished)
         )
         if self._notice is None:
             self.notice_finished.set()
 
+    async def say_goodbye(self, closing: Path, *, timeout_s: float) -> bool:
+        """Play ``closing`` once to the customer (nothing else: no agent, no hold audio), then silence.
+
+        Returns when it has been sent in full (True), or when the customer left or ``timeout_s``
+        passed first (False). The owner then ``close()``-s the bridge.
+        """
+        self._check_open()
+        if self._customer is None:
+            raise BridgeError("answer the customer's leg before saying goodbye")
+        played = asyncio.Event()
+        self._customer_hears = "goodbye"
+        announcement = _Announcement(notice=_load_prompt(closing), hold=None, on_notice_finished=played.set)
+        self._customer_output.play(announcement)
+        waits = [asyncio.ensure_future(played.wait()), asyncio.ensure_future(self.customer_left.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return played.is_set()
+
     async def connect_agent(self, offer_sdp: str) -> str:
         """Answer the agent's browser offer and bridge the two legs: the SDP answer, complete.
 
-        Whatever the customer heard (notice or hold audio) stops: from now on each side hears the
-        other, as hold and mute allow. One agent leg per bridge.
+        The hold audio stops: from now on each side hears the other, as hold and mute allow. A notice
+        still playing is heard to its end first (the customer must hear that the call is recorded):
+        meanwhile the agent hears the customer but the customer does not hear the agent. One agent
+        leg per bridge.
         """
         self._check_open()
         if self._customer is None:
@@ -240,9 +268,19 @@ class CallBridge:
         if self._closing is not None:
             raise BridgeError("the bridge is closed")
 
+    def _on_notice_finished(self) -> None:
+        self.notice_finished.set()
+        self._route()  # an agent who accepted during the notice is heard from now on
+
+    def _is_notice_playing(self) -> bool:
+        return self._customer_hears == "prompts" and not self.notice_finished.is_set()
+
     def _route(self) -> None:
-        if self._agent is None:
-            return  # the customer hears what start_notice_then_hold() chose
+        if self._agent is None or self._customer_hears == "goodbye":
+            return  # the customer hears what start_notice_then_hold() or say_goodbye() chose
+        if self._is_notice_playing():
+            self._agent_output.relay()
+            return
         customer_hears = "hold" if self._is_on_hold else "silence" if self._is_muted else "agent"
         if customer_hears != self._customer_hears:
             self._customer_hears = customer_hears
@@ -262,7 +300,7 @@ class CallBridge:
         self._agent_output.push(samples)  # kept only while the agent hears the customer
 
     def _from_agent(self, samples: np.ndarray, media_time_s: float | None, arrived_at: float) -> None:
-        is_heard = not (self._is_on_hold or self._is_muted)
+        is_heard = not (self._is_on_hold or self._is_muted or self._is_notice_playing())
         recorded = _mono(samples) if is_heard else np.zeros(len(samples), dtype=np.int16)
         self._recording.add(AGENT, recorded, media_time_s=media_time_s, at=arrived_at)
         self._customer_output.push(samples)  # kept only while the customer hears the agent

@@ -16,10 +16,14 @@ import redis.asyncio as redis
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.utils import timezone
 
 from calls import routing
 from calls.bridge import BridgeError, CallBridge
 from calls.models import Call
+from calls.prompts import CLOSING, FALLBACK_LANGUAGE, HOLD_AUDIO, NOTICE, prompt_for
+from calls.signals import recording_finished
+from compliance.services import consent_notice_completed, consent_notice_started
 from whatsapp.client import AsyncGraphClient
 from whatsapp.errors import GraphAPIError
 
@@ -92,25 +96,25 @@ class MediaProcess:
 
 # --- Calls: what the media process does with them ------------------------------------------
 
-STATIC_AUDIO = Path(settings.BASE_DIR) / "static" / "audio"
-NOTICE_AUDIO = STATIC_AUDIO / "notice" / "en.wav"
-HOLD_AUDIO = STATIC_AUDIO / "hold.wav"
-
 
 class CallMedia:
     """The handlers of a media process for the calls it holds, one CallBridge per call.
 
     `call.answer` (from the shared channel): answer the customer's leg, accept on Meta
-    (pre_accept, then accept with the same SDP answer), play the recording notice, then hold
+    (pre_accept, then accept with the same SDP answer), play the recording notice in the queue's
+    language (a ConsentRecord keeps what was said and whether it was heard to the end), then hold
     audio, and put the call in its queue. `call.hangup` (on this process's own channel): close
-    the call's legs and finish its recording. A customer leg that drops ends the call.
+    the call's legs (after the closing message, for a farewell) and hand the finished recording
+    to storage (`calls.signals.recording_finished`). A customer leg that drops ends the call.
     """
 
-    def __init__(self, *, process: MediaProcess, recordings_dir: Path | None = None) -> None:
+    def __init__(self, *, process: MediaProcess, spool_dir: Path | None = None) -> None:
         self.process = process
-        self.recordings_dir = recordings_dir or Path(settings.MEDIA_ROOT) / "recordings"
+        self.spool_dir = spool_dir or Path(settings.RECORDINGS_SPOOL_DIR)
         self.bridges: dict[int, CallBridge] = {}
-        self._watchers: set[asyncio.Task] = set()
+        self.languages: dict[int, str] = {}
+        self.agent_groups: dict[int, str] = {}  # the group of the agent whose leg is connected
+        self._watchers: dict[int, set[asyncio.Future]] = {}
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -126,14 +130,16 @@ class CallMedia:
         call = await database_sync_to_async(_call_for_media)(call_id)
         if call is None or call.status != Call.Status.RINGING or call_id in self.bridges:
             return
-        self.recordings_dir.mkdir(parents=True, exist_ok=True)
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        notice = prompt_for(NOTICE, call.queue.language if call.queue else FALLBACK_LANGUAGE)
         bridge = CallBridge(
             call_id=str(call_id),
-            recording_path=self.recordings_dir / f"call-{call_id}.wav",
-            notice=NOTICE_AUDIO,
+            recording_path=self.spool_dir / f"call-{call_id}.wav",
+            notice=notice.path,
             hold=HOLD_AUDIO,
         )
         self.bridges[call_id] = bridge
+        self.languages[call_id] = notice.language
         phone_number_id = call.business_number.phone_number_id
         try:
             sdp_answer = await bridge.answer_customer(message["sdp"])
@@ -152,12 +158,26 @@ class CallMedia:
             )
             return
         await bridge.start_notice_then_hold()
+        await database_sync_to_async(consent_notice_started)(
+            call_id=call_id,
+            contact_id=call.contact_id,
+            business_number_id=call.business_number_id,
+            language=notice.language,
+            text=notice.text,
+            at=timezone.now(),
+        )
         await database_sync_to_async(routing.call_queued)(
             call_id=call_id, media_channel=self.process.channel_name
         )
-        watcher = asyncio.create_task(self._watch_customer(call_id, bridge))
-        self._watchers.add(watcher)
-        watcher.add_done_callback(self._watchers.discard)
+        self._watch(call_id, self._watch_customer(call_id, bridge))
+        self._watch(call_id, self._watch_notice(call_id, bridge))
+
+    def _watch(self, call_id: int, coroutine: Awaitable[None]) -> None:
+        """Run a task for one call until it finishes or the call's media is dropped."""
+        watcher = asyncio.ensure_future(coroutine)
+        watchers = self._watchers.setdefault(call_id, set())
+        watchers.add(watcher)
+        watcher.add_done_callback(watchers.discard)
 
     async def connect_agent(self, message: dict) -> None:
         """The agent's softphone offered its leg: answer it and bridge it to the customer."""
@@ -172,8 +192,15 @@ class CallMedia:
                 agent_group, {"type": "call.media_answer", "call_id": message["call_id"], "error": str(error)}
             )
             return
+        self.agent_groups[message["call_id"]] = agent_group
         await self.process.channel_layer.group_send(
-            agent_group, {"type": "call.media_answer", "call_id": message["call_id"], "sdp": sdp_answer}
+            agent_group,
+            {
+                "type": "call.media_answer",
+                "call_id": message["call_id"],
+                "sdp": sdp_answer,
+                "is_notice_playing": bridge.is_notice_playing,
+            },
         )
 
     async def switch(self, message: dict) -> None:
@@ -187,7 +214,16 @@ class CallMedia:
             await bridge.set_mute(is_on=message["is_on"])
 
     async def hang_up(self, message: dict) -> None:
-        await self._drop(message["call_id"])
+        """Close the call's legs; with `is_farewell`, after the closing message has played."""
+        call_id = message["call_id"]
+        bridge = self.bridges.get(call_id)
+        if bridge is not None and message.get("is_farewell"):
+            closing = prompt_for(CLOSING, self.languages.get(call_id, FALLBACK_LANGUAGE))
+            try:
+                await bridge.say_goodbye(closing.path, timeout_s=closing.duration_s + 2)
+            except BridgeError as error:
+                logger.info("call %s: no closing message (%s)", call_id, error)
+        await self._drop(call_id)
 
     async def close(self) -> None:
         """The process is stopping: its calls end (failed), their recordings are finished."""
@@ -198,6 +234,15 @@ class CallMedia:
                 reason=Call.EndReason.FAILED,
                 detail="media process stopped",
                 is_ended_by_us=True,
+            )
+
+    async def _watch_notice(self, call_id: int, bridge: CallBridge) -> None:
+        await bridge.notice_finished.wait()
+        await database_sync_to_async(consent_notice_completed)(call_id=call_id, at=timezone.now())
+        agent_group = self.agent_groups.get(call_id)
+        if agent_group is not None:
+            await self.process.channel_layer.group_send(
+                agent_group, {"type": "call.notice_finished", "call_id": call_id}
             )
 
     async def _watch_customer(self, call_id: int, bridge: CallBridge) -> None:
@@ -214,11 +259,25 @@ class CallMedia:
 
     async def _drop(self, call_id: int) -> None:
         bridge = self.bridges.pop(call_id, None)
-        if bridge is not None:
-            result = await bridge.close()
-            logger.info(
-                "call %s media closed: %.1f s recorded in %s", call_id, result.duration_s, result.path
+        self.languages.pop(call_id, None)
+        self.agent_groups.pop(call_id, None)
+        for watcher in self._watchers.pop(call_id, set()):
+            if watcher is not asyncio.current_task():
+                watcher.cancel()
+        if bridge is None:
+            return
+        result = await bridge.close()
+        try:
+            await database_sync_to_async(recording_finished.send)(
+                sender=CallMedia,
+                call_id=call_id,
+                path=result.path,
+                duration_s=result.duration_s,
+                customer_rms=result.customer_rms,
+                agent_rms=result.agent_rms,
             )
+        except Exception:  # the recording stays in the spool directory, where an operator finds it
+            logger.exception("call %s: the recording %s could not be stored", call_id, result.path)
 
 
 def _call_status(call_id: int) -> str | None:
@@ -226,4 +285,4 @@ def _call_status(call_id: int) -> str | None:
 
 
 def _call_for_media(call_id: int) -> Call | None:
-    return Call.objects.select_related("business_number").filter(pk=call_id).first()
+    return Call.objects.select_related("business_number", "queue").filter(pk=call_id).first()

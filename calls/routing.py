@@ -19,6 +19,7 @@ from agents.models import Agent, Queue
 from agents.services import agent_transition
 from calls import selectors
 from calls.models import Call, CallEvent
+from calls.prompts import CLOSING, FALLBACK_LANGUAGE, prompt_for
 from calls.services import (
     EndedCall,
     call_connect_agent,
@@ -32,6 +33,7 @@ from core.realtime import broadcast_on_commit
 logger = logging.getLogger(__name__)
 
 MAX_CANDIDATES = 25  # agents tried per match before giving up on this round
+FAREWELL_MARGIN_S = 2.0  # the closing message's length plus this, before Meta is told to end the call
 
 
 def route_queue(*, queue_id: int) -> list[int]:
@@ -217,21 +219,30 @@ def release_agent_of(ended: EndedCall) -> None:
 
 @transaction.atomic
 def call_finish(
-    *, call_id: int, reason: str, detail: str = "", is_ended_by_us: bool = False
+    *, call_id: int, reason: str, detail: str = "", is_ended_by_us: bool = False, is_farewell: bool = False
 ) -> EndedCall | None:
     """End a call and free its agent: the one way a call ends once agents are involved.
 
     `is_ended_by_us`: we hang up (an agent, the maximum wait, a media failure), so Meta is told
     to terminate the call too (after commit, by a task); not when Meta told us it ended.
+    `is_farewell`: the customer first hears the queue's closing message; Meta is told once it
+    has played (the call is already ended for routing, reports and the capacity count).
     """
-    ended = call_end(call_id=call_id, reason=reason, detail=detail)
+    ended = call_end(call_id=call_id, reason=reason, detail=detail, is_farewell=is_farewell)
     if ended is not None:
         release_agent_of(ended)
         if is_ended_by_us:
             from calls.tasks import terminate_on_meta
 
-            terminate_on_meta.delay_on_commit(call_id=call_id)
+            countdown = farewell_s(ended.call) if is_farewell else 0
+            terminate_on_meta.apply_async_on_commit(kwargs={"call_id": call_id}, countdown=countdown)
     return ended
+
+
+def farewell_s(call: Call) -> float:
+    """How long the closing message of the call's queue lasts, plus a margin for the media's pace."""
+    language = Queue.objects.filter(pk=call.queue_id).values_list("language", flat=True).first()
+    return prompt_for(CLOSING, language or FALLBACK_LANGUAGE).duration_s + FAREWELL_MARGIN_S
 
 
 def call_queued(*, call_id: int, media_channel: str) -> Call | None:
@@ -255,7 +266,11 @@ def call_wait_overdue(*, call_id: int) -> EndedCall | None:
     if call is None or call.queued_at > timezone.now() - timedelta(seconds=call.queue.max_wait_s):
         return None
     ended = call_finish(
-        call_id=call_id, reason=Call.EndReason.NO_AGENT, detail="maximum wait reached", is_ended_by_us=True
+        call_id=call_id,
+        reason=Call.EndReason.NO_AGENT,
+        detail="maximum wait reached",
+        is_ended_by_us=True,
+        is_farewell=True,
     )
     if ended is not None:
         from calls.tasks import send_call_us_button

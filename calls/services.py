@@ -255,11 +255,14 @@ class EndedCall:
     previous_status: str
 
 
-def call_end(*, call_id: int, reason: str, detail: str = "", notify_media: bool = True) -> EndedCall | None:
+def call_end(
+    *, call_id: int, reason: str, detail: str = "", notify_media: bool = True, is_farewell: bool = False
+) -> EndedCall | None:
     """End a live call with a reason; None if it had ended already (only one caller wins).
 
     The winner gives back the number's live-call slot (exactly once per call), records talk
-    time, and after commit tells the media process holding the call to hang up its legs.
+    time, and after commit tells the media process holding the call to hang up its legs
+    (`is_farewell`: after playing the closing message to the customer).
     """
     call = Call.objects.filter(pk=call_id).first()
     if call is None or not call.is_live:
@@ -284,7 +287,9 @@ def call_end(*, call_id: int, reason: str, detail: str = "", notify_media: bool 
     # Every call that reaches here holds a slot: it was taken before the call could go live.
     capacity_release(business_number_id=call.business_number_id, direction=call.direction)
     if notify_media and call.media_channel:
-        _send_to_media_on_commit(call.media_channel, {"type": "call.hangup", "call_id": call.pk})
+        _send_to_media_on_commit(
+            call.media_channel, {"type": "call.hangup", "call_id": call.pk, "is_farewell": is_farewell}
+        )
     _broadcast_call(call, "call.ended", reason=reason)
     return EndedCall(
         call=call,

@@ -210,7 +210,16 @@ STORAGES = {
         else "servestatic.storage.CompressedManifestStaticFilesStorage"
     },
 }
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# Call recordings go through Django's storage API ("recordings"): any storage backend class
+# (a cloud one from django-storages, say) with its options as JSON; by default files under
+# MEDIA_ROOT/recordings. The media process writes each call to RECORDINGS_SPOOL_DIR first (local
+# disk, always) and hands the finished file to the storage.
+STORAGES["recordings"] = {
+    "BACKEND": env.str("RECORDINGS_STORAGE", default="django.core.files.storage.FileSystemStorage"),
+    "OPTIONS": env.json("RECORDINGS_STORAGE_OPTIONS", default={"location": str(MEDIA_ROOT / "recordings")}),
+}
+RECORDINGS_SPOOL_DIR = Path(env.str("RECORDINGS_SPOOL_DIR", default=str(VAR_DIR / "spool" / "recordings")))
 # var/ holds the embedded default's state (database, collected static files); make it on first use.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 

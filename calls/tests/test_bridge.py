@@ -222,6 +222,86 @@ async def test_bridge_hold_and_mute_change_what_each_side_hears_and_what_is_reco
     ]
 
 
+async def test_an_agent_who_accepts_during_the_notice_is_heard_only_once_it_has_played(tmp_path):
+    bridge = CallBridge(
+        call_id="early",
+        recording_path=tmp_path / "call.wav",
+        notice=write_tone(tmp_path / "notice.wav", hz=NOTICE_HZ, seconds=2.0),
+        hold=write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5),
+    )
+    customer_tone = write_tone(tmp_path / "customer.wav", hz=CUSTOMER_HZ, seconds=0.5)
+    agent_tone = write_tone(tmp_path / "agent.wav", hz=AGENT_HZ, seconds=0.5)
+    customer = CustomerMedia(play=customer_tone, record_to=tmp_path / "customer_heard.wav", loop=True)
+    agent = CustomerMedia(play=agent_tone, record_to=tmp_path / "agent_heard.wav", loop=True)
+
+    await answered_customer(bridge, customer)
+    await bridge.start_notice_then_hold()
+    await asyncio.sleep(0.3)
+    await connected_agent(bridge, agent)
+    assert bridge.is_notice_playing
+    await asyncio.wait_for(bridge.notice_finished.wait(), timeout=4)
+    assert not bridge.is_notice_playing
+    await asyncio.sleep(1.5)
+    await customer.close()
+    await agent.close()
+    await bridge.close()
+
+    rate, customer_heard = heard_by(tmp_path / "customer_heard.wav")
+    tones = {"notice": NOTICE_HZ, "hold": HOLD_HZ, "agent": AGENT_HZ}
+    assert heard(customer_heard, rate=rate, tones=tones) == ["notice", "agent"]  # no hold, no cut
+    rate, agent_heard = heard_by(tmp_path / "agent_heard.wav")
+    assert heard(agent_heard, rate=rate, tones={"customer": CUSTOMER_HZ}) == ["customer"]
+    rate, recording = wav_channels(tmp_path / "call.wav")
+    agent_runs = heard(recording[:, 1], rate=rate, tones=TONES_OF_BOTH_SIDES)
+    assert agent_runs == ["silence", "agent"]  # the agent is recorded once the customer can hear them
+    agent_starts_s = np.argmax(np.abs(recording[:, 1]) > 0.05) / rate
+    assert 1.8 < agent_starts_s < 2.8  # the notice's end, give or take the legs' start-up
+
+
+async def test_say_goodbye_plays_the_closing_message_in_full_then_silence(tmp_path):
+    bridge = CallBridge(
+        call_id="bye",
+        recording_path=tmp_path / "call.wav",
+        notice=None,
+        hold=write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5),
+    )
+    closing = write_tone(tmp_path / "closing.wav", hz=NOTICE_HZ, seconds=1.0)
+    customer = CustomerMedia(play=None, record_to=tmp_path / "customer_heard.wav")
+
+    await answered_customer(bridge, customer)
+    await bridge.start_notice_then_hold()
+    await asyncio.sleep(0.6)
+    started = time.monotonic()
+    assert await bridge.say_goodbye(closing, timeout_s=3) is True
+    took_s = time.monotonic() - started
+    await asyncio.sleep(0.5)
+    await customer.close()
+    await bridge.close()
+
+    assert 0.9 < took_s < 1.5
+    rate, customer_heard = heard_by(tmp_path / "customer_heard.wav")
+    assert heard(customer_heard, rate=rate, tones={"hold": HOLD_HZ, "closing": NOTICE_HZ}) == [
+        "hold",
+        "closing",
+        "silence",
+    ]
+
+
+async def test_say_goodbye_stops_waiting_when_the_customer_leaves(tmp_path):
+    bridge = CallBridge(call_id="gone", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+    customer = CustomerMedia(play=None, record_to=None)
+    await answered_customer(bridge, customer)
+    closing = write_tone(tmp_path / "closing.wav", hz=NOTICE_HZ, seconds=5.0)
+
+    goodbye = asyncio.ensure_future(bridge.say_goodbye(closing, timeout_s=10))
+    await asyncio.sleep(0.3)
+    await customer.close()
+    assert await asyncio.wait_for(goodbye, timeout=8) is False
+    await bridge.close()
+    with pytest.raises(BridgeError, match="closed"):
+        await bridge.say_goodbye(closing, timeout_s=1)
+
+
 class Metronome(MediaStreamTrack):
     """20 ms frames on a grid of the process's clock, a beep on every half second: peers beep together."""
 
@@ -477,13 +557,16 @@ def test_bridge_refuses_an_unreadable_prompt(tmp_path):
         )
 
 
-def test_shipped_notice_and_hold_audio_are_small_clear_16_khz_mono():
-    for path, shortest_s, longest_s in ((NOTICE, 5, 12), (HOLD, 4, 8)):
+def test_shipped_prompts_and_hold_audio_are_small_clear_16_khz_mono():
+    prompts = sorted((ROOT / "static" / "audio").glob("*/*.wav"))
+    assert len(prompts) >= 8  # a notice and a closing message in each shipped language
+    for path, shortest_s, longest_s in [(HOLD, 4, 8), *((prompt, 5, 15) for prompt in prompts)]:
         with wave.open(str(path), "rb") as wav:
             assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16_000, 1, 2)
         assert shortest_s <= wav_duration_s(path) <= longest_s
-        assert path.stat().st_size < 310_000
-    assert wav_rms(NOTICE) > 0.05
+        assert path.stat().st_size < 500_000
+        assert path.with_suffix(".txt").is_file() or path == HOLD  # its words, for consent records
+    assert all(wav_rms(prompt) > 0.05 for prompt in prompts)
     assert 0.02 < wav_rms(HOLD) < wav_rms(NOTICE)
 
 

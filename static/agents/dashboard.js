@@ -152,7 +152,13 @@ const HANDLERS = {
       role(callPanel, "media-state").textContent = "audio in another tab";
     }
   },
-  "call.media_answer": (frame) => softphone.answer(frame),
+  "call.media_answer": (frame) => {
+    role(callPanel, "notice-state").textContent = frame.is_notice_playing
+      ? "The caller is hearing the recording notice: they will hear you when it ends."
+      : "";
+    softphone.answer(frame);
+  },
+  "call.notice_finished": () => { role(callPanel, "notice-state").textContent = ""; },
   "call.mute.changed": (frame) => setPressed("mute", frame.is_on),
   "call.hold.changed": (frame) => setPressed("hold", frame.is_on),
   "call.withdrawn": (frame) => stopRinging(frame.call_id),
@@ -178,6 +184,7 @@ const HANDLERS = {
     setPressed("hold", false);
     showCall("Call ended: wrap-up", "");
     role(callPanel, "media-state").textContent = "";
+    role(callPanel, "notice-state").textContent = "";
   },
   error: (frame) => showError(frame.message),
 };

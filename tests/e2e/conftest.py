@@ -112,13 +112,13 @@ def sign_in(page, live_server_url: str, username: str, password: str) -> None:
 class MediaProcessThread:
     """The `media` process (calls.media), on its own event loop beside the test."""
 
-    def __init__(self, recordings_dir: Path) -> None:
+    def __init__(self, spool_dir: Path) -> None:
         from calls.media import CallMedia, MediaProcess
 
         self.loop = asyncio.new_event_loop()
         self.stop = asyncio.Event()
         self.process = MediaProcess()
-        self.calls = CallMedia(process=self.process, recordings_dir=recordings_dir)
+        self.calls = CallMedia(process=self.process, spool_dir=spool_dir)
         self.process.handlers = self.calls.handlers()
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._run(),), daemon=True)
 
@@ -146,8 +146,15 @@ def wait_for(predicate, timeout_s: float = 20.0):
 
 
 @pytest.fixture
-def settings_for_media(settings):
-    """Loopback-only ICE for the simulated customers' media legs."""
+def settings_for_media(settings, tmp_path):
+    """Loopback-only ICE for the simulated customers' media legs; recordings stored in tmp_path."""
     settings.MEDIA_HOST_ADDRESSES = ["127.0.0.1"]
     settings.MEDIA_ICE_SERVERS = []
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "recordings": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "recordings")},
+        },
+    }
     return settings

@@ -9,6 +9,8 @@ from django.conf import settings
 from agents.models import Agent, QueueMembership
 from agents.tests.factories import AgentFactory, QueueFactory
 from calls.models import Call, CallEvent
+from compliance.models import ConsentRecord
+from recordings.models import Recording
 from tests.e2e.conftest import MediaProcessThread, wait_for
 from whatsapp.sandbox.audio_metrics import wav_rms
 from whatsapp.sandbox.server import SandboxThread
@@ -22,7 +24,7 @@ def test_customer_call_is_answered_queued_rung_and_ends_when_the_customer_hangs_
     live_server_url, settings_for_media, tmp_path
 ):
     number = BusinessNumberFactory(phone_number_id="800000000000001", display_phone_number="+44 20 7946 0800")
-    queue = QueueFactory(name="Care")
+    queue = QueueFactory(name="Care", language="es")
     queue.business_numbers.add(number)
     agent = AgentFactory(status=Agent.Status.AVAILABLE)
     QueueMembership.objects.create(queue=queue, agent=agent)
@@ -32,7 +34,7 @@ def test_customer_call_is_answered_queued_rung_and_ends_when_the_customer_hangs_
         token=TOKEN,
         record_dir=tmp_path / "customers",
     )
-    with sandbox_thread as sandbox, MediaProcessThread(tmp_path / "recordings"):
+    with sandbox_thread as sandbox, MediaProcessThread(tmp_path / "spool"):
         settings_for_media.WHATSAPP_GRAPH_URL = sandbox.graph_url
         settings_for_media.WHATSAPP_TOKEN = TOKEN
         sandbox_thread.call(
@@ -48,8 +50,7 @@ def test_customer_call_is_answered_queued_rung_and_ends_when_the_customer_hangs_
         time.sleep(2.5)  # the customer hears the recording notice, and speaks
         sandbox_thread.run(customer.hang_up, placed.call)
         wait_for(lambda: Call.objects.filter(pk=call.pk, status=Call.Status.ENDED).exists())
-        recording = tmp_path / "recordings" / f"call-{call.pk}.wav"
-        wait_for(lambda: recording.exists() and recording.stat().st_size > 44, timeout_s=10)
+        stored = wait_for(lambda: Recording.objects.filter(call=call).first(), timeout_s=10)
 
     call.refresh_from_db()
     agent.refresh_from_db()
@@ -63,4 +64,9 @@ def test_customer_call_is_answered_queued_rung_and_ends_when_the_customer_hangs_
     assert agent.status == Agent.Status.AVAILABLE
     assert sandbox.meta.calls[placed.call.call_id].state == "ENDED"
     assert wav_rms(placed.recording) > 0.02  # the customer heard the notice
-    assert wav_rms(recording) > 0.01  # the customer's speech is in the recording
+    assert wav_rms(stored.file.path) > 0.01  # the customer's speech is in the recording
+    assert stored.file.path.startswith(str(tmp_path / "recordings"))
+    assert not (tmp_path / "spool" / f"call-{call.pk}.wav").exists()  # moved from the spool to storage
+    consent = ConsentRecord.objects.get(call=call)
+    assert (consent.language, consent.completed_at) == ("es", None)  # the caller left during the notice
+    assert "puede ser grabada" in consent.text

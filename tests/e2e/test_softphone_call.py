@@ -4,6 +4,8 @@ recording holds each side on its own channel."""
 
 import time
 import wave
+from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ from playwright.sync_api import expect
 from agents.models import Agent, QueueMembership
 from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory
 from calls.models import Call
+from compliance.models import ConsentRecord
+from recordings.models import Recording
 from tests.e2e.conftest import MediaProcessThread, sign_in, wait_for
 from whatsapp.sandbox.audio_metrics import wav_rms
 from whatsapp.sandbox.server import SandboxThread
@@ -43,7 +47,7 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
         token=TOKEN,
         record_dir=tmp_path / "customers",
     )
-    with sandbox_thread as sandbox, MediaProcessThread(tmp_path / "recordings"):
+    with sandbox_thread as sandbox, MediaProcessThread(tmp_path / "spool"):
         settings_for_media.WHATSAPP_GRAPH_URL, settings_for_media.WHATSAPP_TOKEN = sandbox.graph_url, TOKEN
         sandbox_thread.call(
             sandbox.add_number,
@@ -51,7 +55,9 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
             waba_id=number.waba_id,
             display_phone_number=number.display_phone_number,
         )
-        customer = sandbox_thread.call(sandbox.add_customer, wa_id="447700900888", name="Omar Haddad")
+        customer = sandbox_thread.call(
+            sandbox.add_customer, wa_id="447700900888", name="Omar Haddad", is_speech_looped=True
+        )
         page = browser.new_context().new_page()
         sign_in(page, live_server_url, agent.user.username, PASSWORD)
         page.click("button[data-status-choice=available]")
@@ -63,6 +69,10 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
         expect(page.locator("#in-call [data-role=media-state]")).to_have_text(
             "audio connected", timeout=15_000
         )
+        # The agent accepted during the recording notice: the customer hears it to its end first.
+        notice_state = page.locator("#in-call [data-role=notice-state]")
+        expect(notice_state).to_contain_text("recording notice")
+        expect(notice_state).to_have_text("", timeout=20_000)
         page.screenshot(path="var/dashboard-on-call.png")
         time.sleep(TALK_S)
         sandbox_thread.run(customer.hang_up, placed.call)
@@ -74,12 +84,17 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
         page.click("#in-call form button[type=submit]")
         expect(page.locator("#presence")).to_have_attribute("data-status", "available")
         call = Call.objects.get(contact__wa_id="447700900888")
-        recording = tmp_path / "recordings" / f"call-{call.pk}.wav"
-        wait_for(lambda: recording.exists() and recording.stat().st_size > 44)
+        stored = wait_for(lambda: Recording.objects.filter(call=call).first())
         page.context.close()
 
     call.refresh_from_db()
-    customer_rms, agent_rms = channel_rms(recording, last_s=TALK_S - 1)
+    consent = ConsentRecord.objects.get(call=call)
+    assert (consent.language, consent.completed_at is not None) == ("en", True)
+    assert "may be recorded" in consent.text
+    assert consent.completed_at < call.events.get(to_status="connected").at + timedelta(seconds=15)
+    assert (stored.channels, stored.sample_rate) == (2, 48_000)
+    assert stored.duration_s > TALK_S
+    customer_rms, agent_rms = channel_rms(Path(stored.file.path), last_s=TALK_S - 1)
     assert (call.status, call.end_reason, call.agent_id) == ("ended", "completed", agent.pk)
     assert (call.disposition, call.wrap_up_notes) == ("follow_up", "Wants a refund for order 4521.")
     assert call.talk_seconds >= TALK_S - 1

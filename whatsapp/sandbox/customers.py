@@ -50,6 +50,7 @@ class SimulatedCustomer:
         wa_id: str,
         name: str,
         speech: Path | None = DEFAULT_SPEECH,
+        is_speech_looped: bool = False,
         record_dir: Path | None = None,
         behaviour: Behaviour | None = None,
         is_on_whatsapp: bool = True,
@@ -60,6 +61,7 @@ class SimulatedCustomer:
         self.wa_id = wa_id
         self.name = name
         self.speech = speech
+        self.is_speech_looped = is_speech_looped  # keeps talking for the whole call
         self.record_dir = record_dir
         self.behaviour = behaviour or Behaviour()
         self.is_on_whatsapp = is_on_whatsapp
@@ -92,7 +94,7 @@ class SimulatedCustomer:
         With `talk_s` the customer hangs up that long after the business answers.
         """
         recording = self._recording_path()
-        media = CustomerMedia(play=self.speech, record_to=recording)
+        media = CustomerMedia(play=self.speech, record_to=recording, loop=self.is_speech_looped)
         sdp = await media.create_offer()
         call = self.meta.customer_call_business(
             self, phone_number_id, sdp=sdp, cta_payload=cta_payload, deeplink_payload=deeplink_payload
@@ -202,7 +204,7 @@ class SimulatedCustomer:
 
     async def _ring(self, call: SandboxCall) -> None:
         recording = self._recording_path()
-        media = CustomerMedia(play=self.speech, record_to=recording)
+        media = CustomerMedia(play=self.speech, record_to=recording, loop=self.is_speech_looped)
         customer_call = CustomerCall(call=call, media=media, recording=recording)
         self.calls[call.call_id] = customer_call
         try:

@@ -1,0 +1,7 @@
+from django.dispatch import Signal
+
+# Sent by the media process (from a thread that may use the database) when a call's recording is
+# finished on local disk. Keyword arguments: call_id, path (pathlib.Path of a 48 kHz 16-bit stereo
+# WAV, the customer left and the agent right), duration_s, customer_rms, agent_rms. The recordings
+# app stores it; `path` is the receiver's to remove.
+recording_finished = Signal()
