@@ -11,7 +11,8 @@ from whatsapp.events import CallConnect, CallTerminate
 
 
 def call_connect_received(event: CallConnect) -> None:
-    """A customer's call (Meta's offer): record it and hand it to a media process.
+    """A customer's call (Meta's offer): record it, hand it to a media process to answer, and ring
+    an agent at once if one is free (the agent's ring does not wait for Meta's answer round trips).
 
     Business-initiated calls' connect webhooks carry Meta's answer; they belong to outbound
     calling, which is not handled here yet, and are left as they are.
@@ -20,7 +21,7 @@ def call_connect_received(event: CallConnect) -> None:
         return
     queue = selectors.queue_for_number(phone_number_id=event.phone_number_id)
     is_open = queue is not None and selectors.queue_is_open(queue=queue, at=timezone.now())
-    call_create_inbound(
+    call = call_create_inbound(
         inbound=InboundCall(
             wa_call_id=event.call_id,
             phone_number_id=event.phone_number_id,
@@ -33,6 +34,8 @@ def call_connect_received(event: CallConnect) -> None:
         queue_id=queue.pk if queue else None,
         is_open=is_open,
     )
+    if call is not None and call.status == Call.Status.QUEUED:
+        routing.call_waits(call_id=call.pk)
 
 
 def call_terminate_received(event: CallTerminate) -> None:
@@ -54,7 +57,7 @@ def call_terminate_received(event: CallTerminate) -> None:
         return
     if call.status == Call.Status.CONNECTED:
         reason = Call.EndReason.COMPLETED
-    elif call.status == Call.Status.RINGING and event.status == "FAILED":
+    elif call.answered_at is None and event.status == "FAILED":
         reason = Call.EndReason.FAILED
     else:
         reason = Call.EndReason.ABANDONED
@@ -85,7 +88,8 @@ def _connected_call(agent_id: int, frame: dict) -> Call:
 
 def _send_to_media(call: Call, message: dict) -> None:
     if not call.media_channel:
-        raise ValidationError("No media process holds that call.", code="no_media")
+        # A media process takes a call within moments of its arrival; an agent can be quicker.
+        raise ValidationError("The call's audio is not ready yet: try again.", code="media_not_ready")
     channel_send(call.media_channel, message)
 
 

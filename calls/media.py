@@ -22,6 +22,7 @@ from calls import routing
 from calls.bridge import BridgeError, CallBridge
 from calls.models import Call
 from calls.prompts import CLOSING, FALLBACK_LANGUAGE, HOLD_AUDIO, NOTICE, prompt_for
+from calls.services import call_claim_media, call_mark_answered
 from calls.signals import recording_finished
 from compliance.services import consent_notice_completed, consent_notice_started
 from whatsapp.client import AsyncGraphClient
@@ -33,6 +34,7 @@ SHARED_CHANNEL = "media.calls"
 HEARTBEAT_KEY_PREFIX = "switchboard:media:alive:"
 HEARTBEAT_INTERVAL_S = 5
 HEARTBEAT_TTL_S = 15
+AGENT_WAITS_FOR_ANSWER_S = 15  # an agent's leg waits this long for the customer's to be answered
 
 Handler = Callable[[dict], Awaitable[None]]
 
@@ -100,10 +102,11 @@ class MediaProcess:
 class CallMedia:
     """The handlers of a media process for the calls it holds, one CallBridge per call.
 
-    `call.answer` (from the shared channel): answer the customer's leg, accept on Meta
-    (pre_accept, then accept with the same SDP answer), play the recording notice in the queue's
-    language (a ConsentRecord keeps what was said and whether it was heard to the end), then hold
-    audio, and put the call in its queue. `call.hangup` (on this process's own channel): close
+    `call.answer` (from the shared channel): claim the call (it is queued, and an agent may be
+    ringing already), answer the customer's leg, accept on Meta (pre_accept, then accept with the
+    same SDP answer), play the recording notice in the queue's language (a ConsentRecord keeps
+    what was said and whether it was heard to the end), then hold audio. `call.agent_offer`: the
+    agent's leg, bridged once the customer's is answered. `call.hangup` (on this process's own channel): close
     the call's legs (after the closing message, for a farewell) and hand the finished recording
     to storage (`calls.signals.recording_finished`). A customer leg that drops ends the call.
     """
@@ -114,6 +117,7 @@ class CallMedia:
         self.bridges: dict[int, CallBridge] = {}
         self.languages: dict[int, str] = {}
         self.agent_groups: dict[int, str] = {}  # the group of the agent whose leg is connected
+        self.answered: dict[int, asyncio.Event] = {}  # set once the customer's leg is answered on Meta
         self._watchers: dict[int, set[asyncio.Future]] = {}
 
     def handlers(self) -> dict[str, Handler]:
@@ -127,8 +131,12 @@ class CallMedia:
 
     async def answer(self, message: dict) -> None:
         call_id = message["call_id"]
-        call = await database_sync_to_async(_call_for_media)(call_id)
-        if call is None or call.status != Call.Status.RINGING or call_id in self.bridges:
+        if call_id in self.bridges:
+            return
+        call = await database_sync_to_async(call_claim_media)(
+            call_id=call_id, media_channel=self.process.channel_name
+        )
+        if call is None:  # ended already, or another process has it
             return
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         notice = prompt_for(NOTICE, call.queue.language if call.queue else FALLBACK_LANGUAGE)
@@ -140,6 +148,7 @@ class CallMedia:
         )
         self.bridges[call_id] = bridge
         self.languages[call_id] = notice.language
+        self.answered[call_id] = asyncio.Event()
         phone_number_id = call.business_number.phone_number_id
         try:
             sdp_answer = await bridge.answer_customer(message["sdp"])
@@ -157,7 +166,9 @@ class CallMedia:
                 call_id=call_id, reason=Call.EndReason.FAILED, detail=f"not answered: {error}"
             )
             return
+        await database_sync_to_async(call_mark_answered)(call_id=call_id)
         await bridge.start_notice_then_hold()
+        self.answered[call_id].set()
         await database_sync_to_async(consent_notice_started)(
             call_id=call_id,
             contact_id=call.contact_id,
@@ -165,9 +176,6 @@ class CallMedia:
             language=notice.language,
             text=notice.text,
             at=timezone.now(),
-        )
-        await database_sync_to_async(routing.call_queued)(
-            call_id=call_id, media_channel=self.process.channel_name
         )
         self._watch(call_id, self._watch_customer(call_id, bridge))
         self._watch(call_id, self._watch_notice(call_id, bridge))
@@ -180,16 +188,21 @@ class CallMedia:
         watcher.add_done_callback(watchers.discard)
 
     async def connect_agent(self, message: dict) -> None:
-        """The agent's softphone offered its leg: answer it and bridge it to the customer."""
+        """The agent's softphone offered its leg: answer it and bridge it to the customer (once the
+        customer's leg is answered: an agent can accept while that is still going on)."""
         bridge = self.bridges.get(message["call_id"])
+        answered = self.answered.get(message["call_id"])
         agent_group = f"agent.{message['agent_id']}"
-        if bridge is None:
+        if bridge is None or answered is None:
             return
         try:
+            async with asyncio.timeout(AGENT_WAITS_FOR_ANSWER_S):
+                await answered.wait()
             sdp_answer = await bridge.connect_agent(message["sdp"])
-        except BridgeError as error:
+        except (BridgeError, TimeoutError) as error:
+            reason = str(error) if isinstance(error, BridgeError) else "the customer's leg was not answered"
             await self.process.channel_layer.group_send(
-                agent_group, {"type": "call.media_answer", "call_id": message["call_id"], "error": str(error)}
+                agent_group, {"type": "call.media_answer", "call_id": message["call_id"], "error": reason}
             )
             return
         self.agent_groups[message["call_id"]] = agent_group
@@ -261,6 +274,7 @@ class CallMedia:
         bridge = self.bridges.pop(call_id, None)
         self.languages.pop(call_id, None)
         self.agent_groups.pop(call_id, None)
+        self.answered.pop(call_id, None)
         for watcher in self._watchers.pop(call_id, set()):
             if watcher is not asyncio.current_task():
                 watcher.cancel()
@@ -278,11 +292,3 @@ class CallMedia:
             )
         except Exception:  # the recording stays in the spool directory, where an operator finds it
             logger.exception("call %s: the recording %s could not be stored", call_id, result.path)
-
-
-def _call_status(call_id: int) -> str | None:
-    return Call.objects.filter(pk=call_id).values_list("status", flat=True).first()
-
-
-def _call_for_media(call_id: int) -> Call | None:
-    return Call.objects.select_related("business_number", "queue").filter(pk=call_id).first()

@@ -15,8 +15,8 @@ class Call(TimeStampedModel):
         OUTBOUND = "outbound", "Outbound (business called)"
 
     class Status(models.TextChoices):
-        RINGING = "ringing", "Ringing"  # inbound: Meta's offer received, media not answered yet
-        QUEUED = "queued", "Queued"  # answered by the media process, waiting for an agent
+        RINGING = "ringing", "Ringing"  # inbound: Meta's offer received, not yet taken or rejected
+        QUEUED = "queued", "Queued"  # taken: waiting for an agent while a media process answers it
         OFFERED = "offered", "Offered"  # ringing one agent's browser
         DIALING = "dialing", "Dialing"  # outbound: connect sent to Meta
         CONNECTED = "connected", "Connected"
@@ -64,6 +64,9 @@ class Call(TimeStampedModel):
     queued_at = models.DateTimeField(null=True, blank=True)
     offered_at = models.DateTimeField(null=True, blank=True)
     offer_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    answered_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the media process answered the customer's leg on Meta."
+    )
     connected_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)

@@ -11,6 +11,7 @@ SQLite serialises writers anyway.
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
@@ -24,7 +25,6 @@ from calls.services import (
     EndedCall,
     call_connect_agent,
     call_end,
-    call_mark_queued,
     call_offer,
     call_return_to_queue,
 )
@@ -245,18 +245,38 @@ def farewell_s(call: Call) -> float:
     return prompt_for(CLOSING, language or FALLBACK_LANGUAGE).duration_s + FAREWELL_MARGIN_S
 
 
-def call_queued(*, call_id: int, media_channel: str) -> Call | None:
-    """The media process answered a call: it waits in its queue (with a deadline) and routing runs."""
-    with transaction.atomic():
-        call = call_mark_queued(call_id=call_id, media_channel=media_channel)
-        if call is None:
-            return None
-        max_wait_s = Queue.objects.filter(pk=call.queue_id).values_list("max_wait_s", flat=True).get()
-        from calls.tasks import end_overdue_wait
+def call_waits(*, call_id: int) -> Call | None:
+    """A call joined its queue: its maximum wait is timed (after commit) and routing runs at once."""
+    call = Call.objects.filter(pk=call_id, status=Call.Status.QUEUED).first()
+    if call is None:
+        return None
+    max_wait_s = Queue.objects.filter(pk=call.queue_id).values_list("max_wait_s", flat=True).get()
+    from calls.tasks import end_overdue_wait
 
-        end_overdue_wait.apply_async_on_commit(kwargs={"call_id": call.pk}, countdown=max_wait_s)
+    end_overdue_wait.apply_async_on_commit(kwargs={"call_id": call.pk}, countdown=max_wait_s)
     route_queue(queue_id=call.queue_id)
     return call
+
+
+def end_calls_never_answered() -> int:
+    """Calls no media process answered in time (none running, or all overloaded) end as `failed`,
+    and Meta is told to reject them, well inside Meta's own limit for answering."""
+    too_old = timezone.now() - timedelta(seconds=settings.MEDIA_ANSWER_TIMEOUT_S)
+    stuck = Call.objects.filter(
+        direction=Call.Direction.INBOUND,
+        status__in=[Call.Status.QUEUED, Call.Status.OFFERED, Call.Status.CONNECTED],
+        answered_at__isnull=True,
+        started_at__lt=too_old,
+    ).values_list("pk", flat=True)
+    ended = 0
+    for call_id in list(stuck):
+        with transaction.atomic():
+            if call_finish(call_id=call_id, reason=Call.EndReason.FAILED, detail="no media process answered"):
+                from calls.tasks import reject_on_meta
+
+                reject_on_meta.delay_on_commit(call_id=call_id)
+                ended += 1
+    return ended
 
 
 def call_wait_overdue(*, call_id: int) -> EndedCall | None:
@@ -349,10 +369,17 @@ def wrap_up_end(*, agent_id: int, is_forced: bool = True) -> bool:
 
 def sweep() -> dict[str, int]:
     """Catch what timers missed: offers past their expiry, waits past the queue's maximum, calls
-    left waiting while an agent is free, calls of a media process that died, and wrap-ups past
-    their time. Idempotent; run every few seconds by beat."""
+    left waiting while an agent is free, calls no media process answered or whose process died,
+    and wrap-ups past their time. Idempotent; run every few seconds by beat."""
     now = timezone.now()
-    counts = {"offers_expired": 0, "waits_ended": 0, "offered": 0, "media_lost": 0, "wrap_ups_ended": 0}
+    counts = {
+        "offers_expired": 0,
+        "waits_ended": 0,
+        "offered": 0,
+        "never_answered": 0,
+        "media_lost": 0,
+        "wrap_ups_ended": 0,
+    }
     for call_id, agent_id in Call.objects.filter(
         status=Call.Status.OFFERED, offer_expires_at__lte=now
     ).values_list("pk", "offered_to_id"):
@@ -369,6 +396,7 @@ def sweep() -> dict[str, int]:
         Queue.objects.filter(calls__status=Call.Status.QUEUED).distinct().values_list("pk", flat=True)
     ):
         counts["offered"] += len(route_queue(queue_id=queue_id))
+    counts["never_answered"] = end_calls_never_answered()
     counts["media_lost"] = end_calls_of_lost_media_processes()
     for agent_id, _ in selectors.agents_in_wrap_up():
         if wrap_up_end(agent_id=agent_id, is_forced=False):

@@ -107,12 +107,14 @@ class InboundCall:
 
 @transaction.atomic
 def call_create_inbound(*, inbound: InboundCall, queue_id: int | None, is_open: bool) -> Call | None:
-    """Record a customer's call and hand it to a media process, or reject it with a reason.
+    """Record a customer's call: queue it and hand it to a media process, or reject it with a reason.
 
     Returns None when the call is already known (a redelivered connect, or one whose terminate
     came first). Takes a live-call slot of the number; without one, or without a queue serving
     the number, or outside opening hours, the call ends at once as `rejected` and Meta is told
-    to reject it (after commit, by a task).
+    to reject it (after commit, by a task). A taken call waits in its queue from now on
+    (ringing → queued): agents are rung while a media process answers the customer's leg, so
+    the caller's wait and the agent's ring overlap with Meta's answer round trips.
     """
     if Call.objects.filter(wa_call_id=inbound.wa_call_id).exists():
         return None
@@ -151,24 +153,35 @@ def call_create_inbound(*, inbound: InboundCall, queue_id: int | None, is_open: 
         if rejection == "closed":
             send_closed_message.delay_on_commit(call_id=call.pk)
         return call
+    _move(call, to=Call.Status.QUEUED, allowed={Call.Status.RINGING}, queued_at=now)
     _send_to_media_on_commit(
         MEDIA_CHANNEL, {"type": "call.answer", "call_id": call.pk, "sdp": inbound.sdp_offer}
     )
-    _broadcast_call(call, "call.ringing")
-    return call
-
-
-@transaction.atomic
-def call_mark_queued(*, call_id: int, media_channel: str) -> Call | None:
-    """The media process answered the customer's leg: the call waits in its queue (ringing → queued)."""
-    call = Call.objects.get(pk=call_id)
-    now = timezone.now()
-    if not _move(
-        call, to=Call.Status.QUEUED, allowed={Call.Status.RINGING}, queued_at=now, media_channel=media_channel
-    ):
-        return None
     _broadcast_call(call, "call.queued")
     return call
+
+
+def call_claim_media(*, call_id: int, media_channel: str) -> Call | None:
+    """A media process takes a live call to answer it (once: the first process wins).
+
+    From now on messages for the call (the agent's offer, hold, hang-up) go to `media_channel`.
+    """
+    is_won = (
+        Call.objects.filter(pk=call_id, media_channel="", status__in=Call.LIVE_STATUSES)
+        .exclude(status=Call.Status.RINGING)
+        .update(media_channel=media_channel, updated_at=timezone.now())
+    )
+    return Call.objects.select_related("business_number", "queue").get(pk=call_id) if is_won else None
+
+
+def call_mark_answered(*, call_id: int) -> bool:
+    """The customer's leg is answered on Meta (pre_accept and accept done)."""
+    now = timezone.now()
+    return bool(
+        Call.objects.filter(pk=call_id, answered_at__isnull=True, status__in=Call.LIVE_STATUSES).update(
+            answered_at=now, updated_at=now
+        )
+    )
 
 
 # --- Offers -------------------------------------------------------------------------------

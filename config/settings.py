@@ -167,6 +167,9 @@ if not DEBUG and not (WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN and WHATSAPP
 # --- Calls ------------------------------------------------------------------------------------
 # Meta's limit of live calls per business number, each way (WHATSAPP_API.md §5.1).
 MAX_CONCURRENT_CALLS_PER_DIRECTION = env.int("MAX_CONCURRENT_CALLS_PER_DIRECTION", default=1000)
+# A taken call that no media process has answered on Meta after this long ends as failed and is
+# rejected on Meta (Meta allows 30-60 s to answer: WHATSAPP_API.md).
+MEDIA_ANSWER_TIMEOUT_S = env.int("MEDIA_ANSWER_TIMEOUT_S", default=20)
 # An agent whose last dashboard tab closed goes offline after this long (a reload takes less).
 AGENT_DISCONNECT_GRACE_S = env.int("AGENT_DISCONNECT_GRACE_S", default=20)
 

@@ -23,7 +23,11 @@ def make_call_and_agent():
     LiveCallCount.objects.create(business_number=number, direction="inbound", live=1)
     contact = ContactFactory(wa_id="5511987654321", name="Lucia Santos", country="BR")
     call = CallFactory(
-        queue=queue, business_number=number, contact=contact, status=Call.Status.RINGING, queued_at=None
+        queue=queue,
+        business_number=number,
+        contact=contact,
+        status=Call.Status.QUEUED,
+        media_channel="media.test!1",
     )
     return agent, call
 
@@ -32,7 +36,7 @@ async def ring(agent, call):
     communicator = await open_socket(agent.user)
     await communicator.connect()
     await communicator.receive_json_from(timeout=2)  # presence on connect
-    await sync_to_async(routing.call_queued)(call_id=call.pk, media_channel="media.test!1")
+    await sync_to_async(routing.call_waits)(call_id=call.pk)
     frames = [await communicator.receive_json_from(timeout=2) for _ in range(2)]
     return communicator, frames
 
@@ -104,7 +108,7 @@ async def test_accepting_a_call_not_offered_to_you_loses():
     communicator = await open_socket(other.user)
     await communicator.connect()
     await communicator.receive_json_from(timeout=2)
-    await sync_to_async(routing.call_queued)(call_id=call.pk, media_channel="media.test!1")
+    await sync_to_async(routing.call_waits)(call_id=call.pk)
 
     await communicator.send_json_to({"type": "call.accept", "call_id": call.pk})
     reply = await communicator.receive_json_from(timeout=2)

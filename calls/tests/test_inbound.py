@@ -1,15 +1,21 @@
 """Meta's call webhooks into the call lifecycle: create, reject, reorder, end."""
 
 import asyncio
+from datetime import timedelta
+from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
+from agents.models import Agent, QueueMembership
+from agents.tests.factories import AgentFactory
+from calls import routing
 from calls.models import Call, CallEvent, LiveCallCount
-from calls.services import InboundCall, call_create_inbound
+from calls.services import InboundCall, call_claim_media, call_create_inbound, call_mark_answered
 from calls.tasks import reject_on_meta
+from calls.tests.factories import CallFactory
 from messaging.models import Contact
 from whatsapp.tests import payloads
 from whatsapp.tests.conftest import post_webhook
@@ -43,13 +49,76 @@ def test_customer_call_recorded_and_handed_to_media(client, queue, django_captur
     assert response.status_code == 200
     assert (call.wa_call_id, call.status, call.direction, call.queue) == (
         CALL_ID,
-        "ringing",
+        "queued",
         "inbound",
         queue,
     )
+    assert list(call.events.values_list("to_status", flat=True)) == ["ringing", "queued"]
+    assert (call.media_channel, call.answered_at) == ("", None)  # for a media process to claim
     assert (call.contact.wa_id, call.contact.name, call.contact.country) == (payloads.CUSTOMER, "Jane", "US")
     assert LiveCallCount.objects.get().live == 1
     assert media_message() == {"type": "call.answer", "call_id": call.pk, "sdp": payloads.SDP_OFFER}
+
+
+def test_a_free_agent_is_rung_by_the_webhook_itself_while_media_answers(
+    client, queue, django_capture_on_commit_callbacks
+):
+    agent = AgentFactory(status=Agent.Status.AVAILABLE)
+    QueueMembership.objects.create(queue=queue, agent=agent)
+    drain_media_channel()
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        post_webhook(client, payloads.user_call_connect())
+
+    call = Call.objects.get()
+    agent.refresh_from_db()
+    assert (call.status, call.offered_to, agent.status) == ("offered", agent, "ringing")
+    assert call.answered_at is None
+    assert len(callbacks) >= 3  # the media hand-off, the ring frame, the ring timer
+
+
+def test_a_media_process_claims_a_call_once_and_never_an_ended_one(queue):
+    call = CallFactory(queue=queue, status=Call.Status.QUEUED, media_channel="")
+    ended = CallFactory(queue=queue, status=Call.Status.ENDED, media_channel="")
+
+    first = call_claim_media(call_id=call.pk, media_channel="media.one")
+    second = call_claim_media(call_id=call.pk, media_channel="media.two")
+
+    assert first is not None and first.media_channel == "media.one"
+    assert second is None
+    assert call_claim_media(call_id=ended.pk, media_channel="media.one") is None
+    assert call_mark_answered(call_id=call.pk) is True
+    assert call_mark_answered(call_id=call.pk) is False
+
+
+def test_a_call_no_media_process_answers_ends_failed_and_is_rejected_on_meta(
+    queue, settings, django_capture_on_commit_callbacks
+):
+    settings.MEDIA_ANSWER_TIMEOUT_S = 20
+    LiveCallCount.objects.create(business_number=queue.business_numbers.get(), direction="inbound", live=2)
+    old = timezone.now() - timedelta(seconds=21)
+    stuck = CallFactory(queue=queue, business_number=queue.business_numbers.get(), started_at=old)
+    answered = CallFactory(
+        queue=queue, business_number=queue.business_numbers.get(), started_at=old, answered_at=old
+    )
+
+    with (
+        mock.patch("calls.tasks.reject_on_meta.delay") as reject,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        counts = routing.sweep()
+
+    stuck.refresh_from_db()
+    answered.refresh_from_db()
+    assert counts["never_answered"] == 1
+    assert (stuck.status, stuck.end_reason, stuck.end_detail) == (
+        "ended",
+        "failed",
+        "no media process answered",
+    )
+    assert answered.status == "queued"
+    reject.assert_called_once_with(call_id=stuck.pk)
+    assert LiveCallCount.objects.get().live == 1
 
 
 def test_duplicate_connect_creates_one_call(client, queue):
@@ -109,7 +178,7 @@ def test_call_outside_opening_hours_rejected_and_told_when_we_open(
     assert len(callbacks) == 2  # the reject on Meta and the closed message, as tasks after commit
 
 
-def test_customer_hangs_up_while_ringing_is_abandoned_and_frees_the_slot(client, queue):
+def test_customer_hangs_up_before_we_answer_is_abandoned_and_frees_the_slot(client, queue):
     post_webhook(client, payloads.user_call_connect())
 
     post_webhook(client, payloads.call_terminate(answered=False))
@@ -119,7 +188,8 @@ def test_customer_hangs_up_while_ringing_is_abandoned_and_frees_the_slot(client,
     assert LiveCallCount.objects.get().live == 0
     assert list(CallEvent.objects.values_list("from_status", "to_status")) == [
         ("", "ringing"),
-        ("ringing", "ended"),
+        ("ringing", "queued"),
+        ("queued", "ended"),
     ]
 
 

@@ -38,8 +38,10 @@ def test_at_max_wait_the_caller_hears_the_closing_message_before_meta_is_told(
     queue.language = "pt"
     queue.save()
     LiveCallCount.objects.create(business_number=number, direction="inbound", live=1)
-    call = CallFactory(queue=queue, business_number=number, status=Call.Status.RINGING, queued_at=None)
-    routing.call_queued(call_id=call.pk, media_channel="media.test!1")
+    call = CallFactory(
+        queue=queue, business_number=number, status=Call.Status.QUEUED, media_channel="media.test!1"
+    )
+    routing.call_waits(call_id=call.pk)
     Call.objects.filter(pk=call.pk).update(queued_at=timezone.now() - timedelta(seconds=queue.max_wait_s))
 
     with (
@@ -73,6 +75,7 @@ class _BridgeThatRecordsWhatItSays:
         return RecordingResult(path=self.recording, duration_s=1.0, customer_rms=0.1, agent_rms=0.0)
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize("is_farewell", [True, False])
 def test_the_media_process_says_goodbye_in_the_call_language_only_for_a_farewell(tmp_path, is_farewell):
     media = CallMedia(process=MediaProcess(handlers={}), spool_dir=tmp_path)

@@ -40,7 +40,9 @@ def setup_floor(*, calls: int, agents: int):
         QueueMembership.objects.create(queue=queue, agent=agent)
     LiveCallCount.objects.create(business_number=number, direction="inbound", live=calls)
     waiting = [
-        CallFactory(queue=queue, business_number=number, status=Call.Status.RINGING, queued_at=None)
+        CallFactory(
+            queue=queue, business_number=number, status=Call.Status.QUEUED, media_channel="media.test!1"
+        )
         for _ in range(calls)
     ]
     return number, queue, floor, waiting
@@ -48,7 +50,7 @@ def setup_floor(*, calls: int, agents: int):
 
 def test_many_agents_accepting_one_call_exactly_one_wins():
     _, _, floor, [call] = setup_floor(calls=1, agents=6)
-    routing.call_queued(call_id=call.pk, media_channel="media.test!1")
+    routing.call_waits(call_id=call.pk)
     rung = Call.objects.get(pk=call.pk).offered_to_id
     attempts = [rung] * 4 + [agent.pk for agent in floor]  # four tabs of the rung agent, and everyone
     start = threading.Barrier(len(attempts))
@@ -78,7 +80,7 @@ def test_fifty_calls_ten_agents_racing_lose_nothing_and_book_no_one_twice():
     @in_thread
     def media_answers(call_ids):
         for call_id in call_ids:
-            routing.call_queued(call_id=call_id, media_channel="media.test!1")
+            routing.call_waits(call_id=call_id)
             connections.close_all()  # one request each, as the media process makes them
 
     @in_thread
@@ -157,9 +159,9 @@ def test_capacity_counted_atomically_under_a_burst(settings):
 
     with ThreadPoolExecutor(20) as pool:
         statuses = list(pool.map(customer_calls, range(20)))
-    for call in Call.objects.filter(status="ringing"):
+    for call in Call.objects.filter(status="queued"):
         routing.call_finish(call_id=call.pk, reason=Call.EndReason.ABANDONED)
 
-    assert sorted(statuses) == ["ended"] * 15 + ["ringing"] * 5
+    assert sorted(statuses) == ["ended"] * 15 + ["queued"] * 5
     assert Call.objects.filter(end_detail="capacity").count() == 15
     assert LiveCallCount.objects.get(business_number=number).live == 0

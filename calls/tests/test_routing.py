@@ -17,11 +17,13 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def queued_call(queue, number):
     LiveCallCount.objects.create(business_number=number, direction="inbound", live=1)
-    return CallFactory(queue=queue, business_number=number, status=Call.Status.RINGING, queued_at=None)
+    return CallFactory(
+        queue=queue, business_number=number, status=Call.Status.QUEUED, media_channel="media.test!1"
+    )
 
 
 def queue_it(call: Call) -> Call:
-    routing.call_queued(call_id=call.pk, media_channel="media.test!1")
+    routing.call_waits(call_id=call.pk)
     call.refresh_from_db()
     return call
 
@@ -198,7 +200,9 @@ def test_sweep_ends_waits_past_the_maximum_and_stale_offers(queued_call, queue, 
     LiveCallCount.objects.filter(business_number=number).update(live=2)
     ringing = queue_it(queued_call)
     waiting = queue_it(
-        CallFactory(queue=queue, business_number=number, status=Call.Status.RINGING, queued_at=None)
+        CallFactory(
+            queue=queue, business_number=number, status=Call.Status.QUEUED, media_channel="media.test!1"
+        )
     )
     Call.objects.filter(pk=ringing.pk).update(offer_expires_at=timezone.now() - timedelta(seconds=1))
     Call.objects.filter(pk=waiting.pk).update(
@@ -223,7 +227,9 @@ def test_sweep_ends_calls_of_a_media_process_that_died(queued_call, queue, numbe
     LiveCallCount.objects.filter(business_number=number).update(live=2)
     orphan = queue_it(queued_call)
     kept = queue_it(
-        CallFactory(queue=queue, business_number=number, status=Call.Status.RINGING, queued_at=None)
+        CallFactory(
+            queue=queue, business_number=number, status=Call.Status.QUEUED, media_channel="media.test!1"
+        )
     )
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.set(HEARTBEAT_KEY_PREFIX + "media.alive!1", "1", ex=30)

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from agents.models import Agent
 from agents.tests.factories import AgentFactory, UserFactory
-from calls import routing
 from calls.models import Call
 from calls.selectors import wallboard_snapshot
+from calls.services import InboundCall, call_create_inbound
 from calls.tests.factories import CallFactory
 from config.asgi import application
 
@@ -72,14 +72,18 @@ async def test_wallboard_socket_refuses_agents():
 @pytest.mark.django_db(transaction=True)
 async def test_wallboard_updates_live_when_a_call_queues(queue, number):
     supervisor = await sync_to_async(UserFactory)(is_staff=True)
-    call = await sync_to_async(CallFactory)(
-        queue=queue, business_number=number, status=Call.Status.RINGING, queued_at=None
-    )
     communicator = await open_wallboard(supervisor)
     await communicator.connect()
     first = await communicator.receive_json_from(timeout=2)
+    inbound = InboundCall(
+        wa_call_id="wacid.wallboard",
+        phone_number_id=number.phone_number_id,
+        from_number="447700900123",
+        contact_name="Ana",
+        sdp_offer="v=0",
+    )
 
-    await sync_to_async(routing.call_queued)(call_id=call.pk, media_channel="media.test!1")
+    await sync_to_async(call_create_inbound)(inbound=inbound, queue_id=queue.pk, is_open=True)
     update = await communicator.receive_json_from(timeout=2)
 
     assert first["queues"][0]["waiting"] == 0

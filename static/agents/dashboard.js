@@ -186,7 +186,10 @@ const HANDLERS = {
     role(callPanel, "media-state").textContent = "";
     role(callPanel, "notice-state").textContent = "";
   },
-  error: (frame) => showError(frame.message),
+  error: (frame) => {
+    if (frame.code === "media_not_ready" && softphone.offerAgain()) return;
+    showError(frame.message);
+  },
 };
 
 function connect() {

@@ -35,7 +35,21 @@ export class Softphone {
     });
     await connection.setLocalDescription(await connection.createOffer());
     await this.#iceGathered(connection);
-    this.send({ type: "call.media_offer", call_id: callId, sdp: connection.localDescription.sdp });
+    this.offersSent = 0;
+    this.#sendOffer();
+  }
+
+  // The media process had not taken the call yet when the offer arrived: send it again shortly.
+  offerAgain() {
+    if (!this.connection || this.offersSent >= 20) return false;
+    setTimeout(() => this.#sendOffer(), 250);
+    return true;
+  }
+
+  #sendOffer() {
+    if (!this.connection) return;
+    this.offersSent += 1;
+    this.send({ type: "call.media_offer", call_id: this.callId, sdp: this.connection.localDescription.sdp });
   }
 
   async answer(frame) {

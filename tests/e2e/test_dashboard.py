@@ -53,7 +53,11 @@ def test_agent_is_rung_in_every_tab_and_accepts_in_one(live_server_url, browser)
     LiveCallCount.objects.create(business_number=number, direction="inbound", live=1)
     contact = ContactFactory(wa_id="5511987650000", name="Lucia Santos", country="BR")
     call = CallFactory(
-        queue=queue, business_number=number, contact=contact, status=Call.Status.RINGING, queued_at=None
+        queue=queue,
+        business_number=number,
+        contact=contact,
+        status=Call.Status.QUEUED,
+        media_channel="media.test!1",
     )
     context = browser.new_context()
     first_tab = context.new_page()
@@ -65,7 +69,7 @@ def test_agent_is_rung_in_every_tab_and_accepts_in_one(live_server_url, browser)
 
     # As the media process would, from its own thread (Playwright's loop runs in this one).
     with ThreadPoolExecutor(1) as media_process:
-        media_process.submit(routing.call_queued, call_id=call.pk, media_channel="media.e2e!1").result()
+        media_process.submit(routing.call_waits, call_id=call.pk).result()
 
     for tab in (first_tab, second_tab):
         expect(tab.locator("#ring")).to_be_visible()
