@@ -16,170 +16,50 @@ Ends with one `name=value` line per figure; the last is `webhook_ack_p99_ms`.
 
 import argparse
 import asyncio
-import hashlib
-import hmac
-import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-WABA_ID, NUMBER_ID, BUSINESS = "900000000000001", "900000000000002", "442079460000"
-SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+from benchlib import (
+    call_connect,
+    call_terminate,
+    envelope,
+    free_port,
+    percentile,
+    prepare_number,
+    signed,
+    start_server,
+    stop_server,
+    take_media_hand_offs,
+)
 
 
 def delivery(index: int) -> dict:
     """The index-th delivery of the mix: a call's connect or terminate, a text, or a status."""
     customer = f"44770090{index % 10000:04d}"
-    metadata = {"display_phone_number": BUSINESS, "phone_number_id": NUMBER_ID}
     now = str(int(time.time()))
     kind = index % 4
-    if kind in (0, 1):
-        call = {
-            "id": f"wacid.bench{index // 2}",
-            "from": customer,
-            "to": BUSINESS,
-            "timestamp": now,
-            "direction": "USER_INITIATED",
-        }
-        if kind == 0:
-            call |= {"event": "connect", "session": {"sdp_type": "offer", "sdp": SDP}}
-        else:
-            call |= {
-                "event": "terminate",
-                "status": "COMPLETED",
-                "start_time": now,
-                "end_time": now,
-                "duration": 30,
-            }
-        value = {"messaging_product": "whatsapp", "metadata": metadata, "contacts": [
-            {"profile": {"name": "Bench"}, "wa_id": customer}], "calls": [call]}  # fmt: skip
-        field_name = "calls"
-    elif kind == 2:
-        message = {
+    if kind == 0:
+        return call_connect(f"wacid.bench{index // 2}", customer)
+    if kind == 1:
+        return call_terminate(f"wacid.bench{index // 2}", customer)
+    if kind == 2:
+        text = {
             "from": customer,
             "id": f"wamid.in{index}",
             "timestamp": now,
             "type": "text",
             "text": {"body": "hi"},
         }
-        value = {"messaging_product": "whatsapp", "metadata": metadata, "messages": [message]}
-        field_name = "messages"
-    else:
-        status = {
-            "id": f"wamid.out{index}",
-            "status": "delivered",
-            "timestamp": now,
-            "recipient_id": customer,
-            "pricing": {"billable": True, "pricing_model": "PMP", "type": "regular", "category": "utility"},
-        }
-        value = {"messaging_product": "whatsapp", "metadata": metadata, "statuses": [status]}
-        field_name = "messages"
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": WABA_ID, "changes": [{"field": field_name, "value": value}]}],
-    }
+        return envelope("messages", {"messages": [text]})
+    pricing = {"billable": True, "pricing_model": "PMP", "type": "regular", "category": "utility"}
+    status = {"id": f"wamid.out{index}", "status": "delivered", "timestamp": now, "recipient_id": customer}
+    return envelope("messages", {"statuses": [status | {"pricing": pricing}]})
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-APP_SECRET = "bench-app-secret"
-
-
-def start_server(port: int) -> subprocess.Popen:
-    """The web process as production runs it: DEBUG off, so no per-query debug bookkeeping."""
-    environment = {
-        **os.environ,
-        "LOG_LEVEL": "WARNING",
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-secret-key-not-for-production",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "WHATSAPP_TOKEN": "bench-token",
-        "WHATSAPP_APP_SECRET": APP_SECRET,
-        "WHATSAPP_VERIFY_TOKEN": "bench-verify-token",
-    }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=environment,
-        check=True,
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-v",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "config.asgi:application",
-        ],
-        cwd=ROOT,
-        env=environment,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise SystemExit("daphne did not start") from None
-            time.sleep(0.1)
-
-
-def prepare_number() -> None:
-    """The business number the deliveries are for, with a queue: calls to it are really handled."""
-    from agents.models import Queue
-    from whatsapp.models import BusinessNumber
-
-    number, _ = BusinessNumber.objects.get_or_create(
-        phone_number_id=NUMBER_ID,
-        defaults={"waba_id": WABA_ID, "display_phone_number": "+44 20 7946 0000", "country": "GB"},
-    )
-    queue, _ = Queue.objects.get_or_create(name="Bench")
-    queue.business_numbers.add(number)
-
-
-async def take_media_hand_offs(stop: asyncio.Event) -> int:
-    """Do what the media processes' shared channel consumer does: take each new call off it."""
-    from channels.layers import get_channel_layer
-
-    from calls.services import MEDIA_CHANNEL
-
-    layer, taken = get_channel_layer(), 0
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(layer.receive(MEDIA_CHANNEL), 0.5)
-            taken += 1
-        except TimeoutError:
-            pass
-    return taken
-
-
-async def run_load(
-    url: str, secret: str, *, rate: float, seconds: float, offset: int
-) -> tuple[list[float], int]:
+async def run_load(url: str, *, rate: float, seconds: float, offset: int) -> tuple[list[float], int]:
     total = int(rate * seconds)
-    bodies = [json.dumps(delivery(offset + index)).encode() for index in range(total)]
-    signatures = ["sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest() for body in bodies]
+    requests = [signed(delivery(offset + index)) for index in range(total)]
     latencies: list[float] = []
     failures = 0
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
@@ -190,9 +70,9 @@ async def run_load(
         async def send(index: int, scheduled: float) -> None:
             nonlocal failures
             await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-            headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signatures[index]}
+            body, headers = requests[index]
             try:
-                response = await client.post(url, content=bodies[index], headers=headers)
+                response = await client.post(url, content=body, headers=headers)
                 if response.status_code != 200:
                     failures += 1
             except httpx.HTTPError:
@@ -226,18 +106,15 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}/webhooks/whatsapp/"
     offset = int(time.time() * 1000) * 10  # fresh ids each run: every delivery is new work
     try:
-        asyncio.run(
-            run_load(url, APP_SECRET, rate=arguments.rate, seconds=arguments.warmup_seconds, offset=offset)
-        )
+        asyncio.run(run_load(url, rate=arguments.rate, seconds=arguments.warmup_seconds, offset=offset))
         latencies, failures = asyncio.run(
-            run_load(url, APP_SECRET, rate=arguments.rate, seconds=arguments.seconds, offset=offset + 10**6)
+            run_load(url, rate=arguments.rate, seconds=arguments.seconds, offset=offset + 10**6)
         )
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        stop_server(server)
 
     latencies_ms = sorted(latency * 1000 for latency in latencies)
-    p99 = latencies_ms[min(len(latencies_ms) - 1, int(len(latencies_ms) * 0.99))]
+    p99 = percentile(latencies_ms, 0.99)
     print(f"deliveries: {len(latencies_ms)} at {arguments.rate:g}/s for {arguments.seconds:g} s")
     print(f"max: {latencies_ms[-1]:.1f} ms")
     print(f"webhook_ack_failures={failures}")

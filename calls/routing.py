@@ -41,9 +41,10 @@ def route_queue(*, queue_id: int) -> list[int]:
 
     Returns the ids of the calls offered. Safe to run concurrently from any process.
     """
+    queue = Queue.objects.get(pk=queue_id)
     offered: list[int] = []
     while True:
-        call_id = _offer_next(queue_id)
+        call_id = _offer_next(queue)
         if call_id is None:
             return offered
         offered.append(call_id)
@@ -60,18 +61,21 @@ def route_for_agent(agent_id: int) -> None:
             route_queue(queue_id=queue_id)
 
 
-def _offer_next(queue_id: int) -> int | None:
+def _offer_next(queue: Queue) -> int | None:
+    """Offer the queue's longest-waiting call to its best free agent: the call's id, or None."""
     with transaction.atomic():
-        queue = Queue.objects.get(pk=queue_id)
-        waiting = Call.objects.filter(queue_id=queue_id, status=Call.Status.QUEUED).order_by(
-            "queued_at", "pk"
+        waiting = (
+            Call.objects.filter(queue_id=queue.pk, status=Call.Status.QUEUED)
+            .select_related("contact")
+            .order_by("queued_at", "pk")
         )
         if connection.features.has_select_for_update_skip_locked:
-            waiting = waiting.select_for_update(skip_locked=True)
+            waiting = waiting.select_for_update(skip_locked=True, of=("self",))
         call = waiting.first()
         if call is None:
             return None
-        agent_id = _claim_free_agent(queue, excluded=_recently_missed_by(call, queue))
+        excluded = _recently_missed_by(call, queue) if call.offer_count else []
+        agent_id = _claim_free_agent(queue, excluded=excluded)
         if agent_id is None:
             return None
         if not call_offer(call=call, agent_id=agent_id, ring_timeout_s=queue.ring_timeout_s):
@@ -247,14 +251,16 @@ def farewell_s(call: Call) -> float:
 
 def call_waits(*, call_id: int) -> Call | None:
     """A call joined its queue: its maximum wait is timed (after commit) and routing runs at once."""
-    call = Call.objects.filter(pk=call_id, status=Call.Status.QUEUED).first()
+    call = Call.objects.filter(pk=call_id, status=Call.Status.QUEUED).select_related("queue").first()
     if call is None:
         return None
-    max_wait_s = Queue.objects.filter(pk=call.queue_id).values_list("max_wait_s", flat=True).get()
     from calls.tasks import end_overdue_wait
 
-    end_overdue_wait.apply_async_on_commit(kwargs={"call_id": call.pk}, countdown=max_wait_s)
-    route_queue(queue_id=call.queue_id)
+    end_overdue_wait.apply_async_on_commit(kwargs={"call_id": call.pk}, countdown=call.queue.max_wait_s)
+    # Calls waiting before this one had no free agent (routing runs whenever one frees up), so
+    # once this call is offered, or no agent is free, there is nothing more to match.
+    while (offered := _offer_next(call.queue)) is not None and offered != call.pk:
+        pass
     return call
 
 

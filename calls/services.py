@@ -40,7 +40,13 @@ def _move(call: Call, *, to: str, allowed: frozenset[str] | set[str], by_agent_i
     CallEvent.objects.create(
         call=call, from_status=call.status, to_status=to, at=now, agent_id=by_agent_id, detail=detail
     )
-    call.refresh_from_db()
+    call.status, call.updated_at = to, now
+    computed = [name for name, value in changes.items() if hasattr(value, "resolve_expression")]
+    for name, value in changes.items():
+        if name not in computed:
+            setattr(call, name, value)
+    if computed:
+        call.refresh_from_db(fields=computed)
     return True
 
 

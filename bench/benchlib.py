@@ -1,0 +1,159 @@
+"""What the bench scripts share: the web process as production runs it, Meta's signed webhooks,
+the media hand-offs taken off their channel, and percentiles. Not a test helper: bench/ only."""
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+APP_SECRET = "bench-app-secret"
+WABA_ID, NUMBER_ID, BUSINESS = "900000000000001", "900000000000002", "442079460000"
+# The bench's own Celery queue: timers the web process schedules are dropped, not left for a worker.
+CELERY_QUEUE = "bench-not-consumed"
+SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_environment() -> dict[str, str]:
+    """DEBUG off, as in production: no per-query debug bookkeeping."""
+    return {
+        **os.environ,
+        "LOG_LEVEL": "WARNING",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-secret-key-not-for-production",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "WHATSAPP_TOKEN": "bench-token",
+        "WHATSAPP_APP_SECRET": APP_SECRET,
+        "WHATSAPP_VERIFY_TOKEN": "bench-verify-token",
+        "CELERY_QUEUE": CELERY_QUEUE,
+    }
+
+
+def start_server(port: int) -> subprocess.Popen:
+    """Migrate, then `daphne config.asgi:application` as the Procfile runs it, on 127.0.0.1:port."""
+    environment = server_environment()
+    migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
+    subprocess.run(migrate, cwd=ROOT, env=environment, check=True)
+    command = [sys.executable, "-m", "daphne", "-v", "0", "--bind", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen([*command, "config.asgi:application"], cwd=ROOT, env=environment)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise SystemExit("daphne did not start") from None
+            time.sleep(0.1)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    server.wait(timeout=20)
+    drop_bench_tasks()
+
+
+def drop_bench_tasks() -> None:
+    """Timers the web process queued for Celery during the run: nobody will run them."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete(CELERY_QUEUE)
+    client.close()
+
+
+def prepare_number(queue_name: str = "Bench", **queue_fields):
+    """The business number the deliveries are for, with a queue: calls to it are really handled."""
+    from agents.models import Queue
+    from whatsapp.models import BusinessNumber
+
+    number, _ = BusinessNumber.objects.get_or_create(
+        phone_number_id=NUMBER_ID,
+        defaults={"waba_id": WABA_ID, "display_phone_number": "+44 20 7946 0000", "country": "GB"},
+    )
+    from django.utils import timezone
+
+    from calls.models import Call, LiveCallCount
+
+    # Calls an earlier, interrupted run left live would hold agents and slots: end them.
+    Call.objects.filter(business_number=number, status__in=Call.LIVE_STATUSES).update(
+        status=Call.Status.ENDED, end_reason=Call.EndReason.FAILED, ended_at=timezone.now(), offered_to=None
+    )
+    LiveCallCount.objects.filter(business_number=number).update(live=0)
+    Queue.objects.exclude(name=queue_name).filter(business_numbers=number).delete()
+    queue, _ = Queue.objects.update_or_create(name=queue_name, defaults=queue_fields)
+    queue.business_numbers.add(number)
+    return queue
+
+
+def envelope(field_name: str, value: dict) -> dict:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": WABA_ID, "changes": [{"field": field_name, "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": BUSINESS, "phone_number_id": NUMBER_ID},
+            **value,
+        }}]}],
+    }  # fmt: skip
+
+
+def _call(call_id: str, customer: str, **event: object) -> dict:
+    now = str(int(time.time()))
+    call = {"id": call_id, "from": customer, "to": BUSINESS, "timestamp": now, "direction": "USER_INITIATED"}
+    contacts = [{"profile": {"name": "Bench"}, "wa_id": customer}]
+    return envelope("calls", {"contacts": contacts, "calls": [call | event]})
+
+
+def call_connect(call_id: str, customer: str) -> dict:
+    return _call(call_id, customer, event="connect", session={"sdp_type": "offer", "sdp": SDP})
+
+
+def call_terminate(call_id: str, customer: str) -> dict:
+    now = str(int(time.time()))
+    return _call(
+        call_id, customer, event="terminate", status="COMPLETED", start_time=now, end_time=now, duration=30
+    )
+
+
+def signed(payload: dict) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+
+
+async def take_media_hand_offs(stop: asyncio.Event) -> int:
+    """Do what the media processes' shared channel consumer does: take each new call off it."""
+    from channels.layers import get_channel_layer
+
+    from calls.services import MEDIA_CHANNEL
+
+    layer, taken = get_channel_layer(), 0
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(layer.receive(MEDIA_CHANNEL), 0.5)
+            taken += 1
+        except TimeoutError:
+            pass
+    return taken
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]

@@ -1,0 +1,226 @@
+"""Ring latency: from Meta's signed `connect` webhook to the ring frame on a free agent's socket.
+
+Starts the web process as production runs it (`benchlib.start_server`: daphne, DEBUG off) against
+DATABASE_URL (the embedded SQLite when unset; PostgreSQL's figures are the ones that matter), signs
+AGENTS agents in (one WebSocket each, as the dashboard holds one) and makes them available, then:
+
+1. one call a second for --steady-seconds (an ordinary day), and
+2. --burst calls spread evenly over one second (a campaign's callers all tapping Call at once),
+
+each call from its own customer, with a free agent for every call. Latency runs from each webhook's
+scheduled send time (open loop: a slow server cannot hide queueing) to the moment the agent's
+socket receives `call.offered`. Agents are rung by the webhook itself, while a media process
+answers the customer's leg in parallel; this script takes those hand-offs off the media channel as
+media processes would, so that no WebRTC work shares the machine's two cores with the web process
+(bench/bridged_calls.py measures the media side). After each round the customers hang up (Meta's
+terminate webhooks), which frees the agents.
+
+    .venv/bin/python bench/ring_latency.py [--burst 200] [--steady-seconds 20]
+
+Ends with one `name=value` line per figure, among them `ring_p99_ms` (the burst's p99).
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+
+import aiohttp
+from benchlib import (
+    call_connect,
+    call_terminate,
+    free_port,
+    percentile,
+    prepare_number,
+    server_environment,
+    signed,
+    start_server,
+    stop_server,
+    take_media_hand_offs,
+)
+
+
+def prepare_agents(count: int) -> list[str]:
+    """`count` agents in the bench queue, offline, each with a signed-in session: their session keys."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from agents.models import Agent, QueueMembership
+
+    queue = prepare_number("Ring bench", ring_timeout_s=60, max_wait_s=600, missed_offers_before_away=0)
+    user_model = get_user_model()
+    keys = []
+    for index in range(count):
+        user, _ = user_model.objects.get_or_create(
+            username=f"bench-agent-{index}", defaults={"is_staff": False}
+        )
+        agent, _ = Agent.objects.get_or_create(user=user, defaults={"display_name": f"Agent {index}"})
+        Agent.objects.filter(pk=agent.pk).update(status=Agent.Status.OFFLINE)
+        QueueMembership.objects.get_or_create(queue=queue, agent=agent)
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        keys.append(session.session_key)
+    return keys
+
+
+class AgentSocket:
+    """One agent's dashboard socket: goes available, and notes when each ring arrives."""
+
+    def __init__(self, http: aiohttp.ClientSession, base_url: str, session_key: str) -> None:
+        self.http, self.base_url, self.session_key = http, base_url, session_key
+        self.rings: dict[str, float] = {}  # caller number → when the ring frame arrived
+        self.is_available = asyncio.Event()
+        self.socket: aiohttp.ClientWebSocketResponse | None = None
+        self.reader: asyncio.Task | None = None
+
+    async def open(self) -> None:
+        self.socket = await self.http.ws_connect(
+            self.base_url.replace("http", "ws") + "/ws/agent/",
+            headers={"Origin": self.base_url, "Cookie": f"sessionid={self.session_key}"},
+        )
+        self.reader = asyncio.create_task(self._read())
+        await self.socket.send_json({"type": "presence.set", "status": "available"})
+
+    async def _read(self) -> None:
+        async for message in self.socket:
+            frame = message.json()
+            if frame.get("type") == "call.offered":
+                self.rings[frame["caller_number"]] = time.perf_counter()
+            elif frame.get("type") == "agent.status":
+                if frame.get("status") == "available":
+                    self.is_available.set()
+                else:
+                    self.is_available.clear()
+
+    async def close(self) -> None:
+        await self.socket.close()
+        await self.reader
+
+
+async def post_all(
+    http: aiohttp.ClientSession, url: str, requests: list[tuple[bytes, dict]], times: list[float]
+):
+    failures = 0
+
+    async def post(index: int) -> None:
+        nonlocal failures
+        await asyncio.sleep(max(0.0, times[index] - time.perf_counter()))
+        body, headers = requests[index]
+        async with http.post(url, data=body, headers=headers) as response:
+            if response.status != 200:
+                failures += 1
+            await response.read()
+
+    await asyncio.gather(*(post(index) for index in range(len(requests))))
+    return failures
+
+
+async def ring_round(
+    http: aiohttp.ClientSession,
+    base_url: str,
+    agents: list[AgentSocket],
+    *,
+    calls: int,
+    seconds: float,
+    tag: str,
+) -> tuple[list[float], int]:
+    """`calls` calls spread evenly over `seconds`: their ring latencies (s) and how many never rang."""
+    url = f"{base_url}/webhooks/whatsapp/"
+    await asyncio.wait_for(asyncio.gather(*(agent.is_available.wait() for agent in agents)), 30)
+    stamp = int(time.time() * 1000) % 10**7
+    customers = [f"4477{stamp:07d}{index:03d}" for index in range(calls)]
+    call_ids = [f"wacid.ring-{tag}-{stamp}-{index}" for index in range(calls)]
+    connects = [
+        signed(call_connect(call_id, customer)) for call_id, customer in zip(call_ids, customers, strict=True)
+    ]
+    start = time.perf_counter() + 0.3
+    scheduled = [start + index * seconds / calls for index in range(calls)]
+    failures = await post_all(http, url, connects, scheduled)
+    deadline = time.perf_counter() + 10
+    rings: dict[str, float] = {}
+    while len(rings) < calls and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+        rings = {number: at for agent in agents for number, at in agent.rings.items()}
+    latencies = [rings[f"+{customer}"] - scheduled[index] for index, customer in enumerate(customers)
+                 if f"+{customer}" in rings]  # fmt: skip
+    hang_ups = [
+        signed(call_terminate(call_id, customer))
+        for call_id, customer in zip(call_ids, customers, strict=True)
+    ]
+    failures += await post_all(http, url, hang_ups, [time.perf_counter()] * calls)
+    for agent in agents:
+        agent.rings.clear()
+    print(f"round {tag}: {len(latencies)} of {calls} calls rang an agent; {failures} webhooks refused")
+    return latencies, calls - len(latencies) + failures
+
+
+async def run(base_url: str, session_keys: list[str], *, burst: int, steady_seconds: int) -> dict[str, float]:
+    stop_taking = asyncio.Event()
+    taker = asyncio.create_task(take_media_hand_offs(stop_taking))
+    connector = aiohttp.TCPConnector(limit=300)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
+        agents = [AgentSocket(http, base_url, key) for key in session_keys]
+        for start in range(0, len(agents), 50):
+            await asyncio.gather(*(agent.open() for agent in agents[start : start + 50]))
+        await ring_round(http, base_url, agents, calls=5, seconds=1, tag="warm")
+        steady, steady_missed = await ring_round(
+            http, base_url, agents, calls=steady_seconds, seconds=steady_seconds, tag="steady"
+        )
+        burst_latencies, burst_missed = await ring_round(
+            http, base_url, agents, calls=burst, seconds=1, tag="burst"
+        )
+        for agent in agents:
+            await agent.close()
+    stop_taking.set()
+    await taker
+    return {
+        "ring_1_per_s_median_ms": statistics.median(steady) * 1000,
+        "ring_1_per_s_p99_ms": percentile(steady, 0.99) * 1000,
+        "ring_burst_median_ms": statistics.median(burst_latencies) * 1000,
+        "ring_burst_max_ms": max(burst_latencies) * 1000,
+        "ring_missed": steady_missed + burst_missed,
+        "ring_p99_ms": percentile(burst_latencies, 0.99) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", type=int, default=200, help="calls arriving within one second")
+    parser.add_argument("--steady-seconds", type=int, default=20, help="seconds of one call a second")
+    arguments = parser.parse_args()
+    os.environ.update(server_environment())  # the same SECRET_KEY: sessions made here are valid there
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    print(f"database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}")
+    port = free_port()
+    server = start_server(port)
+    try:
+        session_keys = prepare_agents(max(arguments.burst, 5))
+        figures = asyncio.run(
+            run(
+                f"http://127.0.0.1:{port}",
+                session_keys,
+                burst=arguments.burst,
+                steady_seconds=arguments.steady_seconds,
+            )
+        )
+    finally:
+        stop_server(server)
+    print(
+        f"calls: {arguments.steady_seconds} at 1/s, then {arguments.burst} within 1 s; a free agent for each"
+    )
+    for name, value in figures.items():
+        print(f"{name}={value:.1f}" if isinstance(value, float) else f"{name}={value}")
+
+
+if __name__ == "__main__":
+    main()
