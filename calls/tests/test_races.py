@@ -78,10 +78,10 @@ def test_fifty_calls_ten_agents_racing_lose_nothing_and_book_no_one_twice():
     double_bookings = []
 
     @in_thread
-    def media_answers(call_ids):
+    def calls_arrive(call_ids):
         for call_id in call_ids:
             routing.call_waits(call_id=call_id)
-            connections.close_all()  # one request each, as the media process makes them
+            connections.close_all()  # one webhook each
 
     @in_thread
     def customer_hangs_up():
@@ -117,7 +117,7 @@ def test_fifty_calls_ten_agents_racing_lose_nothing_and_book_no_one_twice():
 
     call_ids = [call.pk for call in waiting]
     with ThreadPoolExecutor(14) as pool:
-        jobs = [pool.submit(media_answers, call_ids[index::3]) for index in range(3)]
+        jobs = [pool.submit(calls_arrive, call_ids[index::3]) for index in range(3)]
         jobs.append(pool.submit(customer_hangs_up))
         jobs += [pool.submit(agent_works, agent.pk, index) for index, agent in enumerate(floor)]
         for job in jobs:
