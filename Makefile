@@ -45,4 +45,7 @@ clean:
 	rm -rf var/*.sqlite3* var/celerybeat-schedule* var/static
 
 bench: install
-	@for script in bench/*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
+	@for script in bench/*.py; do \
+		case "$$script" in */benchlib.py) continue;; esac; \
+		echo "== $$script"; $(BIN)/python "$$script" || exit 1; \
+	done
