@@ -9,9 +9,12 @@ A heartbeat key in Redis tells the rest of the deployment which media processes 
 import asyncio
 import contextlib
 import logging
+import time
+import wave
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import numpy as np
 import redis.asyncio as redis
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -35,6 +38,7 @@ HEARTBEAT_KEY_PREFIX = "switchboard:media:alive:"
 HEARTBEAT_INTERVAL_S = 5
 HEARTBEAT_TTL_S = 15
 AGENT_WAITS_FOR_ANSWER_S = 15  # an agent's leg waits this long for the customer's to be answered
+LEFTOVER_QUIET_S = 60  # a spool file untouched this long belongs to no live media process
 
 Handler = Callable[[dict], Awaitable[None]]
 
@@ -238,6 +242,31 @@ class CallMedia:
                 logger.info("call %s: no closing message (%s)", call_id, error)
         await self._drop(call_id)
 
+    async def store_leftover_recordings(self, *, quiet_for_s: float = LEFTOVER_QUIET_S) -> int:
+        """Recordings a media process left in the spool when it died: stored now, for calls that have
+        ended (the lost-media sweep ends them). A file written to within `quiet_for_s` may still
+        belong to a live process and is left alone. Returns how many were stored."""
+        stored = 0
+        for path in sorted(self.spool_dir.glob("call-*.wav")):
+            call_id = (
+                int(path.stem.removeprefix("call-")) if path.stem.removeprefix("call-").isdigit() else None
+            )
+            if call_id is None or call_id in self.bridges or time.time() - path.stat().st_mtime < quiet_for_s:
+                continue
+            status = await database_sync_to_async(_call_status)(call_id)
+            if status in Call.LIVE_STATUSES:
+                continue
+            try:
+                facts = await asyncio.to_thread(_recording_facts, path)
+            except (OSError, EOFError, wave.Error) as error:
+                logger.error("call %s: the leftover recording %s is unreadable (%s)", call_id, path, error)
+                continue
+            await database_sync_to_async(recording_finished.send)(
+                sender=CallMedia, call_id=call_id, path=path, **facts
+            )
+            stored += 1
+        return stored
+
     async def close(self) -> None:
         """The process is stopping: its calls end (failed), their recordings are finished."""
         for call_id in list(self.bridges):
@@ -292,3 +321,23 @@ class CallMedia:
             )
         except Exception:  # the recording stays in the spool directory, where an operator finds it
             logger.exception("call %s: the recording %s could not be stored", call_id, result.path)
+
+
+def _call_status(call_id: int) -> str | None:
+    return Call.objects.filter(pk=call_id).values_list("status", flat=True).first()
+
+
+def _recording_facts(path: Path) -> dict[str, float]:
+    """Duration and the level of each channel of a spooled two-channel WAV, read a second at a time.
+
+    Python's wave module rewrites the header after every write, so a file whose writer died is
+    readable up to its last complete write."""
+    energy, count = np.zeros(2), 0
+    with wave.open(str(path), "rb") as wav:
+        rate = wav.getframerate()
+        while chunk := wav.readframes(rate):
+            samples = np.frombuffer(chunk, dtype="<i2").reshape(-1, 2).astype(np.float64) / 32768
+            energy += np.square(samples).sum(axis=0)
+            count += len(samples)
+    customer_rms, agent_rms = np.sqrt(energy / count) if count else (0.0, 0.0)
+    return {"duration_s": count / rate, "customer_rms": float(customer_rms), "agent_rms": float(agent_rms)}

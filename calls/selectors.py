@@ -47,6 +47,29 @@ def ring_frame(*, call: Call, queue: Queue) -> dict:
         "waited_s": waited_s,
         "ring_timeout_s": queue.ring_timeout_s,
         "cta_payload": call.cta_payload,
+        "last_call": last_call_of(call=call),
+    }
+
+
+def last_call_of(*, call: Call) -> dict | None:
+    """The contact's previous call that reached an agent, as the ring toast shows it: when, who
+    took it, how it ended and what the agent noted (None for a first-time caller)."""
+    previous = (
+        Call.objects.filter(contact_id=call.contact_id, status=Call.Status.ENDED, agent__isnull=False)
+        .exclude(pk=call.pk)
+        .select_related("agent")
+        .order_by("-ended_at", "-pk")
+        .first()
+    )
+    if previous is None:
+        return None
+    return {
+        "ended_at": previous.ended_at.isoformat() if previous.ended_at else None,
+        "agent": previous.agent.name,
+        "outcome": previous.get_disposition_display()
+        if previous.disposition
+        else previous.get_end_reason_display(),
+        "notes": previous.wrap_up_notes[:200],
     }
 
 

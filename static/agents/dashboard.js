@@ -107,6 +107,7 @@ function ring(frame) {
   role(ringPanel, "country").textContent = frame.country ? `(${frame.country})` : "";
   role(ringPanel, "queue").textContent = frame.queue;
   role(ringPanel, "waited").textContent = `${frame.waited_s} s`;
+  showLastCall(role(ringPanel, "last-call"), frame.last_call);
   const deadline = Date.now() + frame.ring_timeout_s * 1000;
   const tick = () => {
     role(ringPanel, "countdown").textContent = Math.max(0, Math.round((deadline - Date.now()) / 1000));
@@ -114,6 +115,15 @@ function ring(frame) {
   tick();
   ringing = { callId: frame.call_id, caller: frame.caller_name || frame.caller_number, timer: setInterval(tick, 500), stopTone: startTone() };
   ringPanel.hidden = false;
+}
+
+// The caller's previous call, so the agent does not ask again what they already told us.
+function showLastCall(element, lastCall) {
+  element.hidden = !lastCall;
+  if (!lastCall) return;
+  const when = lastCall.ended_at ? new Date(lastCall.ended_at).toLocaleDateString() : "";
+  const notes = lastCall.notes ? ` · “${lastCall.notes}”` : "";
+  element.textContent = `Last call ${when} with ${lastCall.agent}: ${lastCall.outcome}${notes}`;
 }
 
 function showCall(state, caller) {

@@ -52,6 +52,15 @@ def test_agent_is_rung_in_every_tab_and_accepts_in_one(live_server_url, browser)
     QueueMembership.objects.create(queue=queue, agent=agent)
     LiveCallCount.objects.create(business_number=number, direction="inbound", live=1)
     contact = ContactFactory(wa_id="5511987650000", name="Lucia Santos", country="BR")
+    CallFactory(
+        contact=contact,
+        business_number=number,
+        status=Call.Status.ENDED,
+        end_reason=Call.EndReason.COMPLETED,
+        agent=AgentFactory(display_name="Chen Wei"),
+        disposition=Call.Disposition.FOLLOW_UP,
+        wrap_up_notes="Wants a refund for order 4521.",
+    )
     call = CallFactory(
         queue=queue,
         business_number=number,
@@ -75,6 +84,9 @@ def test_agent_is_rung_in_every_tab_and_accepts_in_one(live_server_url, browser)
         expect(tab.locator("#ring")).to_be_visible()
         expect(tab.locator("#ring [data-role=caller-name]")).to_have_text("Lucia Santos")
         expect(tab.locator("#ring [data-role=caller-number]")).to_have_text("+5511987650000")
+        expect(tab.locator("#ring [data-role=last-call]")).to_contain_text(
+            "with Chen Wei: Needs a follow-up · “Wants a refund for order 4521.”"
+        )
         expect(tab.locator("#presence")).to_have_attribute("data-status", "ringing")
     first_tab.screenshot(path="var/dashboard-ringing.png")
 

@@ -20,6 +20,9 @@ class Command(BaseCommand):
         process = MediaProcess()
         calls = CallMedia(process=process)
         process.handlers = calls.handlers()
+        stored = await calls.store_leftover_recordings()
+        if stored:
+            self.stdout.write(f"stored {stored} recording(s) a stopped media process left behind")
         try:
             await process.run(stop=stop)
         finally:
