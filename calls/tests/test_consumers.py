@@ -146,6 +146,18 @@ async def test_hold_and_mute_go_to_the_media_process_holding_the_call():
     await communicator.disconnect()
 
 
+async def test_an_offer_before_any_media_process_took_the_call_is_refused_as_not_ready():
+    agent, call = await sync_to_async(make_call_and_agent)()
+    await sync_to_async(Call.objects.filter(pk=call.pk).update)(media_channel="")
+    communicator = await accepted(agent, call)
+
+    await communicator.send_json_to({"type": "call.media_offer", "call_id": call.pk, "sdp": "v=0\r\n"})
+    refused = await communicator.receive_json_from(timeout=2)
+
+    assert (refused["type"], refused["code"]) == ("error", "media_not_ready")  # the softphone sends it again
+    await communicator.disconnect()
+
+
 async def test_agent_hangs_up():
     agent, call = await sync_to_async(make_call_and_agent)()
     communicator = await accepted(agent, call)
