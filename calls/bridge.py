@@ -57,6 +57,7 @@ NEGOTIATION_TIMEOUT_S = 10.0  # applying an offer and gathering candidates; STUN
 # left single silent frames from 10 calls on; at 80 ms none up to 10 calls).
 RELAY_GRACE_S = 0.08
 RELAY_QUEUE_FRAMES = 10
+GOODBYE_TAIL_S = 0.4  # silence after a closing message before hanging up: its last words reach the ear
 
 # Recording: frames are placed on the call's timeline by their RTP timestamp, anchored to the earliest
 # arrival seen, so that network jitter and stalls followed by bursts keep their timing.
@@ -195,6 +196,9 @@ class CallBridge:
         waits = [asyncio.ensure_future(played.wait()), asyncio.ensure_future(self.customer_left.wait())]
         try:
             await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            if played.is_set() and not self.customer_left.is_set():
+                # The last frames are sent, not yet heard: the customer's jitter buffer still holds them.
+                await asyncio.wait([waits[1]], timeout=GOODBYE_TAIL_S)
         finally:
             for waiting in waits:
                 waiting.cancel()
