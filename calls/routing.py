@@ -28,6 +28,7 @@ from calls.services import (
     call_offer,
     call_return_to_queue,
 )
+from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit
 
 logger = logging.getLogger(__name__)
@@ -84,9 +85,7 @@ def _offer_next(queue: Queue) -> int | None:
         broadcast_on_commit(f"agent.{agent_id}", selectors.ring_frame(call=call, queue=queue))
         from calls.tasks import expire_offer
 
-        expire_offer.apply_async_on_commit(
-            kwargs={"call_id": call.pk, "agent_id": agent_id}, countdown=queue.ring_timeout_s
-        )
+        enqueue_on_commit(expire_offer, countdown=queue.ring_timeout_s, call_id=call.pk, agent_id=agent_id)
     return call.pk
 
 
@@ -218,7 +217,7 @@ def release_agent_of(ended: EndedCall) -> None:
         )
         from calls.tasks import end_wrap_up
 
-        end_wrap_up.apply_async_on_commit(kwargs={"agent_id": ended.agent_id}, countdown=wrap_up_s)
+        enqueue_on_commit(end_wrap_up, countdown=wrap_up_s, agent_id=ended.agent_id)
 
 
 @transaction.atomic
@@ -239,7 +238,7 @@ def call_finish(
             from calls.tasks import terminate_on_meta
 
             countdown = farewell_s(ended.call) if is_farewell else 0
-            terminate_on_meta.apply_async_on_commit(kwargs={"call_id": call_id}, countdown=countdown)
+            enqueue_on_commit(terminate_on_meta, countdown=countdown, call_id=call_id)
     return ended
 
 
@@ -256,7 +255,7 @@ def call_waits(*, call_id: int) -> Call | None:
         return None
     from calls.tasks import end_overdue_wait
 
-    end_overdue_wait.apply_async_on_commit(kwargs={"call_id": call.pk}, countdown=call.queue.max_wait_s)
+    enqueue_on_commit(end_overdue_wait, countdown=call.queue.max_wait_s, call_id=call.pk)
     # Calls waiting before this one had no free agent (routing runs whenever one frees up), so
     # once this call is offered, or no agent is free, there is nothing more to match.
     while (offered := _offer_next(call.queue)) is not None and offered != call.pk:
@@ -280,7 +279,7 @@ def end_calls_never_answered() -> int:
             if call_finish(call_id=call_id, reason=Call.EndReason.FAILED, detail="no media process answered"):
                 from calls.tasks import reject_on_meta
 
-                reject_on_meta.delay_on_commit(call_id=call_id)
+                enqueue_on_commit(reject_on_meta, call_id=call_id)
                 ended += 1
     return ended
 
@@ -301,7 +300,7 @@ def call_wait_overdue(*, call_id: int) -> EndedCall | None:
     if ended is not None:
         from calls.tasks import send_call_us_button
 
-        send_call_us_button.delay_on_commit(call_id=call_id)
+        enqueue_on_commit(send_call_us_button, call_id=call_id)
     return ended
 
 

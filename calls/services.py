@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from calls.models import Call, CallEvent, LiveCallCount
+from core.jobs import enqueue_on_commit
 from core.realtime import SEND_ERRORS, broadcast_on_commit, channel_send
 from messaging.services import contact_get_or_create
 from whatsapp.models import BusinessNumber
@@ -155,9 +156,9 @@ def call_create_inbound(*, inbound: InboundCall, queue_id: int | None, is_open: 
               ended_at=now, end_reason=Call.EndReason.REJECTED, end_detail=rejection)  # fmt: skip
         from calls.tasks import reject_on_meta, send_closed_message
 
-        reject_on_meta.delay_on_commit(call_id=call.pk)
+        enqueue_on_commit(reject_on_meta, call_id=call.pk)
         if rejection == "closed":
-            send_closed_message.delay_on_commit(call_id=call.pk)
+            enqueue_on_commit(send_closed_message, call_id=call.pk)
         return call
     _move(call, to=Call.Status.QUEUED, allowed={Call.Status.RINGING}, queued_at=now)
     _send_to_media_on_commit(

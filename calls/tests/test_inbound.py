@@ -103,7 +103,7 @@ def test_a_call_no_media_process_answers_ends_failed_and_is_rejected_on_meta(
     )
 
     with (
-        mock.patch("calls.tasks.reject_on_meta.delay") as reject,
+        mock.patch("calls.tasks.reject_on_meta.apply_async") as reject,
         django_capture_on_commit_callbacks(execute=True),
     ):
         counts = routing.sweep()
@@ -117,7 +117,7 @@ def test_a_call_no_media_process_answers_ends_failed_and_is_rejected_on_meta(
         "no media process answered",
     )
     assert answered.status == "queued"
-    reject.assert_called_once_with(call_id=stuck.pk)
+    reject.assert_called_once_with(kwargs={"call_id": stuck.pk}, countdown=None)
     assert LiveCallCount.objects.get().live == 1
 
 
@@ -152,6 +152,19 @@ def test_call_over_capacity_rejected(client, queue, settings, django_capture_on_
     assert (second.status, second.end_reason, second.end_detail) == ("ended", "rejected", "capacity")
     assert LiveCallCount.objects.get().live == 1
     assert len(callbacks) == 1  # the reject_on_meta task, sent after commit
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_that_is_down_never_turns_a_recorded_call_into_a_webhook_error(client, number, caplog):
+    from kombu.exceptions import OperationalError
+
+    with mock.patch("calls.tasks.reject_on_meta.apply_async", side_effect=OperationalError("refused")):
+        response = post_webhook(client, payloads.user_call_connect())  # no queue: rejected, on Meta by a task
+
+    call = Call.objects.get()
+    assert response.status_code == 200
+    assert (call.status, call.end_reason) == ("ended", "rejected")
+    assert "calls.reject_on_meta" in caplog.text and "not queued" in caplog.text
 
 
 def test_call_with_no_queue_rejected(client, number):
