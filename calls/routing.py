@@ -25,15 +25,18 @@ from calls.services import (
     EndedCall,
     call_connect_agent,
     call_end,
+    call_hand_off,
     call_offer,
     call_return_to_queue,
 )
 from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit
+from whatsapp.selectors import call_connect_event
 
 logger = logging.getLogger(__name__)
 
 MAX_CANDIDATES = 25  # agents tried per match before giving up on this round
+HAND_OFF_RETRY_S = 5  # a call no media process has taken after this long is handed off again
 FAREWELL_MARGIN_S = 2.0  # the closing message's length plus this, before Meta is told to end the call
 
 
@@ -263,6 +266,28 @@ def call_waits(*, call_id: int) -> Call | None:
     return call
 
 
+def hand_off_unclaimed_calls() -> int:
+    """Calls no media process has taken within HAND_OFF_RETRY_S are offered to the media processes
+    again, with Meta's SDP offer from the stored webhook event: the first hand-off may have been lost
+    (Redis down or restarting). A process that finds the call taken already does nothing."""
+    now = timezone.now()
+    unclaimed = Call.objects.filter(
+        direction=Call.Direction.INBOUND,
+        status__in=[Call.Status.QUEUED, Call.Status.OFFERED, Call.Status.CONNECTED],
+        media_channel="",
+        answered_at__isnull=True,
+        started_at__lt=now - timedelta(seconds=HAND_OFF_RETRY_S),
+        started_at__gte=now - timedelta(seconds=settings.MEDIA_ANSWER_TIMEOUT_S),
+    ).values_list("pk", "wa_call_id")
+    handed = 0
+    for call_id, wa_call_id in list(unclaimed):
+        connect = call_connect_event(wa_call_id=wa_call_id)
+        if connect is not None:
+            call_hand_off(call_id=call_id, sdp_offer=connect.sdp)
+            handed += 1
+    return handed
+
+
 def end_calls_never_answered() -> int:
     """Calls no media process answered in time (none running, or all overloaded) end as `failed`,
     and Meta is told to reject them, well inside Meta's own limit for answering."""
@@ -381,6 +406,7 @@ def sweep() -> dict[str, int]:
         "offers_expired": 0,
         "waits_ended": 0,
         "offered": 0,
+        "handed_off_again": 0,
         "never_answered": 0,
         "media_lost": 0,
         "wrap_ups_ended": 0,
@@ -401,6 +427,7 @@ def sweep() -> dict[str, int]:
         Queue.objects.filter(calls__status=Call.Status.QUEUED).distinct().values_list("pk", flat=True)
     ):
         counts["offered"] += len(route_queue(queue_id=queue_id))
+    counts["handed_off_again"] = hand_off_unclaimed_calls()
     counts["never_answered"] = end_calls_never_answered()
     counts["media_lost"] = end_calls_of_lost_media_processes()
     for agent_id, _ in selectors.agents_in_wrap_up():

@@ -161,11 +161,14 @@ def call_create_inbound(*, inbound: InboundCall, queue_id: int | None, is_open: 
             enqueue_on_commit(send_closed_message, call_id=call.pk)
         return call
     _move(call, to=Call.Status.QUEUED, allowed={Call.Status.RINGING}, queued_at=now)
-    _send_to_media_on_commit(
-        MEDIA_CHANNEL, {"type": "call.answer", "call_id": call.pk, "sdp": inbound.sdp_offer}
-    )
+    call_hand_off(call_id=call.pk, sdp_offer=inbound.sdp_offer)
     _broadcast_call(call, "call.queued")
     return call
+
+
+def call_hand_off(*, call_id: int, sdp_offer: str) -> None:
+    """Offer a call to the media processes (after commit): the first free one claims and answers it."""
+    _send_to_media_on_commit(MEDIA_CHANNEL, {"type": "call.answer", "call_id": call_id, "sdp": sdp_offer})
 
 
 def call_claim_media(*, call_id: int, media_channel: str) -> Call | None:

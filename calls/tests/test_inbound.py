@@ -91,6 +91,27 @@ def test_a_media_process_claims_a_call_once_and_never_an_ended_one(queue):
     assert call_mark_answered(call_id=call.pk) is False
 
 
+def test_a_lost_hand_off_is_sent_again_with_metas_offer_until_a_media_process_takes_the_call(
+    client, queue, django_capture_on_commit_callbacks
+):
+    post_webhook(client, payloads.user_call_connect())
+    drain_media_channel()  # the hand-off never reached a media process (Redis restarted, say)
+    call = Call.objects.get()
+    Call.objects.filter(pk=call.pk).update(started_at=timezone.now() - timedelta(seconds=6))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = routing.sweep()
+    again = media_message()
+    call_claim_media(call_id=call.pk, media_channel="media.one")
+    with django_capture_on_commit_callbacks(execute=True):
+        second = routing.sweep()
+
+    assert first["handed_off_again"] == 1
+    assert again == {"type": "call.answer", "call_id": call.pk, "sdp": payloads.SDP_OFFER}
+    assert second["handed_off_again"] == 0
+    assert media_message(0.2) is None
+
+
 def test_a_call_no_media_process_answers_ends_failed_and_is_rejected_on_meta(
     queue, settings, django_capture_on_commit_callbacks
 ):
