@@ -29,6 +29,22 @@ def frame_handler_register(frame_type: str, handler: FrameHandler) -> None:
     _frame_handlers[frame_type] = handler
 
 
+# What a tab that (re)connects must be shown besides presence: a call ringing, in progress or in
+# wrap-up (the calls app). A provider takes the agent's id, runs with database access, and returns
+# frames; each gets `open_tabs`, how many of the agent's tabs are open, this one included.
+ResumeProvider = Callable[..., list[dict]]
+_resume_providers: list[ResumeProvider] = []
+
+
+def resume_provider_register(provider: ResumeProvider) -> None:
+    if provider not in _resume_providers:
+        _resume_providers.append(provider)
+
+
+def _resume_frames(agent_id: int) -> list[dict]:
+    return [frame for provider in _resume_providers for frame in provider(agent_id=agent_id)]
+
+
 # Close codes sent before the handshake completes turn into an HTTP 403 for the browser;
 # these are kept for the log and for tests.
 CLOSE_UNAUTHENTICATED = 4401
@@ -51,6 +67,11 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         await presence.socket_opened(agent_id=self.agent.pk, channel_name=self.channel_name)
         await self.accept()
         await self.send_json(agent_presence(agent=self.agent))
+        frames = await database_sync_to_async(_resume_frames)(self.agent.pk)
+        if frames:
+            open_tabs = await sync_to_async(presence.open_socket_count)(agent_id=self.agent.pk)
+            for frame in frames:
+                await self.send_json({**frame, "open_tabs": open_tabs})
 
     async def disconnect(self, code: int) -> None:
         if self.agent is None:

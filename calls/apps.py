@@ -6,9 +6,9 @@ class CallsConfig(AppConfig):
     verbose_name = "Calls"
 
     def ready(self) -> None:
-        from agents.consumers import frame_handler_register
+        from agents.consumers import frame_handler_register, resume_provider_register
         from agents.services import agent_freed_listener_register
-        from calls import handlers, routing
+        from calls import handlers, routing, selectors
         from whatsapp import dispatch
 
         dispatch.register("call.connect", handlers.call_connect_received)
@@ -21,3 +21,4 @@ class CallsConfig(AppConfig):
         frame_handler_register("call.hangup", handlers.hang_up_frame)
         frame_handler_register("call.wrap_up", handlers.wrap_up_frame)
         agent_freed_listener_register(routing.route_for_agent)
+        resume_provider_register(selectors.resume_frames_for_agent)

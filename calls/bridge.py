@@ -209,20 +209,25 @@ class CallBridge:
 
         The hold audio stops: from now on each side hears the other, as hold and mute allow. A notice
         still playing is heard to its end first (the customer must hear that the call is recorded):
-        meanwhile the agent hears the customer but the customer does not hear the agent. One agent
-        leg per bridge.
+        meanwhile the agent hears the customer but the customer does not hear the agent. A new offer
+        replaces the agent's leg (the agent reloaded the page, or moved the call's audio to another
+        tab); while the agent has no leg, the customer hears the hold audio rather than dead air.
         """
         self._check_open()
         if self._customer is None:
             raise BridgeError("answer the customer's leg before connecting an agent")
         if self._agent is not None:
-            raise BridgeError("an agent's leg is already connected")
+            replaced, self._agent = self._agent, None
+            await replaced.close()
+            # Closing a peer connection stops the track it sent (aiortc), so the new leg gets its own.
+            self._agent_output = _LegOutput()
+        self.agent_left.clear()
         self._agent = _Leg(
             name="agent",
             call_id=self.call_id,
             output=self._agent_output,
             on_audio=self._from_agent,
-            on_left=self.agent_left.set,
+            on_left=self._on_agent_left,
         )
         try:
             answer = await self._agent.answer(offer_sdp)
@@ -275,6 +280,10 @@ class CallBridge:
         if self._closing is not None:
             raise BridgeError("the bridge is closed")
 
+    def _on_agent_left(self) -> None:
+        self.agent_left.set()
+        self._route()  # the customer hears the hold audio until an agent's leg connects again
+
     def _on_notice_finished(self) -> None:
         self.notice_finished.set()
         self._route()  # an agent who accepted during the notice is heard from now on
@@ -288,7 +297,8 @@ class CallBridge:
         if self._is_notice_playing():
             self._agent_output.relay()
             return
-        customer_hears = "hold" if self._is_on_hold else "silence" if self._is_muted else "agent"
+        is_held = self._is_on_hold or self.agent_left.is_set()
+        customer_hears = "hold" if is_held else "silence" if self._is_muted else "agent"
         if customer_hears != self._customer_hears:
             self._customer_hears = customer_hears
             if customer_hears == "hold":
@@ -297,7 +307,7 @@ class CallBridge:
                 self._customer_output.play(None)
             else:
                 self._customer_output.relay()
-        if self._is_on_hold:
+        if is_held:
             self._agent_output.play(None)
         else:
             self._agent_output.relay()

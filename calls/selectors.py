@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from agents.models import Agent, Queue
@@ -49,6 +49,50 @@ def ring_frame(*, call: Call, queue: Queue) -> dict:
         "cta_payload": call.cta_payload,
         "last_call": last_call_of(call=call),
     }
+
+
+def resume_frames_for_agent(*, agent_id: int) -> list[dict]:
+    """What a tab of the agent that (re)connects must show: the call ringing the agent (with the
+    ring time left), the call the agent is on, or the ended call the agent is filing."""
+    now = timezone.now()
+    live = (
+        Call.objects.filter(
+            Q(status=Call.Status.OFFERED, offered_to_id=agent_id)
+            | Q(status=Call.Status.CONNECTED, agent_id=agent_id)
+        )
+        .select_related("contact", "queue")
+        .first()
+    )
+    if live is not None and live.status == Call.Status.OFFERED and live.queue is not None:
+        frame = ring_frame(call=live, queue=live.queue)
+        if live.offer_expires_at is not None:
+            frame["ring_timeout_s"] = max(0, round((live.offer_expires_at - now).total_seconds()))
+        return [frame]
+    if live is not None and live.status == Call.Status.CONNECTED:
+        contact = live.contact
+        return [
+            {
+                "type": "call.resume",
+                "call_id": live.pk,
+                "caller": contact.name or f"+{contact.wa_id}",
+                "connected_at": live.connected_at.isoformat() if live.connected_at else now.isoformat(),
+            }
+        ]
+    if Agent.objects.filter(pk=agent_id, status=Agent.Status.WRAP_UP).exists():
+        filing = Call.objects.filter(agent_id=agent_id, status=Call.Status.ENDED, disposition="").order_by(
+            "-ended_at", "-pk"
+        )
+        call_id = filing.values_list("pk", flat=True).first()
+        if call_id is not None:
+            return [
+                {
+                    "type": "call.ended",
+                    "call_id": call_id,
+                    "agent_id": agent_id,
+                    "dispositions": Call.Disposition.choices,
+                }
+            ]
+    return []
 
 
 def last_call_of(*, call: Call) -> dict | None:

@@ -438,6 +438,49 @@ async def test_bridge_notices_a_leg_that_drops(tmp_path):
     assert is_customer_left_after_agent is False
 
 
+async def test_a_dropped_agent_leaves_the_customer_on_hold_until_a_new_leg_takes_over(tmp_path):
+    bridge = CallBridge(
+        call_id="reload",
+        recording_path=tmp_path / "call.wav",
+        notice=None,
+        hold=write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5),
+    )
+    customer_tone = write_tone(tmp_path / "customer.wav", hz=CUSTOMER_HZ, seconds=0.5)
+    agent_tone = write_tone(tmp_path / "agent.wav", hz=AGENT_HZ, seconds=0.5)
+    customer = CustomerMedia(play=customer_tone, record_to=tmp_path / "customer_heard.wav", loop=True)
+    first_tab = CustomerMedia(play=agent_tone, record_to=None, loop=True)
+    reloaded_tab = CustomerMedia(play=agent_tone, record_to=None, loop=True)
+    other_tab = CustomerMedia(play=agent_tone, record_to=tmp_path / "other_tab_heard.wav", loop=True)
+
+    await answered_customer(bridge, customer)
+    await bridge.start_notice_then_hold()
+    await asyncio.sleep(0.3)
+    await connected_agent(bridge, first_tab)
+    await asyncio.sleep(STEP_S)
+    await first_tab.close()  # the agent reloads the page: the browser's leg is gone
+    await asyncio.wait_for(bridge.agent_left.wait(), timeout=3)
+    await asyncio.sleep(STEP_S)
+    await connected_agent(bridge, reloaded_tab)  # the reloaded page's softphone
+    assert not bridge.agent_left.is_set()
+    await asyncio.sleep(STEP_S)
+    await connected_agent(bridge, other_tab)  # the audio moves to another tab: the live leg is replaced
+    await asyncio.sleep(STEP_S)
+    await customer.close()
+    for tab in (reloaded_tab, other_tab):
+        await tab.close()
+    await bridge.close()
+
+    rate, customer_heard = heard_by(tmp_path / "customer_heard.wav")
+    assert heard(customer_heard, rate=rate, tones=TONES_HEARD_BY_CUSTOMER) == [
+        "hold",
+        "agent",
+        "hold",
+        "agent",
+    ]
+    rate, other_tab_heard = heard_by(tmp_path / "other_tab_heard.wav")
+    assert heard(other_tab_heard, rate=rate, tones={"customer": CUSTOMER_HZ}) == ["customer"]
+
+
 async def test_bridge_close_twice_before_an_agent_leaves_a_valid_recording(tmp_path):
     bridge = CallBridge(call_id="alone", recording_path=tmp_path / "call.wav", notice=None, hold=HOLD)
     customer = CustomerMedia(play=CUSTOMER_SPEECH, record_to=None)

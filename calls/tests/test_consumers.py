@@ -209,3 +209,49 @@ async def test_agent_files_the_call_and_is_available_again():
         "available",
     )
     await communicator.disconnect()
+
+
+async def reconnect(agent):
+    """A tab of the agent (re)opens: presence, then whatever the agent is in the middle of."""
+    communicator = await open_socket(agent.user)
+    await communicator.connect()
+    presence = await communicator.receive_json_from(timeout=2)
+    frames = []
+    while not await communicator.receive_nothing(timeout=0.3):
+        frames.append(await communicator.receive_json_from(timeout=2))
+    await communicator.disconnect()
+    return presence, frames
+
+
+async def test_a_reloaded_tab_is_shown_the_ring_the_call_and_the_wrap_up_it_was_in():
+    agent, call = await sync_to_async(make_call_and_agent)()
+    await sync_to_async(routing.call_waits)(call_id=call.pk)
+
+    _, while_ringing = await reconnect(agent)
+    await sync_to_async(routing.offer_accept)(agent_id=agent.pk, call_id=call.pk)
+    _, while_talking = await reconnect(agent)
+    await sync_to_async(routing.call_finish)(call_id=call.pk, reason=Call.EndReason.COMPLETED)
+    presence, while_filing = await reconnect(agent)
+    await sync_to_async(routing.call_wrap_up)(
+        agent_id=agent.pk, call_id=call.pk, disposition="resolved", notes=""
+    )
+    _, when_done = await reconnect(agent)
+
+    [ring_again] = while_ringing
+    assert (ring_again["type"], ring_again["call_id"], ring_again["open_tabs"]) == (
+        "call.offered",
+        call.pk,
+        1,
+    )
+    assert 15 <= ring_again["ring_timeout_s"] <= 20  # what is left of the queue's 20 s
+    [resumed] = while_talking
+    assert (resumed["type"], resumed["call_id"], resumed["caller"]) == (
+        "call.resume",
+        call.pk,
+        "Lucia Santos",
+    )
+    assert presence["status"] == "wrap_up"
+    [filing] = while_filing
+    assert (filing["type"], filing["call_id"]) == ("call.ended", call.pk)
+    assert ["resolved", "Resolved"] in [list(choice) for choice in filing["dispositions"]]
+    assert when_done == []

@@ -30,6 +30,7 @@ const softphone = new Softphone({
   audioElement: role(callPanel, "remote-audio"),
   iceServers: JSON.parse(document.getElementById("ice-servers").textContent),
   onState: (text) => { role(callPanel, "media-state").textContent = text; },
+  onMoved: (callId) => showAudioElsewhere(callId),
 });
 const callControls = role(callPanel, "call-controls");
 
@@ -126,13 +127,31 @@ function showLastCall(element, lastCall) {
   element.textContent = `Last call ${when} with ${lastCall.agent}: ${lastCall.outcome}${notes}`;
 }
 
-function showCall(state, caller) {
+// This tab shows the call but another one carries its audio: offer to take it here.
+function showAudioElsewhere(callId) {
+  if (acceptedHere === callId) acceptedHere = null;
+  callControls.hidden = true;
+  role(callPanel, "media-state").textContent = "audio in another tab";
+  const take = role(callPanel, "take-audio");
+  take.dataset.callId = callId;
+  take.hidden = false;
+}
+
+function takeAudioHere(callId) {
+  acceptedHere = callId;
+  role(callPanel, "take-audio").hidden = true;
+  callControls.hidden = false;
+  softphone.start(callId).catch((error) => showError(`Microphone: ${error.message}`));
+}
+
+function showCall(state, caller, since = Date.now()) {
   callPanel.hidden = false;
   role(callPanel, "call-state").textContent = state;
   if (caller) role(callPanel, "call-with").textContent = caller;
   clearInterval(callTimer);
+  role(callPanel, "take-audio").hidden = true;
   if (state === "On a call") {
-    const started = Date.now();
+    const started = since;
     const tick = () => {
       const seconds = Math.round((Date.now() - started) / 1000);
       role(callPanel, "call-timer").textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
@@ -159,8 +178,16 @@ const HANDLERS = {
     if (acceptedHere === frame.call_id) {
       softphone.start(frame.call_id).catch((error) => showError(`Microphone: ${error.message}`));
     } else {
-      role(callPanel, "media-state").textContent = "audio in another tab";
+      showAudioElsewhere(frame.call_id);
     }
+  },
+  // A tab (re)connected during a call (the page was reloaded, or opened again): the only open tab
+  // takes the audio back at once; with other tabs open, one of them may still carry it.
+  "call.resume": (frame) => {
+    stopRinging();
+    showCall("On a call", frame.caller, Date.parse(frame.connected_at));
+    if (frame.open_tabs <= 1) takeAudioHere(frame.call_id);
+    else showAudioElsewhere(frame.call_id);
   },
   "call.media_answer": (frame) => {
     role(callPanel, "notice-state").textContent = frame.is_notice_playing
@@ -269,6 +296,9 @@ for (const action of ["mute", "hold"]) {
   });
 }
 callPanel.querySelector('[data-action="hangup"]').addEventListener("click", () => softphone.hangUp());
+role(callPanel, "take-audio").addEventListener("click", (event) => {
+  takeAudioHere(Number(event.currentTarget.dataset.callId));
+});
 ringPanel.querySelector('[data-action="decline"]').addEventListener("click", () => {
   if (ringing) send({ type: "call.decline", call_id: ringing.callId });
 });

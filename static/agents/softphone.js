@@ -3,11 +3,12 @@
 // trickle), the media process's answer back.
 
 export class Softphone {
-  constructor({ send, audioElement, iceServers, onState }) {
+  constructor({ send, audioElement, iceServers, onState, onMoved }) {
     this.send = send;
     this.audioElement = audioElement;
     this.iceServers = iceServers;
     this.onState = onState;
+    this.onMoved = onMoved;
     this.callId = null;
     this.connection = null;
     this.microphone = null;
@@ -54,6 +55,12 @@ export class Softphone {
 
   async answer(frame) {
     if (!this.connection || frame.call_id !== this.callId) return;
+    if (this.connection.signalingState !== "have-local-offer") {
+      // An answer to another tab's offer: the call's audio has moved to that tab.
+      this.close();
+      this.onMoved(frame.call_id);
+      return;
+    }
     if (frame.error) {
       this.onState(`audio failed: ${frame.error}`);
       return;

@@ -74,6 +74,12 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
         notice_state = page.locator("#in-call [data-role=notice-state]")
         expect(notice_state).to_contain_text("recording notice")
         expect(notice_state).to_have_text("", timeout=20_000)
+        # The agent reloads the page mid-call: the call comes back, with its audio, in the new page.
+        page.reload()
+        expect(page.locator("#in-call [data-role=call-with]")).to_have_text("Omar Haddad")
+        expect(page.locator("#in-call [data-role=media-state]")).to_have_text(
+            "audio connected", timeout=15_000
+        )
         page.screenshot(path="var/dashboard-on-call.png")
         time.sleep(TALK_S)
         sandbox_thread.run(customer.hang_up, placed.call)
