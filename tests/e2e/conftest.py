@@ -69,6 +69,9 @@ def live_server_url(transactional_db):
             "127.0.0.1",
             "--port",
             str(port),
+            # A socket still open when the test ends is cut after 2 s, not daphne's default 10 s.
+            "--application-close-timeout",
+            "2",
             "config.asgi:application",
         ],
         cwd=ROOT,
@@ -82,7 +85,11 @@ def live_server_url(transactional_db):
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
-    process.wait(timeout=10)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:  # stopping is not what the tests test: make sure it is gone
+        process.kill()
+        process.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
