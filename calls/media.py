@@ -152,7 +152,7 @@ class CallMedia:
         )
         self.bridges[call_id] = bridge
         self.languages[call_id] = notice.language
-        self.answered[call_id] = asyncio.Event()
+        self.answered[call_id] = answered = asyncio.Event()
         phone_number_id = call.business_number.phone_number_id
         try:
             sdp_answer = await bridge.answer_customer(message["sdp"])
@@ -171,8 +171,10 @@ class CallMedia:
             )
             return
         await database_sync_to_async(call_mark_answered)(call_id=call_id)
+        if self.bridges.get(call_id) is not bridge:
+            return  # the call ended while it was being answered: its media is already dropped
         await bridge.start_notice_then_hold()
-        self.answered[call_id].set()
+        answered.set()
         await database_sync_to_async(consent_notice_started)(
             call_id=call_id,
             contact_id=call.contact_id,
