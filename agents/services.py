@@ -30,9 +30,13 @@ def agent_transition(*, agent_id: int, allowed_from: Iterable[str], to_status: s
     first). The winner records an AgentStatusEvent and, after commit, pushes the new presence to
     every open tab of the agent; becoming available also tells the freed-agent listeners.
     """
-    previous = Agent.objects.filter(pk=agent_id).values_list("status", flat=True).first()
-    if previous is None or previous not in allowed_from:
-        return False
+    allowed_from = set(allowed_from)
+    if len(allowed_from) == 1:
+        [previous] = allowed_from  # the conditional UPDATE below checks it: no need to read it first
+    else:
+        previous = Agent.objects.filter(pk=agent_id).values_list("status", flat=True).first()
+        if previous is None or previous not in allowed_from:
+            return False
     now = timezone.now()
     updated = Agent.objects.filter(pk=agent_id, status=previous).update(
         status=to_status, status_changed_at=now, updated_at=now, **changes

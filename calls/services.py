@@ -208,7 +208,8 @@ def call_offer(*, call: Call, agent_id: int, ring_timeout_s: int) -> bool:
         offered_to_id=agent_id,
         offered_at=now,
         offer_expires_at=now + timedelta(seconds=ring_timeout_s),
-        offer_count=F("offer_count") + 1,
+        # Exact: the status condition means no other offer moved the call since it was read.
+        offer_count=call.offer_count + 1,
     )
     if won:
         _broadcast_call(call, "call.offered_to_agent", agent_id=agent_id)

@@ -80,6 +80,15 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
         expect(page.locator("#in-call [data-role=media-state]")).to_have_text(
             "audio connected", timeout=15_000
         )
+        # A second tab opens: it shows the call, and takes the audio when asked; the first lets it go.
+        second_tab = page.context.new_page()
+        second_tab.goto(f"{live_server_url}/")
+        second_tab.click("#in-call [data-role=take-audio]")
+        expect(second_tab.locator("#in-call [data-role=media-state]")).to_have_text(
+            "audio connected", timeout=15_000
+        )
+        expect(page.locator("#in-call [data-role=media-state]")).to_have_text("audio in another tab")
+        expect(page.locator("#in-call [data-role=take-audio]")).to_be_visible()
         page.screenshot(path="var/dashboard-on-call.png")
         time.sleep(TALK_S)
         sandbox_thread.run(customer.hang_up, placed.call)
