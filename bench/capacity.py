@@ -19,12 +19,11 @@ import httpx
 from benchlib import (
     call_connect,
     call_terminate,
-    free_port,
     prepare_number,
+    print_figures,
     signed,
-    start_server,
-    stop_server,
     take_media_hand_offs,
+    web_server,
 )
 
 
@@ -96,30 +95,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     arguments = parser.parse_args()
 
-    import django
+    with web_server() as base_url:
+        from django.conf import settings
 
-    django.setup()
-    from django.conf import settings
-
-    database = settings.DATABASES["default"]
-    print(f"database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}")
-    print(f"cap: {settings.MAX_CONCURRENT_CALLS_PER_DIRECTION} live inbound calls per number")
-    port = free_port()
-    server = start_server(port)
-    try:
+        print(f"cap: {settings.MAX_CONCURRENT_CALLS_PER_DIRECTION} live inbound calls per number")
         prepare_number("Capacity bench", max_wait_s=3600)  # no members: every admitted call waits
-        figures = asyncio.run(
-            run(
-                f"http://127.0.0.1:{port}/webhooks/whatsapp/",
-                arguments.calls,
-                arguments.concurrency,
-                int(time.time()),
-            )
-        )
-    finally:
-        stop_server(server)
-    for name, value in figures.items():
-        print(f"{name}={value:.1f}" if isinstance(value, float) else f"{name}={value}")
+        url = f"{base_url}/webhooks/whatsapp/"
+        figures = asyncio.run(run(url, arguments.calls, arguments.concurrency, int(time.time())))
+    print_figures(figures)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Ends with one `name=value` line per figure, among them `ring_p99_ms` (the burst'
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 
@@ -30,14 +29,12 @@ import aiohttp
 from benchlib import (
     call_connect,
     call_terminate,
-    free_port,
     percentile,
     prepare_number,
-    server_environment,
+    print_figures,
     signed,
-    start_server,
-    stop_server,
     take_media_hand_offs,
+    web_server,
 )
 
 
@@ -192,34 +189,15 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200, help="calls arriving within one second")
     parser.add_argument("--steady-seconds", type=int, default=20, help="seconds of one call a second")
     arguments = parser.parse_args()
-    os.environ.update(server_environment())  # the same SECRET_KEY: sessions made here are valid there
-
-    import django
-
-    django.setup()
-    from django.conf import settings
-
-    database = settings.DATABASES["default"]
-    print(f"database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}")
-    port = free_port()
-    server = start_server(port)
-    try:
+    with web_server() as base_url:
         session_keys = prepare_agents(max(arguments.burst, 5))
         figures = asyncio.run(
-            run(
-                f"http://127.0.0.1:{port}",
-                session_keys,
-                burst=arguments.burst,
-                steady_seconds=arguments.steady_seconds,
-            )
+            run(base_url, session_keys, burst=arguments.burst, steady_seconds=arguments.steady_seconds)
         )
-    finally:
-        stop_server(server)
     print(
         f"calls: {arguments.steady_seconds} at 1/s, then {arguments.burst} within 1 s; a free agent for each"
     )
-    for name, value in figures.items():
-        print(f"{name}={value:.1f}" if isinstance(value, float) else f"{name}={value}")
+    print_figures(figures)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,12 @@ from benchlib import (
     call_connect,
     call_terminate,
     envelope,
-    free_port,
     percentile,
     prepare_number,
+    print_figures,
     signed,
-    start_server,
-    stop_server,
     take_media_hand_offs,
+    web_server,
 )
 
 
@@ -93,33 +92,26 @@ def main() -> None:
     parser.add_argument("--warmup-seconds", type=float, default=2.0)
     arguments = parser.parse_args()
 
-    import django
-
-    django.setup()
-    from django.conf import settings
-
-    database = settings.DATABASES["default"]
-    print(f"database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}")
-    port = free_port()
-    server = start_server(port)
-    prepare_number()
-    url = f"http://127.0.0.1:{port}/webhooks/whatsapp/"
-    offset = int(time.time() * 1000) * 10  # fresh ids each run: every delivery is new work
-    try:
+    with web_server() as base_url:
+        prepare_number()
+        url = f"{base_url}/webhooks/whatsapp/"
+        offset = int(time.time() * 1000) * 10  # fresh ids each run: every delivery is new work
         asyncio.run(run_load(url, rate=arguments.rate, seconds=arguments.warmup_seconds, offset=offset))
         latencies, failures = asyncio.run(
             run_load(url, rate=arguments.rate, seconds=arguments.seconds, offset=offset + 10**6)
         )
-    finally:
-        stop_server(server)
 
     latencies_ms = sorted(latency * 1000 for latency in latencies)
     p99 = percentile(latencies_ms, 0.99)
     print(f"deliveries: {len(latencies_ms)} at {arguments.rate:g}/s for {arguments.seconds:g} s")
     print(f"max: {latencies_ms[-1]:.1f} ms")
-    print(f"webhook_ack_failures={failures}")
-    print(f"webhook_ack_median_ms={statistics.median(latencies_ms):.1f}")
-    print(f"webhook_ack_p99_ms={p99:.1f}")
+    print_figures(
+        {
+            "webhook_ack_failures": failures,
+            "webhook_ack_median_ms": statistics.median(latencies_ms),
+            "webhook_ack_p99_ms": p99,
+        }
+    )
 
 
 if __name__ == "__main__":

