@@ -184,13 +184,14 @@ class Peer:
         await self.connection.close()
 
 
-def mouth_to_ear(speaker: Peer, listener: Peer, since: float) -> list[float]:
-    """Each beep the speaker sent after `since` to when the listener got it (the first beep heard
-    after the send and within a second: beeps are a second apart)."""
+def mouth_to_ear(speaker: Peer, listener: Peer, since: float, until: float) -> list[float]:
+    """Each beep the speaker sent from `since` to a second before `until`, to when the listener got
+    it (the first beep heard after the send and within a second: beeps are a second apart). A beep
+    sent in the last second may still be on its way, so it is not counted either way."""
     heard = listener.listener.beeps_heard
     delays = []
     for sent in speaker.talker.beeps_sent.values():
-        if sent < since:
+        if not since <= sent < until - 1.0:
             continue
         later = [arrived - sent for arrived in heard if 0 <= arrived - sent < 1.0]
         delays.append(min(later) if later else float("inf"))
@@ -222,7 +223,7 @@ async def run_round(http, base: str, calls: int, seconds: float, media_pid: int,
     delays = []
     gap_frames = 0
     for customer, agent in pairs:
-        delays += mouth_to_ear(customer, agent, since) + mouth_to_ear(agent, customer, since)
+        delays += mouth_to_ear(customer, agent, since, until) + mouth_to_ear(agent, customer, since, until)
         gap_frames += gaps(agent, since + 0.5, until - 0.5) + gaps(customer, since + 0.5, until - 0.5)
     async with http.post(f"{base}/hang-up-all") as response:
         await response.json()

@@ -33,14 +33,18 @@ from pathlib import Path
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc import sdp as aiortc_sdp
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from core.audio import AudioFileError, decode_mono_s16
-from core.webrtc import apply_host_addresses, rtc_configuration, speed_up_audio_level
+from core.webrtc import (
+    apply_host_addresses,
+    opus_codecs,
+    rtc_configuration,
+    sdp_problem,
+    speed_up_audio_level,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -352,12 +356,13 @@ class _Leg:
         self._peer_connection.on("track", self._on_track)
 
     async def answer(self, offer_sdp: str) -> str:
-        _check_offer(offer_sdp, leg=self.name)
+        if (problem := sdp_problem(offer_sdp)) is not None:
+            raise BridgeError(f"the {self.name}'s SDP offer {problem}")
         peer_connection = self._peer_connection
         # The transceiver exists before the offer is applied so that the answer keeps to Opus; it takes
         # the offer's audio section because its mid is still unset.
         transceiver = peer_connection.addTransceiver(self._output, direction="sendrecv")
-        transceiver.setCodecPreferences(_opus_codecs())
+        transceiver.setCodecPreferences(opus_codecs())
         try:
             async with asyncio.timeout(NEGOTIATION_TIMEOUT_S):
                 await peer_connection.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -689,31 +694,3 @@ def _decoded_prompt(path: str, modified_ns: int) -> np.ndarray:
     samples = np.repeat(mono, CHANNELS).reshape(-1, CHANNELS)
     samples.flags.writeable = False
     return samples
-
-
-def _opus_codecs() -> list[RTCRtpCodecCapability]:
-    # WhatsApp calls are Opus only; answering a browser with G.722 or G.711 would mean transcoding.
-    return [codec for codec in RTCRtpSender.getCapabilities("audio").codecs if codec.mimeType == "audio/opus"]
-
-
-def _check_offer(text: str, *, leg: str) -> None:
-    """Raise ``BridgeError`` unless ``text`` is SDP with exactly one audio section that can be answered."""
-    if not isinstance(text, str) or not text.strip():
-        raise BridgeError(f"the {leg}'s SDP offer is empty")
-    try:
-        description = aiortc_sdp.SessionDescription.parse(text)
-    except Exception as error:  # noqa: BLE001 - aiortc's parser raises assorted built-ins on bad input
-        raise BridgeError(f"the {leg}'s SDP offer cannot be parsed: {type(error).__name__} {error}") from None
-    kinds = [media.kind for media in description.media]
-    if kinds != ["audio"]:
-        raise BridgeError(f"the {leg}'s SDP offer must have exactly one m=audio section, not {kinds}")
-    audio = description.media[0]
-    if not audio.ice.usernameFragment or not audio.ice.password:
-        raise BridgeError(f"the {leg}'s SDP offer has no ICE credentials (a=ice-ufrag, a=ice-pwd)")
-    if audio.dtls is None or not audio.dtls.fingerprints:
-        raise BridgeError(f"the {leg}'s SDP offer has no DTLS fingerprint")
-    if not audio.ice_candidates:
-        # With no candidate and no trickle ICE, the connection would wait for ever: fail now instead.
-        raise BridgeError(f"the {leg}'s SDP offer has no ICE candidates (trickle ICE is not supported)")
-    if not any(codec.mimeType.lower() == "audio/opus" for codec in audio.rtp.codecs):
-        raise BridgeError(f"the {leg}'s SDP offer does not offer Opus")

@@ -15,8 +15,10 @@ import aioice.ice
 import aiortc.rtp
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCConfiguration, RTCIceServer, RTCRtpSender
+from aiortc import sdp as aiortc_sdp
 from aiortc.rtcicetransport import parse_stun_turn_uri
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -146,3 +148,34 @@ def browser_ice_servers() -> list[dict]:
             entry |= {"username": server.username, "credential": server.credential}
         servers.append(entry)
     return servers
+
+
+def opus_codecs() -> list[RTCRtpCodecCapability]:
+    """aiortc's Opus codec only: WhatsApp calls are Opus, so offering or answering G.722 or G.711
+    would let a peer pick a codec Meta never sends (or make the bridge transcode)."""
+    return [codec for codec in RTCRtpSender.getCapabilities("audio").codecs if codec.mimeType == "audio/opus"]
+
+
+def sdp_problem(text: object) -> str | None:
+    """Why ``text`` is not SDP that a WhatsApp call leg can use now, or None when it is: exactly one
+    audio section, ICE credentials and candidates (no trickle), a DTLS fingerprint, and Opus."""
+    if not isinstance(text, str) or not text.strip():
+        return "is empty"
+    try:
+        description = aiortc_sdp.SessionDescription.parse(text)
+    except Exception as error:  # noqa: BLE001 - aiortc's parser raises assorted built-ins on bad input
+        return f"cannot be parsed: {type(error).__name__} {error}"
+    kinds = [media.kind for media in description.media]
+    if kinds != ["audio"]:
+        return f"must have exactly one m=audio section and nothing else, not {kinds}"
+    audio = description.media[0]
+    if not audio.ice.usernameFragment or not audio.ice.password:
+        return "has no ICE credentials (a=ice-ufrag, a=ice-pwd)"
+    if audio.dtls is None or not audio.dtls.fingerprints:
+        return "has no DTLS fingerprint"
+    if not audio.ice_candidates:
+        # With no candidate and no trickle ICE, the connection would wait for ever: fail now instead.
+        return "has no ICE candidates (trickle ICE is not supported)"
+    if not any(codec.mimeType.lower() == "audio/opus" for codec in audio.rtp.codecs):
+        return "does not offer Opus"
+    return None

@@ -18,14 +18,12 @@ from pathlib import Path
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc import sdp as aiortc_sdp
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from core.audio import AudioFileError, decode_mono_s16
-from core.webrtc import apply_host_addresses, rtc_configuration
+from core.webrtc import apply_host_addresses, opus_codecs, rtc_configuration, sdp_problem
 
 # Every frame the customer sends has this one format: aiortc's Opus encoder locks its resampler to the
 # first frame it sees, and this is also what its Opus decoder produces.
@@ -79,7 +77,7 @@ class CustomerMedia:
         """Start a customer-placed call: the SDP offer (Opus only, every ICE candidate included)."""
         peer_connection = self._start_peer_connection()
         transceiver = peer_connection.addTransceiver(self._speech, direction="sendrecv")
-        transceiver.setCodecPreferences(_opus_codecs())
+        transceiver.setCodecPreferences(opus_codecs())
         # aiortc gathers every candidate inside setLocalDescription, so the offer is complete.
         await peer_connection.setLocalDescription(await peer_connection.createOffer())
         return peer_connection.localDescription.sdp
@@ -101,7 +99,7 @@ class CustomerMedia:
         # The transceiver exists before the offer is applied so that aiortc negotiates with the
         # Opus-only preference; it takes the offer's audio section because its mid is still unset.
         transceiver = peer_connection.addTransceiver(self._speech, direction="sendrecv")
-        transceiver.setCodecPreferences(_opus_codecs())
+        transceiver.setCodecPreferences(opus_codecs())
         await _set_remote_description(peer_connection, text=offer_sdp, sdp_type="offer")
         await peer_connection.setLocalDescription(await peer_connection.createAnswer())
         return peer_connection.localDescription.sdp
@@ -247,33 +245,9 @@ def _open_wav(path: Path) -> wave.Wave_write:
     return wav
 
 
-def _opus_codecs() -> list[RTCRtpCodecCapability]:
-    # WhatsApp calls are Opus only; offering G.722 or G.711 would let the business pick a codec Meta
-    # never sends.
-    return [codec for codec in RTCRtpSender.getCapabilities("audio").codecs if codec.mimeType == "audio/opus"]
-
-
 def _check_remote_sdp(text: str) -> None:
-    """Raise ``MediaError`` unless ``text`` is SDP with exactly one audio section aiortc can use now."""
-    if not isinstance(text, str) or not text.strip():
-        raise MediaError("the SDP is empty")
-    try:
-        description = aiortc_sdp.SessionDescription.parse(text)
-    except Exception as error:  # noqa: BLE001 - aiortc's parser raises assorted built-ins on bad input
-        raise MediaError(f"the SDP cannot be parsed: {type(error).__name__} {error}") from None
-    kinds = [media.kind for media in description.media]
-    if kinds != ["audio"]:
-        raise MediaError(f"the SDP must have exactly one m=audio section and nothing else, not {kinds}")
-    audio = description.media[0]
-    if not audio.ice.usernameFragment or not audio.ice.password:
-        raise MediaError("the SDP has no ICE credentials (a=ice-ufrag, a=ice-pwd)")
-    if audio.dtls is None or not audio.dtls.fingerprints:
-        raise MediaError("the SDP has no DTLS fingerprint")
-    if not audio.ice_candidates:
-        # With no candidate and no trickle, ICE would wait for ever: fail now instead.
-        raise MediaError("the SDP has no ICE candidates (trickle ICE is not supported)")
-    if not any(codec.mimeType.lower() == "audio/opus" for codec in audio.rtp.codecs):
-        raise MediaError("the SDP does not offer Opus")
+    if (problem := sdp_problem(text)) is not None:
+        raise MediaError(f"the SDP {problem}")
 
 
 async def _set_remote_description(peer_connection: RTCPeerConnection, *, text: str, sdp_type: str) -> None:
