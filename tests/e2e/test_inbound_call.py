@@ -4,20 +4,17 @@ queues and rings an agent; the customer hangs up and the call ends, recorded."""
 import time
 
 import pytest
-from django.conf import settings
 
 from agents.models import Agent, QueueMembership
 from agents.tests.factories import AgentFactory, QueueFactory
 from calls.models import Call, CallEvent
 from compliance.models import ConsentRecord
 from recordings.models import Recording
-from tests.e2e.conftest import MediaProcessThread, wait_for
+from tests.e2e.conftest import MediaProcessThread, sandbox_serving, wait_for
 from whatsapp.sandbox.audio_metrics import wav_rms
-from whatsapp.sandbox.server import SandboxThread
 from whatsapp.tests.factories import BusinessNumberFactory
 
 pytestmark = pytest.mark.e2e
-TOKEN = "e2e-media-token"
 
 
 def test_customer_call_is_answered_queued_rung_and_ends_when_the_customer_hangs_up(
@@ -28,21 +25,8 @@ def test_customer_call_is_answered_queued_rung_and_ends_when_the_customer_hangs_
     queue.business_numbers.add(number)
     agent = AgentFactory(status=Agent.Status.AVAILABLE)
     QueueMembership.objects.create(queue=queue, agent=agent)
-    sandbox_thread = SandboxThread(
-        webhook_url=f"{live_server_url}/webhooks/whatsapp/",
-        app_secret=settings.WHATSAPP_APP_SECRET,
-        token=TOKEN,
-        record_dir=tmp_path / "customers",
-    )
-    with sandbox_thread as sandbox, MediaProcessThread(tmp_path / "spool"):
-        settings_for_media.WHATSAPP_GRAPH_URL = sandbox.graph_url
-        settings_for_media.WHATSAPP_TOKEN = TOKEN
-        sandbox_thread.call(
-            sandbox.add_number,
-            phone_number_id=number.phone_number_id,
-            waba_id=number.waba_id,
-            display_phone_number=number.display_phone_number,
-        )
+    serving = sandbox_serving(number, live_server_url, settings_for_media, tmp_path)
+    with serving as (sandbox_thread, sandbox), MediaProcessThread(tmp_path / "spool"):
         customer = sandbox_thread.call(sandbox.add_customer, wa_id="447700900777", name="Nadia Rahman")
 
         placed = sandbox_thread.run(customer.place_call, number.phone_number_id)

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from agents.tests.factories import QueueFactory
@@ -15,37 +14,23 @@ from calls.prompts import CLOSING, prompt_for
 from calls.tasks import send_call_us_button, terminate_on_meta
 from compliance.models import ConsentRecord
 from recordings.models import Recording
-from tests.e2e.conftest import MediaProcessThread, wait_for
+from tests.e2e.conftest import MediaProcessThread, sandbox_serving, wait_for
 from whatsapp.sandbox.audio_metrics import wav_samples
 from whatsapp.tests.factories import BusinessNumberFactory
 
 pytestmark = pytest.mark.e2e
-TOKEN = "e2e-no-agent-token"
 
 
 def test_a_caller_nobody_answers_hears_goodbye_and_gets_a_call_button(
     live_server_url, settings_for_media, tmp_path
 ):
-    from whatsapp.sandbox.server import SandboxThread
 
     number = BusinessNumberFactory(phone_number_id="820000000000001", display_phone_number="+44 20 7946 0820")
     queue = QueueFactory(name="Care", language="pt", max_wait_s=60)
     queue.business_numbers.add(number)
-    sandbox_thread = SandboxThread(
-        webhook_url=f"{live_server_url}/webhooks/whatsapp/",
-        app_secret=settings.WHATSAPP_APP_SECRET,
-        token=TOKEN,
-        record_dir=tmp_path / "customers",
-    )
     closing = prompt_for(CLOSING, "pt")
-    with sandbox_thread as sandbox, MediaProcessThread(tmp_path / "spool") as media:
-        settings_for_media.WHATSAPP_GRAPH_URL, settings_for_media.WHATSAPP_TOKEN = sandbox.graph_url, TOKEN
-        sandbox_thread.call(
-            sandbox.add_number,
-            phone_number_id=number.phone_number_id,
-            waba_id=number.waba_id,
-            display_phone_number=number.display_phone_number,
-        )
+    serving = sandbox_serving(number, live_server_url, settings_for_media, tmp_path)
+    with serving as (sandbox_thread, sandbox), MediaProcessThread(tmp_path / "spool") as media:
         customer = sandbox_thread.call(
             sandbox.add_customer, wa_id="351912345678", name="Inês Duarte", speech=None
         )

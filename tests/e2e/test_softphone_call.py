@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.conf import settings
 from playwright.sync_api import expect
 
 from agents.models import Agent, QueueMembership
@@ -18,13 +17,11 @@ from calls.models import Call
 from compliance.models import ConsentRecord
 from recordings.models import Recording
 from recordings.transcription import AGENT, CUSTOMER, transcribe_recording
-from tests.e2e.conftest import MediaProcessThread, sign_in, wait_for
+from tests.e2e.conftest import MediaProcessThread, sandbox_serving, sign_in, wait_for
 from whatsapp.sandbox.audio_metrics import wav_rms
-from whatsapp.sandbox.server import SandboxThread
 from whatsapp.tests.factories import BusinessNumberFactory
 
 pytestmark = pytest.mark.e2e
-TOKEN = "e2e-softphone-token"
 TALK_S = 4.0
 
 
@@ -42,20 +39,8 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
     queue.business_numbers.add(number)
     agent = AgentFactory(status=Agent.Status.OFFLINE, display_name="Chen Wei")
     QueueMembership.objects.create(queue=queue, agent=agent)
-    sandbox_thread = SandboxThread(
-        webhook_url=f"{live_server_url}/webhooks/whatsapp/",
-        app_secret=settings.WHATSAPP_APP_SECRET,
-        token=TOKEN,
-        record_dir=tmp_path / "customers",
-    )
-    with sandbox_thread as sandbox, MediaProcessThread(tmp_path / "spool"):
-        settings_for_media.WHATSAPP_GRAPH_URL, settings_for_media.WHATSAPP_TOKEN = sandbox.graph_url, TOKEN
-        sandbox_thread.call(
-            sandbox.add_number,
-            phone_number_id=number.phone_number_id,
-            waba_id=number.waba_id,
-            display_phone_number=number.display_phone_number,
-        )
+    serving = sandbox_serving(number, live_server_url, settings_for_media, tmp_path)
+    with serving as (sandbox_thread, sandbox), MediaProcessThread(tmp_path / "spool"):
         customer = sandbox_thread.call(
             sandbox.add_customer, wa_id="447700900888", name="Omar Haddad", is_speech_looped=True
         )
