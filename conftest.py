@@ -91,3 +91,17 @@ def celery_worker_process(redis_server, celery_test_queue, django_db_setup, djan
     yield process
     process.terminate()
     process.wait(timeout=20)
+
+
+@pytest.fixture
+def recordings_storage(settings, tmp_path) -> Path:
+    """Call recordings stored under tmp_path for the test (the "recordings" storage); its folder."""
+    location = tmp_path / "recordings"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "recordings": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(location)},
+        },
+    }
+    return location

@@ -33,14 +33,7 @@ def spool_file(path, *, seconds: float, age_s: float = 0.0):
     return path
 
 
-def test_leftover_recordings_of_ended_calls_are_stored_and_live_ones_left_alone(settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "recordings": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "stored")},
-        },
-    }
+def test_leftover_recordings_of_ended_calls_are_stored_and_live_ones_left_alone(recordings_storage, tmp_path):
     spool = tmp_path / "spool"
     spool.mkdir()
     ended = CallFactory(status=Call.Status.ENDED)

@@ -5,7 +5,7 @@ from django.core.exceptions import ImproperlyConfigured
 from core.webrtc import apply_host_addresses, rtc_configuration
 
 
-def test_rtc_configuration_has_no_ice_server_by_default(settings):
+def test_rtc_configuration_with_no_ice_server_configured_has_none_not_aiortcs_default(settings):
     settings.MEDIA_ICE_SERVERS = []
 
     assert rtc_configuration().iceServers == []

@@ -10,18 +10,6 @@ from recordings.models import Recording
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def storage_dir(settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "recordings": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "stored")},
-        },
-    }
-    return tmp_path / "stored"
-
-
 def spooled(path, seconds: float = 0.5):
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(2)
@@ -40,7 +28,7 @@ def finish(call, path, **facts):
     )
 
 
-def test_a_finished_recording_moves_from_the_spool_into_the_recordings_storage(storage_dir, tmp_path):
+def test_a_finished_recording_moves_from_the_spool_into_the_recordings_storage(recordings_storage, tmp_path):
     call = CallFactory()
     path = spooled(tmp_path / "call.wav")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -49,7 +37,7 @@ def test_a_finished_recording_moves_from_the_spool_into_the_recordings_storage(s
 
     recording = Recording.objects.get(call=call)
     assert not path.exists()
-    assert recording.file.path.startswith(str(storage_dir))
+    assert recording.file.path.startswith(str(recordings_storage))
     assert recording.file.name.endswith(f"call-{call.pk}.wav")
     assert (recording.sha256, recording.size_bytes) == (digest, 44 + 4 * 24_000)
     assert (recording.channels, recording.sample_rate, recording.duration_s) == (2, 48_000, 0.5)
@@ -57,7 +45,7 @@ def test_a_finished_recording_moves_from_the_spool_into_the_recordings_storage(s
         assert hashlib.sha256(stored.read()).hexdigest() == digest
 
 
-def test_a_second_recording_for_the_same_call_is_discarded(storage_dir, tmp_path):
+def test_a_second_recording_for_the_same_call_is_discarded(recordings_storage, tmp_path):
     call = CallFactory()
     finish(call, spooled(tmp_path / "first.wav"))
     second = spooled(tmp_path / "second.wav", seconds=1.0)
@@ -66,10 +54,10 @@ def test_a_second_recording_for_the_same_call_is_discarded(storage_dir, tmp_path
 
     assert Recording.objects.get(call=call).duration_s == 0.5
     assert not second.exists()
-    assert len(list(storage_dir.rglob("*.wav"))) == 1
+    assert len(list(recordings_storage.rglob("*.wav"))) == 1
 
 
-def test_a_recording_for_a_call_that_is_gone_leaves_nothing_stored(storage_dir, tmp_path):
+def test_a_recording_for_a_call_that_is_gone_leaves_nothing_stored(recordings_storage, tmp_path):
     call = CallFactory()
     call_id = call.pk
     call.delete()  # erased (a contact's data removed) while the media process was finishing it
@@ -80,5 +68,5 @@ def test_a_recording_for_a_call_that_is_gone_leaves_nothing_stored(storage_dir, 
     )
 
     assert not path.exists()
-    assert not list(storage_dir.rglob("*.wav"))
+    assert not list(recordings_storage.rglob("*.wav"))
     assert Recording.objects.count() == 0

@@ -154,17 +154,10 @@ def wait_for(predicate, timeout_s: float = 20.0):
 
 
 @pytest.fixture
-def settings_for_media(settings, tmp_path):
+def settings_for_media(settings, recordings_storage):
     """Loopback-only ICE for the simulated customers' media legs; recordings stored in tmp_path."""
     settings.MEDIA_HOST_ADDRESSES = ["127.0.0.1"]
     settings.MEDIA_ICE_SERVERS = []
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "recordings": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "recordings")},
-        },
-    }
     return settings
 
 
