@@ -126,14 +126,6 @@ class CallBridge:
         self._closing: asyncio.Task[RecordingResult] | None = None
 
     @property
-    def is_on_hold(self) -> bool:
-        return self._is_on_hold
-
-    @property
-    def is_muted(self) -> bool:
-        return self._is_muted
-
-    @property
     def is_notice_playing(self) -> bool:
         """The customer is hearing the recording notice (an agent who connected waits for its end)."""
         return self._is_notice_playing()

@@ -55,12 +55,9 @@ def call_terminate_received(event: CallTerminate) -> None:
             reason=Call.EndReason.ABANDONED if event.status == "COMPLETED" else Call.EndReason.FAILED,
         )
         return
-    if call.status == Call.Status.CONNECTED:
-        reason = Call.EndReason.COMPLETED
-    elif call.answered_at is None and event.status == "FAILED":
-        reason = Call.EndReason.FAILED
-    else:
-        reason = Call.EndReason.ABANDONED
+    # A customer leaving a connected call completes it (call_end decides that).
+    is_failed = call.answered_at is None and event.status == "FAILED"
+    reason = Call.EndReason.FAILED if is_failed else Call.EndReason.ABANDONED
     detail = "; ".join(f"{error.code} {error.message or error.title}".strip() for error in event.errors)
     routing.call_finish(call_id=call.pk, reason=reason, detail=detail or f"Meta: {event.status.lower()}")
 

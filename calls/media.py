@@ -25,7 +25,7 @@ from calls import routing
 from calls.bridge import BridgeError, CallBridge
 from calls.models import Call
 from calls.prompts import CLOSING, FALLBACK_LANGUAGE, HOLD_AUDIO, NOTICE, prompt_for
-from calls.services import call_claim_media, call_mark_answered
+from calls.services import MEDIA_CHANNEL, call_claim_media, call_mark_answered
 from calls.signals import recording_finished
 from compliance.services import consent_notice_completed, consent_notice_started
 from whatsapp.client import AsyncGraphClient
@@ -33,7 +33,7 @@ from whatsapp.errors import GraphAPIError
 
 logger = logging.getLogger(__name__)
 
-SHARED_CHANNEL = "media.calls"
+SHARED_CHANNEL = MEDIA_CHANNEL
 HEARTBEAT_KEY_PREFIX = "switchboard:media:alive:"
 HEARTBEAT_INTERVAL_S = 5
 HEARTBEAT_TTL_S = 15
@@ -293,13 +293,9 @@ class CallMedia:
         await bridge.customer_left.wait()
         if self.bridges.get(call_id) is bridge:
             await self._drop(call_id)
-            ended = await database_sync_to_async(routing.call_finish)(
+            await database_sync_to_async(routing.call_finish)(
                 call_id=call_id, reason=Call.EndReason.ABANDONED, detail="the customer's media ended"
             )
-            if ended is not None and ended.previous_status == Call.Status.CONNECTED:
-                await database_sync_to_async(Call.objects.filter(pk=call_id).update)(
-                    end_reason=Call.EndReason.COMPLETED
-                )
 
     async def _drop(self, call_id: int) -> None:
         bridge = self.bridges.pop(call_id, None)

@@ -42,12 +42,8 @@ def _move(call: Call, *, to: str, allowed: frozenset[str] | set[str], by_agent_i
         call=call, from_status=call.status, to_status=to, at=now, agent_id=by_agent_id, detail=detail
     )
     call.status, call.updated_at = to, now
-    computed = [name for name, value in changes.items() if hasattr(value, "resolve_expression")]
-    for name, value in changes.items():
-        if name not in computed:
-            setattr(call, name, value)
-    if computed:
-        call.refresh_from_db(fields=computed)
+    for name, value in changes.items():  # plain values only: an F() expression would need a reread
+        setattr(call, name, value)
     return True
 
 
@@ -279,18 +275,19 @@ class EndedCall:
     previous_status: str
 
 
-def call_end(
-    *, call_id: int, reason: str, detail: str = "", notify_media: bool = True, is_farewell: bool = False
-) -> EndedCall | None:
+def call_end(*, call_id: int, reason: str, detail: str = "", is_farewell: bool = False) -> EndedCall | None:
     """End a live call with a reason; None if it had ended already (only one caller wins).
 
-    The winner gives back the number's live-call slot (exactly once per call), records talk
-    time, and after commit tells the media process holding the call to hang up its legs
-    (`is_farewell`: after playing the closing message to the customer).
+    A customer who leaves (`abandoned`) a call an agent had taken completes it. The winner gives
+    back the number's live-call slot (exactly once per call), records talk time, and after commit
+    tells the media process holding the call to hang up its legs (`is_farewell`: after playing the
+    closing message to the customer).
     """
     call = Call.objects.filter(pk=call_id).first()
     if call is None or not call.is_live:
         return None
+    if reason == Call.EndReason.ABANDONED and call.status == Call.Status.CONNECTED:
+        reason = Call.EndReason.COMPLETED
     previous = {"status": call.status, "offered_to_id": call.offered_to_id, "agent_id": call.agent_id}
     now = timezone.now()
     talk_seconds = round((now - call.connected_at).total_seconds()) if call.connected_at else None
@@ -310,7 +307,7 @@ def call_end(
         return None
     # Every call that reaches here holds a slot: it was taken before the call could go live.
     capacity_release(business_number_id=call.business_number_id, direction=call.direction)
-    if notify_media and call.media_channel:
+    if call.media_channel:
         _send_to_media_on_commit(
             call.media_channel, {"type": "call.hangup", "call_id": call.pk, "is_farewell": is_farewell}
         )

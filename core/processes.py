@@ -27,10 +27,13 @@ class RedisUnavailable(Exception):
 def redis_answers(url: str) -> bool:
     import redis
 
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+        return bool(client.ping())
     except redis.RedisError:
         return False
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager

@@ -1,8 +1,9 @@
 """The explicit registry of who handles which kind of webhook event.
 
 Apps register their handlers in `AppConfig.ready()`. A handler receives the typed event, runs
-inside a transaction of its own, and must be idempotent and fast: heavy work goes to Celery or
-after commit. Events of a kind nobody handles are stored as `unhandled` and shown in admin.
+in a savepoint of the delivery's transaction (its failure undoes only its own writes, and its
+after-commit work waits for the whole delivery), and must be idempotent and fast: heavy work goes
+to Celery or after commit. Events of a kind nobody handles are stored as `unhandled` and shown in admin.
 """
 
 from collections.abc import Callable

@@ -174,12 +174,8 @@ const HANDLERS = {
     const caller = ringing && ringing.callId === frame.call_id ? ringing.caller : "";
     stopRinging(frame.call_id);
     showCall("On a call", caller);
-    callControls.hidden = acceptedHere !== frame.call_id;
-    if (acceptedHere === frame.call_id) {
-      softphone.start(frame.call_id).catch((error) => showError(`Microphone: ${error.message}`));
-    } else {
-      showAudioElsewhere(frame.call_id);
-    }
+    if (acceptedHere === frame.call_id) takeAudioHere(frame.call_id);
+    else showAudioElsewhere(frame.call_id);
   },
   // A tab (re)connected during a call (the page was reloaded, or opened again): the only open tab
   // takes the audio back at once; with other tabs open, one of them may still carry it.

@@ -14,10 +14,6 @@ export class Softphone {
     this.microphone = null;
   }
 
-  get isActive() {
-    return this.connection !== null;
-  }
-
   async start(callId) {
     this.close();
     this.callId = callId;

