@@ -155,3 +155,6 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def call_mute_changed(self, event: dict) -> None:
         await self.send_json(event)
+
+    async def permission_lost(self, event: dict) -> None:
+        await self.send_json(event)

@@ -144,3 +144,36 @@ def demo_data_create() -> dict[str, str]:
         agent = Agent.objects.create(user=user)
         QueueMembership.objects.create(queue=queue, agent=agent, priority=1)
     return passwords
+
+
+def agents_tell_permission_lost(permission_ids: list[int]) -> None:
+    """Tell each permission's owner (the agent who asked for it or last called) that the customer
+    can no longer be called: revoked after unanswered calls, by Meta, or expired."""
+    from compliance.models import CallPermission
+
+    lost = list(
+        CallPermission.objects.filter(pk__in=permission_ids, owner__isnull=False).select_related(
+            "contact", "business_number"
+        )
+    )
+    agent_of_user = dict(
+        Agent.objects.filter(user_id__in={permission.owner_id for permission in lost}).values_list(
+            "user_id", "pk"
+        )
+    )
+    for permission in lost:
+        agent_id = agent_of_user.get(permission.owner_id)
+        if agent_id is None:
+            continue
+        number, status = permission.business_number.display_phone_number, permission.get_status_display()
+        broadcast_on_commit(
+            f"agent.{agent_id}",
+            {
+                "type": "permission.lost",
+                "contact": str(permission.contact),
+                "business_number": number,
+                "status": permission.status,
+                "message": f"{permission.contact} can no longer be called from {number}: "
+                f"permission {status.lower()}.",
+            },
+        )

@@ -9,6 +9,7 @@ class CallsConfig(AppConfig):
         from agents.consumers import frame_handler_register, resume_provider_register
         from agents.services import agent_freed_listener_register
         from calls import handlers, routing, selectors
+        from compliance.decisions import live_calls_reader_register
         from whatsapp import dispatch
 
         dispatch.register("call.connect", handlers.call_connect_received)
@@ -22,3 +23,4 @@ class CallsConfig(AppConfig):
         frame_handler_register("call.wrap_up", handlers.wrap_up_frame)
         agent_freed_listener_register(routing.route_for_agent)
         resume_provider_register(selectors.resume_frames_for_agent)
+        live_calls_reader_register(selectors.live_calls_for_compliance)

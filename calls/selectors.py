@@ -4,7 +4,8 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from agents.models import Agent, Queue
-from calls.models import Call
+from calls.models import Call, LiveCallCount
+from compliance.decisions import LiveCalls
 
 
 def queue_for_number(*, phone_number_id: str) -> Queue | None:
@@ -178,3 +179,17 @@ def wallboard_snapshot() -> dict:
         for status, label in Agent.Status.choices
     ]
     return {"type": "wallboard.snapshot", "at": now.isoformat(), "queues": queues, "agents": agents}
+
+
+def live_calls_for_compliance(business_number_id: int, contact_id: int) -> LiveCalls:
+    """What the compliance engine asks before a business call: the number's live outbound calls
+    and whether a call of the number with the customer is live (Meta refuses a second: 138003)."""
+    outbound = (
+        LiveCallCount.objects.filter(business_number_id=business_number_id, direction=Call.Direction.OUTBOUND)
+        .values_list("live", flat=True)
+        .first()
+    )
+    with_contact = Call.objects.filter(
+        business_number_id=business_number_id, contact_id=contact_id, status__in=Call.LIVE_STATUSES
+    ).exists()
+    return LiveCalls(outbound=outbound or 0, with_contact=with_contact)

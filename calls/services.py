@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from calls.models import Call, CallEvent, LiveCallCount
+from compliance.services import permission_record_inbound_connected
 from core.jobs import enqueue_on_commit
 from core.realtime import SEND_ERRORS, broadcast_on_commit, channel_send
 from messaging.services import contact_get_or_create
@@ -183,11 +184,19 @@ def call_claim_media(*, call_id: int, media_channel: str) -> Call | None:
 def call_mark_answered(*, call_id: int) -> bool:
     """The customer's leg is answered on Meta (pre_accept and accept done)."""
     now = timezone.now()
-    return bool(
-        Call.objects.filter(pk=call_id, answered_at__isnull=True, status__in=Call.LIVE_STATUSES).update(
-            answered_at=now, updated_at=now
+    with transaction.atomic():
+        is_marked = bool(
+            Call.objects.filter(pk=call_id, answered_at__isnull=True, status__in=Call.LIVE_STATUSES).update(
+                answered_at=now, updated_at=now
+            )
         )
-    )
+        if is_marked:
+            # A connected call resets the pair's permission request limits (WHATSAPP_API.md §3.6).
+            number_id, contact_id = (
+                Call.objects.filter(pk=call_id).values_list("business_number_id", "contact_id").get()
+            )
+            permission_record_inbound_connected(business_number_id=number_id, contact_id=contact_id, at=now)
+    return is_marked
 
 
 # --- Offers -------------------------------------------------------------------------------

@@ -140,6 +140,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "redispatch-stale-webhook-events": {"task": "whatsapp.redispatch_stale_events", "schedule": 60.0},
     "calls-sweep": {"task": "calls.sweep", "schedule": 5.0},
+    "compliance-expire-permissions": {"task": "compliance.expire_permissions", "schedule": 60.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -172,6 +173,38 @@ MAX_CONCURRENT_CALLS_PER_DIRECTION = env.int("MAX_CONCURRENT_CALLS_PER_DIRECTION
 MEDIA_ANSWER_TIMEOUT_S = env.int("MEDIA_ANSWER_TIMEOUT_S", default=20)
 # An agent whose last dashboard tab closed goes offline after this long (a reload takes less).
 AGENT_DISCONNECT_GRACE_S = env.int("AGENT_DISCONNECT_GRACE_S", default=20)
+
+# --- Compliance: business-initiated calls (WHATSAPP_API.md §3, §5; DESIGN.md §1) --------------
+# Where the product brief and Meta differ (WHATSAPP_API.md §3.7) the stricter rule applies.
+# Brief: the first call must come within 72 h of the grant; Meta: a temporary permission lasts 7 days.
+FIRST_CALL_WINDOW_H = env.int("FIRST_CALL_WINDOW_H", default=72)
+TEMPORARY_PERMISSION_D = env.int("TEMPORARY_PERMISSION_D", default=7)
+# Brief: a connected call extends the permission by 7 days (never beyond Meta's own expiry).
+CONNECTED_CALL_EXTENSION_D = env.int("CONNECTED_CALL_EXTENSION_D", default=7)
+# Meta and brief: 4 unanswered or rejected business calls in a row revoke the permission.
+MAX_CONSECUTIVE_UNANSWERED = env.int("MAX_CONSECUTIVE_UNANSWERED", default=4)
+# Meta: at most 1 permission request per 24 h and 2 per 7 days per pair; a connected call resets them.
+PERMISSION_REQUESTS_PER_24H = env.int("PERMISSION_REQUESTS_PER_24H", default=1)
+PERMISSION_REQUESTS_PER_7D = env.int("PERMISSION_REQUESTS_PER_7D", default=2)
+# Meta: connected business-initiated calls per pair per 24 h (5, then 10, now 100: WHATSAPP_API.md §3.6).
+MAX_CONNECTED_CALLS_PER_24H = env.int("MAX_CONNECTED_CALLS_PER_24H", default=100)
+# Meta: no business-initiated calls from business numbers of these countries; the brief: nor to
+# customers of these countries. Both apply.
+OUTBOUND_BLOCKED_COUNTRIES = env.list(
+    "OUTBOUND_BLOCKED_COUNTRIES", default=["US", "CA", "TR", "EG", "VN", "NG"]
+)
+# WhatsApp is not offered in sanctioned regions: no calls, no messages, no fallback. (Crimea,
+# Donetsk and Luhansk share their numbers' country codes with Ukraine and Russia: a phone number
+# cannot tell them apart, so they are not listed here.)
+SANCTIONED_COUNTRIES = env.list("SANCTIONED_COUNTRIES", default=["CU", "IR", "KP", "SY"])
+# Meta (Nov 2025, Jun 2026): business-initiated calling needs a messaging limit of at least 2,000
+# business-initiated conversations a day (older BSP text: 1,000).
+MIN_MESSAGING_LIMIT_FOR_CALLING = env.int("MIN_MESSAGING_LIMIT_FOR_CALLING", default=2000)
+# Outside the customer's 24-hour window only templates may be sent: the approved templates (names)
+# with a call permission request component, and with a voice-call button, and their language.
+CALL_PERMISSION_TEMPLATE = env.str("CALL_PERMISSION_TEMPLATE", default="")
+CALL_BUTTON_TEMPLATE = env.str("CALL_BUTTON_TEMPLATE", default="")
+OUTREACH_TEMPLATE_LANGUAGE = env.str("OUTREACH_TEMPLATE_LANGUAGE", default="en")
 
 # --- Media (WebRTC) ------------------------------------------------------------------------
 # Addresses offered as ICE host candidates: the public IP behind 1:1 NAT in production,

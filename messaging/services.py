@@ -13,7 +13,7 @@ def contact_get_or_create(*, wa_id: str, name: str = "") -> Contact:
     if contact is None:
         try:
             with transaction.atomic():
-                contact = Contact.objects.create(wa_id=wa_id, name=name, country=_country(wa_id))
+                contact = Contact.objects.create(wa_id=wa_id, name=name, country=country_of_wa_id(wa_id))
         except IntegrityError:
             contact = Contact.objects.get(wa_id=wa_id)
     if name and contact.name != name:
@@ -22,9 +22,14 @@ def contact_get_or_create(*, wa_id: str, name: str = "") -> Contact:
     return contact
 
 
-def _country(wa_id: str) -> str:
+def country_of_wa_id(wa_id: str) -> str:
+    """ISO 3166 code of a WhatsApp id's phone number (phonenumbers); for a number phonenumbers does
+    not know as valid, the main country of its calling code; empty if it has none."""
     try:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(f"+{wa_id}"))
+        number = phonenumbers.parse(f"+{wa_id}")
     except phonenumbers.NumberParseException:
         return ""
+    region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
+        number.country_code
+    )
     return "" if region in (None, "ZZ") else region

@@ -192,6 +192,11 @@ const HANDLERS = {
     softphone.answer(frame);
   },
   "call.notice_finished": () => { role(callPanel, "notice-state").textContent = ""; },
+  "permission.lost": (frame) => {
+    const item = document.createElement("li");
+    item.textContent = frame.message;
+    role(root, "notices").append(item);
+  },
   "call.mute.changed": (frame) => setPressed("mute", frame.is_on),
   "call.hold.changed": (frame) => setPressed("hold", frame.is_on),
   "call.withdrawn": (frame) => stopRinging(frame.call_id),

@@ -1,0 +1,388 @@
+"""The compliance engine's decision: may this business number call this customer now, and if not,
+which rules refuse it, when each will clear, and what to do instead.
+
+Rules (WHATSAPP_API.md §3, §5; where the brief and Meta differ, §3.7, the stricter applies; every
+number is a setting): the number must have calling on, no calling restriction, no coexistence and a
+high enough messaging limit; neither side may be in a country where business calls are blocked or in
+a sanctioned region; the customer's permission must be granted and inside its deadline, with fewer
+than MAX_CONSECUTIVE_UNANSWERED unanswered calls in a row; the pair's connected calls in 24 h stay
+under the cap; the number has a free outbound slot and no live call with the customer.
+Countries always come from the phone numbers (phonenumbers), never from what a user typed.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from compliance.models import AuditEvent, CallPermission
+from messaging.models import CallRate, Contact
+from messaging.services import country_of_wa_id
+from whatsapp.models import BusinessNumber
+
+# Business-initiated conversations a day per messaging limit tier (Meta's tiers).
+MESSAGING_LIMITS = {
+    BusinessNumber.MessagingLimitTier.TIER_250: 250,
+    BusinessNumber.MessagingLimitTier.TIER_1K: 1_000,
+    BusinessNumber.MessagingLimitTier.TIER_2K: 2_000,
+    BusinessNumber.MessagingLimitTier.TIER_10K: 10_000,
+    BusinessNumber.MessagingLimitTier.TIER_100K: 100_000,
+    BusinessNumber.MessagingLimitTier.TIER_UNLIMITED: 10**12,
+}
+PERMISSION_CODES = frozenset(
+    {
+        "no_permission",
+        "permission_requested",
+        "permission_rejected",
+        "permission_revoked",
+        "permission_expired",
+    }
+)
+# Refusals that a permission request cannot cure, nor anything else but time or an administrator.
+REQUEST_BLOCKING_CODES = frozenset(
+    {
+        "number_restricted",
+        "coexistence",
+        "messaging_limit",
+        "business_country_blocked",
+        "customer_country_blocked",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: str
+    reason: str
+    clears_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Fallback:
+    kind: str  # "permission_request", "call_button", or "" for none
+    reason: str
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    per_minute: Decimal
+    currency: str
+    country: str
+
+
+@dataclass(frozen=True)
+class RequestQuota:
+    is_available: bool
+    reason: str
+    clears_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    refusals: tuple[Refusal, ...]
+    fallback: Fallback | None
+    cost: CostEstimate | None
+    permission: CallPermission | None
+    customer_country: str
+    checked_at: datetime
+
+    @property
+    def is_allowed(self) -> bool:
+        return not self.refusals
+
+    @property
+    def codes(self) -> list[str]:
+        return [refusal.code for refusal in self.refusals]
+
+
+@dataclass(frozen=True)
+class LiveCalls:
+    outbound: int = 0
+    with_contact: bool = False
+
+
+# The calls app tells the engine about live calls (compliance does not import calls).
+_live_calls_reader: Callable[[int, int], LiveCalls] | None = None
+
+
+def live_calls_reader_register(reader: Callable[[int, int], LiveCalls]) -> None:
+    """`reader(business_number_id, contact_id)`: the number's live outbound calls, and whether one
+    of its calls with the contact is live."""
+    global _live_calls_reader
+    _live_calls_reader = reader
+
+
+def permission_deadline(
+    *, status: str, granted_at: datetime | None, meta_expires_at: datetime | None,
+    last_connected_at: datetime | None,
+) -> datetime | None:  # fmt: skip
+    """Our expiry of a temporary permission: the earliest of Meta's expiry (or its 7-day lifetime
+    when Meta gave none) and the brief's window (a call must connect within FIRST_CALL_WINDOW_H of
+    the grant, then within CONNECTED_CALL_EXTENSION_D of the last connected call). A permanent
+    permission has none (Meta: no expiry)."""
+    if status != CallPermission.Status.TEMPORARY or granted_at is None:
+        return None
+    bounds = [meta_expires_at or granted_at + timedelta(days=settings.TEMPORARY_PERMISSION_D)]
+    if last_connected_at and last_connected_at >= granted_at:
+        bounds.append(last_connected_at + timedelta(days=settings.CONNECTED_CALL_EXTENSION_D))
+    else:
+        bounds.append(granted_at + timedelta(hours=settings.FIRST_CALL_WINDOW_H))
+    return min(bounds)
+
+
+def request_quota(*, permission: CallPermission | None, at: datetime) -> RequestQuota:
+    """Whether a permission request may be sent to the pair now (Meta: 1 per 24 h and 2 per 7 days,
+    free-form and template together, reset by any connected call between the pair)."""
+    if permission is None:
+        return RequestQuota(is_available=True, reason="No request has been sent yet.")
+    if permission.requests_blocked_until and permission.requests_blocked_until > at:
+        return RequestQuota(
+            is_available=False,
+            reason="Meta refused the last request: its request limit for this customer is reached (138009).",
+            clears_at=permission.requests_blocked_until,
+        )
+    since = permission.requests_reset_at
+    sent = list(
+        AuditEvent.objects.filter(
+            permission=permission, kind=AuditEvent.Kind.REQUEST_SENT, at__gt=at - timedelta(days=7)
+        )
+        .filter(**({"at__gt": since} if since else {}))
+        .order_by("at")
+        .values_list("at", flat=True)
+    )
+    for period, allowed, label in (
+        (timedelta(hours=24), settings.PERMISSION_REQUESTS_PER_24H, "24 hours"),
+        (timedelta(days=7), settings.PERMISSION_REQUESTS_PER_7D, "7 days"),
+    ):
+        in_period = [moment for moment in sent if moment > at - period]
+        if len(in_period) >= allowed:
+            return RequestQuota(
+                is_available=False,
+                reason=f"{len(in_period)} permission request(s) sent in the last {label}: "
+                f"the limit is {allowed}.",
+                clears_at=in_period[-allowed] + period,
+            )
+    return RequestQuota(is_available=True, reason="The request limits allow one more.")
+
+
+def call_decide(*, business_number: BusinessNumber, contact: Contact, at: datetime | None = None) -> Decision:
+    """Decide whether `business_number` may call `contact` now: every failing rule with its reason
+    and the time it clears (when it will), the fallback when refused, and the cost of a minute.
+    `contact` may be unsaved (a customer we never spoke to): then nobody has any permission."""
+    now = at or timezone.now()
+    permission = (
+        CallPermission.objects.filter(business_number=business_number, contact_id=contact.pk).first()
+        if contact.pk
+        else None
+    )
+    business_country = country_of_wa_id(business_number.digits)
+    customer_country = country_of_wa_id(contact.wa_id)
+    live = _live_calls_reader(business_number.pk, contact.pk) if _live_calls_reader else LiveCalls()
+    refusals = [
+        *_number_refusals(business_number, business_country, now),
+        *_country_refusals(business_country, customer_country),
+        *_permission_refusals(permission, now),
+        *_usage_refusals(permission, live, now),
+    ]
+    fallback = None if not refusals else _fallback(refusals, permission, now)
+    return Decision(
+        refusals=tuple(refusals),
+        fallback=fallback,
+        cost=_cost(customer_country, now),
+        permission=permission,
+        customer_country=customer_country,
+        checked_at=now,
+    )
+
+
+def _number_refusals(number: BusinessNumber, country: str, now: datetime) -> list[Refusal]:
+    refusals = []
+    if country in settings.SANCTIONED_COUNTRIES:
+        refusals.append(
+            Refusal("sanctioned_region", f"WhatsApp is not offered in {country}, a sanctioned region.")
+        )
+    if not number.is_calling_enabled:
+        refusals.append(
+            Refusal("calling_disabled", f"Calling is not turned on for {number.display_phone_number}.")
+        )
+    for restriction in number.restrictions:
+        if not str(restriction.get("type", "")).startswith("RESTRICTED_BIZ_INITIATED"):
+            continue
+        expires_at = _parse_time(restriction.get("expires_at"))
+        if expires_at is None or expires_at > now:
+            refusals.append(
+                Refusal(
+                    "number_restricted",
+                    f"Meta restricted business calls from this number ({restriction['type']}).",
+                    clears_at=expires_at,
+                )
+            )
+    if number.is_coexistence:
+        refusals.append(
+            Refusal(
+                "coexistence",
+                "The number is also used in the WhatsApp Business app (coexistence): "
+                "it cannot place business calls.",
+            )
+        )
+    limit = MESSAGING_LIMITS.get(number.messaging_limit_tier, 0)
+    if limit < settings.MIN_MESSAGING_LIMIT_FOR_CALLING:
+        refusals.append(
+            Refusal(
+                "messaging_limit",
+                f"The number's messaging limit is {number.get_messaging_limit_tier_display()}; "
+                f"business calls need at least {settings.MIN_MESSAGING_LIMIT_FOR_CALLING:,} a day.",
+            )
+        )
+    return refusals
+
+
+def _country_refusals(business_country: str, customer_country: str) -> list[Refusal]:
+    refusals = []
+    if business_country in settings.OUTBOUND_BLOCKED_COUNTRIES:
+        refusals.append(
+            Refusal(
+                "business_country_blocked",
+                f"Business numbers of {business_country} cannot place business calls (Meta).",
+            )
+        )
+    if customer_country in settings.OUTBOUND_BLOCKED_COUNTRIES:
+        refusals.append(
+            Refusal(
+                "customer_country_blocked",
+                f"Customers in {customer_country} cannot be called by the business (country policy).",
+            )
+        )
+    if customer_country in settings.SANCTIONED_COUNTRIES:
+        refusals.append(
+            Refusal(
+                "sanctioned_region", f"WhatsApp is not offered in {customer_country}, a sanctioned region."
+            )
+        )
+    return refusals
+
+
+def _permission_refusals(permission: CallPermission | None, now: datetime) -> list[Refusal]:
+    status = permission.status if permission else CallPermission.Status.NONE
+    Status = CallPermission.Status
+    if status == Status.NONE:
+        return [Refusal("no_permission", "The customer has not given permission to be called.")]
+    if status == Status.REQUESTED:
+        return [
+            Refusal("permission_requested", "Permission was requested; the customer has not answered yet.")
+        ]
+    if status == Status.REJECTED:
+        return [Refusal("permission_rejected", "The customer declined to be called.")]
+    if status == Status.REVOKED:
+        return [Refusal("permission_revoked", "The permission was revoked.")]
+    if status == Status.EXPIRED or (permission.deadline_at and permission.deadline_at <= now):
+        return [Refusal("permission_expired", _expiry_reason(permission))]
+    return []
+
+
+def _expiry_reason(permission: CallPermission) -> str:
+    deadline = permission.deadline_at
+    when = f" on {deadline:%Y-%m-%d %H:%M} UTC" if deadline else ""
+    if permission.meta_expires_at and deadline == permission.meta_expires_at:
+        return f"The temporary permission expired{when} (Meta's expiry)."
+    if permission.last_connected_at is None:
+        return (
+            f"The permission expired{when}: no call connected within {settings.FIRST_CALL_WINDOW_H} h of "
+            "the grant."
+        )
+    return (
+        f"The permission expired{when}: no call connected within {settings.CONNECTED_CALL_EXTENSION_D} days "
+        "of the last connected call."
+    )
+
+
+def _usage_refusals(permission: CallPermission | None, live: LiveCalls, now: datetime) -> list[Refusal]:
+    refusals = []
+    if permission and permission.consecutive_unanswered >= settings.MAX_CONSECUTIVE_UNANSWERED:
+        refusals.append(
+            Refusal(
+                "unanswered_strikes",
+                f"{permission.consecutive_unanswered} calls in a row went unanswered "
+                f"or were declined (the limit is {settings.MAX_CONSECUTIVE_UNANSWERED}).",
+            )
+        )
+    if permission:
+        connected = list(
+            AuditEvent.objects.filter(
+                permission=permission, kind=AuditEvent.Kind.CALL_CONNECTED, at__gt=now - timedelta(hours=24)
+            )
+            .order_by("at")
+            .values_list("at", flat=True)
+        )
+        cap = settings.MAX_CONNECTED_CALLS_PER_24H
+        if len(connected) >= cap:
+            refusals.append(
+                Refusal(
+                    "connected_call_cap",
+                    f"{len(connected)} calls connected with this customer in the last "
+                    f"24 hours: the limit is {cap}.",
+                    clears_at=connected[-cap] + timedelta(hours=24),
+                )
+            )
+        elif permission.next_call_allowed_at and permission.next_call_allowed_at > now:
+            refusals.append(
+                Refusal(
+                    "connected_call_cap",
+                    "Meta says the daily call limit with this customer is reached (138012).",
+                    clears_at=permission.next_call_allowed_at,
+                )
+            )
+    if live.outbound >= settings.MAX_CONCURRENT_CALLS_PER_DIRECTION:
+        refusals.append(
+            Refusal(
+                "capacity",
+                f"The number already has {live.outbound} live outbound calls: the limit is "
+                f"{settings.MAX_CONCURRENT_CALLS_PER_DIRECTION}.",
+            )
+        )
+    if live.with_contact:
+        refusals.append(Refusal("call_in_progress", "A call with this customer is already in progress."))
+    return refusals
+
+
+def _fallback(refusals: list[Refusal], permission: CallPermission | None, now: datetime) -> Fallback:
+    codes = {refusal.code for refusal in refusals}
+    if "sanctioned_region" in codes:
+        return Fallback("", "None: WhatsApp is not offered in sanctioned regions.")
+    if "calling_disabled" in codes:
+        return Fallback("", "None: customers cannot call this number either until calling is turned on.")
+    call_button = Fallback(
+        "call_button",
+        'Send a "Call us" button: the customer calls in, which is allowed everywhere and free.',
+    )
+    if not codes & PERMISSION_CODES or codes & REQUEST_BLOCKING_CODES:
+        return call_button
+    quota = request_quota(permission=permission, at=now)
+    if not quota.is_available:
+        clears = f" (possible again {quota.clears_at:%Y-%m-%d %H:%M} UTC)" if quota.clears_at else ""
+        return Fallback(
+            call_button.kind, f"{call_button.reason} No permission request now: {quota.reason}{clears}"
+        )
+    return Fallback("permission_request", "Ask the customer for permission to call. " + quota.reason)
+
+
+def _cost(country: str, now: datetime) -> CostEstimate | None:
+    rate = (
+        CallRate.objects.filter(country=country, valid_from__lte=now.date()).order_by("-valid_from").first()
+    )
+    if rate is None:
+        return None
+    return CostEstimate(per_minute=rate.per_minute, currency=rate.currency, country=country)
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
