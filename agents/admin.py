@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from agents.models import Agent, AgentStatusEvent, Queue, QueueMembership, Skill
+from core.admin import ReadOnlyAdmin
 
 
 class QueueMembershipInline(admin.TabularInline):
@@ -20,20 +21,11 @@ class AgentAdmin(admin.ModelAdmin):
 
 
 @admin.register(AgentStatusEvent)
-class AgentStatusEventAdmin(admin.ModelAdmin):
+class AgentStatusEventAdmin(ReadOnlyAdmin):
     list_display = ["agent", "previous_status", "status", "changed_at"]
     list_filter = ["status"]
     list_select_related = ["agent__user"]
     date_hierarchy = "changed_at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Skill)

@@ -8,12 +8,13 @@ class CallsConfig(AppConfig):
     def ready(self) -> None:
         from agents.consumers import frame_handler_register, resume_provider_register
         from agents.services import agent_freed_listener_register
-        from calls import handlers, routing, selectors
+        from calls import handlers, outbound, routing, selectors
         from compliance.decisions import live_calls_reader_register
         from whatsapp import dispatch
 
         dispatch.register("call.connect", handlers.call_connect_received)
         dispatch.register("call.terminate", handlers.call_terminate_received)
+        dispatch.register("call.status", outbound.outbound_status_received)
         frame_handler_register("call.accept", handlers.accept_frame)
         frame_handler_register("call.decline", handlers.decline_frame)
         frame_handler_register("call.media_offer", handlers.media_offer_frame)

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from calls import routing, selectors
 from calls.models import Call
+from calls.outbound import outbound_connect_received, outbound_terminate_received
 from calls.services import InboundCall, call_create_inbound, call_record_early_terminate
 from core.realtime import broadcast_on_commit, channel_send
 from whatsapp.events import CallConnect, CallTerminate
@@ -14,10 +15,10 @@ def call_connect_received(event: CallConnect) -> None:
     """A customer's call (Meta's offer): record it, hand it to a media process to answer, and ring
     an agent at once if one is free (the agent's ring does not wait for Meta's answer round trips).
 
-    Business-initiated calls' connect webhooks carry Meta's answer; they belong to outbound
-    calling, which is not handled here yet, and are left as they are.
+    Business-initiated calls' connect webhooks carry the customer's answer (calls.outbound).
     """
     if event.direction != "USER_INITIATED":
+        outbound_connect_received(event)
         return
     queue = selectors.queue_for_number(phone_number_id=event.phone_number_id)
     is_open = queue is not None and selectors.queue_is_open(queue=queue, at=timezone.now())
@@ -45,6 +46,7 @@ def call_terminate_received(event: CallTerminate) -> None:
     connect, when it comes, does nothing.
     """
     if event.direction != "USER_INITIATED":
+        outbound_terminate_received(event)
         return
     call = Call.objects.filter(wa_call_id=event.call_id).first()
     if call is None:

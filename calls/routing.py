@@ -410,6 +410,7 @@ def sweep() -> dict[str, int]:
         "never_answered": 0,
         "media_lost": 0,
         "wrap_ups_ended": 0,
+        "outbound_ended": 0,
     }
     for call_id, agent_id in Call.objects.filter(
         status=Call.Status.OFFERED, offer_expires_at__lte=now
@@ -430,6 +431,9 @@ def sweep() -> dict[str, int]:
     counts["handed_off_again"] = hand_off_unclaimed_calls()
     counts["never_answered"] = end_calls_never_answered()
     counts["media_lost"] = end_calls_of_lost_media_processes()
+    from calls.outbound import end_outbound_calls_never_picked_up
+
+    counts["outbound_ended"] = end_outbound_calls_never_picked_up()
     for agent_id, _ in selectors.agents_in_wrap_up():
         if wrap_up_end(agent_id=agent_id, is_forced=False):
             counts["wrap_ups_ended"] += 1

@@ -3,19 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from compliance.models import AuditEvent, CallPermission, ConsentRecord
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records of what happened: read, filtered, never edited here (services write them)."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from core.admin import ReadOnlyAdmin
 
 
 @admin.register(ConsentRecord)

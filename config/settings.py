@@ -171,6 +171,9 @@ MAX_CONCURRENT_CALLS_PER_DIRECTION = env.int("MAX_CONCURRENT_CALLS_PER_DIRECTION
 # A taken call that no media process has answered on Meta after this long ends as failed and is
 # rejected on Meta (Meta allows 30-60 s to answer: WHATSAPP_API.md).
 MEDIA_ANSWER_TIMEOUT_S = env.int("MEDIA_ANSWER_TIMEOUT_S", default=20)
+# A business-initiated call still dialling or ringing after this long ends as unanswered (Meta
+# documents no ringing timeout for them: WHATSAPP_API.md §2).
+OUTBOUND_RING_TIMEOUT_S = env.int("OUTBOUND_RING_TIMEOUT_S", default=60)
 # An agent whose last dashboard tab closed goes offline after this long (a reload takes less).
 AGENT_DISCONNECT_GRACE_S = env.int("AGENT_DISCONNECT_GRACE_S", default=20)
 

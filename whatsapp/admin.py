@@ -4,21 +4,9 @@ import json
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from core.admin import ReadOnlyAdmin
 from whatsapp.models import BusinessNumber, WebhookDelivery, WebhookEvent
 from whatsapp.services import webhook_event_dispatch
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Audit records: visible, never changed by hand."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(BusinessNumber)

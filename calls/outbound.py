@@ -1,0 +1,227 @@
+"""Business-initiated calls (DESIGN.md §4, outbound): dialing → ringing → connected → ended.
+
+The compliance engine decides first and every refusal says why. Placing a call takes one of the
+number's outbound slots and records the call in one transaction, with the pair's permission row
+locked, so that two agents cannot both call the customer; a media process then makes the SDP offer
+and sends Meta's `connect` (after commit). Meta's webhooks move the call on: `connect` carries
+the customer's SDP answer (it can come before the real pick-up, so it connects nothing), status
+RINGING, ACCEPTED (connected) or REJECTED, and `terminate` ends it. How a call ended counts for
+the customer's permission: a connected call clears the strikes, an unanswered or declined one is
+a strike (the 4th in a row revokes).
+"""
+
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from calls import routing
+from calls.models import Call, CallEvent
+from calls.services import MEDIA_CHANNEL, _broadcast_call, _move, _send_to_media_on_commit, capacity_claim
+from compliance.decisions import Decision, call_decide
+from compliance.models import CallPermission
+from compliance.services import (
+    permission_reconcile_meta_error,
+    permission_record_call_outcome,
+    permission_record_call_placed,
+)
+from messaging.models import Contact
+from whatsapp.events import CallConnect, CallStatus, CallTerminate
+from whatsapp.models import BusinessNumber
+
+logger = logging.getLogger(__name__)
+
+PENDING_PREFIX = "pending."  # a placed call's id until Meta names it
+CALLBACK_PREFIX = "switchboard-call:"  # biz_opaque_callback_data: Meta echoes it in the call's webhooks
+# Meta's own codes that our permission state should have foreseen (WHATSAPP_API.md §7).
+RECONCILED_CODES = frozenset({138006, 138009, 138012})
+
+
+class CallRefused(Exception):
+    """The compliance engine refused the call: `decision` holds every reason and the fallback."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(" ".join(refusal.reason for refusal in decision.refusals))
+        self.decision = decision
+
+
+def call_place_outbound(
+    *,
+    business_number: BusinessNumber,
+    contact: Contact,
+    agent_id: int | None = None,
+    user_id: int | None = None,
+) -> Call:
+    """Place a business-initiated call to `contact`, for the agent who will talk (`agent_id`).
+
+    Raises CallRefused before anything is written or sent when a rule refuses it; otherwise the
+    call is `dialing`, holds an outbound slot, counts as placed for the permission, and a media
+    process is asked to dial it.
+    """
+    decision = call_decide(business_number=business_number, contact=contact)
+    if not decision.is_allowed:
+        raise CallRefused(decision)
+    with transaction.atomic():
+        # The pair's permission row (there is one: the decision found it) serialises placements.
+        CallPermission.objects.select_for_update().filter(
+            business_number=business_number, contact=contact
+        ).first()
+        pair = Call.objects.filter(business_number=business_number, contact=contact)
+        if pair.filter(status__in=Call.LIVE_STATUSES).exists() or not capacity_claim(
+            business_number_id=business_number.pk, direction=Call.Direction.OUTBOUND
+        ):
+            raise CallRefused(call_decide(business_number=business_number, contact=contact))
+        now = timezone.now()
+        call = Call.objects.create(
+            wa_call_id=f"{PENDING_PREFIX}{uuid.uuid4().hex}",
+            business_number=business_number,
+            contact=contact,
+            direction=Call.Direction.OUTBOUND,
+            status=Call.Status.DIALING,
+            agent_id=agent_id,
+            started_at=now,
+        )
+        CallEvent.objects.create(
+            call=call, from_status="", to_status=Call.Status.DIALING, at=now, agent_id=agent_id
+        )
+        permission_record_call_placed(
+            business_number_id=business_number.pk, contact_id=contact.pk, at=now, actor_id=user_id
+        )
+        _send_to_media_on_commit(MEDIA_CHANNEL, {"type": "call.dial", "call_id": call.pk})
+        _broadcast_call(call, "call.dialing", agent_id=agent_id)
+    return call
+
+
+def callback_data_for(call: Call) -> str:
+    return f"{CALLBACK_PREFIX}{call.pk}"
+
+
+def call_outbound_dialed(*, call_id: int, wa_call_id: str) -> bool:
+    """Meta took the `connect` and named the call: its webhooks will carry this id."""
+    return bool(
+        Call.objects.filter(pk=call_id, wa_call_id__startswith=PENDING_PREFIX).update(
+            wa_call_id=wa_call_id, updated_at=timezone.now()
+        )
+    )
+
+
+def _outbound_call(call_id: str, callback_data: str) -> Call | None:
+    """The call a webhook is about: by Meta's id, or by our own id echoed in the callback data (a
+    webhook can overtake the media process recording Meta's id)."""
+    call = Call.objects.filter(wa_call_id=call_id, direction=Call.Direction.OUTBOUND).first()
+    if call is None and callback_data.startswith(CALLBACK_PREFIX):
+        pk = callback_data.removeprefix(CALLBACK_PREFIX)
+        call = Call.objects.filter(
+            pk=int(pk) if pk.isdigit() else 0, direction=Call.Direction.OUTBOUND
+        ).first()
+        if call is not None and call_outbound_dialed(call_id=call.pk, wa_call_id=call_id):
+            call.wa_call_id = call_id
+    return call
+
+
+def outbound_connect_received(event: CallConnect) -> None:
+    """Meta's `connect` for our call carries the customer's SDP answer: to the media process that
+    dialled it. Not a pick-up: the call connects on status ACCEPTED."""
+    call = _outbound_call(event.call_id, event.biz_opaque_callback_data)
+    if call is None or not call.is_live:
+        return
+    if not call.media_channel:
+        logger.warning("answer for outbound call %s arrived before a media process held it", call.pk)
+        return
+    _send_to_media_on_commit(
+        call.media_channel, {"type": "call.customer_answer", "call_id": call.pk, "sdp": event.sdp}
+    )
+
+
+def outbound_status_received(event: CallStatus) -> None:
+    """RINGING: the customer's phone rings. ACCEPTED: the customer picked up (connected; the
+    permission's strikes clear). REJECTED: declined (a strike; Meta's terminate follows)."""
+    call = _outbound_call(event.call_id, event.biz_opaque_callback_data)
+    if call is None:
+        return
+    now = timezone.now()
+    if event.status == "RINGING":
+        _move(call, to=Call.Status.RINGING, allowed={Call.Status.DIALING})
+    elif event.status == "ACCEPTED":
+        if _move(call, to=Call.Status.CONNECTED, allowed={Call.Status.DIALING, Call.Status.RINGING},
+                 by_agent_id=call.agent_id, connected_at=now, answered_at=now):  # fmt: skip
+            permission_record_call_outcome(
+                business_number_id=call.business_number_id,
+                contact_id=call.contact_id,
+                is_connected=True,
+                at=now,
+            )
+            _broadcast_call(call, "call.connected", agent_id=call.agent_id)
+            if call.media_channel:
+                _send_to_media_on_commit(
+                    call.media_channel, {"type": "call.customer_accepted", "call_id": call.pk}
+                )
+    elif event.status == "REJECTED":
+        _end_unconnected(call, reason=Call.EndReason.REJECTED, detail="the customer declined")
+
+
+def outbound_terminate_received(event: CallTerminate) -> None:
+    """Meta ended the call: completed if it had connected, else unanswered (a strike) or failed.
+    Meta's refusals that our permission state should have known are reconciled with it."""
+    call = _outbound_call(event.call_id, event.biz_opaque_callback_data)
+    if call is None:
+        return
+    for error in event.errors:
+        if error.code in RECONCILED_CODES:
+            permission_reconcile_meta_error(
+                business_number_id=call.business_number_id, contact_id=call.contact_id,
+                code=error.code, message=error.message or error.title,
+            )  # fmt: skip
+    if call.status == Call.Status.CONNECTED:
+        routing.call_finish(call_id=call.pk, reason=Call.EndReason.COMPLETED, detail="Meta: completed")
+    elif event.errors:
+        detail = "; ".join(f"{error.code} {error.message or error.title}".strip() for error in event.errors)
+        routing.call_finish(call_id=call.pk, reason=Call.EndReason.FAILED, detail=detail)
+    else:
+        _end_unconnected(call, reason=Call.EndReason.UNANSWERED, detail="the customer did not answer")
+
+
+def _end_unconnected(call: Call, *, reason: str, detail: str, is_ended_by_us: bool = False) -> bool:
+    """End a call that never connected; the first to end it counts the strike."""
+    ended = routing.call_finish(call_id=call.pk, reason=reason, detail=detail, is_ended_by_us=is_ended_by_us)
+    if ended is None or ended.previous_status == Call.Status.CONNECTED:
+        return False
+    permission_record_call_outcome(
+        business_number_id=call.business_number_id, contact_id=call.contact_id, is_connected=False,
+        at=timezone.now(), detail=detail,
+    )  # fmt: skip
+    return True
+
+
+def end_outbound_calls_never_picked_up() -> int:
+    """Sweep: outbound calls still dialling or ringing after OUTBOUND_RING_TIMEOUT_S end as
+    unanswered (a strike) and Meta is told to end them; calls no media process dialled within
+    MEDIA_ANSWER_TIMEOUT_S end as failed (no strike: the customer never heard them)."""
+    now = timezone.now()
+    ended = 0
+    never_dialled = Call.objects.filter(
+        direction=Call.Direction.OUTBOUND,
+        status=Call.Status.DIALING,
+        wa_call_id__startswith=PENDING_PREFIX,
+        started_at__lt=now - timedelta(seconds=settings.MEDIA_ANSWER_TIMEOUT_S),
+    )
+    for call_id in list(never_dialled.values_list("pk", flat=True)):
+        if routing.call_finish(
+            call_id=call_id, reason=Call.EndReason.FAILED, detail="no media process dialled"
+        ):
+            ended += 1
+    rang_out = Call.objects.filter(
+        direction=Call.Direction.OUTBOUND,
+        status__in=[Call.Status.DIALING, Call.Status.RINGING],
+        started_at__lt=now - timedelta(seconds=settings.OUTBOUND_RING_TIMEOUT_S),
+    ).exclude(wa_call_id__startswith=PENDING_PREFIX)
+    for call in list(rang_out):
+        with transaction.atomic():
+            if _end_unconnected(
+                call, reason=Call.EndReason.UNANSWERED, detail="rang out", is_ended_by_us=True
+            ):
+                ended += 1
+    return ended
