@@ -158,3 +158,9 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def permission_lost(self, event: dict) -> None:
         await self.send_json(event)
+
+    async def call_outbound_ringing(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def call_outbound_connected(self, event: dict) -> None:
+        await self.send_json(event)

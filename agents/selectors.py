@@ -1,6 +1,8 @@
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
 
 from agents.models import Agent
+from whatsapp.models import BusinessNumber
 
 
 def agent_for_user(*, user: AbstractBaseUser) -> Agent | None:
@@ -16,3 +18,12 @@ def agent_presence(*, agent: Agent) -> dict:
         "status": agent.status,
         "changed_at": agent.status_changed_at.isoformat(),
     }
+
+
+def numbers_for_agent(*, agent_id: int) -> QuerySet[BusinessNumber]:
+    """The business numbers an agent calls customers from: those of the agent's queues."""
+    return (
+        BusinessNumber.objects.filter(queues__memberships__agent_id=agent_id)
+        .distinct()
+        .order_by("display_phone_number")
+    )

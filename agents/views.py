@@ -1,11 +1,16 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from agents.selectors import agent_for_user
+from agents.selectors import agent_for_user, numbers_for_agent
 from core.webrtc import browser_ice_servers
 
 
 @login_required
 def dashboard(request):
     agent = agent_for_user(user=request.user)
-    return render(request, "agents/dashboard.html", {"agent": agent, "ice_servers": browser_ice_servers()})
+    numbers = list(numbers_for_agent(agent_id=agent.pk)) if agent else []
+    return render(
+        request,
+        "agents/dashboard.html",
+        {"agent": agent, "numbers": numbers, "ice_servers": browser_ice_servers()},
+    )

@@ -145,19 +145,47 @@ class CallBridge:
         if self._customer is not None:
             raise BridgeError("the customer's leg is already answered")
         self._recording.start(at=time.monotonic())
-        self._customer = _Leg(
-            name="customer",
-            call_id=self.call_id,
-            output=self._customer_output,
-            on_audio=self._from_customer,
-            on_left=self.customer_left.set,
-        )
+        self._customer = self._customer_leg()
         try:
             return await self._customer.answer(offer_sdp)
         except BridgeError:
             await self._customer.close()
             self._customer = None
             raise
+
+    async def offer_customer(self) -> str:
+        """A business call: the SDP offer for Meta's `connect` (every ICE candidate included).
+
+        The recording's timeline starts now; the customer hears silence until
+        ``start_notice_then_hold()`` (call it once the customer has picked up).
+        """
+        self._check_open()
+        if self._customer is not None:
+            raise BridgeError("the customer's leg is already negotiated")
+        self._recording.start(at=time.monotonic())
+        self._customer = self._customer_leg()
+        try:
+            return await self._customer.offer()
+        except BridgeError:
+            await self._customer.close()
+            self._customer = None
+            raise
+
+    async def accept_customer_answer(self, answer_sdp: str) -> None:
+        """Apply the customer's SDP answer to ``offer_customer()``'s offer: the media connects."""
+        self._check_open()
+        if self._customer is None:
+            raise BridgeError("offer the customer's leg before applying an answer")
+        await self._customer.accept_answer(answer_sdp)
+
+    def _customer_leg(self) -> "_Leg":
+        return _Leg(
+            name="customer",
+            call_id=self.call_id,
+            output=self._customer_output,
+            on_audio=self._from_customer,
+            on_left=self.customer_left.set,
+        )
 
     async def start_notice_then_hold(self) -> None:
         """Play the notice once, then the hold audio in a loop, to the customer; returns at once.
@@ -367,6 +395,33 @@ class _Leg:
                 f"answering the {self.name}'s offer took over {NEGOTIATION_TIMEOUT_S} s"
             ) from None
         return peer_connection.localDescription.sdp
+
+    async def offer(self) -> str:
+        """Make the offer of a call we place: Opus only, complete (aiortc gathers every candidate)."""
+        peer_connection = self._peer_connection
+        transceiver = peer_connection.addTransceiver(self._output, direction="sendrecv")
+        transceiver.setCodecPreferences(opus_codecs())
+        try:
+            async with asyncio.timeout(NEGOTIATION_TIMEOUT_S):
+                await peer_connection.setLocalDescription(await peer_connection.createOffer())
+        except TimeoutError:
+            raise BridgeError(f"making the {self.name}'s offer took over {NEGOTIATION_TIMEOUT_S} s") from None
+        return peer_connection.localDescription.sdp
+
+    async def accept_answer(self, answer_sdp: str) -> None:
+        if (problem := sdp_problem(answer_sdp)) is not None:
+            raise BridgeError(f"the {self.name}'s SDP answer {problem}")
+        try:
+            async with asyncio.timeout(NEGOTIATION_TIMEOUT_S):
+                await self._peer_connection.setRemoteDescription(
+                    RTCSessionDescription(sdp=answer_sdp, type="answer")
+                )
+        except (ValueError, OperationError, InvalidAccessError, InvalidStateError) as error:
+            raise BridgeError(f"the {self.name}'s SDP answer cannot be applied: {error}") from error
+        except TimeoutError:
+            raise BridgeError(
+                f"applying the {self.name}'s answer took over {NEGOTIATION_TIMEOUT_S} s"
+            ) from None
 
     async def close(self) -> None:
         self._is_closing = True

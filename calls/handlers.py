@@ -1,14 +1,29 @@
 """What the calls app does with Meta's call webhooks and with the agents' call frames."""
 
+import phonenumbers
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from agents.models import Agent
+from agents.selectors import numbers_for_agent
 from calls import routing, selectors
 from calls.models import Call
-from calls.outbound import outbound_connect_received, outbound_terminate_received
+from calls.outbound import (
+    CallRefused,
+    call_cancel_outbound,
+    call_place_outbound,
+    outbound_connect_received,
+    outbound_terminate_received,
+)
 from calls.services import InboundCall, call_create_inbound, call_record_early_terminate
+from compliance.decisions import Decision
+from compliance.services import call_button_send, permission_request_send
 from core.realtime import broadcast_on_commit, channel_send
+from messaging.models import Contact
+from messaging.services import contact_get_or_create
+from whatsapp.errors import GraphAPIError, GraphTransportError
 from whatsapp.events import CallConnect, CallTerminate
+from whatsapp.models import BusinessNumber
 
 
 def call_connect_received(event: CallConnect) -> None:
@@ -117,7 +132,10 @@ def switch_frame(*, agent_id: int, frame: dict) -> None:
 
 
 def hang_up_frame(*, agent_id: int, frame: dict) -> dict:
-    """`{"type": "call.hangup", "call_id": …}`: the agent ends the call (and Meta is told)."""
+    """`{"type": "call.hangup", "call_id": …}`: the agent ends the call (and Meta is told), or
+    gives up a call of theirs that the customer has not picked up yet."""
+    if call_cancel_outbound(call_id=_call_id(frame), agent_id=agent_id):
+        return {"type": "call.hangup.result", "call_id": frame["call_id"], "is_done": True}
     call = _connected_call(agent_id, frame)
     ended = routing.call_finish(
         call_id=call.pk, reason=Call.EndReason.COMPLETED, detail="the agent hung up", is_ended_by_us=True
@@ -142,3 +160,75 @@ def wrap_up_frame(*, agent_id: int, frame: dict) -> dict:
     if not is_filed:
         raise ValidationError("Only an ended call you took can be filed.", code="not_your_call")
     return {"type": "call.wrap_up.result", "call_id": call_id, "is_filed": True}
+
+
+def _dial_target(agent_id: int, frame: dict) -> tuple[BusinessNumber, Contact]:
+    """The business number (one the agent's queues serve) and the customer of a dial frame."""
+    number_id = frame.get("business_number_id")
+    number = (
+        numbers_for_agent(agent_id=agent_id).filter(pk=number_id).first()
+        if isinstance(number_id, int) and not isinstance(number_id, bool)
+        else None
+    )
+    if number is None:
+        raise ValidationError("Choose one of your queues' business numbers.", code="invalid_number")
+    customer = frame.get("customer")
+    try:
+        parsed = phonenumbers.parse(customer if customer.startswith("+") else f"+{customer}", None)
+    except (AttributeError, phonenumbers.NumberParseException):
+        parsed = None
+    if parsed is None or not phonenumbers.is_possible_number(parsed):
+        raise ValidationError("Type the customer's number in international format, e.g. +44 7700 900123.",
+                              code="invalid_customer")  # fmt: skip
+    wa_id = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
+    return number, contact_get_or_create(wa_id=wa_id)
+
+
+def decision_frame(decision: Decision) -> dict:
+    """A refused call's reasons and fallback, as the dashboard shows them."""
+    fallback = decision.fallback
+    return {
+        "refusals": [
+            {"code": refusal.code, "reason": refusal.reason,
+             "clears_at": refusal.clears_at.isoformat() if refusal.clears_at else None}
+            for refusal in decision.refusals
+        ],
+        "fallback": {"kind": fallback.kind, "reason": fallback.reason} if fallback else None,
+    }  # fmt: skip
+
+
+def dial_frame(*, agent_id: int, frame: dict) -> dict:
+    """`{"type": "call.dial", "business_number_id": …, "customer": "+44…"}`: click-to-call. The
+    compliance engine decides first; a refusal comes back with its reasons and the fallback."""
+    number, contact = _dial_target(agent_id, frame)
+    user_id = Agent.objects.filter(pk=agent_id).values_list("user_id", flat=True).get()
+    result = {"type": "call.dial.result", "customer": str(contact), "business_number_id": number.pk}
+    try:
+        call = call_place_outbound(
+            business_number=number, contact=contact, agent_id=agent_id, user_id=user_id
+        )
+    except CallRefused as refused:
+        return {**result, "is_placed": False, **decision_frame(refused.decision)}
+    return {**result, "is_placed": True, "call_id": call.pk}
+
+
+def fallback_frame(*, agent_id: int, frame: dict) -> dict:
+    """`{"type": "call.fallback", "business_number_id": …, "customer": …, "kind": "permission_request" |
+    "call_button"}`: send the fallback a refused call offered."""
+    number, contact = _dial_target(agent_id, frame)
+    kind = frame.get("kind")
+    user_id = Agent.objects.filter(pk=agent_id).values_list("user_id", flat=True).get()
+    try:
+        if kind == "permission_request":
+            permission_request_send(business_number=number, contact=contact, requested_by_id=user_id)
+            message = f"Permission request sent to {contact}."
+        elif kind == "call_button":
+            call_button_send(business_number=number, contact=contact)
+            message = f'"Call us" button sent to {contact}.'
+        else:
+            raise ValidationError(
+                "'kind' must be permission_request or call_button.", code="invalid_fallback"
+            )
+    except (GraphAPIError, GraphTransportError) as error:
+        raise ValidationError(f"WhatsApp refused it: {error}", code="graph_error") from error
+    return {"type": "call.fallback.result", "kind": kind, "message": message}

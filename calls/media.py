@@ -24,7 +24,8 @@ from django.utils import timezone
 from calls import routing
 from calls.bridge import BridgeError, CallBridge
 from calls.models import Call
-from calls.prompts import CLOSING, FALLBACK_LANGUAGE, HOLD_AUDIO, NOTICE, prompt_for
+from calls.outbound import call_outbound_dialed, callback_data_for, outbound_dial_failed
+from calls.prompts import CLOSING, FALLBACK_LANGUAGE, HOLD_AUDIO, NOTICE, Prompt, prompt_for
 from calls.services import MEDIA_CHANNEL, call_claim_media, call_mark_answered
 from calls.signals import recording_finished
 from compliance.services import consent_notice_completed, consent_notice_started
@@ -127,6 +128,9 @@ class CallMedia:
     def handlers(self) -> dict[str, Handler]:
         return {
             "call.answer": self.answer,
+            "call.dial": self.dial,
+            "call.customer_answer": self.customer_answer,
+            "call.customer_accepted": self.customer_accepted,
             "call.hangup": self.hang_up,
             "call.agent_offer": self.connect_agent,
             "call.hold": self.switch,
@@ -142,17 +146,7 @@ class CallMedia:
         )
         if call is None:  # ended already, or another process has it
             return
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        notice = prompt_for(NOTICE, call.queue.language if call.queue else FALLBACK_LANGUAGE)
-        bridge = CallBridge(
-            call_id=str(call_id),
-            recording_path=self.spool_dir / f"call-{call_id}.wav",
-            notice=notice.path,
-            hold=HOLD_AUDIO,
-        )
-        self.bridges[call_id] = bridge
-        self.languages[call_id] = notice.language
-        self.answered[call_id] = answered = asyncio.Event()
+        bridge, notice = self._open_bridge(call)
         phone_number_id = call.business_number.phone_number_id
         try:
             sdp_answer = await bridge.answer_customer(message["sdp"])
@@ -173,18 +167,93 @@ class CallMedia:
         await database_sync_to_async(call_mark_answered)(call_id=call_id)
         if self.bridges.get(call_id) is not bridge:
             return  # the call ended while it was being answered: its media is already dropped
+        await self._notice_then_hold(call, bridge, notice)
+        self._watch(call_id, self._watch_customer(call_id, bridge))
+
+    def _open_bridge(self, call: Call) -> tuple[CallBridge, Prompt]:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        notice = prompt_for(NOTICE, call.queue.language if call.queue else FALLBACK_LANGUAGE)
+        bridge = CallBridge(
+            call_id=str(call.pk),
+            recording_path=self.spool_dir / f"call-{call.pk}.wav",
+            notice=notice.path,
+            hold=HOLD_AUDIO,
+        )
+        self.bridges[call.pk] = bridge
+        self.languages[call.pk] = notice.language
+        self.answered[call.pk] = asyncio.Event()
+        return bridge, notice
+
+    async def _notice_then_hold(self, call: Call, bridge: CallBridge, notice: Prompt) -> None:
+        """The customer is on the line: the recording notice (kept as a consent record), then hold
+        audio until the agent's leg is bridged; agents' legs may connect from now on."""
         await bridge.start_notice_then_hold()
-        answered.set()
+        self.answered[call.pk].set()
         await database_sync_to_async(consent_notice_started)(
-            call_id=call_id,
+            call_id=call.pk,
             contact_id=call.contact_id,
             business_number_id=call.business_number_id,
             language=notice.language,
             text=notice.text,
             at=timezone.now(),
         )
+        self._watch(call.pk, self._watch_notice(call.pk, bridge))
+
+    async def dial(self, message: dict) -> None:
+        """A business call (from the shared channel): claim it, make the customer's offer and send
+        Meta's `connect`. The customer's answer and the pick-up come later, as `call.customer_answer`
+        and `call.customer_accepted` (Meta's answer can arrive before the customer picks up)."""
+        call_id = message["call_id"]
+        if call_id in self.bridges:
+            return
+        call = await database_sync_to_async(call_claim_media)(
+            call_id=call_id, media_channel=self.process.channel_name
+        )
+        if call is None:
+            return
+        bridge, _ = self._open_bridge(call)
+        try:
+            sdp_offer = await bridge.offer_customer()
+            async with AsyncGraphClient() as graph:
+                wa_call_id = await graph.call_connect(
+                    phone_number_id=call.business_number.phone_number_id,
+                    to=call.contact.wa_id,
+                    sdp=sdp_offer,
+                    biz_opaque_callback_data=callback_data_for(call),
+                )
+        except (BridgeError, GraphAPIError) as error:
+            logger.warning("call %s could not be dialled: %s", call_id, error)
+            await self._drop(call_id)
+            await database_sync_to_async(outbound_dial_failed)(call_id=call_id, error=error)
+            return
+        await database_sync_to_async(call_outbound_dialed)(call_id=call_id, wa_call_id=wa_call_id)
         self._watch(call_id, self._watch_customer(call_id, bridge))
-        self._watch(call_id, self._watch_notice(call_id, bridge))
+
+    async def customer_answer(self, message: dict) -> None:
+        """Meta's `connect` for a call we dialled: the customer's SDP answer. The media connects;
+        the customer hears silence until they pick up."""
+        call_id = message["call_id"]
+        bridge = self.bridges.get(call_id)
+        if bridge is None:
+            return
+        try:
+            await bridge.accept_customer_answer(message["sdp"])
+        except BridgeError as error:
+            logger.warning("call %s: the customer's answer failed: %s", call_id, error)
+            await self._drop(call_id)
+            await database_sync_to_async(routing.call_finish)(
+                call_id=call_id, reason=Call.EndReason.FAILED, detail=str(error), is_ended_by_us=True
+            )
+
+    async def customer_accepted(self, message: dict) -> None:
+        """The customer picked up a call we dialled: the notice, then the agent."""
+        call_id = message["call_id"]
+        bridge = self.bridges.get(call_id)
+        if bridge is None or self.answered[call_id].is_set():
+            return
+        call = await database_sync_to_async(Call.objects.get)(pk=call_id)
+        notice = prompt_for(NOTICE, self.languages.get(call_id, FALLBACK_LANGUAGE))
+        await self._notice_then_hold(call, bridge, notice)
 
     def _watch(self, call_id: int, coroutine: Awaitable[None]) -> None:
         """Run a task for one call until it finishes or the call's media is dropped."""
@@ -301,13 +370,17 @@ class CallMedia:
         bridge = self.bridges.pop(call_id, None)
         self.languages.pop(call_id, None)
         self.agent_groups.pop(call_id, None)
-        self.answered.pop(call_id, None)
+        answered = self.answered.pop(call_id, None)
         for watcher in self._watchers.pop(call_id, set()):
             if watcher is not asyncio.current_task():
                 watcher.cancel()
         if bridge is None:
             return
         result = await bridge.close()
+        if answered is None or not answered.is_set():
+            # Nobody was on the line (a call that never connected): there is nothing to keep.
+            result.path.unlink(missing_ok=True)
+            return
         try:
             await database_sync_to_async(recording_finished.send)(
                 sender=CallMedia,

@@ -15,9 +15,12 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from agents.models import Agent
+from agents.services import agent_transition
 from calls import routing
 from calls.models import Call, CallEvent
 from calls.services import MEDIA_CHANNEL, _broadcast_call, _move, _send_to_media_on_commit, capacity_claim
@@ -28,6 +31,7 @@ from compliance.services import (
     permission_record_call_outcome,
     permission_record_call_placed,
 )
+from core.realtime import broadcast_on_commit
 from messaging.models import Contact
 from whatsapp.events import CallConnect, CallStatus, CallTerminate
 from whatsapp.models import BusinessNumber
@@ -36,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 PENDING_PREFIX = "pending."  # a placed call's id until Meta names it
 CALLBACK_PREFIX = "switchboard-call:"  # biz_opaque_callback_data: Meta echoes it in the call's webhooks
+# An agent places calls when not ringing or on another one (wrap-up ends by placing a call).
+AGENT_CAN_DIAL_FROM = frozenset({Agent.Status.AVAILABLE, Agent.Status.AWAY, Agent.Status.WRAP_UP})
 # Meta's own codes that our permission state should have foreseen (WHATSAPP_API.md §7).
 RECONCILED_CODES = frozenset({138006, 138009, 138012})
 
@@ -57,8 +63,9 @@ def call_place_outbound(
 ) -> Call:
     """Place a business-initiated call to `contact`, for the agent who will talk (`agent_id`).
 
-    Raises CallRefused before anything is written or sent when a rule refuses it; otherwise the
-    call is `dialing`, holds an outbound slot, counts as placed for the permission, and a media
+    Raises CallRefused before anything is written or sent when a rule refuses it (ValidationError
+    `busy` when the agent is ringing or on another call); otherwise the call is `dialing`, holds an
+    outbound slot, counts as placed for the permission, its agent is on the call, and a media
     process is asked to dial it.
     """
     decision = call_decide(business_number=business_number, contact=contact)
@@ -74,6 +81,10 @@ def call_place_outbound(
             business_number_id=business_number.pk, direction=Call.Direction.OUTBOUND
         ):
             raise CallRefused(call_decide(business_number=business_number, contact=contact))
+        if agent_id is not None and not agent_transition(
+            agent_id=agent_id, allowed_from=AGENT_CAN_DIAL_FROM, to_status=Agent.Status.ON_CALL
+        ):
+            raise ValidationError("Finish the call you are on first.", code="busy")
         now = timezone.now()
         call = Call.objects.create(
             wa_call_id=f"{PENDING_PREFIX}{uuid.uuid4().hex}",
@@ -106,6 +117,22 @@ def call_outbound_dialed(*, call_id: int, wa_call_id: str) -> bool:
             wa_call_id=wa_call_id, updated_at=timezone.now()
         )
     )
+
+
+def outbound_dial_failed(*, call_id: int, error: Exception) -> None:
+    """The media process could not dial: Meta refused the `connect` (its reason reconciles the
+    permission where it should have been foreseen) or the offer could not be made. No strike:
+    the customer's phone never rang."""
+    call = Call.objects.filter(pk=call_id).first()
+    if call is None:
+        return
+    code = getattr(error, "code", None)
+    if code in RECONCILED_CODES:
+        permission_reconcile_meta_error(
+            business_number_id=call.business_number_id, contact_id=call.contact_id, code=code,
+            message=getattr(error, "message", ""), error_data=getattr(error, "error_data", None),
+        )  # fmt: skip
+    routing.call_finish(call_id=call_id, reason=Call.EndReason.FAILED, detail=f"not dialled: {error}"[:255])
 
 
 def _outbound_call(call_id: str, callback_data: str) -> Call | None:
@@ -144,7 +171,10 @@ def outbound_status_received(event: CallStatus) -> None:
         return
     now = timezone.now()
     if event.status == "RINGING":
-        _move(call, to=Call.Status.RINGING, allowed={Call.Status.DIALING})
+        if _move(call, to=Call.Status.RINGING, allowed={Call.Status.DIALING}) and call.agent_id:
+            broadcast_on_commit(
+                f"agent.{call.agent_id}", {"type": "call.outbound_ringing", "call_id": call.pk}
+            )
     elif event.status == "ACCEPTED":
         if _move(call, to=Call.Status.CONNECTED, allowed={Call.Status.DIALING, Call.Status.RINGING},
                  by_agent_id=call.agent_id, connected_at=now, answered_at=now):  # fmt: skip
@@ -155,6 +185,11 @@ def outbound_status_received(event: CallStatus) -> None:
                 at=now,
             )
             _broadcast_call(call, "call.connected", agent_id=call.agent_id)
+            if call.agent_id:
+                broadcast_on_commit(
+                    f"agent.{call.agent_id}",
+                    {"type": "call.outbound_connected", "call_id": call.pk, "caller": str(call.contact)},
+                )
             if call.media_channel:
                 _send_to_media_on_commit(
                     call.media_channel, {"type": "call.customer_accepted", "call_id": call.pk}
@@ -194,6 +229,22 @@ def _end_unconnected(call: Call, *, reason: str, detail: str, is_ended_by_us: bo
         at=timezone.now(), detail=detail,
     )  # fmt: skip
     return True
+
+
+def call_cancel_outbound(*, call_id: int, agent_id: int) -> bool:
+    """The agent hangs up a call the customer has not picked up: Meta is told, and it counts as
+    unanswered (as Meta counts it)."""
+    call = Call.objects.filter(
+        pk=call_id, agent_id=agent_id, direction=Call.Direction.OUTBOUND,
+        status__in=[Call.Status.DIALING, Call.Status.RINGING],
+    ).first()  # fmt: skip
+    if call is None:
+        return False
+    with transaction.atomic():
+        return _end_unconnected(
+            call, reason=Call.EndReason.UNANSWERED, detail="the agent hung up before the customer answered",
+            is_ended_by_us=True,
+        )  # fmt: skip
 
 
 def end_outbound_calls_never_picked_up() -> int:

@@ -178,7 +178,9 @@ def call_claim_media(*, call_id: int, media_channel: str) -> Call | None:
         .exclude(status=Call.Status.RINGING)
         .update(media_channel=media_channel, updated_at=timezone.now())
     )
-    return Call.objects.select_related("business_number", "queue").get(pk=call_id) if is_won else None
+    return (
+        Call.objects.select_related("business_number", "contact", "queue").get(pk=call_id) if is_won else None
+    )
 
 
 def call_mark_answered(*, call_id: int) -> bool:

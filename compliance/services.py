@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from compliance.decisions import REQUEST_BLOCKING_CODES, call_decide, permission_deadline, request_quota
@@ -113,9 +114,8 @@ def _save(permission: CallPermission, at: datetime, *fields: str) -> None:
 def permission_record_reply(event: CallPermissionReply) -> CallPermission | None:
     """The customer answered a permission request, or granted one automatically by calling in.
 
-    A reply older than the permission's last change (webhooks can arrive out of order) changes
-    nothing. Accepting resets the unanswered-call count and sets the deadline; declining ends
-    any permission.
+    A reply older than the last reply applied (webhooks can arrive out of order) changes nothing.
+    Accepting resets the unanswered-call count and sets the deadline; declining ends any permission.
     """
     number = BusinessNumber.objects.filter(phone_number_id=event.phone_number_id).first()
     if number is None:
@@ -124,7 +124,12 @@ def permission_record_reply(event: CallPermissionReply) -> CallPermission | None
     contact = contact_get_or_create(wa_id=event.from_number, name=event.contact_name)
     at = event.occurred_at or timezone.now()
     permission = _locked_permission(business_number_id=number.pk, contact_id=contact.pk)
-    if permission.status_changed_at and at < permission.status_changed_at:
+    # Compared with Meta's times of earlier replies only: our own changes carry our clock, and
+    # Meta's timestamps have whole seconds.
+    last_reply_at = permission.audit_events.filter(
+        kind__in=[AuditEvent.Kind.GRANTED, AuditEvent.Kind.REJECTED]
+    ).aggregate(last=Max("at"))["last"]
+    if last_reply_at and at < last_reply_at:
         return permission
     previous = permission.status
     permission.status_changed_at = at

@@ -80,7 +80,8 @@ class _BridgeThatRecordsWhatItSays:
 def test_the_media_process_says_goodbye_in_the_call_language_only_for_a_farewell(tmp_path, is_farewell):
     media = CallMedia(process=MediaProcess(handlers={}), spool_dir=tmp_path)
     bridge = _BridgeThatRecordsWhatItSays(tmp_path / "call-7.wav")
-    media.bridges[7], media.languages[7] = bridge, "es"
+    media.bridges[7], media.languages[7], media.answered[7] = bridge, "es", asyncio.Event()
+    media.answered[7].set()  # the customer was on the line: the recording is kept
 
     with mock.patch("calls.media.recording_finished.send") as finished:
         asyncio.run(media.hang_up({"type": "call.hangup", "call_id": 7, "is_farewell": is_farewell}))

@@ -234,3 +234,15 @@ def test_an_answered_customer_call_resets_the_request_limits(number):
     call.refresh_from_db()
     assert permission.requests_reset_at == call.answered_at
     assert audit_kinds(permission) == [Kind.REQUESTS_RESET]
+
+
+def test_a_reply_in_the_same_second_as_our_request_is_applied(client, number):
+    contact = Contact.objects.create(wa_id=CUSTOMER)
+    now = timezone.now()
+    CallPermissionFactory(
+        business_number=number, contact=contact, status=Status.REQUESTED, status_changed_at=now
+    )
+
+    post_webhook(client, reply("wamid.same-second", at=int(now.timestamp()), is_permanent=True))
+
+    assert CallPermission.objects.get().status == Status.PERMANENT

@@ -17,6 +17,8 @@ const errorLine = root.querySelector('[data-role="error"]');
 const buttons = Array.from(root.querySelectorAll("[data-status-choice]"));
 const ringPanel = document.getElementById("ring");
 const callPanel = document.getElementById("in-call");
+const dialer = document.getElementById("dialer");
+const dialForm = role(dialer, "dial-form");
 
 let socket = null;
 let reconnectDelayMs = 500;
@@ -24,6 +26,7 @@ let isConnected = false;
 let ringing = null; // {callId, deadline, timer, tone}
 let callTimer = null;
 let acceptedHere = null; // the call this tab accepted: it carries the audio
+let dialingCallId = null; // a call this tab placed that the customer has not picked up yet
 
 const softphone = new Softphone({
   send,
@@ -214,6 +217,7 @@ const HANDLERS = {
   },
   "call.ended": (frame) => {
     showWrapUp(frame);
+    dialingCallId = null;
     clearInterval(callTimer);
     softphone.close();
     acceptedHere = null;
@@ -223,6 +227,29 @@ const HANDLERS = {
     showCall("Call ended: wrap-up", "");
     role(callPanel, "media-state").textContent = "";
     role(callPanel, "notice-state").textContent = "";
+  },
+  // Click-to-call: the compliance engine decided; a refusal lists every reason and the fallback.
+  "call.dial.result": (frame) => {
+    if (frame.is_placed) {
+      acceptedHere = dialingCallId = frame.call_id;
+      role(dialer, "refusal").hidden = true;
+      showCall("Calling…", frame.customer);
+      callControls.hidden = false;
+      return;
+    }
+    acceptedHere = null;
+    showRefusal(frame);
+  },
+  "call.outbound_ringing": () => { role(callPanel, "call-state").textContent = "Ringing the customer…"; },
+  "call.outbound_connected": (frame) => {
+    dialingCallId = null;
+    showCall("On a call", frame.caller);
+    if (acceptedHere === frame.call_id) takeAudioHere(frame.call_id);
+    else showAudioElsewhere(frame.call_id);
+  },
+  "call.fallback.result": (frame) => {
+    role(dialer, "refusal").hidden = true;
+    role(dialer, "dial-notice").textContent = frame.message;
   },
   error: (frame) => {
     if (frame.code === "media_not_ready" && softphone.offerAgain()) return;
@@ -251,6 +278,28 @@ function connect() {
 }
 
 const wrapUpForm = role(callPanel, "wrap-up");
+
+function showRefusal(frame) {
+  const panel = role(dialer, "refusal");
+  const count = frame.refusals.length;
+  role(panel, "refusal-title").textContent = `${frame.customer} cannot be called now (${count} reason${count === 1 ? "" : "s"}):`;
+  role(panel, "reasons").replaceChildren(...frame.refusals.map((refusal) => {
+    const item = document.createElement("li");
+    item.dataset.code = refusal.code;
+    const clears = refusal.clears_at ? ` (until ${new Date(refusal.clears_at).toLocaleString()})` : "";
+    item.textContent = refusal.reason + clears;
+    return item;
+  }));
+  role(panel, "fallback").textContent = frame.fallback ? frame.fallback.reason : "";
+  const button = panel.querySelector('[data-action="fallback"]');
+  const kind = frame.fallback ? frame.fallback.kind : "";
+  button.hidden = !kind;
+  button.textContent = kind === "permission_request" ? "Ask for permission to call" : 'Send a "Call us" button';
+  button.dataset.kind = kind;
+  button.dataset.customer = frame.customer;
+  button.dataset.businessNumberId = frame.business_number_id;
+  panel.hidden = false;
+}
 
 function showWrapUp(frame) {
   const select = wrapUpForm.elements.disposition;
@@ -296,7 +345,35 @@ for (const action of ["mute", "hold"]) {
     else softphone.hold(isOn);
   });
 }
-callPanel.querySelector('[data-action="hangup"]').addEventListener("click", () => softphone.hangUp());
+callPanel.querySelector('[data-action="hangup"]').addEventListener("click", () => {
+  // Before the customer picks up there is no softphone yet: give up the call itself.
+  if (dialingCallId !== null) send({ type: "call.hangup", call_id: dialingCallId });
+  else softphone.hangUp();
+});
+if (dialForm) {
+  dialForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!(await microphoneAllowed())) {
+      showError("Allow this page to use your microphone to place calls.");
+      return;
+    }
+    role(dialer, "dial-notice").textContent = "";
+    send({
+      type: "call.dial",
+      business_number_id: Number(dialForm.elements.business_number.value),
+      customer: dialForm.elements.customer.value,
+    });
+  });
+  dialer.querySelector('[data-action="fallback"]').addEventListener("click", (event) => {
+    const button = event.currentTarget;
+    send({
+      type: "call.fallback",
+      business_number_id: Number(button.dataset.businessNumberId),
+      customer: button.dataset.customer,
+      kind: button.dataset.kind,
+    });
+  });
+}
 role(callPanel, "take-audio").addEventListener("click", (event) => {
   takeAudioHere(Number(event.currentTarget.dataset.callId));
 });

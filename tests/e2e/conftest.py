@@ -53,9 +53,10 @@ def _accepts_connections(port: int) -> bool:
     return True
 
 
-@pytest.fixture
-def live_server_url(transactional_db):
-    """`daphne config.asgi:application`, as the Procfile runs it, against the test database.
+@contextlib.contextmanager
+def serving_app(**environment: str):
+    """`daphne config.asgi:application`, as the Procfile runs it, against the test database, with
+    `environment` added to its own. Yields its base URL.
 
     A separate process (not a fork of the test process, whose thread pools would not survive
     the fork), so data the test commits is visible to it through the database.
@@ -76,7 +77,12 @@ def live_server_url(transactional_db):
             "config.asgi:application",
         ],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url_for_subprocess(), "REDIS_URL": settings.REDIS_URL},
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url_for_subprocess(),
+            "REDIS_URL": settings.REDIS_URL,
+            **environment,
+        },
     )
     deadline = time.monotonic() + 20
     while not _accepts_connections(port):
@@ -84,13 +90,21 @@ def live_server_url(transactional_db):
             process.kill()
             pytest.fail("daphne did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
     try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:  # stopping is not what the tests test: make sure it is gone
-        process.kill()
-        process.wait(timeout=5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # stopping is not what the tests test: make sure it is gone
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture
+def live_server_url(transactional_db):
+    with serving_app() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

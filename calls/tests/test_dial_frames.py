@@ -1,0 +1,128 @@
+"""Click-to-call from the agent's dashboard: the frames, their refusals and the fallback."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from agents.models import Agent, QueueMembership
+from agents.tests.factories import AgentFactory, QueueFactory
+from agents.tests.test_consumers import open_socket
+from calls.handlers import dial_frame, hang_up_frame
+from calls.models import Call
+from compliance.models import CallPermission
+from compliance.tests.factories import CUSTOMER
+from messaging.models import Contact
+from whatsapp.tests.factories import BusinessNumberFactory
+
+Status = Agent.Status
+
+
+def agent_with_number(*, status: str = Status.AVAILABLE) -> tuple[Agent, int]:
+    number = BusinessNumberFactory(display_phone_number="+44 20 7946 0000")
+    queue = QueueFactory()
+    queue.business_numbers.add(number)
+    agent = AgentFactory(status=status)
+    QueueMembership.objects.create(queue=queue, agent=agent)
+    return agent, number.pk
+
+
+def grant(number_id: int, wa_id: str = CUSTOMER) -> None:
+    contact, _ = Contact.objects.get_or_create(wa_id=wa_id)
+    CallPermission.objects.create(business_number_id=number_id, contact=contact, status="permanent",
+                                  granted_at=timezone.now())  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_refused_dial_lists_the_reasons_and_offers_a_permission_request():
+    agent, number_id = agent_with_number()
+
+    result = dial_frame(
+        agent_id=agent.pk, frame={"business_number_id": number_id, "customer": "+44 7700 900123"}
+    )
+
+    assert (result["is_placed"], result["customer"]) == (False, "+447700900123")
+    assert [refusal["code"] for refusal in result["refusals"]] == ["no_permission"]
+    assert result["fallback"]["kind"] == "permission_request"
+    assert Call.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"business_number_id": 10**9, "customer": CUSTOMER}, "invalid_number"),
+        ({"business_number_id": "1", "customer": CUSTOMER}, "invalid_number"),
+        ({"customer": "not a number"}, "invalid_customer"),
+        ({"customer": 447700900123}, "invalid_customer"),
+        ({"customer": "+44 12"}, "invalid_customer"),
+    ],
+)
+def test_bad_dial_frames_are_refused_and_change_nothing(frame, code):
+    agent, number_id = agent_with_number()
+    frame = {"business_number_id": number_id, **frame}
+
+    with pytest.raises(ValidationError) as refused:
+        dial_frame(agent_id=agent.pk, frame=frame)
+
+    assert refused.value.code == code
+    assert (Call.objects.count(), Contact.objects.count()) == (0, 0)
+
+
+@pytest.mark.django_db
+def test_a_number_outside_the_agents_queues_cannot_be_called_from():
+    agent, _ = agent_with_number()
+    other = BusinessNumberFactory()
+
+    with pytest.raises(ValidationError) as refused:
+        dial_frame(agent_id=agent.pk, frame={"business_number_id": other.pk, "customer": CUSTOMER})
+
+    assert refused.value.code == "invalid_number"
+
+
+@pytest.mark.django_db
+def test_placed_call_puts_the_agent_on_it_and_a_second_is_refused():
+    agent, number_id = agent_with_number(status=Status.WRAP_UP)
+    grant(number_id)
+    grant(number_id, "447700900124")
+
+    placed = dial_frame(agent_id=agent.pk, frame={"business_number_id": number_id, "customer": CUSTOMER})
+    with pytest.raises(ValidationError) as busy:
+        dial_frame(agent_id=agent.pk, frame={"business_number_id": number_id, "customer": "+447700900124"})
+
+    agent.refresh_from_db()
+    assert placed["is_placed"] and Call.objects.get().pk == placed["call_id"]
+    assert (agent.status, busy.value.code, Call.objects.count()) == (Status.ON_CALL, "busy", 1)
+
+
+@pytest.mark.django_db
+def test_hanging_up_before_the_customer_answers_is_an_unanswered_call():
+    agent, number_id = agent_with_number()
+    grant(number_id)
+    placed = dial_frame(agent_id=agent.pk, frame={"business_number_id": number_id, "customer": CUSTOMER})
+
+    result = hang_up_frame(agent_id=agent.pk, frame={"call_id": placed["call_id"]})
+
+    call = Call.objects.get()
+    agent.refresh_from_db()
+    assert result["is_done"]
+    assert (call.status, call.end_reason, agent.status) == ("ended", "unanswered", Status.WRAP_UP)
+    assert CallPermission.objects.get(contact__wa_id=CUSTOMER).consecutive_unanswered == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_dial_frame_over_the_socket():
+    agent, number_id = await sync_to_async(agent_with_number)()
+    communicator = await open_socket(agent.user)
+    await communicator.connect()
+    await communicator.receive_json_from(timeout=2)  # presence on connect
+
+    await communicator.send_json_to(
+        {"type": "call.dial", "business_number_id": number_id, "customer": CUSTOMER}
+    )
+    reply = await communicator.receive_json_from(timeout=5)
+
+    assert (reply["type"], reply["is_placed"], reply["fallback"]["kind"]) == (
+        "call.dial.result", False, "permission_request",
+    )  # fmt: skip
+    await communicator.disconnect()

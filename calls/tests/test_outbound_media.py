@@ -1,0 +1,114 @@
+"""The media process dials: it makes the customer's offer, sends Meta's connect, applies Meta's
+answer, and plays the notice once the customer picks up (with the sandbox playing Meta)."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from calls.bridge import BridgeError, CallBridge
+from calls.media import CallMedia, MediaProcess
+from calls.models import Call
+from calls.outbound import call_place_outbound
+from compliance.models import CallPermission, ConsentRecord
+from compliance.tests.factories import CUSTOMER
+from messaging.models import Contact
+from whatsapp.sandbox.customers import Behaviour
+from whatsapp.sandbox.media import CustomerMedia
+from whatsapp.sandbox.server import SandboxThread
+from whatsapp.tests.factories import BusinessNumberFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+CUSTOMER_SPEECH = ROOT / "whatsapp" / "sandbox" / "audio" / "customer_order.wav"
+SPEECH_RMS = 0.02
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(settings):
+    settings.MEDIA_HOST_ADDRESSES = ["127.0.0.1"]
+    settings.MEDIA_ICE_SERVERS = []
+
+
+async def test_the_bridge_offers_the_customers_leg_and_records_the_customer(tmp_path):
+    bridge = CallBridge(call_id="51", recording_path=tmp_path / "call-51.wav", notice=None, hold=None)
+    customer = CustomerMedia(play=CUSTOMER_SPEECH, record_to=None)
+
+    offer = await bridge.offer_customer()
+    await bridge.accept_customer_answer(await customer.answer(offer))
+    await customer.wait_connected(timeout_s=10)
+    await asyncio.sleep(1.5)
+    result = await bridge.close()
+    await customer.close()
+
+    assert "opus/48000/2" in offer
+    assert result.customer_rms > SPEECH_RMS
+
+
+async def test_the_bridge_refuses_an_answer_that_is_not_sdp(tmp_path):
+    bridge = CallBridge(call_id="52", recording_path=tmp_path / "call-52.wav", notice=None, hold=None)
+    await bridge.offer_customer()
+
+    with pytest.raises(BridgeError):
+        await bridge.accept_customer_answer("v=0\r\nnot really")
+
+    await bridge.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_media_process_dials_and_the_customer_hears_the_notice_on_pick_up(
+    settings, tmp_path, recordings_storage
+):
+    number = BusinessNumberFactory(display_phone_number="+44 20 7946 0000")
+    contact = Contact.objects.create(wa_id=CUSTOMER)
+    CallPermission.objects.create(business_number=number, contact=contact, status="permanent",
+                                  granted_at=timezone.now())  # fmt: skip
+    thread = SandboxThread(webhook_url=None, app_secret="s", token="t")
+    with thread as sandbox:
+        settings.WHATSAPP_GRAPH_URL, settings.WHATSAPP_TOKEN = sandbox.graph_url, "t"
+        thread.call(sandbox.add_number, phone_number_id=number.phone_number_id, waba_id=number.waba_id,
+                    display_phone_number=number.display_phone_number)  # fmt: skip
+        thread.call(
+            sandbox.meta.permissions[(number.phone_number_id, CUSTOMER)].__setattr__, "status", "permanent"
+        )
+        thread.call(sandbox.add_customer, wa_id=CUSTOMER, name="Ada",
+                               behaviour=Behaviour(business_call="answer", answer_after_s=60))  # fmt: skip
+        call = call_place_outbound(business_number=number, contact=contact)
+
+        async def dial_answer_pick_up() -> tuple[str, bool]:
+            media = CallMedia(process=MediaProcess(handlers={}), spool_dir=tmp_path)
+            media.process.channel_name = "media.test!dial"
+            await media.dial({"type": "call.dial", "call_id": call.pk})
+            dialled = await sync_to_async(Call.objects.get)(pk=call.pk)
+            sandbox_call = sandbox.meta.calls[dialled.wa_call_id]
+            for _ in range(100):  # the customer's phone answers the offer (Meta's connect webhook)
+                if sandbox_call.answer_sdp:
+                    break
+                await asyncio.sleep(0.05)
+            await media.customer_answer({"call_id": call.pk, "sdp": sandbox_call.answer_sdp})
+            await media.customer_accepted({"call_id": call.pk})
+            notice_playing = media.bridges[call.pk].is_notice_playing
+            await media.hang_up({"call_id": call.pk})
+            return dialled.wa_call_id, notice_playing
+
+        wa_call_id, notice_playing = asyncio.run(dial_answer_pick_up())
+
+        assert wa_call_id.startswith("wacid.")
+        assert sandbox.meta.calls[wa_call_id].state in ("RINGING", "DIALING")
+        assert sandbox.meta.calls[wa_call_id].biz_opaque_callback_data == f"switchboard-call:{call.pk}"
+        assert notice_playing
+        assert ConsentRecord.objects.filter(call_id=call.pk).count() == 1
+
+
+async def test_a_call_nobody_answered_leaves_no_recording(tmp_path):
+    media = CallMedia(process=MediaProcess(handlers={}), spool_dir=tmp_path)
+    media.bridges[53] = CallBridge(
+        call_id="53", recording_path=tmp_path / "call-53.wav", notice=None, hold=None
+    )
+    media.answered[53] = asyncio.Event()
+    await media.bridges[53].offer_customer()
+
+    await media.hang_up({"type": "call.hangup", "call_id": 53})
+
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,171 @@
+"""Calling customers from the dashboard, as the permission economy allows it. The agent clicks Call,
+is refused with the reasons and asks for permission; the customer grants it, then ignores four calls
+in a row: the permission is revoked on both sides and the fifth call is refused before anything
+reaches Meta, with the fallback offered. And a call the customer answers: both talk, it is recorded."""
+
+import contextlib
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from agents.models import Agent, QueueMembership
+from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory
+from calls.models import Call
+from compliance.models import AuditEvent, CallPermission, ConsentRecord
+from messaging.models import Contact
+from recordings.models import Recording
+from tests.e2e.conftest import MediaProcessThread, serving_app, sign_in, wait_for
+from tests.e2e.test_softphone_call import channel_rms
+from whatsapp.sandbox.customers import Behaviour
+from whatsapp.sandbox.meta import Rules
+from whatsapp.sandbox.server import SandboxThread
+from whatsapp.tests.factories import BusinessNumberFactory
+
+pytestmark = pytest.mark.e2e
+CUSTOMER = "447700900820"
+
+
+def strikes() -> int:
+    permission = CallPermission.objects.filter(contact__wa_id=CUSTOMER).first()
+    return permission.consecutive_unanswered if permission else 0
+
+
+@contextlib.contextmanager
+def outbound_serving(settings, tmp_path: Path, behaviour: Behaviour):
+    """Meta (the sandbox, with one customer behaving as told), the web process, a media process
+    and an agent of the number's queue, offline. Yields (sandbox thread, sandbox, URL, number, agent)."""
+    number = BusinessNumberFactory(phone_number_id="820000000000001", display_phone_number="+44 20 7946 0820")
+    queue = QueueFactory(name="Sales")
+    queue.business_numbers.add(number)
+    agent = AgentFactory(status=Agent.Status.OFFLINE, display_name="Ines Duarte")
+    QueueMembership.objects.create(queue=queue, agent=agent)
+    token = "e2e-outbound-token"
+    sandbox_thread = SandboxThread(
+        webhook_url=None,
+        app_secret=settings.WHATSAPP_APP_SECRET,
+        token=token,
+        rules=Rules(business_call_ring_timeout_s=1.0),
+        record_dir=tmp_path / "customers",
+    )
+    with (
+        sandbox_thread as sandbox,
+        serving_app(WHATSAPP_GRAPH_URL=sandbox.graph_url, WHATSAPP_TOKEN=token) as live_server_url,
+        MediaProcessThread(tmp_path / "spool"),
+    ):
+        sandbox.sender.url = f"{live_server_url}/webhooks/whatsapp/"
+        settings.WHATSAPP_GRAPH_URL, settings.WHATSAPP_TOKEN = sandbox.graph_url, token  # the media process's
+        sandbox_thread.call(
+            sandbox.add_number, phone_number_id=number.phone_number_id, waba_id=number.waba_id,
+            display_phone_number=number.display_phone_number,
+        )  # fmt: skip
+        customer = sandbox_thread.call(
+            sandbox.add_customer, wa_id=CUSTOMER, name="Noor Aziz", behaviour=behaviour, is_speech_looped=True
+        )
+        # The customer wrote first: free-form messages (the permission request) may be sent.
+        sandbox_thread.call(sandbox.meta.customer_send, customer, number.phone_number_id,
+                            {"type": "text", "text": {"body": "Please call me about my order"}})  # fmt: skip
+        yield sandbox_thread, sandbox, live_server_url, number, agent
+
+
+def signed_in_available(browser, live_server_url: str, agent):
+    page = browser.new_context().new_page()
+    sign_in(page, live_server_url, agent.user.username, PASSWORD)
+    page.click("button[data-status-choice=available]")
+    expect(page.locator("#presence")).to_have_attribute("data-status", "available")
+    return page
+
+
+def test_four_ignored_calls_revoke_the_permission_and_the_fifth_is_refused(
+    transactional_db, browser, settings_for_media, tmp_path
+):
+    behaviour = Behaviour(business_call="ignore", permission_reply="accept_temporary")
+    serving = outbound_serving(settings_for_media, tmp_path, behaviour)
+    with serving as (sandbox_thread, sandbox, live_server_url, number, agent):
+        page = signed_in_available(browser, live_server_url, agent)
+
+        # No permission yet: refused with the reason, and the fallback asks for it.
+        page.fill("#dial-customer", "+44 7700 900820")
+        page.click("#dialer button[type=submit]")
+        expect(page.locator("#dialer li[data-code=no_permission]")).to_be_visible(timeout=10_000)
+        fallback = page.locator("#dialer [data-action=fallback]")
+        expect(fallback).to_have_text("Ask for permission to call")
+        fallback.click()
+        expect(page.locator("#dialer [data-role=dial-notice]")).to_contain_text("Permission request sent")
+        wait_for(lambda: CallPermission.objects.filter(contact__wa_id=CUSTOMER, status="temporary").exists())
+
+        # Four calls the customer lets ring out: each one a strike; the fourth revokes.
+        for attempt in range(1, 5):
+            page.click("#dialer button[type=submit]")
+            wait_for(lambda attempt=attempt: strikes() == attempt, timeout_s=30)
+            expect(page.locator("#in-call [data-role=call-state]")).to_have_text(
+                "Call ended: wrap-up", timeout=15_000
+            )
+        expect(page.locator("#presence [data-role=notices]")).to_contain_text("can no longer be called")
+
+        # The fifth: refused here, before any Graph call, with the fallback that is left.
+        page.click("#dialer button[type=submit]")
+        expect(page.locator("#dialer li[data-code=permission_revoked]")).to_be_visible(timeout=10_000)
+        expect(page.locator("#dialer li[data-code=unanswered_strikes]")).to_be_visible()
+        expect(fallback).to_have_text('Send a "Call us" button')
+        page.screenshot(path="var/dashboard-call-refused.png")
+        sandbox_calls = [
+            call for call in sandbox.meta.calls.values() if call.direction == "BUSINESS_INITIATED"
+        ]
+        sandbox_permission = sandbox_thread.call(sandbox.meta.permission, number.phone_number_id, CUSTOMER)
+        page.context.close()
+
+    permission = CallPermission.objects.get(contact__wa_id=CUSTOMER)
+    assert (permission.status, permission.consecutive_unanswered) == ("revoked", 4)
+    assert (sandbox_permission.status, sandbox_permission.consecutive_unanswered) == ("no_permission", 4)
+    assert len(sandbox_calls) == 4
+    assert (
+        list(Call.objects.filter(direction="outbound").values_list("end_reason", flat=True))
+        == ["unanswered"] * 4
+    )
+    kinds = list(permission.audit_events.order_by("pk").values_list("kind", flat=True))  # as recorded
+    assert kinds == [
+        AuditEvent.Kind.REQUEST_SENT,
+        AuditEvent.Kind.GRANTED,
+        *[AuditEvent.Kind.CALL_PLACED, AuditEvent.Kind.STRIKE] * 4,
+        AuditEvent.Kind.REVOKED,
+    ]
+
+
+def test_an_answered_call_is_bridged_to_the_agents_browser_and_recorded(
+    transactional_db, browser, settings_for_media, tmp_path
+):
+    # The customer hears the recording notice (9.5 s) first, then the agent: 13 s leave ~3 s of talk.
+    behaviour = Behaviour(business_call="answer", answer_after_s=1.0, talk_s=13.0)
+    serving = outbound_serving(settings_for_media, tmp_path, behaviour)
+    with serving as (sandbox_thread, sandbox, live_server_url, number, agent):
+        permission = sandbox_thread.call(sandbox.meta.permission, number.phone_number_id, CUSTOMER)
+        sandbox_thread.call(setattr, permission, "status", "permanent")
+        CallPermission.objects.create(
+            business_number=number, contact=Contact.objects.create(wa_id=CUSTOMER, name="Noor Aziz"),
+            status="permanent", granted_at=timezone.now(), owner=agent.user,
+        )  # fmt: skip
+        page = signed_in_available(browser, live_server_url, agent)
+
+        page.fill("#dial-customer", "+44 7700 900820")
+        page.click("#dialer button[type=submit]")
+        expect(page.locator("#in-call [data-role=media-state]")).to_have_text(
+            "audio connected", timeout=20_000
+        )
+        expect(page.locator("#in-call [data-role=call-state]")).to_have_text(
+            "Call ended: wrap-up", timeout=20_000
+        )
+        call = Call.objects.get(direction="outbound")
+        stored = wait_for(lambda: Recording.objects.filter(call=call).first())
+        page.context.close()
+
+    call.refresh_from_db()
+    customer_rms, agent_rms = channel_rms(Path(stored.file.path), last_s=2.0)
+    consent = ConsentRecord.objects.get(call=call)
+    assert (call.status, call.end_reason, call.agent_id) == ("ended", "completed", agent.pk)
+    assert call.talk_seconds >= 12
+    assert consent.completed_at is not None  # the customer heard the whole notice before the agent
+    assert customer_rms > 0.02 and agent_rms > 0.02
+    kinds = list(CallPermission.objects.get().audit_events.values_list("kind", flat=True))
+    assert sorted(kinds) == sorted([AuditEvent.Kind.CALL_PLACED, AuditEvent.Kind.CALL_CONNECTED])
