@@ -24,7 +24,12 @@ from django.utils import timezone
 from calls import routing
 from calls.bridge import BridgeError, CallBridge
 from calls.models import Call
-from calls.outbound import call_outbound_dialed, callback_data_for, outbound_dial_failed
+from calls.outbound import (
+    call_customer_media_ended,
+    call_outbound_dialed,
+    callback_data_for,
+    outbound_dial_failed,
+)
 from calls.prompts import CLOSING, FALLBACK_LANGUAGE, HOLD_AUDIO, NOTICE, Prompt, prompt_for
 from calls.services import MEDIA_CHANNEL, call_claim_media, call_mark_answered
 from calls.signals import recording_finished
@@ -362,9 +367,7 @@ class CallMedia:
         await bridge.customer_left.wait()
         if self.bridges.get(call_id) is bridge:
             await self._drop(call_id)
-            await database_sync_to_async(routing.call_finish)(
-                call_id=call_id, reason=Call.EndReason.ABANDONED, detail="the customer's media ended"
-            )
+            await database_sync_to_async(call_customer_media_ended)(call_id=call_id)
 
     async def _drop(self, call_id: int) -> None:
         bridge = self.bridges.pop(call_id, None)

@@ -231,6 +231,23 @@ def _end_unconnected(call: Call, *, reason: str, detail: str, is_ended_by_us: bo
     return True
 
 
+def call_customer_media_ended(*, call_id: int) -> None:
+    """The customer's media leg ended (the media process saw it first; Meta's terminate may follow).
+    A call we placed that was never picked up ends as unanswered, with its strike, exactly as the
+    terminate would have ended it; any other call ends as the customer leaving it."""
+    call = Call.objects.filter(pk=call_id).first()
+    if call is None:
+        return
+    if call.direction == Call.Direction.OUTBOUND and call.status in (
+        Call.Status.DIALING,
+        Call.Status.RINGING,
+    ):
+        with transaction.atomic():
+            _end_unconnected(call, reason=Call.EndReason.UNANSWERED, detail="the customer's media ended")
+        return
+    routing.call_finish(call_id=call_id, reason=Call.EndReason.ABANDONED, detail="the customer's media ended")
+
+
 def call_cancel_outbound(*, call_id: int, agent_id: int) -> bool:
     """The agent hangs up a call the customer has not picked up: Meta is told, and it counts as
     unanswered (as Meta counts it)."""

@@ -1,11 +1,12 @@
 from datetime import datetime
 
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
 from agents.models import Agent, Queue
 from calls.models import Call, LiveCallCount
 from compliance.decisions import LiveCalls
+from messaging.models import Contact
 
 
 def queue_for_number(*, phone_number_id: str) -> Queue | None:
@@ -60,6 +61,11 @@ def resume_frames_for_agent(*, agent_id: int) -> list[dict]:
         Call.objects.filter(
             Q(status=Call.Status.OFFERED, offered_to_id=agent_id)
             | Q(status=Call.Status.CONNECTED, agent_id=agent_id)
+            | Q(
+                direction=Call.Direction.OUTBOUND,
+                status__in=[Call.Status.DIALING, Call.Status.RINGING],
+                agent_id=agent_id,
+            )
         )
         .select_related("contact", "queue")
         .first()
@@ -69,6 +75,17 @@ def resume_frames_for_agent(*, agent_id: int) -> list[dict]:
         if live.offer_expires_at is not None:
             frame["ring_timeout_s"] = max(0, round((live.offer_expires_at - now).total_seconds()))
         return [frame]
+    if live is not None and live.status in (Call.Status.DIALING, Call.Status.RINGING):
+        # A call the agent placed that has not been picked up yet: shown as just placed.
+        return [
+            {
+                "type": "call.dial.result",
+                "is_placed": True,
+                "call_id": live.pk,
+                "customer": str(live.contact),
+                "business_number_id": live.business_number_id,
+            }
+        ]
     if live is not None and live.status == Call.Status.CONNECTED:
         contact = live.contact
         return [
@@ -193,3 +210,21 @@ def live_calls_for_compliance(business_number_id: int, contact_id: int) -> LiveC
         business_number_id=business_number_id, contact_id=contact_id, status__in=Call.LIVE_STATUSES
     ).exists()
     return LiveCalls(outbound=outbound or 0, with_contact=with_contact)
+
+
+def contacts_matching(*, text: str, limit: int = 50) -> QuerySet[Contact]:
+    """Contacts whose name or number contains `text` (all when empty), latest call first."""
+    contacts = Contact.objects.annotate(last_call_at=Max("calls__started_at"))
+    text = text.strip().lstrip("+").replace(" ", "")
+    if text:
+        contacts = contacts.filter(Q(name__icontains=text) | Q(wa_id__contains=text))
+    return contacts.order_by(F("last_call_at").desc(nulls_last=True), "name", "wa_id")[:limit]
+
+
+def calls_of_contact(*, contact_id: int, limit: int = 20) -> QuerySet[Call]:
+    """The contact's latest calls, either way, with who took them."""
+    return (
+        Call.objects.filter(contact_id=contact_id)
+        .select_related("agent", "business_number")
+        .order_by("-started_at", "-pk")[:limit]
+    )

@@ -6,4 +6,6 @@ app_name = "calls"
 
 urlpatterns = [
     path("wallboard/", views.wallboard, name="wallboard"),
+    path("contacts/", views.contacts, name="contacts"),
+    path("contacts/<int:pk>/", views.contact, name="contact"),
 ]

@@ -126,3 +126,18 @@ async def test_dial_frame_over_the_socket():
         "call.dial.result", False, "permission_request",
     )  # fmt: skip
     await communicator.disconnect()
+
+
+@pytest.mark.django_db
+def test_a_reloaded_dashboard_shows_the_call_still_dialling():
+    from calls.selectors import resume_frames_for_agent
+
+    agent, number_id = agent_with_number()
+    grant(number_id)
+    placed = dial_frame(agent_id=agent.pk, frame={"business_number_id": number_id, "customer": CUSTOMER})
+
+    frames = resume_frames_for_agent(agent_id=agent.pk)
+
+    assert [(frame["type"], frame["call_id"], frame["is_placed"]) for frame in frames] == [
+        ("call.dial.result", placed["call_id"], True)
+    ]

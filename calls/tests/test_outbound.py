@@ -217,3 +217,23 @@ def test_sweep_ends_calls_that_rang_out_or_were_never_dialled(number, contact, p
     assert permission.consecutive_unanswered == 1
     assert CallPermission.objects.get(contact=other).consecutive_unanswered == 0
     assert outbound_live(number) == 0
+
+
+def test_customer_media_ending_before_pick_up_is_one_strike_whoever_sees_it_first(
+    client, number, contact, permission
+):
+    from calls.outbound import call_customer_media_ended
+
+    first = dialled(number, contact, "wacid.media-first")
+    call_customer_media_ended(call_id=first.pk)
+    post_webhook(client, terminate(first, answered=False))
+    second = dialled(number, contact, "wacid.webhook-first")
+    post_webhook(client, terminate(second, answered=False))
+    call_customer_media_ended(call_id=second.pk)
+
+    permission.refresh_from_db()
+    assert list(Call.objects.order_by("pk").values_list("end_reason", flat=True)) == [
+        "unanswered",
+        "unanswered",
+    ]
+    assert permission.consecutive_unanswered == 2

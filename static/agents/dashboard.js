@@ -351,6 +351,10 @@ callPanel.querySelector('[data-action="hangup"]').addEventListener("click", () =
   else softphone.hangUp();
 });
 if (dialForm) {
+  // From a contact's page: the dialer is filled in; the agent clicks Call.
+  const asked = new URLSearchParams(window.location.search);
+  if (asked.get("call")) dialForm.elements.customer.value = asked.get("call");
+  if (asked.get("from")) dialForm.elements.business_number.value = asked.get("from");
   dialForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!(await microphoneAllowed())) {
