@@ -27,7 +27,7 @@ import logging
 import math
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,17 +141,7 @@ class CallBridge:
         From here on the customer's audio is recorded (the recording's timeline starts now) and the
         customer hears silence until ``start_notice_then_hold()``.
         """
-        self._check_open()
-        if self._customer is not None:
-            raise BridgeError("the customer's leg is already answered")
-        self._recording.start(at=time.monotonic())
-        self._customer = self._customer_leg()
-        try:
-            return await self._customer.answer(offer_sdp)
-        except BridgeError:
-            await self._customer.close()
-            self._customer = None
-            raise
+        return await self._negotiate_customer(lambda leg: leg.answer(offer_sdp))
 
     async def offer_customer(self) -> str:
         """A business call: the SDP offer for Meta's `connect` (every ICE candidate included).
@@ -159,17 +149,7 @@ class CallBridge:
         The recording's timeline starts now; the customer hears silence until
         ``start_notice_then_hold()`` (call it once the customer has picked up).
         """
-        self._check_open()
-        if self._customer is not None:
-            raise BridgeError("the customer's leg is already negotiated")
-        self._recording.start(at=time.monotonic())
-        self._customer = self._customer_leg()
-        try:
-            return await self._customer.offer()
-        except BridgeError:
-            await self._customer.close()
-            self._customer = None
-            raise
+        return await self._negotiate_customer(lambda leg: leg.offer())
 
     async def accept_customer_answer(self, answer_sdp: str) -> None:
         """Apply the customer's SDP answer to ``offer_customer()``'s offer: the media connects."""
@@ -178,14 +158,25 @@ class CallBridge:
             raise BridgeError("offer the customer's leg before applying an answer")
         await self._customer.accept_answer(answer_sdp)
 
-    def _customer_leg(self) -> "_Leg":
-        return _Leg(
+    async def _negotiate_customer(self, negotiate: Callable[["_Leg"], Awaitable[str]]) -> str:
+        """Open the customer's leg, answering Meta's offer or making ours; the recording starts."""
+        self._check_open()
+        if self._customer is not None:
+            raise BridgeError("the customer's leg is already negotiated")
+        self._recording.start(at=time.monotonic())
+        self._customer = _Leg(
             name="customer",
             call_id=self.call_id,
             output=self._customer_output,
             on_audio=self._from_customer,
             on_left=self.customer_left.set,
         )
+        try:
+            return await negotiate(self._customer)
+        except BridgeError:
+            await self._customer.close()
+            self._customer = None
+            raise
 
     async def start_notice_then_hold(self) -> None:
         """Play the notice once, then the hold audio in a loop, to the customer; returns at once.

@@ -202,7 +202,12 @@ def dial_frame(*, agent_id: int, frame: dict) -> dict:
     compliance engine decides first; a refusal comes back with its reasons and the fallback."""
     number, contact = _dial_target(agent_id, frame)
     user_id = Agent.objects.filter(pk=agent_id).values_list("user_id", flat=True).get()
-    result = {"type": "call.dial.result", "customer": str(contact), "business_number_id": number.pk}
+    result = {
+        "type": "call.dial.result",
+        "customer": str(contact),
+        "customer_number": f"+{contact.wa_id}",
+        "business_number_id": number.pk,
+    }
     try:
         call = call_place_outbound(
             business_number=number, contact=contact, agent_id=agent_id, user_id=user_id

@@ -219,7 +219,9 @@ class CallMedia:
         bridge, _ = self._open_bridge(call)
         try:
             sdp_offer = await bridge.offer_customer()
-            async with AsyncGraphClient() as graph:
+            # Never retried: a connect that timed out may have placed the call (a late webhook
+            # naming it ends it then); a second one would ring the customer twice.
+            async with AsyncGraphClient(max_retries=0) as graph:
                 wa_call_id = await graph.call_connect(
                     phone_number_id=call.business_number.phone_number_id,
                     to=call.contact.wa_id,

@@ -31,6 +31,7 @@ from compliance.services import (
     permission_record_call_outcome,
     permission_record_call_placed,
 )
+from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit
 from messaging.models import Contact
 from whatsapp.events import CallConnect, CallStatus, CallTerminate
@@ -68,18 +69,16 @@ def call_place_outbound(
     outbound slot, counts as placed for the permission, its agent is on the call, and a media
     process is asked to dial it.
     """
-    decision = call_decide(business_number=business_number, contact=contact)
-    if not decision.is_allowed:
-        raise CallRefused(decision)
     with transaction.atomic():
-        # The pair's permission row (there is one: the decision found it) serialises placements.
+        # The pair's permission row serialises placements, strikes and replies: the decision is
+        # taken with it locked, so nothing changes the permission between deciding and placing.
         CallPermission.objects.select_for_update().filter(
-            business_number=business_number, contact=contact
+            business_number=business_number, contact_id=contact.pk
         ).first()
-        pair = Call.objects.filter(business_number=business_number, contact=contact)
-        if pair.filter(status__in=Call.LIVE_STATUSES).exists() or not capacity_claim(
-            business_number_id=business_number.pk, direction=Call.Direction.OUTBOUND
-        ):
+        decision = call_decide(business_number=business_number, contact=contact)
+        if not decision.is_allowed:
+            raise CallRefused(decision)
+        if not capacity_claim(business_number_id=business_number.pk, direction=Call.Direction.OUTBOUND):
             raise CallRefused(call_decide(business_number=business_number, contact=contact))
         if agent_id is not None and not agent_transition(
             agent_id=agent_id, allowed_from=AGENT_CAN_DIAL_FROM, to_status=Agent.Status.ON_CALL
@@ -146,6 +145,12 @@ def _outbound_call(call_id: str, callback_data: str) -> Call | None:
         ).first()
         if call is not None and call_outbound_dialed(call_id=call.pk, wa_call_id=call_id):
             call.wa_call_id = call_id
+            if not call.is_live:
+                # We gave the call up before Meta named it (the connect timed out, the agent
+                # hung up): Meta placed it all the same, so end it there too.
+                from calls.tasks import terminate_on_meta
+
+                enqueue_on_commit(terminate_on_meta, call_id=call.pk)
     return call
 
 
@@ -212,6 +217,14 @@ def outbound_terminate_received(event: CallTerminate) -> None:
             )  # fmt: skip
     if call.status == Call.Status.CONNECTED:
         routing.call_finish(call_id=call.pk, reason=Call.EndReason.COMPLETED, detail="Meta: completed")
+    elif event.was_answered and call.is_live:
+        # Picked up, though ACCEPTED has not arrived (it can come after the terminate): connected.
+        connected_at = event.started_at or timezone.now()
+        if routing.call_finish(call_id=call.pk, reason=Call.EndReason.COMPLETED, detail="Meta: completed"):
+            permission_record_call_outcome(
+                business_number_id=call.business_number_id, contact_id=call.contact_id,
+                is_connected=True, at=connected_at,
+            )  # fmt: skip
     elif event.errors:
         detail = "; ".join(f"{error.code} {error.message or error.title}".strip() for error in event.errors)
         routing.call_finish(call_id=call.pk, reason=Call.EndReason.FAILED, detail=detail)
@@ -232,9 +245,9 @@ def _end_unconnected(call: Call, *, reason: str, detail: str, is_ended_by_us: bo
 
 
 def call_customer_media_ended(*, call_id: int) -> None:
-    """The customer's media leg ended (the media process saw it first; Meta's terminate may follow).
-    A call we placed that was never picked up ends as unanswered, with its strike, exactly as the
-    terminate would have ended it; any other call ends as the customer leaving it."""
+    """The customer's media leg ended. A call we placed that has not been picked up is left for
+    Meta's terminate to end: only Meta knows whether it went unanswered (a strike) or failed; the
+    ring-out sweep ends it if Meta never says. Any other call ends as the customer leaving it."""
     call = Call.objects.filter(pk=call_id).first()
     if call is None:
         return
@@ -242,8 +255,7 @@ def call_customer_media_ended(*, call_id: int) -> None:
         Call.Status.DIALING,
         Call.Status.RINGING,
     ):
-        with transaction.atomic():
-            _end_unconnected(call, reason=Call.EndReason.UNANSWERED, detail="the customer's media ended")
+        logger.info("call %s: the customer's media ended before pick-up; Meta's terminate decides", call_id)
         return
     routing.call_finish(call_id=call_id, reason=Call.EndReason.ABANDONED, detail="the customer's media ended")
 
@@ -257,6 +269,12 @@ def call_cancel_outbound(*, call_id: int, agent_id: int) -> bool:
     ).first()  # fmt: skip
     if call is None:
         return False
+    if call.wa_call_id.startswith(PENDING_PREFIX):
+        # Not placed on Meta yet, as far as we know: no strike; a late webhook naming it ends it there.
+        ended = routing.call_finish(
+            call_id=call.pk, reason=Call.EndReason.FAILED, detail="the agent gave up dialling"
+        )
+        return ended is not None
     with transaction.atomic():
         return _end_unconnected(
             call, reason=Call.EndReason.UNANSWERED, detail="the agent hung up before the customer answered",
@@ -274,7 +292,7 @@ def end_outbound_calls_never_picked_up() -> int:
         direction=Call.Direction.OUTBOUND,
         status=Call.Status.DIALING,
         wa_call_id__startswith=PENDING_PREFIX,
-        started_at__lt=now - timedelta(seconds=settings.MEDIA_ANSWER_TIMEOUT_S),
+        started_at__lt=now - timedelta(seconds=settings.MEDIA_ANSWER_TIMEOUT_S + settings.WHATSAPP_TIMEOUT_S),
     )
     for call_id in list(never_dialled.values_list("pk", flat=True)):
         if routing.call_finish(

@@ -83,6 +83,7 @@ def resume_frames_for_agent(*, agent_id: int) -> list[dict]:
                 "is_placed": True,
                 "call_id": live.pk,
                 "customer": str(live.contact),
+                "customer_number": f"+{live.contact.wa_id}",
                 "business_number_id": live.business_number_id,
             }
         ]

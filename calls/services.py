@@ -24,6 +24,7 @@ from whatsapp.models import BusinessNumber
 
 logger = logging.getLogger(__name__)
 
+END_ATTEMPTS = 3  # call_end reads a call that changed under it again, this many times at most
 MEDIA_CHANNEL = "media.calls"  # calls.media.SHARED_CHANNEL: any media process takes new calls here
 
 
@@ -294,28 +295,36 @@ def call_end(*, call_id: int, reason: str, detail: str = "", is_farewell: bool =
     tells the media process holding the call to hang up its legs (`is_farewell`: after playing the
     closing message to the customer).
     """
-    call = Call.objects.filter(pk=call_id).first()
-    if call is None or not call.is_live:
+    # A live call that moved on meanwhile (an agent accepted, the customer picked up) is read
+    # again: the end must not be lost to another transition.
+    for _ in range(END_ATTEMPTS):
+        call = Call.objects.filter(pk=call_id).first()
+        if call is None or not call.is_live:
+            return None
+        ending = (
+            Call.EndReason.COMPLETED
+            if reason == Call.EndReason.ABANDONED and call.status == Call.Status.CONNECTED
+            else reason
+        )
+        previous = {"status": call.status, "offered_to_id": call.offered_to_id, "agent_id": call.agent_id}
+        now = timezone.now()
+        talk_seconds = round((now - call.connected_at).total_seconds()) if call.connected_at else None
+        if _move(
+            call,
+            to=Call.Status.ENDED,
+            allowed=Call.LIVE_STATUSES,
+            detail=detail,
+            ended_at=now,
+            end_reason=ending,
+            end_detail=detail[:255],
+            talk_seconds=talk_seconds,
+            offered_to_id=None,
+            offer_expires_at=None,
+        ):
+            break
+    else:
         return None
-    if reason == Call.EndReason.ABANDONED and call.status == Call.Status.CONNECTED:
-        reason = Call.EndReason.COMPLETED
-    previous = {"status": call.status, "offered_to_id": call.offered_to_id, "agent_id": call.agent_id}
-    now = timezone.now()
-    talk_seconds = round((now - call.connected_at).total_seconds()) if call.connected_at else None
-    won = _move(
-        call,
-        to=Call.Status.ENDED,
-        allowed=Call.LIVE_STATUSES,
-        detail=detail,
-        ended_at=now,
-        end_reason=reason,
-        end_detail=detail[:255],
-        talk_seconds=talk_seconds,
-        offered_to_id=None,
-        offer_expires_at=None,
-    )
-    if not won:
-        return None
+    reason = ending
     # Every call that reaches here holds a slot: it was taken before the call could go live.
     capacity_release(business_number_id=call.business_number_id, direction=call.direction)
     if call.media_channel:

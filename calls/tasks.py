@@ -6,6 +6,7 @@ from collections.abc import Callable
 from celery import shared_task
 
 from calls.models import Call
+from calls.outbound import PENDING_PREFIX
 from whatsapp.client import GraphClient
 from whatsapp.errors import GraphAPIError, GraphTransportError
 
@@ -55,8 +56,8 @@ def _graph_for_call(call_id: int, what: str, operation: Callable[[GraphClient, C
     """Run one Graph API operation about a call. Meta's refusals are logged, not retried (the
     call has usually moved on); transport errors are raised for the task's bounded retries."""
     call = Call.objects.select_related("business_number", "contact", "queue").filter(pk=call_id).first()
-    if call is None:
-        return ""
+    if call is None or call.wa_call_id.startswith(PENDING_PREFIX):
+        return ""  # gone, or never named by Meta (a late webhook naming it ends it on Meta then)
     with GraphClient() as graph:
         try:
             return operation(graph, call) or ""

@@ -10,6 +10,7 @@ from agents.tests.factories import AgentFactory, QueueFactory
 from agents.tests.test_consumers import open_socket
 from calls.handlers import dial_frame, hang_up_frame
 from calls.models import Call
+from calls.outbound import call_outbound_dialed
 from compliance.models import CallPermission
 from compliance.tests.factories import CUSTOMER
 from messaging.models import Contact
@@ -41,7 +42,9 @@ def test_refused_dial_lists_the_reasons_and_offers_a_permission_request():
         agent_id=agent.pk, frame={"business_number_id": number_id, "customer": "+44 7700 900123"}
     )
 
-    assert (result["is_placed"], result["customer"]) == (False, "+447700900123")
+    assert (result["is_placed"], result["customer"], result["customer_number"]) == (
+        False, "+447700900123", "+447700900123",
+    )  # fmt: skip
     assert [refusal["code"] for refusal in result["refusals"]] == ["no_permission"]
     assert result["fallback"]["kind"] == "permission_request"
     assert Call.objects.count() == 0
@@ -100,6 +103,7 @@ def test_hanging_up_before_the_customer_answers_is_an_unanswered_call():
     agent, number_id = agent_with_number()
     grant(number_id)
     placed = dial_frame(agent_id=agent.pk, frame={"business_number_id": number_id, "customer": CUSTOMER})
+    call_outbound_dialed(call_id=placed["call_id"], wa_call_id="wacid.ringing")  # Meta placed it
 
     result = hang_up_frame(agent_id=agent.pk, frame={"call_id": placed["call_id"]})
 
@@ -129,6 +133,18 @@ async def test_dial_frame_over_the_socket():
 
 
 @pytest.mark.django_db
+def test_giving_up_a_call_meta_has_not_named_yet_is_no_strike():
+    agent, number_id = agent_with_number()
+    grant(number_id)
+    placed = dial_frame(agent_id=agent.pk, frame={"business_number_id": number_id, "customer": CUSTOMER})
+
+    hang_up_frame(agent_id=agent.pk, frame={"call_id": placed["call_id"]})
+
+    assert Call.objects.values_list("status", "end_reason").get() == ("ended", "failed")
+    assert CallPermission.objects.get(contact__wa_id=CUSTOMER).consecutive_unanswered == 0
+
+
+@pytest.mark.django_db
 def test_a_reloaded_dashboard_shows_the_call_still_dialling():
     from calls.selectors import resume_frames_for_agent
 
@@ -141,3 +157,21 @@ def test_a_reloaded_dashboard_shows_the_call_still_dialling():
     assert [(frame["type"], frame["call_id"], frame["is_placed"]) for frame in frames] == [
         ("call.dial.result", placed["call_id"], True)
     ]
+
+
+@pytest.mark.django_db
+def test_the_fallback_frame_takes_the_number_the_refusal_gave_for_a_named_customer():
+    from calls.handlers import fallback_frame
+
+    agent, number_id = agent_with_number()
+    Contact.objects.create(wa_id=CUSTOMER, name="Noor Aziz")
+    refused = dial_frame(agent_id=agent.pk, frame={"business_number_id": number_id, "customer": CUSTOMER})
+
+    with pytest.raises(ValidationError) as wrong_kind:
+        fallback_frame(
+            agent_id=agent.pk,
+            frame={"business_number_id": number_id, "customer": refused["customer_number"], "kind": "fax"},
+        )
+
+    assert refused["customer"] == "Noor Aziz (+447700900123)"
+    assert wrong_kind.value.code == "invalid_fallback"  # the customer's number was understood

@@ -59,7 +59,8 @@ def business_call(call: Call, event: str, **fields) -> dict:
 
 
 def terminate(call: Call, *, answered: bool, errors: list | None = None) -> dict:
-    times = {"start_time": "1", "end_time": "31", "duration": 30} if answered else {}
+    now = int(timezone.now().timestamp())
+    times = {"start_time": str(now - 30), "end_time": str(now), "duration": 30} if answered else {}
     payload = business_call(call, "terminate", status="COMPLETED" if answered else "FAILED", **times)
     if errors:
         payload["entry"][0]["changes"][0]["value"]["errors"] = errors
@@ -83,7 +84,7 @@ def dialled(number, contact, wa_call_id: str) -> Call:
 
 
 def kinds(permission: CallPermission) -> list[str]:
-    return list(permission.audit_events.order_by("at", "pk").values_list("kind", flat=True))
+    return list(permission.audit_events.order_by("pk").values_list("kind", flat=True))  # as recorded
 
 
 def outbound_live(number) -> int:
@@ -219,21 +220,62 @@ def test_sweep_ends_calls_that_rang_out_or_were_never_dialled(number, contact, p
     assert outbound_live(number) == 0
 
 
-def test_customer_media_ending_before_pick_up_is_one_strike_whoever_sees_it_first(
-    client, number, contact, permission
-):
+def test_customer_media_ending_before_pick_up_leaves_the_outcome_to_meta(client, number, contact, permission):
     from calls.outbound import call_customer_media_ended
 
     first = dialled(number, contact, "wacid.media-first")
     call_customer_media_ended(call_id=first.pk)
+    still = Call.objects.get(pk=first.pk).status
     post_webhook(client, terminate(first, answered=False))
     second = dialled(number, contact, "wacid.webhook-first")
     post_webhook(client, terminate(second, answered=False))
     call_customer_media_ended(call_id=second.pk)
 
     permission.refresh_from_db()
+    assert still == "dialing"
     assert list(Call.objects.order_by("pk").values_list("end_reason", flat=True)) == [
         "unanswered",
         "unanswered",
     ]
     assert permission.consecutive_unanswered == 2
+
+
+def test_a_terminate_with_talk_time_before_accepted_is_a_connected_call(client, number, contact, permission):
+    CallPermission.objects.filter(pk=permission.pk).update(consecutive_unanswered=2)
+    call = dialled(number, contact, "wacid.late-accepted")
+    post_webhook(client, status(call, "RINGING"))
+
+    post_webhook(client, terminate(call, answered=True))
+    post_webhook(client, status(call, "ACCEPTED"))
+
+    call.refresh_from_db()
+    permission.refresh_from_db()
+    assert (call.status, call.end_reason) == ("ended", "completed")
+    assert permission.consecutive_unanswered == 0
+    assert kinds(permission) == [AuditEvent.Kind.CALL_PLACED, AuditEvent.Kind.CALL_CONNECTED]
+
+
+def test_a_call_given_up_before_meta_named_it_is_ended_on_meta_when_it_is_named(
+    client, number, contact, permission, django_capture_on_commit_callbacks
+):
+    from unittest import mock
+
+    from agents.tests.factories import AgentFactory
+    from calls.outbound import call_cancel_outbound
+
+    agent = AgentFactory(status="available")
+    call = call_place_outbound(business_number=number, contact=contact, agent_id=agent.pk)
+    call_cancel_outbound(call_id=call.pk, agent_id=agent.pk)
+    call.wa_call_id = "wacid.ghost"  # Meta placed it all the same: its webhooks name it
+
+    with (
+        mock.patch("calls.tasks.terminate_on_meta.apply_async") as terminate_on_meta,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        post_webhook(client, status(call, "RINGING"))
+
+    call.refresh_from_db()
+    permission.refresh_from_db()
+    assert (call.status, call.end_reason, call.wa_call_id) == ("ended", "failed", "wacid.ghost")
+    assert permission.consecutive_unanswered == 0
+    terminate_on_meta.assert_called_once_with(kwargs={"call_id": call.pk}, countdown=None)

@@ -218,6 +218,7 @@ const HANDLERS = {
   "call.ended": (frame) => {
     showWrapUp(frame);
     dialingCallId = null;
+    showDialingControls(false);
     clearInterval(callTimer);
     softphone.close();
     acceptedHere = null;
@@ -231,10 +232,13 @@ const HANDLERS = {
   // Click-to-call: the compliance engine decided; a refusal lists every reason and the fallback.
   "call.dial.result": (frame) => {
     if (frame.is_placed) {
-      acceptedHere = dialingCallId = frame.call_id;
+      dialingCallId = frame.call_id;
+      // The tab that placed the call carries its audio; a reloaded or reopened tab does only if
+      // it is the agent's one open tab (`open_tabs` comes with frames sent on connect).
+      if (frame.open_tabs === undefined || frame.open_tabs <= 1) acceptedHere = frame.call_id;
       role(dialer, "refusal").hidden = true;
       showCall("Calling…", frame.customer);
-      callControls.hidden = false;
+      showDialingControls(true);
       return;
     }
     acceptedHere = null;
@@ -243,6 +247,7 @@ const HANDLERS = {
   "call.outbound_ringing": () => { role(callPanel, "call-state").textContent = "Ringing the customer…"; },
   "call.outbound_connected": (frame) => {
     dialingCallId = null;
+    showDialingControls(false);
     showCall("On a call", frame.caller);
     if (acceptedHere === frame.call_id) takeAudioHere(frame.call_id);
     else showAudioElsewhere(frame.call_id);
@@ -279,6 +284,12 @@ function connect() {
 
 const wrapUpForm = role(callPanel, "wrap-up");
 
+// While a placed call rings there is no audio yet: only Hang up applies.
+function showDialingControls(isDialing) {
+  callControls.hidden = false;
+  for (const action of ["mute", "hold"]) callPanel.querySelector(`[data-action="${action}"]`).hidden = isDialing;
+}
+
 function showRefusal(frame) {
   const panel = role(dialer, "refusal");
   const count = frame.refusals.length;
@@ -296,7 +307,7 @@ function showRefusal(frame) {
   button.hidden = !kind;
   button.textContent = kind === "permission_request" ? "Ask for permission to call" : 'Send a "Call us" button';
   button.dataset.kind = kind;
-  button.dataset.customer = frame.customer;
+  button.dataset.customer = frame.customer_number;
   button.dataset.businessNumberId = frame.business_number_id;
   panel.hidden = false;
 }
