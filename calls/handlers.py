@@ -1,6 +1,5 @@
 """What the calls app does with Meta's call webhooks and with the agents' call frames."""
 
-import phonenumbers
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -17,11 +16,10 @@ from calls.outbound import (
 )
 from calls.services import InboundCall, call_create_inbound, call_record_early_terminate
 from compliance.decisions import Decision
-from compliance.services import call_button_send, permission_request_send
+from compliance.services import fallback_send
 from core.realtime import broadcast_on_commit, channel_send
 from messaging.models import Contact
-from messaging.services import contact_get_or_create
-from whatsapp.errors import GraphAPIError, GraphTransportError
+from messaging.services import contact_get_or_create, wa_id_from_text
 from whatsapp.events import CallConnect, CallTerminate
 from whatsapp.models import BusinessNumber
 
@@ -172,16 +170,7 @@ def _dial_target(agent_id: int, frame: dict) -> tuple[BusinessNumber, Contact]:
     )
     if number is None:
         raise ValidationError("Choose one of your queues' business numbers.", code="invalid_number")
-    customer = frame.get("customer")
-    try:
-        parsed = phonenumbers.parse(customer if customer.startswith("+") else f"+{customer}", None)
-    except (AttributeError, phonenumbers.NumberParseException):
-        parsed = None
-    if parsed is None or not phonenumbers.is_possible_number(parsed):
-        raise ValidationError("Type the customer's number in international format, e.g. +44 7700 900123.",
-                              code="invalid_customer")  # fmt: skip
-    wa_id = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
-    return number, contact_get_or_create(wa_id=wa_id)
+    return number, contact_get_or_create(wa_id=wa_id_from_text(frame.get("customer")))
 
 
 def decision_frame(decision: Decision) -> dict:
@@ -223,17 +212,5 @@ def fallback_frame(*, agent_id: int, frame: dict) -> dict:
     number, contact = _dial_target(agent_id, frame)
     kind = frame.get("kind")
     user_id = Agent.objects.filter(pk=agent_id).values_list("user_id", flat=True).get()
-    try:
-        if kind == "permission_request":
-            permission_request_send(business_number=number, contact=contact, requested_by_id=user_id)
-            message = f"Permission request sent to {contact}."
-        elif kind == "call_button":
-            call_button_send(business_number=number, contact=contact)
-            message = f'"Call us" button sent to {contact}.'
-        else:
-            raise ValidationError(
-                "'kind' must be permission_request or call_button.", code="invalid_fallback"
-            )
-    except (GraphAPIError, GraphTransportError) as error:
-        raise ValidationError(f"WhatsApp refused it: {error}", code="graph_error") from error
+    message = fallback_send(kind=kind, business_number=number, contact=contact, requested_by_id=user_id)
     return {"type": "call.fallback.result", "kind": kind, "message": message}

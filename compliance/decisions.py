@@ -144,12 +144,9 @@ def request_quota(*, permission: CallPermission | None, at: datetime) -> Request
             reason="Meta refused the last request: its request limit for this customer is reached (138009).",
             clears_at=permission.requests_blocked_until,
         )
-    since = permission.requests_reset_at
+    since = max(filter(None, [at - timedelta(days=7), permission.requests_reset_at]))
     sent = list(
-        AuditEvent.objects.filter(
-            permission=permission, kind=AuditEvent.Kind.REQUEST_SENT, at__gt=at - timedelta(days=7)
-        )
-        .filter(**({"at__gt": since} if since else {}))
+        AuditEvent.objects.filter(permission=permission, kind=AuditEvent.Kind.REQUEST_SENT, at__gt=since)
         .order_by("at")
         .values_list("at", flat=True)
     )

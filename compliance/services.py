@@ -275,6 +275,28 @@ def _send_outside_or_inside_the_window(
             )
 
 
+FALLBACK_KINDS = ("permission_request", "call_button")
+
+
+def fallback_send(
+    *, kind: str, business_number: BusinessNumber, contact: Contact, requested_by_id: int | None = None
+) -> str:
+    """Send the fallback a refused call offered (`permission_request` or `call_button`): what was
+    sent, as a sentence. Refusals, Meta's included, are ValidationErrors naming the reason."""
+    if kind not in FALLBACK_KINDS:
+        raise ValidationError("'kind' must be permission_request or call_button.", code="invalid_fallback")
+    try:
+        if kind == "permission_request":
+            permission_request_send(
+                business_number=business_number, contact=contact, requested_by_id=requested_by_id
+            )
+            return "Permission request sent."
+        call_button_send(business_number=business_number, contact=contact)
+        return '"Call us" button sent.'
+    except GraphAPIError as error:  # GraphTransportError included
+        raise ValidationError(f"WhatsApp refused it: {error}", code="graph_error") from error
+
+
 @transaction.atomic
 def permission_record_call_placed(
     *, business_number_id: int, contact_id: int, at: datetime, actor_id: int | None = None

@@ -1,4 +1,3 @@
-import phonenumbers
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -8,9 +7,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from compliance.decisions import call_decide
-from compliance.services import call_button_send, permission_request_send
+from compliance.services import fallback_send
 from messaging.models import Contact
-from whatsapp.errors import GraphAPIError, GraphTransportError
+from messaging.services import contact_get_or_create, wa_id_from_text
 from whatsapp.models import BusinessNumber
 
 
@@ -25,14 +24,7 @@ class WhyForm(forms.Form):
     )
 
     def clean_customer(self) -> str:
-        text = self.cleaned_data["customer"].strip()
-        try:
-            number = phonenumbers.parse(text if text.startswith("+") else f"+{text}", None)
-        except phonenumbers.NumberParseException as error:
-            raise ValidationError(f"Not an international phone number: {error}") from None
-        if not phonenumbers.is_possible_number(number):
-            raise ValidationError("Not a possible phone number.")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
+        return wa_id_from_text(self.cleaned_data["customer"].strip())
 
 
 @staff_member_required
@@ -55,21 +47,13 @@ def why(request):
 
 
 def _send_fallback(request, number: BusinessNumber, wa_id: str, action: str):
-    from messaging.services import contact_get_or_create
-
     contact = contact_get_or_create(wa_id=wa_id)
     try:
-        if action == "permission_request":
-            permission_request_send(business_number=number, contact=contact, requested_by_id=request.user.pk)
-            messages.success(request, "Permission request sent.")
-        elif action == "call_button":
-            call_button_send(business_number=number, contact=contact)
-            messages.success(request, '"Call us" button sent.')
-        else:
-            messages.error(request, "Choose what to send.")
+        sent = fallback_send(
+            kind=action, business_number=number, contact=contact, requested_by_id=request.user.pk
+        )
+        messages.success(request, sent)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
-    except (GraphAPIError, GraphTransportError) as error:
-        messages.error(request, f"WhatsApp refused it: {error}")
     query = f"?business_number={number.pk}&customer=%2B{wa_id}"
     return redirect(reverse("compliance:why") + query)

@@ -1,4 +1,5 @@
 import phonenumbers
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from messaging.models import Contact
@@ -33,3 +34,17 @@ def country_of_wa_id(wa_id: str) -> str:
         number.country_code
     )
     return "" if region in (None, "ZZ") else region
+
+
+def wa_id_from_text(text: object) -> str:
+    """The WhatsApp id (E.164 digits, no '+') of a number a person typed in international format;
+    ValidationError `invalid_customer` for anything else."""
+    try:
+        number = phonenumbers.parse(text if text.startswith("+") else f"+{text}", None)
+    except (AttributeError, phonenumbers.NumberParseException):
+        number = None
+    if number is None or not phonenumbers.is_possible_number(number):
+        raise ValidationError(
+            "Not an international phone number: type it as +44 7700 900123.", code="invalid_customer"
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")

@@ -163,18 +163,24 @@ async def test_bridge_plays_notice_and_hold_then_bridges_and_records_both_sides(
     assert result.path == tmp_path / "call.wav"
 
 
+def tone_bridge(
+    tmp_path: Path, call_id: str, *, notice_s: float | None = None
+) -> tuple[CallBridge, Path, Path]:
+    """A bridge whose hold audio (and notice, given `notice_s`) are tones; and the tones the
+    customer and the agent play, so that each side's sound is told apart."""
+    notice = write_tone(tmp_path / "notice.wav", hz=NOTICE_HZ, seconds=notice_s) if notice_s else None
+    hold = write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5)
+    bridge = CallBridge(call_id=call_id, recording_path=tmp_path / "call.wav", notice=notice, hold=hold)
+    customer_tone = write_tone(tmp_path / "customer.wav", hz=CUSTOMER_HZ, seconds=0.5)
+    agent_tone = write_tone(tmp_path / "agent.wav", hz=AGENT_HZ, seconds=0.5)
+    return bridge, customer_tone, agent_tone
+
+
 STEP_S = 0.8
 
 
 async def test_bridge_hold_and_mute_change_what_each_side_hears_and_what_is_recorded(tmp_path):
-    bridge = CallBridge(
-        call_id="hold",
-        recording_path=tmp_path / "call.wav",
-        notice=None,
-        hold=write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5),
-    )
-    customer_tone = write_tone(tmp_path / "customer.wav", hz=CUSTOMER_HZ, seconds=0.5)
-    agent_tone = write_tone(tmp_path / "agent.wav", hz=AGENT_HZ, seconds=0.5)
+    bridge, customer_tone, agent_tone = tone_bridge(tmp_path, "hold")
     customer = CustomerMedia(play=customer_tone, record_to=tmp_path / "customer_heard.wav", loop=True)
     agent = CustomerMedia(play=agent_tone, record_to=tmp_path / "agent_heard.wav", loop=True)
 
@@ -223,14 +229,7 @@ async def test_bridge_hold_and_mute_change_what_each_side_hears_and_what_is_reco
 
 
 async def test_an_agent_who_accepts_during_the_notice_is_heard_only_once_it_has_played(tmp_path):
-    bridge = CallBridge(
-        call_id="early",
-        recording_path=tmp_path / "call.wav",
-        notice=write_tone(tmp_path / "notice.wav", hz=NOTICE_HZ, seconds=2.0),
-        hold=write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5),
-    )
-    customer_tone = write_tone(tmp_path / "customer.wav", hz=CUSTOMER_HZ, seconds=0.5)
-    agent_tone = write_tone(tmp_path / "agent.wav", hz=AGENT_HZ, seconds=0.5)
+    bridge, customer_tone, agent_tone = tone_bridge(tmp_path, "early", notice_s=2.0)
     customer = CustomerMedia(play=customer_tone, record_to=tmp_path / "customer_heard.wav", loop=True)
     agent = CustomerMedia(play=agent_tone, record_to=tmp_path / "agent_heard.wav", loop=True)
 
@@ -442,14 +441,7 @@ async def test_bridge_notices_a_leg_that_drops(tmp_path):
 
 
 async def test_a_dropped_agent_leaves_the_customer_on_hold_until_a_new_leg_takes_over(tmp_path):
-    bridge = CallBridge(
-        call_id="reload",
-        recording_path=tmp_path / "call.wav",
-        notice=None,
-        hold=write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5),
-    )
-    customer_tone = write_tone(tmp_path / "customer.wav", hz=CUSTOMER_HZ, seconds=0.5)
-    agent_tone = write_tone(tmp_path / "agent.wav", hz=AGENT_HZ, seconds=0.5)
+    bridge, customer_tone, agent_tone = tone_bridge(tmp_path, "reload")
     customer = CustomerMedia(play=customer_tone, record_to=tmp_path / "customer_heard.wav", loop=True)
     first_tab = CustomerMedia(play=agent_tone, record_to=None, loop=True)
     reloaded_tab = CustomerMedia(play=agent_tone, record_to=None, loop=True)
