@@ -47,14 +47,47 @@ def agent_transition(*, agent_id: int, allowed_from: Iterable[str], to_status: s
         AgentStatusEvent.objects.create(
             agent_id=agent_id, previous_status=previous, status=to_status, changed_at=now
         )
-    broadcast_on_commit(
-        f"agent.{agent_id}",
-        {"type": "agent.status", "agent_id": agent_id, "status": to_status, "changed_at": now.isoformat()},
-    )
+    _broadcast_status(agent_id, to_status, now)
     broadcast_on_commit("supervisors", {"type": "wallboard.changed", "agent_id": agent_id})
     if to_status == Agent.Status.AVAILABLE:
         for listener in _freed_listeners:
             transaction.on_commit(lambda listener=listener: listener(agent_id))
+    return True
+
+
+def _broadcast_status(agent_id: int, status: str, at) -> None:
+    broadcast_on_commit(
+        f"agent.{agent_id}",
+        {"type": "agent.status", "agent_id": agent_id, "status": status, "changed_at": at.isoformat()},
+    )
+
+
+def agents_ring(*, agent_ids: list[int]) -> bool:
+    """Claim many free agents for calls at once (available → ringing): one conditional UPDATE.
+
+    All or none: False when any of them was no longer available, and the caller must roll back
+    (routing has locked the rows it picked, so on PostgreSQL this does not happen).
+    """
+    now = timezone.now()
+    claimed = Agent.objects.filter(pk__in=agent_ids, status=Agent.Status.AVAILABLE).update(
+        status=Agent.Status.RINGING, status_changed_at=now, updated_at=now, last_offered_at=now
+    )
+    if claimed != len(set(agent_ids)):
+        return False
+    AgentStatusEvent.objects.bulk_create(
+        [
+            AgentStatusEvent(
+                agent_id=agent_id,
+                previous_status=Agent.Status.AVAILABLE,
+                status=Agent.Status.RINGING,
+                changed_at=now,
+            )
+            for agent_id in agent_ids
+        ]
+    )
+    for agent_id in agent_ids:
+        _broadcast_status(agent_id, Agent.Status.RINGING, now)
+    broadcast_on_commit("supervisors", {"type": "wallboard.changed", "agent_id": agent_ids[-1]})
     return True
 
 

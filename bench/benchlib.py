@@ -51,7 +51,7 @@ def server_environment() -> dict[str, str]:
 def web_server() -> Iterator[str]:
     """This process set up as the web process is (same settings, so a session made here is valid
     there), Redis as configured (the bundled one started if need be), the database migrated, and
-    daphne serving on a free port. Yields its base URL; stops all of it on exit."""
+    the web server (uvicorn) serving on a free port. Yields its base URL; stops all of it on exit."""
     os.environ.update(server_environment())
     import django
 
@@ -65,10 +65,34 @@ def web_server() -> Iterator[str]:
     with redis_while_needed():
         port = free_port()
         server = start_server(port)
+        server_pids[:] = [server.pid]
         try:
             yield f"http://127.0.0.1:{port}"
         finally:
             stop_server(server)
+
+
+server_pids: list[int] = []  # the web server's process, while `web_server()` runs
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user and system) the processes and their children have used so far (Linux /proc)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    family = set(pids)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(entry.name) in family or int(fields[1]) in family:
+                    total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time every process of this machine has used so far, all cores together (Linux /proc/stat):
+    the database, Redis and this script share the cores with the server."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal, *_ = Path("/proc/stat").read_text().split()[1:]
+    return sum(int(value) for value in (user, nice, system, irq, softirq, steal)) / os.sysconf("SC_CLK_TCK")
 
 
 def print_figures(figures: dict[str, float | int]) -> None:
@@ -78,12 +102,27 @@ def print_figures(figures: dict[str, float | int]) -> None:
 
 
 def start_server(port: int) -> subprocess.Popen:
-    """Migrate, then `daphne config.asgi:application` as the Procfile runs it, on 127.0.0.1:port."""
+    """Migrate, then `uvicorn config.asgi:application` as the Procfile runs it (WEB_WORKERS
+    processes, 2 by default: one per core here) on 127.0.0.1:port."""
     environment = server_environment()
     migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
     subprocess.run(migrate, cwd=ROOT, env=environment, check=True)
-    command = [sys.executable, "-m", "daphne", "-v", "0", "--bind", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen([*command, "config.asgi:application"], cwd=ROOT, env=environment)
+    workers = environment.get("WEB_WORKERS", "2")
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        workers,
+    ]
+    command += ["--lifespan", "off", "--timeout-graceful-shutdown", "3", "--log-level", "warning"]
+    server = subprocess.Popen(
+        [*command, "--no-access-log", "config.asgi:application"], cwd=ROOT, env=environment
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -92,7 +131,7 @@ def start_server(port: int) -> subprocess.Popen:
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
-                raise SystemExit("daphne did not start") from None
+                raise SystemExit("the web server did not start") from None
             time.sleep(0.1)
 
 

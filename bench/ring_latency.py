@@ -1,6 +1,6 @@
 """Ring latency: from Meta's signed `connect` webhook to the ring frame on a free agent's socket.
 
-Starts the web process as production runs it (`benchlib.start_server`: daphne, DEBUG off) against
+Starts the web process as production runs it (`benchlib.start_server`: uvicorn, DEBUG off) against
 DATABASE_URL (the embedded SQLite when unset; PostgreSQL's figures are the ones that matter), signs
 AGENTS agents in (one WebSocket each, as the dashboard holds one) and makes them available, then:
 
@@ -30,9 +30,12 @@ import aiohttp
 from benchlib import (
     call_connect,
     call_terminate,
+    cpu_seconds,
+    machine_cpu_seconds,
     percentile,
     prepare_number,
     print_figures,
+    server_pids,
     signed,
     take_media_hand_offs,
     web_server,
@@ -137,12 +140,15 @@ async def ring_round(
     ]
     start = time.perf_counter() + 0.3
     scheduled = [start + index * seconds / calls for index in range(calls)]
+    server_cpu, bench_cpu, machine_cpu = cpu_seconds(server_pids), time.process_time(), machine_cpu_seconds()
     failures = await post_all(http, url, connects, scheduled)
     deadline = time.perf_counter() + 10
     rings: dict[str, float] = {}
     while len(rings) < calls and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
         rings = {number: at for agent in agents for number, at in agent.rings.items()}
+    server_cpu, bench_cpu = cpu_seconds(server_pids) - server_cpu, time.process_time() - bench_cpu
+    machine_cpu = machine_cpu_seconds() - machine_cpu
     latencies = [rings[f"+{customer}"] - scheduled[index] for index, customer in enumerate(customers)
                  if f"+{customer}" in rings]  # fmt: skip
     hang_ups = [
@@ -152,7 +158,12 @@ async def ring_round(
     failures += await post_all(http, url, hang_ups, [time.perf_counter()] * calls)
     for agent in agents:
         agent.rings.clear()
-    print(f"round {tag}: {len(latencies)} of {calls} calls rang an agent; {failures} webhooks refused")
+    per_call = {"web server": server_cpu, "this script": bench_cpu, "the machine": machine_cpu}
+    print(
+        f"round {tag}: {len(latencies)} of {calls} calls rang an agent; {failures} webhooks refused; "
+        + "CPU per call: "
+        + ", ".join(f"{name} {seconds / calls * 1000:.1f} ms" for name, seconds in per_call.items())
+    )
     return latencies, calls - len(latencies), failures
 
 

@@ -1,6 +1,6 @@
 """Webhook acknowledgement latency: signed `calls` and `messages` deliveries at a steady rate.
 
-Starts `daphne config.asgi:application` (as the Procfile does) on a free port against the database
+Starts `uvicorn config.asgi:application` (as the Procfile does) on a free port against the database
 in DATABASE_URL (the embedded SQLite when unset; the figures that matter are PostgreSQL's), then
 sends deliveries open-loop at RATE per second for SECONDS, half `calls` (connect, then terminate)
 and half `messages` (texts and statuses), each signed like Meta's. The calls are real work: the

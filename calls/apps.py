@@ -9,10 +9,13 @@ class CallsConfig(AppConfig):
         from agents.consumers import frame_handler_register, resume_provider_register
         from agents.services import agent_freed_listener_register
         from calls import handlers, outbound, routing, selectors
+        from calls.services import capacity_lock_for_events
         from compliance.decisions import live_calls_reader_register
         from whatsapp import dispatch
 
         dispatch.register("call.connect", handlers.call_connect_received)
+        dispatch.register_many("call.connect", handlers.calls_connect_received)
+        dispatch.register_lock_taker(capacity_lock_for_events)
         dispatch.register("call.terminate", handlers.call_terminate_received)
         dispatch.register("call.status", outbound.outbound_status_received)
         frame_handler_register("call.accept", handlers.accept_frame)

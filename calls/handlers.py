@@ -14,7 +14,12 @@ from calls.outbound import (
     outbound_connect_received,
     outbound_terminate_received,
 )
-from calls.services import InboundCall, call_create_inbound, call_record_early_terminate
+from calls.services import (
+    InboundCall,
+    call_create_inbound,
+    call_record_early_terminate,
+    calls_queue_inbound_many,
+)
 from compliance.decisions import Decision
 from compliance.services import fallback_send
 from core.realtime import broadcast_on_commit, channel_send
@@ -35,21 +40,45 @@ def call_connect_received(event: CallConnect) -> None:
         return
     queue = selectors.queue_for_number(phone_number_id=event.phone_number_id)
     is_open = queue is not None and selectors.queue_is_open(queue=queue, at=timezone.now())
-    call = call_create_inbound(
-        inbound=InboundCall(
-            wa_call_id=event.call_id,
-            phone_number_id=event.phone_number_id,
-            from_number=event.from_number,
-            contact_name=event.contact_name,
-            sdp_offer=event.sdp,
-            cta_payload=event.cta_payload,
-            deeplink_payload=event.deeplink_payload,
-        ),
-        queue_id=queue.pk if queue else None,
-        is_open=is_open,
-    )
+    call = call_create_inbound(inbound=_inbound(event), queue_id=queue.pk if queue else None, is_open=is_open)
     if call is not None and call.status == Call.Status.QUEUED:
         routing.call_waits(call_id=call.pk)
+
+
+def calls_connect_received(events: list[CallConnect]) -> None:
+    """Many connect webhooks received together (a burst of callers): what `call_connect_received`
+    does for each, with the calls to an open queue recorded in bulk and routed in one pass."""
+    by_number: dict[str, list[CallConnect]] = {}
+    for event in events:
+        if event.direction == "USER_INITIATED":
+            by_number.setdefault(event.phone_number_id, []).append(event)
+        else:
+            outbound_connect_received(event)
+    for phone_number_id, connects in by_number.items():
+        queue = selectors.queue_for_number(phone_number_id=phone_number_id)
+        if queue is None or not selectors.queue_is_open(queue=queue, at=timezone.now()):
+            for event in connects:
+                call_connect_received(event)  # rejected, each with its reason
+            continue
+        calls, beyond_capacity = calls_queue_inbound_many(
+            inbounds=[_inbound(event) for event in connects], queue_id=queue.pk
+        )
+        for inbound in beyond_capacity:
+            call_create_inbound(inbound=inbound, queue_id=queue.pk, is_open=True)
+        if calls:
+            routing.calls_wait_many(queue=queue, call_ids=[call.pk for call in calls])
+
+
+def _inbound(event: CallConnect) -> InboundCall:
+    return InboundCall(
+        wa_call_id=event.call_id,
+        phone_number_id=event.phone_number_id,
+        from_number=event.from_number,
+        contact_name=event.contact_name,
+        sdp_offer=event.sdp,
+        cta_payload=event.cta_payload,
+        deeplink_payload=event.deeplink_payload,
+    )
 
 
 def call_terminate_received(event: CallTerminate) -> None:

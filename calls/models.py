@@ -97,10 +97,6 @@ class Call(TimeStampedModel):
         return f"{self.get_direction_display()} call {self.wa_call_id}"
 
     @property
-    def group_name(self) -> str:
-        return f"call.{self.pk}"
-
-    @property
     def is_live(self) -> bool:
         return self.status in self.LIVE_STATUSES
 

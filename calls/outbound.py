@@ -23,7 +23,7 @@ from agents.models import Agent
 from agents.services import agent_transition
 from calls import routing
 from calls.models import Call, CallEvent
-from calls.services import MEDIA_CHANNEL, _broadcast_call, _move, _send_to_media_on_commit, capacity_claim
+from calls.services import MEDIA_CHANNEL, _move, _wallboard_changed, capacity_claim
 from compliance.decisions import Decision, call_decide
 from compliance.models import CallPermission
 from compliance.services import (
@@ -32,7 +32,7 @@ from compliance.services import (
     permission_record_call_placed,
 )
 from core.jobs import enqueue_on_commit
-from core.realtime import broadcast_on_commit
+from core.realtime import broadcast_on_commit, send_on_commit
 from messaging.models import Contact
 from whatsapp.events import CallConnect, CallStatus, CallTerminate
 from whatsapp.models import BusinessNumber
@@ -100,8 +100,8 @@ def call_place_outbound(
         permission_record_call_placed(
             business_number_id=business_number.pk, contact_id=contact.pk, at=now, actor_id=user_id
         )
-        _send_to_media_on_commit(MEDIA_CHANNEL, {"type": "call.dial", "call_id": call.pk})
-        _broadcast_call(call, "call.dialing", agent_id=agent_id)
+        send_on_commit(MEDIA_CHANNEL, {"type": "call.dial", "call_id": call.pk})
+        _wallboard_changed(call.pk)
     return call
 
 
@@ -163,9 +163,7 @@ def outbound_connect_received(event: CallConnect) -> None:
     if not call.media_channel:
         logger.warning("answer for outbound call %s arrived before a media process held it", call.pk)
         return
-    _send_to_media_on_commit(
-        call.media_channel, {"type": "call.customer_answer", "call_id": call.pk, "sdp": event.sdp}
-    )
+    send_on_commit(call.media_channel, {"type": "call.customer_answer", "call_id": call.pk, "sdp": event.sdp})
 
 
 def outbound_status_received(event: CallStatus) -> None:
@@ -189,16 +187,14 @@ def outbound_status_received(event: CallStatus) -> None:
                 is_connected=True,
                 at=now,
             )
-            _broadcast_call(call, "call.connected", agent_id=call.agent_id)
+            _wallboard_changed(call.pk)
             if call.agent_id:
                 broadcast_on_commit(
                     f"agent.{call.agent_id}",
                     {"type": "call.outbound_connected", "call_id": call.pk, "caller": str(call.contact)},
                 )
             if call.media_channel:
-                _send_to_media_on_commit(
-                    call.media_channel, {"type": "call.customer_accepted", "call_id": call.pk}
-                )
+                send_on_commit(call.media_channel, {"type": "call.customer_accepted", "call_id": call.pk})
     elif event.status == "REJECTED":
         _end_unconnected(call, reason=Call.EndReason.REJECTED, detail="the customer declined")
 

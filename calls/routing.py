@@ -17,7 +17,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from agents.models import Agent, Queue
-from agents.services import agent_transition
+from agents.services import agent_transition, agents_ring
 from calls import selectors
 from calls.models import Call, CallEvent
 from calls.prompts import CLOSING, FALLBACK_LANGUAGE, prompt_for
@@ -28,6 +28,7 @@ from calls.services import (
     call_hand_off,
     call_offer,
     call_return_to_queue,
+    calls_offer_many,
 )
 from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit
@@ -36,6 +37,7 @@ from whatsapp.selectors import call_connect_event
 logger = logging.getLogger(__name__)
 
 MAX_CANDIDATES = 25  # agents tried per match before giving up on this round
+OFFER_ROUND = 100  # calls matched together at most
 HAND_OFF_RETRY_S = 5  # a call no media process has taken after this long is handed off again
 FAREWELL_MARGIN_S = 2.0  # the closing message's length plus this, before Meta is told to end the call
 
@@ -45,13 +47,21 @@ def route_queue(*, queue_id: int) -> list[int]:
 
     Returns the ids of the calls offered. Safe to run concurrently from any process.
     """
-    queue = Queue.objects.get(pk=queue_id)
+    return _route(Queue.objects.get(pk=queue_id))
+
+
+def _route(queue: Queue) -> list[int]:
+    """Match in rounds of up to OFFER_ROUND calls (a burst of callers rings a room of agents in a
+    few statements); a round that loses a claim to a concurrent router changes nothing, and the
+    queue is then matched one call at a time."""
     offered: list[int] = []
-    while True:
-        call_id = _offer_next(queue)
-        if call_id is None:
+    while (round_offered := _offer_round(queue)) is not None:
+        offered += round_offered
+        if len(round_offered) < OFFER_ROUND:
             return offered
+    while (call_id := _offer_next(queue)) is not None:
         offered.append(call_id)
+    return offered
 
 
 def route_for_agent(agent_id: int) -> None:
@@ -92,6 +102,56 @@ def _offer_next(queue: Queue) -> int | None:
     return call.pk
 
 
+def _offer_round(queue: Queue) -> list[int] | None:
+    """Offer up to OFFER_ROUND of the queue's waiting calls, longest-waiting first, each to the
+    best free agent who has not just missed it: the ids of the calls offered. The calls and the
+    agents are locked (SKIP LOCKED on PostgreSQL) and each side claimed by one conditional UPDATE;
+    None, with nothing changed, when a claim lost anyway (SQLite, which cannot lock rows)."""
+    with transaction.atomic():
+        waiting = (
+            Call.objects.filter(queue_id=queue.pk, status=Call.Status.QUEUED)
+            .select_related("contact")
+            .order_by("queued_at", "pk")
+        )
+        can_lock = connection.features.has_select_for_update_skip_locked
+        if can_lock:
+            waiting = waiting.select_for_update(skip_locked=True, of=("self",))
+        candidates = list(free_agents(queue).values_list("pk", flat=True)[: OFFER_ROUND + MAX_CANDIDATES])
+        calls = list(waiting[:OFFER_ROUND]) if candidates else []
+        if not calls:
+            return []
+        missed = _recently_missed_by_each([call for call in calls if call.offer_count], queue)
+        if can_lock:
+            lockable = Agent.objects.filter(pk__in=candidates, status=Agent.Status.AVAILABLE)
+            locked = set(lockable.select_for_update(skip_locked=True).values_list("pk", flat=True))
+            candidates = [agent_id for agent_id in candidates if agent_id in locked]
+        offers = []
+        for call in calls:
+            agent_id = next((pk for pk in candidates if pk not in missed.get(call.pk, ())), None)
+            if agent_id is not None:
+                candidates.remove(agent_id)
+                offers.append((call, agent_id))
+        if not offers:
+            return []
+        if not (
+            agents_ring(agent_ids=[agent_id for _, agent_id in offers])
+            and calls_offer_many(offers=offers, ring_timeout_s=queue.ring_timeout_s)
+        ):
+            transaction.set_rollback(True)
+            return None
+        rung = [call for call, _ in offers]
+        for (_, agent_id), frame in zip(offers, selectors.ring_frames(calls=rung, queue=queue), strict=True):
+            broadcast_on_commit(f"agent.{agent_id}", frame)
+        from calls.tasks import expire_offers
+
+        enqueue_on_commit(
+            expire_offers,
+            countdown=queue.ring_timeout_s,
+            offers=[[call.pk, agent_id] for call, agent_id in offers],
+        )
+    return [call.pk for call in rung]
+
+
 def free_agents(queue: Queue) -> QuerySet[Agent]:
     """Members who can take the queue's calls now, best first: tier, then the queue's strategy."""
     agents = Agent.objects.filter(memberships__queue=queue, status=Agent.Status.AVAILABLE)
@@ -108,14 +168,22 @@ def free_agents(queue: Queue) -> QuerySet[Agent]:
 
 
 def _recently_missed_by(call: Call, queue: Queue) -> list[int]:
-    """Agents who declined this call or let it ring out within the queue's ring timeout: it is not
-    offered to them again straight away (the sweep routes again once that time has passed)."""
+    return list(_recently_missed_by_each([call], queue).get(call.pk, ()))
+
+
+def _recently_missed_by_each(calls: list[Call], queue: Queue) -> dict[int, set[int]]:
+    """Agents who declined each call or let it ring out within the queue's ring timeout, by call
+    id: it is not offered to them again straight away (the sweep routes again once that time has
+    passed)."""
+    if not calls:
+        return {}
     since = timezone.now() - timedelta(seconds=queue.ring_timeout_s)
-    return list(
-        CallEvent.objects.filter(
-            call=call, from_status=Call.Status.OFFERED, to_status=Call.Status.QUEUED, at__gte=since
-        ).values_list("agent_id", flat=True)
-    )
+    missed: dict[int, set[int]] = {}
+    for call_id, agent_id in CallEvent.objects.filter(
+        call__in=calls, from_status=Call.Status.OFFERED, to_status=Call.Status.QUEUED, at__gte=since
+    ).values_list("call_id", "agent_id"):
+        missed.setdefault(call_id, set()).add(agent_id)
+    return missed
 
 
 def _claim_free_agent(queue: Queue, *, excluded: list[int]) -> int | None:
@@ -259,11 +327,16 @@ def call_waits(*, call_id: int) -> Call | None:
     from calls.tasks import end_overdue_wait
 
     enqueue_on_commit(end_overdue_wait, countdown=call.queue.max_wait_s, call_id=call.pk)
-    # Calls waiting before this one had no free agent (routing runs whenever one frees up), so
-    # once this call is offered, or no agent is free, there is nothing more to match.
-    while (offered := _offer_next(call.queue)) is not None and offered != call.pk:
-        pass
+    _route(call.queue)
     return call
+
+
+def calls_wait_many(*, queue: Queue, call_ids: list[int]) -> None:
+    """`call_waits` for many calls that joined one queue together: one timer, one routing pass."""
+    from calls.tasks import end_overdue_waits
+
+    enqueue_on_commit(end_overdue_waits, countdown=queue.max_wait_s, call_ids=call_ids)
+    _route(queue)
 
 
 def hand_off_unclaimed_calls() -> int:

@@ -1,6 +1,7 @@
 from datetime import datetime
 
-from django.db.models import F, Max, Q, QuerySet
+from django.db.models import F, Max, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from agents.models import Agent, Queue
@@ -37,20 +38,30 @@ def queue_is_open(*, queue: Queue, at: datetime) -> bool:
 
 def ring_frame(*, call: Call, queue: Queue) -> dict:
     """What the agent's browser shows while the call rings: who, from where, how long they waited."""
-    contact = call.contact
-    waited_s = round((timezone.now() - call.queued_at).total_seconds()) if call.queued_at else 0
-    return {
-        "type": "call.offered",
-        "call_id": call.pk,
-        "caller_name": contact.name,
-        "caller_number": f"+{contact.wa_id}",
-        "country": contact.country,
-        "queue": queue.name,
-        "waited_s": waited_s,
-        "ring_timeout_s": queue.ring_timeout_s,
-        "cta_payload": call.cta_payload,
-        "last_call": last_call_of(call=call),
-    }
+    return ring_frames(calls=[call], queue=queue)[0]
+
+
+def ring_frames(*, calls: list[Call], queue: Queue) -> list[dict]:
+    """`ring_frame` of each of many calls of one queue, their callers' last calls in one query."""
+    now = timezone.now()
+    last_calls = last_calls_of(
+        contact_ids={call.contact_id for call in calls}, excluded_ids={c.pk for c in calls}
+    )
+    return [
+        {
+            "type": "call.offered",
+            "call_id": call.pk,
+            "caller_name": call.contact.name,
+            "caller_number": f"+{call.contact.wa_id}",
+            "country": call.contact.country,
+            "queue": queue.name,
+            "waited_s": round((now - call.queued_at).total_seconds()) if call.queued_at else 0,
+            "ring_timeout_s": queue.ring_timeout_s,
+            "cta_payload": call.cta_payload,
+            "last_call": last_calls.get(call.contact_id),
+        }
+        for call in calls
+    ]
 
 
 def resume_frames_for_agent(*, agent_id: int) -> list[dict]:
@@ -117,22 +128,27 @@ def resume_frames_for_agent(*, agent_id: int) -> list[dict]:
 def last_call_of(*, call: Call) -> dict | None:
     """The contact's previous call that reached an agent, as the ring toast shows it: when, who
     took it, how it ended and what the agent noted (None for a first-time caller)."""
+    return last_calls_of(contact_ids={call.contact_id}, excluded_ids={call.pk}).get(call.contact_id)
+
+
+def last_calls_of(*, contact_ids: set[int], excluded_ids: set[int] = frozenset()) -> dict[int, dict]:
+    """`last_call_of` for many contacts in one query (the newest per contact, by a window)."""
+    newest_first = [F("ended_at").desc(nulls_last=True), F("pk").desc()]
     previous = (
-        Call.objects.filter(contact_id=call.contact_id, status=Call.Status.ENDED, agent__isnull=False)
-        .exclude(pk=call.pk)
-        .select_related("agent")
-        .order_by("-ended_at", "-pk")
-        .first()
+        Call.objects.filter(contact_id__in=contact_ids, status=Call.Status.ENDED, agent__isnull=False)
+        .exclude(pk__in=excluded_ids)
+        .annotate(rank=Window(RowNumber(), partition_by=F("contact_id"), order_by=newest_first))
+        .filter(rank=1)
+        .select_related("agent__user")
     )
-    if previous is None:
-        return None
     return {
-        "ended_at": previous.ended_at.isoformat() if previous.ended_at else None,
-        "agent": previous.agent.name,
-        "outcome": previous.get_disposition_display()
-        if previous.disposition
-        else previous.get_end_reason_display(),
-        "notes": previous.wrap_up_notes[:200],
+        call.contact_id: {
+            "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+            "agent": call.agent.name,
+            "outcome": call.get_disposition_display() if call.disposition else call.get_end_reason_display(),
+            "notes": call.wrap_up_notes[:200],
+        }
+        for call in previous
     }
 
 

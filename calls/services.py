@@ -11,15 +11,15 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from calls.models import Call, CallEvent, LiveCallCount
 from compliance.services import permission_record_inbound_connected
 from core.jobs import enqueue_on_commit
-from core.realtime import SEND_ERRORS, broadcast_on_commit, channel_send
-from messaging.services import contact_get_or_create
+from core.realtime import broadcast_on_commit, send_on_commit
+from messaging.services import contact_get_or_create, contacts_get_or_create
 from whatsapp.models import BusinessNumber
 
 logger = logging.getLogger(__name__)
@@ -49,24 +49,9 @@ def _move(call: Call, *, to: str, allowed: frozenset[str] | set[str], by_agent_i
     return True
 
 
-def _send_to_media_on_commit(channel: str, message: dict[str, Any]) -> None:
-    def send() -> None:
-        try:
-            channel_send(channel, message)
-        except SEND_ERRORS as error:
-            # No media process can be reached (Redis down, or none is taking calls): the call stays
-            # as it is and Meta's own timeout ends it; the committed webhook still gets its 200.
-            logger.error(
-                "%s for call %s not delivered to %s: %r", message["type"], message["call_id"], channel, error
-            )
-
-    transaction.on_commit(send)
-
-
-def _broadcast_call(call: Call, event_type: str, **extra: Any) -> None:
-    event = {"type": event_type, "call_id": call.pk, "status": call.status, **extra}
-    broadcast_on_commit(call.group_name, event)
-    broadcast_on_commit("supervisors", {"type": "wallboard.changed", "call_id": call.pk})
+def _wallboard_changed(call_id: int) -> None:
+    """Supervisors' wallboards count again after commit (a call's move changes their figures)."""
+    broadcast_on_commit("supervisors", {"type": "wallboard.changed", "call_id": call_id})
 
 
 # --- Capacity -----------------------------------------------------------------------------
@@ -74,18 +59,53 @@ def _broadcast_call(call: Call, event_type: str, **extra: Any) -> None:
 
 def capacity_claim(*, business_number_id: int, direction: str) -> bool:
     """Take one of the number's live-call slots for `direction`; False when all are in use."""
+    return capacity_claim_many(business_number_id=business_number_id, direction=direction, count=1) == 1
+
+
+def capacity_claim_many(*, business_number_id: int, direction: str, count: int) -> int:
+    """Take up to `count` of the number's live-call slots for `direction`: how many were taken.
+
+    Each attempt is one conditional UPDATE; fewer than asked are taken only when fewer are free.
+    """
     cap = settings.MAX_CONCURRENT_CALLS_PER_DIRECTION
     counter = LiveCallCount.objects.filter(business_number_id=business_number_id, direction=direction)
-    if counter.filter(live__lt=cap).update(live=F("live") + 1) == 1:
-        return True
-    if counter.exists():
-        return False
-    try:
-        with transaction.atomic():
-            LiveCallCount.objects.create(business_number_id=business_number_id, direction=direction, live=0)
-    except IntegrityError:
-        pass  # created by a concurrent first call: fine, claim against it
-    return counter.filter(live__lt=cap).update(live=F("live") + 1) == 1
+    requested, is_created = min(count, cap), False
+    while requested > 0:
+        if counter.filter(live__lte=cap - requested).update(live=F("live") + requested) == 1:
+            return requested
+        live = counter.values_list("live", flat=True).first()
+        if live is None and not is_created:
+            is_created = True
+            try:
+                with transaction.atomic():
+                    LiveCallCount.objects.create(business_number_id=business_number_id, direction=direction)
+            except IntegrityError:
+                pass  # created by a concurrent first call: fine, claim against it
+            continue
+        requested = min(requested - 1, cap - (live or 0))
+    return 0
+
+
+def capacity_lock_for_events(events: list) -> None:
+    """Lock the live-call counters of the numbers that call events name, in id order (a
+    whatsapp.dispatch lock taker): deliveries received together then queue for them. A number's
+    first inbound counter is created here too, so that no handler creates one while holding a call."""
+    numbers = {event.phone_number_id for event in events if event.kind.startswith("call.")}
+    if not numbers or not connection.features.has_select_for_update:
+        return
+    number_ids = sorted(
+        BusinessNumber.objects.filter(phone_number_id__in=numbers).values_list("pk", flat=True)
+    )
+    # (A number's outbound counter exists from its first placed call, before any webhook about it.)
+    LiveCallCount.objects.bulk_create(
+        [
+            LiveCallCount(business_number_id=number_id, direction=Call.Direction.INBOUND)
+            for number_id in number_ids
+        ],
+        ignore_conflicts=True,
+    )
+    counters = LiveCallCount.objects.filter(business_number_id__in=number_ids).order_by("pk")
+    list(counters.select_for_update().values_list("pk", flat=True))
 
 
 def capacity_release(*, business_number_id: int, direction: str) -> None:
@@ -160,13 +180,68 @@ def call_create_inbound(*, inbound: InboundCall, queue_id: int | None, is_open: 
         return call
     _move(call, to=Call.Status.QUEUED, allowed={Call.Status.RINGING}, queued_at=now)
     call_hand_off(call_id=call.pk, sdp_offer=inbound.sdp_offer)
-    _broadcast_call(call, "call.queued")
+    _wallboard_changed(call.pk)
     return call
+
+
+@transaction.atomic
+def calls_queue_inbound_many(
+    *, inbounds: list[InboundCall], queue_id: int
+) -> tuple[list[Call], list[InboundCall]]:
+    """`call_create_inbound` for many calls to one number that its open queue takes: bulk writes
+    and one capacity claim. Returns the calls queued, and the ones beyond the number's capacity
+    (for `call_create_inbound` to reject, one by one). Calls already known are left out.
+    """
+    known = set(
+        Call.objects.filter(wa_call_id__in=[inbound.wa_call_id for inbound in inbounds]).values_list(
+            "wa_call_id", flat=True
+        )
+    )
+    fresh = list(
+        {inbound.wa_call_id: inbound for inbound in inbounds if inbound.wa_call_id not in known}.values()
+    )
+    if not fresh:
+        return [], []
+    number = BusinessNumber.objects.get(phone_number_id=fresh[0].phone_number_id)
+    taken = capacity_claim_many(
+        business_number_id=number.pk, direction=Call.Direction.INBOUND, count=len(fresh)
+    )
+    fresh, beyond = fresh[:taken], fresh[taken:]
+    if not fresh:
+        return [], beyond
+    contacts = contacts_get_or_create(people={inbound.from_number: inbound.contact_name for inbound in fresh})
+    now = timezone.now()
+    calls = Call.objects.bulk_create(
+        [
+            Call(
+                wa_call_id=inbound.wa_call_id,
+                business_number=number,
+                contact=contacts[inbound.from_number],
+                direction=Call.Direction.INBOUND,
+                status=Call.Status.QUEUED,
+                queue_id=queue_id,
+                started_at=now,
+                queued_at=now,
+                cta_payload=inbound.cta_payload,
+                deeplink_payload=inbound.deeplink_payload,
+            )
+            for inbound in fresh
+        ]
+    )
+    CallEvent.objects.bulk_create(
+        [CallEvent(call=call, from_status="", to_status=Call.Status.RINGING, at=now) for call in calls]
+        + [CallEvent(call=call, from_status=Call.Status.RINGING, to_status=Call.Status.QUEUED, at=now)
+           for call in calls]
+    )  # fmt: skip
+    for call, inbound in zip(calls, fresh, strict=True):
+        call_hand_off(call_id=call.pk, sdp_offer=inbound.sdp_offer)
+    _wallboard_changed(calls[-1].pk)
+    return calls, beyond
 
 
 def call_hand_off(*, call_id: int, sdp_offer: str) -> None:
     """Offer a call to the media processes (after commit): the first free one claims and answers it."""
-    _send_to_media_on_commit(MEDIA_CHANNEL, {"type": "call.answer", "call_id": call_id, "sdp": sdp_offer})
+    send_on_commit(MEDIA_CHANNEL, {"type": "call.answer", "call_id": call_id, "sdp": sdp_offer})
 
 
 def call_claim_media(*, call_id: int, media_channel: str) -> Call | None:
@@ -220,8 +295,44 @@ def call_offer(*, call: Call, agent_id: int, ring_timeout_s: int) -> bool:
         offer_count=call.offer_count + 1,
     )
     if won:
-        _broadcast_call(call, "call.offered_to_agent", agent_id=agent_id)
+        _wallboard_changed(call.pk)
     return won
+
+
+def calls_offer_many(*, offers: list[tuple[Call, int]], ring_timeout_s: int) -> bool:
+    """`call_offer` for many (call, claimed agent) pairs at once: one conditional UPDATE.
+
+    All or none: False when any call was no longer queued, and the caller must roll back.
+    """
+    now = timezone.now()
+    updated = Call.objects.filter(pk__in=[call.pk for call, _ in offers], status=Call.Status.QUEUED).update(
+        status=Call.Status.OFFERED,
+        offered_to_id=Case(*[When(pk=call.pk, then=Value(agent_id)) for call, agent_id in offers]),
+        offered_at=now,
+        offer_expires_at=now + timedelta(seconds=ring_timeout_s),
+        offer_count=F("offer_count") + 1,
+        updated_at=now,
+    )
+    if updated != len(offers):
+        return False
+    CallEvent.objects.bulk_create(
+        [
+            CallEvent(
+                call=call,
+                from_status=Call.Status.QUEUED,
+                to_status=Call.Status.OFFERED,
+                at=now,
+                agent_id=agent_id,
+            )
+            for call, agent_id in offers
+        ]
+    )
+    expires_at = now + timedelta(seconds=ring_timeout_s)
+    for call, agent_id in offers:
+        call.status, call.offered_to_id, call.offered_at = Call.Status.OFFERED, agent_id, now
+        call.offer_expires_at, call.offer_count, call.updated_at = expires_at, call.offer_count + 1, now
+    _wallboard_changed(offers[-1][0].pk)
+    return True
 
 
 def call_connect_agent(*, call_id: int, agent_id: int) -> Call | None:
@@ -244,7 +355,7 @@ def call_connect_agent(*, call_id: int, agent_id: int) -> Call | None:
     )
     if not won:
         return None
-    _broadcast_call(call, "call.connected", agent_id=agent_id)
+    _wallboard_changed(call.pk)
     return call
 
 
@@ -328,10 +439,10 @@ def call_end(*, call_id: int, reason: str, detail: str = "", is_farewell: bool =
     # Every call that reaches here holds a slot: it was taken before the call could go live.
     capacity_release(business_number_id=call.business_number_id, direction=call.direction)
     if call.media_channel:
-        _send_to_media_on_commit(
+        send_on_commit(
             call.media_channel, {"type": "call.hangup", "call_id": call.pk, "is_farewell": is_farewell}
         )
-    _broadcast_call(call, "call.ended", reason=reason)
+    _wallboard_changed(call.pk)
     return EndedCall(
         call=call,
         offered_to_id=previous["offered_to_id"],

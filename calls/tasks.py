@@ -21,6 +21,18 @@ def expire_offer(*, call_id: int, agent_id: int) -> bool:
     return offer_decline(agent_id=agent_id, call_id=call_id, has_rung_out=True) is not None
 
 
+@shared_task(name="calls.expire_offers", acks_late=True)
+def expire_offers(*, offers: list[list[int]]) -> int:
+    """`expire_offer` for the offers of one routing round ([call id, agent id] each): how many rang out."""
+    return sum(expire_offer(call_id=call_id, agent_id=agent_id) for call_id, agent_id in offers)
+
+
+@shared_task(name="calls.end_overdue_waits", acks_late=True)
+def end_overdue_waits(*, call_ids: list[int]) -> int:
+    """`end_overdue_wait` for calls that joined their queue together: how many waited too long."""
+    return sum(end_overdue_wait(call_id=call_id) for call_id in call_ids)
+
+
 @shared_task(name="calls.end_overdue_wait", acks_late=True)
 def end_overdue_wait(*, call_id: int) -> bool:
     from calls.routing import call_wait_overdue

@@ -34,7 +34,6 @@ else:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "daphne",
     "servestatic",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -121,6 +120,11 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
             "prefix": env.str("CHANNEL_LAYER_PREFIX", default="switchboard"),
+            # New calls wait on the media processes' shared channel, and every socket of a process
+            # (an agent's tabs, a wallboard) is fed through one queue of that process: a burst of
+            # callers (up to Meta's 1,000 live calls a number) ringing a room of agents must fit,
+            # not the default 100, beyond which channels_redis drops group messages silently.
+            "channel_capacity": {"media.calls": 2000, "specific.*": 10000},
         },
     }
 }

@@ -4,12 +4,19 @@ Sync code (views, services, tasks) reaches the channel layer through one event l
 kept in a background thread, so that every send reuses that loop's Redis connections. (With
 `async_to_sync`, each send from a worker thread would start a loop and a connection of its own:
 a few milliseconds per send, on every webhook.)
+
+What is sent once a transaction commits goes into the process's outbox and does not hold up the
+code that committed: the loop sends it, in order for each group or channel and concurrently
+across them, so a routing round that rings a hundred agents costs one Redis round trip's wait,
+not a hundred. `flush()` waits for the outbox to empty (tests; the process's exit does it too).
 """
 
 import asyncio
+import atexit
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
@@ -23,6 +30,7 @@ logger = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 5.0
 # What a send may raise when Redis is down or restarting, or a channel is full.
 SEND_ERRORS = (OSError, TimeoutError, redis.RedisError, ChannelFull)
+OUTBOX_SENDERS = 32  # groups or channels sent to at once
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -35,6 +43,7 @@ def _channel_loop() -> asyncio.AbstractEventLoop:
         if _loop is None or _loop_pid != os.getpid():  # a forked child (Celery's prefork) needs its own
             _loop = asyncio.new_event_loop()
             _loop_pid = os.getpid()
+            _outbox.clear()
             threading.Thread(target=_loop.run_forever, name="channel-layer", daemon=True).start()
         return _loop
 
@@ -53,6 +62,81 @@ def group_send(group: str, event: dict[str, Any]) -> None:
     _run(get_channel_layer().group_send(group, event))
 
 
+# --- The outbox: sends after commit --------------------------------------------------------
+
+# (is_group, group or channel, message, log level if it cannot be sent); appended from any thread.
+_outbox: deque[tuple[bool, str, dict[str, Any], int]] = deque()
+_sender: asyncio.Task | None = None  # touched only on the loop's thread
+
+
+def _post(is_group: bool, target: str, message: dict[str, Any], level: int) -> None:
+    loop = _channel_loop()
+    _outbox.append((is_group, target, message, level))
+    loop.call_soon_threadsafe(_start_sending)
+
+
+def _start_sending() -> None:
+    global _sender
+    if _sender is None or _sender.done():
+        _sender = asyncio.get_running_loop().create_task(_send_outbox())
+
+
+async def _send_outbox() -> None:
+    layer, senders = get_channel_layer(), asyncio.Semaphore(OUTBOX_SENDERS)
+    while _outbox:
+        by_target: dict[tuple[bool, str], list[tuple[dict[str, Any], int]]] = {}
+        while _outbox:
+            is_group, target, message, level = _outbox.popleft()
+            by_target.setdefault((is_group, target), []).append((message, level))
+        await asyncio.gather(
+            *(_send_in_order(layer, senders, *key, messages) for key, messages in by_target.items())
+        )
+
+
+async def _send_in_order(
+    layer, senders: asyncio.Semaphore, is_group: bool, target: str, messages: list
+) -> None:
+    async with senders:
+        send = layer.group_send if is_group else layer.send
+        for message, level in messages:
+            try:
+                await asyncio.wait_for(send(target, message), SEND_TIMEOUT_S)
+            except SEND_ERRORS as error:
+                # Committed already: a browser or process missing one message must not turn the
+                # change into an error (sweeps and reconnects catch up).
+                logger.log(level, "%s to %s not sent: %r", message.get("type"), target, error)
+
+
+def flush(timeout_s: float = SEND_TIMEOUT_S * 2) -> None:
+    """Wait until everything in the outbox has been sent (or given up)."""
+    if _loop is None or _loop_pid != os.getpid():
+        return
+
+    async def emptied() -> None:
+        while _outbox or (_sender is not None and not _sender.done()):
+            if _sender is not None and not _sender.done():
+                await asyncio.wait([_sender])
+            else:
+                await asyncio.sleep(0)
+
+    try:
+        asyncio.run_coroutine_threadsafe(emptied(), _loop).result(timeout_s)
+    except TimeoutError:
+        logger.warning("%s realtime messages still unsent after %.0f s", len(_outbox), timeout_s)
+
+
+atexit.register(flush)
+
+
+def send_on_commit(channel: str, message: dict[str, Any]) -> None:
+    """Send `message` to one channel (a process's, or a shared one) once the transaction commits.
+
+    A send that fails (Redis down, the channel full) is logged as an error: the message was work
+    for a process, and whatever retries that work (a sweep) must now do it.
+    """
+    transaction.on_commit(lambda: _post(False, channel, message, logging.ERROR))
+
+
 def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:
     """Send `event` to the channel-layer `group` once the current transaction commits.
 
@@ -63,11 +147,4 @@ def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:
     if "type" not in event:
         raise ValueError("A realtime event needs a 'type'.")
 
-    def send() -> None:
-        # The change is committed: a browser missing one event must not turn it into an error.
-        try:
-            group_send(group, event)
-        except SEND_ERRORS as error:
-            logger.warning("realtime event %s to %s not sent: %r", event["type"], group, error)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: _post(True, group, event, logging.WARNING))

@@ -4,6 +4,11 @@ Apps register their handlers in `AppConfig.ready()`. A handler receives the type
 in a savepoint of the delivery's transaction (its failure undoes only its own writes, and its
 after-commit work waits for the whole delivery), and must be idempotent and fast: heavy work goes
 to Celery or after commit. Events of a kind nobody handles are stored as `unhandled` and shown in admin.
+
+A kind may also register a handler of many events at once (`register_many`): deliveries that
+arrive together are stored together (whatsapp.services.webhook_deliveries_receive), and a run of
+events of that kind goes to it in one savepoint. It must do exactly what the one-event handler
+would do for each; if it fails, each event of the run goes to the one-event handler instead.
 """
 
 from collections.abc import Callable
@@ -13,8 +18,11 @@ from django.core.exceptions import ImproperlyConfigured
 from whatsapp.events import EVENT_KINDS, Event
 
 Handler = Callable[[Event], None]
+ManyHandler = Callable[[list[Event]], None]
 
 _handlers: dict[str, Handler] = {}
+_many_handlers: dict[str, ManyHandler] = {}
+_lock_takers: list[ManyHandler] = []
 
 
 def register(kind: str, handler: Handler) -> None:
@@ -28,9 +36,33 @@ def register(kind: str, handler: Handler) -> None:
     _handlers[kind] = handler
 
 
+def register_many(kind: str, handler: ManyHandler) -> None:
+    """The handler of a run of `kind` events received together (the one-event handler stays)."""
+    if kind not in _handlers:
+        raise ImproperlyConfigured(f"{kind!r} needs a one-event handler before a handler of many")
+    _many_handlers[kind] = handler
+
+
+def register_lock_taker(taker: ManyHandler) -> None:
+    """`taker(events)` runs first in a transaction holding many deliveries, before any handler: it
+    locks the shared rows the handlers will update (a number's live-call counters, say) in one
+    fixed order, so that two such transactions queue for them instead of deadlocking."""
+    if taker not in _lock_takers:
+        _lock_takers.append(taker)
+
+
+def lock_takers() -> list[ManyHandler]:
+    return list(_lock_takers)
+
+
 def unregister(kind: str) -> None:
     _handlers.pop(kind, None)
+    _many_handlers.pop(kind, None)
 
 
 def handler_for(kind: str) -> Handler | None:
     return _handlers.get(kind)
+
+
+def many_handler_for(kind: str) -> ManyHandler | None:
+    return _many_handlers.get(kind)

@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -14,6 +14,7 @@ from whatsapp.events import (
     AccountSettingsUpdate,
     AccountUpdate,
     Event,
+    ParsedDelivery,
     event_from_context,
     parse_delivery,
 )
@@ -102,6 +103,8 @@ def webhook_delivery_receive(*, body: bytes) -> DeliveryOutcome:
             problems=[{"where": problem.where, "reason": problem.reason} for problem in parsed.problems],
             event_count=len(parsed.events),
         )
+        for take_locks in dispatch.lock_takers():
+            take_locks(parsed.events)
         for event in parsed.events:
             record = _event_store_and_handle(delivery=delivery, event=event)
             if record is not None:
@@ -115,25 +118,130 @@ def webhook_delivery_receive(*, body: bytes) -> DeliveryOutcome:
     return DeliveryOutcome(delivery=delivery, new_events=new_events)
 
 
+def webhook_deliveries_receive(*, bodies: list[bytes]) -> list[DeliveryOutcome]:
+    """Signed deliveries that arrived together, stored and handled in one transaction (group commit):
+    what `webhook_delivery_receive` does for each, in order, with one insert of the deliveries, one
+    of their events and, for kinds with a handler of many (whatsapp.dispatch), one handler call per
+    run of such events. A delivery whose body does not parse, or a batch that trips over a database
+    error (an event stored meanwhile by another process), is received on its own instead.
+    """
+    if len(bodies) == 1:
+        return [webhook_delivery_receive(body=bodies[0])]
+    outcomes: list[DeliveryOutcome | None] = [None] * len(bodies)
+    parsed: list[tuple[int, bytes, ParsedDelivery]] = []
+    for index, body in enumerate(bodies):
+        try:
+            parsed.append((index, body, parse_delivery(decode_json(body))))
+        except (ValueError, RecursionError):
+            outcomes[index] = webhook_delivery_receive(body=body)  # stored as malformed, with the reason
+    try:
+        with transaction.atomic():
+            for index, outcome in zip(
+                [index for index, _, _ in parsed], _deliveries_store_and_handle(parsed), strict=True
+            ):
+                outcomes[index] = outcome
+    except DatabaseError:
+        logger.warning("%s deliveries received together failed as one: receiving each alone", len(parsed))
+        for index, body, _ in parsed:
+            outcomes[index] = webhook_delivery_receive(body=body)
+    return outcomes
+
+
+def _deliveries_store_and_handle(parsed: list[tuple[int, bytes, ParsedDelivery]]) -> list[DeliveryOutcome]:
+    keys = [event.idempotency_key for _, _, delivery in parsed for event in delivery.events]
+    seen = set(
+        WebhookEvent.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True)
+    )
+    deliveries, fresh_events = [], []
+    for _, body, delivery in parsed:
+        fresh = [event for event in delivery.events if event.idempotency_key not in seen]
+        fresh = list({event.idempotency_key: event for event in fresh}.values())  # twice in one body
+        seen.update(event.idempotency_key for event in fresh)
+        deliveries.append(
+            WebhookDelivery(
+                body=body,
+                status=WebhookDelivery.Status.ACCEPTED,
+                problems=[
+                    {"where": problem.where, "reason": problem.reason} for problem in delivery.problems
+                ],
+                event_count=len(fresh),
+                duplicate_count=len(delivery.events) - len(fresh),
+            )
+        )
+        fresh_events.append(fresh)
+    WebhookDelivery.objects.bulk_create(deliveries)
+    now = timezone.now()
+    records = [
+        [_event_record(delivery=delivery, event=event, at=now) for event in events]
+        for delivery, events in zip(deliveries, fresh_events, strict=True)
+    ]
+    WebhookEvent.objects.bulk_create([record for group in records for record in group])
+    every_event = [event for events in fresh_events for event in events]
+    for take_locks in dispatch.lock_takers():
+        take_locks(every_event)
+    _handle_in_order(
+        [(event, record) for events, group in zip(fresh_events, records, strict=True)
+         for event, record in zip(events, group, strict=True)]
+    )  # fmt: skip
+    for delivery, (_, _, parsed_delivery) in zip(deliveries, parsed, strict=True):
+        if parsed_delivery.problems:
+            logger.warning("WhatsApp webhook delivery %s had problems: %s", delivery.pk, delivery.problems)
+    return [
+        DeliveryOutcome(delivery=delivery, new_events=group)
+        for delivery, group in zip(deliveries, records, strict=True)
+    ]
+
+
+def _event_record(*, delivery: WebhookDelivery, event: Event, at) -> WebhookEvent:
+    has_handler = dispatch.handler_for(event.kind) is not None
+    return WebhookEvent(
+        delivery=delivery,
+        kind=event.kind,
+        idempotency_key=event.idempotency_key,
+        waba_id=event.waba_id,
+        phone_number_id=event.phone_number_id,
+        occurred_at=event.occurred_at,
+        payload=event.raw,
+        status=WebhookEvent.Status.HANDLED if has_handler else WebhookEvent.Status.UNHANDLED,
+        attempts=1,
+        last_attempt_at=at,
+        handled_at=at,
+    )
+
+
+def _handle_in_order(stored: list[tuple[Event, WebhookEvent]]) -> None:
+    """Run the handlers in arrival order; a run of one kind goes to its handler of many, if any."""
+    start = 0
+    while start < len(stored):
+        kind = stored[start][0].kind
+        end = start
+        while end < len(stored) and stored[end][0].kind == kind:
+            end += 1
+        run, start = stored[start:end], end
+        handler, many = dispatch.handler_for(kind), dispatch.many_handler_for(kind)
+        if handler is None:
+            continue
+        if many is not None and len(run) > 1:
+            try:
+                with transaction.atomic():
+                    many([event for event, _ in run])
+                continue
+            except Exception:
+                logger.exception("handler of many %s events failed: handling each alone", kind)
+        for event, record in run:
+            status, error = _run_handler(handler, event)
+            if status != WebhookEvent.Status.HANDLED:
+                record.status, record.error = status, error
+                record.save(update_fields=["status", "error"])
+
+
 def _event_store_and_handle(*, delivery: WebhookDelivery, event: Event) -> WebhookEvent | None:
     """Insert the event (None if its key is already stored), then run its handler."""
     handler = dispatch.handler_for(event.kind)
-    now = timezone.now()
+    record = _event_record(delivery=delivery, event=event, at=timezone.now())
     try:
         with transaction.atomic():
-            record = WebhookEvent.objects.create(
-                delivery=delivery,
-                kind=event.kind,
-                idempotency_key=event.idempotency_key,
-                waba_id=event.waba_id,
-                phone_number_id=event.phone_number_id,
-                occurred_at=event.occurred_at,
-                payload=event.raw,
-                status=WebhookEvent.Status.HANDLED if handler else WebhookEvent.Status.UNHANDLED,
-                attempts=1,
-                last_attempt_at=now,
-                handled_at=now,
-            )
+            record.save(force_insert=True)
     except IntegrityError:
         return None
     if handler is not None:

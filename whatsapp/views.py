@@ -4,13 +4,17 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from whatsapp.services import webhook_delivery_receive, webhook_signature_is_valid
+from whatsapp.intake import delivery_receive
+from whatsapp.services import webhook_signature_is_valid
 
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
-def webhook(request):
-    """Meta's webhook endpoint: the GET verification handshake and signed POST deliveries."""
+async def webhook(request):
+    """Meta's webhook endpoint: the GET verification handshake and signed POST deliveries.
+
+    Deliveries arriving at the same time are received in one transaction (whatsapp.intake).
+    """
     if request.method == "GET":
         return _verify(request)
     body = request.body
@@ -19,7 +23,7 @@ def webhook(request):
         body=body, signature=signature, app_secret=settings.WHATSAPP_APP_SECRET
     ):
         return JsonResponse({"error": "missing or invalid X-Hub-Signature-256"}, status=403)
-    outcome = webhook_delivery_receive(body=body)
+    outcome = await delivery_receive(body)
     if not outcome.is_accepted:
         return JsonResponse({"error": outcome.error}, status=400)
     return JsonResponse({"received": len(outcome.new_events), "duplicates": outcome.delivery.duplicate_count})

@@ -109,7 +109,7 @@ def test_placed_call_is_dialing_holds_a_slot_and_asks_a_media_process(
     assert (call.direction, call.status, call.wa_call_id[:8]) == ("outbound", "dialing", "pending.")
     assert outbound_live(number) == 1
     assert kinds(permission) == [AuditEvent.Kind.CALL_PLACED]
-    assert len(callbacks) == 3  # the media hand-off and two realtime events
+    assert len(callbacks) == 2  # the media hand-off and the wallboard's nudge
 
 
 def test_a_second_call_to_the_customer_is_refused_while_one_is_live(number, contact, permission):

@@ -45,14 +45,14 @@ def test_at_max_wait_the_caller_hears_the_closing_message_before_meta_is_told(
     Call.objects.filter(pk=call.pk).update(queued_at=timezone.now() - timedelta(seconds=queue.max_wait_s))
 
     with (
-        mock.patch("calls.services.channel_send") as channel_send,
+        mock.patch("calls.services.send_on_commit") as send_on_commit,
         mock.patch("calls.tasks.terminate_on_meta.apply_async") as terminate,
         mock.patch("calls.tasks.send_call_us_button.apply_async"),
         django_capture_on_commit_callbacks(execute=True),
     ):
         routing.call_wait_overdue(call_id=call.pk)
 
-    channel_send.assert_called_once_with(
+    send_on_commit.assert_called_once_with(
         "media.test!1", {"type": "call.hangup", "call_id": call.pk, "is_farewell": True}
     )
     [(_, options)] = [(args, kwargs) for args, kwargs in terminate.call_args_list]

@@ -1,4 +1,4 @@
-"""End-to-end fixtures: the real ASGI app served by a daphne process, and Debian's Chromium."""
+"""End-to-end fixtures: the real ASGI app served by uvicorn, and Debian's Chromium."""
 
 import asyncio
 import contextlib
@@ -55,8 +55,8 @@ def _accepts_connections(port: int) -> bool:
 
 @contextlib.contextmanager
 def serving_app(**environment: str):
-    """`daphne config.asgi:application`, as the Procfile runs it, against the test database, with
-    `environment` added to its own. Yields its base URL.
+    """`uvicorn config.asgi:application`, as the Procfile runs it (with one worker), against the
+    test database, with `environment` added to its own. Yields its base URL.
 
     A separate process (not a fork of the test process, whose thread pools would not survive
     the fork), so data the test commits is visible to it through the database.
@@ -66,13 +66,17 @@ def serving_app(**environment: str):
         [
             sys.executable,
             "-m",
-            "daphne",
-            "--bind",
+            "uvicorn",
+            "--host",
             "127.0.0.1",
             "--port",
             str(port),
-            # A socket still open when the test ends is cut after 2 s, not daphne's default 10 s.
-            "--application-close-timeout",
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+            # A socket still open when the test ends is cut after 2 s.
+            "--timeout-graceful-shutdown",
             "2",
             "config.asgi:application",
         ],
@@ -88,7 +92,7 @@ def serving_app(**environment: str):
     while not _accepts_connections(port):
         if time.monotonic() > deadline or process.poll() is not None:
             process.kill()
-            pytest.fail("daphne did not start")
+            pytest.fail("the web server did not start")
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}"

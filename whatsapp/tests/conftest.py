@@ -27,9 +27,11 @@ def post_webhook(client, payload, *, signature: str | None = "sign"):
 def captured():
     """Every dispatched event, in order, in place of the registered handlers (restored after)."""
     events = []
-    saved = dict(dispatch._handlers)
+    saved, saved_many = dict(dispatch._handlers), dict(dispatch._many_handlers)
+    dispatch._many_handlers.clear()
     for kind in EVENT_KINDS:
         dispatch._handlers[kind] = events.append
     yield events
     dispatch._handlers.clear()
     dispatch._handlers.update(saved)
+    dispatch._many_handlers.update(saved_many)

@@ -1,0 +1,188 @@
+"""A burst of callers (a campaign's customers all tapping Call at once), received together: what
+each call would get alone, in a few statements, and still no agent booked twice under a race."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from agents.models import Agent, AgentStatusEvent
+from agents.tests.factories import AgentFactory
+from calls import routing
+from calls.models import Call, CallEvent, LiveCallCount
+from calls.selectors import last_calls_of
+from calls.services import capacity_claim_many
+from calls.tests.factories import CallFactory, ContactFactory
+from calls.tests.test_races import in_thread, setup_floor
+from whatsapp.services import webhook_deliveries_receive
+from whatsapp.tests import payloads
+from whatsapp.tests.test_intake import body_of
+
+
+def connects(count: int, *, first: int = 0) -> list[bytes]:
+    return [
+        body_of(payloads.user_call_connect(f"wacid.burst-{index}", **{"from": f"4477009{index:05d}"}))
+        for index in range(first, first + count)
+    ]
+
+
+@pytest.mark.django_db
+def test_a_burst_queues_every_call_and_rings_one_free_agent_each_longest_idle_first(
+    queue, make_agent, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    now = timezone.now()
+    agents = [make_agent(status_changed_at=now - timedelta(minutes=minutes)) for minutes in range(1, 21)]
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, django_assert_max_num_queries(40):
+        webhook_deliveries_receive(bodies=connects(30))
+
+    calls = list(Call.objects.order_by("pk"))
+    offered = [call for call in calls if call.status == Call.Status.OFFERED]
+    assert [call.status for call in calls] == [Call.Status.OFFERED] * 20 + [Call.Status.QUEUED] * 10
+    # The first caller rings the agent idle the longest, and so on down the floor.
+    assert [call.offered_to_id for call in offered] == [agent.pk for agent in reversed(agents)]
+    assert set(Agent.objects.values_list("status", flat=True)) == {Agent.Status.RINGING}
+    assert AgentStatusEvent.objects.filter(status=Agent.Status.RINGING).count() == 20
+    assert [event.to_status for event in CallEvent.objects.filter(call=offered[0]).order_by("pk")] == [
+        Call.Status.RINGING,
+        Call.Status.QUEUED,
+        Call.Status.OFFERED,
+    ]
+    assert LiveCallCount.objects.get().live == 30
+    assert {call.contact.wa_id for call in calls} == {f"4477009{index:05d}" for index in range(30)}
+    # 30 media hand-offs, 20 rings and 20 presence pushes, wallboard nudges, and one timer per kind.
+    assert 70 <= len(callbacks) <= 76
+
+
+@pytest.mark.django_db
+def test_a_burst_beyond_capacity_rejects_the_rest_each_with_its_reason(queue, make_agent, settings):
+    settings.MAX_CONCURRENT_CALLS_PER_DIRECTION = 5
+    make_agent()
+
+    webhook_deliveries_receive(bodies=connects(8))
+
+    statuses = list(Call.objects.order_by("pk").values_list("status", "end_detail"))
+    assert statuses == [("offered", "")] + [("queued", "")] * 4 + [("ended", "capacity")] * 3
+    assert LiveCallCount.objects.get().live == 5
+
+
+@pytest.mark.django_db
+def test_a_burst_redelivered_creates_nothing_new(queue, make_agent):
+    make_agent()
+    webhook_deliveries_receive(bodies=connects(3))
+
+    webhook_deliveries_receive(bodies=connects(3) + connects(2, first=3))
+
+    assert Call.objects.count() == 5
+    assert LiveCallCount.objects.get().live == 5
+
+
+@pytest.mark.django_db
+def test_a_call_just_missed_by_an_agent_goes_to_another_while_that_agent_takes_the_next(queue, make_agent):
+    first, second = make_agent(), make_agent()
+    webhook_deliveries_receive(bodies=connects(1))
+    declined = Call.objects.get()
+    routing.offer_decline(agent_id=declined.offered_to_id, call_id=declined.pk)
+    Agent.objects.update(status=Agent.Status.AVAILABLE)
+    Call.objects.filter(status=Call.Status.OFFERED).update(status=Call.Status.QUEUED, offered_to=None)
+    missed_by = CallEvent.objects.filter(call=declined, to_status="queued").latest("pk").agent_id
+
+    webhook_deliveries_receive(bodies=connects(1, first=1))
+
+    newest = Call.objects.exclude(pk=declined.pk).get()
+    declined.refresh_from_db()
+    assert declined.offered_to_id == ({first.pk, second.pk} - {missed_by}).pop()
+    assert newest.offered_to_id == missed_by
+
+
+@pytest.mark.django_db
+def test_the_callers_last_calls_in_one_query(django_assert_num_queries):
+    regular, newcomer = ContactFactory(), ContactFactory()
+    now = timezone.now()
+    ended = {"contact": regular, "status": Call.Status.ENDED, "end_reason": Call.EndReason.COMPLETED}
+    ended["agent"] = AgentFactory()
+    CallFactory(**ended, ended_at=now - timedelta(days=3), wrap_up_notes="old")
+    CallFactory(**ended, ended_at=now - timedelta(days=1), wrap_up_notes="newest")
+
+    with django_assert_num_queries(1):
+        last = last_calls_of(contact_ids={regular.pk, newcomer.pk})
+
+    assert list(last) == [regular.pk]
+    assert last[regular.pk]["notes"] == "newest"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_slots_claimed_many_at_a_time_never_exceed_the_cap(settings):
+    settings.MAX_CONCURRENT_CALLS_PER_DIRECTION = 50
+    number, _, _, _ = setup_floor(calls=0, agents=0)
+    start = threading.Barrier(8)
+
+    @in_thread
+    def claim(count):
+        start.wait()
+        return capacity_claim_many(business_number_id=number.pk, direction="inbound", count=count)
+
+    with ThreadPoolExecutor(8) as pool:
+        taken = list(pool.map(claim, [9, 9, 9, 9, 9, 9, 9, 9]))
+
+    assert sum(taken) == 50
+    assert LiveCallCount.objects.get(business_number=number).live == 50
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="rounds lock rows on PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_routing_rounds_racing_on_postgresql_book_no_agent_twice():
+    _, queue, floor, waiting = setup_floor(calls=60, agents=25)
+    start = threading.Barrier(4)
+
+    @in_thread
+    def route():
+        start.wait()
+        return routing.route_queue(queue_id=queue.pk)
+
+    with ThreadPoolExecutor(4) as pool:
+        offered = [
+            call_id for round_offered in pool.map(lambda _: route(), range(4)) for call_id in round_offered
+        ]
+
+    assert len(offered) == len(set(offered)) == 25
+    rung = list(Call.objects.filter(status=Call.Status.OFFERED).values_list("offered_to_id", flat=True))
+    assert sorted(rung) == sorted(agent.pk for agent in floor)
+    assert Agent.objects.filter(status=Agent.Status.RINGING).count() == 25
+    assert CallEvent.objects.filter(to_status=Call.Status.OFFERED).count() == 25
+    # The 25 longest-waiting calls were the ones rung.
+    assert set(offered) == {call.pk for call in waiting[:25]}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks and deadlocks are PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_a_call_connecting_in_one_worker_while_a_batch_ends_it_in_another_does_not_deadlock(queue, caplog):
+    """Meta's connect and terminate for one call can reach two web workers at once, one of them
+    in the middle of a batch that holds the number's live-call counter."""
+    start = threading.Barrier(2)
+
+    @in_thread
+    def batch(round_):
+        bodies = [body_of(payloads.user_call_connect(f"wacid.r{round_}-{index}")) for index in range(10)]
+        start.wait()
+        return webhook_deliveries_receive(
+            bodies=[*bodies, body_of(payloads.call_terminate(f"wacid.r{round_}"))]
+        )
+
+    @in_thread
+    def alone(round_):
+        start.wait()
+        return webhook_deliveries_receive(bodies=[body_of(payloads.user_call_connect(f"wacid.r{round_}"))])
+
+    for round_ in range(8):
+        with ThreadPoolExecutor(2) as pool:
+            jobs = [pool.submit(batch, round_), pool.submit(alone, round_)]
+            outcomes = [outcome for job in jobs for outcome in job.result()]
+        assert all(outcome.is_accepted for outcome in outcomes)
+
+    assert "deadlock" not in caplog.text and "failed as one" not in caplog.text
+    assert Call.objects.filter(wa_call_id__regex=r"^wacid\.r[0-9]$", status=Call.Status.ENDED).count() == 8
+    assert LiveCallCount.objects.get().live == Call.objects.exclude(status=Call.Status.ENDED).count()

@@ -1,0 +1,78 @@
+"""Deliveries that arrive while the web process is busy are received together (group commit).
+
+When Meta sends a burst (a campaign's customers all calling at once), deliveries queue up
+behind each other in the web process. Taking every delivery that is waiting at that moment into
+one transaction (`webhook_deliveries_receive`) costs one commit and a few bulk statements instead
+of a transaction of its own each. A delivery arriving alone is received at once, as before:
+nothing waits for company. Each request still gets its own answer, and only once its delivery's
+transaction has committed.
+
+One request at a time receives: the one that finds nobody receiving, with whatever is waiting
+(its own delivery first). When it is done it hands the turn to the oldest request still waiting,
+whose delivery arrived meanwhile. The work runs in the receiving request's own thread, as a
+synchronous view's would.
+"""
+
+import asyncio
+import weakref
+from dataclasses import dataclass, field
+
+from asgiref.sync import sync_to_async
+
+from whatsapp.services import DeliveryOutcome, webhook_deliveries_receive
+
+MAX_TOGETHER = 50  # deliveries in one transaction at most: the first of them waits for all of them
+_YOUR_TURN = object()
+
+
+@dataclass
+class _Arrivals:
+    waiting: list[tuple[bytes, asyncio.Future]] = field(default_factory=list)
+    is_receiving: bool = False
+
+
+_arrivals: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Arrivals]" = weakref.WeakKeyDictionary()
+
+
+async def delivery_receive(body: bytes) -> DeliveryOutcome:
+    """Receive one signed delivery, together with whichever others are waiting; its outcome."""
+    loop = asyncio.get_running_loop()
+    arrivals = _arrivals.setdefault(loop, _Arrivals())
+    answer = loop.create_future()
+    arrivals.waiting.append((body, answer))
+    if arrivals.is_receiving:
+        try:
+            outcome = await answer
+        except asyncio.CancelledError:
+            if answer.done() and not answer.cancelled() and answer.result() is _YOUR_TURN:
+                _hand_over(arrivals)  # given the turn, then gone: the next one takes it
+            raise
+        if outcome is not _YOUR_TURN:
+            return outcome
+    arrivals.is_receiving = True
+    try:
+        together = arrivals.waiting[:MAX_TOGETHER]
+        del arrivals.waiting[:MAX_TOGETHER]
+        try:
+            outcomes = await sync_to_async(webhook_deliveries_receive)(bodies=[body for body, _ in together])
+        except Exception as error:  # raised in every request of the batch: 500s, and Meta delivers again
+            for _, waiter in together:
+                if waiter is not answer and not waiter.done():
+                    waiter.set_exception(error)
+            raise
+        for (_, waiter), outcome in zip(together, outcomes, strict=True):
+            if waiter is not answer and not waiter.done():
+                waiter.set_result(outcome)
+        return outcomes[[waiter for _, waiter in together].index(answer)]
+    finally:
+        _hand_over(arrivals)
+
+
+def _hand_over(arrivals: _Arrivals) -> None:
+    while arrivals.waiting:
+        _, waiter = arrivals.waiting[0]
+        if not waiter.done():
+            waiter.set_result(_YOUR_TURN)
+            return
+        del arrivals.waiting[0]  # its request is gone (the client hung up): Meta delivers it again
+    arrivals.is_receiving = False

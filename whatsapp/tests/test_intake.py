@@ -1,0 +1,107 @@
+"""Deliveries received together (group commit): the same outcome as each alone, in fewer transactions."""
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import HttpCommunicator
+
+from config.asgi import application
+from whatsapp import dispatch, intake
+from whatsapp.models import WebhookDelivery, WebhookEvent
+from whatsapp.services import webhook_deliveries_receive
+from whatsapp.tests import payloads
+from whatsapp.tests.conftest import sign
+
+
+def body_of(payload: dict) -> bytes:
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.django_db
+def test_deliveries_together_have_each_the_outcome_it_has_alone(captured):
+    connect = body_of(payloads.user_call_connect("wacid.one"))
+    bodies = [
+        connect,
+        b'{"object": ',  # not JSON
+        connect,  # Meta's redelivery, in the same breath
+        body_of(payloads.text_message("wamid.two")),
+        body_of(payloads.unknown_field()),
+    ]
+
+    outcomes = webhook_deliveries_receive(bodies=bodies)
+
+    assert [outcome.is_accepted for outcome in outcomes] == [True, False, True, True, True]
+    assert [len(outcome.new_events) for outcome in outcomes] == [1, 0, 0, 1, 1]
+    assert outcomes[2].delivery.duplicate_count == 1
+    assert outcomes[1].delivery.status == WebhookDelivery.Status.MALFORMED
+    assert [event.kind for event in captured] == ["call.connect", "message.received", "unsupported"]
+    assert WebhookEvent.objects.filter(idempotency_key="call:wacid.one:connect").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_run_of_one_kind_goes_to_its_handler_of_many_in_arrival_order(captured):
+    runs = []
+    dispatch._many_handlers["call.connect"] = lambda events: runs.append([event.call_id for event in events])
+    bodies = [
+        body_of(payloads.user_call_connect("wacid.a")),
+        body_of(payloads.user_call_connect("wacid.b")),
+        body_of(payloads.call_terminate("wacid.a")),
+        body_of(payloads.user_call_connect("wacid.c")),
+    ]
+
+    webhook_deliveries_receive(bodies=bodies)
+
+    assert runs == [["wacid.a", "wacid.b"]]  # wacid.c alone goes to the one-event handler
+    assert [(event.kind, event.call_id) for event in captured] == [
+        ("call.terminate", "wacid.a"),
+        ("call.connect", "wacid.c"),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_failing_handler_of_many_leaves_each_event_to_the_one_event_handler(captured):
+    def broken(events):
+        raise RuntimeError("bulk insert failed")
+
+    dispatch._many_handlers["call.connect"] = broken
+    dispatch._handlers["call.connect"] = lambda event: 1 / 0 if event.call_id == "wacid.bad" else None
+    bodies = [body_of(payloads.user_call_connect(call_id)) for call_id in ("wacid.good", "wacid.bad")]
+
+    webhook_deliveries_receive(bodies=bodies)
+
+    statuses = dict(WebhookEvent.objects.values_list("idempotency_key", "status"))
+    assert statuses == {"call:wacid.good:connect": "handled", "call:wacid.bad:connect": "failed"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_posts_are_answered_each_and_stored_in_shared_transactions(monkeypatch):
+    sizes = []
+
+    def counting(*, bodies):
+        sizes.append(len(bodies))
+        return webhook_deliveries_receive(bodies=bodies)
+
+    monkeypatch.setattr(intake, "webhook_deliveries_receive", counting)
+    bodies = [body_of(payloads.text_message(f"wamid.{index}")) for index in range(30)] + [b"{]"]
+
+    async def post(body: bytes):
+        headers = [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"x-hub-signature-256", sign(body).encode()),
+        ]
+        return await HttpCommunicator(
+            application, "POST", "/webhooks/whatsapp/", body=body, headers=headers
+        ).get_response(timeout=30)
+
+    async def burst():
+        return await asyncio.gather(*(post(body) for body in bodies))
+
+    responses = async_to_sync(burst)()
+
+    assert [response["status"] for response in responses] == [200] * 30 + [400]
+    assert sum(sizes) == 31 and max(sizes) > 1
+    assert WebhookEvent.objects.filter(kind="message.received").count() == 30
+    assert WebhookDelivery.objects.filter(status=WebhookDelivery.Status.MALFORMED).count() == 1
