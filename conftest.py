@@ -40,6 +40,15 @@ def redis_server():
         pytest.exit(str(error), returncode=3)
 
 
+@pytest.fixture(autouse=True)
+def realtime_sent():
+    """What a test committed is sent before the next test listens (the outbox sends after commit)."""
+    yield
+    from core.realtime import flush
+
+    flush()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def celery_test_queue(redis_server):
     """The session's own Celery queue (tests/environment.py names it), purged at the end."""

@@ -8,11 +8,10 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-KEY_PREFIX = "switchboard:agent:sockets:"
-
 
 def _key(agent_id: int) -> str:
-    return f"{KEY_PREFIX}{agent_id}"
+    # Under the channel layer's prefix: a deployment's (or a test session's) sockets are its own.
+    return f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:agent:sockets:{agent_id}"
 
 
 async def socket_opened(*, agent_id: int, channel_name: str) -> None:

@@ -86,6 +86,12 @@ def capacity_claim_many(*, business_number_id: int, direction: str, count: int) 
     return 0
 
 
+def _capacity_lock(*, business_number_id: int, direction: str) -> None:
+    if connection.features.has_select_for_update and connection.in_atomic_block:
+        counter = LiveCallCount.objects.filter(business_number_id=business_number_id, direction=direction)
+        list(counter.select_for_update().values_list("pk", flat=True))
+
+
 def capacity_lock_for_events(events: list) -> None:
     """Lock the live-call counters of the numbers that call events name, in id order (a
     whatsapp.dispatch lock taker): deliveries received together then queue for them. A number's
@@ -412,6 +418,8 @@ def call_end(*, call_id: int, reason: str, detail: str = "", is_farewell: bool =
         call = Call.objects.filter(pk=call_id).first()
         if call is None or not call.is_live:
             return None
+        # The counter before the call, as webhooks take them (capacity_lock_for_events).
+        _capacity_lock(business_number_id=call.business_number_id, direction=call.direction)
         ending = (
             Call.EndReason.COMPLETED
             if reason == Call.EndReason.ABANDONED and call.status == Call.Status.CONNECTED

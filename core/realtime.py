@@ -38,12 +38,13 @@ _loop_pid: int | None = None
 
 
 def _channel_loop() -> asyncio.AbstractEventLoop:
-    global _loop, _loop_pid
+    global _loop, _loop_pid, _sender
     with _lock:
         if _loop is None or _loop_pid != os.getpid():  # a forked child (Celery's prefork) needs its own
             _loop = asyncio.new_event_loop()
             _loop_pid = os.getpid()
             _outbox.clear()
+            _sender = None
             threading.Thread(target=_loop.run_forever, name="channel-layer", daemon=True).start()
         return _loop
 
@@ -105,6 +106,8 @@ async def _send_in_order(
                 # Committed already: a browser or process missing one message must not turn the
                 # change into an error (sweeps and reconnects catch up).
                 logger.log(level, "%s to %s not sent: %r", message.get("type"), target, error)
+            except Exception:  # whatever it was, the messages after it still go
+                logger.exception("%s to %s not sent", message.get("type"), target)
 
 
 def flush(timeout_s: float = SEND_TIMEOUT_S * 2) -> None:

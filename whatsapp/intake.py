@@ -44,26 +44,41 @@ async def delivery_receive(body: bytes) -> DeliveryOutcome:
         try:
             outcome = await answer
         except asyncio.CancelledError:
-            if answer.done() and not answer.cancelled() and answer.result() is _YOUR_TURN:
+            if (
+                answer.done()
+                and not answer.cancelled()
+                and answer.exception() is None
+                and answer.result() is _YOUR_TURN
+            ):
                 _hand_over(arrivals)  # given the turn, then gone: the next one takes it
             raise
         if outcome is not _YOUR_TURN:
             return outcome
     arrivals.is_receiving = True
+    together = arrivals.waiting[:MAX_TOGETHER]
+    del arrivals.waiting[:MAX_TOGETHER]
+    # In a task of its own: should this request go away (its client hung up), the others in the
+    # batch are still answered and the turn still passes on.
+    receiving = loop.create_task(_receive(together, arrivals))
+    outcomes = await asyncio.shield(receiving)
+    return outcomes[[waiter for _, waiter in together].index(answer)]
+
+
+async def _receive(
+    together: list[tuple[bytes, asyncio.Future]], arrivals: _Arrivals
+) -> list[DeliveryOutcome]:
     try:
-        together = arrivals.waiting[:MAX_TOGETHER]
-        del arrivals.waiting[:MAX_TOGETHER]
-        try:
-            outcomes = await sync_to_async(webhook_deliveries_receive)(bodies=[body for body, _ in together])
-        except Exception as error:  # raised in every request of the batch: 500s, and Meta delivers again
-            for _, waiter in together:
-                if waiter is not answer and not waiter.done():
-                    waiter.set_exception(error)
-            raise
+        outcomes = await sync_to_async(webhook_deliveries_receive)(bodies=[body for body, _ in together])
+    except BaseException as error:  # every request of the batch answers 500, and Meta delivers again
+        for _, waiter in together:
+            if not waiter.done():
+                waiter.set_exception(error)
+        raise
+    else:
         for (_, waiter), outcome in zip(together, outcomes, strict=True):
-            if waiter is not answer and not waiter.done():
+            if not waiter.done():
                 waiter.set_result(outcome)
-        return outcomes[[waiter for _, waiter in together].index(answer)]
+        return outcomes
     finally:
         _hand_over(arrivals)
 

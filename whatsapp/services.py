@@ -169,16 +169,18 @@ def _deliveries_store_and_handle(parsed: list[tuple[int, bytes, ParsedDelivery]]
             )
         )
         fresh_events.append(fresh)
+    # Shared rows first, then the events' keys in key order: concurrent batches (and single
+    # deliveries, which take the same locks first) queue for each other instead of deadlocking.
+    for take_locks in dispatch.lock_takers():
+        take_locks([event for events in fresh_events for event in events])
     WebhookDelivery.objects.bulk_create(deliveries)
     now = timezone.now()
     records = [
         [_event_record(delivery=delivery, event=event, at=now) for event in events]
         for delivery, events in zip(deliveries, fresh_events, strict=True)
     ]
-    WebhookEvent.objects.bulk_create([record for group in records for record in group])
-    every_event = [event for events in fresh_events for event in events]
-    for take_locks in dispatch.lock_takers():
-        take_locks(every_event)
+    every_record = [record for group in records for record in group]
+    WebhookEvent.objects.bulk_create(sorted(every_record, key=lambda record: record.idempotency_key))
     _handle_in_order(
         [(event, record) for events, group in zip(fresh_events, records, strict=True)
          for event, record in zip(events, group, strict=True)]

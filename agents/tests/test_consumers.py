@@ -39,6 +39,7 @@ async def test_agent_socket_refuses_anonymous():
     connected, _ = await communicator.connect()
 
     assert connected is False
+    await communicator.disconnect()  # the refused consumer ends before the test's loop closes
 
 
 async def test_agent_socket_refuses_user_without_agent_profile():
@@ -48,6 +49,7 @@ async def test_agent_socket_refuses_user_without_agent_profile():
     connected, _ = await communicator.connect()
 
     assert connected is False
+    await communicator.disconnect()  # the refused consumer ends before the test's loop closes
 
 
 async def test_agent_socket_refuses_foreign_origin():
