@@ -107,22 +107,10 @@ def start_server(port: int) -> subprocess.Popen:
     environment = server_environment()
     migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
     subprocess.run(migrate, cwd=ROOT, env=environment, check=True)
-    workers = environment.get("WEB_WORKERS", "2")
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        workers,
-    ]
-    command += ["--lifespan", "off", "--timeout-graceful-shutdown", "3", "--log-level", "warning"]
-    server = subprocess.Popen(
-        [*command, "--no-access-log", "config.asgi:application"], cwd=ROOT, env=environment
-    )
+    from core.processes import web_server_command
+
+    workers = int(environment.get("WEB_WORKERS", "2"))
+    server = subprocess.Popen(web_server_command(port=port, workers=workers), cwd=ROOT, env=environment)
     deadline = time.monotonic() + 30
     while True:
         try:

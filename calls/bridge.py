@@ -342,7 +342,7 @@ AudioSink = Callable[[np.ndarray, float | None, float], None]
 
 
 class _Leg:
-    """One peer connection of the bridge: answers an offer, sends ``output``, pumps what it receives."""
+    """One peer connection of the bridge: answers or makes an offer, sends ``output``, pumps what it hears."""
 
     def __init__(
         self,
@@ -366,14 +366,17 @@ class _Leg:
         self._peer_connection.on("connectionstatechange", self._on_connection_state_change)
         self._peer_connection.on("track", self._on_track)
 
+    def _add_opus_transceiver(self) -> None:
+        transceiver = self._peer_connection.addTransceiver(self._output, direction="sendrecv")
+        transceiver.setCodecPreferences(opus_codecs())
+
     async def answer(self, offer_sdp: str) -> str:
         if (problem := sdp_problem(offer_sdp)) is not None:
             raise BridgeError(f"the {self.name}'s SDP offer {problem}")
         peer_connection = self._peer_connection
         # The transceiver exists before the offer is applied so that the answer keeps to Opus; it takes
         # the offer's audio section because its mid is still unset.
-        transceiver = peer_connection.addTransceiver(self._output, direction="sendrecv")
-        transceiver.setCodecPreferences(opus_codecs())
+        self._add_opus_transceiver()
         try:
             async with asyncio.timeout(NEGOTIATION_TIMEOUT_S):
                 await peer_connection.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -390,8 +393,7 @@ class _Leg:
     async def offer(self) -> str:
         """Make the offer of a call we place: Opus only, complete (aiortc gathers every candidate)."""
         peer_connection = self._peer_connection
-        transceiver = peer_connection.addTransceiver(self._output, direction="sendrecv")
-        transceiver.setCodecPreferences(opus_codecs())
+        self._add_opus_transceiver()
         try:
             async with asyncio.timeout(NEGOTIATION_TIMEOUT_S):
                 await peer_connection.setLocalDescription(await peer_connection.createOffer())

@@ -202,6 +202,10 @@ def _dial_target(agent_id: int, frame: dict) -> tuple[BusinessNumber, Contact]:
     return number, contact_get_or_create(wa_id=wa_id_from_text(frame.get("customer")))
 
 
+def _user_of(agent_id: int) -> int:
+    return Agent.objects.filter(pk=agent_id).values_list("user_id", flat=True).get()
+
+
 def decision_frame(decision: Decision) -> dict:
     """A refused call's reasons and fallback, as the dashboard shows them."""
     fallback = decision.fallback
@@ -219,7 +223,7 @@ def dial_frame(*, agent_id: int, frame: dict) -> dict:
     """`{"type": "call.dial", "business_number_id": …, "customer": "+44…"}`: click-to-call. The
     compliance engine decides first; a refusal comes back with its reasons and the fallback."""
     number, contact = _dial_target(agent_id, frame)
-    user_id = Agent.objects.filter(pk=agent_id).values_list("user_id", flat=True).get()
+    user_id = _user_of(agent_id)
     result = {
         "type": "call.dial.result",
         "customer": str(contact),
@@ -240,6 +244,6 @@ def fallback_frame(*, agent_id: int, frame: dict) -> dict:
     "call_button"}`: send the fallback a refused call offered."""
     number, contact = _dial_target(agent_id, frame)
     kind = frame.get("kind")
-    user_id = Agent.objects.filter(pk=agent_id).values_list("user_id", flat=True).get()
+    user_id = _user_of(agent_id)
     message = fallback_send(kind=kind, business_number=number, contact=contact, requested_by_id=user_id)
     return {"type": "call.fallback.result", "kind": kind, "message": message}

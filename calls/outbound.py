@@ -228,8 +228,9 @@ def outbound_terminate_received(event: CallTerminate) -> None:
         _end_unconnected(call, reason=Call.EndReason.UNANSWERED, detail="the customer did not answer")
 
 
+@transaction.atomic
 def _end_unconnected(call: Call, *, reason: str, detail: str, is_ended_by_us: bool = False) -> bool:
-    """End a call that never connected; the first to end it counts the strike."""
+    """End a call that never connected; the first to end it counts the strike (in one transaction)."""
     ended = routing.call_finish(call_id=call.pk, reason=reason, detail=detail, is_ended_by_us=is_ended_by_us)
     if ended is None or ended.previous_status == Call.Status.CONNECTED:
         return False
@@ -271,11 +272,10 @@ def call_cancel_outbound(*, call_id: int, agent_id: int) -> bool:
             call_id=call.pk, reason=Call.EndReason.FAILED, detail="the agent gave up dialling"
         )
         return ended is not None
-    with transaction.atomic():
-        return _end_unconnected(
-            call, reason=Call.EndReason.UNANSWERED, detail="the agent hung up before the customer answered",
-            is_ended_by_us=True,
-        )  # fmt: skip
+    return _end_unconnected(
+        call, reason=Call.EndReason.UNANSWERED, detail="the agent hung up before the customer answered",
+        is_ended_by_us=True,
+    )  # fmt: skip
 
 
 def end_outbound_calls_never_picked_up() -> int:
@@ -301,9 +301,6 @@ def end_outbound_calls_never_picked_up() -> int:
         started_at__lt=now - timedelta(seconds=settings.OUTBOUND_RING_TIMEOUT_S),
     ).exclude(wa_call_id__startswith=PENDING_PREFIX)
     for call in list(rang_out):
-        with transaction.atomic():
-            if _end_unconnected(
-                call, reason=Call.EndReason.UNANSWERED, detail="rang out", is_ended_by_us=True
-            ):
-                ended += 1
+        if _end_unconnected(call, reason=Call.EndReason.UNANSWERED, detail="rang out", is_ended_by_us=True):
+            ended += 1
     return ended

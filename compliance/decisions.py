@@ -87,7 +87,6 @@ class Decision:
     cost: CostEstimate | None
     permission: CallPermission | None
     customer_country: str
-    checked_at: datetime
 
     @property
     def is_allowed(self) -> bool:
@@ -191,7 +190,6 @@ def call_decide(*, business_number: BusinessNumber, contact: Contact, at: dateti
         cost=_cost(customer_country, now),
         permission=permission,
         customer_country=customer_country,
-        checked_at=now,
     )
 
 

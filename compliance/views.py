@@ -36,14 +36,14 @@ def why(request):
     "Call us" button) and comes back to the check.
     """
     form = WhyForm(request.POST if request.method == "POST" else (request.GET or None))
-    decision = contact = None
+    decision = None
     if form.is_bound and form.is_valid():
         number, wa_id = form.cleaned_data["business_number"], form.cleaned_data["customer"]
-        contact = Contact.objects.filter(wa_id=wa_id).first()
         if request.method == "POST":
             return _send_fallback(request, number, wa_id, form.cleaned_data["action"])
-        decision = call_decide(business_number=number, contact=contact or Contact(wa_id=wa_id))
-    return render(request, "compliance/why.html", {"form": form, "decision": decision, "contact": contact})
+        contact = Contact.objects.filter(wa_id=wa_id).first() or Contact(wa_id=wa_id)
+        decision = call_decide(business_number=number, contact=contact)
+    return render(request, "compliance/why.html", {"form": form, "decision": decision})
 
 
 def _send_fallback(request, number: BusinessNumber, wa_id: str, action: str):

@@ -34,3 +34,14 @@ def sandbox(settings, number):
             {"type": "text", "text": {"body": "Hi"}},
         )
         yield sandbox
+
+
+@pytest.fixture
+def told(monkeypatch):
+    """The permission ids each "permission lost" notice named, from a listener of this test only."""
+    from compliance import services
+
+    notices: list[list[int]] = []
+    monkeypatch.setattr(services, "_lost_listeners", [*services._lost_listeners])
+    services.permission_lost_listener_register(notices.append)
+    return notices

@@ -8,7 +8,6 @@ from django.utils import timezone
 from compliance.decisions import call_decide
 from compliance.models import AuditEvent, CallPermission
 from compliance.services import (
-    permission_lost_listener_register,
     permission_reconcile_meta_error,
     permission_record_call_outcome,
     permission_request_send,
@@ -95,11 +94,9 @@ def granted_permission(number, **fields) -> CallPermission:
 
 
 def test_fourth_unanswered_call_in_a_row_revokes_and_tells_the_owner(
-    number, django_capture_on_commit_callbacks
+    number, told, django_capture_on_commit_callbacks
 ):
     permission = granted_permission(number)
-    told = []
-    permission_lost_listener_register(told.append)
     pair = {"business_number_id": number.pk, "contact_id": permission.contact_id}
 
     for _ in range(3):

@@ -6,7 +6,7 @@ from django.db import connection
 from django.utils import timezone
 
 from compliance.models import AuditEvent, CallPermission
-from compliance.services import permission_lost_listener_register, permissions_expire_due
+from compliance.services import permissions_expire_due
 from messaging.models import Contact
 from whatsapp.tests.factories import BusinessNumberFactory
 
@@ -32,10 +32,8 @@ def many_permissions(*, due: int, not_due: int) -> None:
 
 
 @pytest.mark.django_db
-def test_sweep_expires_thousands_in_bounded_queries(django_assert_max_num_queries):
+def test_sweep_expires_thousands_in_bounded_queries(told, django_assert_max_num_queries):
     many_permissions(due=2500, not_due=300)
-    told = []
-    permission_lost_listener_register(told.append)
 
     # A handful per batch of 500 (SQLite splits each batch's insert in four), not one per permission.
     with django_assert_max_num_queries(6 * 10):

@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from django.conf import settings
 
 from conftest import database_url_for_subprocess
+from core.processes import web_server_command
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/lib/chromium/chromium"
@@ -63,23 +63,7 @@ def serving_app(**environment: str):
     """
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-            # A socket still open when the test ends is cut after 2 s.
-            "--timeout-graceful-shutdown",
-            "2",
-            "config.asgi:application",
-        ],
+        web_server_command(port=port, grace_s=2),  # a socket still open at the test's end is cut after 2 s
         cwd=ROOT,
         env={
             **os.environ,
