@@ -105,30 +105,31 @@ def _offer_next(queue: Queue) -> int | None:
 def _offer_round(queue: Queue) -> list[int] | None:
     """Offer up to OFFER_ROUND of the queue's waiting calls, longest-waiting first, each to the
     best free agent who has not just missed it: the ids of the calls offered. On PostgreSQL the
-    calls are locked SKIP LOCKED (a concurrent round takes others) and the agents in id order;
-    each side is then claimed by one conditional UPDATE. None, with nothing changed, when a claim
-    lost anyway (SQLite, which cannot lock rows)."""
+    agents this round can use are locked first, in id order (a concurrent round holding them is
+    waited for, so the oldest calls go first), then the calls SKIP LOCKED; each side is then
+    claimed by one conditional UPDATE. None, with nothing changed, when a claim lost anyway
+    (SQLite, which cannot lock rows)."""
     with transaction.atomic():
         waiting = (
             Call.objects.filter(queue_id=queue.pk, status=Call.Status.QUEUED)
             .select_related("contact")
             .order_by("queued_at", "pk")
         )
-        can_lock = connection.features.has_select_for_update_skip_locked
-        if can_lock:
-            waiting = waiting.select_for_update(skip_locked=True, of=("self",))
         candidates = list(free_agents(queue).values_list("pk", flat=True)[: OFFER_ROUND + MAX_CANDIDATES])
+        if not candidates:
+            return []
+        if connection.features.has_select_for_update_skip_locked:
+            # A look first (no locks) at how many agents the round can use.
+            glance = list(waiting.values_list("offer_count", flat=True)[:OFFER_ROUND])
+            wanted = candidates if any(glance) else candidates[: len(glance)]
+            lockable = Agent.objects.filter(pk__in=wanted, status=Agent.Status.AVAILABLE).order_by("pk")
+            locked = set(lockable.select_for_update().values_list("pk", flat=True))
+            candidates = [agent_id for agent_id in wanted if agent_id in locked]
+            waiting = waiting.select_for_update(skip_locked=True, of=("self",))
         calls = list(waiting[: min(OFFER_ROUND, len(candidates))]) if candidates else []
         if not calls:
             return []
         missed = _recently_missed_by_each([call for call in calls if call.offer_count], queue)
-        if can_lock:
-            # Only the agents this round can use, in id order; a concurrent round holding some of
-            # them is waited for, and whoever it rang is then no longer available here.
-            wanted = candidates if missed else candidates[: len(calls)]
-            lockable = Agent.objects.filter(pk__in=wanted, status=Agent.Status.AVAILABLE).order_by("pk")
-            locked = set(lockable.select_for_update().values_list("pk", flat=True))
-            candidates = [agent_id for agent_id in wanted if agent_id in locked]
         offers = []
         for call in calls:
             agent_id = next((pk for pk in candidates if pk not in missed.get(call.pk, ())), None)
