@@ -9,13 +9,16 @@ tone with a loud beep every second on a 20 ms grid of one clock, and timing what
 For N = --start, --start + --step, ... calls at once, for --seconds each round:
 - mouth-to-ear: from the moment a beep's frame is sent to the moment the other side's peer
   hands the beep's frame over (after its jitter buffer), both directions, p95 over all beeps;
-- gaps: 20 ms frames of the tone that arrive silent or not at all (a gap is any such frame);
+- gaps: 20 ms packets of the tone that never arrive (lost, or dropped by a queue or a jitter buffer),
+  or whose place a packet of silence took (the relay filled in for a late one), told apart by their
+  bytes: the relay forwards packets unchanged;
 - CPU: the media process's share of its core over the round (from /proc).
 
 A round passes with mouth-to-ear p95 < 250 ms and no gap. `bridged_calls_per_core` is the largest
-N that passed. The load side is as heavy per call as the media side (two aiortc legs per call), so
-its own core can run out first: the script says so (`load_cpu`), and also prints what the media
-process's CPU per call implies (`bridged_calls_per_core_by_cpu`), which is only an estimate.
+N that passed. The load side runs two aiortc legs per call, which send packets encoded once and decode
+what they hear in the event loop; its core can still run out first: the script says so (`load_cpu`),
+and also prints what the media process's CPU per call implies (`bridged_calls_per_core_by_cpu`), which
+is only an estimate.
 
     .venv/bin/python bench/bridged_calls.py [--start 2] [--step 2] [--max 16] [--seconds 10]
 
@@ -25,6 +28,7 @@ Ends with one `name=value` line per figure, the last is `bridged_calls_per_core`
 import argparse
 import asyncio
 import fractions
+import gc
 import json
 import math
 import os
@@ -42,11 +46,11 @@ SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960
 BEEP_EVERY = 50  # frames: one beep a second
 TONE_LEVEL, BEEP_LEVEL = 0.1, 0.6
-BEEP_THRESHOLD, SILENCE_THRESHOLD = 0.4, 0.02
 MOUTH_TO_EAR_LIMIT_S = 0.25
 
 
 def setup_django() -> None:
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("MEDIA_HOST_ADDRESSES", "127.0.0.1")
     os.environ.setdefault("MEDIA_ICE_SERVERS", "")
     import django
@@ -66,8 +70,9 @@ def cpu_seconds(pid: int) -> float:
 async def serve_media(port: int, recordings: Path) -> None:
     from aiohttp import web
 
-    from calls.bridge import CallBridge
+    from calls.bridge import CallBridge, keep_collections_short
 
+    keep_collections_short()  # as the media command does
     bridges: list[CallBridge] = []
 
     async def call(request: web.Request) -> web.Response:
@@ -104,58 +109,54 @@ def make_tracks():
     import numpy as np
     from aiortc import MediaStreamTrack
 
-    times = np.arange(FRAME_SAMPLES) / SAMPLE_RATE
-    tone = np.repeat(np.round(TONE_LEVEL * 32767 * np.sin(2 * np.pi * 400 * times)), 2).astype(np.int16)
-    beep = np.repeat(np.round(BEEP_LEVEL * 32767 * np.sin(2 * np.pi * 1000 * times)), 2).astype(np.int16)
+    from core.audio import opus_encode_mono
+
+    times = np.arange(FRAME_SAMPLES * BEEP_EVERY) / SAMPLE_RATE
+    tone = np.round(TONE_LEVEL * 32767 * np.sin(2 * np.pi * 401 * times))
+    beep = np.round(BEEP_LEVEL * 32767 * np.sin(2 * np.pi * 1000 * times[:FRAME_SAMPLES]))
+    # A second of tone whose last frame is the beep, encoded once: a peer only copies packets, so that the
+    # load side costs little more per call than the network stack (the media side is what is measured).
+    second = np.concatenate([tone[:-FRAME_SAMPLES], beep]).astype(np.int16)
+    packets = opus_encode_mono(second)
+    packet_index = {payload: index for index, payload in enumerate(packets)}
+    assert len(packet_index) == BEEP_EVERY, "every packet of the second must differ from the others"
+    time_base = fractions.Fraction(1, SAMPLE_RATE)
 
     class Talker(MediaStreamTrack):
-        """A 400 Hz tone in 20 ms frames on the process clock's grid; every second a 1 kHz beep frame."""
+        """A 401 Hz tone in 20 ms Opus packets on the process clock's grid (each packet of a second differs,
+        so that a listener knows each by its bytes); every second a 1 kHz beep."""
 
         kind = "audio"
 
         def __init__(self) -> None:
             super().__init__()
             self.slot: int | None = None
-            self.beeps_sent: dict[int, float] = {}  # slot → when the frame was handed to the sender
+            self.beeps_sent: dict[int, float] = {}  # slot → when the packet was handed to the sender
 
         async def recv(self):
             self.slot = math.ceil(time.monotonic() / FRAME_S) if self.slot is None else self.slot + 1
             await asyncio.sleep(max(0.0, self.slot * FRAME_S - time.monotonic()))
-            is_beep = self.slot % BEEP_EVERY == 0
-            if is_beep:
+            if self.slot % BEEP_EVERY == BEEP_EVERY - 1:
                 self.beeps_sent[self.slot] = time.monotonic()
-            frame = av.AudioFrame.from_ndarray(
-                (beep if is_beep else tone).reshape(1, -1), format="s16", layout="stereo"
-            )
-            frame.sample_rate = SAMPLE_RATE
-            frame.pts = self.slot * FRAME_SAMPLES
-            frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
-            return frame
+            packet = av.Packet(packets[self.slot % BEEP_EVERY])
+            packet.pts = self.slot * FRAME_SAMPLES
+            packet.time_base = time_base
+            return packet
 
     class Listener:
-        """Reads a received track: when each beep arrived, and how many frames came silent."""
+        """What a peer hears, packet by packet as it leaves the jitter buffer. The relay forwards packets
+        unchanged, so each is known by its bytes: which packet of the talker's second it is, or None for
+        anything the talker never sent (the relay's silence while the talker's packet was late)."""
 
         def __init__(self) -> None:
             self.beeps_heard: list[float] = []
-            self.frames: list[tuple[float, float]] = []  # (arrived at, peak level)
-            self.task: asyncio.Task | None = None
+            self.packets: list[tuple[float, int | None]] = []  # (arrived at, index in the second)
 
-        def start(self, track) -> None:
-            self.task = asyncio.ensure_future(self._read(track))
-
-        async def _read(self, track) -> None:
-            from aiortc.mediastreams import MediaStreamError
-
-            while True:
-                try:
-                    frame = await track.recv()
-                except MediaStreamError:
-                    return
-                arrived = time.monotonic()
-                peak = float(np.abs(frame.to_ndarray()).max()) / 32768
-                self.frames.append((arrived, peak))
-                if peak > BEEP_THRESHOLD:
-                    self.beeps_heard.append(arrived)
+        def __call__(self, payload: bytes, timestamp: int, arrived: float) -> None:
+            index = packet_index.get(payload)
+            self.packets.append((arrived, index))
+            if index == BEEP_EVERY - 1:
+                self.beeps_heard.append(arrived)
 
     return Talker, Listener
 
@@ -164,12 +165,12 @@ class Peer:
     def __init__(self, Talker, Listener) -> None:
         from aiortc import RTCPeerConnection
 
-        from core.webrtc import rtc_configuration
+        from core.webrtc import receive_encoded, rtc_configuration
 
         self.talker, self.listener = Talker(), Listener()
         self.connection = RTCPeerConnection(rtc_configuration())
-        self.connection.addTrack(self.talker)
-        self.connection.on("track", self.listener.start)
+        transceiver = self.connection.addTransceiver(self.talker, direction="sendrecv")
+        receive_encoded(transceiver.receiver, self.listener)
 
     async def offer(self) -> str:
         await self.connection.setLocalDescription(await self.connection.createOffer())
@@ -198,12 +199,21 @@ def mouth_to_ear(speaker: Peer, listener: Peer, since: float, until: float) -> l
     return delays
 
 
-def gaps(listener: Peer, since: float, until: float) -> int:
-    """Frames of the tone missing or silent between `since` and `until` (20 ms each)."""
-    frames = [(arrived, peak) for arrived, peak in listener.listener.frames if since <= arrived < until]
-    silent = sum(1 for _, peak in frames if peak < SILENCE_THRESHOLD)
-    missing = max(0, round((until - since) / FRAME_S) - len(frames))
-    return silent + missing
+def gaps(listener: Peer, since: float, until: float) -> tuple[int, int]:
+    """Gaps in what arrived from `since` to `until`, in 20 ms packets: (silent, skipped). Silent: a packet
+    the talker never sent took a packet's place. Skipped: packets of the talker's missing between two
+    that arrived (lost, or dropped by a queue or a jitter buffer)."""
+    silent = skipped = 0
+    previous: int | None = None
+    for arrived, index in listener.listener.packets:
+        if since <= arrived < until:
+            if index is None:
+                silent += 1
+            elif previous is not None:
+                skipped += (index - previous - 1) % BEEP_EVERY
+        if index is not None:
+            previous = index
+    return silent, skipped
 
 
 async def run_round(http, base: str, calls: int, seconds: float, media_pid: int, Talker, Listener) -> dict:
@@ -215,16 +225,23 @@ async def run_round(http, base: str, calls: int, seconds: float, media_pid: int,
         await customer.accept(answers["customer"])
         await agent.accept(answers["agent"])
     await asyncio.sleep(3)  # ICE, DTLS and the jitter buffers settle
+    # The load side must not stall while it measures: a full garbage collection of its many peers stops
+    # its loop long enough for packets to reach the media side too late, which would count against it.
+    gc.collect()
+    gc.disable()
     since, media_cpu, load_cpu = time.monotonic(), cpu_seconds(media_pid), cpu_seconds(os.getpid())
     await asyncio.sleep(seconds)
     until = time.monotonic()
+    gc.enable()
     media_share = (cpu_seconds(media_pid) - media_cpu) / (until - since)
     load_share = (cpu_seconds(os.getpid()) - load_cpu) / (until - since)
     delays = []
-    gap_frames = 0
+    silent = skipped = 0
     for customer, agent in pairs:
         delays += mouth_to_ear(customer, agent, since, until) + mouth_to_ear(agent, customer, since, until)
-        gap_frames += gaps(agent, since + 0.5, until - 0.5) + gaps(customer, since + 0.5, until - 0.5)
+        for listener in (customer, agent):
+            listener_silent, listener_skipped = gaps(listener, since + 0.5, until - 0.5)
+            silent, skipped = silent + listener_silent, skipped + listener_skipped
     async with http.post(f"{base}/hang-up-all") as response:
         await response.json()
     for customer, agent in pairs:
@@ -236,7 +253,8 @@ async def run_round(http, base: str, calls: int, seconds: float, media_pid: int,
         "mouth_to_ear_median_ms": statistics.median(finite) * 1000 if finite else float("inf"),
         "mouth_to_ear_p95_ms": percentile(delays, 0.95) * 1000 if delays else float("inf"),
         "beeps_lost": len(delays) - len(finite),
-        "gap_frames": gap_frames,
+        "gap_frames": silent + skipped,
+        "silent_frames": silent,
         "media_cpu": media_share,
         "load_cpu": load_share,
     }
@@ -245,10 +263,9 @@ async def run_round(http, base: str, calls: int, seconds: float, media_pid: int,
 async def ramp(arguments: argparse.Namespace, media_pid: int, port: int) -> list[dict]:
     import aiohttp
 
-    from core.webrtc import apply_host_addresses, speed_up_audio_level
+    from core.webrtc import apply_host_addresses
 
     apply_host_addresses()
-    speed_up_audio_level()
     Talker, Listener = make_tracks()
     base = f"http://127.0.0.1:{port}"
     rounds = []
@@ -269,7 +286,8 @@ async def ramp(arguments: argparse.Namespace, media_pid: int, port: int) -> list
             print(
                 f"{calls:3d} calls: mouth-to-ear median {result['mouth_to_ear_median_ms']:.0f} ms, "
                 f"p95 {result['mouth_to_ear_p95_ms']:.0f} ms, beeps lost {result['beeps_lost']}, "
-                f"gap frames {result['gap_frames']}, media CPU {result['media_cpu']:.0%}, "
+                f"gap frames {result['gap_frames']} ({result['silent_frames']} silent), "
+                f"media CPU {result['media_cpu']:.0%}, "
                 f"load CPU {result['load_cpu']:.0%} -> {'pass' if result['passed'] else 'FAIL'}",
                 flush=True,
             )

@@ -1,28 +1,28 @@
 """One call's media in the media process: the customer's WebRTC leg, the agent's browser leg, the recording.
 
 ```
-   customer (Meta) ──▶ pump ──┬──▶ recording, left channel
-          ▲                   └──▶ agent output ──▶ agent (browser)      (unless on hold)
-          │                                              │
-   customer output ◀── notice, hold audio, or ──◀── pump ◀┘──▶ recording, right channel
-                       the agent (unless on hold or muted)                (silence on hold or muted)
+   customer (Meta) ── Opus ──┬──▶ recording, left channel (decoded)
+          ▲                  └──▶ agent output ──▶ agent (browser)      (unless on hold)
+          │                                             │
+   customer output ◀── notice, hold audio, or ── Opus ◀─┴──▶ recording, right channel (decoded)
+                       the agent (unless on hold or muted)               (silence on hold or muted)
 ```
 
 Each leg is an aiortc peer connection that answers the other side's complete SDP offer (no trickle ICE).
-A *pump* task reads every decoded frame a leg receives, from the moment its offer is applied (a remote
-track queues without bound until read), and routes it: into the recording and into the other leg's
-*output*, the one track that leg hears. An output sends 20 ms frames of 48 kHz stereo s16 and nothing
-else (aiortc's encoder locks to the first frame's format); it paces itself on the clock while it plays a
-prompt or silence, and follows the other leg's arrivals while it relays, filling stalls with silence.
-
-The relay works on decoded frames. Forwarding Opus packets instead would replace the pumps, the outputs
-and the recording's ``add`` with packet versions; ``CallBridge``'s interface would not change.
+The relay forwards Opus packets: each packet a leg receives leaves aiortc's jitter buffer straight into
+the bridge, on the event loop (``core.webrtc.receive_encoded``), and goes as it is into the other leg's
+*output*, the one track that leg hears. Nothing is re-encoded: an output sends packets (relayed ones,
+prompts and silence encoded once per process) under timestamps of its own, pacing itself on the clock
+while it plays a prompt or silence and following the other leg's arrivals while it relays, filling
+stalls with silence. The recording is the only consumer that decodes (libopus, in the loop, mono).
 """
 
 import asyncio
 import collections
+import contextlib
 import fractions
 import functools
+import gc
 import logging
 import math
 import time
@@ -37,30 +37,33 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError
 
-from core.audio import AudioFileError, decode_mono_s16
-from core.webrtc import (
-    apply_host_addresses,
-    opus_codecs,
-    rtc_configuration,
-    sdp_problem,
-    speed_up_audio_level,
+from core.audio import (
+    OPUS_FRAME_SAMPLES,
+    OPUS_RATE,
+    AudioFileError,
+    OpusDecoder,
+    OpusPacketError,
+    decode_mono_s16,
+    opus_encode_mono,
+    opus_packet_samples,
 )
+from core.webrtc import apply_host_addresses, opus_codecs, receive_encoded, rtc_configuration, sdp_problem
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 48_000  # everything sent, relayed and recorded; aiortc's Opus decoder produces it
-CHANNELS = 2  # what the outputs send (aiortc decodes Opus to stereo); the recording is 2 channels too
-FRAME_SAMPLES = 960  # 20 ms, one Opus packet
+SAMPLE_RATE = OPUS_RATE  # everything sent, relayed and recorded
+FRAME_SAMPLES = OPUS_FRAME_SAMPLES  # 20 ms: the prompts' and silence's packets
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
+TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 NEGOTIATION_TIMEOUT_S = 10.0  # applying an offer and gathering candidates; STUN/TURN can be slow
 
-# Relaying: a frame from the other leg may come this late before silence fills in for it, and no more than
-# this many frames wait to be sent (more means the event loop fell behind: the oldest are dropped). A frame
-# on time is sent at once whatever the grace; a late one within it reaches the listener's jitter buffer as
-# jitter, which it absorbs, where silence would be a gap (bench/bridged_calls.py: at 40 ms a busy process
-# left single silent frames from 10 calls on; at 80 ms none up to 10 calls).
+# Relaying: a packet from the other leg may come this late before silence fills in for it, and no more
+# than this many packets wait to be sent (more means the event loop fell behind: the oldest are dropped).
+# A packet on time is sent at once whatever the grace; a late one within it reaches the listener's jitter
+# buffer as jitter, which it absorbs, where silence would be a gap (bench/bridged_calls.py, when the relay
+# still decoded and re-encoded: at 40 ms a busy process left single silent frames from 10 calls on).
 RELAY_GRACE_S = 0.08
-RELAY_QUEUE_FRAMES = 10
+RELAY_QUEUE_PACKETS = 10
 GOODBYE_TAIL_S = 0.4  # silence after a closing message before hanging up: its last words reach the ear
 
 # Recording: frames are placed on the call's timeline by their RTP timestamp, anchored to the earliest
@@ -76,8 +79,18 @@ FLUSH_S = 0.2  # write to the file in pieces at least this long
 CUSTOMER = 0  # left channel
 AGENT = 1  # right channel
 
-_SILENCE = np.zeros((FRAME_SAMPLES, CHANNELS), dtype=np.int16)
-_SILENCE.flags.writeable = False
+
+def keep_collections_short() -> None:
+    """Leave what the process holds now out of the garbage collector's full collections: call it once the
+    process has loaded what it needs, before any call.
+
+    A full collection walks every tracked object with the event loop stopped, and most of a media
+    process's objects are the modules it loaded (Django, aiortc, PyAV, numpy), which never become
+    garbage. A stopped loop delays every call's packets; past ``RELAY_GRACE_S`` the listener hears a gap
+    (bench/bridged_calls.py at 28-32 calls: the longest full collection took 73 ms, 40 ms after this).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class BridgeError(Exception):
@@ -327,18 +340,29 @@ class CallBridge:
         else:
             self._agent_output.relay()
 
-    def _from_customer(self, samples: np.ndarray, media_time_s: float | None, arrived_at: float) -> None:
-        self._recording.add(CUSTOMER, _mono(samples), media_time_s=media_time_s, at=arrived_at)
-        self._agent_output.push(samples)  # kept only while the agent hears the customer
+    def _from_customer(self, packet: "_Packet", media_time_s: float, arrived_at: float) -> None:
+        if self._recording.add_packet(
+            CUSTOMER, packet, is_heard=True, media_time_s=media_time_s, at=arrived_at
+        ):
+            self._agent_output.push(packet)  # kept only while the agent hears the customer
 
-    def _from_agent(self, samples: np.ndarray, media_time_s: float | None, arrived_at: float) -> None:
+    def _from_agent(self, packet: "_Packet", media_time_s: float, arrived_at: float) -> None:
         is_heard = not (self._is_on_hold or self._is_muted or self._is_notice_playing())
-        recorded = _mono(samples) if is_heard else np.zeros(len(samples), dtype=np.int16)
-        self._recording.add(AGENT, recorded, media_time_s=media_time_s, at=arrived_at)
-        self._customer_output.push(samples)  # kept only while the customer hears the agent
+        if self._recording.add_packet(
+            AGENT, packet, is_heard=is_heard, media_time_s=media_time_s, at=arrived_at
+        ):
+            self._customer_output.push(packet)  # kept only while the customer hears the agent
 
 
-AudioSink = Callable[[np.ndarray, float | None, float], None]
+@dataclass(frozen=True, slots=True)
+class _Packet:
+    """One Opus packet and how many 48 kHz samples it holds."""
+
+    payload: bytes
+    samples: int
+
+
+PacketSink = Callable[[_Packet, float, float], None]
 
 
 class _Leg:
@@ -350,7 +374,7 @@ class _Leg:
         name: str,
         call_id: str,
         output: "_LegOutput",
-        on_audio: AudioSink,
+        on_audio: PacketSink,
         on_left: Callable[[], None],
     ) -> None:
         self.name = name
@@ -358,10 +382,10 @@ class _Leg:
         self._on_left = on_left
         self._output = output
         self._on_audio = on_audio
-        self._pump: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._is_closing = False
+        self._bad_packets = 0
         apply_host_addresses()
-        speed_up_audio_level()
         self._peer_connection = RTCPeerConnection(configuration=rtc_configuration())
         self._peer_connection.on("connectionstatechange", self._on_connection_state_change)
         self._peer_connection.on("track", self._on_track)
@@ -369,6 +393,7 @@ class _Leg:
     def _add_opus_transceiver(self) -> None:
         transceiver = self._peer_connection.addTransceiver(self._output, direction="sendrecv")
         transceiver.setCodecPreferences(opus_codecs())
+        receive_encoded(transceiver.receiver, self._on_packet)
 
     async def answer(self, offer_sdp: str) -> str:
         if (problem := sdp_problem(offer_sdp)) is not None:
@@ -419,13 +444,13 @@ class _Leg:
     async def close(self) -> None:
         self._is_closing = True
         await self._peer_connection.close()
-        if self._pump is not None:
-            self._pump.cancel()
-            await asyncio.gather(self._pump, return_exceptions=True)
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio" and self._pump is None:
-            self._pump = asyncio.create_task(self._read(track))
+        if track.kind == "audio" and self._watch is None:
+            self._watch = asyncio.create_task(self._wait_for_end(track))
 
     def _on_connection_state_change(self) -> None:
         state = self._peer_connection.connectionState
@@ -433,17 +458,28 @@ class _Leg:
         if state in ("failed", "closed"):
             self._leave()
 
-    async def _read(self, track: MediaStreamTrack) -> None:
-        normaliser = _Normaliser()
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                break
-            arrived_at = time.monotonic()
-            samples = normaliser.convert(frame)
-            if len(samples):
-                self._on_audio(samples, _media_time_s(frame), arrived_at)
+    def _on_packet(self, payload: bytes, timestamp: int, arrived_at: float) -> None:
+        try:
+            samples = opus_packet_samples(payload)
+        except OpusPacketError as error:
+            # Neither relayed nor recorded: the listener's jitter buffer and the recording see a lost packet.
+            self._bad_packets += 1
+            if self._bad_packets == 1 or self._bad_packets % 1000 == 0:
+                logger.warning(
+                    "call %s: %s leg sent %d bad packets: %s",
+                    self._call_id,
+                    self.name,
+                    self._bad_packets,
+                    error,
+                )
+            return
+        self._on_audio(_Packet(payload, samples), timestamp / SAMPLE_RATE, arrived_at)
+
+    async def _wait_for_end(self, track: MediaStreamTrack) -> None:
+        # The packets go to _on_packet as they leave the jitter buffer: the track only ever ends.
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
         self._leave()
 
     def _leave(self) -> None:
@@ -452,7 +488,7 @@ class _Leg:
 
 
 class _LegOutput(MediaStreamTrack):
-    """What one leg hears: 20 ms frames of 48 kHz stereo s16 from a prompt, from the other leg, or silence."""
+    """What one leg hears: Opus packets of a prompt, of the other leg, or of silence, one after another."""
 
     kind = "audio"
 
@@ -460,7 +496,7 @@ class _LegOutput(MediaStreamTrack):
         super().__init__()
         self._announcement: _Announcement | None = None
         self._is_relaying = False
-        self._relayed: collections.deque[np.ndarray] = collections.deque(maxlen=RELAY_QUEUE_FRAMES)
+        self._relayed: collections.deque[_Packet] = collections.deque(maxlen=RELAY_QUEUE_PACKETS)
         self._woken = asyncio.Event()
         self._next_due: float | None = None
         self._pts = 0
@@ -479,40 +515,39 @@ class _LegOutput(MediaStreamTrack):
             self._is_relaying = True
             self._relayed.clear()
 
-    def push(self, samples: np.ndarray) -> None:
-        """Offer audio from the other leg, (n, 2) int16 at 48 kHz: kept only while relaying."""
+    def push(self, packet: _Packet) -> None:
+        """Offer a packet from the other leg: kept only while relaying."""
         if self._is_relaying:
-            self._relayed.append(samples)
+            self._relayed.append(packet)
             self._woken.set()
 
     def stop(self) -> None:
         super().stop()
         self._woken.set()
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
         if self._next_due is None:
             self._next_due = time.monotonic()
-        samples = await self._next_relayed(deadline=self._next_due + RELAY_GRACE_S)
-        if samples is None:
+        packet = await self._next_relayed(deadline=self._next_due + RELAY_GRACE_S)
+        if packet is None:
             # Nothing relayed (or a relayed leg stalled): keep the pace of the clock.
             await asyncio.sleep(max(0.0, self._next_due - time.monotonic()))
-            samples = self._announcement.next_chunk() if self._announcement is not None else _SILENCE
-            self._next_due += FRAME_S
+            packet = self._announcement.next_packet() if self._announcement is not None else _silence()
+            self._next_due += packet.samples / SAMPLE_RATE
         else:
-            self._next_due = time.monotonic() + len(samples) / SAMPLE_RATE
+            self._next_due = time.monotonic() + packet.samples / SAMPLE_RATE
         if self.readyState != "live":
             raise MediaStreamError
-        # from_ndarray copies: the frame owns its samples, which may be shared with the recording.
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="stereo")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
-        self._pts += len(samples)
-        return frame
+        # aiortc's sender sends a packet as it is (no encoding) with the timestamp its pts gives.
+        sent = av.Packet(packet.payload)
+        sent.pts = self._pts
+        sent.time_base = TIME_BASE
+        self._pts += packet.samples
+        return sent
 
-    async def _next_relayed(self, *, deadline: float) -> np.ndarray | None:
+    async def _next_relayed(self, *, deadline: float) -> _Packet | None:
         while not self._relayed:
             remaining = deadline - time.monotonic()
             if not self._is_relaying or remaining <= 0 or self.readyState != "live":
@@ -532,8 +567,8 @@ class _Announcement:
     def __init__(
         self,
         *,
-        notice: np.ndarray | None,
-        hold: np.ndarray | None,
+        notice: tuple[_Packet, ...] | None,
+        hold: tuple[_Packet, ...] | None,
         on_notice_finished: Callable[[], None] | None = None,
     ) -> None:
         self._notice = notice
@@ -542,55 +577,27 @@ class _Announcement:
         self._is_notice_done = notice is None
         self._position = 0
 
-    def next_chunk(self) -> np.ndarray:
+    def next_packet(self) -> _Packet:
         if not self._is_notice_done:
             if self._position < len(self._notice):
-                self._position += FRAME_SAMPLES
-                return self._notice[self._position - FRAME_SAMPLES : self._position]
+                self._position += 1
+                return self._notice[self._position - 1]
             self._is_notice_done = True
             self._position = 0
             if self._on_notice_finished is not None:
                 self._on_notice_finished()
         if self._hold is None:
-            return _SILENCE
-        chunk = self._hold[self._position : self._position + FRAME_SAMPLES]
-        self._position = (self._position + FRAME_SAMPLES) % len(self._hold)
-        return chunk
-
-
-class _Normaliser:
-    """Decoded frames as (n, 2) int16 at 48 kHz; aiortc's Opus decoder output passes without resampling."""
-
-    def __init__(self) -> None:
-        self._resampler: av.AudioResampler | None = None
-
-    def convert(self, frame: av.AudioFrame) -> np.ndarray:
-        if frame.format.name == "s16" and frame.layout.name == "stereo" and frame.sample_rate == SAMPLE_RATE:
-            return frame.to_ndarray().reshape(-1, CHANNELS)
-        if self._resampler is None:
-            self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=SAMPLE_RATE)
-        chunks = [
-            resampled.to_ndarray().reshape(-1, CHANNELS) for resampled in self._resampler.resample(frame)
-        ]
-        return np.concatenate(chunks) if chunks else np.empty((0, CHANNELS), dtype=np.int16)
-
-
-def _media_time_s(frame: av.AudioFrame) -> float | None:
-    """The frame's RTP timestamp in seconds (aiortc's decoder keeps it as pts)."""
-    if frame.pts is None or frame.time_base is None:
-        return None
-    return float(frame.pts * frame.time_base)
-
-
-def _mono(samples: np.ndarray) -> np.ndarray:
-    # A WhatsApp or browser voice is mono sent as stereo Opus: both channels hold the same samples.
-    return ((samples[:, 0].astype(np.int32) + samples[:, 1]) >> 1).astype(np.int16)
+            return _silence()
+        packet = self._hold[self._position]
+        self._position = (self._position + 1) % len(self._hold)
+        return packet
 
 
 class _Channel:
     """One side of the recording: samples not yet written, and how its media clock maps to the timeline."""
 
     def __init__(self) -> None:
+        self.decoder = OpusDecoder()
         self.pending: list[np.ndarray] = []
         self.end = 0  # timeline position (in samples) just after the last sample kept
         self.offset: int | None = None  # timeline position minus media position
@@ -657,6 +664,23 @@ class _StereoRecording:
         channel.end += len(samples)
         self._write(now=self._position(at), is_final=False)
 
+    def add_packet(
+        self, side: int, packet: _Packet, *, is_heard: bool, media_time_s: float, at: float
+    ) -> bool:
+        """Decode and ``add()`` an Opus packet; silence in its place when not ``is_heard``.
+
+        False when the packet cannot be decoded (nothing is added: the timeline leaves a gap).
+        """
+        try:
+            samples = self._channels[side].decoder.decode(packet.payload)
+        except OpusPacketError as error:
+            logger.warning("recording %s: %s", self.path.name, error)
+            return False
+        if not is_heard:
+            samples = np.zeros(len(samples), dtype=np.int16)
+        self.add(side, samples, media_time_s=media_time_s, at=at)
+        return True
+
     def finish(self, *, at: float) -> RecordingResult:
         """Fill both channels with silence up to ``at`` (or the longer one), write all, close the file."""
         if self._result is not None:
@@ -713,24 +737,26 @@ def _rms(energy: int, count: int) -> float:
     return math.sqrt(energy / count) / 32768 if count else 0.0
 
 
-def _load_prompt(path: Path) -> np.ndarray:
-    """A WAV (any rate, any channels) as read-only (n, 2) int16 at 48 kHz, padded to whole frames."""
+def _load_prompt(path: Path) -> tuple[_Packet, ...]:
+    """A WAV (any rate, any channels) as 20 ms Opus packets, mono."""
     try:
         modified_ns = Path(path).stat().st_mtime_ns
     except OSError as error:
         raise BridgeError(f"cannot read {path}: {error}") from error
-    return _decoded_prompt(str(path), modified_ns)
+    return _encoded_prompt(str(path), modified_ns)
 
 
 @functools.lru_cache(maxsize=32)
-def _decoded_prompt(path: str, modified_ns: int) -> np.ndarray:
-    # Decoded to mono and then copied to both channels: FFmpeg's mono-to-stereo matrix lowers the level
-    # by 3 dB. Every call plays the same few files: they are decoded once per process (and per change).
+def _encoded_prompt(path: str, modified_ns: int) -> tuple[_Packet, ...]:
+    # Every call plays the same few files: they are encoded once per process (and per change).
     try:
         mono = decode_mono_s16(path, rate=SAMPLE_RATE)
     except AudioFileError as error:
         raise BridgeError(str(error)) from error
-    mono = np.concatenate([mono, np.zeros(-len(mono) % FRAME_SAMPLES, dtype=np.int16)])
-    samples = np.repeat(mono, CHANNELS).reshape(-1, CHANNELS)
-    samples.flags.writeable = False
-    return samples
+    return tuple(_Packet(payload, FRAME_SAMPLES) for payload in opus_encode_mono(mono))
+
+
+@functools.cache
+def _silence() -> _Packet:
+    """20 ms of silence as one Opus packet (a few bytes)."""
+    return _Packet(opus_encode_mono(np.zeros(FRAME_SAMPLES, dtype=np.int16))[0], FRAME_SAMPLES)

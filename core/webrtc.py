@@ -1,21 +1,19 @@
 """WebRTC plumbing shared by every aiortc peer the project runs (the sandbox customer, the media process).
 
 Two settings steer it: ``MEDIA_ICE_SERVERS`` (STUN/TURN URLs) and ``MEDIA_HOST_ADDRESSES`` (the
-addresses offered as ICE host candidates). ``speed_up_audio_level()`` replaces a slow aiortc function.
+addresses offered as ICE host candidates). ``receive_encoded()`` takes a receiver's packets before aiortc
+decodes them.
 """
 
 import functools
 import ipaddress
-import math
-import sys
+import queue
+import time
 from collections.abc import Callable
 from urllib.parse import unquote
 
 import aioice.ice
-import aiortc.rtp
-import av
-import numpy as np
-from aiortc import RTCConfiguration, RTCIceServer, RTCRtpSender
+from aiortc import RTCConfiguration, RTCIceServer, RTCRtpReceiver, RTCRtpSender
 from aiortc import sdp as aiortc_sdp
 from aiortc.rtcicetransport import parse_stun_turn_uri
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -99,44 +97,46 @@ def _ip_version(address: str) -> int:
         raise ImproperlyConfigured(f"MEDIA_HOST_ADDRESSES: {address!r} is not an IP address") from None
 
 
-def speed_up_audio_level() -> None:
-    """Replace aiortc's RTP audio-level function with an equivalent numpy one, once per process.
+EncodedAudioSink = Callable[[bytes, int, float], None]
 
-    Every audio frame an aiortc sender encodes first goes through ``aiortc.rtp.compute_audio_level_dbov``
-    (the RFC 6465 level for the RTP header extension), a pure-Python loop over every sample: about a
-    fifth of a core per bridged call. The replacement returns the same integer dBov for every frame,
-    about 35 times faster; its ``__wrapped__`` is aiortc's original. Calling this again does nothing.
+
+def receive_encoded(receiver: RTCRtpReceiver, on_packet: EncodedAudioSink) -> None:
+    """Hand what ``receiver`` receives to ``on_packet`` as encoded payloads, on the event loop, in order.
+
+    ``on_packet(payload, timestamp, arrived_at)`` gets each payload that leaves aiortc's jitter buffer
+    (an Opus packet for an audio receiver), its RTP timestamp counted from the stream's first packet (in
+    the codec's clock: 48 kHz for Opus) and its ``time.monotonic()`` arrival. Nothing is decoded: aiortc
+    otherwise decodes every packet in a thread of its own and hands each frame back to the loop, two
+    thread hand-offs per packet that cost more than the codec (MEDIA_NOTES.md). The receiver's track still
+    ends when the receiver stops, so reading it tells when the leg is gone.
+
+    Call it before the connection applies a description that starts the receiver: aiortc 1.16 reads
+    ``RTCRtpReceiver.__decoder_queue`` from ``_handle_rtp_packet`` and its decoder thread, and there is no
+    public hook; requirements.txt pins aiortc, and this raises ``RuntimeError`` if that attribute is gone.
     """
-    original = aiortc.rtp.compute_audio_level_dbov
-    if getattr(original, "is_switchboard_override", False):
-        return
-    replacement = _numpy_audio_level(original)
-    # rtcrtpsender reads the name from the aiortc.rtp module on every frame; an aiortc module that imported
-    # the function by name (none does in 1.16) holds its own reference, so those are replaced too.
-    for name, module in list(sys.modules.items()):
-        is_aiortc = name == "aiortc" or name.startswith("aiortc.")
-        if is_aiortc and vars(module).get("compute_audio_level_dbov") is original:
-            module.compute_audio_level_dbov = replacement
+    attribute = "_RTCRtpReceiver__decoder_queue"
+    if not isinstance(getattr(receiver, attribute, None), queue.Queue):
+        raise RuntimeError("this aiortc has no RTCRtpReceiver decoder queue to take packets from")
+    setattr(receiver, attribute, _EncodedTap(on_packet))
 
 
-def _numpy_audio_level(original: Callable[[av.AudioFrame], int]) -> Callable[[av.AudioFrame], int]:
-    max_sample_value = 32767
+class _EncodedTap:
+    """Stands in for aiortc's decoder queue: ``put()`` comes from the loop, ``get()`` from the decoder
+    thread, which then only ever waits for the end (None) and passes it on to the track."""
 
-    @functools.wraps(original)
-    def compute_audio_level_dbov(frame: av.AudioFrame) -> int:
-        # The same arithmetic as the original, quirks included (it reads the first plane as 16-bit
-        # samples and divides by the per-channel sample count), so that the header values do not change.
-        # The sum of squares is exact in int64 and equals the original's float sum, exact below 2**53.
-        # Not np.dot: it goes through OpenBLAS, whose spinning threads take a whole core.
-        samples = np.frombuffer(frame.planes[0], dtype=np.int16).astype(np.int64)
-        energy = int(np.square(samples).sum())
-        rms = math.sqrt(energy / (frame.samples * max_sample_value * max_sample_value))
-        if rms > 0:
-            return round(min(max(20 * math.log10(rms), -127), 0))
-        return -127
+    def __init__(self, on_packet: EncodedAudioSink) -> None:
+        self._on_packet = on_packet
+        self._end: queue.Queue[None] = queue.Queue()
 
-    compute_audio_level_dbov.is_switchboard_override = True  # type: ignore[attr-defined]
-    return compute_audio_level_dbov
+    def put(self, item: tuple | None) -> None:
+        if item is None:
+            self._end.put(None)
+            return
+        _codec, encoded_frame = item
+        self._on_packet(encoded_frame.data, encoded_frame.timestamp, time.monotonic())
+
+    def get(self) -> None:
+        return self._end.get()
 
 
 def browser_ice_servers() -> list[dict]:

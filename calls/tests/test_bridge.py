@@ -8,8 +8,6 @@ import time
 import wave
 from pathlib import Path
 
-import aiortc.rtcrtpsender
-import aiortc.rtp
 import av
 import numpy as np
 import pytest
@@ -17,7 +15,8 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 
 from calls.bridge import SAMPLE_RATE, BridgeError, CallBridge, _StereoRecording
-from core.webrtc import apply_host_addresses, rtc_configuration, speed_up_audio_level
+from core.audio import opus_encode_mono
+from core.webrtc import apply_host_addresses, receive_encoded, rtc_configuration
 from whatsapp.sandbox.audio_metrics import wav_duration_s, wav_rms
 from whatsapp.sandbox.media import CustomerMedia
 
@@ -423,6 +422,86 @@ def test_recording_timeline_survives_jitter_stalls_late_joining_and_clock_drift(
     assert result.duration_s == 60.5
 
 
+class PacketPeer:
+    """An aiortc peer that sends the given Opus payloads in turn, 20 ms apart, and keeps every payload it
+    receives, as it leaves the jitter buffer (nothing is decoded either way)."""
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        apply_host_addresses()
+        self.received: list[bytes] = []
+        self.peer_connection = RTCPeerConnection(rtc_configuration())
+        transceiver = self.peer_connection.addTransceiver(PacketTrack(payloads), direction="sendrecv")
+        receive_encoded(
+            transceiver.receiver, lambda payload, timestamp, arrived_at: self.received.append(payload)
+        )
+
+    async def offer(self) -> str:
+        await self.peer_connection.setLocalDescription(await self.peer_connection.createOffer())
+        return self.peer_connection.localDescription.sdp
+
+    async def accept_answer(self, sdp: str) -> None:
+        await self.peer_connection.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    async def close(self) -> None:
+        await self.peer_connection.close()
+
+
+class PacketTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        super().__init__()
+        self._payloads = payloads
+        self._sent = 0
+        self._started_at: float | None = None
+
+    async def recv(self) -> av.Packet:
+        if self._started_at is None:
+            self._started_at = time.monotonic()
+        await asyncio.sleep(max(0.0, self._started_at + self._sent * 0.02 - time.monotonic()))
+        packet = av.Packet(self._payloads[self._sent % len(self._payloads)])
+        packet.pts = self._sent * 960
+        packet.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        self._sent += 1
+        return packet
+
+
+async def test_the_relay_forwards_each_sides_opus_packets_unchanged_and_drops_what_is_not_opus(tmp_path):
+    seconds = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    customer_says = list(opus_encode_mono(np.round(0.3 * 32767 * np.sin(2 * np.pi * CUSTOMER_HZ * seconds))))
+    agent_says = list(opus_encode_mono(np.round(0.3 * 32767 * np.sin(2 * np.pi * AGENT_HZ * seconds))))
+    not_opus = [b"", bytes([31 << 3 | 3]), bytes([31 << 3 | 3, 63, 0])]  # no TOC, no count, 1.26 s
+    for index, bad in enumerate(not_opus):
+        customer_says[10 + 10 * index] = bad
+    bridge = CallBridge(call_id="forward", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+    customer, agent = PacketPeer(customer_says), PacketPeer(agent_says)
+
+    await customer.accept_answer(await bridge.answer_customer(await customer.offer()))
+    await agent.accept_answer(await bridge.connect_agent(await agent.offer()))
+    await asyncio.sleep(2.5)
+    await customer.close()
+    await agent.close()
+    result = await bridge.close()
+
+    agent_heard = [payload for payload in agent.received if payload in customer_says]
+    customer_heard = [payload for payload in customer.received if payload in agent_says]
+    # Byte for byte what the other side sent (a relay that decoded and re-encoded would match none),
+    # in the order it was sent, the bad packets left out.
+    assert len(agent_heard) > 50 and len(customer_heard) > 50
+    start = customer_says.index(agent_heard[0])
+    assert agent_heard[:40] == [payload for payload in customer_says[start:] if payload not in not_opus][:40]
+    start = agent_says.index(customer_heard[0])
+    assert customer_heard[:40] == agent_says[start : start + 40]
+    assert not set(not_opus) & set(agent.received)
+    # What else a side heard is the relay's silence (before the other side's first packet), one packet.
+    assert len(set(agent.received) - set(customer_says)) <= 1
+    assert result.customer_rms > SPEECH_RMS and result.agent_rms > SPEECH_RMS
+    rate, recording = wav_channels(tmp_path / "call.wav")
+    tones = {"customer": CUSTOMER_HZ, "agent": AGENT_HZ}
+    assert heard(recording[round(1.5 * rate) :, 0], rate=rate, tones=tones) == ["customer"]
+    assert heard(recording[round(1.5 * rate) :, 1], rate=rate, tones=tones) == ["agent"]
+
+
 async def test_bridge_notices_a_leg_that_drops(tmp_path):
     bridge = CallBridge(call_id="drop", recording_path=tmp_path / "call.wav", notice=None, hold=None)
     customer = CustomerMedia(play=None, record_to=None)
@@ -606,25 +685,3 @@ def test_shipped_prompts_and_hold_audio_are_small_clear_16_khz_mono():
         assert path.with_suffix(".txt").is_file() or path == HOLD  # its words, for consent records
     assert all(wav_rms(prompt) > 0.05 for prompt in prompts)
     assert 0.02 < wav_rms(HOLD) < wav_rms(NOTICE)
-
-
-def test_speed_up_audio_level_gives_the_same_dbov_as_aiortc():
-    random = np.random.default_rng(3)
-    frames = []
-    for amplitude, layout in [(0, "stereo"), (1, "stereo"), (40, "mono"), (900, "stereo"), (32767, "mono")]:
-        channels = 2 if layout == "stereo" else 1
-        samples = random.integers(-amplitude, amplitude + 1, size=(1, 960 * channels)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout=layout)
-        frame.sample_rate = SAMPLE_RATE
-        frames.append(frame)
-
-    speed_up_audio_level()
-    speed_up_audio_level()
-
-    faster = aiortc.rtp.compute_audio_level_dbov
-    original = faster.__wrapped__
-    assert faster.is_switchboard_override is True
-    assert aiortc.rtcrtpsender.rtp.compute_audio_level_dbov is faster
-    assert getattr(original, "is_switchboard_override", False) is False
-    assert [faster(frame) for frame in frames] == [original(frame) for frame in frames]
-    assert [faster(frame) for frame in frames] == [-127, -89, -63, -33, -5]

@@ -3,6 +3,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
+from calls.bridge import keep_collections_short
 from calls.media import CallMedia, MediaProcess
 
 
@@ -10,6 +11,7 @@ class Command(BaseCommand):
     help = "Run a media process: it answers and bridges the WebRTC legs of live calls."
 
     def handle(self, *args, **options) -> None:
+        keep_collections_short()
         asyncio.run(self._run())
 
     async def _run(self) -> None:
