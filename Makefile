@@ -21,6 +21,7 @@ run: install
 	mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py load_rate_cards
 	@echo "Switchboard on http://$(HOST):$(PORT)/ (Ctrl-C stops every process)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) \
 		SANDBOX_WEBHOOK_URL=http://$(HOST):$(PORT)/webhooks/whatsapp/ $(BIN)/honcho --procfile Procfile start

@@ -156,7 +156,9 @@ def demo_data_create() -> dict[str, str]:
     passwords: dict[str, str] = {}
 
     supervisors, _ = Group.objects.get_or_create(name=SUPERVISOR_GROUP)
-    supervisors.permissions.set(Permission.objects.filter(content_type__app_label__in=["agents", "whatsapp"]))
+    supervisors.permissions.set(
+        Permission.objects.filter(content_type__app_label__in=["agents", "whatsapp", "messaging"])
+    )
     passwords[DEMO_SUPERVISOR] = get_random_string(14)
     supervisor = user_model.objects.create_user(
         username=DEMO_SUPERVISOR, password=passwords[DEMO_SUPERVISOR], first_name="Sam", last_name="Okafor",

@@ -34,6 +34,7 @@ from compliance.services import (
 from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit, send_on_commit
 from messaging.models import Contact
+from messaging.services import windows_customer_wrote
 from whatsapp.events import CallConnect, CallStatus, CallTerminate
 from whatsapp.models import BusinessNumber
 
@@ -186,6 +187,9 @@ def outbound_status_received(event: CallStatus) -> None:
                 contact_id=call.contact_id,
                 is_connected=True,
                 at=now,
+            )
+            windows_customer_wrote(
+                business_number_id=call.business_number_id, contact_ids=[call.contact_id], at=now
             )
             _wallboard_changed(call.pk)
             if call.agent_id:

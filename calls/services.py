@@ -19,7 +19,12 @@ from calls.models import Call, CallEvent, LiveCallCount
 from compliance.services import permission_record_inbound_connected
 from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit, send_on_commit
-from messaging.services import contact_get_or_create, contacts_get_or_create
+from messaging.services import (
+    call_charge_record,
+    contact_get_or_create,
+    contacts_get_or_create,
+    windows_customer_wrote,
+)
 from whatsapp.models import BusinessNumber
 
 logger = logging.getLogger(__name__)
@@ -168,6 +173,7 @@ def call_create_inbound(*, inbound: InboundCall, queue_id: int | None, is_open: 
     except IntegrityError:
         return None  # the same call created concurrently by a duplicate delivery
     CallEvent.objects.create(call=call, from_status="", to_status=Call.Status.RINGING, at=now)
+    windows_customer_wrote(business_number_id=number.pk, contact_ids=[contact.pk], at=now)  # answered or not
     rejection = ""
     if queue_id is None:
         rejection = "no queue serves this number"
@@ -239,6 +245,9 @@ def calls_queue_inbound_many(
         + [CallEvent(call=call, from_status=Call.Status.RINGING, to_status=Call.Status.QUEUED, at=now)
            for call in calls]
     )  # fmt: skip
+    windows_customer_wrote(
+        business_number_id=number.pk, contact_ids=[contact.pk for contact in contacts.values()], at=now
+    )
     for call, inbound in zip(calls, fresh, strict=True):
         call_hand_off(call_id=call.pk, sdp_offer=inbound.sdp_offer)
     _wallboard_changed(calls[-1].pk)
@@ -408,9 +417,10 @@ def call_end(*, call_id: int, reason: str, detail: str = "", is_farewell: bool =
     """End a live call with a reason; None if it had ended already (only one caller wins).
 
     A customer who leaves (`abandoned`) a call an agent had taken completes it. The winner gives
-    back the number's live-call slot (exactly once per call), records talk time, and after commit
-    tells the media process holding the call to hang up its legs (`is_farewell`: after playing the
-    closing message to the customer).
+    back the number's live-call slot (exactly once per call), records talk time and what a connected
+    call costs (`messaging.services.call_charge_record`), and after commit tells the media process
+    holding the call to hang up its legs (`is_farewell`: after playing the closing message to the
+    customer).
     """
     # A live call that moved on meanwhile (an agent accepted, the customer picked up) is read
     # again: the end must not be lost to another transition.
@@ -446,6 +456,15 @@ def call_end(*, call_id: int, reason: str, detail: str = "", is_farewell: bool =
     reason = ending
     # Every call that reaches here holds a slot: it was taken before the call could go live.
     capacity_release(business_number_id=call.business_number_id, direction=call.direction)
+    if talk_seconds is not None:
+        call_charge_record(
+            wa_call_id=call.wa_call_id,
+            business_number=call.business_number,
+            customer_wa_id=call.contact.wa_id,
+            is_business_initiated=call.direction == Call.Direction.OUTBOUND,
+            talk_seconds=talk_seconds,
+            ended_at=now,
+        )
     if call.media_channel:
         send_on_commit(
             call.media_channel, {"type": "call.hangup", "call_id": call.pk, "is_farewell": is_farewell}
@@ -486,4 +505,5 @@ def call_record_early_terminate(
     CallEvent.objects.create(
         call=call, from_status="", to_status=Call.Status.ENDED, at=now, detail="terminate first"
     )
+    windows_customer_wrote(business_number_id=number.pk, contact_ids=[contact.pk], at=now)  # they called
     return call

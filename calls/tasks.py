@@ -7,6 +7,7 @@ from celery import shared_task
 
 from calls.models import Call
 from calls.outbound import PENDING_PREFIX
+from messaging.services import message_record_sent
 from whatsapp.client import GraphClient
 from whatsapp.errors import GraphAPIError, GraphTransportError
 
@@ -102,13 +103,18 @@ def send_call_us_button(*, call_id: int) -> str:
     customer-service window, so a free-form message is allowed). Returns the message id."""
 
     def send(graph: GraphClient, call: Call) -> str:
-        return graph.message_send_call_button(
+        message_id = graph.message_send_call_button(
             phone_number_id=call.business_number.phone_number_id,
             to=call.contact.wa_id,
             body_text=CALL_US_TEXT,
             display_text="Call us",
             payload=f"callback:{call.pk}",
         )
+        message_record_sent(
+            business_number=call.business_number, contact=call.contact, message_type="interactive",
+            text=CALL_US_TEXT, wa_message_id=message_id,
+        )  # fmt: skip
+        return message_id
 
     return _graph_for_call(call_id, "call-us button", send)
 
@@ -121,10 +127,15 @@ def send_closed_message(*, call_id: int) -> str:
     def send(graph: GraphClient, call: Call) -> str | None:
         if call.queue is None or not call.queue.closed_message:
             return None
-        return graph.message_send_text(
+        message_id = graph.message_send_text(
             phone_number_id=call.business_number.phone_number_id,
             to=call.contact.wa_id,
             body=call.queue.closed_message,
         )
+        message_record_sent(
+            business_number=call.business_number, contact=call.contact, message_type="text",
+            text=call.queue.closed_message, wa_message_id=message_id,
+        )  # fmt: skip
+        return message_id
 
     return _graph_for_call(call_id, "closed message", send)

@@ -8,4 +8,5 @@ urlpatterns = [
     path("wallboard/", views.wallboard, name="wallboard"),
     path("contacts/", views.contacts, name="contacts"),
     path("contacts/<int:pk>/", views.contact, name="contact"),
+    path("contacts/<int:pk>/messages/", views.contact_message, name="contact-message"),
 ]

@@ -1,11 +1,19 @@
+import uuid
+
+from django import forms
+from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, render
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from agents.selectors import agent_for_user, numbers_for_agent
 from calls.selectors import calls_of_contact, contacts_matching, wallboard_snapshot
 from compliance.decisions import call_decide
-from messaging.models import Contact
+from messaging.models import Contact, Template
+from messaging.selectors import send_options, templates_sendable, thread_of
+from messaging.services import message_send_template, message_send_text
 from whatsapp.models import BusinessNumber
 
 
@@ -26,13 +34,79 @@ def contact(request, pk: int):
     """One customer: whether each of the agent's numbers may call them now (and why not), a Call
     button that opens the dashboard's dialer, and their latest calls."""
     customer = get_object_or_404(Contact, pk=pk)
-    agent = agent_for_user(user=request.user)
-    numbers = numbers_for_agent(agent_id=agent.pk) if agent else BusinessNumber.objects.none()
-    if agent is None and request.user.is_staff:
-        numbers = BusinessNumber.objects.all()
+    numbers = _numbers_of(request.user)
     decisions = [(number, call_decide(business_number=number, contact=customer)) for number in numbers]
+    threads = [
+        {
+            "number": number,
+            "options": send_options(business_number=number, contact=customer),
+            "messages": thread_of(contact_id=customer.pk, business_number_id=number.pk),
+            "templates": templates_sendable(waba_id=number.waba_id),
+            "idempotency_key": uuid.uuid4().hex,  # the form sends once, however often it is submitted
+        }
+        for number in numbers
+    ]
     return render(
         request,
         "calls/contact.html",
-        {"contact": customer, "decisions": decisions, "calls": calls_of_contact(contact_id=customer.pk)},
+        {
+            "contact": customer,
+            "decisions": decisions,
+            "threads": threads,
+            "calls": calls_of_contact(contact_id=customer.pk),
+        },
     )
+
+
+class MessageForm(forms.Form):
+    number = forms.IntegerField()
+    kind = forms.ChoiceField(choices=[("text", "Text"), ("template", "Template")])
+    text = forms.CharField(required=False, max_length=4096)
+    template = forms.IntegerField(required=False)
+    parameters = forms.CharField(
+        required=False, max_length=1024, help_text="The template's values, one a line."
+    )
+    idempotency_key = forms.CharField(max_length=64)
+
+
+@login_required
+@require_POST
+def contact_message(request, pk: int):
+    """Send the customer a text (inside the customer-service window) or an approved template, from one of
+    the numbers the user works with; recorded at once, sent by a worker, shown in the thread."""
+    customer = get_object_or_404(Contact, pk=pk)
+    form = MessageForm(request.POST)
+    number = None
+    if form.is_valid():
+        number = _numbers_of(request.user).filter(pk=form.cleaned_data["number"]).first()
+    if number is None:
+        messages.error(request, "Choose one of your numbers and what to send.")
+        return redirect("calls:contact", pk=customer.pk)
+    data = form.cleaned_data
+    try:
+        if data["kind"] == "text":
+            message_send_text(
+                business_number=number, contact=customer, text=data["text"],
+                idempotency_key=data["idempotency_key"], sent_by=request.user,
+            )  # fmt: skip
+        else:
+            template = Template.objects.filter(pk=data["template"]).first()
+            if template is None:
+                raise ValidationError("Choose a template.", code="template")
+            message_send_template(
+                business_number=number, contact=customer, template=template,
+                parameters=[line.strip() for line in data["parameters"].splitlines() if line.strip()],
+                idempotency_key=data["idempotency_key"], sent_by=request.user,
+            )  # fmt: skip
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Sent: it shows in the thread as Meta reports it.")
+    return redirect("calls:contact", pk=customer.pk)
+
+
+def _numbers_of(user):
+    agent = agent_for_user(user=user)
+    if agent is not None:
+        return numbers_for_agent(agent_id=agent.pk)
+    return BusinessNumber.objects.all() if user.is_staff else BusinessNumber.objects.none()

@@ -19,7 +19,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from compliance.models import AuditEvent, CallPermission
-from messaging.models import CallRate, Contact
+from messaging.models import Contact, RateCard
+from messaging.selectors import billing_currency, rate_find
 from messaging.services import country_of_wa_id
 from whatsapp.models import BusinessNumber
 
@@ -187,7 +188,7 @@ def call_decide(*, business_number: BusinessNumber, contact: Contact, at: dateti
     return Decision(
         refusals=tuple(refusals),
         fallback=fallback,
-        cost=_cost(customer_country, now),
+        cost=_cost(business_number, customer_country, now),
         permission=permission,
         customer_country=customer_country,
     )
@@ -364,13 +365,13 @@ def _fallback(refusals: list[Refusal], permission: CallPermission | None, now: d
     return Fallback("permission_request", "Ask the customer for permission to call. " + quota.reason)
 
 
-def _cost(country: str, now: datetime) -> CostEstimate | None:
-    rate = (
-        CallRate.objects.filter(country=country, valid_from__lte=now.date()).order_by("-valid_from").first()
-    )
+def _cost(number: BusinessNumber, country: str, now: datetime) -> CostEstimate | None:
+    on = now.astimezone(UTC).date()
+    currency = billing_currency(waba_id=number.waba_id, on=on)
+    rate = rate_find(category=RateCard.Category.CALL, country=country, currency=currency, on=on)
     if rate is None:
         return None
-    return CostEstimate(per_minute=rate.per_minute, currency=rate.currency, country=country)
+    return CostEstimate(per_minute=rate.price.amount, currency=currency, country=country)
 
 
 def _parse_time(value: object) -> datetime | None:

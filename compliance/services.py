@@ -12,7 +12,7 @@ from django.utils import timezone
 from compliance.decisions import REQUEST_BLOCKING_CODES, call_decide, permission_deadline, request_quota
 from compliance.models import AuditEvent, CallPermission, ConsentRecord
 from messaging.models import Contact
-from messaging.services import contact_get_or_create
+from messaging.services import contact_get_or_create, message_record_sent
 from whatsapp.client import GraphClient
 from whatsapp.errors import GraphAPIError, ReEngagementRequired
 from whatsapp.events import CallPermissionReply
@@ -201,6 +201,7 @@ def permission_request_send(
                 template=settings.CALL_PERMISSION_TEMPLATE,
                 business_number=business_number,
                 contact=contact,
+                text=body_text or "Call permission request",
             )
         except GraphAPIError as error:
             if error.code != 138009:
@@ -248,18 +249,21 @@ def call_button_send(
         template=settings.CALL_BUTTON_TEMPLATE,
         business_number=business_number,
         contact=contact,
+        text="Call us button",
     )
 
 
 def _send_outside_or_inside_the_window(
     graph: GraphClient | None, send_free_form: Callable[[GraphClient], str], *, template: str,
-    business_number: BusinessNumber, contact: Contact,
+    business_number: BusinessNumber, contact: Contact, text: str,
 ) -> str:  # fmt: skip
     """Send a free-form interactive message; once the customer's 24-hour window has closed (Meta:
-    131047) only a template may go, so send the configured one, if there is one."""
+    131047) only a template may go, so send the configured one, if there is one. What was sent joins
+    the customer's thread (``text`` describes it there)."""
+    message_type = "interactive"
     with graph or GraphClient() as client:
         try:
-            return send_free_form(client)
+            message_id = send_free_form(client)
         except ReEngagementRequired:
             if not template:
                 raise ValidationError(
@@ -267,12 +271,18 @@ def _send_outside_or_inside_the_window(
                     "can be sent, and none is configured for this.",
                     code="window_closed",
                 ) from None
-            return client.message_send_template(
+            message_id = client.message_send_template(
                 phone_number_id=business_number.phone_number_id,
                 to=contact.wa_id,
                 name=template,
                 language=settings.OUTREACH_TEMPLATE_LANGUAGE,
             )
+            message_type, text = "template", f"{text} (template {template})"
+    message_record_sent(
+        business_number=business_number, contact=contact, message_type=message_type, text=text,
+        wa_message_id=message_id,
+    )  # fmt: skip
+    return message_id
 
 
 FALLBACK_KINDS = ("permission_request", "call_button")

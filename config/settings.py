@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "djmoney",
+    "rest_framework",
     "core",
     "whatsapp",
     "messaging",
@@ -145,6 +147,7 @@ CELERY_BEAT_SCHEDULE = {
     "redispatch-stale-webhook-events": {"task": "whatsapp.redispatch_stale_events", "schedule": 60.0},
     "calls-sweep": {"task": "calls.sweep", "schedule": 5.0},
     "compliance-expire-permissions": {"task": "compliance.expire_permissions", "schedule": 60.0},
+    "messaging-send-pending": {"task": "messaging.send_pending", "schedule": 60.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -240,6 +243,14 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "agents:dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# The API under /api/v1/: the dashboard's own pages use it with their session.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

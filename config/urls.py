@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("whatsapp.urls")),
     path("", include("calls.urls")),
     path("", include("compliance.urls")),
+    path("", include("messaging.urls")),
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from messaging.models import CallRate, Contact
+from messaging.models import (
+    BillingCurrency,
+    Charge,
+    Contact,
+    ConversationWindow,
+    Message,
+    RateCard,
+    RateRegion,
+    Template,
+)
+from messaging.services import rate_card_save
 
 
 @admin.register(Contact)
@@ -10,8 +20,85 @@ class ContactAdmin(admin.ModelAdmin):
     search_fields = ["name", "wa_id"]
 
 
-@admin.register(CallRate)
-class CallRateAdmin(admin.ModelAdmin):
-    list_display = ["country", "per_minute", "currency", "valid_from"]
-    list_filter = ["currency", "country"]
-    date_hierarchy = "valid_from"
+@admin.register(RateCard)
+class RateCardAdmin(admin.ModelAdmin):
+    list_display = ["category", "market", "price", "effective_from", "effective_to", "source"]
+    list_filter = ["category", "price_currency", "market"]
+    search_fields = ["market", "source"]
+    date_hierarchy = "effective_from"
+
+    def save_model(self, request, obj, form, change) -> None:
+        rate_card_save(rate=obj)  # the form checked for overlaps; this checks again under a lock
+
+
+@admin.register(RateRegion)
+class RateRegionAdmin(admin.ModelAdmin):
+    list_display = ["name", "countries"]
+    search_fields = ["name"]
+
+
+@admin.register(BillingCurrency)
+class BillingCurrencyAdmin(admin.ModelAdmin):
+    list_display = ["waba_id", "currency", "effective_from"]
+    search_fields = ["waba_id"]
+
+
+@admin.register(Charge)
+class ChargeAdmin(admin.ModelAdmin):
+    list_display = [
+        "billed_on",
+        "kind",
+        "reference",
+        "category",
+        "country",
+        "pricing_type",
+        "quantity",
+        "amount",
+    ]
+    list_filter = ["kind", "category", "pricing_type", "billed_on"]
+    search_fields = ["reference", "country"]
+    list_select_related = ["business_number"]
+    date_hierarchy = "billed_on"
+
+    def has_add_permission(self, request) -> bool:
+        return False  # charges come from Meta's webhooks and ended calls, never by hand
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Template)
+class TemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "language", "category", "status", "waba_id"]
+    list_filter = ["status", "category", "language"]
+    search_fields = ["name"]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "contact", "direction", "message_type", "text", "status", "business_number"]
+    list_filter = ["direction", "status", "message_type"]
+    search_fields = ["contact__wa_id", "contact__name", "text", "wa_message_id"]
+    list_select_related = ["contact", "business_number"]
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in Message._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # messages are sent from the dashboard or the API, and received from Meta
+
+
+@admin.register(ConversationWindow)
+class ConversationWindowAdmin(admin.ModelAdmin):
+    list_display = ["contact", "business_number", "customer_service_until", "free_entry_until"]
+    list_select_related = ["contact", "business_number"]
+    search_fields = ["contact__wa_id", "contact__name"]
+    readonly_fields = [
+        "business_number",
+        "contact",
+        "customer_service_until",
+        "referral_at",
+        "free_entry_until",
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # computed from the customers' messages and calls

@@ -1,4 +1,7 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+from djmoney.models.fields import MoneyField
 
 from core.models import TimeStampedModel
 
@@ -17,26 +20,267 @@ class Contact(TimeStampedModel):
         return f"{self.name} (+{self.wa_id})" if self.name else f"+{self.wa_id}"
 
 
-class CallRate(models.Model):
-    """What a minute of a business-initiated call to a country costs, from a date on.
+class BillingCurrency(models.Model):
+    """The currency Meta bills a WhatsApp Business Account in, from a date on.
 
-    Meta bills business-initiated calls in 6-second pulses by the callee's country code
-    (WHATSAPP_API.md §5.3); its rates change and are entered here from Meta's rate card.
-    User-initiated calls are free.
+    An account with no row is billed in USD. Meta moves some markets to local currency (India in INR
+    from 2026-01-01, Brazil in BRL from the second half of 2026; WHATSAPP_API.md §5.3): a row says so.
     """
 
-    country = models.CharField(max_length=2, help_text="ISO 3166 code of the callee's number.")
-    currency = models.CharField(max_length=3, help_text="ISO 4217 code, e.g. USD.")
-    per_minute = models.DecimalField(max_digits=10, decimal_places=4)
-    valid_from = models.DateField()
+    waba_id = models.CharField("WhatsApp Business Account id", max_length=64)
+    currency = models.CharField(max_length=3, help_text="ISO 4217 code, e.g. INR.")
+    effective_from = models.DateField()
 
     class Meta:
-        ordering = ["country", "-valid_from"]
+        ordering = ["waba_id", "-effective_from"]
         constraints = [
             models.UniqueConstraint(
-                fields=["country", "currency", "valid_from"], name="one_call_rate_per_day"
-            )
+                fields=["waba_id", "effective_from"], name="one_billing_currency_per_day"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.country}: {self.per_minute} {self.currency}/min from {self.valid_from}"
+        return f"{self.waba_id}: {self.currency} from {self.effective_from}"
+
+
+class RateRegion(models.Model):
+    """A market of Meta's rate card that groups countries ("Rest of Asia Pacific"): a rate card row for
+    the region prices each of its countries that has no row of its own."""
+
+    name = models.CharField(max_length=64, unique=True)
+    countries = models.JSONField(default=list, help_text='ISO 3166 codes, e.g. ["SG", "TH"].')
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RateCard(models.Model):
+    """What Meta charges for one unit of a category in a market, in a currency, over a span of dates.
+
+    The unit is a delivered message for the message categories and a minute for ``call`` (billed in
+    6-second pulses, WHATSAPP_API.md §5.3). The market is a country's ISO code, a ``RateRegion``'s
+    name, or ``OTHER`` (every country without a row of its own or of its region). ``effective_to`` is
+    the last day the price applies (open-ended when empty); rows of one category, market and currency
+    never overlap (``messaging.services.rate_card_save`` refuses it).
+    """
+
+    class Category(models.TextChoices):
+        MARKETING = "marketing", "Marketing template"
+        MARKETING_LITE = "marketing_lite", "Marketing lite template"
+        UTILITY = "utility", "Utility template"
+        AUTHENTICATION = "authentication", "Authentication template"
+        AUTHENTICATION_INTERNATIONAL = "authentication_international", "Authentication (international)"
+        SERVICE = "service", "Service message"
+        CALL = "call", "Business-initiated call (per minute)"
+
+    OTHER_MARKET = "OTHER"
+
+    category = models.CharField(max_length=32, choices=Category.choices)
+    market = models.CharField(
+        max_length=64, help_text="An ISO 3166 country code, a rate region's name, or OTHER for the rest."
+    )
+    price = MoneyField(max_digits=12, decimal_places=4, default_currency=None)
+    effective_from = models.DateField()
+    effective_to = models.DateField(null=True, blank=True, help_text="The last day; empty: until replaced.")
+    source = models.CharField(max_length=200, blank=True, help_text="Where the price comes from.")
+
+    class Meta:
+        ordering = ["category", "market", "price_currency", "-effective_from"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(effective_to__isnull=True)
+                | models.Q(effective_to__gte=models.F("effective_from")),
+                name="rate_card_ends_after_it_starts",
+            ),
+        ]
+        indexes = [models.Index(fields=["category", "market", "price_currency", "effective_from"])]
+
+    def __str__(self) -> str:
+        until = f" to {self.effective_to}" if self.effective_to else ""
+        return f"{self.get_category_display()}, {self.market}: {self.price} from {self.effective_from}{until}"
+
+    def clean(self) -> None:
+        if self.effective_to is not None and self.effective_from and self.effective_to < self.effective_from:
+            raise ValidationError({"effective_to": "The last day comes before the first."})
+        overlapping = self.overlapping()
+        if overlapping:
+            raise ValidationError(
+                f"Overlaps {overlapping[0]}: rows of one category, market and currency cannot share a day.",
+                code="overlap",
+            )
+
+    def overlapping(self) -> list["RateCard"]:
+        """Other rows of this category, market and currency that share a day with this one."""
+        if not self.effective_from:
+            return []
+        others = RateCard.objects.filter(
+            category=self.category, market=self.market, price_currency=str(self.price_currency)
+        ).exclude(pk=self.pk)
+        if self.effective_to is not None:
+            others = others.filter(effective_from__lte=self.effective_to)
+        return list(
+            others.filter(
+                models.Q(effective_to__isnull=True) | models.Q(effective_to__gte=self.effective_from)
+            )
+        )
+
+
+class Charge(models.Model):
+    """One billable event, once: a delivered template message or a connected call.
+
+    ``amount`` is in the account's billing currency on ``billed_on``; it is zero for what Meta does not
+    charge (a service-window utility template, anything in a free entry point window, an inbound call)
+    and empty when no rate card row prices it yet (``rate`` is then empty too: an unpriced charge).
+    """
+
+    class Kind(models.TextChoices):
+        MESSAGE = "message", "Message"
+        CALL = "call", "Call"
+
+    class PricingType(models.TextChoices):
+        REGULAR = "regular", "Charged"
+        FREE_CUSTOMER_SERVICE = "free_customer_service", "Free: customer-service window"
+        FREE_ENTRY_POINT = "free_entry_point", "Free: free entry point window"
+        FREE_USER_INITIATED = "free_user_initiated", "Free: the customer called"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    reference = models.CharField(max_length=128, help_text="The WhatsApp message id or call id.")
+    business_number = models.ForeignKey(
+        "whatsapp.BusinessNumber", on_delete=models.PROTECT, related_name="charges"
+    )
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 code of the customer's number.")
+    category = models.CharField(max_length=32, choices=RateCard.Category.choices, blank=True)
+    pricing_type = models.CharField(max_length=24, choices=PricingType.choices)
+    billed_on = models.DateField()
+    quantity = models.PositiveIntegerField(default=1, help_text="Messages, or a call's 6-second pulses.")
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    amount = MoneyField(max_digits=14, decimal_places=4, default_currency=None, null=True, blank=True)
+    rate = models.ForeignKey(RateCard, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-billed_on", "-created_at"]
+        constraints = [models.UniqueConstraint(fields=["kind", "reference"], name="one_charge_per_event")]
+        indexes = [models.Index(fields=["billed_on", "category", "country"])]
+
+    def __str__(self) -> str:
+        amount = "unpriced" if self.amount is None else self.amount
+        return f"{self.get_kind_display()} {self.reference}: {amount}"
+
+
+class Template(TimeStampedModel):
+    """A message template of a WhatsApp Business Account, as Meta reviewed it (entered in admin, or
+    registered through the Graph API). Only an approved template can be sent."""
+
+    class Status(models.TextChoices):
+        APPROVED = "APPROVED", "Approved"
+        PENDING = "PENDING", "Pending review"
+        REJECTED = "REJECTED", "Rejected"
+        PAUSED = "PAUSED", "Paused"
+        DISABLED = "DISABLED", "Disabled"
+
+    waba_id = models.CharField("WhatsApp Business Account id", max_length=64)
+    name = models.CharField(max_length=512)
+    language = models.CharField(max_length=16, help_text="Meta's language code, e.g. en_US.")
+    category = models.CharField(
+        max_length=32,
+        choices=[
+            (RateCard.Category.MARKETING, "Marketing"),
+            (RateCard.Category.UTILITY, "Utility"),
+            (RateCard.Category.AUTHENTICATION, "Authentication"),
+        ],
+    )
+    components = models.JSONField(
+        default=list, blank=True, help_text="Meta's components: header, body, buttons."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+
+    class Meta:
+        ordering = ["waba_id", "name", "language"]
+        constraints = [
+            models.UniqueConstraint(fields=["waba_id", "name", "language"], name="one_template_per_language")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+
+
+class Message(TimeStampedModel):
+    """A WhatsApp message of a contact's thread with one of the business's numbers, either way.
+
+    An outbound message is recorded (``pending``) before it is sent, under an idempotency key, so a
+    retried request sends it once; Meta's status webhooks then move it on (sent, delivered, read, or
+    failed with Meta's error). ``request`` is the Graph API body sent, exactly.
+    """
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "From the customer"
+        OUTBOUND = "outbound", "From the business"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Recorded, not sent yet"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        READ = "read", "Read"
+        FAILED = "failed", "Failed"
+        RECEIVED = "received", "Received"
+
+    business_number = models.ForeignKey(
+        "whatsapp.BusinessNumber", on_delete=models.PROTECT, related_name="messages"
+    )
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="messages")
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    message_type = models.CharField(max_length=32, help_text="Meta's type: text, template, interactive...")
+    text = models.TextField(blank=True, help_text="What the thread shows: the text, or the template's name.")
+    template = models.ForeignKey(Template, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    wa_message_id = models.CharField(
+        "WhatsApp message id", max_length=128, unique=True, null=True, blank=True
+    )
+    idempotency_key = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    request = models.JSONField(null=True, blank=True)
+    raw = models.JSONField(null=True, blank=True, help_text="The customer's message as Meta delivered it.")
+    referral = models.JSONField(null=True, blank=True, help_text="The ad the customer wrote from.")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=255, blank=True)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["contact", "business_number", "created_at"], name="message_thread")]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.message_type} to/from {self.contact}: {self.status}"
+
+
+class ConversationWindow(models.Model):
+    """The windows Meta prices a number's messages to a contact by (WHATSAPP_API.md §5.3-5.4).
+
+    Customer service: 24 h from the customer's last message or call, refreshed by each; free-form
+    messages only inside it. Free entry point: 72 h from the business's first reply within 24 h to a
+    customer who wrote from a click-to-WhatsApp ad; every message is free inside it.
+    """
+
+    business_number = models.ForeignKey("whatsapp.BusinessNumber", on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="windows")
+    customer_service_until = models.DateTimeField(null=True, blank=True)
+    referral_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the customer last wrote from an ad."
+    )
+    free_entry_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["business_number", "contact"], name="one_window_per_thread")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact} with {self.business_number_id}"

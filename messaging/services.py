@@ -1,9 +1,30 @@
+import datetime
+import math
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
 import phonenumbers
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
+from djmoney.money import Money
 
-from messaging.models import Contact
+from core.jobs import enqueue_on_commit
+from messaging.models import Charge, Contact, ConversationWindow, Message, RateCard, RateRegion, Template
+from messaging.selectors import (
+    AMOUNT_PLACES,
+    PULSE_SECONDS,
+    PULSES_PER_MINUTE,
+    billing_currency,
+    rate_find,
+    send_options,
+)
+from whatsapp.client import GraphRequest, template_message_request, text_message_request
+from whatsapp.events import MessageReceived, MessageStatus, event_from_context
+from whatsapp.models import BusinessNumber, WebhookEvent
 
 
 def contact_get_or_create(*, wa_id: str, name: str = "") -> Contact:
@@ -70,3 +91,424 @@ def wa_id_from_text(text: object) -> str:
             "Not an international phone number: type it as +44 7700 900123.", code="invalid_customer"
         )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
+
+
+# --- Billing: rate cards and the charge ledger ----------------------------------------------------
+
+CHARGED_STATUSES = frozenset({"delivered", "read"})  # `read` may arrive without `delivered` (§6.5)
+FREE_PRICING_TYPES = frozenset(
+    {
+        Charge.PricingType.FREE_CUSTOMER_SERVICE,
+        Charge.PricingType.FREE_ENTRY_POINT,
+        Charge.PricingType.FREE_USER_INITIATED,
+    }
+)
+
+
+@transaction.atomic
+def rate_card_save(*, rate: RateCard) -> RateCard:
+    """Validate and save a rate card row: ValidationError when its dates overlap another row of the
+    same category, market and currency. Two saves of one key wait for each other (PostgreSQL takes a
+    lock on the key; SQLite has one writer at a time), so they cannot both pass the check."""
+    if connection.vendor == "postgresql":
+        key = f"rate_card:{rate.category}:{rate.market}:{rate.price_currency}"
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+    rate.full_clean()
+    rate.save()
+    return rate
+
+
+def message_charge_record(*, event: MessageStatus) -> Charge | None:
+    """Record what a delivered message costs, once, from its status webhook's ``pricing`` object.
+
+    Only ``delivered`` and ``read`` charge (a failed or merely sent message never does); a duplicated or
+    later status of the same message finds the charge already there (None). ``pricing.type`` says whether Meta
+    charges it (``regular``) or not (free in the customer-service or free entry point window: a zero
+    charge is recorded, so reports count it); when it is missing the deprecated ``billable`` flag decides.
+    The price is the rate card's for the category, the customer's country and the status's date (UTC),
+    in the account's billing currency on that date. None when there is nothing to charge.
+    """
+    pricing = event.pricing
+    if event.status not in CHARGED_STATUSES or pricing is None or not pricing.category:
+        return None
+    if Charge.objects.filter(kind=Charge.Kind.MESSAGE, reference=event.message_id).exists():
+        return None  # `read` after `delivered`, or a redelivery: charged already
+    number = BusinessNumber.objects.filter(phone_number_id=event.phone_number_id).first()
+    if number is None:
+        return None
+    pricing_type = pricing.pricing_type or (
+        Charge.PricingType.REGULAR
+        if pricing.billable is not False
+        else Charge.PricingType.FREE_CUSTOMER_SERVICE
+    )
+    return _charge_record(
+        kind=Charge.Kind.MESSAGE,
+        reference=event.message_id,
+        business_number=number,
+        country=country_of_wa_id(event.recipient_id),
+        category=pricing.category[:32],
+        pricing_type=pricing_type[:24],
+        on=(event.occurred_at or timezone.now()).astimezone(datetime.UTC).date(),
+        quantity=1,
+        units=Decimal(1),
+    )
+
+
+def call_charge_record(
+    *,
+    wa_call_id: str,
+    business_number: BusinessNumber,
+    customer_wa_id: str,
+    is_business_initiated: bool,
+    talk_seconds: int,
+    ended_at: datetime.datetime,
+) -> Charge:
+    """Record what a connected call costs, once: a business-initiated call its 6-second pulses (rounded
+    up: 56 s is 10 pulses) at the customer's country's per-minute rate, a customer's call nothing."""
+    pulses = math.ceil(talk_seconds / PULSE_SECONDS)
+    return _charge_record(
+        kind=Charge.Kind.CALL,
+        reference=wa_call_id,
+        business_number=business_number,
+        country=country_of_wa_id(customer_wa_id),
+        category=RateCard.Category.CALL,
+        pricing_type=Charge.PricingType.REGULAR
+        if is_business_initiated
+        else Charge.PricingType.FREE_USER_INITIATED,
+        on=ended_at.astimezone(datetime.UTC).date(),
+        quantity=pulses,
+        units=Decimal(pulses) / PULSES_PER_MINUTE,
+        duration_seconds=talk_seconds,
+    )
+
+
+def _charge_record(
+    *,
+    kind: str,
+    reference: str,
+    business_number: BusinessNumber,
+    country: str,
+    category: str,
+    pricing_type: str,
+    on: datetime.date,
+    quantity: int,
+    units: Decimal,
+    duration_seconds: int | None = None,
+) -> Charge:
+    currency = billing_currency(waba_id=business_number.waba_id, on=on)
+    rate, amount = None, Money(0, currency)
+    if pricing_type not in FREE_PRICING_TYPES:  # a type Meta adds later is charged, not assumed free
+        rate = rate_find(category=category, country=country, currency=currency, on=on)
+        amount = (
+            None if rate is None else Money((rate.price.amount * units).quantize(AMOUNT_PLACES), currency)
+        )
+    charge, _ = Charge.objects.get_or_create(
+        kind=kind,
+        reference=reference,
+        defaults={
+            "business_number": business_number,
+            "country": country,
+            "category": category,
+            "pricing_type": pricing_type,
+            "billed_on": on,
+            "quantity": quantity,
+            "duration_seconds": duration_seconds,
+            "amount": amount,
+            "amount_currency": currency,  # kept for an unpriced charge too: it is counted in its currency
+            "rate": rate,
+        },
+    )
+    return charge
+
+
+RATE_CARDS_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "rate_cards.json"
+
+
+@transaction.atomic
+def rate_cards_load(*, document: dict) -> tuple[int, int]:
+    """Load rate card rows and regions from a document shaped like ``fixtures/rate_cards.json``.
+
+    A row already there (same category, market, currency and first day) is left as it is, so loading
+    twice, or after prices were edited in admin, changes nothing; a new row that overlaps another is
+    refused (ValidationError naming the row) and nothing of the document is kept. Returns (rows
+    created, rows already there).
+    """
+    for region in document.get("regions", []):
+        RateRegion.objects.update_or_create(name=region["name"], defaults={"countries": region["countries"]})
+    created = existing = 0
+    for row in document.get("rates", []):
+        try:
+            currency = row["currency"]
+            rate = RateCard(
+                category=row["category"],
+                market=row["market"],
+                price=Money(Decimal(row["price"]), currency),
+                effective_from=datetime.date.fromisoformat(row["effective_from"]),
+                effective_to=datetime.date.fromisoformat(row["effective_to"])
+                if row.get("effective_to")
+                else None,
+                source=row.get("source", ""),
+            )
+        except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+            raise ValidationError(f"rate card row {row!r}: {error!r}") from error
+        if RateCard.objects.filter(
+            category=rate.category,
+            market=rate.market,
+            price_currency=currency,
+            effective_from=rate.effective_from,
+        ).exists():
+            existing += 1
+            continue
+        try:
+            rate_card_save(rate=rate)
+        except ValidationError as error:
+            raise ValidationError(f"rate card row {row!r}: {'; '.join(error.messages)}") from error
+        created += 1
+    return created, existing
+
+
+# --- Windows: what a number may send a contact, and at what price -------------------------------
+
+CUSTOMER_SERVICE_WINDOW = datetime.timedelta(hours=24)
+FREE_ENTRY_REPLY_WITHIN = datetime.timedelta(hours=24)
+FREE_ENTRY_WINDOW = datetime.timedelta(hours=72)
+
+
+def windows_customer_wrote(
+    *, business_number_id: int, contact_ids: list[int], at: datetime.datetime, from_ad: bool = False
+) -> None:
+    """Customers wrote to or called the number at ``at`` (or accepted its call): their customer-service
+    windows run 24 h from it (an older event, delivered late, never shortens one); ``from_ad``: they
+    wrote from a click-to-WhatsApp ad, so the business's reply within 24 h opens a free entry point
+    window. Two statements however many customers."""
+    ConversationWindow.objects.bulk_create(
+        [ConversationWindow(business_number_id=business_number_id, contact_id=pk) for pk in contact_ids],
+        ignore_conflicts=True,
+    )
+    until = at + CUSTOMER_SERVICE_WINDOW
+    changes = {
+        "customer_service_until": Greatest(Coalesce("customer_service_until", Value(until)), Value(until))
+    }
+    if from_ad:
+        changes["referral_at"] = Greatest(Coalesce("referral_at", Value(at)), Value(at))
+    ConversationWindow.objects.filter(
+        business_number_id=business_number_id, contact_id__in=contact_ids
+    ).update(**changes)
+
+
+def window_business_replied(*, business_number_id: int, contact_id: int, at: datetime.datetime) -> None:
+    """The business's message went out at ``at``: the first answer within 24 h to an ad's message opens
+    the 72-hour free entry point window (once per ad message: later answers do not extend it)."""
+    ConversationWindow.objects.filter(
+        # No window yet, or the last one opened before this ad's message.
+        Q(free_entry_until__isnull=True) | Q(free_entry_until__lt=F("referral_at") + FREE_ENTRY_WINDOW),
+        business_number_id=business_number_id,
+        contact_id=contact_id,
+        referral_at__gte=at - FREE_ENTRY_REPLY_WITHIN,
+        referral_at__lte=at,
+    ).update(free_entry_until=at + FREE_ENTRY_WINDOW)
+
+
+# --- Messages: the thread, sending, and Meta's statuses --------------------------------------------
+
+STATUS_ORDER = {
+    Message.Status.PENDING: 0,
+    Message.Status.SENT: 1,
+    Message.Status.DELIVERED: 2,
+    Message.Status.READ: 3,
+}
+
+
+def message_received(event: MessageReceived) -> Message | None:
+    """The ``message.received`` webhook handler: the customer's message joins the thread (once) and opens
+    the customer-service window (and the way to a free entry point when it came from an ad)."""
+    number = BusinessNumber.objects.filter(phone_number_id=event.phone_number_id).first()
+    if number is None:
+        return None
+    contact = contact_get_or_create(wa_id=event.from_number, name=event.contact_name)
+    at = event.occurred_at or timezone.now()
+    message, created = Message.objects.get_or_create(
+        wa_message_id=event.message_id,
+        defaults={
+            "business_number": number, "contact": contact, "direction": Message.Direction.INBOUND,
+            "message_type": event.message_type[:32], "text": event.text or event.button_reply_title,
+            "raw": event.raw, "referral": event.referral, "status": Message.Status.RECEIVED,
+        },
+    )  # fmt: skip
+    if created:
+        windows_customer_wrote(
+            business_number_id=number.pk, contact_ids=[contact.pk], at=at, from_ad=event.referral is not None
+        )
+    return message
+
+
+def message_status_received(event: MessageStatus) -> None:
+    """The ``message.status`` webhook handler: a message of ours moves on, and a delivered one is charged
+    (once). A status may come before the send's answer named the message: ``message_sent`` then applies
+    it from the stored event."""
+    message_status_apply(event=event)
+    message_charge_record(event=event)
+
+
+def message_status_apply(*, event: MessageStatus) -> None:
+    """Move a message on by a status, never back (``read`` may come before ``delivered``); ``failed``
+    records Meta's error."""
+    at = event.occurred_at or timezone.now()
+    messages = Message.objects.filter(wa_message_id=event.message_id, direction=Message.Direction.OUTBOUND)
+    if event.status == Message.Status.FAILED:
+        error = "; ".join(f"{error.code} {error.title}".strip() for error in event.errors)[:255]
+        messages.exclude(status__in=[Message.Status.DELIVERED, Message.Status.READ]).update(
+            status=Message.Status.FAILED, failed_at=at, error=error or "failed"
+        )
+        return
+    rank = STATUS_ORDER.get(event.status)
+    if rank is None:
+        return
+    earlier = [status for status, order in STATUS_ORDER.items() if order < rank]
+    messages.filter(**{f"{event.status}_at__isnull": True}).update(**{f"{event.status}_at": at})
+    messages.filter(status__in=earlier).update(status=event.status)
+
+
+def message_send_text(
+    *, business_number: BusinessNumber, contact: Contact, text: str, idempotency_key: str = "", sent_by=None
+) -> Message:
+    """Record a free-form text and send it (after commit, by a task). Only inside the customer-service
+    window: outside it ValidationError ``outside_service_window`` says to send a template instead."""
+    if not text.strip():
+        raise ValidationError("A message needs some text.", code="empty")
+    options = send_options(business_number=business_number, contact=contact)
+    if not options.is_service_window_open:
+        raise ValidationError(
+            "The customer has not written or called in the last 24 hours: only a template can be sent now.",
+            code="outside_service_window",
+        )
+    request = text_message_request(
+        phone_number_id=business_number.phone_number_id, to=contact.wa_id, body=text
+    )
+    return _message_record(
+        business_number=business_number, contact=contact, message_type="text", text=text,
+        request=request.json, idempotency_key=idempotency_key, sent_by=sent_by,
+    )  # fmt: skip
+
+
+def message_send_template(
+    *,
+    business_number: BusinessNumber,
+    contact: Contact,
+    template: Template,
+    parameters: list[str] | None = None,
+    idempotency_key: str = "",
+    sent_by=None,
+) -> Message:
+    """Record an approved template of the number's account, its body filled with ``parameters`` in order,
+    and send it (after commit, by a task). Allowed at any time; what it costs follows the windows."""
+    if template.waba_id != business_number.waba_id or template.status != Template.Status.APPROVED:
+        raise ValidationError(
+            f"{template} is not an approved template of this number's account.", code="template"
+        )
+    components = None
+    if parameters:
+        components = [
+            {"type": "body", "parameters": [{"type": "text", "text": str(value)} for value in parameters]}
+        ]
+    request = template_message_request(
+        phone_number_id=business_number.phone_number_id, to=contact.wa_id, name=template.name,
+        language=template.language, components=components,
+    )  # fmt: skip
+    return _message_record(
+        business_number=business_number, contact=contact, message_type="template", text=template.name,
+        request=request.json, idempotency_key=idempotency_key, sent_by=sent_by, template=template,
+    )  # fmt: skip
+
+
+def message_send_request(
+    *,
+    business_number: BusinessNumber,
+    contact: Contact,
+    request: GraphRequest,
+    text: str,
+    idempotency_key: str = "",
+) -> Message:
+    """Record an interactive message another app built (a call permission request, a call button) and send
+    it (after commit, by a task), like any message of the thread."""
+    return _message_record(
+        business_number=business_number, contact=contact, message_type=request.json["type"], text=text,
+        request=request.json, idempotency_key=idempotency_key,
+    )  # fmt: skip
+
+
+def _message_record(
+    *, business_number, contact, message_type, text, request, idempotency_key, sent_by=None, template=None
+) -> Message:
+    """Recorded before it is sent: a request retried with the same key gets the same message back, sent
+    once; the same key with another message is refused."""
+    from messaging.tasks import send_message
+
+    key = idempotency_key or uuid.uuid4().hex
+    message, created = Message.objects.get_or_create(
+        idempotency_key=key,
+        defaults={
+            "business_number": business_number, "contact": contact, "direction": Message.Direction.OUTBOUND,
+            "message_type": message_type, "text": text, "template": template, "request": request,
+            "status": Message.Status.PENDING, "sent_by": sent_by,
+        },
+    )  # fmt: skip
+    if not created and (message.request != request or message.business_number_id != business_number.pk):
+        raise ValidationError("This idempotency key was used for another message.", code="idempotency_key")
+    if created:
+        enqueue_on_commit(send_message, message_id=message.pk)
+    return message
+
+
+@transaction.atomic
+def message_sent(*, message_id: int, wa_message_id: str) -> None:
+    """Meta took the message and named it: it is sent (opening a free entry point window when it answers
+    an ad), and any status Meta delivered before naming it is applied now."""
+    now = timezone.now()
+    updated = Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
+        wa_message_id=wa_message_id, status=Message.Status.SENT, sent_at=now
+    )
+    if not updated:
+        return
+    message = Message.objects.get(pk=message_id)
+    window_business_replied(
+        business_number_id=message.business_number_id, contact_id=message.contact_id, at=now
+    )
+    _apply_early_statuses(wa_message_id)
+
+
+@transaction.atomic
+def message_record_sent(
+    *, business_number: BusinessNumber, contact: Contact, message_type: str, text: str, wa_message_id: str
+) -> Message:
+    """A message another app sent itself joins the thread as sent (the compliance fallback sends while it
+    holds a lock and needs Meta's answer at once); its statuses then follow as for any other."""
+    now = timezone.now()
+    message, created = Message.objects.get_or_create(
+        wa_message_id=wa_message_id,
+        defaults={
+            "business_number": business_number, "contact": contact, "direction": Message.Direction.OUTBOUND,
+            "message_type": message_type, "text": text, "status": Message.Status.SENT, "sent_at": now,
+        },
+    )  # fmt: skip
+    if created:
+        window_business_replied(business_number_id=business_number.pk, contact_id=contact.pk, at=now)
+        _apply_early_statuses(wa_message_id)
+    return message
+
+
+def _apply_early_statuses(wa_message_id: str) -> None:
+    """Statuses Meta delivered before the send's answer named the message (stored, not yet applied)."""
+    early = WebhookEvent.objects.filter(idempotency_key__startswith=f"message:{wa_message_id}:status:")
+    for record in early.order_by("occurred_at", "pk"):
+        event = event_from_context(record.payload)
+        if isinstance(event, MessageStatus):
+            message_status_apply(event=event)
+
+
+def message_send_failed(*, message_id: int, error: str) -> None:
+    """Meta refused the message (outside the window, unknown template, a number not on WhatsApp...)."""
+    Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
+        status=Message.Status.FAILED, failed_at=timezone.now(), error=error[:255]
+    )

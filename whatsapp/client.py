@@ -293,6 +293,10 @@ class _Operations:
         request = call_action_request(phone_number_id=phone_number_id, call_id=call_id, action="terminate")
         return self._execute(request, parse_success)
 
+    def message_send(self, *, phone_number_id: str, body: dict):
+        """Send a message whose body was built (and recorded) beforehand; returns the `wamid`."""
+        return self._execute(GraphRequest("POST", f"{phone_number_id}/messages", body), parse_message_id)
+
     def message_send_text(self, *, phone_number_id: str, to: str, body: str, preview_url: bool = False):
         """Send a free-form text (inside the customer-service window); returns the `wamid`."""
         request = text_message_request(

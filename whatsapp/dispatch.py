@@ -55,11 +55,6 @@ def lock_takers() -> list[ManyHandler]:
     return list(_lock_takers)
 
 
-def unregister(kind: str) -> None:
-    _handlers.pop(kind, None)
-    _many_handlers.pop(kind, None)
-
-
 def handler_for(kind: str) -> Handler | None:
     return _handlers.get(kind)
 

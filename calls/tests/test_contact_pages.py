@@ -1,11 +1,16 @@
+from datetime import date
+
 import pytest
 from django.utils import timezone
+from djmoney.money import Money
 
 from agents.models import QueueMembership
 from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory
 from calls.models import Call
 from calls.tests.factories import CallFactory, ContactFactory
 from compliance.models import CallPermission
+from messaging.models import Message, RateCard
+from messaging.services import rate_card_save, windows_customer_wrote
 from whatsapp.tests.factories import BusinessNumberFactory
 
 pytestmark = pytest.mark.django_db
@@ -57,3 +62,64 @@ def test_contact_pages_need_a_sign_in(client):
 
     assert client.get(f"/contacts/{contact.pk}/").status_code == 302
     assert client.get("/contacts/").status_code == 302
+
+
+@pytest.fixture
+def number_of_agent(agent):
+    number = BusinessNumberFactory(display_phone_number="+44 20 7946 0303")
+    queue = QueueFactory()
+    queue.business_numbers.add(number)
+    QueueMembership.objects.create(queue=queue, agent=agent)
+    return number
+
+
+def test_contact_page_shows_the_thread_what_may_be_sent_and_what_it_costs(client, agent, number_of_agent):
+    contact = ContactFactory(wa_id="447700900111")
+    Message.objects.create(business_number=number_of_agent, contact=contact, direction="inbound",
+                           message_type="text", text="Where is my order?", status="received")  # fmt: skip
+    rate_card_save(rate=RateCard(category="marketing", market="GB", price=Money("0.0500", "USD"),
+                                 effective_from=date(2025, 7, 1)))  # fmt: skip
+
+    closed = client.get(f"/contacts/{contact.pk}/").content.decode()
+    windows_customer_wrote(business_number_id=number_of_agent.pk, contact_ids=[contact.pk], at=timezone.now())
+    opened = client.get(f"/contacts/{contact.pk}/").content.decode()
+
+    assert "Where is my order?" in closed
+    assert f'data-number="{number_of_agent.pk}" data-window-open="false"' in closed
+    assert "only a template can be sent" in closed and 'value="text"' not in closed
+    assert "marketing 0.0500 USD" in closed and 'utility <span class="error">no rate on file</span>' in closed
+    assert f'data-number="{number_of_agent.pk}" data-window-open="true"' in opened
+    assert 'value="text">Send text' in opened and "utility free" in opened
+
+
+def test_an_agent_sends_a_text_once_however_often_the_form_is_posted(client, agent, number_of_agent):
+    contact = ContactFactory(wa_id="447700900111")
+    windows_customer_wrote(business_number_id=number_of_agent.pk, contact_ids=[contact.pk], at=timezone.now())
+    form = {"number": number_of_agent.pk, "kind": "text", "text": "On its way!", "idempotency_key": "form-1"}
+
+    first = client.post(f"/contacts/{contact.pk}/messages/", form)
+    second = client.post(f"/contacts/{contact.pk}/messages/", form)  # a double click
+
+    message = Message.objects.get()
+    assert (first.status_code, second.status_code) == (302, 302)
+    assert (message.text, message.status, message.sent_by, message.direction) == (
+        "On its way!", "pending", agent.user, "outbound",
+    )  # fmt: skip
+    assert "On its way!" in client.get(f"/contacts/{contact.pk}/").content.decode()
+
+
+def test_sending_is_refused_from_a_number_not_the_agents_or_outside_the_window(
+    client, agent, number_of_agent
+):
+    contact = ContactFactory(wa_id="447700900111")
+    other = BusinessNumberFactory(display_phone_number="+44 20 7946 0304")
+    windows_customer_wrote(business_number_id=other.pk, contact_ids=[contact.pk], at=timezone.now())
+    url = f"/contacts/{contact.pk}/messages/"
+    text = {"kind": "text", "text": "Hi"}
+
+    foreign = client.post(url, {"number": other.pk, "idempotency_key": "a", **text}, follow=True)
+    closed = client.post(url, {"number": number_of_agent.pk, "idempotency_key": "b", **text}, follow=True)
+
+    assert "Choose one of your numbers" in foreign.content.decode()
+    assert "only a template can be sent now" in closed.content.decode()
+    assert Message.objects.count() == 0

@@ -1,9 +1,8 @@
 import pytest
 
 from compliance.tests.factories import CUSTOMER
-from whatsapp.sandbox.meta import Rules
-from whatsapp.sandbox.server import SandboxThread
 from whatsapp.tests import payloads
+from whatsapp.tests.conftest import sandbox_serving
 from whatsapp.tests.factories import BusinessNumberFactory
 
 
@@ -16,18 +15,10 @@ def number():
 
 @pytest.fixture
 def sandbox(settings, number):
-    thread = SandboxThread(webhook_url=None, app_secret="s", token="t", rules=Rules())
-    with thread as sandbox:
-        settings.WHATSAPP_GRAPH_URL, settings.WHATSAPP_TOKEN, settings.WHATSAPP_MAX_RETRIES = (
-            sandbox.graph_url,
-            "t",
-            0,
-        )
-        thread.call(sandbox.add_number, phone_number_id=number.phone_number_id, waba_id=number.waba_id,
-                    display_phone_number=number.display_phone_number)  # fmt: skip
-        customer = thread.call(sandbox.add_customer, wa_id=CUSTOMER, name="Ada")
+    with sandbox_serving(settings, number) as sandbox:
+        customer = sandbox.thread.call(sandbox.add_customer, wa_id=CUSTOMER, name="Ada")
         # The customer wrote a moment ago: the 24-hour window is open for free-form messages.
-        thread.call(
+        sandbox.thread.call(
             sandbox.meta.customer_send,
             customer,
             number.phone_number_id,

@@ -8,12 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from djmoney.money import Money
 
 from calls.models import Call, LiveCallCount
 from calls.tests.factories import CallFactory, ContactFactory
-from compliance.decisions import call_decide, permission_deadline
+from compliance.decisions import CostEstimate, call_decide, permission_deadline
 from compliance.models import AuditEvent, CallPermission
-from messaging.models import CallRate
+from messaging.models import BillingCurrency, RateCard
 from whatsapp.models import BusinessNumber
 from whatsapp.tests.factories import BusinessNumberFactory
 
@@ -202,23 +203,28 @@ def test_call_decide_quota_fallback_says_when_requests_are_possible_again():
     assert decision.fallback.reason.endswith("(possible again 2026-11-27 10:00 UTC)")
 
 
-def test_call_decide_prices_a_minute_by_the_customers_country():
+def test_call_decide_prices_a_minute_by_the_customers_country_in_the_accounts_currency():
     number, contact = arrange(permission=granted(1))
-    CallRate.objects.create(
-        country="GB", currency="GBP", per_minute=Decimal("0.0310"), valid_from=date(2026, 1, 1)
-    )
-    CallRate.objects.create(
-        country="GB", currency="GBP", per_minute=Decimal("0.0400"), valid_from=date(2027, 1, 1)
-    )
-    CallRate.objects.create(
-        country="BR", currency="GBP", per_minute=Decimal("0.0100"), valid_from=date(2026, 1, 1)
-    )
+    for market, currency, price, starts, ends in [
+        ("GB", "USD", "0.0310", date(2026, 1, 1), date(2026, 12, 31)),
+        ("GB", "USD", "0.0400", date(2027, 1, 1), None),
+        ("GB", "GBP", "0.0250", date(2026, 1, 1), None),
+        ("BR", "USD", "0.0100", date(2026, 1, 1), None),
+    ]:
+        RateCard.objects.create(
+            category=RateCard.Category.CALL,
+            market=market,
+            price=Money(price, currency),
+            effective_from=starts,
+            effective_to=ends,
+        )
 
-    decision = call_decide(business_number=number, contact=contact, at=NOW)
+    in_dollars = call_decide(business_number=number, contact=contact, at=NOW)
+    BillingCurrency.objects.create(waba_id=number.waba_id, currency="GBP", effective_from=NOW.date())
+    in_pounds = call_decide(business_number=number, contact=contact, at=NOW)
 
-    assert (decision.cost.per_minute, decision.cost.currency, decision.cost.country) == (
-        Decimal("0.0310"), "GBP", "GB",
-    )  # fmt: skip
+    assert in_dollars.cost == CostEstimate(per_minute=Decimal("0.0310"), currency="USD", country="GB")
+    assert in_pounds.cost == CostEstimate(per_minute=Decimal("0.0250"), currency="GBP", country="GB")
 
 
 def test_call_decide_for_a_customer_never_seen_refuses_without_writing():

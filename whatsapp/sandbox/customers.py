@@ -136,7 +136,8 @@ class SimulatedCustomer:
         )
 
     def arrive_from_ad(self, phone_number_id: str, *, text: str, ad_id: str, headline: str = "") -> str:
-        """Click-to-WhatsApp: the first message carries the ad's referral (opens the free entry point)."""
+        """Click-to-WhatsApp: the first message carries the ad's referral (the business's answer within
+        24 h opens the free entry point)."""
         referral = {
             "source_url": f"https://fb.me/{ad_id}",
             "source_id": ad_id,

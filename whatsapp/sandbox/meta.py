@@ -170,7 +170,8 @@ class SandboxMeta:
         self.messages: dict[str, SentMessage] = {}
         self.templates: dict[str, dict] = {}  # name → {"category", "permission_request"}
         self.windows: dict[tuple[str, str], datetime] = {}  # customer-service window opened at
-        self.entry_points: dict[tuple[str, str], datetime] = {}  # free entry point (ad) opened at
+        self.referrals: dict[tuple[str, str], datetime] = {}  # the customer last wrote from an ad at
+        self.entry_points: dict[tuple[str, str], datetime] = {}  # free entry point window opened at
         self.permission_lookups: dict[str, deque] = defaultdict(deque)
         self.clock_offset = timedelta()
         self._ids = itertools.count(1)
@@ -565,6 +566,7 @@ class SandboxMeta:
         if customer is None or not customer.is_on_whatsapp:
             raise SandboxError(131026, "Message undeliverable")
         in_window = self.in_service_window(phone_number_id, wa_id)
+        self._open_entry_point(phone_number_id, wa_id)
         category, pricing_type = self._validate_message(number, customer, message_type, content, in_window)
         message = SentMessage(
             message_id=self.new_id("wamid"),
@@ -711,7 +713,7 @@ class SandboxMeta:
         message_id = self.new_id("wamid")
         self.windows[(phone_number_id, customer.wa_id)] = self.now()
         if "referral" in message:
-            self.entry_points[(phone_number_id, customer.wa_id)] = self.now()
+            self.referrals[(phone_number_id, customer.wa_id)] = self.now()
         full = {
             "from": customer.wa_id,
             "id": message_id,
@@ -727,6 +729,15 @@ class SandboxMeta:
     def in_service_window(self, phone_number_id: str, wa_id: str) -> bool:
         opened = self.windows.get((phone_number_id, wa_id))
         return opened is not None and self.now() - opened < self.rules.customer_service_window
+
+    def _open_entry_point(self, phone_number_id: str, wa_id: str) -> None:
+        """The business answers within 24 h a customer who wrote from a click-to-WhatsApp ad: a 72-hour
+        free entry point window opens with that message (WHATSAPP_API.md §5.4), once per ad message."""
+        key = (phone_number_id, wa_id)
+        referral, opened = self.referrals.get(key), self.entry_points.get(key)
+        is_answer = referral is not None and self.now() - referral <= self.rules.customer_service_window
+        if is_answer and (opened is None or opened < referral):
+            self.entry_points[key] = self.now()
 
     def in_free_entry_point(self, phone_number_id: str, wa_id: str) -> bool:
         opened = self.entry_points.get((phone_number_id, wa_id))

@@ -1,3 +1,4 @@
+import contextlib
 import json
 
 import pytest
@@ -5,6 +6,8 @@ from django.conf import settings
 
 from whatsapp import dispatch
 from whatsapp.events import EVENT_KINDS
+from whatsapp.sandbox.meta import Rules
+from whatsapp.sandbox.server import SandboxThread
 from whatsapp.services import webhook_signature
 
 
@@ -35,3 +38,20 @@ def captured():
     dispatch._handlers.clear()
     dispatch._handlers.update(saved)
     dispatch._many_handlers.update(saved_many)
+
+
+@contextlib.contextmanager
+def sandbox_serving(settings, number):
+    """The offline Meta in a thread, knowing `number`, as the Graph API of this test (no retries); what
+    it would deliver as webhooks goes nowhere. Yields the sandbox, its thread as `sandbox.thread`."""
+    thread = SandboxThread(webhook_url=None, app_secret="s", token="t", rules=Rules())
+    with thread as sandbox:
+        settings.WHATSAPP_GRAPH_URL, settings.WHATSAPP_TOKEN, settings.WHATSAPP_MAX_RETRIES = (
+            sandbox.graph_url,
+            "t",
+            0,
+        )
+        thread.call(sandbox.add_number, phone_number_id=number.phone_number_id, waba_id=number.waba_id,
+                    display_phone_number=number.display_phone_number)  # fmt: skip
+        sandbox.thread = thread
+        yield sandbox

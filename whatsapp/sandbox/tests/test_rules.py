@@ -333,6 +333,44 @@ def test_template_statuses_carry_pricing(sandbox_thread, graph):
     }
 
 
+def pricing_types_sent(sandbox, message_id: str) -> list[str]:
+    return [
+        status["pricing"]["type"]
+        for payload in deliveries(sandbox, "messages")
+        for status in payload["entry"][0]["changes"][0]["value"].get("statuses", [])
+        if status["id"] == message_id and status["status"] == "sent"
+    ]
+
+
+@pytest.mark.parametrize(("answered_after_h", "is_free"), [(1, True), (25, False)])
+def test_an_answer_to_an_ad_within_a_day_opens_72_free_hours(
+    sandbox_thread, graph, answered_after_h, is_free
+):
+    sandbox = sandbox_thread.sandbox
+    customer = add_customer(sandbox_thread, "447700900035")
+    sandbox_thread.call(sandbox.meta.template_create, WABA_ID, {
+        "name": "offer", "category": "MARKETING", "language": "en",
+        "components": [{"type": "BODY", "text": "Hi"}],
+    })  # fmt: skip
+    sandbox_thread.call(customer.arrive_from_ad, NUMBER_ID, text="Is it still on sale?", ad_id="ad1")
+    sent = []
+
+    for offset_h in (answered_after_h, answered_after_h + 71, answered_after_h + 73):
+        sandbox.meta.clock_offset = timedelta(hours=offset_h)
+        sent.append(
+            graph.message_send_template(
+                phone_number_id=NUMBER_ID, to="447700900035", name="offer", language="en"
+            )
+        )
+    wait_for(lambda: all(pricing_types_sent(sandbox, message_id) for message_id in sent))
+
+    types = [pricing_types_sent(sandbox, message_id)[0] for message_id in sent]
+    if is_free:
+        assert types == ["free_entry_point", "free_entry_point", "regular"]
+    else:
+        assert types == ["regular", "regular", "regular"]
+
+
 def test_inbound_calls_beyond_cap_are_dropped_without_webhook(sandbox_thread):
     sandbox = sandbox_thread.sandbox
     sandbox.meta.rules.max_concurrent_calls = 1

@@ -1,0 +1,118 @@
+"""The billing reports in the API: what the account spends, by day, category and country, and calls."""
+
+import datetime
+
+from django.utils import timezone
+from rest_framework import permissions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from messaging.selectors import call_cost_totals, call_costs_by_day, spend_by_day, spend_totals
+
+MAX_REPORT_DAYS = 366
+DEFAULT_REPORT_DAYS = 30
+
+
+class CanSeeCosts(permissions.BasePermission):
+    message = "Seeing what the account spends needs the permission to view charges."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.has_perm("messaging.view_charge"))
+
+
+class PeriodSerializer(serializers.Serializer):
+    """``since`` and ``until``, both included (UTC days); the last 30 days by default, a year at most."""
+
+    since = serializers.DateField(required=False)
+    until = serializers.DateField(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        until = attrs.get("until") or timezone.now().date()
+        since = attrs.get("since") or until - datetime.timedelta(days=DEFAULT_REPORT_DAYS - 1)
+        if since > until:
+            raise serializers.ValidationError({"since": "The first day comes after the last."})
+        if (until - since).days >= MAX_REPORT_DAYS:
+            raise serializers.ValidationError({"since": f"A report covers {MAX_REPORT_DAYS} days at most."})
+        return {"since": since, "until": until}
+
+
+def report_period(params) -> tuple[datetime.date, datetime.date]:
+    """The period a query string asks for; DRF's ValidationError when it is not one."""
+    period = PeriodSerializer(data=params)
+    period.is_valid(raise_exception=True)
+    return period.validated_data["since"], period.validated_data["until"]
+
+
+class SpendReportApi(APIView):
+    """GET: the ledger by day, category, country and currency, with totals per currency."""
+
+    permission_classes = [CanSeeCosts]
+
+    class OutputSerializer(serializers.Serializer):
+        day = serializers.DateField()
+        category = serializers.CharField()
+        country = serializers.CharField()
+        currency = serializers.CharField()
+        charges = serializers.IntegerField()
+        charged = serializers.IntegerField()
+        unpriced = serializers.IntegerField()
+        amount = serializers.DecimalField(max_digits=16, decimal_places=4)
+
+    class TotalSerializer(serializers.Serializer):
+        currency = serializers.CharField()
+        charges = serializers.IntegerField()
+        charged = serializers.IntegerField()
+        unpriced = serializers.IntegerField()
+        amount = serializers.DecimalField(max_digits=18, decimal_places=4)
+
+    def get(self, request):
+        since, until = report_period(request.query_params)
+        rows = spend_by_day(since=since, until=until)
+        return Response(
+            {
+                "since": since,
+                "until": until,
+                "rows": self.OutputSerializer(rows, many=True).data,
+                "totals": self.TotalSerializer(spend_totals(rows), many=True).data,
+            }
+        )
+
+
+class CallCostReportApi(APIView):
+    """GET: connected calls by day, country and currency: the business's calls (minutes, cost) and the
+    customers' calls, free, with what they would have cost as business-initiated calls."""
+
+    permission_classes = [CanSeeCosts]
+
+    class OutputSerializer(serializers.Serializer):
+        day = serializers.DateField()
+        country = serializers.CharField()
+        currency = serializers.CharField()
+        outbound_calls = serializers.IntegerField()
+        outbound_seconds = serializers.IntegerField()
+        outbound_amount = serializers.DecimalField(max_digits=16, decimal_places=4)
+        inbound_calls = serializers.IntegerField()
+        inbound_seconds = serializers.IntegerField()
+        inbound_as_outbound = serializers.DecimalField(max_digits=16, decimal_places=4, allow_null=True)
+
+    class TotalSerializer(serializers.Serializer):
+        currency = serializers.CharField()
+        outbound_calls = serializers.IntegerField()
+        outbound_seconds = serializers.IntegerField()
+        outbound_amount = serializers.DecimalField(max_digits=18, decimal_places=4)
+        inbound_calls = serializers.IntegerField()
+        inbound_seconds = serializers.IntegerField()
+        saving = serializers.DecimalField(max_digits=18, decimal_places=4)
+        unpriced_inbound_seconds = serializers.IntegerField()
+
+    def get(self, request):
+        since, until = report_period(request.query_params)
+        rows = call_costs_by_day(since=since, until=until)
+        return Response(
+            {
+                "since": since,
+                "until": until,
+                "rows": self.OutputSerializer(rows, many=True).data,
+                "totals": self.TotalSerializer(call_cost_totals(rows), many=True).data,
+            }
+        )

@@ -1,0 +1,323 @@
+"""Reads of messaging: billing currencies and rate cards."""
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+from djmoney.money import Money
+
+from messaging.models import (
+    BillingCurrency,
+    Charge,
+    ConversationWindow,
+    Message,
+    RateCard,
+    RateRegion,
+    Template,
+)
+
+DEFAULT_BILLING_CURRENCY = "USD"  # Meta bills an account in USD unless it moved to a local currency
+PULSE_SECONDS = 6  # business-initiated calls are billed in 6-second pulses, rounded up (§5.3)
+PULSES_PER_MINUTE = 60 // PULSE_SECONDS
+AMOUNT_PLACES = Decimal("0.0001")
+
+
+def billing_currency(*, waba_id: str, on: datetime.date) -> str:
+    """The currency Meta bills the account in on a date (USD before its first row)."""
+    row = (
+        BillingCurrency.objects.filter(waba_id=waba_id, effective_from__lte=on)
+        .order_by("-effective_from")
+        .values_list("currency", flat=True)
+        .first()
+    )
+    return row or DEFAULT_BILLING_CURRENCY
+
+
+def rate_find(*, category: str, country: str, currency: str, on: datetime.date) -> RateCard | None:
+    """The rate card row that prices ``category`` for a customer in ``country`` on a date, in a currency:
+    the country's own row, else its region's, else the row for every other country; None when none
+    applies (an unpriced charge, not a free one). Two statements at most."""
+    markets = _markets(country, RateRegion.objects.all())
+    candidates = RateCard.objects.filter(
+        Q(effective_to__isnull=True) | Q(effective_to__gte=on),
+        category=category,
+        market__in=markets,
+        price_currency=currency,
+        effective_from__lte=on,
+    )
+    by_market = {rate.market: rate for rate in candidates}
+    return next((by_market[market] for market in markets if market in by_market), None)
+
+
+# --- Reports: what the account spends, aggregated in the database ---------------------------------
+
+
+@dataclass(frozen=True)
+class SpendRow:
+    """One day, category, country and currency of the ledger."""
+
+    day: datetime.date
+    category: str
+    country: str
+    currency: str
+    charges: int  # charges counted (free ones included)
+    charged: int  # of them, charged by Meta
+    unpriced: int  # of them, charged by Meta but with no rate card row yet (not in `amount`)
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class CallCostRow:
+    """One day, country and currency of connected calls: what the business's calls cost, and what the
+    customers' calls would have cost had the business placed them (the voice arbitrage)."""
+
+    day: datetime.date
+    country: str
+    currency: str
+    outbound_calls: int
+    outbound_seconds: int
+    outbound_amount: Decimal
+    inbound_calls: int
+    inbound_seconds: int
+    inbound_as_outbound: Decimal | None  # None: no call rate prices the country on that day
+
+
+def spend_by_day(
+    *, since: datetime.date, until: datetime.date, business_number_ids: list[int] | None = None
+) -> list[SpendRow]:
+    """The ledger from ``since`` to ``until`` (both included) by day, category, country and currency:
+    one aggregate query whatever the number of charges."""
+    rows = (
+        _charges(since, until, business_number_ids)
+        .values("billed_on", "category", "country", "amount_currency")
+        .annotate(
+            charges=Count("id"),
+            charged=Count("id", filter=Q(pricing_type=Charge.PricingType.REGULAR)),
+            unpriced=Count("id", filter=Q(amount__isnull=True)),
+            total=Sum("amount", default=Decimal(0)),
+        )
+        .order_by("billed_on", "category", "country", "amount_currency")
+    )
+    return [
+        SpendRow(
+            day=row["billed_on"], category=row["category"], country=row["country"],
+            currency=row["amount_currency"] or "", charges=row["charges"], charged=row["charged"],
+            unpriced=row["unpriced"], amount=row["total"],
+        )
+        for row in rows
+    ]  # fmt: skip
+
+
+def call_costs_by_day(
+    *, since: datetime.date, until: datetime.date, business_number_ids: list[int] | None = None
+) -> list[CallCostRow]:
+    """Connected calls from ``since`` to ``until`` by day, country and currency, with what the inbound
+    minutes would have cost as business-initiated calls (their pulses at the call rate of their country
+    and day). Three queries whatever the number of calls: the aggregate, the call rates, the regions."""
+    inbound = Q(pricing_type=Charge.PricingType.FREE_USER_INITIATED)
+    rows = (
+        _charges(since, until, business_number_ids)
+        .filter(kind=Charge.Kind.CALL)
+        .values("billed_on", "country", "amount_currency")
+        .annotate(
+            outbound_calls=Count("id", filter=~inbound),
+            outbound_seconds=Sum("duration_seconds", filter=~inbound, default=0),
+            outbound_amount=Sum("amount", filter=~inbound, default=Decimal(0)),
+            inbound_calls=Count("id", filter=inbound),
+            inbound_seconds=Sum("duration_seconds", filter=inbound, default=0),
+            inbound_pulses=Sum("quantity", filter=inbound, default=0),
+        )
+        .order_by("billed_on", "country", "amount_currency")
+    )
+    rates = _RateBook(category=RateCard.Category.CALL)
+    result = []
+    for row in rows:
+        rate = rates.find(country=row["country"], currency=row["amount_currency"] or "", on=row["billed_on"])
+        would_cost = None
+        if rate is not None:
+            would_cost = (rate.price.amount * row["inbound_pulses"] / PULSES_PER_MINUTE).quantize(
+                AMOUNT_PLACES
+            )
+        result.append(
+            CallCostRow(
+                day=row["billed_on"], country=row["country"], currency=row["amount_currency"] or "",
+                outbound_calls=row["outbound_calls"], outbound_seconds=row["outbound_seconds"],
+                outbound_amount=row["outbound_amount"], inbound_calls=row["inbound_calls"],
+                inbound_seconds=row["inbound_seconds"], inbound_as_outbound=would_cost,
+            )
+        )  # fmt: skip
+    return result
+
+
+def _charges(since: datetime.date, until: datetime.date, business_number_ids: list[int] | None):
+    charges = Charge.objects.filter(billed_on__gte=since, billed_on__lte=until)
+    if business_number_ids is not None:
+        charges = charges.filter(business_number_id__in=business_number_ids)
+    return charges
+
+
+class _RateBook:
+    """Every rate card row of one category, read once, looked up as ``rate_find`` does."""
+
+    def __init__(self, *, category: str) -> None:
+        self._rates: dict[tuple[str, str], list[RateCard]] = {}
+        for rate in RateCard.objects.filter(category=category).order_by("-effective_from"):
+            self._rates.setdefault((rate.market, str(rate.price_currency)), []).append(rate)
+        self._regions = list(RateRegion.objects.all())
+
+    def find(self, *, country: str, currency: str, on: datetime.date) -> RateCard | None:
+        for market in _markets(country, self._regions):
+            for rate in self._rates.get((market, currency), []):
+                if rate.effective_from <= on and (rate.effective_to is None or rate.effective_to >= on):
+                    return rate
+        return None
+
+
+def _markets(country: str, regions) -> list[str]:
+    """The rate card markets that may price a country, the most specific first."""
+    if not country:
+        return [RateCard.OTHER_MARKET]
+    return [
+        country,
+        *(region.name for region in regions if country in region.countries),
+        RateCard.OTHER_MARKET,
+    ]
+
+
+@dataclass(frozen=True)
+class SpendTotal:
+    currency: str
+    charges: int
+    charged: int
+    unpriced: int
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class CallCostTotal:
+    """A period's calls in one currency; ``saving`` is what the customers' calls would have cost as
+    business-initiated calls (``unpriced_inbound_seconds``: inbound time no call rate priced)."""
+
+    currency: str
+    outbound_calls: int
+    outbound_seconds: int
+    outbound_amount: Decimal
+    inbound_calls: int
+    inbound_seconds: int
+    saving: Decimal
+    unpriced_inbound_seconds: int
+
+
+def spend_totals(rows: list[SpendRow]) -> list[SpendTotal]:
+    """``spend_by_day`` rows summed per currency (amounts of different currencies never add up)."""
+    totals: dict[str, SpendTotal] = {}
+    for row in rows:
+        total = totals.get(row.currency) or SpendTotal(row.currency, 0, 0, 0, Decimal(0))
+        totals[row.currency] = SpendTotal(
+            row.currency, total.charges + row.charges, total.charged + row.charged,
+            total.unpriced + row.unpriced, total.amount + row.amount,
+        )  # fmt: skip
+    return sorted(totals.values(), key=lambda total: total.currency)
+
+
+def call_cost_totals(rows: list[CallCostRow]) -> list[CallCostTotal]:
+    """``call_costs_by_day`` rows summed per currency."""
+    totals: dict[str, CallCostTotal] = {}
+    for row in rows:
+        total = totals.get(row.currency) or CallCostTotal(row.currency, 0, 0, Decimal(0), 0, 0, Decimal(0), 0)
+        is_priced = row.inbound_as_outbound is not None
+        totals[row.currency] = CallCostTotal(
+            currency=row.currency,
+            outbound_calls=total.outbound_calls + row.outbound_calls,
+            outbound_seconds=total.outbound_seconds + row.outbound_seconds,
+            outbound_amount=total.outbound_amount + row.outbound_amount,
+            inbound_calls=total.inbound_calls + row.inbound_calls,
+            inbound_seconds=total.inbound_seconds + row.inbound_seconds,
+            saving=total.saving + (row.inbound_as_outbound if is_priced else 0),
+            unpriced_inbound_seconds=total.unpriced_inbound_seconds
+            + (0 if is_priced else row.inbound_seconds),
+        )
+    return sorted(totals.values(), key=lambda total: total.currency)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What one message would cost now: Meta's pricing type, and the amount (None: no rate on file)."""
+
+    pricing_type: str
+    amount: Money | None
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """What a number may send a contact at ``at``, and what each kind of message costs."""
+
+    at: datetime.datetime
+    customer_service_until: datetime.datetime | None
+    free_entry_until: datetime.datetime | None
+    currency: str
+    quotes: dict[str, Quote]  # by template category, and "service" for a free-form message
+
+    @property
+    def is_service_window_open(self) -> bool:
+        return self.customer_service_until is not None and self.at < self.customer_service_until
+
+    @property
+    def is_free_entry_open(self) -> bool:
+        return self.free_entry_until is not None and self.at < self.free_entry_until
+
+
+SENT_CATEGORIES = (RateCard.Category.MARKETING, RateCard.Category.UTILITY, RateCard.Category.AUTHENTICATION)
+
+
+def send_options(*, business_number, contact, at: datetime.datetime | None = None) -> SendOptions:
+    """Whether free-form messages are allowed (inside the customer-service window) and what a template of
+    each category costs now, by Meta's rules (WHATSAPP_API.md §5.4): everything is free in a free entry
+    point window; a utility template is free in the customer-service window; the rest is charged at the
+    rate card's price for the contact's country, in the account's currency of the day."""
+    at = at or timezone.now()
+    window = ConversationWindow.objects.filter(business_number=business_number, contact=contact).first()
+    on = at.astimezone(datetime.UTC).date()
+    currency = billing_currency(waba_id=business_number.waba_id, on=on)
+    options = SendOptions(
+        at=at,
+        customer_service_until=window.customer_service_until if window else None,
+        free_entry_until=window.free_entry_until if window else None,
+        currency=currency,
+        quotes={},
+    )
+    free = Money(0, currency)
+    for category in SENT_CATEGORIES:
+        if options.is_free_entry_open:
+            options.quotes[category] = Quote(Charge.PricingType.FREE_ENTRY_POINT, free)
+        elif category == RateCard.Category.UTILITY and options.is_service_window_open:
+            options.quotes[category] = Quote(Charge.PricingType.FREE_CUSTOMER_SERVICE, free)
+        else:
+            rate = rate_find(category=category, country=contact.country, currency=currency, on=on)
+            options.quotes[category] = Quote(Charge.PricingType.REGULAR, rate.price if rate else None)
+    if options.is_service_window_open or options.is_free_entry_open:
+        pricing_type = (
+            Charge.PricingType.FREE_ENTRY_POINT
+            if options.is_free_entry_open
+            else Charge.PricingType.FREE_CUSTOMER_SERVICE
+        )
+        options.quotes[RateCard.Category.SERVICE] = Quote(pricing_type, free)
+    return options
+
+
+THREAD_LENGTH = 50
+
+
+def thread_of(*, contact_id: int, business_number_id: int, limit: int = THREAD_LENGTH) -> list[Message]:
+    """The latest messages between a number and a contact, oldest first."""
+    latest = Message.objects.filter(contact_id=contact_id, business_number_id=business_number_id).order_by(
+        "-created_at", "-pk"
+    )[:limit]
+    return list(reversed(latest))
+
+
+def templates_sendable(*, waba_id: str) -> list[Template]:
+    """The approved templates of an account: what may be sent outside the customer-service window."""
+    return list(Template.objects.filter(waba_id=waba_id, status=Template.Status.APPROVED))
