@@ -202,7 +202,7 @@ def mouth_to_ear(speaker: Peer, listener: Peer, since: float, until: float) -> l
 def gaps(listener: Peer, since: float, until: float) -> tuple[int, int]:
     """Gaps in what arrived from `since` to `until`, in 20 ms packets: (silent, skipped). Silent: a packet
     the talker never sent took a packet's place. Skipped: packets of the talker's missing between two
-    that arrived (lost, or dropped by a queue or a jitter buffer)."""
+    that arrived (lost, or dropped by a queue or a jitter buffer), or one heard twice."""
     silent = skipped = 0
     previous: int | None = None
     for arrived, index in listener.listener.packets:
@@ -210,7 +210,9 @@ def gaps(listener: Peer, since: float, until: float) -> tuple[int, int]:
             if index is None:
                 silent += 1
             elif previous is not None:
-                skipped += (index - previous - 1) % BEEP_EVERY
+                step = (index - previous) % BEEP_EVERY
+                # A packet heard twice is a glitch too; a whole second lost shows as a lost beep.
+                skipped += step - 1 if step else 1
         if index is not None:
             previous = index
     return silent, skipped

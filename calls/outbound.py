@@ -34,7 +34,7 @@ from compliance.services import (
 from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit, send_on_commit
 from messaging.models import Contact
-from messaging.services import windows_customer_wrote
+from messaging.services import call_charge_record, windows_customer_wrote
 from whatsapp.events import CallConnect, CallStatus, CallTerminate
 from whatsapp.models import BusinessNumber
 
@@ -225,11 +225,25 @@ def outbound_terminate_received(event: CallTerminate) -> None:
                 business_number_id=call.business_number_id, contact_id=call.contact_id,
                 is_connected=True, at=connected_at,
             )  # fmt: skip
+            windows_customer_wrote(
+                business_number_id=call.business_number_id, contact_ids=[call.contact_id], at=connected_at
+            )
     elif event.errors:
         detail = "; ".join(f"{error.code} {error.message or error.title}".strip() for error in event.errors)
         routing.call_finish(call_id=call.pk, reason=Call.EndReason.FAILED, detail=detail)
     else:
         _end_unconnected(call, reason=Call.EndReason.UNANSWERED, detail="the customer did not answer")
+    if event.was_answered and event.duration_s is not None:
+        # What Meta bills: its own duration of the call, whoever ended it and whenever we heard.
+        call_charge_record(
+            wa_call_id=call.wa_call_id,
+            business_number=call.business_number,
+            customer_wa_id=call.contact.wa_id,
+            is_business_initiated=True,
+            talk_seconds=event.duration_s,
+            ended_at=event.ended_at or timezone.now(),
+            is_metas_duration=True,
+        )
 
 
 @transaction.atomic

@@ -6,6 +6,7 @@ terminate crossed our offer): the loser changes nothing.
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -456,13 +457,13 @@ def call_end(*, call_id: int, reason: str, detail: str = "", is_farewell: bool =
     reason = ending
     # Every call that reaches here holds a slot: it was taken before the call could go live.
     capacity_release(business_number_id=call.business_number_id, direction=call.direction)
-    if talk_seconds is not None:
+    if call.connected_at is not None:
         call_charge_record(
             wa_call_id=call.wa_call_id,
             business_number=call.business_number,
             customer_wa_id=call.contact.wa_id,
             is_business_initiated=call.direction == Call.Direction.OUTBOUND,
-            talk_seconds=talk_seconds,
+            talk_seconds=math.ceil((now - call.connected_at).total_seconds()),  # a started second is billed
             ended_at=now,
         )
     if call.media_channel:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from compliance.decisions import REQUEST_BLOCKING_CODES, call_decide, permission_deadline, request_quota
 from compliance.models import AuditEvent, CallPermission, ConsentRecord
 from messaging.models import Contact
-from messaging.services import contact_get_or_create, message_record_sent
+from messaging.services import contact_get_or_create, message_record_inbound, message_record_sent
 from whatsapp.client import GraphClient
 from whatsapp.errors import GraphAPIError, ReEngagementRequired
 from whatsapp.events import CallPermissionReply
@@ -123,6 +123,12 @@ def permission_record_reply(event: CallPermissionReply) -> CallPermission | None
         return None
     contact = contact_get_or_create(wa_id=event.from_number, name=event.contact_name)
     at = event.occurred_at or timezone.now()
+    if event.response_source != "automatic":  # the customer tapped an answer: a message of theirs
+        answer = "Allowed calls" if event.is_accepted else "Declined calls"
+        message_record_inbound(
+            business_number=number, contact=contact, wa_message_id=event.message_id,
+            message_type="interactive", text=f"{answer} (call permission request)", raw=event.raw, at=at,
+        )  # fmt: skip
     permission = _locked_permission(business_number_id=number.pk, contact_id=contact.pk)
     # Compared with Meta's times of earlier replies only: our own changes carry our clock, and
     # Meta's timestamps have whole seconds.

@@ -7,6 +7,7 @@ decodes them.
 
 import functools
 import ipaddress
+import logging
 import queue
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from aiortc.rtcicetransport import parse_stun_turn_uri
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger(__name__)
 
 
 def rtc_configuration() -> RTCConfiguration:
@@ -127,13 +130,21 @@ class _EncodedTap:
     def __init__(self, on_packet: EncodedAudioSink) -> None:
         self._on_packet = on_packet
         self._end: queue.Queue[None] = queue.Queue()
+        self._failures = 0
 
     def put(self, item: tuple | None) -> None:
         if item is None:
             self._end.put(None)
             return
         _codec, encoded_frame = item
-        self._on_packet(encoded_frame.data, encoded_frame.timestamp, time.monotonic())
+        try:
+            self._on_packet(encoded_frame.data, encoded_frame.timestamp, time.monotonic())
+        except Exception:
+            # Raised into aiortc's packet handling it would close the connection: the packet is lost
+            # instead (a full disk under the recording, say), and the call goes on.
+            self._failures += 1
+            if self._failures == 1 or self._failures % 1000 == 0:
+                logger.exception("a received packet could not be handled (%d so far)", self._failures)
 
     def get(self) -> None:
         return self._end.get()

@@ -152,8 +152,8 @@ class Charge(models.Model):
         "whatsapp.BusinessNumber", on_delete=models.PROTECT, related_name="charges"
     )
     country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 code of the customer's number.")
-    category = models.CharField(max_length=32, choices=RateCard.Category.choices, blank=True)
-    pricing_type = models.CharField(max_length=24, choices=PricingType.choices)
+    category = models.CharField(max_length=48, choices=RateCard.Category.choices, blank=True)
+    pricing_type = models.CharField(max_length=48, choices=PricingType.choices)
     billed_on = models.DateField()
     quantity = models.PositiveIntegerField(default=1, help_text="Messages, or a call's 6-second pulses.")
     duration_seconds = models.PositiveIntegerField(null=True, blank=True)
@@ -249,6 +249,10 @@ class Message(TimeStampedModel):
     read_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=255, blank=True)
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    send_claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker last took it to send."
+    )
     sent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -266,7 +270,8 @@ class ConversationWindow(models.Model):
 
     Customer service: 24 h from the customer's last message or call, refreshed by each; free-form
     messages only inside it. Free entry point: 72 h from the business's first reply within 24 h to a
-    customer who wrote from a click-to-WhatsApp ad; every message is free inside it.
+    customer who wrote from a click-to-WhatsApp ad; every message is free inside it (a free-form one
+    still needs the customer-service window).
     """
 
     business_number = models.ForeignKey("whatsapp.BusinessNumber", on_delete=models.CASCADE, related_name="+")

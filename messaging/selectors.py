@@ -22,6 +22,13 @@ DEFAULT_BILLING_CURRENCY = "USD"  # Meta bills an account in USD unless it moved
 PULSE_SECONDS = 6  # business-initiated calls are billed in 6-second pulses, rounded up (§5.3)
 PULSES_PER_MINUTE = 60 // PULSE_SECONDS
 AMOUNT_PLACES = Decimal("0.0001")
+FREE_PRICING_TYPES = frozenset(
+    {
+        Charge.PricingType.FREE_CUSTOMER_SERVICE,
+        Charge.PricingType.FREE_ENTRY_POINT,
+        Charge.PricingType.FREE_USER_INITIATED,
+    }
+)  # any other type is charged: one Meta adds later is not assumed free
 
 
 def billing_currency(*, waba_id: str, on: datetime.date) -> str:
@@ -79,22 +86,21 @@ class CallCostRow:
     outbound_calls: int
     outbound_seconds: int
     outbound_amount: Decimal
+    outbound_unpriced: int  # of the business's calls, those no call rate priced (not in the amount)
     inbound_calls: int
     inbound_seconds: int
     inbound_as_outbound: Decimal | None  # None: no call rate prices the country on that day
 
 
-def spend_by_day(
-    *, since: datetime.date, until: datetime.date, business_number_ids: list[int] | None = None
-) -> list[SpendRow]:
+def spend_by_day(*, since: datetime.date, until: datetime.date) -> list[SpendRow]:
     """The ledger from ``since`` to ``until`` (both included) by day, category, country and currency:
     one aggregate query whatever the number of charges."""
     rows = (
-        _charges(since, until, business_number_ids)
+        _charges(since, until)
         .values("billed_on", "category", "country", "amount_currency")
         .annotate(
             charges=Count("id"),
-            charged=Count("id", filter=Q(pricing_type=Charge.PricingType.REGULAR)),
+            charged=Count("id", filter=~Q(pricing_type__in=FREE_PRICING_TYPES)),
             unpriced=Count("id", filter=Q(amount__isnull=True)),
             total=Sum("amount", default=Decimal(0)),
         )
@@ -110,21 +116,20 @@ def spend_by_day(
     ]  # fmt: skip
 
 
-def call_costs_by_day(
-    *, since: datetime.date, until: datetime.date, business_number_ids: list[int] | None = None
-) -> list[CallCostRow]:
+def call_costs_by_day(*, since: datetime.date, until: datetime.date) -> list[CallCostRow]:
     """Connected calls from ``since`` to ``until`` by day, country and currency, with what the inbound
     minutes would have cost as business-initiated calls (their pulses at the call rate of their country
     and day). Three queries whatever the number of calls: the aggregate, the call rates, the regions."""
     inbound = Q(pricing_type=Charge.PricingType.FREE_USER_INITIATED)
     rows = (
-        _charges(since, until, business_number_ids)
+        _charges(since, until)
         .filter(kind=Charge.Kind.CALL)
         .values("billed_on", "country", "amount_currency")
         .annotate(
             outbound_calls=Count("id", filter=~inbound),
             outbound_seconds=Sum("duration_seconds", filter=~inbound, default=0),
             outbound_amount=Sum("amount", filter=~inbound, default=Decimal(0)),
+            outbound_unpriced=Count("id", filter=~inbound & Q(amount__isnull=True)),
             inbound_calls=Count("id", filter=inbound),
             inbound_seconds=Sum("duration_seconds", filter=inbound, default=0),
             inbound_pulses=Sum("quantity", filter=inbound, default=0),
@@ -144,18 +149,16 @@ def call_costs_by_day(
             CallCostRow(
                 day=row["billed_on"], country=row["country"], currency=row["amount_currency"] or "",
                 outbound_calls=row["outbound_calls"], outbound_seconds=row["outbound_seconds"],
-                outbound_amount=row["outbound_amount"], inbound_calls=row["inbound_calls"],
+                outbound_amount=row["outbound_amount"], outbound_unpriced=row["outbound_unpriced"],
+                inbound_calls=row["inbound_calls"],
                 inbound_seconds=row["inbound_seconds"], inbound_as_outbound=would_cost,
             )
         )  # fmt: skip
     return result
 
 
-def _charges(since: datetime.date, until: datetime.date, business_number_ids: list[int] | None):
-    charges = Charge.objects.filter(billed_on__gte=since, billed_on__lte=until)
-    if business_number_ids is not None:
-        charges = charges.filter(business_number_id__in=business_number_ids)
-    return charges
+def _charges(since: datetime.date, until: datetime.date):
+    return Charge.objects.filter(billed_on__gte=since, billed_on__lte=until)
 
 
 class _RateBook:
@@ -204,6 +207,7 @@ class CallCostTotal:
     outbound_calls: int
     outbound_seconds: int
     outbound_amount: Decimal
+    outbound_unpriced: int
     inbound_calls: int
     inbound_seconds: int
     saving: Decimal
@@ -226,13 +230,16 @@ def call_cost_totals(rows: list[CallCostRow]) -> list[CallCostTotal]:
     """``call_costs_by_day`` rows summed per currency."""
     totals: dict[str, CallCostTotal] = {}
     for row in rows:
-        total = totals.get(row.currency) or CallCostTotal(row.currency, 0, 0, Decimal(0), 0, 0, Decimal(0), 0)
+        total = totals.get(row.currency) or CallCostTotal(
+            row.currency, 0, 0, Decimal(0), 0, 0, 0, Decimal(0), 0
+        )
         is_priced = row.inbound_as_outbound is not None
         totals[row.currency] = CallCostTotal(
             currency=row.currency,
             outbound_calls=total.outbound_calls + row.outbound_calls,
             outbound_seconds=total.outbound_seconds + row.outbound_seconds,
             outbound_amount=total.outbound_amount + row.outbound_amount,
+            outbound_unpriced=total.outbound_unpriced + row.outbound_unpriced,
             inbound_calls=total.inbound_calls + row.inbound_calls,
             inbound_seconds=total.inbound_seconds + row.inbound_seconds,
             saving=total.saving + (row.inbound_as_outbound if is_priced else 0),
@@ -297,7 +304,7 @@ def send_options(*, business_number, contact, at: datetime.datetime | None = Non
         else:
             rate = rate_find(category=category, country=contact.country, currency=currency, on=on)
             options.quotes[category] = Quote(Charge.PricingType.REGULAR, rate.price if rate else None)
-    if options.is_service_window_open or options.is_free_entry_open:
+    if options.is_service_window_open:  # free-form messages only inside it, free entry point or not
         pricing_type = (
             Charge.PricingType.FREE_ENTRY_POINT
             if options.is_free_entry_open

@@ -16,6 +16,7 @@ from core.jobs import enqueue_on_commit
 from messaging.models import Charge, Contact, ConversationWindow, Message, RateCard, RateRegion, Template
 from messaging.selectors import (
     AMOUNT_PLACES,
+    FREE_PRICING_TYPES,
     PULSE_SECONDS,
     PULSES_PER_MINUTE,
     billing_currency,
@@ -96,13 +97,14 @@ def wa_id_from_text(text: object) -> str:
 # --- Billing: rate cards and the charge ledger ----------------------------------------------------
 
 CHARGED_STATUSES = frozenset({"delivered", "read"})  # `read` may arrive without `delivered` (§6.5)
-FREE_PRICING_TYPES = frozenset(
-    {
-        Charge.PricingType.FREE_CUSTOMER_SERVICE,
-        Charge.PricingType.FREE_ENTRY_POINT,
-        Charge.PricingType.FREE_USER_INITIATED,
-    }
-)
+
+
+def _lock(key: str) -> None:
+    """Hold a lock on ``key`` until the transaction ends: on PostgreSQL an advisory lock; SQLite needs
+    none (one writer at a time)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
 
 
 @transaction.atomic
@@ -110,10 +112,7 @@ def rate_card_save(*, rate: RateCard) -> RateCard:
     """Validate and save a rate card row: ValidationError when its dates overlap another row of the
     same category, market and currency. Two saves of one key wait for each other (PostgreSQL takes a
     lock on the key; SQLite has one writer at a time), so they cannot both pass the check."""
-    if connection.vendor == "postgresql":
-        key = f"rate_card:{rate.category}:{rate.market}:{rate.price_currency}"
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+    _lock(f"rate_card:{rate.category}:{rate.market}:{rate.price_currency}")
     rate.full_clean()
     rate.save()
     return rate
@@ -130,7 +129,7 @@ def message_charge_record(*, event: MessageStatus) -> Charge | None:
     in the account's billing currency on that date. None when there is nothing to charge.
     """
     pricing = event.pricing
-    if event.status not in CHARGED_STATUSES or pricing is None or not pricing.category:
+    if event.status not in CHARGED_STATUSES or pricing is None:
         return None
     if Charge.objects.filter(kind=Charge.Kind.MESSAGE, reference=event.message_id).exists():
         return None  # `read` after `delivered`, or a redelivery: charged already
@@ -147,8 +146,8 @@ def message_charge_record(*, event: MessageStatus) -> Charge | None:
         reference=event.message_id,
         business_number=number,
         country=country_of_wa_id(event.recipient_id),
-        category=pricing.category[:32],
-        pricing_type=pricing_type[:24],
+        category=pricing.category,  # none: kept unpriced, as no rate prices it
+        pricing_type=pricing_type,
         on=(event.occurred_at or timezone.now()).astimezone(datetime.UTC).date(),
         quantity=1,
         units=Decimal(1),
@@ -163,9 +162,12 @@ def call_charge_record(
     is_business_initiated: bool,
     talk_seconds: int,
     ended_at: datetime.datetime,
+    is_metas_duration: bool = False,
 ) -> Charge:
-    """Record what a connected call costs, once: a business-initiated call its 6-second pulses (rounded
-    up: 56 s is 10 pulses) at the customer's country's per-minute rate, a customer's call nothing."""
+    """Record what a connected call costs: a business-initiated call its 6-second pulses (rounded up:
+    56 s is 10 pulses) at the customer's country's per-minute rate, a customer's call nothing. Once per
+    call, from our own clock when the call ends; Meta's duration (``is_metas_duration``, from its
+    terminate webhook) is what Meta bills, so it replaces ours."""
     pulses = math.ceil(talk_seconds / PULSE_SECONDS)
     return _charge_record(
         kind=Charge.Kind.CALL,
@@ -180,6 +182,7 @@ def call_charge_record(
         quantity=pulses,
         units=Decimal(pulses) / PULSES_PER_MINUTE,
         duration_seconds=talk_seconds,
+        replaces=is_metas_duration,
     )
 
 
@@ -195,6 +198,7 @@ def _charge_record(
     quantity: int,
     units: Decimal,
     duration_seconds: int | None = None,
+    replaces: bool = False,
 ) -> Charge:
     currency = billing_currency(waba_id=business_number.waba_id, on=on)
     rate, amount = None, Money(0, currency)
@@ -203,7 +207,8 @@ def _charge_record(
         amount = (
             None if rate is None else Money((rate.price.amount * units).quantize(AMOUNT_PLACES), currency)
         )
-    charge, _ = Charge.objects.get_or_create(
+    record = Charge.objects.update_or_create if replaces else Charge.objects.get_or_create
+    charge, _ = record(
         kind=kind,
         reference=reference,
         defaults={
@@ -229,13 +234,14 @@ RATE_CARDS_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "rate_cards.
 def rate_cards_load(*, document: dict) -> tuple[int, int]:
     """Load rate card rows and regions from a document shaped like ``fixtures/rate_cards.json``.
 
-    A row already there (same category, market, currency and first day) is left as it is, so loading
+    A row (same category, market, currency and first day) or region (same name) already there is left
+    as it is, so loading
     twice, or after prices were edited in admin, changes nothing; a new row that overlaps another is
     refused (ValidationError naming the row) and nothing of the document is kept. Returns (rows
     created, rows already there).
     """
     for region in document.get("regions", []):
-        RateRegion.objects.update_or_create(name=region["name"], defaults={"countries": region["countries"]})
+        RateRegion.objects.get_or_create(name=region["name"], defaults={"countries": region["countries"]})
     created = existing = 0
     for row in document.get("rates", []):
         try:
@@ -321,24 +327,50 @@ STATUS_ORDER = {
 
 
 def message_received(event: MessageReceived) -> Message | None:
-    """The ``message.received`` webhook handler: the customer's message joins the thread (once) and opens
-    the customer-service window (and the way to a free entry point when it came from an ad)."""
+    """The ``message.received`` webhook handler: the customer's message joins the thread."""
     number = BusinessNumber.objects.filter(phone_number_id=event.phone_number_id).first()
     if number is None:
         return None
-    contact = contact_get_or_create(wa_id=event.from_number, name=event.contact_name)
-    at = event.occurred_at or timezone.now()
-    message, created = Message.objects.get_or_create(
+    return message_record_inbound(
+        business_number=number,
+        contact=contact_get_or_create(wa_id=event.from_number, name=event.contact_name),
         wa_message_id=event.message_id,
+        message_type=event.message_type,
+        text=event.text or event.button_reply_title,
+        raw=event.raw,
+        referral=event.referral,
+        at=event.occurred_at or timezone.now(),
+    )
+
+
+def message_record_inbound(
+    *,
+    business_number: BusinessNumber,
+    contact: Contact,
+    wa_message_id: str,
+    message_type: str,
+    text: str,
+    raw: dict,
+    at: datetime.datetime,
+    referral: dict | None = None,
+) -> Message:
+    """A customer's message joins the thread (once) and opens the customer-service window (and the way
+    to a free entry point when it came from an ad). Another app's handler calls it for the messages it
+    handles (the customer's answer to a call permission request)."""
+    message, created = Message.objects.get_or_create(
+        wa_message_id=wa_message_id,
         defaults={
-            "business_number": number, "contact": contact, "direction": Message.Direction.INBOUND,
-            "message_type": event.message_type[:32], "text": event.text or event.button_reply_title,
-            "raw": event.raw, "referral": event.referral, "status": Message.Status.RECEIVED,
+            "business_number": business_number, "contact": contact, "direction": Message.Direction.INBOUND,
+            "message_type": message_type[:32], "text": text, "raw": raw, "referral": referral,
+            "status": Message.Status.RECEIVED,
         },
     )  # fmt: skip
     if created:
         windows_customer_wrote(
-            business_number_id=number.pk, contact_ids=[contact.pk], at=at, from_ad=event.referral is not None
+            business_number_id=business_number.pk,
+            contact_ids=[contact.pk],
+            at=at,
+            from_ad=referral is not None,
         )
     return message
 
@@ -356,6 +388,10 @@ def message_status_apply(*, event: MessageStatus) -> None:
     records Meta's error."""
     at = event.occurred_at or timezone.now()
     messages = Message.objects.filter(wa_message_id=event.message_id, direction=Message.Direction.OUTBOUND)
+    if not messages.exists():
+        # Perhaps the send's answer is being recorded right now: wait for it (message_sent holds the
+        # lock), and if it was not, message_sent will find this status stored once this commits.
+        _lock(f"message:{event.message_id}")
     if event.status == Message.Status.FAILED:
         error = "; ".join(f"{error.code} {error.title}".strip() for error in event.errors)[:255]
         messages.exclude(status__in=[Message.Status.DELIVERED, Message.Status.READ]).update(
@@ -466,6 +502,7 @@ def message_sent(*, message_id: int, wa_message_id: str) -> None:
     """Meta took the message and named it: it is sent (opening a free entry point window when it answers
     an ad), and any status Meta delivered before naming it is applied now."""
     now = timezone.now()
+    _lock(f"message:{wa_message_id}")  # a status of it being received meanwhile waits, or is seen
     updated = Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
         wa_message_id=wa_message_id, status=Message.Status.SENT, sent_at=now
     )
@@ -485,6 +522,7 @@ def message_record_sent(
     """A message another app sent itself joins the thread as sent (the compliance fallback sends while it
     holds a lock and needs Meta's answer at once); its statuses then follow as for any other."""
     now = timezone.now()
+    _lock(f"message:{wa_message_id}")
     message, created = Message.objects.get_or_create(
         wa_message_id=wa_message_id,
         defaults={
@@ -505,6 +543,23 @@ def _apply_early_statuses(wa_message_id: str) -> None:
         event = event_from_context(record.payload)
         if isinstance(event, MessageStatus):
             message_status_apply(event=event)
+
+
+def message_send_claim(*, message_id: int, lease: datetime.timedelta) -> Message | None:
+    """Take a pending message to send it (one conditional UPDATE): None when it is sent or failed
+    already, or another worker took it less than ``lease`` ago."""
+    now = timezone.now()
+    taken = (
+        Message.objects.filter(pk=message_id, status=Message.Status.PENDING, wa_message_id__isnull=True)
+        .filter(Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=now - lease))
+        .update(send_claimed_at=now, send_attempts=F("send_attempts") + 1)
+    )
+    return Message.objects.select_related("business_number").get(pk=message_id) if taken else None
+
+
+def message_send_release(*, message_id: int) -> None:
+    """Give back a message whose send did not reach Meta, for the next attempt."""
+    Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(send_claimed_at=None)
 
 
 def message_send_failed(*, message_id: int, error: str) -> None:

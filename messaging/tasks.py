@@ -2,29 +2,29 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.db.models import Q
 from django.utils import timezone
 
 from messaging.models import Message
-from messaging.services import message_send_failed, message_sent
+from messaging.services import message_send_claim, message_send_failed, message_send_release, message_sent
 from whatsapp.client import GraphClient
 from whatsapp.errors import GraphAPIError, GraphTransportError
 
 logger = logging.getLogger(__name__)
 
-PENDING_SWEEP_AFTER = timedelta(minutes=1)  # a send task lost with the broker is queued again after this
+SEND_LEASE = timedelta(minutes=1)  # a send taken this long ago and not finished is taken again
+MAX_SEND_ATTEMPTS = 5  # after this many attempts a message that could not be sent is failed
 
 
 @shared_task(
     name="messaging.send_message", autoretry_for=(GraphTransportError,), retry_backoff=True, max_retries=3
 )
 def send_message(*, message_id: int) -> str:
-    """Send a recorded message once: returns its `wamid`, or "" when there was nothing to send (gone,
-    sent already) or Meta refused it (recorded on the message, not retried)."""
-    message = (
-        Message.objects.select_related("business_number")
-        .filter(pk=message_id, status=Message.Status.PENDING, wa_message_id__isnull=True)
-        .first()
-    )
+    """Send a recorded message: returns its `wamid`, or "" when there was nothing to send (gone, sent
+    already, being sent by another worker) or Meta refused it (recorded on the message, not retried).
+    The worker takes the message first (one conditional UPDATE), so two copies of the task never both
+    send it; a transport error gives it back for the retry."""
+    message = message_send_claim(message_id=message_id, lease=SEND_LEASE)
     if message is None:
         return ""
     with GraphClient() as graph:
@@ -33,6 +33,7 @@ def send_message(*, message_id: int) -> str:
                 phone_number_id=message.business_number.phone_number_id, body=message.request
             )
         except GraphTransportError:
+            message_send_release(message_id=message_id)
             raise
         except GraphAPIError as error:
             logger.info("message %s refused by Meta: %s", message_id, error)
@@ -44,10 +45,17 @@ def send_message(*, message_id: int) -> str:
 
 @shared_task(name="messaging.send_pending")
 def send_pending() -> int:
-    """Safety sweep: queue again the sends of messages still pending a minute after they were recorded."""
-    pending = Message.objects.filter(
-        status=Message.Status.PENDING, created_at__lt=timezone.now() - PENDING_SWEEP_AFTER
-    ).values_list("pk", flat=True)[:500]
+    """Safety sweep: queue again the sends of messages still pending a minute after they were recorded
+    or taken (a task lost with the broker, a worker that stopped); fail those tried too often."""
+    now = timezone.now()
+    stale = Message.objects.filter(status=Message.Status.PENDING).filter(
+        Q(send_claimed_at__isnull=True, created_at__lt=now - SEND_LEASE)
+        | Q(send_claimed_at__lt=now - SEND_LEASE)
+    )
+    stale.filter(send_attempts__gte=MAX_SEND_ATTEMPTS).update(
+        status=Message.Status.FAILED, failed_at=now, error=f"not sent after {MAX_SEND_ATTEMPTS} attempts"
+    )
+    pending = list(stale.filter(send_attempts__lt=MAX_SEND_ATTEMPTS).values_list("pk", flat=True)[:500])
     for message_id in pending:
         send_message.delay(message_id=message_id)
     return len(pending)

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -11,11 +12,13 @@ from django.core.management import call_command
 from djmoney.money import Money
 
 from calls.models import Call
+from calls.outbound import outbound_terminate_received
 from calls.routing import call_finish
 from calls.tests.factories import CallFactory, ContactFactory
-from messaging.models import BillingCurrency, Charge, RateCard, RateRegion
+from messaging.models import BillingCurrency, Charge, ConversationWindow, RateCard, RateRegion
 from messaging.selectors import rate_find
 from messaging.services import RATE_CARDS_FIXTURE, call_charge_record, rate_card_save, rate_cards_load
+from whatsapp.events import CallTerminate
 from whatsapp.tests import payloads
 from whatsapp.tests.conftest import post_webhook
 from whatsapp.tests.factories import BusinessNumberFactory
@@ -231,16 +234,12 @@ def test_an_inbound_call_costs_nothing_and_an_ended_call_is_charged_once(number)
     charges = {charge.reference: charge for charge in Charge.objects.all()}
     assert len(charges) == 2
     free = charges[inbound.wa_call_id]
-    assert (free.amount, free.pricing_type, free.kind, free.quantity) == (
-        Money(0, "USD"),
-        "free_user_initiated",
-        "call",
-        15,
-    )
+    assert (free.amount, free.pricing_type, free.kind) == (Money(0, "USD"), "free_user_initiated", "call")
+    assert free.quantity == math.ceil(free.duration_seconds / 6) and free.duration_seconds in (91, 92)
     paid = charges[outbound.wa_call_id]
     assert (paid.amount, paid.pricing_type, paid.quantity) in [
-        (Money("0.0900", "USD"), "regular", 10),  # 56 s
-        (Money("0.0990", "USD"), "regular", 11),  # 57 s on a slow machine
+        (Money("0.0900", "USD"), "regular", 10),  # 56 s and a part of the 57th, billed as 57 s
+        (Money("0.0990", "USD"), "regular", 11),  # 58 s on a slow machine
     ]
 
 
@@ -318,3 +317,46 @@ def test_the_shipped_rate_cards_load_once_and_a_clashing_document_changes_nothin
     ]
     assert RateCard.objects.count() == shipped
     assert RateCard.objects.filter(market="IN", category="marketing").count() == 2
+
+
+def test_a_call_is_charged_once_from_our_clock_and_then_by_metas_duration(number):
+    rate("call", "GB", "0.0300", "USD", date(2025, 7, 1))
+    ours = {"wa_call_id": "wacid.x", "business_number": number, "customer_wa_id": BRITISH_CUSTOMER,
+            "is_business_initiated": True, "ended_at": NEW_YEAR}  # fmt: skip
+
+    first = call_charge_record(**ours, talk_seconds=56)
+    again = call_charge_record(**ours, talk_seconds=70)  # a second end of the same call changes nothing
+    metas = call_charge_record(**ours, talk_seconds=61, is_metas_duration=True)
+
+    assert (first.quantity, again.quantity, again.amount) == (10, 10, Money("0.0300", "USD"))
+    assert (metas.pk, metas.quantity, metas.duration_seconds, metas.amount) == (
+        first.pk,
+        11,
+        61,
+        Money("0.0330", "USD"),
+    )
+    assert Charge.objects.count() == 1
+
+
+def test_meta_reporting_an_answer_before_accepted_charges_the_call_and_opens_the_window(number):
+    rate("call", "GB", "0.0300", "USD", date(2025, 7, 1))
+    call = CallFactory(
+        business_number=number,
+        contact=ContactFactory(wa_id=BRITISH_CUSTOMER),
+        direction=Call.Direction.OUTBOUND,
+        status=Call.Status.RINGING,
+        queue=None,
+    )
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+
+    outbound_terminate_received(
+        CallTerminate(
+            waba_id=number.waba_id, phone_number_id=number.phone_number_id, call_id=call.wa_call_id,
+            from_number=number.digits, to_number=BRITISH_CUSTOMER, direction="BUSINESS_INITIATED",
+            status="COMPLETED", started_at=started, ended_at=started + timedelta(seconds=30), duration_s=30,
+        )
+    )  # fmt: skip
+
+    charge = Charge.objects.get()
+    assert (charge.reference, charge.quantity, charge.amount) == (call.wa_call_id, 5, Money("0.0150", "USD"))
+    assert ConversationWindow.objects.get().customer_service_until == started + timedelta(hours=24)

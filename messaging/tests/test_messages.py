@@ -13,7 +13,7 @@ from messaging import services
 from messaging.models import Charge, ConversationWindow, Message, RateCard, Template
 from messaging.selectors import send_options
 from messaging.services import message_send_template, message_send_text, message_sent, rate_card_save
-from messaging.tasks import send_message
+from messaging.tasks import send_message, send_pending
 from whatsapp.tests import payloads
 from whatsapp.tests.conftest import post_webhook, sandbox_serving
 from whatsapp.tests.factories import BusinessNumberFactory
@@ -113,7 +113,8 @@ def test_what_a_template_costs_follows_the_windows(client, number):
         "marketing": ("regular", Money("0.0500", "USD")), "utility": free_in_window,
         "authentication": ("regular", Money("0.0300", "USD")), "service": free_in_window,
     }  # fmt: skip
-    assert free_entry == {"marketing": free, "utility": free, "authentication": free, "service": free}
+    # 71 h on, the customer-service window has closed: free templates, but no free-form message.
+    assert free_entry == {"marketing": free, "utility": free, "authentication": free}
     assert after_all == {
         "marketing": ("regular", Money("0.0500", "USD")), "utility": ("regular", Money("0.0200", "USD")),
         "authentication": ("regular", Money("0.0300", "USD")),
@@ -268,3 +269,40 @@ def test_later_answers_do_not_extend_the_free_entry_point_but_a_new_ads_answer_d
 
     assert first == unchanged == start + timedelta(hours=72)
     assert window.get().free_entry_until == start + timedelta(hours=49 + 72)
+
+
+def test_a_message_is_taken_by_one_worker_at_a_time_and_failed_after_five_attempts(number):
+    message = _pending(number, ContactFactory(wa_id=CUSTOMER))
+
+    first = services.message_send_claim(message_id=message.pk, lease=timedelta(minutes=1))
+    second = services.message_send_claim(message_id=message.pk, lease=timedelta(minutes=1))  # another copy
+    Message.objects.filter(pk=message.pk).update(send_claimed_at=timezone.now() - timedelta(minutes=2))
+    after_the_lease = services.message_send_claim(message_id=message.pk, lease=timedelta(minutes=1))
+    Message.objects.filter(pk=message.pk).update(
+        send_attempts=5, send_claimed_at=timezone.now() - timedelta(minutes=2)
+    )
+    swept = send_pending()
+
+    message.refresh_from_db()
+    assert (first.pk, second, after_the_lease.pk) == (message.pk, None, message.pk)
+    assert (swept, message.status, message.error) == (0, "failed", "not sent after 5 attempts")
+
+
+def test_the_customers_answer_to_a_permission_request_joins_the_thread_and_opens_the_window(client, number):
+    payload = copy.deepcopy(
+        payloads.permission_reply("wamid.answer", is_permanent=False, response_source="user_action")
+    )
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    message["from"], message["timestamp"] = CUSTOMER, str(int(timezone.now().timestamp()))
+    automatic = copy.deepcopy(payloads.permission_reply("wamid.auto", response_source="automatic"))
+    automatic["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = "447700900999"
+
+    post_webhook(client, payload)
+    post_webhook(client, automatic)  # granted by calling in: no message of the customer's
+
+    inbound = Message.objects.get()
+    assert (inbound.wa_message_id, inbound.text) == (
+        "wamid.answer",
+        "Allowed calls (call permission request)",
+    )
+    assert send_options(business_number=number, contact=inbound.contact).is_service_window_open is True

@@ -119,7 +119,8 @@ def test_the_call_report_prices_customers_minutes_as_if_the_business_had_called(
     ]  # fmt: skip
     assert body["totals"] == [
         {"currency": "INR", "outbound_calls": 1, "outbound_seconds": 56, "outbound_amount": "0.5000",
-         "inbound_calls": 3, "inbound_seconds": 148, "saving": "1.0500", "unpriced_inbound_seconds": 30},
+         "outbound_unpriced": 0, "inbound_calls": 3, "inbound_seconds": 148, "saving": "1.0500",
+         "unpriced_inbound_seconds": 30},
     ]  # fmt: skip
 
 

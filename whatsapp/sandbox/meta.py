@@ -77,6 +77,7 @@ class Rules:
     business_call_ring_timeout_s: float = 30.0
     customer_service_window: timedelta = timedelta(hours=24)
     free_entry_point_window: timedelta = timedelta(hours=72)
+    free_entry_point_answer_within: timedelta = timedelta(hours=24)  # of the customer's message from an ad
     call_permission_lookups_per_second: int = 5
 
 
@@ -566,8 +567,13 @@ class SandboxMeta:
         if customer is None or not customer.is_on_whatsapp:
             raise SandboxError(131026, "Message undeliverable")
         in_window = self.in_service_window(phone_number_id, wa_id)
-        self._open_entry_point(phone_number_id, wa_id)
-        category, pricing_type = self._validate_message(number, customer, message_type, content, in_window)
+        opens_entry_point = self._answers_an_ad(phone_number_id, wa_id)
+        free_entry = opens_entry_point or self.in_free_entry_point(phone_number_id, wa_id)
+        category, pricing_type = self._validate_message(
+            number, customer, message_type, content, in_window=in_window, free_entry=free_entry
+        )
+        if opens_entry_point:  # the answer itself is the window's first free message
+            self.entry_points[(phone_number_id, wa_id)] = self.now()
         message = SentMessage(
             message_id=self.new_id("wamid"),
             phone_number_id=phone_number_id,
@@ -591,10 +597,10 @@ class SandboxMeta:
         }
 
     def _validate_message(
-        self, number: SandboxNumber, customer: Customer, message_type: str, content: dict, in_window: bool
-    ) -> tuple[str, str]:
+        self, number: SandboxNumber, customer: Customer, message_type: str, content: dict, *,
+        in_window: bool, free_entry: bool,
+    ) -> tuple[str, str]:  # fmt: skip
         """Meta's checks for one send; returns (pricing category, pricing type)."""
-        free_entry = self.in_free_entry_point(number.phone_number_id, customer.wa_id)
         if message_type == "template":
             name = content.get("name")
             language = content.get("language")
@@ -730,14 +736,14 @@ class SandboxMeta:
         opened = self.windows.get((phone_number_id, wa_id))
         return opened is not None and self.now() - opened < self.rules.customer_service_window
 
-    def _open_entry_point(self, phone_number_id: str, wa_id: str) -> None:
-        """The business answers within 24 h a customer who wrote from a click-to-WhatsApp ad: a 72-hour
-        free entry point window opens with that message (WHATSAPP_API.md §5.4), once per ad message."""
+    def _answers_an_ad(self, phone_number_id: str, wa_id: str) -> bool:
+        """A send now is the business's first answer, within 24 h, to the customer's message from a
+        click-to-WhatsApp ad: it opens a 72-hour free entry point window (WHATSAPP_API.md §5.4)."""
         key = (phone_number_id, wa_id)
         referral, opened = self.referrals.get(key), self.entry_points.get(key)
-        is_answer = referral is not None and self.now() - referral <= self.rules.customer_service_window
-        if is_answer and (opened is None or opened < referral):
-            self.entry_points[key] = self.now()
+        if referral is None or self.now() - referral > self.rules.free_entry_point_answer_within:
+            return False
+        return opened is None or opened < referral
 
     def in_free_entry_point(self, phone_number_id: str, wa_id: str) -> bool:
         opened = self.entry_points.get((phone_number_id, wa_id))

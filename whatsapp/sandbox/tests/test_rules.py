@@ -371,6 +371,31 @@ def test_an_answer_to_an_ad_within_a_day_opens_72_free_hours(
         assert types == ["regular", "regular", "regular"]
 
 
+def test_a_refused_answer_to_an_ad_opens_no_free_entry_point(sandbox_thread, graph):
+    sandbox = sandbox_thread.sandbox
+    customer = add_customer(sandbox_thread, "447700900036")
+    sandbox_thread.call(sandbox.meta.template_create, WABA_ID, {
+        "name": "offer", "category": "MARKETING", "language": "en",
+        "components": [{"type": "BODY", "text": "Hi"}],
+    })  # fmt: skip
+    sandbox_thread.call(customer.arrive_from_ad, NUMBER_ID, text="Is it still on sale?", ad_id="ad2")
+
+    sandbox.meta.clock_offset = timedelta(hours=1)
+    with pytest.raises(errors.GraphAPIError, match="132001"):
+        graph.message_send_template(phone_number_id=NUMBER_ID, to="447700900036", name="nope", language="en")
+    sent = []
+    for offset_h in (20, 80):  # the window runs from the first answer Meta took: 20 h to 92 h
+        sandbox.meta.clock_offset = timedelta(hours=offset_h)
+        sent.append(
+            graph.message_send_template(
+                phone_number_id=NUMBER_ID, to="447700900036", name="offer", language="en"
+            )
+        )
+    wait_for(lambda: all(pricing_types_sent(sandbox, message_id) for message_id in sent))
+
+    assert [pricing_types_sent(sandbox, message_id)[0] for message_id in sent] == ["free_entry_point"] * 2
+
+
 def test_inbound_calls_beyond_cap_are_dropped_without_webhook(sandbox_thread):
     sandbox = sandbox_thread.sandbox
     sandbox.meta.rules.max_concurrent_calls = 1
