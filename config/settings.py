@@ -148,6 +148,7 @@ CELERY_BEAT_SCHEDULE = {
     "calls-sweep": {"task": "calls.sweep", "schedule": 5.0},
     "compliance-expire-permissions": {"task": "compliance.expire_permissions", "schedule": 60.0},
     "messaging-send-pending": {"task": "messaging.send_pending", "schedule": 60.0},
+    "messaging-sync-templates": {"task": "messaging.sync_templates", "schedule": 3600.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

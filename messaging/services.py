@@ -23,7 +23,7 @@ from messaging.selectors import (
     rate_find,
     send_options,
 )
-from whatsapp.client import GraphRequest, template_message_request, text_message_request
+from whatsapp.client import GraphClient, GraphRequest, template_message_request, text_message_request
 from whatsapp.events import MessageReceived, MessageStatus, event_from_context
 from whatsapp.models import BusinessNumber, WebhookEvent
 
@@ -567,3 +567,56 @@ def message_send_failed(*, message_id: int, error: str) -> None:
     Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
         status=Message.Status.FAILED, failed_at=timezone.now(), error=error[:255]
     )
+
+
+# --- Templates: kept in step with the account's templates on Meta -------------------------------
+
+MAX_TEMPLATE_PAGES = 100  # 100 templates a page: far more than Meta lets an account have
+
+
+def templates_sync(*, waba_id: str, graph: GraphClient) -> tuple[int, int, int]:
+    """Make the account's templates here what Meta lists: new ones added, changed ones updated (status,
+    category, components), and ones Meta no longer lists disabled (a message may still name them).
+    Templates entered in admin under names Meta does not know are disabled too: Meta would refuse them.
+    Returns (added, updated, disabled)."""
+    listed: dict[tuple[str, str], dict] = {}
+    after = ""
+    for _ in range(MAX_TEMPLATE_PAGES):
+        page = graph.templates_page(waba_id=waba_id, after=after)
+        for item in page.templates:
+            name, language = item.get("name"), item.get("language")
+            if isinstance(name, str) and isinstance(language, str):
+                listed[(name, language)] = item
+        if not page.next_after:
+            break
+        after = page.next_after
+    return _templates_apply(waba_id=waba_id, listed=listed)
+
+
+@transaction.atomic
+def _templates_apply(*, waba_id: str, listed: dict[tuple[str, str], dict]) -> tuple[int, int, int]:
+    """Write what Meta listed (read before: no transaction waits on the network)."""
+    known = {
+        (template.name, template.language): template for template in Template.objects.filter(waba_id=waba_id)
+    }
+    added = updated = 0
+    for (name, language), item in listed.items():
+        fields = {
+            "category": str(item.get("category", "")).lower()[:32],
+            "status": str(item.get("status", Template.Status.PENDING)).upper()[:16],
+            "components": item.get("components") if isinstance(item.get("components"), list) else [],
+        }
+        template = known.get((name, language))
+        if template is None:
+            Template.objects.create(waba_id=waba_id, name=name, language=language, **fields)
+            added += 1
+        elif any(getattr(template, field) != value for field, value in fields.items()):
+            Template.objects.filter(pk=template.pk).update(**fields, updated_at=timezone.now())
+            updated += 1
+    gone = [template.pk for key, template in known.items() if key not in listed]
+    disabled = (
+        Template.objects.filter(pk__in=gone)
+        .exclude(status=Template.Status.DISABLED)
+        .update(status=Template.Status.DISABLED, updated_at=timezone.now())
+    )
+    return added, updated, disabled

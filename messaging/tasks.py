@@ -6,9 +6,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 from messaging.models import Message
-from messaging.services import message_send_claim, message_send_failed, message_send_release, message_sent
+from messaging.services import (
+    message_send_claim,
+    message_send_failed,
+    message_send_release,
+    message_sent,
+    templates_sync,
+)
 from whatsapp.client import GraphClient
 from whatsapp.errors import GraphAPIError, GraphTransportError
+from whatsapp.models import BusinessNumber
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +66,22 @@ def send_pending() -> int:
     for message_id in pending:
         send_message.delay(message_id=message_id)
     return len(pending)
+
+
+@shared_task(
+    name="messaging.sync_templates", autoretry_for=(GraphTransportError,), retry_backoff=True, max_retries=3
+)
+def sync_templates() -> int:
+    """Keep every account's templates in step with Meta's list (hourly, and `manage.py sync_templates`):
+    how many were added, updated or disabled."""
+    waba_ids = BusinessNumber.objects.values_list("waba_id", flat=True).distinct()
+    changed = 0
+    with GraphClient() as graph:
+        for waba_id in waba_ids:
+            try:
+                changed += sum(templates_sync(waba_id=waba_id, graph=graph))
+            except GraphTransportError:
+                raise
+            except GraphAPIError as error:
+                logger.warning("templates of account %s not synced: %s", waba_id, error)
+    return changed

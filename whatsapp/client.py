@@ -226,6 +226,24 @@ def _time(seconds: Any) -> datetime | None:
     return datetime.fromtimestamp(seconds, tz=UTC) if isinstance(seconds, int) else None
 
 
+@dataclass(frozen=True)
+class TemplatesPage:
+    """One page of an account's message templates as Meta lists them, and the cursor of the next."""
+
+    templates: list[dict]
+    next_after: str | None
+
+
+def parse_templates_page(body: Any) -> TemplatesPage:
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise _unexpected(body, "GET message_templates")
+    templates = [item for item in body["data"] if isinstance(item, dict)]
+    paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
+    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+    after = cursors.get("after")
+    return TemplatesPage(templates, after if paging.get("next") and isinstance(after, str) else None)
+
+
 def parse_call_permissions(body: Any) -> CallPermissionState:
     if not isinstance(body, dict) or not isinstance(body.get("permission"), dict):
         raise _unexpected(body, "GET call_permissions")
@@ -342,6 +360,13 @@ class _Operations:
     def settings_update(self, *, phone_number_id: str, calling: dict):
         request = settings_update_request(phone_number_id=phone_number_id, calling=calling)
         return self._execute(request, parse_success)
+
+    def templates_page(self, *, waba_id: str, after: str = "", limit: int = 100):
+        """One page of the account's message templates (`TemplatesPage`); pass its `next_after` on."""
+        params = {"limit": limit, **({"after": after} if after else {})}
+        return self._execute(
+            GraphRequest("GET", f"{waba_id}/message_templates", params=params), parse_templates_page
+        )
 
     def call_permissions_get(self, *, phone_number_id: str, user_wa_id: str):
         request = call_permissions_request(phone_number_id=phone_number_id, user_wa_id=user_wa_id)

@@ -14,6 +14,7 @@ from messaging.models import Charge, ConversationWindow, Message, RateCard, Temp
 from messaging.selectors import send_options
 from messaging.services import message_send_template, message_send_text, message_sent, rate_card_save
 from messaging.tasks import send_message, send_pending
+from whatsapp.client import GraphClient
 from whatsapp.tests import payloads
 from whatsapp.tests.conftest import post_webhook, sandbox_serving
 from whatsapp.tests.factories import BusinessNumberFactory
@@ -306,3 +307,45 @@ def test_the_customers_answer_to_a_permission_request_joins_the_thread_and_opens
         "Allowed calls (call permission request)",
     )
     assert send_options(business_number=number, contact=inbound.contact).is_service_window_open is True
+
+
+def test_templates_follow_metas_list_page_by_page(number, sandbox, monkeypatch):
+    def register(name: str, category: str, language: str = "en_US") -> None:
+        sandbox.thread.call(sandbox.meta.template_create, number.waba_id, {
+            "name": name, "category": category, "language": language,
+            "components": [{"type": "BODY", "text": f"{name} {{{{1}}}}"}],
+        })  # fmt: skip
+
+    for index in range(3):
+        register(f"update_{index}", "UTILITY")
+    register("offer", "MARKETING", "pt_BR")
+    Template.objects.create(waba_id=number.waba_id, name="update_0", language="en_US", category="marketing")
+    Template.objects.create(waba_id=number.waba_id, name="typed_by_hand", language="en", category="utility",
+                            status="APPROVED")  # fmt: skip
+    Template.objects.create(waba_id="another account", name="theirs", language="en", category="utility",
+                            status="APPROVED")  # fmt: skip
+    pages = []
+    original = GraphClient.templates_page
+    monkeypatch.setattr(
+        GraphClient, "templates_page",
+        lambda self, **kwargs: pages.append(kwargs) or original(self, **{**kwargs, "limit": 2}),
+    )  # fmt: skip
+
+    with GraphClient() as graph:
+        counts = services.templates_sync(waba_id=number.waba_id, graph=graph)
+        again = services.templates_sync(waba_id=number.waba_id, graph=graph)
+
+    mine = {
+        (t.name, t.language): (t.category, t.status) for t in Template.objects.filter(waba_id=number.waba_id)
+    }
+    assert counts == (3, 1, 1) and again == (0, 0, 0)
+    assert mine == {
+        ("update_0", "en_US"): ("utility", "APPROVED"),  # corrected from Meta's list
+        ("update_1", "en_US"): ("utility", "APPROVED"),
+        ("update_2", "en_US"): ("utility", "APPROVED"),
+        ("offer", "pt_BR"): ("marketing", "APPROVED"),
+        ("typed_by_hand", "en"): ("utility", "DISABLED"),  # Meta does not know it
+    }
+    assert Template.objects.get(name="update_1").components == [{"type": "BODY", "text": "update_1 {{1}}"}]
+    assert Template.objects.get(name="theirs").status == "APPROVED"
+    assert [page.get("after", "") for page in pages[:2]] == ["", "2"]

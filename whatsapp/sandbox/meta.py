@@ -169,7 +169,7 @@ class SandboxMeta:
         self.calls: dict[str, SandboxCall] = {}
         self.permissions: dict[tuple[str, str], Permission] = defaultdict(Permission)
         self.messages: dict[str, SentMessage] = {}
-        self.templates: dict[str, dict] = {}  # name → {"category", "permission_request"}
+        self.templates: dict[str, dict] = {}  # name → {"category", "permission_request", and as listed}
         self.windows: dict[tuple[str, str], datetime] = {}  # customer-service window opened at
         self.referrals: dict[tuple[str, str], datetime] = {}  # the customer last wrote from an ad at
         self.entry_points: dict[tuple[str, str], datetime] = {}  # free entry point window opened at
@@ -769,8 +769,34 @@ class SandboxMeta:
         )
         if is_request and category == "AUTHENTICATION":
             raise invalid("call permission request templates are MARKETING or UTILITY")
-        self.templates[name] = {"category": category.lower(), "permission_request": is_request}
-        return {"id": self.new_id("template"), "status": "APPROVED", "category": category}
+        template_id = self.new_id("template")
+        self.templates[name] = {
+            "category": category.lower(),
+            "permission_request": is_request,
+            "listed": {
+                "id": template_id, "name": name, "language": body.get("language") or "en_US",
+                "status": "APPROVED", "category": category, "components": components, "waba_id": waba_id,
+            },
+        }  # fmt: skip
+        return {"id": template_id, "status": "APPROVED", "category": category}
+
+    def templates_list(self, waba_id: str, *, limit: object = None, after: object = None) -> dict:
+        """GET /<WABA_ID>/message_templates: the account's templates, a page at a time (cursor paging)."""
+        try:
+            size = min(max(int(limit or 25), 1), 100)
+            start = int(after or 0)
+        except (TypeError, ValueError):
+            raise invalid("limit and after must be whole numbers") from None
+        listed = [
+            {key: value for key, value in template["listed"].items() if key != "waba_id"}
+            for template in self.templates.values()
+            if template["listed"]["waba_id"] == waba_id
+        ]
+        page = listed[start : start + size]
+        paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(start + len(page))}}
+        if start + size < len(listed):
+            paging["next"] = f"?limit={size}&after={start + size}"
+        return {"data": page, "paging": paging}
 
     # --- Settings and permissions look-ups ----------------------------------------------------
 

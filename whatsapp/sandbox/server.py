@@ -86,6 +86,14 @@ def build_app(meta: SandboxMeta, *, token: str, traffic: Traffic) -> web.Applica
     async def message_templates(request: web.Request) -> web.Response:
         return web.json_response(meta.template_create(request.match_info["node"], await body_of(request)))
 
+    async def message_templates_list(request: web.Request) -> web.Response:
+        query = request.query
+        return web.json_response(
+            meta.templates_list(
+                request.match_info["node"], limit=query.get("limit"), after=query.get("after")
+            )
+        )
+
     app = web.Application(middlewares=[graph_errors])
     prefix = "/{version}/{node}"
     app.router.add_post(f"{prefix}/calls", calls)
@@ -94,6 +102,7 @@ def build_app(meta: SandboxMeta, *, token: str, traffic: Traffic) -> web.Applica
     app.router.add_post(f"{prefix}/settings", settings_post)
     app.router.add_get(f"{prefix}/call_permissions", call_permissions)
     app.router.add_post(f"{prefix}/message_templates", message_templates)
+    app.router.add_get(f"{prefix}/message_templates", message_templates_list)
     return app
 
 
