@@ -7,8 +7,8 @@ from celery import shared_task
 
 from calls.models import Call
 from calls.outbound import PENDING_PREFIX
-from messaging.services import message_record_sent
-from whatsapp.client import GraphClient
+from messaging.services import message_send_now
+from whatsapp.client import GraphClient, GraphRequest, call_button_message_request, text_message_request
 from whatsapp.errors import GraphAPIError, GraphTransportError
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,13 @@ def _graph_for_call(call_id: int, what: str, operation: Callable[[GraphClient, C
             return ""
 
 
+def _send_about(call: Call, request: GraphRequest, *, text: str, graph: GraphClient) -> str:
+    """A message about a call, recorded in the customer's thread and sent at once: its `wamid`."""
+    return message_send_now(
+        business_number=call.business_number, contact=call.contact, request=request, text=text, graph=graph
+    ).wa_message_id
+
+
 def _ids(call: Call) -> dict[str, str]:
     return {"phone_number_id": call.business_number.phone_number_id, "call_id": call.wa_call_id}
 
@@ -103,18 +110,14 @@ def send_call_us_button(*, call_id: int) -> str:
     customer-service window, so a free-form message is allowed). Returns the message id."""
 
     def send(graph: GraphClient, call: Call) -> str:
-        message_id = graph.message_send_call_button(
+        request = call_button_message_request(
             phone_number_id=call.business_number.phone_number_id,
             to=call.contact.wa_id,
             body_text=CALL_US_TEXT,
             display_text="Call us",
             payload=f"callback:{call.pk}",
         )
-        message_record_sent(
-            business_number=call.business_number, contact=call.contact, message_type="interactive",
-            text=CALL_US_TEXT, wa_message_id=message_id,
-        )  # fmt: skip
-        return message_id
+        return _send_about(call, request, text=CALL_US_TEXT, graph=graph)
 
     return _graph_for_call(call_id, "call-us button", send)
 
@@ -127,15 +130,11 @@ def send_closed_message(*, call_id: int) -> str:
     def send(graph: GraphClient, call: Call) -> str | None:
         if call.queue is None or not call.queue.closed_message:
             return None
-        message_id = graph.message_send_text(
+        request = text_message_request(
             phone_number_id=call.business_number.phone_number_id,
             to=call.contact.wa_id,
             body=call.queue.closed_message,
         )
-        message_record_sent(
-            business_number=call.business_number, contact=call.contact, message_type="text",
-            text=call.queue.closed_message, wa_message_id=message_id,
-        )  # fmt: skip
-        return message_id
+        return _send_about(call, request, text=call.queue.closed_message, graph=graph)
 
     return _graph_for_call(call_id, "closed message", send)

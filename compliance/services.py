@@ -12,8 +12,14 @@ from django.utils import timezone
 from compliance.decisions import REQUEST_BLOCKING_CODES, call_decide, permission_deadline, request_quota
 from compliance.models import AuditEvent, CallPermission, ConsentRecord
 from messaging.models import Contact
-from messaging.services import contact_get_or_create, message_record_inbound, message_record_sent
-from whatsapp.client import GraphClient
+from messaging.services import contact_get_or_create, message_record_inbound, message_send_now
+from whatsapp.client import (
+    GraphClient,
+    GraphRequest,
+    call_button_message_request,
+    call_permission_request_message,
+    template_message_request,
+)
 from whatsapp.errors import GraphAPIError, ReEngagementRequired
 from whatsapp.events import CallPermissionReply
 from whatsapp.models import BusinessNumber
@@ -201,7 +207,7 @@ def permission_request_send(
         try:
             message_id = _send_outside_or_inside_the_window(
                 graph,
-                lambda client: client.message_send_call_permission_request(
+                call_permission_request_message(
                     phone_number_id=business_number.phone_number_id, to=contact.wa_id, body_text=body_text
                 ),
                 template=settings.CALL_PERMISSION_TEMPLATE,
@@ -246,7 +252,7 @@ def call_button_send(
         raise ValidationError(decision.fallback.reason, code="no_fallback")
     return _send_outside_or_inside_the_window(
         graph,
-        lambda client: client.message_send_call_button(
+        call_button_message_request(
             phone_number_id=business_number.phone_number_id,
             to=contact.wa_id,
             body_text="We tried to reach you. Tap below to call us on WhatsApp when it suits you.",
@@ -260,16 +266,17 @@ def call_button_send(
 
 
 def _send_outside_or_inside_the_window(
-    graph: GraphClient | None, send_free_form: Callable[[GraphClient], str], *, template: str,
-    business_number: BusinessNumber, contact: Contact, text: str,
+    graph: GraphClient | None, request: GraphRequest, *, template: str, business_number: BusinessNumber,
+    contact: Contact, text: str,
 ) -> str:  # fmt: skip
     """Send a free-form interactive message; once the customer's 24-hour window has closed (Meta:
-    131047) only a template may go, so send the configured one, if there is one. What was sent joins
-    the customer's thread (``text`` describes it there)."""
-    message_type = "interactive"
+    131047) only a template may go, so send the configured one, if there is one. Each message is
+    recorded in the customer's thread before it is sent (``text`` describes it there)."""
     with graph or GraphClient() as client:
         try:
-            message_id = send_free_form(client)
+            message = message_send_now(
+                business_number=business_number, contact=contact, request=request, text=text, graph=client
+            )
         except ReEngagementRequired:
             if not template:
                 raise ValidationError(
@@ -277,18 +284,17 @@ def _send_outside_or_inside_the_window(
                     "can be sent, and none is configured for this.",
                     code="window_closed",
                 ) from None
-            message_id = client.message_send_template(
+            fallback = template_message_request(
                 phone_number_id=business_number.phone_number_id,
                 to=contact.wa_id,
                 name=template,
                 language=settings.OUTREACH_TEMPLATE_LANGUAGE,
             )
-            message_type, text = "template", f"{text} (template {template})"
-    message_record_sent(
-        business_number=business_number, contact=contact, message_type=message_type, text=text,
-        wa_message_id=message_id,
-    )  # fmt: skip
-    return message_id
+            message = message_send_now(
+                business_number=business_number, contact=contact, request=fallback,
+                text=f"{text} (template {template})", graph=client,
+            )  # fmt: skip
+    return message.wa_message_id
 
 
 FALLBACK_KINDS = ("permission_request", "call_button")

@@ -24,6 +24,7 @@ from messaging.selectors import (
     send_options,
 )
 from whatsapp.client import GraphClient, GraphRequest, template_message_request, text_message_request
+from whatsapp.errors import GraphAPIError
 from whatsapp.events import MessageReceived, MessageStatus, event_from_context
 from whatsapp.models import BusinessNumber, WebhookEvent
 
@@ -475,10 +476,12 @@ def message_send_request(
 
 
 def _message_record(
-    *, business_number, contact, message_type, text, request, idempotency_key, sent_by=None, template=None
-) -> Message:
-    """Recorded before it is sent: a request retried with the same key gets the same message back, sent
-    once; the same key with another message is refused."""
+    *, business_number, contact, message_type, text, request, idempotency_key, sent_by=None, template=None,
+    is_sent_by_worker=True,
+) -> Message:  # fmt: skip
+    """Recorded before it is sent (by a worker, after commit, unless the caller sends it): a request
+    retried with the same key gets the same message back, sent once; the same key with another message
+    is refused."""
     from messaging.tasks import send_message
 
     key = idempotency_key or uuid.uuid4().hex
@@ -492,7 +495,7 @@ def _message_record(
     )  # fmt: skip
     if not created and (message.request != request or message.business_number_id != business_number.pk):
         raise ValidationError("This idempotency key was used for another message.", code="idempotency_key")
-    if created:
+    if created and is_sent_by_worker:
         enqueue_on_commit(send_message, message_id=message.pk)
     return message
 
@@ -515,24 +518,23 @@ def message_sent(*, message_id: int, wa_message_id: str) -> None:
     _apply_early_statuses(wa_message_id)
 
 
-@transaction.atomic
-def message_record_sent(
-    *, business_number: BusinessNumber, contact: Contact, message_type: str, text: str, wa_message_id: str
+def message_send_now(
+    *, business_number: BusinessNumber, contact: Contact, request: GraphRequest, text: str, graph: GraphClient
 ) -> Message:
-    """A message another app sent itself joins the thread as sent (the compliance fallback sends while it
-    holds a lock and needs Meta's answer at once); its statuses then follow as for any other."""
-    now = timezone.now()
-    _lock(f"message:{wa_message_id}")
-    message, created = Message.objects.get_or_create(
-        wa_message_id=wa_message_id,
-        defaults={
-            "business_number": business_number, "contact": contact, "direction": Message.Direction.OUTBOUND,
-            "message_type": message_type, "text": text, "status": Message.Status.SENT, "sent_at": now,
-        },
+    """Record a message and send it at once, in the caller's process (the compliance fallback sends while
+    it holds a lock and needs Meta's answer then; a task already runs in a worker). Meta's refusal is
+    recorded on the message, then raised (``GraphAPIError``) for the caller to handle."""
+    message = _message_record(
+        business_number=business_number, contact=contact, message_type=request.json["type"], text=text,
+        request=request.json, idempotency_key="", is_sent_by_worker=False,
     )  # fmt: skip
-    if created:
-        window_business_replied(business_number_id=business_number.pk, contact_id=contact.pk, at=now)
-        _apply_early_statuses(wa_message_id)
+    try:
+        wa_message_id = graph.message_send(phone_number_id=business_number.phone_number_id, body=request.json)
+    except GraphAPIError as error:
+        message_send_failed(message_id=message.pk, error=str(error))
+        raise
+    message_sent(message_id=message.pk, wa_message_id=wa_message_id)
+    message.refresh_from_db()
     return message
 
 

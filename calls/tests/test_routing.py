@@ -10,6 +10,7 @@ from calls import routing
 from calls.models import Call, LiveCallCount
 from calls.tasks import send_call_us_button
 from calls.tests.factories import CallFactory
+from messaging.models import Message
 
 pytestmark = pytest.mark.django_db
 
@@ -277,6 +278,12 @@ def test_overdue_wait_sends_the_caller_a_call_us_button(
     assert (waiting.status, waiting.end_reason) == ("ended", "no_agent")
     assert button.body["interactive"]["action"]["parameters"]["payload"] == f"callback:{waiting.pk}"
     assert len(callbacks) >= 2  # Meta's terminate and the call-us message, after commit
+    in_thread = Message.objects.get(wa_message_id=message_id)  # the customer's thread shows it
+    assert (in_thread.contact_id, in_thread.message_type, in_thread.status) == (
+        waiting.contact_id,
+        "interactive",
+        "sent",
+    )
 
 
 def test_an_old_wrap_up_timer_does_not_cut_a_new_wrap_up_short(queued_call, make_agent):

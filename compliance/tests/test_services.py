@@ -13,7 +13,7 @@ from compliance.services import (
     permission_request_send,
 )
 from compliance.tests.factories import CUSTOMER, CallPermissionFactory, sent_requests
-from messaging.models import Contact
+from messaging.models import Contact, Message
 from whatsapp.client import GraphClient
 from whatsapp.sandbox.meta import Rules
 from whatsapp.sandbox.server import SandboxThread
@@ -216,6 +216,13 @@ def test_outside_the_window_the_request_goes_as_the_configured_template(number, 
             "template",
             1,
         )
+        # Both tries of the second request are in the thread, each recorded before it was sent.
+        thread_rows = list(
+            Message.objects.order_by("pk").values_list("message_type", "status", "wa_message_id")
+        )
+        assert thread_rows[0][:2] == ("interactive", "failed")
+        assert thread_rows[1] == ("template", "sent", message.message_id)
+        assert "131047" in Message.objects.order_by("pk").first().error
 
 
 def test_an_answered_customer_call_resets_the_request_limits(number):
