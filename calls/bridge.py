@@ -669,15 +669,16 @@ class _StereoRecording:
     ) -> bool:
         """Decode and ``add()`` an Opus packet; silence in its place when not ``is_heard``.
 
-        False when the packet cannot be decoded (nothing is added: the timeline leaves a gap).
+        False when a heard packet cannot be decoded (nothing is added: the timeline leaves a gap).
         """
+        if not is_heard:  # on hold or muted: silence in its place, and nothing to decode
+            self.add(side, np.zeros(packet.samples, dtype=np.int16), media_time_s=media_time_s, at=at)
+            return True
         try:
             samples = self._channels[side].decoder.decode(packet.payload)
         except OpusPacketError as error:
             logger.warning("recording %s: %s", self.path.name, error)
             return False
-        if not is_heard:
-            samples = np.zeros(len(samples), dtype=np.int16)
         self.add(side, samples, media_time_s=media_time_s, at=at)
         return True
 

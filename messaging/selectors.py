@@ -45,17 +45,27 @@ def billing_currency(*, waba_id: str, on: datetime.date) -> str:
 def rate_find(*, category: str, country: str, currency: str, on: datetime.date) -> RateCard | None:
     """The rate card row that prices ``category`` for a customer in ``country`` on a date, in a currency:
     the country's own row, else its region's, else the row for every other country; None when none
-    applies (an unpriced charge, not a free one). Two statements at most."""
+    applies (an unpriced charge, not a free one)."""
+    return rates_find(categories=[category], country=country, currency=currency, on=on)[category]
+
+
+def rates_find(
+    *, categories: list[str], country: str, currency: str, on: datetime.date
+) -> dict[str, RateCard | None]:
+    """``rate_find`` for several categories at once: two statements however many."""
     markets = _markets(country, RateRegion.objects.all())
     candidates = RateCard.objects.filter(
         Q(effective_to__isnull=True) | Q(effective_to__gte=on),
-        category=category,
+        category__in=categories,
         market__in=markets,
         price_currency=currency,
         effective_from__lte=on,
     )
-    by_market = {rate.market: rate for rate in candidates}
-    return next((by_market[market] for market in markets if market in by_market), None)
+    by_key = {(rate.category, rate.market): rate for rate in candidates}
+    return {
+        category: next((by_key[category, market] for market in markets if (category, market) in by_key), None)
+        for category in categories
+    }
 
 
 # --- Reports: what the account spends, aggregated in the database ---------------------------------
@@ -296,13 +306,14 @@ def send_options(*, business_number, contact, at: datetime.datetime | None = Non
         quotes={},
     )
     free = Money(0, currency)
+    rates = rates_find(categories=list(SENT_CATEGORIES), country=contact.country, currency=currency, on=on)
     for category in SENT_CATEGORIES:
         if options.is_free_entry_open:
             options.quotes[category] = Quote(Charge.PricingType.FREE_ENTRY_POINT, free)
         elif category == RateCard.Category.UTILITY and options.is_service_window_open:
             options.quotes[category] = Quote(Charge.PricingType.FREE_CUSTOMER_SERVICE, free)
         else:
-            rate = rate_find(category=category, country=contact.country, currency=currency, on=on)
+            rate = rates[category]
             options.quotes[category] = Quote(Charge.PricingType.REGULAR, rate.price if rate else None)
     if options.is_service_window_open:  # free-form messages only inside it, free entry point or not
         pricing_type = (

@@ -459,22 +459,6 @@ def message_send_template(
     )  # fmt: skip
 
 
-def message_send_request(
-    *,
-    business_number: BusinessNumber,
-    contact: Contact,
-    request: GraphRequest,
-    text: str,
-    idempotency_key: str = "",
-) -> Message:
-    """Record an interactive message another app built (a call permission request, a call button) and send
-    it (after commit, by a task), like any message of the thread."""
-    return _message_record(
-        business_number=business_number, contact=contact, message_type=request.json["type"], text=text,
-        request=request.json, idempotency_key=idempotency_key,
-    )  # fmt: skip
-
-
 def _message_record(
     *, business_number, contact, message_type, text, request, idempotency_key, sent_by=None, template=None,
     is_sent_by_worker=True,
@@ -511,10 +495,8 @@ def message_sent(*, message_id: int, wa_message_id: str) -> None:
     )
     if not updated:
         return
-    message = Message.objects.get(pk=message_id)
-    window_business_replied(
-        business_number_id=message.business_number_id, contact_id=message.contact_id, at=now
-    )
+    number_id, contact_id = Message.objects.values_list("business_number_id", "contact_id").get(pk=message_id)
+    window_business_replied(business_number_id=number_id, contact_id=contact_id, at=now)
     _apply_early_statuses(wa_message_id)
 
 
@@ -540,7 +522,9 @@ def message_send_now(
 
 def _apply_early_statuses(wa_message_id: str) -> None:
     """Statuses Meta delivered before the send's answer named the message (stored, not yet applied)."""
-    early = WebhookEvent.objects.filter(idempotency_key__startswith=f"message:{wa_message_id}:status:")
+    # Exact keys (whatsapp.events.MessageStatus.idempotency_key): the unique index finds them at once.
+    keys = [f"message:{wa_message_id}:status:{status}" for status in (*STATUS_ORDER, Message.Status.FAILED)]
+    early = WebhookEvent.objects.filter(idempotency_key__in=keys)
     for record in early.order_by("occurred_at", "pk"):
         event = event_from_context(record.payload)
         if isinstance(event, MessageStatus):

@@ -167,21 +167,11 @@ def settings_for_media(settings, recordings_storage):
 def sandbox_serving(number, live_server_url: str, settings, tmp_path: Path):
     """The sandbox playing Meta for `number`: webhooks to the live server, the app's Graph API
     calls to the sandbox, customers' recordings under tmp_path. Yields (its thread, the sandbox)."""
-    from whatsapp.sandbox.server import SandboxThread
+    from whatsapp.tests.conftest import sandbox_serving as serving
 
-    token = "e2e-sandbox-token"
-    sandbox_thread = SandboxThread(
-        webhook_url=f"{live_server_url}/webhooks/whatsapp/",
-        app_secret=settings.WHATSAPP_APP_SECRET,
-        token=token,
+    with serving(
+        settings, number, token="e2e-sandbox-token", retries=None,
+        webhook_url=f"{live_server_url}/webhooks/whatsapp/", app_secret=settings.WHATSAPP_APP_SECRET,
         record_dir=tmp_path / "customers",
-    )
-    with sandbox_thread as sandbox:
-        settings.WHATSAPP_GRAPH_URL, settings.WHATSAPP_TOKEN = sandbox.graph_url, token
-        sandbox_thread.call(
-            sandbox.add_number,
-            phone_number_id=number.phone_number_id,
-            waba_id=number.waba_id,
-            display_phone_number=number.display_phone_number,
-        )
-        yield sandbox_thread, sandbox
+    ) as sandbox:  # fmt: skip
+        yield sandbox.thread, sandbox

@@ -41,16 +41,16 @@ def captured():
 
 
 @contextlib.contextmanager
-def sandbox_serving(settings, number):
-    """The offline Meta in a thread, knowing `number`, as the Graph API of this test (no retries); what
-    it would deliver as webhooks goes nowhere. Yields the sandbox, its thread as `sandbox.thread`."""
-    thread = SandboxThread(webhook_url=None, app_secret="s", token="t", rules=Rules())
+def sandbox_serving(settings, number, *, token: str = "t", retries: int | None = 0, **thread_options):
+    """The offline Meta in a thread, knowing `number`, as the Graph API of this test (`retries`: the
+    client's, None to keep the setting); its webhooks go to `webhook_url` (by default nowhere). Yields
+    the sandbox, its thread as `sandbox.thread`."""
+    options = {"webhook_url": None, "app_secret": "s", "rules": Rules()} | thread_options
+    thread = SandboxThread(token=token, **options)
     with thread as sandbox:
-        settings.WHATSAPP_GRAPH_URL, settings.WHATSAPP_TOKEN, settings.WHATSAPP_MAX_RETRIES = (
-            sandbox.graph_url,
-            "t",
-            0,
-        )
+        settings.WHATSAPP_GRAPH_URL, settings.WHATSAPP_TOKEN = sandbox.graph_url, token
+        if retries is not None:
+            settings.WHATSAPP_MAX_RETRIES = retries
         thread.call(sandbox.add_number, phone_number_id=number.phone_number_id, waba_id=number.waba_id,
                     display_phone_number=number.display_phone_number)  # fmt: skip
         sandbox.thread = thread
