@@ -135,6 +135,11 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def call_offered(self, event: dict) -> None:
         await self.send_json(event)
 
+    async def agent_frames(self, event: dict) -> None:
+        """Several frames in one channel-layer message (a ring: the agent's status, then the call)."""
+        for frame in event["frames"]:
+            await self.send_json(frame)
+
     async def call_taken(self, event: dict) -> None:
         await self.send_json(event)
 

@@ -138,15 +138,20 @@ def _offer_round(queue: Queue) -> list[int] | None:
                 offers.append((call, agent_id))
         if not offers:
             return []
+        rung = [call for call, _ in offers]
+        rings = dict(
+            zip(
+                [agent_id for _, agent_id in offers],
+                selectors.ring_frames(calls=rung, queue=queue),
+                strict=True,
+            )
+        )
         if not (
-            agents_ring(agent_ids=[agent_id for _, agent_id in offers])
+            agents_ring(agent_ids=list(rings), frames=rings)
             and calls_offer_many(offers=offers, ring_timeout_s=queue.ring_timeout_s)
         ):
             transaction.set_rollback(True)
             return None
-        rung = [call for call, _ in offers]
-        for (_, agent_id), frame in zip(offers, selectors.ring_frames(calls=rung, queue=queue), strict=True):
-            broadcast_on_commit(f"agent.{agent_id}", frame)
         from calls.tasks import expire_offers
 
         enqueue_on_commit(

@@ -1,4 +1,5 @@
-"""ASGI entry point: Django for HTTP, Channels consumers for WebSockets.
+"""ASGI entry point: Django for HTTP (Meta's POSTed deliveries straight to the intake),
+Channels consumers for WebSockets.
 
 WebSockets are authenticated by the Django session and accepted only from allowed origins.
 """
@@ -18,10 +19,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from whatsapp.asgi import webhook_router  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_application,
+        # Meta's deliveries take a short way past Django's middleware (whatsapp.asgi).
+        "http": webhook_router(django_asgi_application),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

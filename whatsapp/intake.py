@@ -18,8 +18,9 @@ import weakref
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
-from whatsapp.services import DeliveryOutcome, webhook_deliveries_receive
+from whatsapp.services import DeliveryOutcome, webhook_deliveries_receive, webhook_signature_is_valid
 
 MAX_TOGETHER = 50  # deliveries in one transaction at most: the first of them waits for all of them
 _YOUR_TURN = object()
@@ -32,6 +33,20 @@ class _Arrivals:
 
 
 _arrivals: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Arrivals]" = weakref.WeakKeyDictionary()
+
+
+async def delivery_answer(*, body: bytes, signature: str | None) -> tuple[int, dict]:
+    """The answer to one POSTed delivery: its HTTP status and JSON body. Unsigned or wrongly signed
+    deliveries are refused (403) before anything is read from them; malformed ones are stored as
+    such and refused (400)."""
+    if not webhook_signature_is_valid(
+        body=body, signature=signature, app_secret=settings.WHATSAPP_APP_SECRET
+    ):
+        return 403, {"error": "missing or invalid X-Hub-Signature-256"}
+    outcome = await delivery_receive(body)
+    if not outcome.is_accepted:
+        return 400, {"error": outcome.error}
+    return 200, {"received": len(outcome.new_events), "duplicates": outcome.delivery.duplicate_count}
 
 
 async def delivery_receive(body: bytes) -> DeliveryOutcome:
@@ -60,7 +75,12 @@ async def delivery_receive(body: bytes) -> DeliveryOutcome:
     # In a task of its own: should this request go away (its client hung up), the others in the
     # batch are still answered and the turn still passes on.
     receiving = loop.create_task(_receive(together, arrivals))
-    outcomes = await asyncio.shield(receiving)
+    try:
+        outcomes = await asyncio.shield(receiving)
+    except Exception:
+        if answer.done() and not answer.cancelled():
+            answer.exception()  # this request raises the batch's error itself (not "never retrieved")
+        raise
     return outcomes[[waiter for _, waiter in together].index(answer)]
 
 

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.db import connection
 from django.utils import timezone
 
@@ -17,6 +18,8 @@ from calls.selectors import last_calls_of
 from calls.services import capacity_claim_many
 from calls.tests.factories import CallFactory, ContactFactory
 from calls.tests.test_races import in_thread, setup_floor
+from core.realtime import flush
+from core.tests.test_realtime import listen, receive_or_none
 from whatsapp.services import webhook_deliveries_receive
 from whatsapp.tests import payloads
 from whatsapp.tests.test_intake import body_of
@@ -53,8 +56,29 @@ def test_a_burst_queues_every_call_and_rings_one_free_agent_each_longest_idle_fi
     ]
     assert LiveCallCount.objects.get().live == 30
     assert {call.contact.wa_id for call in calls} == {f"4477009{index:05d}" for index in range(30)}
-    # 30 media hand-offs, 20 rings and 20 presence pushes, wallboard nudges, and one timer per kind.
-    assert 70 <= len(callbacks) <= 76
+    # 30 media hand-offs, 20 rings (each with the agent's new presence), wallboard nudges, and one
+    # timer per kind.
+    assert 50 <= len(callbacks) <= 56
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_rings_each_agent_with_one_message_its_status_then_the_call(queue, make_agent):
+    agents = [make_agent() for _ in range(3)]
+    listening = [async_to_sync(listen)(f"agent.{agent.pk}") for agent in agents]
+
+    webhook_deliveries_receive(bodies=connects(3))
+    flush()
+
+    for agent, (layer, channel) in zip(agents, listening, strict=True):
+        message = async_to_sync(receive_or_none)(layer, channel)
+        assert message["type"] == "agent.frames"
+        status, ring = message["frames"]
+        assert (status["type"], status["agent_id"], status["status"]) == ("agent.status", agent.pk, "ringing")
+        assert (ring["type"], ring["call_id"]) == (
+            "call.offered",
+            Call.objects.get(offered_to_id=agent.pk).pk,
+        )
+        assert async_to_sync(receive_or_none)(layer, channel, 0.2) is None
 
 
 @pytest.mark.django_db

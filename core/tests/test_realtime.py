@@ -8,14 +8,14 @@ from django.db import transaction
 from core.realtime import broadcast_on_commit, flush
 
 
-async def _listen(group: str):
+async def listen(group: str):
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(group, channel)
     return layer, channel
 
 
-async def _receive_or_none(layer, channel: str, timeout_s: float = 1.0):
+async def receive_or_none(layer, channel: str, timeout_s: float = 1.0):
     try:
         return await asyncio.wait_for(layer.receive(channel), timeout_s)
     except TimeoutError:
@@ -24,23 +24,23 @@ async def _receive_or_none(layer, channel: str, timeout_s: float = 1.0):
 
 @pytest.mark.django_db(transaction=True)
 def test_broadcast_on_commit_sends_after_commit():
-    layer, channel = async_to_sync(_listen)("test.realtime.commit")
+    layer, channel = async_to_sync(listen)("test.realtime.commit")
 
     with transaction.atomic():
         broadcast_on_commit("test.realtime.commit", {"type": "thing.changed", "thing_id": 7})
 
-    assert async_to_sync(_receive_or_none)(layer, channel) == {"type": "thing.changed", "thing_id": 7}
+    assert async_to_sync(receive_or_none)(layer, channel) == {"type": "thing.changed", "thing_id": 7}
 
 
 @pytest.mark.django_db(transaction=True)
 def test_broadcast_on_commit_sends_nothing_on_rollback():
-    layer, channel = async_to_sync(_listen)("test.realtime.rollback")
+    layer, channel = async_to_sync(listen)("test.realtime.rollback")
 
     with pytest.raises(RuntimeError), transaction.atomic():
         broadcast_on_commit("test.realtime.rollback", {"type": "thing.changed", "thing_id": 7})
         raise RuntimeError("roll back")
 
-    assert async_to_sync(_receive_or_none)(layer, channel, 0.3) is None
+    assert async_to_sync(receive_or_none)(layer, channel, 0.3) is None
 
 
 def test_broadcast_on_commit_requires_a_type():
@@ -81,7 +81,7 @@ def test_send_from_sync_code_raises_when_redis_is_down(settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_events_to_one_group_arrive_in_the_order_they_were_committed():
-    layer, channel = async_to_sync(_listen)("test.realtime.order")
+    layer, channel = async_to_sync(listen)("test.realtime.order")
 
     with transaction.atomic():
         for index in range(40):
@@ -90,7 +90,7 @@ def test_events_to_one_group_arrive_in_the_order_they_were_committed():
     flush()
 
     async def receive_all():
-        return [await _receive_or_none(layer, channel) for _ in range(40)]
+        return [await receive_or_none(layer, channel) for _ in range(40)]
 
     assert [event["thing_id"] for event in async_to_sync(receive_all)()] == list(range(40))
 
@@ -115,7 +115,7 @@ def test_a_burst_to_every_socket_of_one_process_is_not_dropped():
     flush()
 
     async def receive_all():
-        return [await _receive_or_none(layer, channel) for channel in channels for _ in range(2)]
+        return [await receive_or_none(layer, channel) for channel in channels for _ in range(2)]
 
     frames = async_to_sync(receive_all)()
     assert None not in frames
