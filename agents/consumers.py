@@ -164,6 +164,9 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def permission_lost(self, event: dict) -> None:
         await self.send_json(event)
 
+    async def summary_ready(self, event: dict) -> None:
+        await self.send_json(event)
+
     async def call_outbound_ringing(self, event: dict) -> None:
         await self.send_json(event)
 

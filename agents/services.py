@@ -162,7 +162,9 @@ def demo_data_create() -> dict[str, str]:
 
     supervisors, _ = Group.objects.get_or_create(name=SUPERVISOR_GROUP)
     supervisors.permissions.set(
-        Permission.objects.filter(content_type__app_label__in=["agents", "whatsapp", "messaging"])
+        Permission.objects.filter(
+            content_type__app_label__in=["agents", "whatsapp", "messaging", "recordings"]
+        )
     )
     passwords[DEMO_SUPERVISOR] = get_random_string(14)
     supervisor = user_model.objects.create_user(

@@ -2,6 +2,7 @@
 the media hand-offs taken off their channel, and percentiles. Not a test helper: bench/ only."""
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -43,6 +44,7 @@ def server_environment() -> dict[str, str]:
         "WHATSAPP_TOKEN": "bench-token",
         "WHATSAPP_APP_SECRET": APP_SECRET,
         "WHATSAPP_VERIFY_TOKEN": "bench-verify-token",
+        "RECORDING_KEYS": "bench:" + base64.b64encode(b"bench-recording-key-32-bytes-ok!").decode(),
         "CELERY_QUEUE": CELERY_QUEUE,
     }
 

@@ -30,6 +30,7 @@ from calls.services import (
     call_return_to_queue,
     calls_offer_many,
 )
+from calls.signals import call_filed
 from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit
 from whatsapp.selectors import call_connect_event
@@ -452,6 +453,7 @@ def call_wrap_up(*, agent_id: int, call_id: int, disposition: str, notes: str) -
     )
     if filed != 1:
         return False
+    transaction.on_commit(lambda: call_filed.send(sender=Call, call_id=call_id))
     agent_transition(agent_id=agent_id, allowed_from={Agent.Status.WRAP_UP}, to_status=Agent.Status.AVAILABLE)
     return True
 

@@ -1,5 +1,6 @@
 from datetime import datetime
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import F, Max, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -139,7 +140,7 @@ def last_calls_of(*, contact_ids: set[int], excluded_ids: set[int] = frozenset()
         .exclude(pk__in=excluded_ids)
         .annotate(rank=Window(RowNumber(), partition_by=F("contact_id"), order_by=newest_first))
         .filter(rank=1)
-        .select_related("agent__user")
+        .select_related("agent__user", "summary", "contact")
     )
     return {
         call.contact_id: {
@@ -147,9 +148,21 @@ def last_calls_of(*, contact_ids: set[int], excluded_ids: set[int] = frozenset()
             "agent": call.agent.name,
             "outcome": call.get_disposition_display() if call.disposition else call.get_end_reason_display(),
             "notes": call.wrap_up_notes[:200],
+            "summary": _summary_shown(call),
         }
         for call in previous
     }
+
+
+def _summary_shown(call: Call) -> str:
+    """The call's summary as an agent may read it (personal data masked), or ""."""
+    from recordings.redaction import redact
+
+    try:
+        summary = call.summary
+    except ObjectDoesNotExist:
+        return ""
+    return redact(summary.paragraph, region=call.contact.country or None)[:600]
 
 
 def agents_in_wrap_up() -> list[tuple[int, int]]:

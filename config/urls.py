@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("calls.urls")),
     path("", include("compliance.urls")),
     path("", include("messaging.urls")),
+    path("", include("recordings.urls")),
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

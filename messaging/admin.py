@@ -1,4 +1,5 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 
 from messaging.models import (
     BillingCurrency,
@@ -18,6 +19,40 @@ class ContactAdmin(admin.ModelAdmin):
     list_display = ["name", "wa_id", "country", "created_at"]
     list_filter = ["country"]
     search_fields = ["name", "wa_id"]
+    actions = ["erase_personal_data"]
+
+    def has_erase_permission(self, request) -> bool:
+        return request.user.has_perm("recordings.add_erasure")
+
+    @admin.action(description="Erase personal data (GDPR request)…", permissions=["erase"])
+    def erase_personal_data(self, request, queryset):
+        """Asks for the reason first (a confirmation page), then erases each contact's recordings,
+        transcripts, summaries and messages (recordings.services.contact_erase)."""
+        from recordings.services import contact_erase
+
+        reason = request.POST.get("reason", "").strip()
+        if request.POST.get("confirmed") != "yes" or not reason:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Erase personal data",
+                "contacts": queryset,
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "needs_reason": request.POST.get("confirmed") == "yes",
+            }
+            return TemplateResponse(request, "admin/messaging/contact/erase_confirmation.html", context)
+        erased = 0
+        for contact in queryset:
+            try:
+                contact_erase(contact_id=contact.pk, requested_by_id=request.user.pk, reason=reason)
+            except ValueError as error:
+                self.message_user(request, str(error), messages.WARNING)
+            else:
+                erased += 1
+        self.message_user(
+            request, f"Erased the personal data of {erased} contact(s); see Erasures.", messages.SUCCESS
+        )
+        return None
 
 
 @admin.register(RateCard)

@@ -8,10 +8,11 @@ and never fetched from the network (MEDIA_NOTES.md: beam 5 is deterministic; int
 """
 
 import functools
-import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from django.conf import settings
@@ -21,6 +22,7 @@ AGENT = "agent"
 SAMPLE_RATE = 16_000  # what Whisper listens at
 SILENT_RMS = 0.002  # a channel quieter than this throughout has nobody speaking on it
 BEAM_SIZE = 5
+TURN_GAP_S = 1.0  # a pause longer than this within one side ends a turn
 
 
 @dataclass(frozen=True)
@@ -29,59 +31,91 @@ class Segment:
     end_s: float
     speaker: str  # CUSTOMER or AGENT
     text: str
-    confidence: float  # 0..1, from the model's average log-probability of the segment's tokens
+    confidence: float  # 0..1: the mean probability of the segment's words
 
 
 class TranscriptionError(Exception):
     """The recording cannot be read, or the model cannot be loaded."""
 
 
-def transcribe_recording(path: Path) -> list[Segment]:
-    """Both sides of a two-channel recording as speaker-labelled segments in time order.
+def transcribe_recording(
+    source: Path | BinaryIO, *, progress: Callable[[float], None] | None = None
+) -> list[Segment]:
+    """Both sides of a two-channel recording (a WAV file, or a file object reading one) as
+    speaker-labelled segments in time order.
 
     A silent or empty channel contributes nothing: silence is an empty transcript, not an error.
+    `progress(fraction)` is called as the work advances (0 to 1, both channels together).
     """
     from faster_whisper import decode_audio
 
     try:
-        customer, agent = decode_audio(str(path), sampling_rate=SAMPLE_RATE, split_stereo=True)
+        customer, agent = decode_audio(
+            str(source) if isinstance(source, Path) else source, sampling_rate=SAMPLE_RATE, split_stereo=True
+        )
     except (OSError, ValueError) as error:
-        raise TranscriptionError(f"cannot read the recording {path}: {error}") from error
-    segments = _transcribe(customer, CUSTOMER) + _transcribe(agent, AGENT)
+        raise TranscriptionError(f"cannot read the recording {source}: {error}") from error
+    report = progress or (lambda fraction: None)
+    segments = _transcribe(customer, CUSTOMER, lambda done: report(done / 2))
+    segments += _transcribe(agent, AGENT, lambda done: report(0.5 + done / 2))
+    report(1.0)
     return sorted(segments, key=lambda segment: (segment.start_s, segment.speaker))
 
 
-def _transcribe(samples: np.ndarray, speaker: str) -> list[Segment]:
+def _transcribe(samples: np.ndarray, speaker: str, progress: Callable[[float], None]) -> list[Segment]:
     if samples.size == 0 or float(np.sqrt(np.mean(np.square(samples)))) < SILENT_RMS:
         return []
-    found, _ = whisper_model().transcribe(
-        samples, beam_size=BEAM_SIZE, vad_filter=True, condition_on_previous_text=False
+    found, info = whisper_model().transcribe(
+        samples, beam_size=BEAM_SIZE, vad_filter=True, condition_on_previous_text=False, word_timestamps=True
     )
+    segments = []
+    for segment in found:  # decoded lazily, one segment at a time
+        progress(min(1.0, segment.end / info.duration) if info.duration else 1.0)
+        segments += _turns_of(segment, speaker)
+    return segments
+
+
+def _turns_of(segment, speaker: str) -> list[Segment]:
+    """A model segment split where its speaker paused: one Segment a turn, timed by its words.
+
+    With silences cut out before decoding (the VAD filter), one model segment may hold several of
+    a speaker's turns, and its own start and end stretch over the other speaker's turns between
+    them: merged by those times, the two sides would interleave wrongly. Word times are exact,
+    so each turn is timed by its first and last word, and its confidence is its words' mean
+    probability (the segment's own log-probability is that of a whole 30-second window)."""
+    turns: list[list] = []
+    for word in segment.words or []:
+        if turns and word.start - turns[-1][-1].end <= TURN_GAP_S:
+            turns[-1].append(word)
+        else:
+            turns.append([word])
     return [
         Segment(
-            start_s=round(segment.start, 2),
-            end_s=round(segment.end, 2),
+            start_s=round(words[0].start, 2),
+            end_s=round(words[-1].end, 2),
             speaker=speaker,
-            text=segment.text.strip(),
-            confidence=round(min(1.0, math.exp(segment.avg_logprob)), 3),
+            text="".join(word.word for word in words).strip(),
+            confidence=round(sum(word.probability for word in words) / len(words), 3),
         )
-        for segment in found
-        if segment.text.strip()
+        for words in turns
+        if "".join(word.word for word in words).strip()
     ]
 
 
 def whisper_model():
-    return _load_model(settings.WHISPER_MODEL, settings.WHISPER_COMPUTE_TYPE)
+    return _load_model(settings.WHISPER_MODEL, settings.WHISPER_COMPUTE_TYPE, settings.WHISPER_CPU_THREADS)
 
 
 @functools.cache
-def _load_model(name: str, compute_type: str):
+def _load_model(name: str, compute_type: str, cpu_threads: int):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a model name must never turn into a download
     from faster_whisper import WhisperModel
 
     path = name or str(_packaged_model())
     try:
-        return WhisperModel(path, device="cpu", compute_type=compute_type, local_files_only=True)
+        return WhisperModel(
+            path, device="cpu", compute_type=compute_type, cpu_threads=cpu_threads, local_files_only=True
+        )
     except (OSError, RuntimeError, ValueError) as error:
         raise TranscriptionError(f"cannot load the Whisper model {path!r}: {error}") from error
 

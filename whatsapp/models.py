@@ -1,5 +1,6 @@
 import phonenumbers
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from core.models import TimeStampedModel
@@ -35,6 +36,12 @@ class BusinessNumber(TimeStampedModel):
     )
     label = models.CharField(max_length=120, blank=True)
     is_sandbox = models.BooleanField(default=False, help_text="Served by the built-in Meta sandbox.")
+    recording_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Days a call's recording, transcript and summary are kept; empty: kept until erased.",
+    )
     messaging_limit_tier = models.CharField(
         max_length=16, choices=MessagingLimitTier.choices, default=MessagingLimitTier.TIER_2K
     )

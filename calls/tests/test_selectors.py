@@ -7,6 +7,7 @@ from agents.tests.factories import AgentFactory
 from calls.models import Call
 from calls.selectors import last_call_of, ring_frame
 from calls.tests.factories import CallFactory, ContactFactory
+from recordings.models import Summary
 
 pytestmark = pytest.mark.django_db
 
@@ -17,13 +18,17 @@ def test_the_ring_shows_the_callers_last_call_that_reached_an_agent(queue):
     now = timezone.now()
     ended = {"contact": contact, "status": Call.Status.ENDED, "end_reason": Call.EndReason.COMPLETED}
     CallFactory(**ended, agent=agent, ended_at=now - timedelta(days=9), disposition="resolved")
-    CallFactory(
+    last = CallFactory(
         **ended,
         agent=agent,
         ended_at=now - timedelta(days=2),
         disposition="follow_up",
         wrap_up_notes="Refund for 4521.",
     )
+    Summary.objects.create(
+        call=last, paragraph="Lucia wants a refund to card 4111 1111 1111 1111.", intent="billing",
+        outcome="follow_up", sentiment="negative", sentiment_score=-0.4, backend="local",
+    )  # fmt: skip
     CallFactory(
         **ended | {"end_reason": Call.EndReason.ABANDONED}, agent=None, ended_at=now - timedelta(hours=1)
     )
@@ -36,6 +41,7 @@ def test_the_ring_shows_the_callers_last_call_that_reached_an_agent(queue):
         "agent": "Chen Wei",
         "outcome": "Needs a follow-up",
         "notes": "Refund for 4521.",
+        "summary": "Lucia wants a refund to card [card].",  # masked: the agent reads it
     }
 
 

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PRINT_SETTINGS = """
 import json
@@ -29,6 +31,9 @@ CONFIG_NAMES = [
     "WHATSAPP_TOKEN",
     "WHATSAPP_APP_SECRET",
     "WHATSAPP_VERIFY_TOKEN",
+    "RECORDING_KEYS",
+    "RECORDING_KEY_ID",
+    "SUMMARY_BACKEND",
 ]
 PRODUCTION = {
     "DEBUG": "false",
@@ -37,6 +42,7 @@ PRODUCTION = {
     "WHATSAPP_TOKEN": "token",
     "WHATSAPP_APP_SECRET": "app-secret",
     "WHATSAPP_VERIFY_TOKEN": "verify-token",
+    "RECORDING_KEYS": "2026a:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
 }
 
 
@@ -97,6 +103,31 @@ def test_settings_debug_off_requires_whatsapp_secrets():
 
     assert result.returncode != 0
     assert "WHATSAPP_APP_SECRET" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"RECORDING_KEYS": ""},
+        {"RECORDING_KEYS": "2026a:c2hvcnQ="},
+        {"RECORDING_KEY_ID": "2025z"},
+        {"RECORDING_KEYS": "2026a:not base64!"},
+        {"RECORDING_KEYS": "é:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="},
+    ],
+    ids=["none", "too-short", "unknown-current-key", "not-base64", "not-ascii-id"],
+)
+def test_settings_debug_off_requires_recording_keys(keys):
+    result = load_settings(**{**PRODUCTION, **keys})
+
+    assert result.returncode != 0
+    assert "RECORDING_KEYS must hold 32-byte keys" in result.stderr
+
+
+def test_settings_refuse_an_unknown_summary_backend():
+    result = load_settings(SUMMARY_BACKEND="gpt")
+
+    assert result.returncode != 0
+    assert "SUMMARY_BACKEND must be 'local' or 'openai'" in result.stderr
 
 
 def test_settings_debug_off_with_every_secret_loads_and_talks_to_meta():

@@ -4,6 +4,7 @@ import itertools
 import wave
 from pathlib import Path
 
+import jiwer
 import numpy as np
 import pytest
 
@@ -11,23 +12,62 @@ from core.audio import decode_mono_s16
 from recordings.transcription import AGENT, CUSTOMER, TranscriptionError, transcribe_recording
 
 AUDIO = Path(__file__).resolve().parents[2] / "whatsapp" / "sandbox" / "audio"
+RATE = 48_000  # as the bridge records
+# What each clip says (whatsapp/sandbox/audio/README.md).
+SAID = {
+    "customer_order.wav": "Hello, I'm calling about my order, number four five two one.",
+    "customer_refund.wav": "Hi, I would like a refund, please, the package arrived damaged.",
+    "customer_goodbye.wav": "Yes, that works for me. Thank you, goodbye.",
+}
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# Words only: lower case, contractions expanded, digits as words ("4521" is "four five two one").
+WORDS = jiwer.Compose(
+    [
+        jiwer.ToLowerCase(),
+        jiwer.ExpandCommonEnglishContractions(),
+        jiwer.SubstituteRegexes({str(digit): f" {word} " for digit, word in enumerate(DIGIT_WORDS)}),
+        jiwer.RemovePunctuation(),
+        jiwer.RemoveMultipleSpaces(),
+        jiwer.Strip(),
+        jiwer.ReduceToListOfListOfWords(),
+    ]
+)
 
 
 def stereo_recording(path: Path, *, left: Path | None, right: Path | None, right_starts_s: float) -> Path:
     """A call as the bridge records it: 48 kHz 16-bit, the customer left, the agent right."""
-    rate = 48_000
-    sides = [decode_mono_s16(side, rate=rate) if side else np.zeros(0, np.int16) for side in (left, right)]
-    offset = round(right_starts_s * rate)
-    length = max(len(sides[0]), offset + len(sides[1])) + rate // 2
+    sides = [decode_mono_s16(side, rate=RATE) if side else np.zeros(0, np.int16) for side in (left, right)]
+    offset = round(right_starts_s * RATE)
+    length = max(len(sides[0]), offset + len(sides[1])) + RATE // 2
     samples = np.zeros((length, 2), dtype="<i2")
     samples[: len(sides[0]), 0] = sides[0]
     samples[offset : offset + len(sides[1]), 1] = sides[1]
+    return write_recording(path, samples)
+
+
+def dialogue_recording(path: Path, turns: list[tuple[str, Path]], *, pause_s: float = 0.4) -> Path:
+    """A call as the bridge records it, each turn on its speaker's channel after the one before."""
+    spoken = [(0 if speaker == CUSTOMER else 1, decode_mono_s16(clip, rate=RATE)) for speaker, clip in turns]
+    pause = round(pause_s * RATE)
+    samples = np.zeros((pause + sum(len(turn) + pause for _, turn in spoken), 2), dtype="<i2")
+    start = pause
+    for channel, turn in spoken:
+        samples[start : start + len(turn), channel] = turn
+        start += len(turn) + pause
+    return write_recording(path, samples)
+
+
+def write_recording(path: Path, samples: np.ndarray) -> Path:
     with wave.open(str(path), "wb") as recording:
         recording.setnchannels(2)
         recording.setsampwidth(2)
-        recording.setframerate(rate)
+        recording.setframerate(RATE)
         recording.writeframes(samples.tobytes())
     return path
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    return jiwer.wer(reference, hypothesis, reference_transform=WORDS, hypothesis_transform=WORDS)
 
 
 def test_each_side_is_transcribed_with_its_speaker_in_time_order(tmp_path):
@@ -48,6 +88,28 @@ def test_each_side_is_transcribed_with_its_speaker_in_time_order(tmp_path):
     assert all(a.start_s <= b.start_s for a, b in itertools.pairwise(segments))
     assert min(segment.start_s for segment in segments if segment.speaker == AGENT) >= 5.5
     assert all(0 < segment.confidence <= 1 for segment in segments)
+
+
+def test_a_dialogue_is_transcribed_word_for_word_per_speaker_turn_by_turn(tmp_path):
+    turns = [
+        (CUSTOMER, "customer_order.wav"),
+        (AGENT, "customer_goodbye.wav"),
+        (CUSTOMER, "customer_refund.wav"),
+    ]
+    path = dialogue_recording(tmp_path / "call.wav", [(speaker, AUDIO / clip) for speaker, clip in turns])
+
+    segments = transcribe_recording(path)
+
+    for speaker in (CUSTOMER, AGENT):
+        said = " ".join(SAID[clip] for who, clip in turns if who == speaker)
+        heard = " ".join(segment.text for segment in segments if segment.speaker == speaker)
+        assert word_error_rate(said, heard) <= 0.15, (speaker, heard)
+    # Turn by turn, as spoken: one speaker's pause never pulls a later turn before the other's reply.
+    assert [speaker for speaker, _ in itertools.groupby(segment.speaker for segment in segments)] == [
+        CUSTOMER,
+        AGENT,
+        CUSTOMER,
+    ]
 
 
 def test_silence_is_an_empty_transcript_and_an_unreadable_file_an_error(tmp_path):

@@ -127,7 +127,8 @@ function showLastCall(element, lastCall) {
   if (!lastCall) return;
   const when = lastCall.ended_at ? new Date(lastCall.ended_at).toLocaleDateString() : "";
   const notes = lastCall.notes ? ` · “${lastCall.notes}”` : "";
-  element.textContent = `Last call ${when} with ${lastCall.agent}: ${lastCall.outcome}${notes}`;
+  const summary = lastCall.summary ? ` — ${lastCall.summary}` : "";
+  element.textContent = `Last call ${when} with ${lastCall.agent}: ${lastCall.outcome}${notes}${summary}`;
 }
 
 // This tab shows the call but another one carries its audio: offer to take it here.
@@ -198,6 +199,14 @@ const HANDLERS = {
   "permission.lost": (frame) => {
     const item = document.createElement("li");
     item.textContent = frame.message;
+    role(root, "notices").append(item);
+  },
+  "summary.ready": (frame) => {
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = `/calls/${frame.call_id}/`;
+    link.textContent = `The summary of your call with ${frame.contact} is ready.`;
+    item.append(link);
     role(root, "notices").append(item);
   },
   "call.mute.changed": (frame) => setPressed("mute", frame.is_on),

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,19 @@ class MediaProcessThread:
     def __exit__(self, *exc_info: object) -> None:
         self.loop.call_soon_threadsafe(self.stop.set)
         self.thread.join(timeout=15)
+
+
+@contextlib.contextmanager
+def recording_wav(recording) -> Iterator[Path]:
+    """A stored (sealed) recording decrypted into a temporary WAV, for the tests' audio checks."""
+    import tempfile
+
+    from recordings.services import recording_read
+
+    with tempfile.TemporaryDirectory() as folder, recording_read(recording) as audio:
+        path = Path(folder) / "recording.wav"
+        path.write_bytes(audio.read())
+        yield path
 
 
 def wait_for(predicate, timeout_s: float = 20.0):

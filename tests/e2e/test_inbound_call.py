@@ -10,7 +10,7 @@ from agents.tests.factories import AgentFactory, QueueFactory
 from calls.models import Call, CallEvent
 from compliance.models import ConsentRecord
 from recordings.models import Recording
-from tests.e2e.conftest import MediaProcessThread, sandbox_serving, wait_for
+from tests.e2e.conftest import MediaProcessThread, recording_wav, sandbox_serving, wait_for
 from whatsapp.sandbox.audio_metrics import wav_rms
 from whatsapp.tests.factories import BusinessNumberFactory
 
@@ -48,7 +48,8 @@ def test_customer_call_is_answered_queued_rung_and_ends_when_the_customer_hangs_
     assert agent.status == Agent.Status.AVAILABLE
     assert sandbox.meta.calls[placed.call.call_id].state == "ENDED"
     assert wav_rms(placed.recording) > 0.02  # the customer heard the notice
-    assert wav_rms(stored.file.path) > 0.01  # the customer's speech is in the recording
+    with recording_wav(stored) as audio:  # sealed at rest: decrypted as the product reads it
+        assert wav_rms(audio) > 0.01  # the customer's speech is in the recording
     assert stored.file.path.startswith(str(tmp_path / "recordings"))
     assert not (tmp_path / "spool" / f"call-{call.pk}.wav").exists()  # moved from the spool to storage
     consent = ConsentRecord.objects.get(call=call)

@@ -16,7 +16,7 @@ from calls.models import Call
 from compliance.models import AuditEvent, CallPermission, ConsentRecord
 from messaging.models import Contact
 from recordings.models import Recording
-from tests.e2e.conftest import MediaProcessThread, serving_app, sign_in, wait_for
+from tests.e2e.conftest import MediaProcessThread, recording_wav, serving_app, sign_in, wait_for
 from tests.e2e.test_softphone_call import channel_rms
 from whatsapp.sandbox.customers import Behaviour
 from whatsapp.sandbox.meta import Rules
@@ -161,7 +161,8 @@ def test_an_answered_call_is_bridged_to_the_agents_browser_and_recorded(
         page.context.close()
 
     call.refresh_from_db()
-    customer_rms, agent_rms = channel_rms(Path(stored.file.path), last_s=2.0)
+    with recording_wav(stored) as audio:  # sealed at rest: decrypted as the product reads it
+        customer_rms, agent_rms = channel_rms(audio, last_s=2.0)
     consent = ConsentRecord.objects.get(call=call)
     assert (call.status, call.end_reason, call.agent_id) == ("ended", "completed", agent.pk)
     assert call.talk_seconds >= 12

@@ -5,7 +5,6 @@ recording holds each side on its own channel."""
 import time
 import wave
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from calls.models import Call
 from compliance.models import ConsentRecord
 from recordings.models import Recording
 from recordings.transcription import AGENT, CUSTOMER, transcribe_recording
-from tests.e2e.conftest import MediaProcessThread, sandbox_serving, sign_in, wait_for
+from tests.e2e.conftest import MediaProcessThread, recording_wav, sandbox_serving, sign_in, wait_for
 from whatsapp.sandbox.audio_metrics import wav_rms
 from whatsapp.tests.factories import BusinessNumberFactory
 
@@ -95,14 +94,15 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
     assert consent.completed_at < call.events.get(to_status="connected").at + timedelta(seconds=15)
     assert (stored.channels, stored.sample_rate) == (2, 48_000)
     assert stored.duration_s > TALK_S
-    customer_rms, agent_rms = channel_rms(Path(stored.file.path), last_s=TALK_S - 1)
+    with recording_wav(stored) as audio:  # sealed at rest: decrypted as the product reads it
+        customer_rms, agent_rms = channel_rms(audio, last_s=TALK_S - 1)
+        segments = transcribe_recording(audio)
     assert (call.status, call.end_reason, call.agent_id) == ("ended", "completed", agent.pk)
     assert (call.disposition, call.wrap_up_notes) == ("follow_up", "Wants a refund for order 4521.")
     assert call.talk_seconds >= TALK_S - 1
     assert customer_rms > 0.02  # the customer's speech, on the left
     assert agent_rms > 0.02  # the agent's microphone, on the right
     # And the right words on each side: the customer's phrase (looped) left, the agent's microphone right.
-    segments = transcribe_recording(Path(stored.file.path))
     said_by = {
         speaker: " ".join(s.text for s in segments if s.speaker == speaker).lower()
         for speaker in (CUSTOMER, AGENT)

@@ -1,0 +1,90 @@
+"""Reads about recordings: who may hear and read a call, and what they are shown."""
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from calls.models import Call
+from recordings.models import Recording, Summary, Transcript
+from recordings.redaction import redact
+from recordings.summaries import CallFacts, Line
+
+AGENT_HUNG_UP = "the agent hung up"  # calls.handlers' end detail when the agent ends a call
+
+
+def call_facts(call: Call) -> CallFacts:
+    """What the summary may say of a call besides its words."""
+    if call.end_detail == AGENT_HUNG_UP:
+        ended_by = "agent"
+    elif call.end_detail.startswith("Meta: ") or call.end_reason == Call.EndReason.ABANDONED:
+        ended_by = "customer"  # Meta's terminate: the customer left (or ended the call)
+    elif call.end_reason:
+        ended_by = "system"
+    else:
+        ended_by = ""
+    return CallFacts(
+        direction=call.direction,
+        talk_seconds=call.talk_seconds,
+        end_reason=call.end_reason,
+        ended_by=ended_by,
+        disposition=call.disposition,
+        notes=call.wrap_up_notes,
+        customer_name=call.contact.name,
+    )
+
+
+def transcript_lines(transcript: Transcript) -> list[Line]:
+    return [
+        Line(speaker=segment["speaker"], text=segment["text"], start_s=segment["start_s"])
+        for segment in transcript.segments
+    ]
+
+
+def call_is_visible_to(*, user: AbstractBaseUser, call: Call) -> bool:
+    """The agent who took the call, and supervisors (who may listen to any call), see its page,
+    hear its recording and read its transcript."""
+    if not user.is_authenticated:
+        return False
+    if user.has_perm("recordings.listen_recording"):
+        return True
+    return call.agent_id is not None and call.agent.user_id == user.pk
+
+
+def sees_raw_text(user: AbstractBaseUser) -> bool:
+    return user.has_perm("recordings.view_raw_transcript")
+
+
+def transcript_for_display(
+    *, transcript: Transcript | None, user: AbstractBaseUser, country: str = ""
+) -> list[dict]:
+    """The transcript's segments as `user` may read them: card numbers, national ids, emails and
+    phone numbers masked unless the user may read the raw text."""
+    if transcript is None:
+        return []
+    is_raw = sees_raw_text(user)
+    return [
+        {**segment, "text": segment["text"] if is_raw else redact(segment["text"], region=country or None)}
+        for segment in transcript.segments
+    ]
+
+
+def summary_for_display(*, summary: Summary | None, user: AbstractBaseUser, country: str = "") -> dict | None:
+    if summary is None:
+        return None
+    paragraph = (
+        summary.paragraph if sees_raw_text(user) else redact(summary.paragraph, region=country or None)
+    )
+    return {
+        "paragraph": paragraph,
+        "intent": summary.intent,
+        "outcome": summary.outcome,
+        "sentiment": summary.sentiment,
+        "sentiment_score": summary.sentiment_score,
+        "backend": summary.backend,
+        "note": summary.note,
+    }
+
+
+def recording_progress(recording: Recording | None) -> dict:
+    """Where the work after the call stands, as the call page shows it."""
+    if recording is None:
+        return {"status": "none", "progress": 0, "failure": ""}
+    return {"status": recording.status, "progress": recording.progress, "failure": recording.failure}

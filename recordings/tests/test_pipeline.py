@@ -1,0 +1,217 @@
+"""After the call: the recording is transcribed, then summarised; progress and the summary are
+pushed live; every step is idempotent, and a recording that cannot be read fails with its reason."""
+
+import json
+from datetime import timedelta
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.utils import timezone
+
+from agents.tests.factories import AgentFactory
+from calls.models import Call
+from calls.routing import call_wrap_up
+from calls.tests.factories import CallFactory, ContactFactory
+from core.realtime import flush
+from core.tests.test_realtime import listen, receive_or_none
+from recordings import services
+from recordings.models import Recording, Summary, Transcript
+from recordings.services import (
+    MAX_ATTEMPTS,
+    TransientError,
+    call_summarise,
+    contact_erase,
+    recording_store,
+    recording_transcribe,
+    recordings_requeue_stalled,
+)
+from recordings.tests.test_transcription import AUDIO, stereo_recording
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def ended_call(**fields) -> Call:
+    defaults = {"end_reason": Call.EndReason.COMPLETED, "end_detail": "Meta: completed", "talk_seconds": 14}
+    return CallFactory(
+        contact=ContactFactory(name="Lucia Santos"), agent=AgentFactory(), status=Call.Status.ENDED,
+        **{**defaults, **fields},
+    )  # fmt: skip
+
+
+def stored(
+    call, tmp_path, *, left=AUDIO / "customer_order.wav", right=AUDIO / "customer_goodbye.wav"
+) -> Recording:
+    path = stereo_recording(tmp_path / "call.wav", left=left, right=right, right_starts_s=6)
+    return recording_store(call_id=call.pk, path=path, duration_s=12.0, customer_rms=0.1, agent_rms=0.1)
+
+
+def queued_on(queue: str) -> list[tuple[str, str]]:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    messages = client.lrange(queue, 0, -1)
+    client.delete(queue)
+    client.close()
+    return [
+        (json.loads(message)["headers"]["task"], json.loads(message)["headers"]["kwargsrepr"])
+        for message in messages
+    ]
+
+
+def frames_of(layer, channel) -> list[dict]:
+    frames = []
+    while (frame := async_to_sync(receive_or_none)(layer, channel, 0.3)) is not None:
+        frames.append(frame)
+    return frames
+
+
+def test_a_recorded_call_is_transcribed_by_speaker_summarised_and_its_agent_told(
+    recordings_storage, tmp_path
+):
+    call = ended_call()
+    recording = stored(call, tmp_path)
+    agent_layer, agent_channel = async_to_sync(listen)(f"agent.{call.agent_id}")
+    page_layer, page_channel = async_to_sync(listen)(f"call.{call.pk}")
+
+    is_transcribed = recording_transcribe(recording_id=recording.pk)
+    summary = call_summarise(call_id=call.pk)
+    flush()
+
+    transcript = Transcript.objects.get(call=call)
+    customer = " ".join(
+        segment["text"] for segment in transcript.segments if segment["speaker"] == "customer"
+    )
+    agent = " ".join(segment["text"] for segment in transcript.segments if segment["speaker"] == "agent")
+    assert is_transcribed is True
+    assert "order" in customer.lower() and "goodbye" in agent.lower()
+    assert transcript.segments[0]["speaker"] == "customer"
+    assert transcript.text.startswith(transcript.segments[0]["text"])
+    assert (summary.backend, summary.sentiment in {"positive", "neutral", "negative"}) == ("local", True)
+    assert summary.paragraph
+    recording.refresh_from_db()
+    assert (recording.status, recording.progress, recording.attempts) == (Recording.Status.DONE, 100, 1)
+    page = frames_of(page_layer, page_channel)
+    progress = [(f["status"], f["progress"]) for f in page if f["type"] == "recording.progress"]
+    assert progress[0] == ("transcribing", 0)
+    assert progress[-2:] == [("summarising", 0), ("done", 100)]
+    assert page[-1] == {"type": "summary.ready", "call_id": call.pk, "contact": str(call.contact)}
+    assert [frame["type"] for frame in frames_of(agent_layer, agent_channel)] == ["summary.ready"]
+
+
+def test_transcribing_again_does_the_work_once(recordings_storage, tmp_path):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    recording_transcribe(recording_id=recording.pk)
+
+    again = recording_transcribe(recording_id=recording.pk)
+
+    assert again is False
+    assert Transcript.objects.filter(call=call).count() == 1
+
+
+def test_a_silent_recording_is_an_empty_transcript_and_a_summary_of_the_facts(recordings_storage, tmp_path):
+    call = ended_call(end_reason=Call.EndReason.ABANDONED, talk_seconds=None)
+    recording = stored(call, tmp_path, left=None, right=None)
+
+    recording_transcribe(recording_id=recording.pk)
+    summary = call_summarise(call_id=call.pk)
+
+    assert Transcript.objects.get(call=call).segments == []
+    assert summary.outcome == "no_conversation"
+    assert Recording.objects.get(pk=recording.pk).status == Recording.Status.DONE
+
+
+def test_a_damaged_recording_fails_with_its_reason_and_no_transcript(recordings_storage, tmp_path):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    sealed = recordings_storage / recording.file.name
+    damaged = bytearray(sealed.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    sealed.write_bytes(bytes(damaged))
+
+    is_transcribed = recording_transcribe(recording_id=recording.pk)
+
+    recording.refresh_from_db()
+    assert is_transcribed is False
+    assert recording.status == Recording.Status.FAILED
+    assert recording.failure
+    assert not Transcript.objects.filter(call=call).exists()
+    assert recording_transcribe(recording_id=recording.pk) is False  # failed for good: not tried again
+
+
+def test_a_recording_the_storage_cannot_give_is_left_for_a_retry(recordings_storage, tmp_path):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    (recordings_storage / recording.file.name).unlink()
+
+    with pytest.raises(TransientError):
+        recording_transcribe(recording_id=recording.pk)
+
+    assert Recording.objects.get(pk=recording.pk).status == Recording.Status.QUEUED  # for the retry to claim
+
+
+def test_a_recording_that_keeps_failing_is_given_up_after_its_attempts(recordings_storage, tmp_path):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    Recording.objects.filter(pk=recording.pk).update(attempts=MAX_ATTEMPTS)  # each claim lost with its worker
+
+    is_transcribed = recording_transcribe(recording_id=recording.pk)
+
+    recording.refresh_from_db()
+    assert is_transcribed is False
+    assert (recording.status, recording.failure) == (
+        Recording.Status.FAILED,
+        f"gave up after {MAX_ATTEMPTS} attempts",
+    )
+
+
+def test_a_summary_written_while_the_contact_is_erased_is_not_kept(recordings_storage, tmp_path, monkeypatch):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    recording_transcribe(recording_id=recording.pk)
+    real_summarise = services.summarise
+
+    def erased_meanwhile(**arguments):
+        found = real_summarise(**arguments)  # the slow part: a model endpoint, say
+        contact_erase(contact_id=call.contact_id, requested_by_id=None, reason="request 7")
+        return found
+
+    monkeypatch.setattr(services, "summarise", erased_meanwhile)
+
+    summary = call_summarise(call_id=call.pk)
+
+    assert summary is None
+    assert not Summary.objects.exists()
+
+
+def test_filing_the_wrap_up_summarises_the_call_again(recordings_storage, tmp_path):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    recording_transcribe(recording_id=recording.pk)
+    call_summarise(call_id=call.pk)
+    queued_on(settings.CELERY_RECORDINGS_QUEUE)
+
+    call_wrap_up(agent_id=call.agent_id, call_id=call.pk, disposition="wrong_number", notes="")
+
+    assert queued_on(settings.CELERY_RECORDINGS_QUEUE) == [
+        ("recordings.summarise_call", repr({"call_id": call.pk}))
+    ]
+    call_summarise(call_id=call.pk)
+    assert Summary.objects.get(call=call).outcome == "wrong_number"
+
+
+def test_stalled_work_is_queued_again(recordings_storage, tmp_path):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    queued_on(settings.CELERY_RECORDINGS_QUEUE)
+    Recording.objects.filter(pk=recording.pk).update(
+        status=Recording.Status.TRANSCRIBING, updated_at=timezone.now() - timedelta(minutes=20)
+    )
+
+    requeued = recordings_requeue_stalled()
+
+    assert requeued == 1
+    assert queued_on(settings.CELERY_RECORDINGS_QUEUE) == [
+        ("recordings.transcribe_call", repr({"recording_id": recording.pk}))
+    ]
+    assert recordings_requeue_stalled() == 0  # just queued: not stalled

@@ -1,0 +1,61 @@
+// A call's page: the transcript follows the recording as it plays (a line clicked plays from it),
+// and the work after the call reports its progress live until the summary is ready.
+
+const root = document.getElementById("call");
+const player = root.querySelector('[data-role="player"]');
+const lines = [...root.querySelectorAll('[data-role="transcript"] li')];
+
+function follow() {
+  const now = player.currentTime;
+  for (const line of lines) {
+    const isCurrent = Number(line.dataset.start) <= now && now < Number(line.dataset.end);
+    if (isCurrent && !line.classList.contains("current")) line.scrollIntoView({ block: "nearest" });
+    line.classList.toggle("current", isCurrent);
+  }
+}
+
+if (player) {
+  player.addEventListener("timeupdate", follow);
+  for (const line of lines) {
+    line.querySelector("button").addEventListener("click", () => {
+      player.currentTime = Number(line.dataset.start);
+      player.play();
+    });
+  }
+}
+
+const PROGRESS = {
+  queued: () => "Transcription queued…",
+  transcribing: (frame) => `Transcribing: ${frame.progress} %…`,
+  summarising: () => "Summarising…",
+  failed: (frame) => `The transcript could not be made: ${frame.failure || "unknown reason"}`,
+};
+
+function listen() {
+  if (root.dataset.status === "done" || root.dataset.status === "none") return;
+  const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${window.location.host}${root.dataset.socketPath}`);
+  socket.addEventListener("message", (message) => {
+    const frame = JSON.parse(message.data);
+    if (frame.type === "recording.progress" && PROGRESS[frame.status]) {
+      root.dataset.status = frame.status;
+      for (const shown of root.querySelectorAll('[data-role="progress"]')) shown.textContent = PROGRESS[frame.status](frame);
+    } else if (frame.type === "summary.ready") {
+      root.dataset.status = "done";
+      if (player && !player.paused) {
+        // Not while someone listens: they reload when they like.
+        for (const shown of root.querySelectorAll('[data-role="progress"]')) {
+          shown.innerHTML = 'The summary is ready: <a href="">show it</a>.';
+        }
+      } else {
+        window.location.reload(); // the transcript and the summary, rendered by the server
+      }
+    }
+  });
+  socket.addEventListener("close", (event) => {
+    // 4403: not allowed to follow this call; otherwise the connection dropped: try again.
+    if (event.code !== 4403 && root.dataset.status !== "done") setTimeout(listen, 2000);
+  });
+}
+
+listen();

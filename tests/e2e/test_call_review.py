@@ -1,0 +1,75 @@
+"""A call reviewed after it ended, in Chromium: the page follows the transcription live, then shows
+the summary, plays the (decrypted) recording with the transcript following, and is closed to
+anyone but the call's agent and supervisors."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from playwright.sync_api import expect
+
+from agents.tests.factories import PASSWORD, AgentFactory, UserFactory
+from calls.models import Call
+from calls.tests.factories import CallFactory, ContactFactory
+from recordings.services import call_summarise, recording_store, recording_transcribe
+from recordings.tests.test_transcription import AUDIO, stereo_recording
+from tests.e2e.conftest import serving_app, sign_in
+
+pytestmark = pytest.mark.e2e
+
+
+def work_after_the_call(recording) -> None:
+    try:
+        recording_transcribe(recording_id=recording.pk)
+        call_summarise(call_id=recording.call_id)
+    finally:
+        connection.close()  # as a worker does after its task: the connection goes back
+
+
+def test_a_supervisor_reviews_a_call_as_its_transcript_and_summary_arrive(
+    transactional_db, browser, recordings_storage, tmp_path
+):
+    call = CallFactory(
+        contact=ContactFactory(name="Lucia Santos"), agent=AgentFactory(display_name="Chen Wei"),
+        status=Call.Status.ENDED, end_reason=Call.EndReason.COMPLETED, talk_seconds=12,
+    )  # fmt: skip
+    path = stereo_recording(
+        tmp_path / "call.wav",
+        left=AUDIO / "customer_order.wav",
+        right=AUDIO / "customer_goodbye.wav",
+        right_starts_s=6,
+    )
+    recording = recording_store(call_id=call.pk, path=path, duration_s=12.0, customer_rms=0.1, agent_rms=0.1)
+    supervisor = UserFactory(is_staff=True)
+    supervisor.user_permissions.add(Permission.objects.get(codename="listen_recording"))
+    stranger = AgentFactory().user
+    storage = json.dumps({"location": str(recordings_storage)})
+
+    with serving_app(RECORDINGS_STORAGE_OPTIONS=storage) as url:
+        page = browser.new_context().new_page()
+        sign_in(page, url, supervisor.username, PASSWORD)
+        page.goto(f"{url}/calls/{call.pk}/")
+        expect(page.locator("[data-role=summary]")).to_contain_text("Transcription queued")
+
+        # As the recordings worker would, from its own thread (Playwright's loop runs in this one).
+        with ThreadPoolExecutor(1) as worker:
+            worker.submit(work_after_the_call, recording).result()
+
+        expect(page.locator("[data-role=summary] .tag").first).to_contain_text("intent:", timeout=15_000)
+        lines = page.locator("[data-role=transcript] li")
+        expect(lines.first).to_have_class("customer")
+        expect(lines.first).to_contain_text("order")
+        page.locator("[data-role=transcript] li.agent button").first.click()  # plays from the agent's reply
+        expect(page.locator("[data-role=transcript] li.agent.current")).to_have_count(1, timeout=10_000)
+        starts_at = float(page.locator("[data-role=transcript] li.agent").first.get_attribute("data-start"))
+        assert starts_at > 5  # the agent spoke from 6 s on
+        assert page.evaluate("document.querySelector('audio').currentTime") >= starts_at
+        page.context.close()
+
+        other = browser.new_context().new_page()
+        sign_in(other, url, stranger.username, PASSWORD)
+        refused = other.goto(f"{url}/calls/{call.pk}/recording/")
+        assert refused.status == 403
+        other.context.close()
