@@ -11,8 +11,11 @@ urlpatterns = [
     path("", include("compliance.urls")),
     path("", include("messaging.urls")),
     path("", include("recordings.urls")),
+    path("", include("integrations.urls")),
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "core.views.not_found"

@@ -1,6 +1,7 @@
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django.views.defaults import page_not_found
 
 from core.selectors import system_health
 
@@ -11,3 +12,10 @@ def healthz(request):
     """Health for load balancers and humans: 200 when every part works, 503 otherwise."""
     health = system_health()
     return JsonResponse(health, status=200 if health["status"] == "ok" else 503)
+
+
+def not_found(request, exception):
+    """404: JSON under /api/ (what a client of the API parses), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

@@ -3,6 +3,7 @@
 import datetime
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -48,7 +49,7 @@ class SpendReportApi(APIView):
 
     permission_classes = [CanSeeCosts]
 
-    class OutputSerializer(serializers.Serializer):
+    class SpendRowSerializer(serializers.Serializer):
         day = serializers.DateField()
         category = serializers.CharField()
         country = serializers.CharField()
@@ -58,13 +59,25 @@ class SpendReportApi(APIView):
         unpriced = serializers.IntegerField()
         amount = serializers.DecimalField(max_digits=16, decimal_places=4)
 
-    class TotalSerializer(serializers.Serializer):
+    class SpendTotalSerializer(serializers.Serializer):
         currency = serializers.CharField()
         charges = serializers.IntegerField()
         charged = serializers.IntegerField()
         unpriced = serializers.IntegerField()
         amount = serializers.DecimalField(max_digits=18, decimal_places=4)
 
+    @extend_schema(
+        parameters=[PeriodSerializer],
+        responses=inline_serializer(
+            "SpendReport",
+            {
+                "since": serializers.DateField(),
+                "until": serializers.DateField(),
+                "rows": SpendRowSerializer(many=True),
+                "totals": SpendTotalSerializer(many=True),
+            },
+        ),
+    )
     def get(self, request):
         since, until = report_period(request.query_params)
         rows = spend_by_day(since=since, until=until)
@@ -72,8 +85,8 @@ class SpendReportApi(APIView):
             {
                 "since": since,
                 "until": until,
-                "rows": self.OutputSerializer(rows, many=True).data,
-                "totals": self.TotalSerializer(spend_totals(rows), many=True).data,
+                "rows": self.SpendRowSerializer(rows, many=True).data,
+                "totals": self.SpendTotalSerializer(spend_totals(rows), many=True).data,
             }
         )
 
@@ -84,7 +97,7 @@ class CallCostReportApi(APIView):
 
     permission_classes = [CanSeeCosts]
 
-    class OutputSerializer(serializers.Serializer):
+    class CallCostRowSerializer(serializers.Serializer):
         day = serializers.DateField()
         country = serializers.CharField()
         currency = serializers.CharField()
@@ -96,7 +109,7 @@ class CallCostReportApi(APIView):
         inbound_seconds = serializers.IntegerField()
         inbound_as_outbound = serializers.DecimalField(max_digits=16, decimal_places=4, allow_null=True)
 
-    class TotalSerializer(serializers.Serializer):
+    class CallCostTotalSerializer(serializers.Serializer):
         currency = serializers.CharField()
         outbound_calls = serializers.IntegerField()
         outbound_seconds = serializers.IntegerField()
@@ -107,6 +120,18 @@ class CallCostReportApi(APIView):
         saving = serializers.DecimalField(max_digits=18, decimal_places=4)
         unpriced_inbound_seconds = serializers.IntegerField()
 
+    @extend_schema(
+        parameters=[PeriodSerializer],
+        responses=inline_serializer(
+            "CallCostReport",
+            {
+                "since": serializers.DateField(),
+                "until": serializers.DateField(),
+                "rows": CallCostRowSerializer(many=True),
+                "totals": CallCostTotalSerializer(many=True),
+            },
+        ),
+    )
     def get(self, request):
         since, until = report_period(request.query_params)
         rows = call_costs_by_day(since=since, until=until)
@@ -114,7 +139,7 @@ class CallCostReportApi(APIView):
             {
                 "since": since,
                 "until": until,
-                "rows": self.OutputSerializer(rows, many=True).data,
-                "totals": self.TotalSerializer(call_cost_totals(rows), many=True).data,
+                "rows": self.CallCostRowSerializer(rows, many=True).data,
+                "totals": self.CallCostTotalSerializer(call_cost_totals(rows), many=True).data,
             }
         )

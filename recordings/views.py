@@ -71,7 +71,12 @@ def call_recording(request, pk: int):
     supervisors (403 for anyone else). One byte range is served (206), so players can seek; a range
     that cannot be satisfied is 416, and one that is not understood is ignored (RFC 9110 §14.2)."""
     call = _visible_call(request, pk)
-    recording = get_object_or_404(Recording, call=call)
+    return recording_response(request, get_object_or_404(Recording.objects.select_related("call"), call=call))
+
+
+def recording_response(request, recording: Recording) -> HttpResponse:
+    """The recording as WAV, decrypted as it streams, in the range asked for (206) or whole."""
+    call = recording.call
     files = contextlib.ExitStack()  # open until the response is closed, read to its end or not
     try:
         opened = files.enter_context(recording_opened(recording))

@@ -168,7 +168,8 @@ def test_the_reports_need_the_permission_to_view_charges(client, number):
     anonymous = client.get("/api/v1/reports/spend/")
     client.force_login(UserFactory(is_staff=True))  # staff, but no permission on charges
 
-    assert anonymous.status_code == 403
+    assert anonymous.status_code == 401  # and WWW-Authenticate: Bearer (an API key would do)
+    assert anonymous["WWW-Authenticate"] == 'Bearer realm="api"'
     assert client.get("/api/v1/reports/spend/").status_code == 403
     assert client.get("/api/v1/reports/calls/").status_code == 403
     assert client.get("/reports/costs/").status_code == 403

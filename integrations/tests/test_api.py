@@ -1,0 +1,210 @@
+"""The CRM's API: who may read what (every scope and role against every endpoint), one business
+never seeing another's data, keys revoked at once, filters, pages, masked text and recording links."""
+
+import time
+
+import pytest
+from django.core import signing
+
+from integrations.api import RECORDING_SALT
+from integrations.models import ApiKey
+from integrations.services import api_key_revoke
+from integrations.tests.conftest import bearer, supervisor_user
+
+pytestmark = pytest.mark.django_db
+
+ENDPOINTS = {
+    "contacts": "/api/v1/contacts/",
+    "contact": "/api/v1/contacts/{contact}/",
+    "calls": "/api/v1/calls/",
+    "call": "/api/v1/calls/{call}/",
+    "transcript": "/api/v1/calls/{call}/transcript/",
+    "recording": "/api/v1/calls/{call}/recording/",
+    "can-call": "/api/v1/compliance/can-call/?number={number}&contact={contact}",
+    "agents": "/api/v1/agents/",
+}
+LISTS = {"contacts", "calls", "agents"}
+
+
+def url_of(endpoint: str, business) -> str:
+    return ENDPOINTS[endpoint].format(
+        contact=business.contact.pk, call=business.call.pk, number=business.number.pk
+    )
+
+
+def credentials(who: str, client, floor, make_key) -> dict:
+    """Log `client` in, or give the headers, as `who` would call."""
+    ours, theirs = floor
+    if who == "anonymous":
+        return {}
+    if who == "malformed key":
+        return bearer("sbk_nothing")
+    if who == "revoked key":
+        token = make_key(ApiKey.Scope.READ)
+        api_key_revoke(key_id=ApiKey.objects.get(prefix=token.split("_")[1]).pk)
+        return bearer(token)
+    if who == "other business's key":
+        return bearer(make_key(ApiKey.Scope.READ, business_index=1))
+    if who.endswith("key"):
+        scope = {"read key": "read", "admin key": "admin", "calls:write key": "calls:write"}[who]
+        return bearer(make_key(scope))
+    client.force_login(
+        {"our agent": ours.agent.user, "their agent": theirs.agent.user, "supervisor": None}[who]
+        or supervisor_user()
+    )
+    return {}
+
+
+EXPECTED = {  # who: status for every endpoint (details of another business: 404, like a missing row)
+    "anonymous": 401,
+    "malformed key": 401,
+    "revoked key": 401,
+    "calls:write key": 403,
+    "read key": 200,
+    "admin key": 200,
+    "our agent": 200,
+    "supervisor": 200,
+    "other business's key": "404 on details",
+    "their agent": "404 on details",
+}
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("who", EXPECTED)
+def test_each_scope_and_role_against_each_endpoint(client, floor, make_key, endpoint, who):
+    headers = credentials(who, client, floor, make_key)
+
+    response = client.get(url_of(endpoint, floor[0]), **headers)
+
+    expected = EXPECTED[who]
+    if expected == "404 on details":
+        expected = 200 if endpoint in LISTS else 404
+    assert response.status_code == expected, response.content
+
+
+@pytest.mark.parametrize("endpoint", sorted(LISTS))
+def test_a_key_of_one_business_never_lists_anothers_rows(client, floor, make_key, endpoint):
+    ours, theirs = floor
+
+    listed = client.get(ENDPOINTS[endpoint], **bearer(make_key(ApiKey.Scope.READ))).json()
+
+    rows = listed["results"] if isinstance(listed, dict) else listed
+    ids = {row["id"] for row in rows}
+    their_ids = {"contacts": theirs.contact.pk, "calls": theirs.call.pk, "agents": theirs.agent.pk}[endpoint]
+    our_ids = {"contacts": ours.contact.pk, "calls": ours.call.pk, "agents": ours.agent.pk}[endpoint]
+    assert ids == {our_ids}
+    assert their_ids not in ids
+
+
+def test_a_revoked_key_fails_at_once(client, floor, make_key):
+    token = make_key(ApiKey.Scope.READ)
+    before = client.get("/api/v1/calls/", **bearer(token))
+
+    api_key_revoke(key_id=ApiKey.objects.get().pk)
+    after = client.get("/api/v1/calls/", **bearer(token))
+
+    assert (before.status_code, after.status_code) == (200, 401)
+
+
+def test_a_key_is_stored_hashed_and_notes_its_last_use(client, floor, make_key):
+    token = make_key(ApiKey.Scope.READ)
+    key = ApiKey.objects.get()
+    assert token not in (key.secret_hash, key.prefix) and key.last_used_at is None
+
+    client.get("/api/v1/agents/", **bearer(token))
+
+    key.refresh_from_db()
+    assert key.last_used_at is not None
+    assert len(key.secret_hash) == 64 and token.startswith(f"sbk_{key.prefix}_")
+
+
+def test_a_key_beyond_its_rate_is_told_to_wait(client, floor, make_key):
+    token = make_key(ApiKey.Scope.READ, rate=3)
+
+    statuses = [client.get("/api/v1/agents/", **bearer(token)).status_code for _ in range(4)]
+    other = client.get("/api/v1/agents/", **bearer(make_key(ApiKey.Scope.READ, rate=3)))
+
+    assert statuses == [200, 200, 200, 429]
+    assert other.status_code == 200  # each key has its own count
+
+
+def test_text_is_masked_unless_the_key_has_the_admin_scope(client, floor, make_key):
+    call = floor[0].call
+
+    masked = client.get(f"/api/v1/calls/{call.pk}/transcript/", **bearer(make_key(ApiKey.Scope.READ))).json()
+    raw = client.get(f"/api/v1/calls/{call.pk}/transcript/", **bearer(make_key(ApiKey.Scope.ADMIN))).json()
+    summary = client.get(f"/api/v1/calls/{call.pk}/", **bearer(make_key(ApiKey.Scope.READ))).json()["summary"]
+
+    assert masked["segments"][0]["text"] == "My card is [card], thanks"
+    assert raw["segments"][0]["text"] == "My card is 4111 1111 1111 1111, thanks"
+    assert summary["paragraph"] == "Paid with [card]. My card is [card], thanks"
+    assert (summary["intent"], summary["outcome"], summary["sentiment"]) == (
+        "billing",
+        "resolved",
+        "positive",
+    )
+
+
+def test_calls_are_filtered_and_paged_newest_first(client, floor, make_key):
+    from calls.tests.factories import CallFactory
+
+    ours = floor[0]
+    more = [
+        CallFactory(business_number=ours.number, contact=ours.contact, direction="outbound") for _ in range(3)
+    ]
+    token = make_key(ApiKey.Scope.READ)
+
+    outbound = client.get("/api/v1/calls/?direction=outbound&page_size=2", **bearer(token)).json()
+    rest = client.get(outbound["next"], **bearer(token)).json()
+    positive = client.get("/api/v1/calls/?sentiment=positive", **bearer(token)).json()
+    refused = client.get("/api/v1/calls/?since=yesterday&direction=sideways", **bearer(token))
+
+    assert [call["id"] for call in outbound["results"] + rest["results"]] == [
+        call.pk for call in reversed(more)
+    ]
+    assert rest["next"] is None
+    assert [call["id"] for call in positive["results"]] == [ours.call.pk]
+    assert refused.status_code == 400
+    assert set(refused.json()) == {"since", "direction"}
+
+
+def test_a_recording_link_downloads_the_audio_for_five_minutes_only(client, floor, make_key, monkeypatch):
+    call = floor[0].call
+    link = client.get(f"/api/v1/calls/{call.pk}/recording/", **bearer(make_key(ApiKey.Scope.READ))).json()
+    path = link["url"].removeprefix("http://testserver")
+    now = time.time()
+    monkeypatch.setattr(signing.time, "time", lambda: now - 301)
+    old_link = signing.TimestampSigner(salt=RECORDING_SALT).sign(str(call.recording.pk))
+    monkeypatch.undo()
+
+    heard = client.get(path)
+    forged = client.get(path[:-3] + "xyz/")
+    expired = client.get(f"/api/v1/recordings/{old_link}/")
+
+    assert heard.status_code == 200 and heard["Content-Type"] == "audio/wav"
+    assert b"".join(heard.streaming_content)[:4] == b"RIFF"
+    assert forged.status_code == 404
+    assert expired.status_code == 404
+
+
+def test_can_call_says_why_not_and_offers_the_fallback(client, floor, make_key):
+    ours = floor[0]
+
+    decision = client.get(
+        f"/api/v1/compliance/can-call/?number={ours.number.pk}&contact={ours.contact.pk}",
+        **bearer(make_key(ApiKey.Scope.READ)),
+    ).json()
+
+    assert decision["allowed"] is False
+    assert "no_permission" in {refusal["code"] for refusal in decision["refusals"]}
+    assert decision["fallback"]["kind"] in {"permission_request", "call_us_button", "template"}
+
+
+def test_the_schema_and_its_docs_page_are_served(client):
+    schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    docs = client.get("/api/v1/docs/")
+
+    assert schema.status_code == 200
+    assert "/api/v1/calls/{id}/transcript/" in schema.json()["paths"]
+    assert schema.json()["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert docs.status_code == 200 and b"swagger" in docs.content.lower()
