@@ -32,7 +32,7 @@ from integrations.authentication import Caller, HasScope, caller_of
 from integrations.models import ApiKey
 from messaging.models import Contact, ConversationWindow
 from recordings.models import Recording, Summary, Transcript
-from recordings.redaction import redact
+from recordings.selectors import summary_for_display, transcript_for_display
 from whatsapp.models import BusinessNumber
 
 RECORDING_LINK_S = 300  # a recording's download link works this long
@@ -74,10 +74,6 @@ def paged(name: str, serializer: serializers.Serializer):
     )
 
 
-def _shown(text: str, caller: Caller, country: str) -> str:
-    return text if caller.sees_raw_text else redact(text, region=country or None)
-
-
 # --- Contacts -------------------------------------------------------------------------------------
 
 
@@ -106,6 +102,7 @@ class ContactListApi(ApiView):
         q = serializers.CharField(required=False, allow_blank=True, max_length=64)
 
     @extend_schema(
+        operation_id="contacts_list",
         parameters=[FilterSerializer],
         responses={200: paged("ContactPage", ContactSerializer(many=True))},
     )
@@ -212,33 +209,22 @@ CALL_FIELDS = (
 
 
 def _call_data(call: Call, caller: Caller) -> dict:
-    summary = getattr(call, "summary_row", None)
+    summary = getattr(
+        call, "summary", None
+    )  # none yet: Django's RelatedObjectDoesNotExist is an AttributeError
     return {
         **{name: getattr(call, name) for name in CALL_FIELDS},
         "has_recording": call.recording_pk is not None,
-        "summary": {
-            "paragraph": _shown(summary.paragraph, caller, call.contact.country),
-            **{
-                name: getattr(summary, name)
-                for name in ("intent", "outcome", "sentiment", "sentiment_score", "backend")
-            },
-        }
-        if summary
-        else None,
+        "summary": summary_for_display(
+            summary=summary, is_raw=caller.sees_raw_text, country=call.contact.country
+        ),
     }
 
 
 def _with_extras(calls):
-    return calls.select_related("contact").annotate(
+    return calls.select_related("contact", "summary").annotate(
         recording_pk=Subquery(Recording.objects.filter(call=OuterRef("pk")).values("pk")[:1])
     )
-
-
-def _attach_summaries(calls: list[Call]) -> list[Call]:
-    summaries = {summary.call_id: summary for summary in Summary.objects.filter(call__in=calls)}
-    for call in calls:
-        call.summary_row = summaries.get(call.pk)
-    return calls
 
 
 CALL_FILTERS = {  # query parameter: lookup
@@ -271,6 +257,7 @@ class CallListApi(ApiView):
         outcome = serializers.CharField(required=False, max_length=32)
 
     @extend_schema(
+        operation_id="calls_list",
         parameters=[FilterSerializer],
         responses={200: paged("CallPage", CallSerializer(many=True))},
     )
@@ -284,7 +271,7 @@ class CallListApi(ApiView):
                 calls = calls.filter(**{lookup: wanted[name]})
         paginator = Page()
         paginator.ordering = ("-started_at", "-id")
-        page = _attach_summaries(paginator.paginate_queryset(_with_extras(calls), request, view=self))
+        page = paginator.paginate_queryset(_with_extras(calls), request, view=self)
         caller = self.caller()
         return paginator.get_paginated_response(
             CallSerializer([_call_data(call, caller) for call in page], many=True).data
@@ -297,7 +284,7 @@ class CallDetailApi(ApiView):
     @extend_schema(responses={200: CallSerializer})
     def get(self, request, pk: int):
         call = get_object_or_404(_with_extras(visible_calls(self.caller())), pk=pk)
-        return Response(CallSerializer(_call_data(_attach_summaries([call])[0], self.caller())).data)
+        return Response(CallSerializer(_call_data(call, self.caller())).data)
 
 
 class TranscriptApi(ApiView):
@@ -322,10 +309,9 @@ class TranscriptApi(ApiView):
         transcript = Transcript.objects.filter(call=call).first()
         if transcript is None:
             raise NotFound("The call has no transcript (yet).")
-        segments = [
-            {**segment, "text": _shown(segment["text"], caller, call.contact.country)}
-            for segment in transcript.segments
-        ]
+        segments = transcript_for_display(
+            transcript=transcript, is_raw=caller.sees_raw_text, country=call.contact.country
+        )
         return Response(
             self.TranscriptSerializer(
                 {"call_id": call.pk, "model": transcript.model, "segments": segments}

@@ -44,6 +44,27 @@ def report_period(params) -> tuple[datetime.date, datetime.date]:
     return period.validated_data["since"], period.validated_data["until"]
 
 
+def report_schema(name: str, row: type[serializers.Serializer], total: type[serializers.Serializer]):
+    """The OpenAPI description of a report: its period, its rows and its totals per currency."""
+    fields = {"since": serializers.DateField(), "until": serializers.DateField()}
+    fields |= {"rows": row(many=True), "totals": total(many=True)}
+    return extend_schema(parameters=[PeriodSerializer], responses=inline_serializer(name, fields))
+
+
+def report_response(request, *, rows_of, totals_of, row, total) -> Response:
+    """A report for the period the query asks: `rows_of(since, until)` and `totals_of(rows)`."""
+    since, until = report_period(request.query_params)
+    rows = rows_of(since=since, until=until)
+    return Response(
+        {
+            "since": since,
+            "until": until,
+            "rows": row(rows, many=True).data,
+            "totals": total(totals_of(rows), many=True).data,
+        }
+    )
+
+
 class SpendReportApi(APIView):
     """GET: the ledger by day, category, country and currency, with totals per currency."""
 
@@ -66,29 +87,12 @@ class SpendReportApi(APIView):
         unpriced = serializers.IntegerField()
         amount = serializers.DecimalField(max_digits=18, decimal_places=4)
 
-    @extend_schema(
-        parameters=[PeriodSerializer],
-        responses=inline_serializer(
-            "SpendReport",
-            {
-                "since": serializers.DateField(),
-                "until": serializers.DateField(),
-                "rows": SpendRowSerializer(many=True),
-                "totals": SpendTotalSerializer(many=True),
-            },
-        ),
-    )
+    @report_schema("SpendReport", SpendRowSerializer, SpendTotalSerializer)
     def get(self, request):
-        since, until = report_period(request.query_params)
-        rows = spend_by_day(since=since, until=until)
-        return Response(
-            {
-                "since": since,
-                "until": until,
-                "rows": self.SpendRowSerializer(rows, many=True).data,
-                "totals": self.SpendTotalSerializer(spend_totals(rows), many=True).data,
-            }
-        )
+        return report_response(
+            request, rows_of=spend_by_day, totals_of=spend_totals, row=self.SpendRowSerializer,
+            total=self.SpendTotalSerializer,
+        )  # fmt: skip
 
 
 class CallCostReportApi(APIView):
@@ -120,26 +124,9 @@ class CallCostReportApi(APIView):
         saving = serializers.DecimalField(max_digits=18, decimal_places=4)
         unpriced_inbound_seconds = serializers.IntegerField()
 
-    @extend_schema(
-        parameters=[PeriodSerializer],
-        responses=inline_serializer(
-            "CallCostReport",
-            {
-                "since": serializers.DateField(),
-                "until": serializers.DateField(),
-                "rows": CallCostRowSerializer(many=True),
-                "totals": CallCostTotalSerializer(many=True),
-            },
-        ),
-    )
+    @report_schema("CallCostReport", CallCostRowSerializer, CallCostTotalSerializer)
     def get(self, request):
-        since, until = report_period(request.query_params)
-        rows = call_costs_by_day(since=since, until=until)
-        return Response(
-            {
-                "since": since,
-                "until": until,
-                "rows": self.CallCostRowSerializer(rows, many=True).data,
-                "totals": self.CallCostTotalSerializer(call_cost_totals(rows), many=True).data,
-            }
-        )
+        return report_response(
+            request, rows_of=call_costs_by_day, totals_of=call_cost_totals, row=self.CallCostRowSerializer,
+            total=self.CallCostTotalSerializer,
+        )  # fmt: skip

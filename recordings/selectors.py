@@ -52,28 +52,23 @@ def sees_raw_text(user: AbstractBaseUser) -> bool:
     return user.has_perm("recordings.view_raw_transcript")
 
 
-def transcript_for_display(
-    *, transcript: Transcript | None, user: AbstractBaseUser, country: str = ""
-) -> list[dict]:
-    """The transcript's segments as `user` may read them: card numbers, national ids, emails and
-    phone numbers masked unless the user may read the raw text."""
+def transcript_for_display(*, transcript: Transcript | None, is_raw: bool, country: str = "") -> list[dict]:
+    """The transcript's segments as a reader sees them: card numbers, national ids, emails and
+    phone numbers masked unless `is_raw` (the reader may read the raw text)."""
     if transcript is None:
         return []
-    is_raw = sees_raw_text(user)
     return [
         {**segment, "text": segment["text"] if is_raw else redact(segment["text"], region=country or None)}
         for segment in transcript.segments
     ]
 
 
-def summary_for_display(*, summary: Summary | None, user: AbstractBaseUser, country: str = "") -> dict | None:
+def summary_for_display(*, summary: Summary | None, is_raw: bool, country: str = "") -> dict | None:
+    """The summary as a reader sees it: its paragraph masked unless `is_raw`."""
     if summary is None:
         return None
-    paragraph = (
-        summary.paragraph if sees_raw_text(user) else redact(summary.paragraph, region=country or None)
-    )
     return {
-        "paragraph": paragraph,
+        "paragraph": summary.paragraph if is_raw else redact(summary.paragraph, region=country or None),
         "intent": summary.intent,
         "outcome": summary.outcome,
         "sentiment": summary.sentiment,

@@ -20,6 +20,7 @@ from recordings.models import Recording, Summary, Transcript
 from recordings.selectors import (
     call_is_visible_to,
     recording_progress,
+    sees_raw_text,
     summary_for_display,
     transcript_for_display,
 )
@@ -44,7 +45,7 @@ def call_page(request, pk: int):
     the summary card, and the call's events; the work after the call shows its progress live."""
     call = _visible_call(request, pk)
     recording = Recording.objects.filter(call=call).first()
-    country = call.contact.country
+    country, is_raw = call.contact.country, sees_raw_text(request.user)
     return render(
         request,
         "recordings/call.html",
@@ -53,10 +54,10 @@ def call_page(request, pk: int):
             "recording": recording,
             "progress": recording_progress(recording),
             "segments": transcript_for_display(
-                transcript=Transcript.objects.filter(call=call).first(), user=request.user, country=country
+                transcript=Transcript.objects.filter(call=call).first(), is_raw=is_raw, country=country
             ),
             "summary": summary_for_display(
-                summary=Summary.objects.filter(call=call).first(), user=request.user, country=country
+                summary=Summary.objects.filter(call=call).first(), is_raw=is_raw, country=country
             ),
             "events": call.events.select_related("agent__user").order_by("at", "pk"),
             "consents": ConsentRecord.objects.filter(call=call).order_by("started_at"),
