@@ -39,11 +39,18 @@ MEDIA_CHANNEL = "media.calls"  # calls.media.SHARED_CHANNEL: any media process t
 
 def _move(call: Call, *, to: str, allowed: frozenset[str] | set[str], by_agent_id: int | None = None,
           detail: str = "", **changes: Any) -> bool:  # fmt: skip
-    """Conditionally move `call` (as last read) to `to`; on success update the instance and log it."""
+    """Conditionally move `call` (as last read) to `to`; on success update the instance and log it.
+
+    The condition is the status read and the offer count: a call goes queued → offered → queued →
+    offered again, and a move decided on one offer (ending it frees the agent it rang) must not
+    land on the next one, to another agent (each offer adds one to the count).
+    """
     if call.status not in allowed:
         return False
     now = timezone.now()
-    updated = Call.objects.filter(pk=call.pk, status=call.status).update(status=to, updated_at=now, **changes)
+    updated = Call.objects.filter(pk=call.pk, status=call.status, offer_count=call.offer_count).update(
+        status=to, updated_at=now, **changes
+    )
     if updated != 1:
         return False
     CallEvent.objects.create(

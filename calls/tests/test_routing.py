@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from agents.models import Agent, Skill
-from calls import routing
+from calls import routing, services
 from calls.models import Call, LiveCallCount
 from calls.tasks import send_call_us_button
 from calls.tests.factories import CallFactory
@@ -152,6 +152,33 @@ def test_customer_hangs_up_while_ringing_an_agent(queued_call, make_agent, numbe
     assert (call.status, call.end_reason, call.offered_to) == ("ended", "abandoned", None)
     assert status_of(agent) == "available"
     assert LiveCallCount.objects.get(business_number=number).live == 0
+
+
+def test_hang_up_decided_on_an_old_offer_frees_the_agent_ringing_now(
+    queued_call, make_agent, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The customer's hang-up reads the call ringing one agent; before its update lands the agent
+    declines and the call rings another. The end must free the agent it rings now, not the first
+    (the status is "offered" both times: the offer count tells the offers apart)."""
+    first = make_agent(status_changed_at=timezone.now() - timedelta(hours=1))
+    second = make_agent()
+    call = queue_it(queued_call)
+    capacity_lock = services._capacity_lock
+
+    def declined_meanwhile(**kwargs):
+        monkeypatch.setattr(services, "_capacity_lock", capacity_lock)
+        with django_capture_on_commit_callbacks(execute=True):
+            routing.offer_decline(agent_id=first.pk, call_id=call.pk)
+        assert Call.objects.get(pk=call.pk).offered_to == second
+        capacity_lock(**kwargs)
+
+    monkeypatch.setattr(services, "_capacity_lock", declined_meanwhile)  # between call_end's read and move
+
+    ended = routing.call_finish(call_id=call.pk, reason=Call.EndReason.ABANDONED)
+
+    call.refresh_from_db()
+    assert (call.status, call.offered_to, ended.offered_to_id) == ("ended", None, second.pk)
+    assert (status_of(first), status_of(second)) == ("available", "available")
 
 
 def test_connected_call_ends_into_wrap_up_then_available(queued_call, make_agent):
