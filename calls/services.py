@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from calls.models import Call, CallEvent, LiveCallCount
 from compliance.services import permission_record_inbound_connected
+from core.events import event_publish
 from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit, send_on_commit
 from messaging.services import (
@@ -59,7 +60,29 @@ def _move(call: Call, *, to: str, allowed: frozenset[str] | set[str], by_agent_i
     call.status, call.updated_at = to, now
     for name, value in changes.items():  # plain values only: an F() expression would need a reread
         setattr(call, name, value)
+    _publish(call)
     return True
+
+
+PUBLISHED = {  # a call's move to this status: the event the CRM's webhooks hear
+    Call.Status.QUEUED: "call.ringing",  # the customer's call arrived (queued for an agent)
+    Call.Status.RINGING: "call.ringing",  # a business call rings the customer's phone
+    Call.Status.CONNECTED: "call.connected",
+    Call.Status.ENDED: "call.ended",
+}
+
+
+def _publish(call: Call) -> None:
+    kind = PUBLISHED.get(call.status)
+    if kind is None or (call.status == Call.Status.RINGING and call.direction == Call.Direction.INBOUND):
+        return
+    data = {
+        "call_id": call.pk, "wa_call_id": call.wa_call_id, "direction": call.direction, "status": call.status,
+        "contact_id": call.contact_id, "agent_id": call.agent_id,
+    }  # fmt: skip
+    if call.status == Call.Status.ENDED:
+        data |= {"end_reason": call.end_reason, "talk_seconds": call.talk_seconds}
+    event_publish(kind, business_number_id=call.business_number_id, data=data)
 
 
 def _wallboard_changed(call_id: int) -> None:
@@ -258,6 +281,7 @@ def calls_queue_inbound_many(
     )
     for call, inbound in zip(calls, fresh, strict=True):
         call_hand_off(call_id=call.pk, sdp_offer=inbound.sdp_offer)
+        _publish(call)
     _wallboard_changed(calls[-1].pk)
     return calls, beyond
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from compliance.decisions import REQUEST_BLOCKING_CODES, call_decide, permission_deadline, request_quota
 from compliance.models import AuditEvent, CallPermission, ConsentRecord
+from core.events import event_publish
 from messaging.models import Contact
 from messaging.services import contact_get_or_create, message_record_inbound, message_send_now
 from whatsapp.client import (
@@ -92,6 +93,17 @@ def _locked_permission(*, business_number_id: int, contact_id: int) -> CallPermi
 
 def _audit(permission: CallPermission, kind: str, *, at: datetime, previous_status: str = "",
            detail: str = "", actor_id: int | None = None, **data: Any) -> AuditEvent:  # fmt: skip
+    if previous_status and previous_status != permission.status:
+        event_publish(
+            "permission.changed",
+            business_number_id=permission.business_number_id,
+            data={
+                "contact_id": permission.contact_id,
+                "from_status": previous_status,
+                "status": permission.status,
+                "expires_at": permission.meta_expires_at,
+            },
+        )
     return AuditEvent.objects.create(
         permission=permission,
         kind=kind,

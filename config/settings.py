@@ -166,6 +166,7 @@ CELERY_BEAT_SCHEDULE = {
     "messaging-sync-templates": {"task": "messaging.sync_templates", "schedule": 3600.0},
     "recordings-expire": {"task": "recordings.expire", "schedule": 3600.0},
     "recordings-requeue-stalled": {"task": "recordings.requeue_stalled", "schedule": 300.0},
+    "integrations-deliver-due": {"task": "integrations.deliver_due", "schedule": 60.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -1,8 +1,14 @@
+import secrets
+
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
+from django.utils import timezone
 
-from integrations.models import ApiKey
+from core.events import EVENT_KINDS
+from integrations.models import ApiKey, EventDelivery, WebhookSubscription
 from integrations.services import api_key_revoke, api_key_seal
+from integrations.webhooks import subscriptions_changed
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -44,3 +50,62 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset) -> None:
         revoked = sum(api_key_revoke(key_id=key.pk) for key in queryset)
         self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
+
+
+class WebhookSubscriptionForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https")
+    event_types = forms.MultipleChoiceField(
+        choices=[(kind, kind) for kind in EVENT_KINDS], widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ["name", "url", "event_types", "business_numbers", "is_active"]
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    """The CRM's endpoints. The signing secret is made here and shown on the subscription's page."""
+
+    form = WebhookSubscriptionForm
+    list_display = ["name", "url", "event_types", "is_active"]
+    filter_horizontal = ["business_numbers"]
+    readonly_fields = ["secret"]
+
+    def save_model(self, request, obj: WebhookSubscription, form, change: bool) -> None:
+        if not change:
+            obj.secret = secrets.token_hex(32)
+        super().save_model(request, obj, form, change)
+        transaction.on_commit(subscriptions_changed)
+
+
+@admin.register(EventDelivery)
+class EventDeliveryAdmin(admin.ModelAdmin):
+    """Every event to every subscription, with its attempts: read-only; failed ones can be sent again."""
+
+    list_display = [
+        "event",
+        "subscription",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+    ]
+    list_filter = ["status", "subscription", "event__kind"]
+    list_select_related = ["event", "subscription"]
+    readonly_fields = [field.name for field in EventDelivery._meta.fields]
+    actions = ["send_again"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Send again now")
+    def send_again(self, request, queryset) -> None:
+        from integrations.tasks import deliver_event
+
+        ids = list(queryset.values_list("pk", flat=True))
+        queryset.update(status=EventDelivery.Status.PENDING, next_attempt_at=timezone.now(), claimed_at=None)
+        for delivery_id in ids:
+            deliver_event.delay(delivery_id=delivery_id)
+        self.message_user(request, f"{len(ids)} deliveries queued.", messages.SUCCESS)

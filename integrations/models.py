@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -40,3 +42,70 @@ class ApiKey(TimeStampedModel):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class WebhookSubscription(TimeStampedModel):
+    """A CRM's endpoint for events of its business numbers: each delivery signed with `secret`."""
+
+    name = models.CharField(max_length=120)
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=64, editable=False, help_text="Signs each delivery (HMAC-SHA256).")
+    event_types = models.JSONField(default=list, help_text="Kinds of events delivered, e.g. call.ended.")
+    business_numbers = models.ManyToManyField("whatsapp.BusinessNumber", related_name="webhook_subscriptions")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.url})"
+
+
+class OutgoingEvent(models.Model):
+    """Something that happened, as delivered to subscriptions: its id is the deliveries' idempotency key."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=32, db_index=True)
+    business_number = models.ForeignKey(
+        "whatsapp.BusinessNumber", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    data = models.JSONField(default=dict)
+    occurred_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"
+
+
+class EventDelivery(models.Model):
+    """One event to one subscription: attempted until the endpoint answers 2xx, with backoff."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    event = models.ForeignKey(OutgoingEvent, on_delete=models.CASCADE, related_name="deliveries")
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "event deliveries"
+        ordering = ["-next_attempt_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "subscription"], name="one_delivery_per_event_and_subscription"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event.kind} to {self.subscription.name}: {self.status}"

@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from djmoney.money import Money
 
+from core.events import event_publish
 from core.jobs import enqueue_on_commit
 from messaging.models import Charge, Contact, ConversationWindow, Message, RateCard, RateRegion, Template
 from messaging.selectors import (
@@ -395,16 +396,27 @@ def message_status_apply(*, event: MessageStatus) -> None:
         _lock(f"message:{event.message_id}")
     if event.status == Message.Status.FAILED:
         error = "; ".join(f"{error.code} {error.title}".strip() for error in event.errors)[:255]
-        messages.exclude(status__in=[Message.Status.DELIVERED, Message.Status.READ]).update(
-            status=Message.Status.FAILED, failed_at=at, error=error or "failed"
-        )
+        moved = messages.exclude(status__in=[Message.Status.DELIVERED, Message.Status.READ])
+        _publish_status(list(moved.values_list("pk", "business_number_id")), event)
+        moved.update(status=Message.Status.FAILED, failed_at=at, error=error or "failed")
         return
     rank = STATUS_ORDER.get(event.status)
     if rank is None:
         return
     earlier = [status for status, order in STATUS_ORDER.items() if order < rank]
     messages.filter(**{f"{event.status}_at__isnull": True}).update(**{f"{event.status}_at": at})
-    messages.filter(status__in=earlier).update(status=event.status)
+    moved = messages.filter(status__in=earlier)
+    _publish_status(list(moved.values_list("pk", "business_number_id")), event)
+    moved.update(status=event.status)
+
+
+def _publish_status(moved: list[tuple[int, int]], event: MessageStatus) -> None:
+    for message_id, number_id in moved:
+        event_publish(
+            "message.status",
+            business_number_id=number_id,
+            data={"message_id": message_id, "wa_message_id": event.message_id, "status": event.status},
+        )
 
 
 def message_send_text(

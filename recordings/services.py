@@ -25,6 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from calls.models import Call
+from core.events import event_publish
 from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit
 from recordings import crypto
@@ -85,6 +86,12 @@ def recording_store(
                 agent_rms=agent_rms,
             )
             _queue_transcription(recording)
+            _publish(
+                recording.call_id,
+                "recording.ready",
+                recording_id=recording.pk,
+                duration_s=recording.duration_s,
+            )
     except IntegrityError:  # stored twice at once: the first one stays
         storage.delete(name)
         path.unlink(missing_ok=True)
@@ -306,6 +313,7 @@ def recording_transcribe(*, recording_id: int) -> bool:
         )
         _push_progress(recording.call_id, Recording.Status.SUMMARISING, 0)
         _queue_summary(recording.call_id)
+        _publish(recording.call_id, "transcript.ready", segments=len(segments))
     logger.info(
         "call %s: transcribed %.1f s of audio in %.1f s (%d segments)",
         recording.call_id, recording.duration_s, seconds_taken, len(segments),
@@ -362,7 +370,16 @@ def call_summarise(*, call_id: int) -> Summary | None:
         if is_new and call.agent_id is not None:
             broadcast_on_commit(f"agent.{call.agent_id}", ready)
         broadcast_on_commit(f"call.{call_id}", ready)
+        _publish(
+            call_id, "summary.ready", intent=found.intent, outcome=found.outcome, sentiment=found.sentiment
+        )
     return summary
+
+
+def _publish(call_id: int, kind: str, **data) -> None:
+    """To the CRM's webhooks (core.events): ids and states; the CRM reads the rest through the API."""
+    number_id = Call.objects.filter(pk=call_id).values_list("business_number_id", flat=True).first()
+    event_publish(kind, business_number_id=number_id, data={"call_id": call_id, **data})
 
 
 def call_filed_received(sender, *, call_id: int, **kwargs) -> None:
