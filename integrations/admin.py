@@ -7,16 +7,41 @@ from django.utils import timezone
 
 from core.events import EVENT_KINDS
 from integrations.models import ApiKey, EventDelivery, WebhookSubscription
-from integrations.services import api_key_revoke, api_key_seal
+from integrations.services import api_key_revoke, api_key_seal, origin_normalise
 from integrations.webhooks import subscriptions_changed
+
+
+class OriginsField(forms.CharField):
+    """Web origins, one per line: each scheme://host[:port], as a browser sends it."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value) -> list[str]:
+        lines = [line.strip() for line in (value or "").splitlines() if line.strip()]
+        origins = []
+        for line in lines:
+            origin = origin_normalise(line)
+            if origin is None:
+                raise forms.ValidationError(
+                    f"{line!r} is not a web origin: write scheme://host[:port], e.g. https://crm.example.com."
+                )
+            origins.append(origin)
+        return sorted(set(origins))
 
 
 class ApiKeyForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple)
+    allowed_origins = OriginsField(
+        required=False,
+        help_text="Pages of these origins may embed the call widget with this key (one per line).",
+    )
 
     class Meta:
         model = ApiKey
-        fields = ["name", "scopes", "business_numbers", "rate_limit_per_minute"]
+        fields = ["name", "scopes", "business_numbers", "rate_limit_per_minute", "allowed_origins"]
 
 
 @admin.register(ApiKey)

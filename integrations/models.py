@@ -26,6 +26,11 @@ class ApiKey(TimeStampedModel):
         "whatsapp.BusinessNumber", related_name="api_keys", help_text="The numbers whose data the key sees."
     )
     rate_limit_per_minute = models.PositiveIntegerField(default=120)
+    allowed_origins = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Web origins (scheme://host[:port]) whose pages may embed the call widget with this key.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
@@ -21,15 +22,18 @@ def _hash(token: str) -> str:
 @transaction.atomic
 def api_key_create(
     *, name: str, scopes: list[str], business_number_ids: list[int], created_by_id: int | None,
-    rate_limit_per_minute: int = 120,
+    rate_limit_per_minute: int = 120, allowed_origins: list[str] | None = None,
 ) -> tuple[ApiKey, str]:  # fmt: skip
     """A new key: the row, and the key itself (`sbk_<prefix>_<secret>`), which is never stored."""
     unknown = set(scopes) - set(ApiKey.Scope.values)
     if unknown or not scopes:
         raise ValueError(f"scopes must be some of {ApiKey.Scope.values}, not {sorted(unknown) or scopes}")
+    origins = [origin_normalise(origin) for origin in allowed_origins or []]
+    if None in origins:
+        raise ValueError(f"allowed_origins must be web origins (scheme://host[:port]), not {allowed_origins}")
     key = ApiKey(
         name=name, scopes=sorted(set(scopes)), rate_limit_per_minute=rate_limit_per_minute,
-        created_by_id=created_by_id,
+        created_by_id=created_by_id, allowed_origins=sorted(set(origins)),
     )  # fmt: skip
     token = api_key_seal(key)
     key.save()
@@ -62,3 +66,22 @@ def api_key_authenticate(*, token: str) -> ApiKey | None:
     if key.last_used_at is None or key.last_used_at < now - LAST_USED_EVERY:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key
+
+
+def origin_normalise(text: str) -> str | None:
+    """`text` as a web origin (lower-case scheme://host[:port], default ports left out), or None when
+    it is not one (a path, query, credentials or another scheme than http(s))."""
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
