@@ -27,6 +27,7 @@ class CallsConfig(AppConfig):
         frame_handler_register("call.wrap_up", handlers.wrap_up_frame)
         frame_handler_register("call.dial", handlers.dial_frame)
         frame_handler_register("call.fallback", handlers.fallback_frame)
+        frame_handler_register("call.check", handlers.check_frame)
         agent_freed_listener_register(routing.route_for_agent)
         resume_provider_register(selectors.resume_frames_for_agent)
         live_calls_reader_register(selectors.live_calls_for_compliance)

@@ -20,7 +20,7 @@ from calls.services import (
     call_record_early_terminate,
     calls_queue_inbound_many,
 )
-from compliance.decisions import Decision
+from compliance.decisions import Decision, call_decide
 from compliance.services import fallback_send
 from core.realtime import broadcast_on_commit, channel_send
 from messaging.models import Contact
@@ -191,6 +191,11 @@ def wrap_up_frame(*, agent_id: int, frame: dict) -> dict:
 
 def _dial_target(agent_id: int, frame: dict) -> tuple[BusinessNumber, Contact]:
     """The business number (one the agent's queues serve) and the customer of a dial frame."""
+    number = _agent_number(agent_id, frame)
+    return number, contact_get_or_create(wa_id=wa_id_from_text(frame.get("customer")))
+
+
+def _agent_number(agent_id: int, frame: dict) -> BusinessNumber:
     number_id = frame.get("business_number_id")
     number = (
         numbers_for_agent(agent_id=agent_id).filter(pk=number_id).first()
@@ -199,7 +204,7 @@ def _dial_target(agent_id: int, frame: dict) -> tuple[BusinessNumber, Contact]:
     )
     if number is None:
         raise ValidationError("Choose one of your queues' business numbers.", code="invalid_number")
-    return number, contact_get_or_create(wa_id=wa_id_from_text(frame.get("customer")))
+    return number
 
 
 def _user_of(agent_id: int) -> int:
@@ -237,6 +242,25 @@ def dial_frame(*, agent_id: int, frame: dict) -> dict:
     except CallRefused as refused:
         return {**result, "is_placed": False, **decision_frame(refused.decision)}
     return {**result, "is_placed": True, "call_id": call.pk}
+
+
+def check_frame(*, agent_id: int, frame: dict) -> dict:
+    """`{"type": "call.check", "check_id": n, "business_number_id": …, "customer": "+44…"}`: may the
+    agent call this customer now? The decision without placing anything (nor making a contact)."""
+    number = _agent_number(agent_id, frame)
+    wa_id = wa_id_from_text(frame.get("customer"))
+    contact = Contact.objects.filter(wa_id=wa_id).first() or Contact(wa_id=wa_id)
+    decision = call_decide(business_number=number, contact=contact)
+    check_id = frame.get("check_id")
+    return {
+        "type": "call.check.result",
+        "check_id": check_id if isinstance(check_id, int) and not isinstance(check_id, bool) else None,
+        "customer": str(contact),
+        "customer_number": f"+{wa_id}",
+        "business_number_id": number.pk,
+        "is_allowed": decision.is_allowed,
+        **decision_frame(decision),
+    }
 
 
 def fallback_frame(*, agent_id: int, frame: dict) -> dict:

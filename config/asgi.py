@@ -1,7 +1,8 @@
 """ASGI entry point: Django for HTTP (Meta's POSTed deliveries straight to the intake),
 Channels consumers for WebSockets.
 
-WebSockets are authenticated by the Django session and accepted only from allowed origins.
+WebSockets are authenticated by the Django session (or the call widget's session) and accepted only
+from allowed origins.
 """
 
 import gc
@@ -19,13 +20,17 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from integrations.widget import WidgetSessionMiddleware  # noqa: E402
 from whatsapp.asgi import webhook_router  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # Meta's deliveries take a short way past Django's middleware (whatsapp.asgi).
         "http": webhook_router(django_asgi_application),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # The call widget's frame signs its socket in with `?widget=<session>` (integrations.widget).
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(WidgetSessionMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
     }
 )
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("messaging.urls")),
     path("", include("recordings.urls")),
     path("", include("integrations.urls")),
+    path("", include("integrations.widget_urls")),
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -8,7 +8,7 @@ from django.utils import timezone
 from agents.models import Agent, QueueMembership
 from agents.tests.factories import AgentFactory, QueueFactory
 from agents.tests.test_consumers import open_socket
-from calls.handlers import dial_frame, hang_up_frame
+from calls.handlers import check_frame, dial_frame, hang_up_frame
 from calls.models import Call
 from calls.outbound import call_outbound_dialed
 from compliance.models import CallPermission
@@ -175,3 +175,48 @@ def test_the_fallback_frame_takes_the_number_the_refusal_gave_for_a_named_custom
 
     assert refused["customer"] == "Noor Aziz (+447700900123)"
     assert wrong_kind.value.code == "invalid_fallback"  # the customer's number was understood
+
+
+@pytest.mark.django_db
+def test_a_check_says_why_a_customer_cannot_be_called_and_changes_nothing():
+    agent, number_id = agent_with_number()
+
+    result = check_frame(
+        agent_id=agent.pk,
+        frame={"check_id": 3, "business_number_id": number_id, "customer": "+44 7700 900123"},
+    )
+
+    assert (result["type"], result["check_id"], result["is_allowed"]) == ("call.check.result", 3, False)
+    assert result["customer_number"] == "+447700900123"
+    assert [refusal["code"] for refusal in result["refusals"]] == ["no_permission"]
+    assert result["fallback"]["kind"] == "permission_request"
+    assert (Call.objects.count(), Contact.objects.count(), CallPermission.objects.count()) == (0, 0, 0)
+
+
+@pytest.mark.django_db
+def test_a_check_allows_a_customer_who_granted_permission():
+    agent, number_id = agent_with_number()
+    grant(number_id)
+
+    result = check_frame(
+        agent_id=agent.pk, frame={"business_number_id": number_id, "customer": f"+{CUSTOMER}"}
+    )
+
+    assert (result["is_allowed"], result["refusals"], result["check_id"]) == (True, [], None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"business_number_id": 10**9, "customer": CUSTOMER}, "invalid_number"),
+        ({"customer": "x"}, "invalid_customer"),
+    ],
+)
+def test_bad_check_frames_are_refused(frame, code):
+    agent, number_id = agent_with_number()
+
+    with pytest.raises(ValidationError) as refused:
+        check_frame(agent_id=agent.pk, frame={"business_number_id": number_id, **frame})
+
+    assert refused.value.code == code

@@ -27,6 +27,8 @@ let ringing = null; // {callId, deadline, timer, tone}
 let callTimer = null;
 let acceptedHere = null; // the call this tab accepted: it carries the audio
 let dialingCallId = null; // a call this tab placed that the customer has not picked up yet
+let checks = 0; // compliance checks the dialer asked for: only the last one's answer is shown
+const pending = []; // frames asked for before the socket opened (the widget's first command)
 
 const softphone = new Softphone({
   send,
@@ -70,6 +72,12 @@ function showError(message) {
 function send(frame) {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
 }
+
+// What happens, for a page that embeds the softphone (the CRM's widget: static/integrations/).
+function emit(type, detail = {}) {
+  document.dispatchEvent(new CustomEvent("switchboard:event", { detail: { ...detail, type } }));
+}
+const isFramed = window.top !== window;
 
 // A short two-tone ring, made in the page: no audio file to fetch.
 function startTone() {
@@ -119,6 +127,7 @@ function ring(frame) {
   tick();
   ringing = { callId: frame.call_id, caller: frame.caller_name || frame.caller_number, timer: setInterval(tick, 500), stopTone: startTone() };
   ringPanel.hidden = false;
+  emit("ringing", { call_id: frame.call_id, caller_number: frame.caller_number, caller_name: frame.caller_name || "", queue: frame.queue });
 }
 
 // The caller's previous call, so the agent does not ask again what they already told us.
@@ -168,6 +177,7 @@ function showCall(state, caller, since = Date.now()) {
 const HANDLERS = {
   "agent.status": (frame) => {
     showStatus(frame.status);
+    emit("status", { status: frame.status });
     if (frame.status === "available" || frame.status === "away" || frame.status === "offline") {
       callPanel.hidden = true;
       wrapUpForm.hidden = true;
@@ -180,6 +190,7 @@ const HANDLERS = {
     showCall("On a call", caller);
     if (acceptedHere === frame.call_id) takeAudioHere(frame.call_id);
     else showAudioElsewhere(frame.call_id);
+    emit("connected", { call_id: frame.call_id, direction: "inbound" });
   },
   // A tab (re)connected during a call (the page was reloaded, or opened again): the only open tab
   // takes the audio back at once; with other tabs open, one of them may still carry it.
@@ -205,9 +216,11 @@ const HANDLERS = {
     const item = document.createElement("li");
     const link = document.createElement("a");
     link.href = `/calls/${frame.call_id}/`;
+    if (isFramed) link.target = "_blank"; // the call's page, in Switchboard itself
     link.textContent = `The summary of your call with ${frame.contact} is ready.`;
     item.append(link);
     role(root, "notices").append(item);
+    emit("summary_ready", { call_id: frame.call_id });
   },
   "call.mute.changed": (frame) => setPressed("mute", frame.is_on),
   "call.hold.changed": (frame) => setPressed("hold", frame.is_on),
@@ -225,6 +238,7 @@ const HANDLERS = {
     callPanel.hidden = true;
   },
   "call.ended": (frame) => {
+    emit("ended", { call_id: frame.call_id });
     showWrapUp(frame);
     dialingCallId = null;
     showDialingControls(false);
@@ -248,10 +262,25 @@ const HANDLERS = {
       role(dialer, "refusal").hidden = true;
       showCall("Calling…", frame.customer);
       showDialingControls(true);
+      emit("dialing", { call_id: frame.call_id, customer_number: frame.customer_number });
       return;
     }
     acceptedHere = null;
     showRefusal(frame);
+    emit("refused", { customer_number: frame.customer_number, refusals: frame.refusals, fallback: frame.fallback });
+  },
+  // Whether the customer in the dialer may be called now: the Call button says why not.
+  "call.check.result": (frame) => {
+    if (!dialForm || frame.check_id !== checks) return; // the agent typed another since
+    const call = dialForm.querySelector("button[type=submit]");
+    call.dataset.allowed = String(frame.is_allowed);
+    call.title = frame.is_allowed ? "" : frame.refusals.map((refusal) => refusal.reason).join(" ");
+    if (frame.is_allowed) role(dialer, "refusal").hidden = true;
+    else showRefusal(frame);
+    emit("compliance", {
+      customer_number: frame.customer_number, is_allowed: frame.is_allowed,
+      refusals: frame.refusals, fallback: frame.fallback,
+    });
   },
   "call.outbound_ringing": () => { role(callPanel, "call-state").textContent = "Ringing the customer…"; },
   "call.outbound_connected": (frame) => {
@@ -260,6 +289,7 @@ const HANDLERS = {
     showCall("On a call", frame.caller);
     if (acceptedHere === frame.call_id) takeAudioHere(frame.call_id);
     else showAudioElsewhere(frame.call_id);
+    emit("connected", { call_id: frame.call_id, direction: "outbound" });
   },
   "call.fallback.result": (frame) => {
     role(dialer, "refusal").hidden = true;
@@ -268,6 +298,7 @@ const HANDLERS = {
   error: (frame) => {
     if (frame.code === "media_not_ready" && softphone.offerAgain()) return;
     showError(frame.message);
+    emit("error", { code: frame.code, message: frame.message });
   },
 };
 
@@ -278,6 +309,7 @@ function connect() {
     reconnectDelayMs = 500;
     setConnected(true);
     showError("");
+    for (const frame of pending.splice(0)) send(frame);
   });
   socket.addEventListener("message", (message) => {
     const frame = JSON.parse(message.data);
@@ -370,11 +402,61 @@ callPanel.querySelector('[data-action="hangup"]').addEventListener("click", () =
   if (dialingCallId !== null) send({ type: "call.hangup", call_id: dialingCallId });
   else softphone.hangUp();
 });
+function sendWhenOpen(frame) {
+  if (socket && socket.readyState === WebSocket.OPEN) send(frame);
+  else pending.push(frame);
+}
+
+// Ask whether the customer in the dialer may be called from the chosen number (the answer
+// explains the Call button and offers the fallback before the agent tries).
+function checkDialer() {
+  const customer = dialForm.elements.customer.value.trim();
+  if (!customer) return;
+  checks += 1;
+  sendWhenOpen({
+    type: "call.check",
+    check_id: checks,
+    business_number_id: Number(dialForm.elements.business_number.value),
+    customer,
+  });
+}
+
+// Commands from a page that embeds the softphone (the CRM's widget).
+function fillDialer(to, businessNumberId) {
+  dialForm.elements.customer.value = to;
+  const fromNumber = dialForm.elements.business_number;
+  if (businessNumberId && [...fromNumber.options].some((option) => option.value === String(businessNumberId))) {
+    fromNumber.value = String(businessNumberId);
+  }
+}
+const COMMANDS = {
+  call: ({ to, business_number_id: businessNumberId }) => {
+    fillDialer(to, businessNumberId);
+    dialForm.requestSubmit();
+  },
+  show_contact: ({ to, business_number_id: businessNumberId }) => {
+    fillDialer(to, businessNumberId);
+    checkDialer();
+  },
+  hang_up: () => callPanel.querySelector('[data-action="hangup"]').click(),
+};
+document.addEventListener("switchboard:command", (event) => {
+  const command = COMMANDS[event.detail.type];
+  if (!dialForm && event.detail.type !== "hang_up") {
+    emit("error", { code: "no_number", message: "None of the agent's queues serves a number to call from." });
+    return;
+  }
+  if (command) command(event.detail);
+});
+
 if (dialForm) {
   // From a contact's page: the dialer is filled in; the agent clicks Call.
   const asked = new URLSearchParams(window.location.search);
   if (asked.get("call")) dialForm.elements.customer.value = asked.get("call");
   if (asked.get("from")) dialForm.elements.business_number.value = asked.get("from");
+  if (asked.get("call")) checkDialer();
+  dialForm.elements.customer.addEventListener("change", checkDialer);
+  dialForm.elements.business_number.addEventListener("change", checkDialer);
   dialForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!(await microphoneAllowed())) {
@@ -382,7 +464,7 @@ if (dialForm) {
       return;
     }
     role(dialer, "dial-notice").textContent = "";
-    send({
+    sendWhenOpen({
       type: "call.dial",
       business_number_id: Number(dialForm.elements.business_number.value),
       customer: dialForm.elements.customer.value,
