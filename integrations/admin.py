@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.events import EVENT_KINDS
-from integrations.models import ApiKey, EventDelivery, WebhookSubscription
+from integrations.models import ApiKey, ApiWrite, EventDelivery, WebhookSubscription
 from integrations.services import api_key_revoke, api_key_seal, origin_normalise
 from integrations.webhooks import subscriptions_changed
 
@@ -134,3 +134,24 @@ class EventDeliveryAdmin(admin.ModelAdmin):
         for delivery_id in ids:
             deliver_event.delay(delivery_id=delivery_id)
         self.message_user(request, f"{len(ids)} deliveries queued.", messages.SUCCESS)
+
+
+@admin.register(ApiWrite)
+class ApiWriteAdmin(admin.ModelAdmin):
+    """What each key (or signed-in user) asked the API to change, and the answer: read-only."""
+
+    list_display = ["at", "operation", "status_code", "refusal_code", "key", "user", "target", "client_ip"]
+    list_filter = ["key", "operation", "status_code"]
+    list_select_related = ["key", "user"]
+    search_fields = ["=request_id", "path", "refusal_code"]
+    readonly_fields = [field.name for field in ApiWrite._meta.fields]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -114,3 +114,37 @@ class EventDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event.kind} to {self.subscription.name}: {self.status}"
+
+
+class ApiWrite(models.Model):
+    """One request that asked the API to change something (place a call, send a message, ask a
+    customer's permission), as it was answered: refusals too. Append-only, written in the same
+    transaction as the change it records; `request_id` is the answer's X-Request-Id."""
+
+    request_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    at = models.DateTimeField(db_index=True)
+    key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="writes")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    operation = models.CharField(max_length=48, blank=True, help_text="What was asked, e.g. calls.create.")
+    status_code = models.PositiveSmallIntegerField()
+    target = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Ids of what it acted on: business number, contact, call, message.",
+    )
+    refusal_code = models.CharField(
+        max_length=255, blank=True, help_text="Why it was refused, e.g. no_permission or busy."
+    )
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API write"
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["key", "at"], name="api_write_key_at")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}: {self.status_code}"

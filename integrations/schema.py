@@ -18,11 +18,16 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 ERROR = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
 INVALID = {
     "type": "object",
-    "description": "Each field in error, with what is wrong with it.",
-    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    "description": "Each field in error, with what is wrong with it (by field, or by item, when it nests).",
+    "additionalProperties": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}]},
 }
 ERRORS = [
-    ("400", "The query is not valid.", INVALID),
+    (
+        "400",
+        "The query or body is not what the schema says: each field with what is wrong (`detail` alone when "
+        "the body cannot be read at all).",
+        {"anyOf": [INVALID, ERROR]},
+    ),
     ("401", "No API key or session, or a key that is unknown or revoked.", ERROR),
     ("403", "The key lacks the endpoint's scope, or the user the permission.", ERROR),
     ("404", "Not one of the caller's (or not there at all), or an invalid page cursor.", ERROR),
@@ -31,9 +36,13 @@ ERRORS = [
 
 
 def document_errors(result: dict, generator, request, public) -> dict:
-    """Every operation of /api/v1/ says how it fails (a drf-spectacular postprocessing hook)."""
+    """Every operation of /api/v1/ says how it fails, and a write's body is required (a
+    drf-spectacular postprocessing hook: a body of several kinds, such as a message's, is not
+    marked required by itself)."""
     for methods in result["paths"].values():
         for operation in methods.values():
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = True
             responses = operation.setdefault("responses", {})
             for status, description, body in ERRORS:
                 responses.setdefault(

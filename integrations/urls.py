@@ -16,5 +16,8 @@ urlpatterns = [
     path("api/v1/calls/<int:pk>/recording/", api.RecordingLinkApi.as_view(), name="recording"),
     path("api/v1/recordings/<str:token>/", api.RecordingDownloadApi.as_view(), name="recording-download"),
     path("api/v1/compliance/can-call/", api.CanCallApi.as_view(), name="can-call"),
+    path("api/v1/permission-requests/", api.PermissionRequestApi.as_view(), name="permission-requests"),
+    path("api/v1/messages/", api.MessageListApi.as_view(), name="messages"),
+    path("api/v1/charges/", api.ChargeListApi.as_view(), name="charges"),
     path("api/v1/agents/", api.AgentListApi.as_view(), name="agents"),
 ]

@@ -1,4 +1,8 @@
-"""The billing reports in the API: what the account spends, by day, category and country, and calls."""
+"""The billing reports in the API: what the account spends, by day, category and country, and calls.
+
+Users who may view charges see the whole account, as on the costs page; an API key with the `admin`
+scope sees its own business numbers' charges only.
+"""
 
 import datetime
 
@@ -8,6 +12,7 @@ from rest_framework import permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from integrations.models import ApiKey
 from messaging.selectors import call_cost_totals, call_costs_by_day, spend_by_day, spend_totals
 
 MAX_REPORT_DAYS = 366
@@ -15,10 +20,23 @@ DEFAULT_REPORT_DAYS = 30
 
 
 class CanSeeCosts(permissions.BasePermission):
+    """A user with the permission to view charges, or an API key with the `admin` scope."""
+
     message = "Seeing what the account spends needs the permission to view charges."
 
     def has_permission(self, request, view) -> bool:
+        if isinstance(request.auth, ApiKey):
+            self.message = "This API key lacks the 'admin' scope."
+            return ApiKey.Scope.ADMIN in request.auth.scopes
         return bool(request.user and request.user.has_perm("messaging.view_charge"))
+
+
+def charges_seen(request) -> frozenset[int] | None:
+    """The business numbers whose charges the request sees: an API key's own; None for a user who may
+    view charges (the whole account)."""
+    if isinstance(request.auth, ApiKey):
+        return frozenset(request.auth.business_numbers.values_list("pk", flat=True))
+    return None
 
 
 class PeriodSerializer(serializers.Serializer):
@@ -52,9 +70,10 @@ def report_schema(name: str, row: type[serializers.Serializer], total: type[seri
 
 
 def report_response(request, *, rows_of, totals_of, row, total) -> Response:
-    """A report for the period the query asks: `rows_of(since, until)` and `totals_of(rows)`."""
-    since, until = report_period(request.query_params)
-    rows = rows_of(since=since, until=until)
+    """A report for the period the query asks, of the charges the request sees:
+    `rows_of(since, until, business_number_ids)` and `totals_of(rows)`."""
+    since, until = report_period(request.query_params.dict())  # a blank date is an error, not a default
+    rows = rows_of(since=since, until=until, business_number_ids=charges_seen(request))
     return Response(
         {
             "since": since,

@@ -1,6 +1,7 @@
 """Reads of messaging: billing currencies and rate cards."""
 
 import datetime
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -102,11 +103,14 @@ class CallCostRow:
     inbound_as_outbound: Decimal | None  # None: no call rate prices the country on that day
 
 
-def spend_by_day(*, since: datetime.date, until: datetime.date) -> list[SpendRow]:
+def spend_by_day(
+    *, since: datetime.date, until: datetime.date, business_number_ids: Collection[int] | None = None
+) -> list[SpendRow]:
     """The ledger from ``since`` to ``until`` (both included) by day, category, country and currency:
-    one aggregate query whatever the number of charges."""
+    one aggregate query whatever the number of charges. ``business_number_ids``: only those numbers'
+    charges (an API key sees its own numbers'); None: the whole account."""
     rows = (
-        _charges(since, until)
+        _charges(since, until, business_number_ids)
         .values("billed_on", "category", "country", "amount_currency")
         .annotate(
             charges=Count("id"),
@@ -126,13 +130,16 @@ def spend_by_day(*, since: datetime.date, until: datetime.date) -> list[SpendRow
     ]  # fmt: skip
 
 
-def call_costs_by_day(*, since: datetime.date, until: datetime.date) -> list[CallCostRow]:
+def call_costs_by_day(
+    *, since: datetime.date, until: datetime.date, business_number_ids: Collection[int] | None = None
+) -> list[CallCostRow]:
     """Connected calls from ``since`` to ``until`` by day, country and currency, with what the inbound
     minutes would have cost as business-initiated calls (their pulses at the call rate of their country
-    and day). Three queries whatever the number of calls: the aggregate, the call rates, the regions."""
+    and day). Three queries whatever the number of calls: the aggregate, the call rates, the regions.
+    ``business_number_ids``: only those numbers' calls; None: the whole account."""
     inbound = Q(pricing_type=Charge.PricingType.FREE_USER_INITIATED)
     rows = (
-        _charges(since, until)
+        _charges(since, until, business_number_ids)
         .filter(kind=Charge.Kind.CALL)
         .values("billed_on", "country", "amount_currency")
         .annotate(
@@ -167,8 +174,11 @@ def call_costs_by_day(*, since: datetime.date, until: datetime.date) -> list[Cal
     return result
 
 
-def _charges(since: datetime.date, until: datetime.date):
-    return Charge.objects.filter(billed_on__gte=since, billed_on__lte=until)
+def _charges(since: datetime.date, until: datetime.date, business_number_ids: Collection[int] | None):
+    charges = Charge.objects.filter(billed_on__gte=since, billed_on__lte=until)
+    if business_number_ids is not None:
+        charges = charges.filter(business_number_id__in=business_number_ids)
+    return charges
 
 
 class _RateBook:

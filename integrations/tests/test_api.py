@@ -1,5 +1,6 @@
-"""The CRM's API: who may read what (every scope and role against every endpoint), one business
-never seeing another's data, keys revoked at once, filters, pages, masked text and recording links."""
+"""The CRM's API: who may read and write what (every scope and role against every endpoint), one
+business never seeing nor touching another's data, keys revoked at once, filters, pages, masked text
+and recording links."""
 
 import os
 import time
@@ -7,11 +8,15 @@ import time
 import pytest
 from django.core import signing
 from django.core.management import call_command
+from django.utils import timezone
 
+from agents.models import Agent
+from compliance.models import CallPermission
 from integrations.api import RECORDING_SALT
 from integrations.models import ApiKey
 from integrations.services import api_key_revoke
 from integrations.tests.conftest import bearer, supervisor_user
+from messaging.models import Template
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +29,9 @@ ENDPOINTS = {
     "recording": "/api/v1/calls/{call}/recording/",
     "can-call": "/api/v1/compliance/can-call/?number={number}&contact={contact}",
     "agents": "/api/v1/agents/",
+    "messages": "/api/v1/messages/",
 }
-LISTS = {"contacts", "calls", "agents"}
+LISTS = {"contacts", "calls", "agents", "messages"}
 
 
 def url_of(endpoint: str, business) -> str:
@@ -45,11 +51,10 @@ def credentials(who: str, client, floor, make_key) -> dict:
         token = make_key(ApiKey.Scope.READ)
         api_key_revoke(key_id=ApiKey.objects.get(prefix=token.split("_")[1]).pk)
         return bearer(token)
-    if who == "other business's key":
-        return bearer(make_key(ApiKey.Scope.READ, business_index=1))
+    if who == "other business's key":  # may do anything, with its own numbers
+        return bearer(make_key(ApiKey.Scope.ADMIN, business_index=1))
     if who.endswith("key"):
-        scope = {"read key": "read", "admin key": "admin", "calls:write key": "calls:write"}[who]
-        return bearer(make_key(scope))
+        return bearer(make_key(who.removesuffix(" key")))
     client.force_login(
         {"our agent": ours.agent.user, "their agent": theirs.agent.user, "supervisor": None}[who]
         or supervisor_user()
@@ -62,6 +67,7 @@ EXPECTED = {  # who: status for every endpoint (details of another business: 404
     "malformed key": 401,
     "revoked key": 401,
     "calls:write key": 403,
+    "messages:write key": 403,
     "read key": 200,
     "admin key": 200,
     "our agent": 200,
@@ -84,6 +90,117 @@ def test_each_scope_and_role_against_each_endpoint(client, floor, make_key, endp
     assert response.status_code == expected, response.content
 
 
+WRITES = {  # endpoint: (path, the scope it needs, what a caller who may make it gets)
+    "place call": ("/api/v1/calls/", "calls:write", 201),
+    # The customer said yes already: the rule answers, before WhatsApp would be asked.
+    "permission request": ("/api/v1/permission-requests/", "calls:write", 409),
+    "message": ("/api/v1/messages/", "messages:write", 201),
+}
+WRITE_EXPECTED = {  # who: status for every write ("allowed": the endpoint's own answer)
+    "anonymous": 401,
+    "malformed key": 401,
+    "revoked key": 401,
+    "read key": 403,
+    "calls:write key": "allowed with its scope",
+    "messages:write key": "allowed with its scope",
+    "admin key": "allowed",
+    "our agent": "allowed",
+    "supervisor": "allowed",
+    "other business's key": 404,  # our number is not one of its numbers
+    "their agent": 404,
+}
+
+
+def write_body(endpoint: str, business) -> dict:
+    number, to = business.number.pk, f"+{business.contact.wa_id}"
+    return {
+        "place call": {"business_number_id": number, "to": to, "agent_id": business.agent.pk},
+        "permission request": {"business_number_id": number, "to": to},
+        "message": {"business_number_id": number, "to": to, "type": "template",
+                    "template": {"name": "order_update", "language": "en"}},
+    }[endpoint]  # fmt: skip
+
+
+def make_writable(business) -> None:
+    """Every write of the matrix may go through for `business`: the customer gave permission to be
+    called, the agent is free, the account has an approved template."""
+    CallPermission.objects.create(
+        business_number=business.number,
+        contact=business.contact,
+        status="permanent",
+        granted_at=timezone.now(),
+    )
+    Agent.objects.filter(pk=business.agent.pk).update(status=Agent.Status.AVAILABLE)
+    Template.objects.get_or_create(
+        waba_id=business.number.waba_id, name="order_update", language="en",
+        defaults={"category": "utility", "status": Template.Status.APPROVED},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("endpoint", WRITES)
+@pytest.mark.parametrize("who", WRITE_EXPECTED)
+def test_each_scope_and_role_against_each_write(client, floor, make_key, endpoint, who):
+    make_writable(floor[0])
+    headers = credentials(who, client, floor, make_key)
+    path, scope, allowed = WRITES[endpoint]
+
+    response = client.post(path, write_body(endpoint, floor[0]), content_type="application/json", **headers)
+
+    expected = WRITE_EXPECTED[who]
+    if expected == "allowed with its scope":
+        expected = allowed if who == f"{scope} key" else 403
+    elif expected == "allowed":
+        expected = allowed
+    assert response.status_code == expected, response.content
+
+
+BILLING = {
+    "charges": "/api/v1/charges/",
+    "spend report": "/api/v1/reports/spend/",
+    "call cost report": "/api/v1/reports/calls/",
+}
+BILLING_EXPECTED = {  # who: status (users need the permission to view charges, which none of these has)
+    "anonymous": 401,
+    "malformed key": 401,
+    "revoked key": 401,
+    "read key": 403,
+    "calls:write key": 403,
+    "messages:write key": 403,
+    "admin key": 200,
+    "other business's key": 200,  # its own numbers' charges
+    "our agent": 403,
+    "their agent": 403,
+    "supervisor": 403,
+}
+
+
+@pytest.mark.parametrize("endpoint", BILLING)
+@pytest.mark.parametrize("who", BILLING_EXPECTED)
+def test_each_scope_and_role_against_each_billing_endpoint(client, floor, make_key, endpoint, who):
+    headers = credentials(who, client, floor, make_key)
+
+    response = client.get(BILLING[endpoint], **headers)
+
+    assert response.status_code == BILLING_EXPECTED[who], response.content
+
+
+@pytest.mark.parametrize("endpoint", WRITES)
+def test_a_key_revoked_after_writing_can_write_no_more(client, floor, make_key, endpoint):
+    make_writable(floor[0])
+    path, scope, allowed = WRITES[endpoint]
+    token = make_key(scope)
+    before = client.post(
+        path, write_body(endpoint, floor[0]), content_type="application/json", **bearer(token)
+    )
+
+    api_key_revoke(key_id=ApiKey.objects.get().pk)
+    after = client.post(
+        path, write_body(endpoint, floor[0]), content_type="application/json", **bearer(token)
+    )
+
+    assert (before.status_code, after.status_code) == (allowed, 401)
+
+
 @pytest.mark.parametrize("endpoint", sorted(LISTS))
 def test_a_key_of_one_business_never_lists_anothers_rows(client, floor, make_key, endpoint):
     ours, theirs = floor
@@ -92,8 +209,10 @@ def test_a_key_of_one_business_never_lists_anothers_rows(client, floor, make_key
 
     rows = listed["results"] if isinstance(listed, dict) else listed
     ids = {row["id"] for row in rows}
-    their_ids = {"contacts": theirs.contact.pk, "calls": theirs.call.pk, "agents": theirs.agent.pk}[endpoint]
-    our_ids = {"contacts": ours.contact.pk, "calls": ours.call.pk, "agents": ours.agent.pk}[endpoint]
+    their_ids = {"contacts": theirs.contact.pk, "calls": theirs.call.pk, "agents": theirs.agent.pk,
+                 "messages": theirs.message.pk}[endpoint]  # fmt: skip
+    our_ids = {"contacts": ours.contact.pk, "calls": ours.call.pk, "agents": ours.agent.pk,
+               "messages": ours.message.pk}[endpoint]  # fmt: skip
     assert ids == {our_ids}
     assert their_ids not in ids
 
