@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils import timezone
 
+from core.admin import ReadOnlyAdmin
 from core.events import EVENT_KINDS
 from integrations.models import ApiKey, ApiWrite, EventDelivery, WebhookSubscription
 from integrations.services import api_key_revoke, api_key_seal, origin_normalise
@@ -137,7 +138,7 @@ class EventDeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiWrite)
-class ApiWriteAdmin(admin.ModelAdmin):
+class ApiWriteAdmin(ReadOnlyAdmin):
     """What each key (or signed-in user) asked the API to change, and the answer: read-only."""
 
     list_display = ["at", "operation", "status_code", "refusal_code", "key", "user", "target", "client_ip"]
@@ -146,12 +147,3 @@ class ApiWriteAdmin(admin.ModelAdmin):
     search_fields = ["=request_id", "path", "refusal_code"]
     readonly_fields = [field.name for field in ApiWrite._meta.fields]
     date_hierarchy = "at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from agents.models import Agent
 from agents.selectors import numbers_for_agent
 from core.webrtc import browser_ice_servers
-from integrations.api import ApiView
+from integrations.api.base import ApiView, IdField
 from integrations.models import ApiKey
 from integrations.widget import (
     SIGN_IN_TOKEN_S,
@@ -137,9 +137,10 @@ class WidgetTokenApi(ApiView):
     widget (`{"type": "switchboard.sign_in", "token": …}`): the agent need not type a password."""
 
     required_scope = ApiKey.Scope.CALLS_WRITE
+    operations = {"POST": "widget_tokens.create"}
 
     class BodySerializer(serializers.Serializer):
-        agent_id = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+        agent_id = IdField()
 
     @extend_schema(
         request=BodySerializer,
@@ -159,6 +160,7 @@ class WidgetTokenApi(ApiView):
         agents = Agent.objects.filter(pk__in=agents_of_key(key), user__is_active=True)
         agent = get_object_or_404(agents, pk=body.validated_data["agent_id"])
         token = widget_sign_in_token_mint(key=key, agent=agent)
+        self.note(agent=agent.pk)
         return Response({"token": token, "expires_in_s": SIGN_IN_TOKEN_S}, status=201)
 
 

@@ -427,7 +427,8 @@ def message_send_text(
     if not text.strip():
         raise ValidationError("A message needs some text.", code="empty")
     options = send_options(business_number=business_number, contact=contact)
-    if not options.is_service_window_open:
+    is_retry = bool(idempotency_key) and Message.objects.filter(idempotency_key=idempotency_key).exists()
+    if not options.is_service_window_open and not is_retry:  # a retry gets its message, window or not
         raise ValidationError(
             "The customer has not written or called in the last 24 hours: only a template can be sent now.",
             code="outside_service_window",

@@ -8,8 +8,8 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.shortcuts import render
 from rest_framework.exceptions import ValidationError
 
-from messaging.api import report_period
 from messaging.models import RateCard
+from messaging.reports import report_period
 from messaging.selectors import SpendRow, call_cost_totals, call_costs_by_day, spend_by_day, spend_totals
 
 CHART_WIDTH, CHART_HEIGHT = 720, 180

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from compliance.models import CallPermission
-from integrations.api import RECORDING_SALT
+from integrations.api.calls import RECORDING_SALT
 from integrations.models import ApiKey
 from integrations.services import api_key_revoke
 from integrations.tests.conftest import bearer, supervisor_user

@@ -13,7 +13,7 @@ from schemathesis.config import SchemathesisConfig
 
 from integrations.models import ApiKey
 from integrations.tests.conftest import bearer
-from messaging.api import MAX_REPORT_DAYS
+from messaging.reports import MAX_REPORT_DAYS
 
 # A schema says how a value is written, not what it names: a well-formed phone number nobody has,
 # an agent who does not serve the number, a template the account lacks are refused with 422

@@ -12,7 +12,7 @@ from agents.models import QueueMembership
 from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory, UserFactory
 from config.asgi import application
 from integrations import widget
-from integrations.models import ApiKey
+from integrations.models import ApiKey, ApiWrite
 from integrations.services import api_key_create, api_key_revoke, origin_normalise
 from whatsapp.tests.factories import BusinessNumberFactory
 
@@ -153,6 +153,9 @@ def test_the_crm_mints_a_one_time_sign_in_token(client, desk):
 
     assert minted.status_code == 201, minted.content
     assert minted.json()["expires_in_s"] == widget.SIGN_IN_TOKEN_S
+    write = ApiWrite.objects.get()
+    assert (write.operation, write.key, write.status_code) == ("widget_tokens.create", desk["key"], 201)
+    assert write.target == {"agent": desk["agent"].pk}
     first = sign_in(client, desk, token=minted.json()["token"])
     assert first.status_code == 200
     assert first.json()["agent"]["id"] == desk["agent"].pk

@@ -19,7 +19,7 @@ from compliance.models import AuditEvent, CallPermission
 from compliance.tests.factories import sent_requests
 from integrations.models import ApiKey, ApiWrite
 from integrations.tests.conftest import bearer
-from messaging.models import Charge, Contact, Message, RateCard, Template
+from messaging.models import Charge, Contact, ConversationWindow, Message, RateCard, Template
 from messaging.services import rate_card_save, windows_customer_wrote
 from whatsapp.tests.conftest import sandbox_serving
 
@@ -267,6 +267,23 @@ def test_a_text_in_the_window_is_free_and_sent_once_per_idempotency_key(client, 
         422, "idempotency_key", "idempotency_key",
     )  # fmt: skip
     assert outbound.count() == 2
+
+
+def test_a_retry_after_the_window_closed_gets_the_message_it_sent(client, ours, make_key):
+    windows_customer_wrote(
+        business_number_id=ours.number.pk,
+        contact_ids=[ours.contact.pk],
+        at=timezone.now() - timedelta(hours=23),
+    )
+    token = make_key("messages:write")
+    first = post(client, "/api/v1/messages/", text(ours), token, HTTP_IDEMPOTENCY_KEY="order-7")
+    ConversationWindow.objects.update(customer_service_until=timezone.now() - timedelta(seconds=1))  # 24 h on
+
+    again = post(client, "/api/v1/messages/", text(ours), token, HTTP_IDEMPOTENCY_KEY="order-7")
+    fresh = post(client, "/api/v1/messages/", text(ours), token, HTTP_IDEMPOTENCY_KEY="order-8")
+
+    assert (first.status_code, again.status_code, again.json()["id"]) == (201, 201, first.json()["id"])
+    assert (fresh.status_code, fresh.json()["code"]) == (409, "outside_service_window")
 
 
 def test_a_text_outside_the_window_is_409_with_the_windows(client, ours, make_key):

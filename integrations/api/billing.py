@@ -1,22 +1,20 @@
-"""The billing reports in the API: what the account spends, by day, category and country, and calls.
+"""What the caller's numbers cost: the charges, and the billing reports (by day, category and
+country; calls by day and country). Users who may view charges see the whole account, as on the
+costs page; an API key with the `admin` scope sees its own business numbers' charges only."""
 
-Users who may view charges see the whole account, as on the costs page; an API key with the `admin`
-scope sees its own business numbers' charges only.
-"""
-
-import datetime
-
-from django.utils import timezone
+from django.db.models import Case, IntegerField, OuterRef, Q, Subquery, When
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from calls.models import Call
+from integrations.api.base import ApiView, IdField, Page, PageSerializer, paged
+from integrations.authentication import HasScope
 from integrations.models import ApiKey
+from messaging.models import Charge, Message
+from messaging.reports import PeriodSerializer, report_period
 from messaging.selectors import call_cost_totals, call_costs_by_day, spend_by_day, spend_totals
-
-MAX_REPORT_DAYS = 366
-DEFAULT_REPORT_DAYS = 30
 
 
 class CanSeeCosts(permissions.BasePermission):
@@ -37,29 +35,6 @@ def charges_seen(request) -> frozenset[int] | None:
     if isinstance(request.auth, ApiKey):
         return frozenset(request.auth.business_numbers.values_list("pk", flat=True))
     return None
-
-
-class PeriodSerializer(serializers.Serializer):
-    """``since`` and ``until``, both included (UTC days); the last 30 days by default, a year at most."""
-
-    since = serializers.DateField(required=False)
-    until = serializers.DateField(required=False)
-
-    def validate(self, attrs: dict) -> dict:
-        until = attrs.get("until") or timezone.now().date()
-        since = attrs.get("since") or until - datetime.timedelta(days=DEFAULT_REPORT_DAYS - 1)
-        if since > until:
-            raise serializers.ValidationError({"since": "The first day comes after the last."})
-        if (until - since).days >= MAX_REPORT_DAYS:
-            raise serializers.ValidationError({"since": f"A report covers {MAX_REPORT_DAYS} days at most."})
-        return {"since": since, "until": until}
-
-
-def report_period(params) -> tuple[datetime.date, datetime.date]:
-    """The period a query string asks for; DRF's ValidationError when it is not one."""
-    period = PeriodSerializer(data=params)
-    period.is_valid(raise_exception=True)
-    return period.validated_data["since"], period.validated_data["until"]
 
 
 def report_schema(name: str, row: type[serializers.Serializer], total: type[serializers.Serializer]):
@@ -149,3 +124,95 @@ class CallCostReportApi(APIView):
             request, rows_of=call_costs_by_day, totals_of=call_cost_totals, row=self.CallCostRowSerializer,
             total=self.CallCostTotalSerializer,
         )  # fmt: skip
+
+
+class ChargeListApi(ApiView):
+    """GET (the `admin` scope, or a user who may view charges): what Meta charges the caller's
+    numbers, one row per delivered template message or connected call, newest first; cursor pages."""
+
+    required_scope = ApiKey.Scope.ADMIN
+    permission_classes = [HasScope, CanSeeCosts]
+
+    class FilterSerializer(PageSerializer):
+        since = serializers.DateField(required=False, help_text="Billed on or after (a UTC day).")
+        until = serializers.DateField(required=False, help_text="Billed on or before.")
+        kind = serializers.ChoiceField(choices=Charge.Kind.choices, required=False)
+        contact = IdField(required=False)
+        number = IdField(required=False, help_text="A business number's id.")
+
+    class ChargeSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        kind = serializers.ChoiceField(choices=Charge.Kind.choices)
+        reference = serializers.CharField(help_text="The WhatsApp message id or call id.")
+        business_number_id = serializers.IntegerField()
+        contact_id = serializers.IntegerField(allow_null=True)
+        country = serializers.CharField()
+        category = serializers.CharField()
+        pricing_type = serializers.CharField()
+        billed_on = serializers.DateField()
+        quantity = serializers.IntegerField(help_text="1 for a message; a call's 6-second pulses.")
+        duration_seconds = serializers.IntegerField(allow_null=True)
+        amount = serializers.DecimalField(
+            max_digits=14,
+            decimal_places=4,
+            allow_null=True,
+            help_text="null: no rate card row prices it yet.",
+        )
+        currency = serializers.CharField()
+        created_at = serializers.DateTimeField()
+
+    @extend_schema(
+        operation_id="charges_list",
+        parameters=[FilterSerializer],
+        responses={200: paged("ChargePage", ChargeSerializer(many=True))},
+    )
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data
+        charges = Charge.objects.filter(business_number_id__in=self.caller().number_ids)
+        for name, lookup in (("since", "billed_on__gte"), ("until", "billed_on__lte"), ("kind", "kind"),
+                             ("number", "business_number_id")):  # fmt: skip
+            if name in wanted:
+                charges = charges.filter(**{lookup: wanted[name]})
+        if "contact" in wanted:
+            charges = charges.filter(_charges_of_contact(wanted["contact"]))
+        paginator = Page()
+        paginator.ordering = ("-created_at", "-id")
+        page = paginator.paginate_queryset(
+            charges.annotate(contact_id=_contact_charged()), request, view=self
+        )
+        return paginator.get_paginated_response(
+            self.ChargeSerializer([_charge_data(charge) for charge in page], many=True).data
+        )
+
+
+def _charges_of_contact(contact_id: int) -> Q:
+    """A contact's charges: those of its messages and of its calls (a charge names either by Meta's id)."""
+    message_ids = Message.objects.filter(contact_id=contact_id, wa_message_id__isnull=False)
+    return Q(kind=Charge.Kind.MESSAGE, reference__in=message_ids.values("wa_message_id")) | Q(
+        kind=Charge.Kind.CALL, reference__in=Call.objects.filter(contact_id=contact_id).values("wa_call_id")
+    )
+
+
+def _contact_charged() -> Case:
+    """The contact of the message or call a charge names."""
+    of_message = Message.objects.filter(wa_message_id=OuterRef("reference")).values("contact_id")[:1]
+    of_call = Call.objects.filter(wa_call_id=OuterRef("reference")).values("contact_id")[:1]
+    return Case(
+        When(kind=Charge.Kind.MESSAGE, then=Subquery(of_message)),
+        When(kind=Charge.Kind.CALL, then=Subquery(of_call)),
+        output_field=IntegerField(),
+    )
+
+
+def _charge_data(charge: Charge) -> dict:
+    return {
+        "id": charge.pk, "kind": charge.kind, "reference": charge.reference,
+        "business_number_id": charge.business_number_id, "contact_id": charge.contact_id,
+        "country": charge.country, "category": charge.category, "pricing_type": charge.pricing_type,
+        "billed_on": charge.billed_on, "quantity": charge.quantity,
+        "duration_seconds": charge.duration_seconds,
+        "amount": None if charge.amount is None else charge.amount.amount,
+        "currency": str(charge.amount_currency or ""), "created_at": charge.created_at,
+    }  # fmt: skip

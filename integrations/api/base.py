@@ -1,0 +1,268 @@
+"""The REST API of the CRM (`/api/v1/`). It reads contacts, calls with their transcripts, summaries
+and recordings, messages, charges, whether a number may call a contact now, and the agents' live
+state; it places calls, asks customers' permission to call them and sends messages.
+
+Every endpoint answers only about the caller's business numbers (an API key's, or the signed-in
+user's queues'; supervisors see all): another business's rows are 404, as if they did not exist.
+Transcripts, summaries and messages come with card numbers, national ids, emails and phone numbers
+masked, unless the caller may read them raw (the `admin` scope, or the permission for a signed-in
+user).
+
+Writes answer 201 with what they did, or say why not with a `code` the CRM can branch on and a
+`detail` for people: 409 when a rule refuses it now (compliance, the agent busy, the messaging
+window), 422 when a value names nothing usable (an unparseable number, an agent who does not serve
+the number, an unknown template), 502 when WhatsApp did not take it; a body that is not what the
+schema says is 400, each field with what is wrong. Every write is recorded (`ApiWrite`) with its
+answer, refusals included, and the answer carries the record's `X-Request-Id`.
+"""
+
+import ipaddress
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    inline_serializer,
+)
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from integrations.authentication import Caller, HasScope, caller_of
+from integrations.models import ApiKey, ApiWrite
+from messaging.services import wa_id_from_text
+from whatsapp.errors import GraphAPIError
+from whatsapp.models import BusinessNumber
+
+# Not recorded as writes: a request with no caller to attribute it to, and a key over its rate
+# (a row each would undo what the limit protects).
+UNRECORDED_STATUSES = frozenset({401, 429})
+
+
+class Refused(Exception):
+    """The API understood the request and will not carry it out: the answer's status, a `code` the
+    CRM can branch on, a sentence for people (`detail`), and whatever else explains it."""
+
+    def __init__(self, status: int, code: str, detail: str, **extra) -> None:
+        super().__init__(detail)
+        self.status_code = status
+        self.body = {"code": code, "detail": detail, **extra}
+
+
+class ApiView(APIView):
+    """An endpoint of the CRM API: a key with `required_scope` (`write_scope` for the methods that
+    change something, where it has its own), or a signed-in dashboard user.
+
+    A request that asks for a change runs in one transaction with its `ApiWrite` row, whatever the
+    answer (the row says who asked what, and how it was answered); `operations` names what each such
+    method does, and the view `note`s the ids it acted on.
+    """
+
+    permission_classes = [HasScope]
+    parser_classes = [JSONParser]  # bodies are JSON, as answers are: nested objects and lists read alike
+    required_scope = ApiKey.Scope.READ
+    write_scope: str | None = None
+    operations: dict[str, str] = {}
+
+    def caller(self) -> Caller:
+        if not hasattr(self, "_caller"):
+            self._caller = caller_of(self.request)
+        return self._caller
+
+    def dispatch(self, request, *args, **kwargs):
+        self.target: dict[str, int] = {}
+        if request.method in SAFE_METHODS:
+            return super().dispatch(request, *args, **kwargs)
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request, *args, **kwargs) -> None:
+        if request.method not in SAFE_METHODS and self.write_scope:
+            self.required_scope = self.write_scope  # what HasScope checks
+        super().initial(request, *args, **kwargs)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, Refused):
+            return Response(exc.body, status=exc.status_code)
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.method not in SAFE_METHODS and response.status_code not in UNRECORDED_STATUSES:
+            write = _write_record(
+                request, response, operation=self.operations.get(request.method, ""), target=self.target
+            )
+            response["X-Request-Id"] = str(write.request_id)
+        return response
+
+    def note(self, **ids: int) -> None:
+        """What the request acts on, for its ApiWrite row: `note(contact=…, call=…)`."""
+        self.target.update(ids)
+
+    def business_number(self, number_id: int) -> BusinessNumber:
+        """One of the caller's numbers; any other is 404, as if it did not exist."""
+        number = BusinessNumber.objects.filter(pk__in=self.caller().number_ids, pk=number_id).first()
+        if number is None:
+            raise NotFound("No such business number.")
+        self.note(business_number=number.pk)
+        return number
+
+
+def _write_record(request, response, *, operation: str, target: dict) -> ApiWrite:
+    is_key = isinstance(request.auth, ApiKey)
+    user = request.user if not is_key and getattr(request.user, "pk", None) else None
+    return ApiWrite.objects.create(
+        at=timezone.now(),
+        key=request.auth if is_key else None,
+        user=user,
+        method=request.method,
+        path=request.path[:255],
+        operation=operation,
+        status_code=response.status_code,
+        target=target,
+        refusal_code=_refusal_code(response)[:255],
+        client_ip=_client_ip(request),
+    )
+
+
+def _refusal_code(response) -> str:
+    """Why a write was refused: the rules that refused a call, the answer's `code`, or DRF's own
+    (permission_denied, not_found, parse_error, …; `invalid` for fields in error)."""
+    if response.status_code < 400:
+        return ""
+    data = getattr(response, "data", None)
+    if not isinstance(data, dict):
+        return "invalid"
+    if data.get("refusals"):
+        return ",".join(refusal["code"] for refusal in data["refusals"])
+    if isinstance(data.get("code"), str):
+        return data["code"]
+    if "detail" in data:
+        return getattr(data["detail"], "code", "") or "error"
+    return "invalid"
+
+
+def _client_ip(request) -> str | None:
+    """The client's address as the server saw it (the web server resolves trusted proxies' headers)."""
+    address = request.META.get("REMOTE_ADDR", "")
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
+class IdField(serializers.IntegerField):
+    """A row's id in a query or a body: a positive 64-bit integer (anything larger is a 400, not a
+    database error)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(min_value=1, max_value=2**63 - 1, **kwargs)
+
+
+class Page(CursorPagination):
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "page_size"
+
+
+class PageSerializer(serializers.Serializer):
+    cursor = serializers.CharField(required=False, help_text="From a page's `next` or `previous` link.")
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
+
+
+def paged(name: str, serializer: serializers.Serializer):
+    """A cursor page of `serializer` rows, as the schema describes it."""
+    return inline_serializer(
+        name,
+        {
+            "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last."),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer,
+        },
+    )
+
+
+class ProblemSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="What went wrong, for the CRM to branch on.")
+    detail = serializers.CharField(help_text="The same, for people.")
+
+
+class InvalidValueSerializer(ProblemSerializer):
+    field = serializers.CharField(help_text="The input field whose value names nothing usable.")
+
+
+class RefusalSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="The rule, e.g. no_permission or unanswered_strikes.")
+    reason = serializers.CharField()
+    clears_at = serializers.DateTimeField(allow_null=True, help_text="When it stops refusing, if it will.")
+
+
+class FallbackSerializer(serializers.Serializer):
+    kind = serializers.CharField(
+        help_text="permission_request, call_button, or empty when nothing else can be offered."
+    )
+    reason = serializers.CharField()
+
+
+class CallRefusedSerializer(ProblemSerializer):
+    refusals = RefusalSerializer(many=True, required=False, help_text="With call_refused: every rule.")
+    fallback = FallbackSerializer(
+        allow_null=True, required=False, help_text="With call_refused: what to offer."
+    )
+
+
+UNPROCESSABLE = OpenApiResponse(
+    InvalidValueSerializer,
+    description="A value names nothing usable, `field` says which: invalid_customer (not a phone number), "
+    "invalid_agent (not serving the number), unknown_template, template (not approved), idempotency_key "
+    "(used for another message, or header and body differ).",
+)
+WHATSAPP_FAILED = {
+    502: OpenApiResponse(ProblemSerializer, description="WhatsApp did not take it (whatsapp_error).")
+}
+TO_HELP = (
+    "The customer's number: international (+44 7700 900123, or 447700900123 as WhatsApp writes it), "
+    "or national with its leading 0 (07700 900123) in the business number's country."
+)
+
+
+def customer_wa_id(text: str, *, number: BusinessNumber) -> str:
+    """The customer's WhatsApp id (E.164 digits) from a number as a CRM holds it: international, or
+    national in the business number's country when it starts with its trunk 0; 422 when neither."""
+    text = text.strip()
+    if text.startswith("0") and number.country:
+        try:
+            national = phonenumbers.parse(text, number.country)
+        except phonenumbers.NumberParseException:
+            national = None
+        if national is not None and phonenumbers.is_possible_number(national):
+            return phonenumbers.format_number(national, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
+    try:
+        return wa_id_from_text(text)
+    except ValidationError:
+        raise Refused(
+            422,
+            "invalid_customer",
+            f"{text!r} is not a phone number: write it as +44 7700 900123.",
+            field="to",
+        ) from None
+
+
+def refused_by_service(error: ValidationError, *, unprocessable: dict[str, str] | None = None) -> Refused:
+    """A service's refusal (a ValidationError with a code) as the API answers it: 422 naming the field
+    for the codes in `unprocessable` ({code: field}), 409 for the rest (a rule refuses it now)."""
+    code = error.code or "refused"
+    field = (unprocessable or {}).get(code)
+    if field:
+        return Refused(422, code, error.messages[0], field=field)
+    return Refused(409, code, error.messages[0])
+
+
+def whatsapp_failed(error: GraphAPIError) -> Refused:
+    return Refused(502, "whatsapp_error", f"WhatsApp did not take it: {error}")
