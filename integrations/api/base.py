@@ -172,7 +172,9 @@ class Page(CursorPagination):
 
 
 class PageSerializer(serializers.Serializer):
-    cursor = serializers.CharField(required=False, help_text="From a page's `next` or `previous` link.")
+    cursor = serializers.CharField(
+        required=False, trim_whitespace=False, help_text="From a page's `next` or `previous` link."
+    )
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
 

@@ -141,7 +141,7 @@ class CallListApi(ApiView):
 
     class CallPlaceSerializer(serializers.Serializer):
         business_number_id = IdField(help_text="The business number that calls.")
-        to = serializers.CharField(max_length=40, help_text=TO_HELP)
+        to = serializers.CharField(trim_whitespace=False, max_length=40, help_text=TO_HELP)
         agent_id = IdField(
             help_text="The agent who will talk: a member of a queue serving the number, not on another call."
         )
@@ -156,7 +156,7 @@ class CallListApi(ApiView):
         since = serializers.DateTimeField(required=False, help_text="Started at or after.")
         until = serializers.DateTimeField(required=False, help_text="Started before.")
         sentiment = serializers.ChoiceField(choices=Summary.Sentiment.choices, required=False)
-        outcome = serializers.CharField(required=False, max_length=32)
+        outcome = serializers.CharField(trim_whitespace=False, required=False, max_length=32)
 
     @extend_schema(
         operation_id="calls_list",
@@ -394,9 +394,13 @@ class PermissionRequestApi(ApiView):
 
     class PermissionRequestSerializer(serializers.Serializer):
         business_number_id = IdField(help_text="The business number that will call.")
-        to = serializers.CharField(max_length=40, help_text=TO_HELP)
+        to = serializers.CharField(trim_whitespace=False, max_length=40, help_text=TO_HELP)
         body_text = serializers.CharField(
-            required=False, allow_blank=True, max_length=1024, help_text="Why the business wants to call."
+            trim_whitespace=False,
+            required=False,
+            allow_blank=True,
+            max_length=1024,
+            help_text="Why the business wants to call.",
         )
 
     class PermissionRequestSentSerializer(serializers.Serializer):

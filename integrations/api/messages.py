@@ -154,7 +154,7 @@ class MessageSendSerializer(serializers.Serializer):
     """What every message to send says; each type adds its own (`SEND_BODIES`)."""
 
     business_number_id = IdField()
-    to = serializers.CharField(max_length=40, help_text=TO_HELP)
+    to = serializers.CharField(trim_whitespace=False, max_length=40, help_text=TO_HELP)
     type = serializers.ChoiceField(choices=MESSAGE_TYPES)
     idempotency_key = serializers.RegexField(
         IDEMPOTENCY_KEY_PATTERN, required=False, help_text="Or the Idempotency-Key header."
@@ -163,18 +163,22 @@ class MessageSendSerializer(serializers.Serializer):
 
 class TextSendSerializer(MessageSendSerializer):
     type = serializers.ChoiceField(choices=["text"])
-    text = serializers.CharField(max_length=4096, help_text="Only inside the customer's 24-hour window.")
+    text = serializers.CharField(
+        trim_whitespace=False, max_length=4096, help_text="Only inside the customer's 24-hour window."
+    )
 
 
 class TemplateSendSerializer(MessageSendSerializer):
     class MessageTemplateSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=512)
-        language = serializers.CharField(max_length=16, help_text="Meta's language code, e.g. en_US.")
+        name = serializers.RegexField(r"^[a-z0-9_]{1,512}$", help_text="Lower-case letters, digits and _.")
+        language = serializers.RegexField(
+            r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$", max_length=16, help_text="Meta's language code, e.g. en_US."
+        )
 
     type = serializers.ChoiceField(choices=["template"])
     template = MessageTemplateSerializer(help_text="An approved template of the number's account.")
     parameters = serializers.ListField(
-        child=serializers.CharField(max_length=1024), required=False, max_length=100,
+        child=serializers.CharField(trim_whitespace=False, max_length=1024), required=False, max_length=100,
         help_text="The template body's parameters, in order.",
     )  # fmt: skip
 
