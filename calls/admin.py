@@ -1,44 +1,23 @@
 from django.contrib import admin
 
-from calls.models import Call, CallEvent, LiveCallCount
+from agents.admin import AgentListFilter
+from calls.models import CallEvent, LiveCallCount
+from core.admin import ReadOnlyAdmin
+
+# Calls themselves are reviewed in recordings/admin.py: their page there plays the recording and
+# shows the transcript and summary, and the recordings app builds on calls, not the other way.
 
 
-class CallEventInline(admin.TabularInline):
-    model = CallEvent
-    fields = ["at", "from_status", "to_status", "agent", "detail"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
+@admin.register(CallEvent)
+class CallEventAdmin(ReadOnlyAdmin):
+    """Every transition of every call, as it happened: the timeline each call's page shows."""
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-
-@admin.register(Call)
-class CallAdmin(admin.ModelAdmin):
-    list_display = [
-        "started_at",
-        "direction",
-        "contact",
-        "business_number",
-        "queue",
-        "agent",
-        "status",
-        "end_reason",
-        "talk_seconds",
-    ]
-    list_filter = ["direction", "status", "end_reason", "queue", "started_at"]
-    list_select_related = ["contact", "business_number", "queue", "agent__user"]
-    search_fields = ["wa_call_id", "contact__wa_id", "contact__name"]
-    date_hierarchy = "started_at"
-    readonly_fields = [field.name for field in Call._meta.fields]
-    inlines = [CallEventInline]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    list_display = ["at", "call", "from_status", "to_status", "agent", "detail"]
+    list_filter = ["to_status", ("agent", AgentListFilter), "at"]
+    list_select_related = ["call", "agent__user"]
+    search_fields = ["=call__wa_call_id", "detail"]
+    date_hierarchy = "at"
+    ordering = ["-at", "-pk"]
 
 
 @admin.register(LiveCallCount)

@@ -17,6 +17,7 @@ from calls.outbound import (
 from calls.services import (
     InboundCall,
     call_create_inbound,
+    call_hold_set,
     call_record_early_terminate,
     calls_queue_inbound_many,
 )
@@ -147,12 +148,18 @@ def media_offer_frame(*, agent_id: int, frame: dict) -> None:
 
 
 def switch_frame(*, agent_id: int, frame: dict) -> None:
-    """`{"type": "call.hold" | "call.mute", "call_id": …, "is_on": true | false}` from the softphone."""
+    """`{"type": "call.hold" | "call.mute", "call_id": …, "is_on": true | false}` from the softphone.
+
+    The media process switches the audio; a hold is also recorded on the call once the media
+    process has been told (hold time counts in the handle time that supervisors read).
+    """
     call = _connected_call(agent_id, frame)
     is_on = frame.get("is_on")
     if not isinstance(is_on, bool):
         raise ValidationError("'is_on' must be true or false.", code="invalid_switch")
     _send_to_media(call, {"type": frame["type"], "call_id": call.pk, "is_on": is_on})
+    if frame["type"] == "call.hold":
+        call_hold_set(call_id=call.pk, agent_id=agent_id, is_on=is_on)
     broadcast_on_commit(
         f"agent.{agent_id}", {"type": f"{frame['type']}.changed", "call_id": call.pk, "is_on": is_on}
     )

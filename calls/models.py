@@ -71,7 +71,16 @@ class Call(TimeStampedModel):
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
     end_detail = models.CharField(max_length=255, blank=True)
-    talk_seconds = models.PositiveIntegerField(null=True, blank=True)
+    talk_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Connected time, from the agent's answer to the end (hold included)."
+    )
+    hold_seconds = models.PositiveIntegerField(
+        default=0,
+        help_text="Of the connected time, how long the agent held the customer (part of talk_seconds).",
+    )
+    held_since = models.DateTimeField(
+        null=True, blank=True, help_text="On hold since then; empty when the customer is not on hold."
+    )
     disposition = models.CharField(max_length=16, choices=Disposition.choices, blank=True)
     wrap_up_notes = models.TextField(blank=True)
     media_channel = models.CharField(
@@ -92,6 +101,7 @@ class Call(TimeStampedModel):
             ),
         ]
         indexes = [models.Index(fields=["queue", "status", "queued_at"], name="call_queue_wait")]
+        permissions = [("view_kpis", "Can see the contact centre's KPIs and export them (every queue)")]
 
     def __str__(self) -> str:
         return f"{self.get_direction_display()} call {self.wa_call_id}"

@@ -1,8 +1,8 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import F, Max, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, F, Max, Q, QuerySet, Window
+from django.db.models.functions import RowNumber, TruncHour
 from django.utils import timezone
 
 from agents.models import Agent, Queue
@@ -191,8 +191,9 @@ def live_media_channels() -> set[str]:
         client.close()
 
 
-def wallboard_snapshot() -> dict:
-    """The floor right now: per queue the waiting calls and the longest wait, and agents by state."""
+def wallboard_snapshot(*, with_charts: bool = False) -> dict:
+    """The floor right now: per queue the waiting calls and the longest wait, and agents by state;
+    `with_charts`: the charts of the day too (calls.charts), as SVG markup."""
     from django.db.models import Count, Min, Q
 
     now = timezone.now()
@@ -225,7 +226,81 @@ def wallboard_snapshot() -> dict:
         {"status": status, "label": label, "count": by_status.get(status, 0)}
         for status, label in Agent.Status.choices
     ]
-    return {"type": "wallboard.snapshot", "at": now.isoformat(), "queues": queues, "agents": agents}
+    snapshot = {"type": "wallboard.snapshot", "at": now.isoformat(), "queues": queues, "agents": agents}
+    if with_charts:
+        snapshot["charts"] = wallboard_charts(at=now)
+    return snapshot
+
+
+def wallboard_charts(*, at: datetime) -> dict:
+    """The charts of the day `at` falls in (the deployment's time zone), as SVG markup, and the
+    day's service level."""
+    from calls import charts, kpis
+
+    day_start = timezone.localtime(at).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_end = day_start + timedelta(days=1)
+    hours = day_hours(since=day_start, until=day_end)
+    day = kpis.service_level(since=day_start, until=day_end)
+    goal = kpis.SERVICE_LEVEL_GOAL
+    return {
+        "day": day_start.date().isoformat(),
+        "service_level": None if day.value is None else round(day.value, 4),
+        "service_level_text": "no calls yet" if day.value is None else f"{day.value:.0%}",
+        "calls_svg": charts.calls_per_hour_svg(hours),
+        "service_level_svg": charts.service_level_svg(hours, goal=goal),
+        "sentiment_svg": charts.sentiment_svg(sentiment_mix(since=day_start, until=day_end)),
+    }
+
+
+def day_hours(*, since: datetime, until: datetime) -> list:
+    """The inbound calls that reached a queue and started in each hour of [since, since + 24 h), by
+    how they went (answered by an agent, abandoned by the caller, otherwise: still waiting, no
+    agent, failed), with each hour's service level (calls.kpis: the same calls, the same rules)."""
+    from calls import kpis
+    from calls.charts import Hour
+
+    zone = timezone.get_current_timezone()
+    rows = (
+        Call.objects.filter(kpis.REACHED_QUEUE, started_at__gte=since, started_at__lt=until)
+        .annotate(hour=TruncHour("started_at", tzinfo=zone))
+        .values("hour")
+        .annotate(
+            answered=Count("pk", filter=kpis.ANSWERED),
+            abandoned=Count("pk", filter=kpis.ABANDONED),
+            reached=Count("pk"),
+        )
+        .order_by()
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for row in rows:  # the two hours of a night the clocks go back are one
+        hour = counts.setdefault(timezone.localtime(row["hour"], zone).hour, dict.fromkeys(row, 0))
+        for name in ("answered", "abandoned", "reached"):
+            hour[name] += row[name]
+    levels = kpis.service_level_by_hour(since=since, until=until)
+    hours = []
+    for hour in range(24):
+        row = counts.get(hour, {"answered": 0, "abandoned": 0, "reached": 0})
+        hours.append(
+            Hour(
+                hour=hour,
+                answered=row["answered"],
+                abandoned=row["abandoned"],
+                other=row["reached"] - row["answered"] - row["abandoned"],
+                service_level=levels.get(hour),
+            )
+        )
+    return hours
+
+
+def sentiment_mix(*, since: datetime, until: datetime) -> dict[str, int]:
+    """How many of the calls that started in [since, until) were summarised positive, neutral or
+    negative (the customer's side)."""
+    rows = (
+        Call.objects.filter(started_at__gte=since, started_at__lt=until, summary__isnull=False)
+        .values("summary__sentiment")
+        .annotate(count=Count("pk"))
+    )
+    return {row["summary__sentiment"]: row["count"] for row in rows}
 
 
 def live_calls_for_compliance(business_number_id: int, contact_id: int) -> LiveCalls:

@@ -8,7 +8,7 @@ terminate crossed our offer): the loser changes nothing.
 import logging
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -432,6 +432,51 @@ def call_return_to_queue(
     return call if won else None
 
 
+# --- Hold ---------------------------------------------------------------------------------
+
+
+def call_hold_set(*, call_id: int, agent_id: int, is_on: bool) -> bool:
+    """Record that the agent put the customer on hold, or took them off it: whether anything changed.
+
+    Only on a call connected to the agent. Putting on hold a call already held, or taking off hold
+    a call that is not, changes nothing (the softphone may send a switch twice), so each hold counts
+    once. Taking a call off hold adds the hold's whole seconds to `hold_seconds`; the condition on
+    the `held_since` just read means that of two concurrent releases only one adds them. A hold
+    still on when the call ends is closed by `call_end`. Hold time is part of the talk time: the
+    KPIs (calls.kpis) tell them apart.
+    """
+    now = timezone.now()
+    connected = Call.objects.filter(pk=call_id, agent_id=agent_id, status=Call.Status.CONNECTED)
+    if is_on:
+        return connected.filter(held_since__isnull=True).update(held_since=now, updated_at=now) == 1
+    held_since = connected.exclude(held_since=None).values_list("held_since", flat=True).first()
+    if held_since is None:
+        return False
+    return (
+        connected.filter(held_since=held_since).update(
+            held_since=None, hold_seconds=F("hold_seconds") + _whole_seconds(now - held_since), updated_at=now
+        )
+        == 1
+    )
+
+
+def _hold_close(*, call_id: int, at: datetime) -> None:
+    """Close the hold of a call that ended on hold: its seconds up to `at` count as held. Called
+    by the transition that ended the call; nothing changes a hold after that (only a connected call
+    can be held or released)."""
+    held_since = (
+        Call.objects.filter(pk=call_id).exclude(held_since=None).values_list("held_since", flat=True).first()
+    )
+    if held_since is not None:
+        Call.objects.filter(pk=call_id, held_since=held_since).update(
+            held_since=None, hold_seconds=F("hold_seconds") + _whole_seconds(at - held_since)
+        )
+
+
+def _whole_seconds(duration: timedelta) -> int:
+    return max(0, round(duration.total_seconds()))
+
+
 # --- The end ------------------------------------------------------------------------------
 
 
@@ -486,6 +531,7 @@ def call_end(*, call_id: int, reason: str, detail: str = "", is_farewell: bool =
     else:
         return None
     reason = ending
+    _hold_close(call_id=call.pk, at=now)
     # Every call that reaches here holds a slot: it was taken before the call could go live.
     capacity_release(business_number_id=call.business_number_id, direction=call.direction)
     if call.connected_at is not None:

@@ -1,14 +1,19 @@
+import csv
 import uuid
+from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from agents.models import Queue
 from agents.selectors import agent_for_user, numbers_for_agent
+from calls import kpis
 from calls.selectors import calls_of_contact, contacts_matching, wallboard_snapshot
 from compliance.decisions import call_decide
 from messaging.models import Contact, Template
@@ -19,7 +24,7 @@ from whatsapp.models import BusinessNumber
 
 @staff_member_required
 def wallboard(request):
-    return render(request, "calls/wallboard.html", {"snapshot": wallboard_snapshot()})
+    return render(request, "calls/wallboard.html", {"snapshot": wallboard_snapshot(with_charts=True)})
 
 
 @login_required
@@ -110,3 +115,71 @@ def _numbers_of(user):
     if agent is not None:
         return numbers_for_agent(agent_id=agent.pk)
     return BusinessNumber.objects.all() if user.is_staff else BusinessNumber.objects.none()
+
+
+class KpiPeriodForm(forms.Form):
+    """The CSV export's query: `since` and `until` (ISO 8601; without an offset, in the site's time
+    zone), or one `day` (in the queue's time zone, else the site's); today when neither is given.
+    `queue` picks one queue; `by` is `queue` (the default) or `agent`."""
+
+    since = forms.DateTimeField(required=False)
+    until = forms.DateTimeField(required=False)
+    day = forms.DateField(required=False)
+    queue = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    by = forms.ChoiceField(choices=[("queue", "Queue"), ("agent", "Agent")], required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if self.errors:
+            return data
+        queue = None
+        if data.get("queue") is not None:
+            queue = Queue.objects.filter(pk=data["queue"]).first()
+            if queue is None:
+                raise forms.ValidationError("No such queue.")
+        since, until = data.get("since"), data.get("until")
+        if since is None and until is None:
+            time_zone = queue.timezone if queue else None
+            since, until = kpis.local_day(
+                day=data.get("day") or kpis.today_in(time_zone=time_zone), time_zone=time_zone
+            )
+        elif since is None or until is None or data.get("day"):
+            raise forms.ValidationError("Give since and until, or a day.")
+        if until <= since or until - since > timedelta(days=366):
+            raise forms.ValidationError("The period must end after it starts, within 366 days.")
+        return {**data, "since": since, "until": until, "queue": queue, "by": data.get("by") or "queue"}
+
+
+CSV_UNSAFE_FIRST = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would read such a cell as a formula
+
+
+def _csv_cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(CSV_UNSAFE_FIRST):
+        return f"'{value}"
+    return value
+
+
+@login_required
+def kpis_csv(request):
+    """The KPIs of a period as CSV, for supervisors (staff, or users with the `calls.view_kpis`
+    permission; every queue): one row per queue, a row of calls of no queue, and the total; with
+    `by=agent`, one row per agent and a row of all agents (calls.kpis.kpis_table)."""
+    if not (request.user.is_staff or request.user.has_perm("calls.view_kpis")):
+        raise PermissionDenied
+    form = KpiPeriodForm(request.GET)
+    if not form.is_valid():
+        problems = [message for messages_ in form.errors.values() for message in messages_]
+        return HttpResponseBadRequest(" ".join(problems), content_type="text/plain; charset=utf-8")
+    query = form.cleaned_data
+    figures = kpis.kpis_of_period(
+        since=query["since"], until=query["until"], queue_id=query["queue"].pk if query["queue"] else None
+    )
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    name = f"kpis-by-{query['by']}-{figures.since:%Y%m%dT%H%M}-{figures.until:%Y%m%dT%H%M}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    writer = csv.writer(response)
+    for row in kpis.kpis_table(report=figures, by=query["by"]):
+        writer.writerow([_csv_cell(cell) for cell in row])
+    return response

@@ -9,8 +9,10 @@ from core.admin import ReadOnlyAdmin
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(ReadOnlyAdmin):
     list_display = ["call", "contact", "kind", "language", "started_at", "completed_at"]
-    list_filter = ["kind", "language"]
+    list_filter = ["kind", "language", "business_number"]
     list_select_related = ["call", "contact"]
+    search_fields = ["contact__wa_id", "contact__name", "=call__wa_call_id"]
+    date_hierarchy = "started_at"
 
 
 class AuditEventInline(admin.TabularInline):

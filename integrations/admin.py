@@ -72,7 +72,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             messages.warning(request, f"The new key, shown this once (copy it now): {token}")
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Revoke (at once)")
+    @admin.action(description="Revoke (at once)", permissions=["change"])
     def revoke(self, request, queryset) -> None:
         revoked = sum(api_key_revoke(key_id=key.pk) for key in queryset)
         self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
@@ -126,7 +126,7 @@ class EventDeliveryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Send again now")
+    @admin.action(description="Send again now", permissions=["change"])
     def send_again(self, request, queryset) -> None:
         from integrations.tasks import deliver_event
 

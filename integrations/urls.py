@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from integrations.api import billing, calls, contacts, messages
+from integrations.api import billing, calls, contacts, kpis, messages
 
 app_name = "integrations"
 
@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/messages/", messages.MessageListApi.as_view(), name="messages"),
     path("api/v1/charges/", billing.ChargeListApi.as_view(), name="charges"),
     path("api/v1/agents/", calls.AgentListApi.as_view(), name="agents"),
+    path("api/v1/kpis/", kpis.KpiApi.as_view(), name="kpis"),
     path("api/v1/reports/spend/", billing.SpendReportApi.as_view(), name="spend-report"),
     path("api/v1/reports/calls/", billing.CallCostReportApi.as_view(), name="call-cost-report"),
 ]

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from core.admin import ReadOnlyAdmin
 from messaging.models import (
     BillingCurrency,
     Charge,
@@ -79,47 +80,43 @@ class BillingCurrencyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Charge)
-class ChargeAdmin(admin.ModelAdmin):
+class ChargeAdmin(ReadOnlyAdmin):
+    """Charges come from Meta's webhooks and ended calls, never by hand; they are the bill's record."""
+
     list_display = [
         "billed_on",
         "kind",
         "reference",
+        "business_number",
         "category",
         "country",
         "pricing_type",
         "quantity",
         "amount",
     ]
-    list_filter = ["kind", "category", "pricing_type", "billed_on"]
+    list_filter = ["kind", "category", "pricing_type", "business_number", "billed_on"]
     search_fields = ["reference", "country"]
     list_select_related = ["business_number"]
     date_hierarchy = "billed_on"
-
-    def has_add_permission(self, request) -> bool:
-        return False  # charges come from Meta's webhooks and ended calls, never by hand
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Template)
 class TemplateAdmin(admin.ModelAdmin):
     list_display = ["name", "language", "category", "status", "waba_id"]
-    list_filter = ["status", "category", "language"]
-    search_fields = ["name"]
+    list_filter = ["status", "category", "language", "waba_id"]
+    search_fields = ["name", "waba_id"]
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdmin):
+    """The threads as they happened: sent from the dashboard or the API, received from Meta."""
+
     list_display = ["created_at", "contact", "direction", "message_type", "text", "status", "business_number"]
     list_filter = ["direction", "status", "message_type"]
     search_fields = ["contact__wa_id", "contact__name", "text", "wa_message_id"]
     list_select_related = ["contact", "business_number"]
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in Message._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False  # messages are sent from the dashboard or the API, and received from Meta
 
 
 @admin.register(ConversationWindow)

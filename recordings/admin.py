@@ -1,28 +1,232 @@
+import datetime
+import re
+
 from django.contrib import admin
+from django.contrib.admin.views.main import SEARCH_VAR
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
-from recordings.models import Erasure, Recording, Summary
+from agents.admin import AgentListFilter
+from calls.models import Call
+from compliance.models import ConsentRecord
+from core.admin import ReadOnlyAdmin
+from messaging.models import Charge
+from recordings.models import Erasure, Recording, Summary, Transcript
 from recordings.redaction import redact
-from recordings.selectors import sees_raw_text
+from recordings.selectors import (
+    call_is_visible_to,
+    recording_progress,
+    sees_raw_text,
+    summary_for_display,
+    transcript_for_display,
+)
+
+# What a search for a phone number may be written with besides its digits: "+44 (20) 7946-0000".
+NUMBER_PUNCTUATION = re.compile(r"[\s()+.-]")
+# What the transcript shows masked to those who may not read it raw (card numbers, ids, e-mail
+# addresses, phone numbers): no search for such a term looks into the transcript for them.
+MASKED_LOOKING = re.compile(r"[0-9@]")
 
 
-@admin.register(Recording)
-class RecordingAdmin(admin.ModelAdmin):
-    list_display = ["call", "duration_s", "status", "progress", "key_id", "created_at", "page"]
-    list_filter = ["status", "key_id"]
-    list_select_related = ["call"]
-    readonly_fields = [field.name for field in Recording._meta.fields]
-    date_hierarchy = "created_at"
+TIME_FIELDS = ["started_at", "queued_at", "connected_at", "ended_at", "wait", "talk_seconds"]
+# The call's plumbing, folded away on its page: what support asks for, not what a review needs.
+SUPPORT_FIELDS = [
+    "wa_call_id", "offered_to", "offer_count", "offered_at", "offer_expires_at", "answered_at",
+    "media_channel", "cta_payload", "deeplink_payload", "created_at", "updated_at",
+]  # fmt: skip
 
-    def has_add_permission(self, request) -> bool:
+
+class RecordedFilter(admin.SimpleListFilter):
+    title = "recording"
+    parameter_name = "recorded"
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        return [("yes", "Recorded"), ("no", "Not recorded")]
+
+    def queryset(self, request, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(is_recorded=self.value() == "yes")
+        return queryset
+
+
+class ConsentRecordInline(admin.TabularInline):
+    """The recording notice the customer heard on the call: the words, the language, and whether
+    it was heard to its end."""
+
+    model = ConsentRecord
+    fields = ["kind", "language", "text", "started_at", "completed_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # recordings go by retention or a contact's erasure, which delete the files too
+
+@admin.register(Call)
+class CallReviewAdmin(ReadOnlyAdmin):
+    """Supervisors review calls here: a list to filter and search (by the customer's number or name,
+    and by what was said), and each call's page as the call page shows it (summary, recording with
+    its transcript, what happened) with its consent record and charges. Read-only: a call is a record
+    of what happened, changed only by the services that run it."""
+
+    list_display = [
+        "when", "way", "contact", "queue", "agent_name", "wait", "talk", "ended", "sentiment", "outcome",
+        "recorded",
+    ]  # fmt: skip
+    list_filter = [
+        "started_at",
+        "queue",
+        ("agent", AgentListFilter),
+        "business_number",
+        "direction",
+        "status",
+        "end_reason",
+        "summary__sentiment",
+        ("summary__outcome", admin.AllValuesFieldListFilter),
+        ("summary__intent", admin.AllValuesFieldListFilter),
+        RecordedFilter,
+    ]
+    list_select_related = ["contact", "queue", "agent__user"]
+    date_hierarchy = "started_at"
+    fieldsets = [
+        (None, {"fields": ["contact", "direction", "business_number", "queue", "agent", "status"]}),
+        ("Times", {"fields": TIME_FIELDS}),
+        ("End and wrap-up", {"fields": ["end_reason", "end_detail", "disposition", "wrap_up_notes"]}),
+        ("For support", {"classes": ["collapse"], "fields": SUPPORT_FIELDS}),
+    ]
+    readonly_fields = [field.name for field in Call._meta.fields] + ["wait"]
+    inlines = [ConsentRecordInline]
+
+    def get_queryset(self, request) -> QuerySet[Call]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                summary_sentiment=F("summary__sentiment"),
+                summary_outcome=F("summary__outcome"),
+                is_recorded=Exists(Recording.objects.filter(call_id=OuterRef("pk"))),
+            )
+        )
+
+    def get_search_fields(self, request) -> list[str]:
+        fields = ["=wa_call_id", "contact__wa_id", "contact__name"]
+        if sees_raw_text(request.user) or not MASKED_LOOKING.search(request.GET.get(SEARCH_VAR, "")):
+            fields.append("transcript__text")
+        return fields
+
+    def get_search_results(self, request, queryset: QuerySet[Call], search_term: str):
+        """Also finds a customer's number written as people write it ("+44 20 7946 0000"): contacts
+        are stored by their digits."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        digits = NUMBER_PUNCTUATION.sub("", search_term)
+        if digits.isdigit() and digits != search_term.strip():
+            found = found | queryset.filter(contact__wa_id__contains=digits)
+        return found, may_have_duplicates
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(_call_review(request=request, call=obj))
+        return super().render_change_form(
+            request, context, add=add, change=change, form_url=form_url, obj=obj
+        )
+
+    @admin.display(description="When", ordering="started_at")
+    def when(self, call: Call) -> str:
+        return date_format(timezone.localtime(call.started_at), "Y-m-d H:i")
+
+    @admin.display(description="Way", ordering="direction")
+    def way(self, call: Call) -> str:
+        return "In" if call.direction == Call.Direction.INBOUND else "Out"
+
+    @admin.display(description="Agent", ordering="agent__display_name")
+    def agent_name(self, call: Call) -> str:
+        return call.agent.name if call.agent_id else "—"
+
+    @admin.display(description="Wait")
+    def wait(self, call: Call) -> str:
+        """From joining the queue to an agent taking the call, or to its end (or now, still waiting)."""
+        if call.queued_at is None:
+            return "—"
+        until = call.connected_at or call.ended_at or timezone.now()
+        return _minutes(until - call.queued_at)
+
+    @admin.display(description="Talk", ordering="talk_seconds")
+    def talk(self, call: Call) -> str:
+        return "—" if call.talk_seconds is None else _minutes(datetime.timedelta(seconds=call.talk_seconds))
+
+    @admin.display(description="End", ordering="end_reason")
+    def ended(self, call: Call) -> str:
+        if not call.end_reason:
+            return f"Live: {call.get_status_display()}"
+        return call.get_end_reason_display().split(" (")[0]  # the list's short form: "Abandoned"
+
+    @admin.display(description="Sentiment", ordering="summary_sentiment")
+    def sentiment(self, call: Call) -> str:
+        return call.summary_sentiment or "—"
+
+    @admin.display(description="Outcome", ordering="summary_outcome")
+    def outcome(self, call: Call) -> str:
+        return call.summary_outcome or "—"
+
+    @admin.display(description="Rec.", boolean=True, ordering="is_recorded")
+    def recorded(self, call: Call) -> bool:
+        return call.is_recorded
+
+
+def _minutes(span: datetime.timedelta) -> str:
+    seconds = max(0, round(span.total_seconds()))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _call_review(*, request, call: Call) -> dict:
+    """What the call page (recordings.views.call_page) shows of a call, for its page in admin: the
+    summary, the recording and its transcript only to who may hear the call (the agent who took it
+    and those who may listen to any call), masked unless they may read raw text; its events; and its
+    charges to who may see charges."""
+    may_see_charges = request.user.has_perm("messaging.view_charge")
+    review = {
+        "call": call,
+        "may_hear": call_is_visible_to(user=request.user, call=call),
+        "events": call.events.select_related("agent__user").order_by("at", "pk"),
+        "consents": ConsentRecord.objects.filter(call=call).order_by("started_at"),
+        "charges": list(Charge.objects.filter(kind=Charge.Kind.CALL, reference=call.wa_call_id))
+        if may_see_charges
+        else None,
+    }
+    if not review["may_hear"]:
+        return review
+    recording = Recording.objects.filter(call=call).first()
+    country, is_raw = call.contact.country, sees_raw_text(request.user)
+    return {
+        **review,
+        "recording": recording,
+        "progress": recording_progress(recording),
+        "segments": transcript_for_display(
+            transcript=Transcript.objects.filter(call=call).first(), is_raw=is_raw, country=country
+        ),
+        "summary": summary_for_display(
+            summary=Summary.objects.filter(call=call).first(), is_raw=is_raw, country=country
+        ),
+    }
+
+
+@admin.register(Recording)
+class RecordingAdmin(ReadOnlyAdmin):
+    """Read-only, and never deleted by hand: recordings go by their number's retention or a
+    contact's erasure, which delete the files too."""
+
+    list_display = ["call", "duration_s", "status", "progress", "key_id", "created_at", "page"]
+    list_filter = ["status", "key_id"]
+    list_select_related = ["call"]
+    readonly_fields = [field.name for field in Recording._meta.fields]
+    date_hierarchy = "created_at"
 
     @admin.display(description="Call page")
     def page(self, recording: Recording) -> str:
@@ -32,7 +236,7 @@ class RecordingAdmin(admin.ModelAdmin):
 
 
 @admin.register(Summary)
-class SummaryAdmin(admin.ModelAdmin):
+class SummaryAdmin(ReadOnlyAdmin):
     """Read-only; the paragraph masked (card numbers, ids, emails, phone numbers) unless the user
     may read summaries unredacted."""
 
@@ -61,30 +265,12 @@ class SummaryAdmin(admin.ModelAdmin):
     def paragraph_masked(self, summary: Summary) -> str:
         return redact(summary.paragraph)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Erasure)
-class ErasureAdmin(admin.ModelAdmin):
+class ErasureAdmin(ReadOnlyAdmin):
     """The audit of removed personal data: read-only, kept."""
 
     list_display = ["at", "kind", "contact_label", "requested_by", "reason", "counts"]
     list_filter = ["kind"]
     list_select_related = ["requested_by"]
     readonly_fields = [field.name for field in Erasure._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -19,6 +19,7 @@ class BusinessNumberAdmin(admin.ModelAdmin):
         "messaging_limit_tier",
         "is_coexistence",
         "is_sandbox",
+        "recording_retention_days",
     ]
     list_filter = ["is_sandbox", "country", "messaging_limit_tier", "is_coexistence", "verification_status"]
     search_fields = ["display_phone_number", "label", "phone_number_id", "waba_id"]
@@ -45,6 +46,7 @@ class BusinessNumberAdmin(admin.ModelAdmin):
             },
         ),
         ("Eligibility", {"fields": ["messaging_limit_tier", "is_coexistence", "verification_status"]}),
+        ("Recordings", {"fields": ["recording_retention_days"]}),
         (
             "Kept in step by Meta's webhooks",
             {
@@ -121,7 +123,9 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     ]
     actions = ["dispatch_again"]
 
-    @admin.action(description="Dispatch the selected events again (failed or stuck ones)")
+    @admin.action(
+        description="Dispatch the selected events again (failed or stuck ones)", permissions=["change"]
+    )
     def dispatch_again(self, request, queryset) -> None:
         handled = 0
         for record in queryset:

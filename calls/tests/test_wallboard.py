@@ -10,7 +10,7 @@ from django.utils import timezone
 from agents.models import Agent
 from agents.tests.factories import AgentFactory, UserFactory
 from calls.models import Call
-from calls.selectors import wallboard_snapshot
+from calls.selectors import day_hours, sentiment_mix, wallboard_snapshot
 from calls.services import InboundCall, call_create_inbound
 from calls.tests.factories import CallFactory
 from config.asgi import application
@@ -90,4 +90,91 @@ async def test_wallboard_updates_live_when_a_call_queues(queue, number):
 
     assert first["queues"][0]["waiting"] == 0
     assert update["queues"][0]["waiting"] == 1
+    await communicator.disconnect()
+
+
+def at_hour(hour: int, minute: int = 0):
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return start + timedelta(hours=hour, minutes=minute)
+
+
+@pytest.mark.django_db
+def test_the_charts_count_the_days_calls_by_hour_and_how_they_went(queue, number):
+    day = at_hour(0)
+
+    def call(hour, minute, **fields):
+        started = at_hour(hour, minute)
+        fields.setdefault("ended_at", started + timedelta(minutes=3))
+        return CallFactory(
+            queue=queue, business_number=number, started_at=started, queued_at=started,
+            status=Call.Status.ENDED, **fields,
+        )  # fmt: skip
+
+    call(9, 5, connected_at=at_hour(9, 5) + timedelta(seconds=10), end_reason="completed")  # within 20 s
+    call(9, 40, connected_at=at_hour(9, 40) + timedelta(seconds=45), end_reason="completed")  # late
+    call(9, 50, end_reason="abandoned", ended_at=at_hour(9, 50) + timedelta(seconds=30))
+    call(14, 0, end_reason="no_agent")
+    call(23, 59, end_reason="abandoned", ended_at=at_hour(23, 59) + timedelta(seconds=2))  # a short abandon
+    CallFactory(queue=queue, business_number=number, started_at=day - timedelta(minutes=1))  # yesterday
+    CallFactory(
+        business_number=number,
+        direction=Call.Direction.OUTBOUND,
+        queue=None,
+        queued_at=None,
+        started_at=at_hour(9),
+        status=Call.Status.ENDED,
+    )  # fmt: skip: a business call reaches no queue
+
+    hours = {hour.hour: hour for hour in day_hours(since=day, until=day + timedelta(days=1))}
+
+    assert (hours[9].answered, hours[9].abandoned, hours[9].other) == (2, 1, 0)
+    assert hours[9].service_level == pytest.approx(1 / 3)  # one of three within 20 s
+    assert (hours[14].total, hours[14].service_level) == (1, 0.0)  # nobody free: counts against it
+    assert (hours[23].abandoned, hours[23].service_level) == (1, None)  # a short abandon counts for none
+    assert sum(hour.total for hour in hours.values()) == 5 and hours[0].total == 0
+
+
+@pytest.mark.django_db
+def test_the_charts_are_svg_with_each_hour_and_the_sentiment_mix(queue, number):
+    from recordings.models import Summary
+
+    started = at_hour(10)
+    answered = CallFactory(
+        queue=queue, business_number=number, started_at=started, queued_at=started, status=Call.Status.ENDED,
+        connected_at=started + timedelta(seconds=5), end_reason="completed",
+    )  # fmt: skip
+    Summary.objects.create(
+        call=answered, paragraph="Sorted.", intent="billing", outcome="resolved", sentiment="negative",
+        sentiment_score=-0.4, backend="local",
+    )  # fmt: skip
+
+    charts = wallboard_snapshot(with_charts=True)["charts"]
+
+    assert (
+        '<rect x="' in charts["calls_svg"]
+        and 'data-hour="10" data-part="answered" data-count="1"' in charts["calls_svg"]
+    )
+    assert 'data-hour="10" data-service-level="1.000"' in charts["service_level_svg"]
+    assert 'data-sentiment="negative" data-count="1"' in charts["sentiment_svg"]
+    assert charts["service_level_text"] == "100%"
+    assert sentiment_mix(since=at_hour(0), until=at_hour(0) + timedelta(days=1)) == {"negative": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_burst_of_changes_brings_one_snapshot_and_the_charts_soon_after(queue, number):
+    from channels.layers import get_channel_layer
+
+    supervisor = await sync_to_async(UserFactory)(is_staff=True)
+    communicator = await open_wallboard(supervisor)
+    await communicator.connect()
+    await communicator.receive_json_from(timeout=2)
+    layer = get_channel_layer()
+
+    for call_id in range(50):
+        await layer.group_send("supervisors", {"type": "wallboard.changed", "call_id": call_id})
+    first = await communicator.receive_json_from(timeout=2)
+    second = await communicator.receive_json_from(timeout=2)
+
+    assert {"charts" in first, "charts" in second} == {True, False}  # the tiles once, the charts once
+    assert await communicator.receive_nothing(timeout=0.6)
     await communicator.disconnect()

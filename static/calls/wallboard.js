@@ -1,17 +1,21 @@
-// The supervisors' wallboard: snapshots pushed over the WebSocket; the longest waits tick locally.
+// The supervisors' wallboard: snapshots pushed over the WebSocket (the charts of the day, drawn on the
+// server, now and then with them); the longest waits tick locally.
 
 const root = document.getElementById("wallboard");
 const connection = root.querySelector('[data-role="connection"]');
-let longestWaits = {}; // queue id → [seconds at snapshot, time of snapshot]
+let longestWaits = {}; // queue id → [seconds at snapshot, time of snapshot, whether anyone waits]
 
 function render(snapshot) {
   const now = Date.now();
   longestWaits = {};
   for (const queue of snapshot.queues) {
-    const tile = root.querySelector(`[data-queue="${queue.id}"]`);
-    if (!tile) continue;
+    const tile = root.querySelector(`[data-queue="${queue.id}"]`) || addTile(queue);
     for (const field of ["waiting", "ringing", "talking"]) tile.querySelector(`[data-field="${field}"]`).textContent = queue[field];
-    longestWaits[queue.id] = queue.waiting + queue.ringing > 0 ? [queue.longest_wait_s, now] : [0, now];
+    longestWaits[queue.id] = [queue.longest_wait_s, now, queue.waiting + queue.ringing > 0];
+  }
+  if (snapshot.charts) {
+    for (const slot of root.querySelectorAll("[data-chart-slot]")) slot.innerHTML = snapshot.charts[slot.dataset.chartSlot];
+    root.querySelector('[data-role="service-level"]').textContent = snapshot.charts.service_level_text;
   }
   for (const agents of snapshot.agents) {
     const cell = root.querySelector(`[data-agents="${agents.status}"]`);
@@ -20,10 +24,29 @@ function render(snapshot) {
   tick();
 }
 
+// A queue made since the page was loaded gets its tile.
+function addTile(queue) {
+  const tile = document.createElement("article");
+  tile.className = "tile";
+  tile.dataset.queue = queue.id;
+  const name = document.createElement("h2");
+  name.textContent = queue.name;
+  tile.append(name);
+  for (const [field, label] of [["waiting", "waiting"], ["longest_wait", "longest wait"], ["ringing", "ringing"], ["talking", "talking"]]) {
+    const line = document.createElement("p");
+    const value = document.createElement("strong");
+    value.dataset.field = field;
+    line.append(value, ` ${label}`);
+    tile.append(line);
+  }
+  root.querySelector('[data-role="queues"]').append(tile);
+  return tile;
+}
+
 function tick() {
   const now = Date.now();
-  for (const [queueId, [seconds, at]] of Object.entries(longestWaits)) {
-    const shown = seconds > 0 ? seconds + Math.floor((now - at) / 1000) : 0;
+  for (const [queueId, [seconds, at, isWaiting]] of Object.entries(longestWaits)) {
+    const shown = isWaiting ? seconds + Math.floor((now - at) / 1000) : 0; // a caller who just arrived waits too
     root.querySelector(`[data-queue="${queueId}"] [data-field="longest_wait"]`).textContent = `${shown} s`;
   }
 }
