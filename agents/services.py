@@ -136,6 +136,89 @@ def agent_offline_if_gone(*, agent_id: int) -> bool:
         )
 
 
+# --- The supervisor role ------------------------------------------------------------------
+#
+# The supervisor role: staff users in the `supervisor` group run the floor from the back office.
+#
+# They review every call (listening to recordings, reading transcripts and summaries masked), see
+# charges and the audit trails, and manage agents, queues, skills and business hours. They only look
+# at business numbers, templates, rate cards and API keys: numbers and prices come from Meta, and an
+# API key can carry more than a supervisor may do here (the `admin` scope reads transcripts unredacted
+# and the whole account's billing), so making and revoking keys stays with administrators. Reading
+# raw text, erasing personal data and managing users are administrators' permissions too. Agents and
+# queues are not deleted by supervisors: reports and past calls keep naming them (an agent leaves the
+# floor by leaving its queues; a user account is closed by an administrator).
+#
+# Every `migrate` (post_migrate, agents.apps) and `manage.py supervisor_group` put the group back to
+# exactly this list (after an upgrade that changes it, or a hand edit in admin).
+
+SUPERVISOR_GROUP = "supervisor"
+SUPERVISOR_PERMISSIONS = (
+    "agents.add_agent",
+    "agents.change_agent",
+    "agents.view_agent",
+    "agents.view_agentstatusevent",
+    "agents.add_queue",
+    "agents.change_queue",
+    "agents.view_queue",
+    "agents.add_queuemembership",
+    "agents.change_queuemembership",
+    "agents.delete_queuemembership",
+    "agents.view_queuemembership",
+    "agents.add_skill",
+    "agents.change_skill",
+    "agents.delete_skill",
+    "agents.view_skill",
+    "calls.view_call",
+    "calls.view_callevent",
+    "compliance.view_auditevent",
+    "compliance.view_callpermission",
+    "compliance.view_consentrecord",
+    "integrations.view_apikey",
+    "integrations.view_apiwrite",
+    "messaging.view_billingcurrency",
+    "messaging.view_charge",
+    "messaging.view_contact",
+    "messaging.view_message",
+    "messaging.view_ratecard",
+    "messaging.view_rateregion",
+    "messaging.view_template",
+    "recordings.listen_recording",
+    "recordings.view_erasure",
+    "recordings.view_recording",
+    "recordings.view_summary",
+    "recordings.view_transcript",
+    "whatsapp.view_businessnumber",
+)
+
+
+def supervisor_group_sync() -> tuple[list[str], list[str]]:
+    """Make the supervisor group exist with exactly SUPERVISOR_PERMISSIONS ("app.codename").
+
+    Returns the permissions it gained and those it lost. Raises LookupError, changing nothing,
+    when a permission does not exist (its app not migrated yet).
+    """
+    wanted = set(SUPERVISOR_PERMISSIONS)
+    labels = {name.split(".")[0] for name in wanted}
+    existing = {
+        f"{app_label}.{codename}": pk
+        for pk, app_label, codename in Permission.objects.filter(
+            content_type__app_label__in=labels
+        ).values_list("pk", "content_type__app_label", "codename")
+    }
+    missing = wanted - existing.keys()
+    if missing:
+        raise LookupError(f"These permissions do not exist (migrate first): {', '.join(sorted(missing))}")
+    with transaction.atomic():
+        group, _ = Group.objects.get_or_create(name=SUPERVISOR_GROUP)
+        had = {
+            f"{app_label}.{codename}"
+            for app_label, codename in group.permissions.values_list("content_type__app_label", "codename")
+        }
+        group.permissions.set([existing[name] for name in sorted(wanted)])
+    return sorted(wanted - had), sorted(had - wanted)
+
+
 DEMO_SUPERVISOR = "supervisor"
 DEMO_AGENTS = [("agent1", "Amira", "Haddad"), ("agent2", "Bruno", "Costa"), ("agent3", "Chen", "Wei")]
 DEMO_QUEUE = "Customer care"
@@ -145,7 +228,6 @@ DEMO_NUMBER = {
     "display_phone_number": "+44 20 7946 0000",
     "label": "Sandbox line",
 }
-SUPERVISOR_GROUP = "supervisor"
 
 
 @transaction.atomic
@@ -160,12 +242,8 @@ def demo_data_create() -> dict[str, str]:
         return {}
     passwords: dict[str, str] = {}
 
-    supervisors, _ = Group.objects.get_or_create(name=SUPERVISOR_GROUP)
-    supervisors.permissions.set(
-        Permission.objects.filter(
-            content_type__app_label__in=["agents", "whatsapp", "messaging", "recordings"]
-        )
-    )
+    supervisor_group_sync()
+    supervisors = Group.objects.get(name=SUPERVISOR_GROUP)
     passwords[DEMO_SUPERVISOR] = get_random_string(14)
     supervisor = user_model.objects.create_user(
         username=DEMO_SUPERVISOR, password=passwords[DEMO_SUPERVISOR], first_name="Sam", last_name="Okafor",

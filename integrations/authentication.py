@@ -53,6 +53,10 @@ class Caller:
     scopes: frozenset[str] = field(default_factory=frozenset)
     sees_raw_text: bool = False
     key: ApiKey | None = None
+    # A user signed in to the dashboard without the permission to listen to any call hears, and
+    # reads the transcripts of, only the calls they took as an agent, as on the call page.
+    hears_all_calls: bool = True
+    agent_id: int | None = None
 
 
 def caller_of(request) -> Caller:
@@ -69,6 +73,7 @@ def caller_of(request) -> Caller:
             key=key,
         )
     user = request.user
+    agent = None
     if user.is_staff:  # a supervisor: the whole floor
         numbers = BusinessNumber.objects.all()
     else:
@@ -78,6 +83,8 @@ def caller_of(request) -> Caller:
         number_ids=frozenset(numbers.values_list("pk", flat=True)),
         scopes=frozenset({ApiKey.Scope.READ, ApiKey.Scope.CALLS_WRITE, ApiKey.Scope.MESSAGES_WRITE}),
         sees_raw_text=sees_raw_text(user),
+        hears_all_calls=user.has_perm("recordings.listen_recording"),
+        agent_id=agent.pk if agent else None,
     )
 
 

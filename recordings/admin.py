@@ -14,14 +14,12 @@ from calls.models import Call
 from compliance.models import ConsentRecord
 from core.admin import ReadOnlyAdmin
 from messaging.models import Charge
-from recordings.models import Erasure, Recording, Summary, Transcript
+from recordings.models import Erasure, Recording, Summary
 from recordings.redaction import redact
 from recordings.selectors import (
     call_is_visible_to,
-    recording_progress,
+    call_review,
     sees_raw_text,
-    summary_for_display,
-    transcript_for_display,
 )
 
 # What a search for a phone number may be written with besides its digits: "+44 (20) 7946-0000".
@@ -31,11 +29,11 @@ NUMBER_PUNCTUATION = re.compile(r"[\s()+.-]")
 MASKED_LOOKING = re.compile(r"[0-9@]")
 
 
-TIME_FIELDS = ["started_at", "queued_at", "connected_at", "ended_at", "wait", "talk_seconds"]
+TIME_FIELDS = ["started_at", "queued_at", "connected_at", "ended_at", "wait", "talk_seconds", "hold_seconds"]
 # The call's plumbing, folded away on its page: what support asks for, not what a review needs.
 SUPPORT_FIELDS = [
     "wa_call_id", "offered_to", "offer_count", "offered_at", "offer_expires_at", "answered_at",
-    "media_channel", "cta_payload", "deeplink_payload", "created_at", "updated_at",
+    "held_since", "media_channel", "cta_payload", "deeplink_payload", "created_at", "updated_at",
 ]  # fmt: skip
 
 
@@ -191,30 +189,19 @@ def _call_review(*, request, call: Call) -> dict:
     and those who may listen to any call), masked unless they may read raw text; its events; and its
     charges to who may see charges."""
     may_see_charges = request.user.has_perm("messaging.view_charge")
+    charges = Charge.objects.filter(kind=Charge.Kind.CALL, reference=call.wa_call_id)
     review = {
         "call": call,
         "may_hear": call_is_visible_to(user=request.user, call=call),
-        "events": call.events.select_related("agent__user").order_by("at", "pk"),
-        "consents": ConsentRecord.objects.filter(call=call).order_by("started_at"),
-        "charges": list(Charge.objects.filter(kind=Charge.Kind.CALL, reference=call.wa_call_id))
-        if may_see_charges
-        else None,
+        "charges": list(charges) if may_see_charges else None,
     }
-    if not review["may_hear"]:
-        return review
-    recording = Recording.objects.filter(call=call).first()
-    country, is_raw = call.contact.country, sees_raw_text(request.user)
-    return {
-        **review,
-        "recording": recording,
-        "progress": recording_progress(recording),
-        "segments": transcript_for_display(
-            transcript=Transcript.objects.filter(call=call).first(), is_raw=is_raw, country=country
-        ),
-        "summary": summary_for_display(
-            summary=Summary.objects.filter(call=call).first(), is_raw=is_raw, country=country
-        ),
-    }
+    if not review["may_hear"]:  # the record, without what was said
+        return {
+            **review,
+            "events": call.events.select_related("agent__user").order_by("at", "pk"),
+            "consents": ConsentRecord.objects.filter(call=call).order_by("started_at"),
+        }
+    return {**review, **call_review(call=call, user=request.user)}
 
 
 @admin.register(Recording)
@@ -242,7 +229,7 @@ class SummaryAdmin(ReadOnlyAdmin):
 
     list_display = ["call", "intent", "outcome", "sentiment", "backend", "created_at"]
     list_filter = ["intent", "outcome", "sentiment", "backend"]
-    list_select_related = ["call"]
+    list_select_related = ["call__contact"]
 
     def get_fields(self, request, obj=None) -> list[str]:
         shown = "paragraph" if sees_raw_text(request.user) else "paragraph_masked"
@@ -263,7 +250,7 @@ class SummaryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Paragraph")
     def paragraph_masked(self, summary: Summary) -> str:
-        return redact(summary.paragraph)
+        return redact(summary.paragraph, region=summary.call.contact.country)
 
 
 @admin.register(Erasure)

@@ -83,3 +83,26 @@ def recording_progress(recording: Recording | None) -> dict:
     if recording is None:
         return {"status": "none", "progress": 0, "failure": ""}
     return {"status": recording.status, "progress": recording.progress, "failure": recording.failure}
+
+
+def call_review(*, call: Call, user: AbstractBaseUser) -> dict:
+    """What the call page shows of a call, for the call page and its page in admin: the recording,
+    its progress, the transcript and the summary (masked unless `user` may read raw text), the
+    events and the consent records. The caller has checked that `user` may hear the call."""
+    from compliance.models import ConsentRecord
+
+    country, is_raw = call.contact.country, sees_raw_text(user)
+    recording = Recording.objects.filter(call=call).first()
+    return {
+        "call": call,
+        "recording": recording,
+        "progress": recording_progress(recording),
+        "segments": transcript_for_display(
+            transcript=Transcript.objects.filter(call=call).first(), is_raw=is_raw, country=country
+        ),
+        "summary": summary_for_display(
+            summary=Summary.objects.filter(call=call).first(), is_raw=is_raw, country=country
+        ),
+        "events": call.events.select_related("agent__user").order_by("at", "pk"),
+        "consents": ConsentRecord.objects.filter(call=call).order_by("started_at"),
+    }

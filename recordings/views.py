@@ -14,15 +14,11 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_safe
 
 from calls.models import Call
-from compliance.models import ConsentRecord
 from recordings import crypto
-from recordings.models import Recording, Summary, Transcript
+from recordings.models import Recording
 from recordings.selectors import (
     call_is_visible_to,
-    recording_progress,
-    sees_raw_text,
-    summary_for_display,
-    transcript_for_display,
+    call_review,
 )
 from recordings.services import recording_opened
 
@@ -44,25 +40,7 @@ def call_page(request, pk: int):
     """The call as a supervisor reviews it: the recording with its transcript following playback,
     the summary card, and the call's events; the work after the call shows its progress live."""
     call = _visible_call(request, pk)
-    recording = Recording.objects.filter(call=call).first()
-    country, is_raw = call.contact.country, sees_raw_text(request.user)
-    return render(
-        request,
-        "recordings/call.html",
-        {
-            "call": call,
-            "recording": recording,
-            "progress": recording_progress(recording),
-            "segments": transcript_for_display(
-                transcript=Transcript.objects.filter(call=call).first(), is_raw=is_raw, country=country
-            ),
-            "summary": summary_for_display(
-                summary=Summary.objects.filter(call=call).first(), is_raw=is_raw, country=country
-            ),
-            "events": call.events.select_related("agent__user").order_by("at", "pk"),
-            "consents": ConsentRecord.objects.filter(call=call).order_by("started_at"),
-        },
-    )
+    return render(request, "recordings/call.html", call_review(call=call, user=request.user))
 
 
 @login_required

@@ -1,5 +1,5 @@
-"""The back office's people: the supervisor group has exactly its permissions (made by the
-migration, put back by a command); supervisors manage agents, queues and business hours, look at
+"""The back office's people: the supervisor group has exactly its permissions (made by every
+migrate, put back by a command); supervisors manage agents, queues and business hours, look at
 numbers, prices, keys and the audit, and reach nothing else; agents do not reach the back office."""
 
 import json
@@ -88,7 +88,7 @@ def queue_form(**changes) -> dict:
     }  # fmt: skip
 
 
-def test_the_migration_gives_the_supervisor_group_exactly_these_permissions():
+def test_migrating_gives_the_supervisor_group_exactly_these_permissions():
     assert group_permissions() == SUPERVISOR_PERMISSIONS
 
 

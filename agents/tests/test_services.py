@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from agents.models import Agent, AgentStatusEvent
@@ -63,3 +64,10 @@ def test_demo_data_create_once():
     assert BusinessNumber.objects.get().is_sandbox is True
     number_queue = BusinessNumber.objects.get().queues.get()
     assert number_queue.members.count() == 3
+    # The demo supervisor is in the supervisor group, which keeps exactly its own permissions.
+    supervisor = get_user_model().objects.get(username="supervisor")
+    assert list(supervisor.groups.values_list("name", flat=True)) == ["supervisor"]
+    assert supervisor.has_perm("recordings.listen_recording")
+    assert not supervisor.has_perm("recordings.view_raw_text") and not supervisor.has_perm(
+        "recordings.add_erasure"
+    )

@@ -64,6 +64,15 @@ def visible_calls(caller: Caller):
     return Call.objects.filter(business_number_id__in=caller.number_ids)
 
 
+def audible_calls(caller: Caller):
+    """The calls whose recording and transcript the caller may have: an agent signed in to the
+    dashboard only their own, as on the call page; anyone else every visible call."""
+    calls = visible_calls(caller)
+    if caller.hears_all_calls:
+        return calls
+    return calls.filter(agent_id=caller.agent_id) if caller.agent_id else calls.none()
+
+
 class SummarySerializer(serializers.Serializer):
     paragraph = serializers.CharField()
     intent = serializers.CharField()
@@ -260,7 +269,7 @@ class TranscriptApi(ApiView):
     @extend_schema(responses={200: TranscriptSerializer})
     def get(self, request, pk: int):
         caller = self.caller()
-        call = get_object_or_404(visible_calls(caller).select_related("contact"), pk=pk)
+        call = get_object_or_404(audible_calls(caller).select_related("contact"), pk=pk)
         transcript = Transcript.objects.filter(call=call).first()
         if transcript is None:
             raise NotFound("The call has no transcript (yet).")
@@ -284,7 +293,7 @@ class RecordingLinkApi(ApiView):
 
     @extend_schema(responses={200: RecordingLinkSerializer})
     def get(self, request, pk: int):
-        call = get_object_or_404(visible_calls(self.caller()), pk=pk)
+        call = get_object_or_404(audible_calls(self.caller()), pk=pk)
         recording = Recording.objects.filter(call=call).first()
         if recording is None:
             raise NotFound("The call has no recording.")

@@ -10,7 +10,8 @@ from django.core import signing
 from django.core.management import call_command
 from django.utils import timezone
 
-from agents.models import Agent
+from agents.models import Agent, QueueMembership
+from agents.tests.factories import AgentFactory
 from compliance.models import CallPermission
 from integrations.api.calls import RECORDING_SALT
 from integrations.models import ApiKey
@@ -333,3 +334,20 @@ def test_the_schema_and_its_docs_page_are_served(client):
 
 def test_the_schema_generates_without_a_warning():
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", os.devnull)
+
+
+def test_a_signed_in_agent_hears_and_reads_only_the_calls_they_took(client, floor):
+    ours, _ = floor
+    colleague = AgentFactory(display_name="Colleague")
+    QueueMembership.objects.create(queue=ours.queue, agent=colleague)
+    client.force_login(colleague.user)
+
+    call = client.get(f"/api/v1/calls/{ours.call.pk}/")
+    transcript = client.get(f"/api/v1/calls/{ours.call.pk}/transcript/")
+    recording = client.get(f"/api/v1/calls/{ours.call.pk}/recording/")
+    client.force_login(ours.agent.user)
+    own = client.get(f"/api/v1/calls/{ours.call.pk}/transcript/")
+
+    assert call.status_code == 200  # the call itself is on their number
+    assert (transcript.status_code, recording.status_code) == (404, 404)  # as the call page: not theirs
+    assert own.status_code == 200
