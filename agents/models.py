@@ -56,6 +56,8 @@ class AgentStatusEvent(models.Model):
 
     class Meta:
         ordering = ["changed_at", "pk"]
+        # Occupancy and wrap-up read each agent's history in time order (calls.kpis).
+        indexes = [models.Index(fields=["agent", "changed_at"], name="status_event_agent_time")]
 
     def __str__(self) -> str:
         return f"{self.agent}: {self.previous_status} → {self.status} at {self.changed_at:%Y-%m-%d %H:%M:%S}"

@@ -229,6 +229,8 @@ def wallboard_snapshot(*, with_charts: bool = False) -> dict:
     snapshot = {"type": "wallboard.snapshot", "at": now.isoformat(), "queues": queues, "agents": agents}
     if with_charts:
         snapshot["charts"] = wallboard_charts(at=now)
+        for queue in queues:  # for the page's first drawing; the socket's frames carry charts.queues
+            queue["service_level_today"] = snapshot["charts"]["queues"].get(str(queue["id"]), "no calls")
     return snapshot
 
 
@@ -242,7 +244,13 @@ def wallboard_charts(*, at: datetime) -> dict:
     hours = day_hours(since=day_start, until=day_end)
     day = kpis.service_level(since=day_start, until=day_end)
     goal = kpis.SERVICE_LEVEL_GOAL
+    by_queue = kpis.service_level_by_queue(since=day_start, until=day_end)
     return {
+        "queues": {
+            str(queue_id): "no calls" if level.value is None else f"{level.value:.0%}"
+            for queue_id, level in by_queue.items()
+            if queue_id is not None
+        },
         "day": day_start.date().isoformat(),
         "service_level": None if day.value is None else round(day.value, 4),
         "service_level_text": "no calls yet" if day.value is None else f"{day.value:.0%}",

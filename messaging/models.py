@@ -33,6 +33,7 @@ class BillingCurrency(models.Model):
 
     class Meta:
         ordering = ["waba_id", "-effective_from"]
+        verbose_name_plural = "billing currencies"
         constraints = [
             models.UniqueConstraint(
                 fields=["waba_id", "effective_from"], name="one_billing_currency_per_day"

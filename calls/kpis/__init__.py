@@ -94,6 +94,7 @@ from calls.kpis.queues import (
     calls_of_period,
     service_level,
     service_level_by_hour,
+    service_level_by_queue,
 )
 from calls.kpis.report import (
     agent_figures_row,
@@ -109,6 +110,6 @@ __all__ = [
     "AgentRow", "CallCost", "CallFigures", "Kpis", "QueueRow", "ServiceLevel", "Targets",
     "WhatsAppFigures", "agent_call_figures", "agent_figures_row", "agent_status_seconds",
     "call_figures_by_queue", "call_figures_row", "calls_of_period", "kpis_of_period", "kpis_table",
-    "local_day", "service_level", "service_level_by_hour", "today_in", "whatsapp_figures",
-    "whatsapp_figures_row",
+    "local_day", "service_level", "service_level_by_hour", "service_level_by_queue", "today_in",
+    "whatsapp_figures", "whatsapp_figures_row",
 ]  # fmt: skip

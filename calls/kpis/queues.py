@@ -223,6 +223,23 @@ def service_level(
     )
 
 
+def service_level_by_queue(
+    *, since: datetime, until: datetime, targets: Targets = DEFAULT_TARGETS
+) -> dict[int | None, ServiceLevel]:
+    """The service level of the period's calls by queue id (as `service_level`), in one query;
+    queues without calls are absent."""
+    rows = (
+        _with_wait(
+            _scoped_calls(since=since, until=until, queue_id=None, business_number_ids=None),
+            now=timezone.now(),
+        )
+        .values("queue_id")
+        .annotate(**_service_level_counts(targets))
+        .order_by()
+    )
+    return {row["queue_id"]: _service_level_of(row) for row in rows}
+
+
 def service_level_by_hour(
     *,
     since: datetime,

@@ -157,6 +157,7 @@ def test_the_charts_are_svg_with_each_hour_and_the_sentiment_mix(queue, number):
     assert 'data-hour="10" data-service-level="1.000"' in charts["service_level_svg"]
     assert 'data-sentiment="negative" data-count="1"' in charts["sentiment_svg"]
     assert charts["service_level_text"] == "100%"
+    assert charts["queues"] == {str(queue.pk): "100%"}
     assert sentiment_mix(since=at_hour(0), until=at_hour(0) + timedelta(days=1)) == {"negative": 1}
 
 

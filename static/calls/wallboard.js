@@ -16,6 +16,9 @@ function render(snapshot) {
   if (snapshot.charts) {
     for (const slot of root.querySelectorAll("[data-chart-slot]")) slot.innerHTML = snapshot.charts[slot.dataset.chartSlot];
     root.querySelector('[data-role="service-level"]').textContent = snapshot.charts.service_level_text;
+    for (const tile of root.querySelectorAll("[data-queue]")) {
+      tile.querySelector('[data-field="service_level"]').textContent = snapshot.charts.queues[tile.dataset.queue] || "no calls";
+    }
   }
   for (const agents of snapshot.agents) {
     const cell = root.querySelector(`[data-agents="${agents.status}"]`);
@@ -32,7 +35,7 @@ function addTile(queue) {
   const name = document.createElement("h2");
   name.textContent = queue.name;
   tile.append(name);
-  for (const [field, label] of [["waiting", "waiting"], ["longest_wait", "longest wait"], ["ringing", "ringing"], ["talking", "talking"]]) {
+  for (const [field, label] of [["waiting", "waiting"], ["longest_wait", "longest wait"], ["ringing", "ringing"], ["talking", "talking"], ["service_level", "service level today"]]) {
     const line = document.createElement("p");
     const value = document.createElement("strong");
     value.dataset.field = field;
