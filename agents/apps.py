@@ -1,5 +1,3 @@
-import contextlib
-
 from django.apps import AppConfig
 
 
@@ -17,11 +15,12 @@ class AgentsConfig(AppConfig):
         post_migrate.connect(supervisor_group_after_migrate, dispatch_uid="agents.supervisor_group")
 
 
-def supervisor_group_after_migrate(**kwargs) -> None:
-    """Every `migrate` puts the supervisor group back to its permissions. Django makes each app's
-    permissions as that app's post_migrate is sent, so until the last app's they may not all exist
-    yet: until then there is nothing to do."""
+def supervisor_group_after_migrate(app_config, **kwargs) -> None:
+    """Every `migrate` puts the supervisor group back to its permissions, once: after the last app's
+    post_migrate, when Django has made every app's permissions."""
+    from django.apps import apps
+
     from agents.services import supervisor_group_sync
 
-    with contextlib.suppress(LookupError):
+    if app_config is [config for config in apps.get_app_configs() if config.models_module][-1]:
         supervisor_group_sync()

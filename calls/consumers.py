@@ -1,10 +1,13 @@
 import asyncio
+import logging
 import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from calls.selectors import wallboard_snapshot
+
+logger = logging.getLogger(__name__)
 
 SUPERVISORS_GROUP = "supervisors"
 SNAPSHOT_DELAY_S = 0.25  # changes within this are shown together
@@ -52,7 +55,10 @@ class WallboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def send_later(self, delay_s: float, *, with_charts: bool) -> None:
         await asyncio.sleep(delay_s)
-        await self.send_snapshot(with_charts=with_charts)
+        try:
+            await self.send_snapshot(with_charts=with_charts)
+        except Exception:  # a task nobody awaits: say so, and the next change tries again
+            logger.exception("wallboard snapshot not sent")
 
     async def send_snapshot(self, *, with_charts: bool) -> None:
         if with_charts:

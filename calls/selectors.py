@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, F, Max, Q, QuerySet, Window
@@ -6,6 +6,7 @@ from django.db.models.functions import RowNumber, TruncHour
 from django.utils import timezone
 
 from agents.models import Agent, Queue
+from calls import charts, kpis
 from calls.models import Call, LiveCallCount
 from compliance.decisions import LiveCalls
 from messaging.models import Contact
@@ -236,23 +237,21 @@ def wallboard_snapshot(*, with_charts: bool = False) -> dict:
 
 def wallboard_charts(*, at: datetime) -> dict:
     """The charts of the day `at` falls in (the deployment's time zone), as SVG markup, and the
-    day's service level."""
-    from calls import charts, kpis
-
-    day_start = timezone.localtime(at).replace(hour=0, minute=0, second=0, microsecond=0)
-    day_end = day_start + timedelta(days=1)
+    service level of the day, overall and by queue, as the wallboard shows them."""
+    day_start, day_end = kpis.local_day(day=timezone.localdate(at))
     hours = day_hours(since=day_start, until=day_end)
-    day = kpis.service_level(since=day_start, until=day_end)
     goal = kpis.SERVICE_LEVEL_GOAL
     by_queue = kpis.service_level_by_queue(since=day_start, until=day_end)
+    day = kpis.ServiceLevel(  # the queues' together (calls of no queue count for none)
+        answered_within_target=sum(level.answered_within_target for level in by_queue.values()),
+        calls=sum(level.calls for level in by_queue.values()),
+    )
     return {
         "queues": {
             str(queue_id): "no calls" if level.value is None else f"{level.value:.0%}"
             for queue_id, level in by_queue.items()
             if queue_id is not None
         },
-        "day": day_start.date().isoformat(),
-        "service_level": None if day.value is None else round(day.value, 4),
         "service_level_text": "no calls yet" if day.value is None else f"{day.value:.0%}",
         "calls_svg": charts.calls_per_hour_svg(hours),
         "service_level_svg": charts.service_level_svg(hours, goal=goal),
@@ -260,12 +259,10 @@ def wallboard_charts(*, at: datetime) -> dict:
     }
 
 
-def day_hours(*, since: datetime, until: datetime) -> list:
-    """The inbound calls that reached a queue and started in each hour of [since, since + 24 h), by
+def day_hours(*, since: datetime, until: datetime) -> list[charts.Hour]:
+    """The inbound calls that reached a queue and started in each hour of the day [since, until), by
     how they went (answered by an agent, abandoned by the caller, otherwise: still waiting, no
     agent, failed), with each hour's service level (calls.kpis: the same calls, the same rules)."""
-    from calls import kpis
-    from calls.charts import Hour
 
     zone = timezone.get_current_timezone()
     rows = (
@@ -289,7 +286,7 @@ def day_hours(*, since: datetime, until: datetime) -> list:
     for hour in range(24):
         row = counts.get(hour, {"answered": 0, "abandoned": 0, "reached": 0})
         hours.append(
-            Hour(
+            charts.Hour(
                 hour=hour,
                 answered=row["answered"],
                 abandoned=row["abandoned"],

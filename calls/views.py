@@ -17,6 +17,7 @@ from calls import kpis
 from calls.selectors import calls_of_contact, contacts_matching, wallboard_snapshot
 from compliance.decisions import call_decide
 from messaging.models import Contact, Template
+from messaging.reports import MAX_REPORT_DAYS
 from messaging.selectors import send_options, templates_sendable, thread_of
 from messaging.services import message_send_template, message_send_text
 from whatsapp.models import BusinessNumber
@@ -145,8 +146,10 @@ class KpiPeriodForm(forms.Form):
             )
         elif since is None or until is None or data.get("day"):
             raise forms.ValidationError("Give since and until, or a day.")
-        if until <= since or until - since > timedelta(days=366):
-            raise forms.ValidationError("The period must end after it starts, within 366 days.")
+        if until <= since or until - since > timedelta(days=MAX_REPORT_DAYS):
+            raise forms.ValidationError(
+                f"The period must end after it starts, within {MAX_REPORT_DAYS} days."
+            )
         return {**data, "since": since, "until": until, "queue": queue, "by": data.get("by") or "queue"}
 
 

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
 from django.core.cache import caches
 from django.utils.crypto import constant_time_compare
@@ -45,7 +46,7 @@ class WidgetRefused(Exception):
 
 @dataclass(frozen=True)
 class WidgetSession:
-    user_id: int
+    user: AbstractBaseUser
     key: ApiKey
     origin: str
 
@@ -141,12 +142,12 @@ def widget_session_check(token: object) -> WidgetSession | None:
         return None
     if not constant_time_compare(claims.get("h", ""), _session_hash(user)):
         return None
-    return WidgetSession(user_id=user.pk, key=key, origin=claims["o"])
+    return WidgetSession(user=user, key=key, origin=claims["o"])
 
 
 def widget_session_user(token: object):
     session = widget_session_check(token)
-    return get_user_model().objects.get(pk=session.user_id) if session else None
+    return session.user if session else None
 
 
 class WidgetSessionMiddleware:

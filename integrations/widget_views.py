@@ -114,7 +114,7 @@ def widget_softphone(request):
     session = _session_of(request)
     if session is None:
         return JsonResponse({"code": "signed_out", "detail": "Sign in again."}, status=401)
-    agent = Agent.objects.select_related("user").filter(user_id=session.user_id).first()
+    agent = Agent.objects.select_related("user").filter(user=session.user).first()
     if agent is None:
         return JsonResponse({"code": "not_an_agent", "detail": "This account takes no calls."}, status=403)
     numbers = numbers_for_agent(agent_id=agent.pk).filter(api_keys=session.key)

@@ -82,13 +82,23 @@ def country_of_wa_id(wa_id: str) -> str:
     return "" if region in (None, "ZZ") else region
 
 
-def wa_id_from_text(text: object) -> str:
-    """The WhatsApp id (E.164 digits, no '+') of a number a person typed in international format;
+def wa_id_from_text(text: object, *, region: str = "") -> str:
+    """The WhatsApp id (E.164 digits, no '+') of a number a person typed in international format,
+    or with `region` (a country code) also in that country's national format, trunk 0 first;
     ValidationError `invalid_customer` for anything else."""
-    try:
-        number = phonenumbers.parse(text if text.startswith("+") else f"+{text}", None)
-    except (AttributeError, phonenumbers.NumberParseException):
-        number = None
+    number = None
+    if region and isinstance(text, str) and text.strip().startswith("0"):
+        try:
+            number = phonenumbers.parse(text.strip(), region)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is not None and not phonenumbers.is_possible_number(number):
+            number = None
+    if number is None:
+        try:
+            number = phonenumbers.parse(text if text.startswith("+") else f"+{text}", None)
+        except (AttributeError, phonenumbers.NumberParseException):
+            number = None
     if number is None or not phonenumbers.is_possible_number(number):
         raise ValidationError(
             "Not an international phone number: type it as +44 7700 900123.", code="invalid_customer"

@@ -20,7 +20,7 @@ What is masked:
 - **national_id**: US Social Security numbers (``123-45-6789``), UK National Insurance numbers
   (``AB 12 34 56 C``), Brazilian CPF (``123.456.789-09`` or 11 digits), Spanish DNI and NIE
   (``12345678Z``, ``X1234567L``) and Indian Aadhaar (``2345 6789 0124``), each with its own check
-  digits or allocation rules verified.
+  digits or allocation rules verified (python-stdnum's checks for Luhn, CPF, DNI, NIE and Aadhaar).
 
 Transcripts come from speech to text, so numbers are mostly digits, sometimes grouped with spaces or
 dashes. What is *not* masked matters as much, since agents and supervisors read these transcripts to
@@ -36,6 +36,10 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
+from stdnum import luhn
+from stdnum.br import cpf
+from stdnum.es import dni, nie
+from stdnum.in_ import aadhaar
 
 KINDS = ("card", "email", "phone", "national_id")
 LABELS = {"card": "[card]", "email": "[email]", "phone": "[phone]", "national_id": "[national id]"}
@@ -101,8 +105,6 @@ _IN_AADHAAR = re.compile(_BEFORE + r"[2-9][0-9]{3}([ -]?)[0-9]{4}\1[0-9]{4}" + _
 _UK_NINO_BAD_FIRST = set("DFIQUV")
 _UK_NINO_BAD_SECOND = set("DFIOQUV")
 _UK_NINO_BAD_PREFIXES = {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}
-_ES_CHECK_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
-_ES_NIE_PREFIX_DIGIT = {"X": "0", "Y": "1", "Z": "2"}
 
 # Any country that dials abroad with "00": used to read "0044 …" whatever the customer's country.
 _DIALS_ABROAD_WITH_00 = "DE"
@@ -175,13 +177,7 @@ def _phones(text: str, *, region: str | None) -> list[PiiSpan]:
 
 
 def _luhn_is_valid(digits: str) -> bool:
-    total = 0
-    for position, digit in enumerate(reversed(digits)):
-        value = int(digit)
-        if position % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
+    return luhn.is_valid(digits)
 
 
 def _us_ssn_is_valid(match: re.Match) -> bool:
@@ -199,58 +195,15 @@ def _uk_nino_is_valid(match: re.Match) -> bool:
 
 
 def _br_cpf_is_valid(match: re.Match) -> bool:
-    digits = [int(character) for character in match.group() if character.isdigit()]
-    if len(set(digits)) == 1:  # 111.111.111-11 and the like pass the arithmetic but are never issued
-        return False
-    for length in (9, 10):
-        weighted = sum(digit * (length + 1 - index) for index, digit in enumerate(digits[:length]))
-        if weighted * 10 % 11 % 10 != digits[length]:
-            return False
-    return True
+    digits = cpf.compact(match.group())
+    # 111.111.111-11 and the like pass the arithmetic but are never issued
+    return len(set(digits)) > 1 and cpf.is_valid(digits)
 
 
 def _es_dni_nie_is_valid(match: re.Match) -> bool:
     prefix, digits, letter = match.groups()
-    if prefix:  # NIE: X, Y or Z and seven digits
-        if len(digits) != 7:
-            return False
-        digits = _ES_NIE_PREFIX_DIGIT[prefix] + digits
-    elif len(digits) != 8:  # DNI: eight digits
-        return False
-    return _ES_CHECK_LETTERS[int(digits) % 23] == letter
-
-
-# The Verhoeff scheme: multiplication in the dihedral group D5 and its position permutation.
-_VERHOEFF_MULTIPLY = [
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-    [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
-    [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
-    [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
-    [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
-    [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
-    [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
-    [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
-    [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
-    [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
-]
-_VERHOEFF_PERMUTE = [
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-    [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
-    [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
-    [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
-    [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
-    [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
-    [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
-    [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
-]
-
-
-def _verhoeff_is_valid(digits: str) -> bool:
-    check = 0
-    for position, digit in enumerate(reversed(digits)):
-        check = _VERHOEFF_MULTIPLY[check][_VERHOEFF_PERMUTE[position % 8][int(digit)]]
-    return check == 0
+    return nie.is_valid(prefix + digits + letter) if prefix else dni.is_valid(digits + letter)
 
 
 def _in_aadhaar_is_valid(match: re.Match) -> bool:
-    return _verhoeff_is_valid(re.sub(r"[^0-9]", "", match.group()))
+    return aadhaar.is_valid(match.group())

@@ -18,7 +18,6 @@ answer, refusals included, and the answer carries the record's `X-Request-Id`.
 
 import ipaddress
 
-import phonenumbers
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -101,6 +100,22 @@ class ApiView(APIView):
             response["X-Request-Id"] = str(write.request_id)
         return response
 
+    def query(self, serializer_class: type[serializers.Serializer]) -> dict:
+        """The query string as `serializer_class` reads it (400 with each field's problem otherwise)."""
+        query = serializer_class(data=self.request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        return query.validated_data
+
+    def page(self, rows, *, ordering: tuple[str, ...], serializer, row=None) -> Response:
+        """A cursor page of the queryset `rows` in `ordering`: each row as `serializer` writes
+        `row(it)` (the row itself without `row`)."""
+        paginator = Page()
+        paginator.ordering = ordering
+        page = paginator.paginate_queryset(rows, self.request, view=self)
+        return paginator.get_paginated_response(
+            serializer([row(it) for it in page] if row else page, many=True).data
+        )
+
     def note(self, **ids: int) -> None:
         """What the request acts on, for its ApiWrite row: `note(contact=…, call=…)`."""
         self.target.update(ids)
@@ -163,6 +178,14 @@ class IdField(serializers.IntegerField):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(min_value=1, max_value=2**63 - 1, **kwargs)
+
+
+def filtered(rows, wanted: dict, lookups: dict[str, str]):
+    """`rows` narrowed by each filter `wanted` names: `lookups` maps a filter to its field lookup."""
+    for name, lookup in lookups.items():
+        if name in wanted:
+            rows = rows.filter(**{lookup: wanted[name]})
+    return rows
 
 
 class Page(CursorPagination):
@@ -237,21 +260,13 @@ TO_HELP = (
 def customer_wa_id(text: str, *, number: BusinessNumber) -> str:
     """The customer's WhatsApp id (E.164 digits) from a number as a CRM holds it: international, or
     national in the business number's country when it starts with its trunk 0; 422 when neither."""
-    text = text.strip()
-    if text.startswith("0") and number.country:
-        try:
-            national = phonenumbers.parse(text, number.country)
-        except phonenumbers.NumberParseException:
-            national = None
-        if national is not None and phonenumbers.is_possible_number(national):
-            return phonenumbers.format_number(national, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
     try:
-        return wa_id_from_text(text)
+        return wa_id_from_text(text.strip(), region=number.country)
     except ValidationError:
         raise Refused(
             422,
             "invalid_customer",
-            f"{text!r} is not a phone number: write it as +44 7700 900123.",
+            f"{text.strip()!r} is not a phone number: write it as +44 7700 900123.",
             field="to",
         ) from None
 

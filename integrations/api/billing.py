@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from calls.models import Call
-from integrations.api.base import ApiView, IdField, Page, PageSerializer, paged
+from integrations.api.base import ApiView, IdField, PageSerializer, filtered, paged
 from integrations.authentication import HasScope
 from integrations.models import ApiKey
 from messaging.models import Charge, Message
@@ -167,23 +167,23 @@ class ChargeListApi(ApiView):
         responses={200: paged("ChargePage", ChargeSerializer(many=True))},
     )
     def get(self, request):
-        filters = self.FilterSerializer(data=request.query_params.dict())
-        filters.is_valid(raise_exception=True)
-        wanted = filters.validated_data
-        charges = Charge.objects.filter(business_number_id__in=self.caller().number_ids)
-        for name, lookup in (("since", "billed_on__gte"), ("until", "billed_on__lte"), ("kind", "kind"),
-                             ("number", "business_number_id")):  # fmt: skip
-            if name in wanted:
-                charges = charges.filter(**{lookup: wanted[name]})
+        wanted = self.query(self.FilterSerializer)
+        lookups = {
+            "since": "billed_on__gte",
+            "until": "billed_on__lte",
+            "kind": "kind",
+            "number": "business_number_id",
+        }
+        charges = filtered(
+            Charge.objects.filter(business_number_id__in=self.caller().number_ids), wanted, lookups
+        )
         if "contact" in wanted:
             charges = charges.filter(_charges_of_contact(wanted["contact"]))
-        paginator = Page()
-        paginator.ordering = ("-created_at", "-id")
-        page = paginator.paginate_queryset(
-            charges.annotate(contact_id=_contact_charged()), request, view=self
-        )
-        return paginator.get_paginated_response(
-            self.ChargeSerializer([_charge_data(charge) for charge in page], many=True).data
+        return self.page(
+            charges.annotate(contact_id=_contact_charged()),
+            ordering=("-created_at", "-id"),
+            serializer=self.ChargeSerializer,
+            row=_charge_data,
         )
 
 

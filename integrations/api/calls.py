@@ -36,12 +36,12 @@ from integrations.api.base import (
     CallRefusedSerializer,
     FallbackSerializer,
     IdField,
-    Page,
     PageSerializer,
     ProblemSerializer,
     RefusalSerializer,
     Refused,
     customer_wa_id,
+    filtered,
     paged,
     refused_by_service,
     whatsapp_failed,
@@ -173,19 +173,13 @@ class CallListApi(ApiView):
         responses={200: paged("CallPage", CallSerializer(many=True))},
     )
     def get(self, request):
-        filters = self.FilterSerializer(data=request.query_params.dict())
-        filters.is_valid(raise_exception=True)
-        wanted = filters.validated_data
-        calls = visible_calls(self.caller())
-        for name, lookup in CALL_FILTERS.items():
-            if name in wanted:
-                calls = calls.filter(**{lookup: wanted[name]})
-        paginator = Page()
-        paginator.ordering = ("-started_at", "-id")
-        page = paginator.paginate_queryset(_with_extras(calls), request, view=self)
         caller = self.caller()
-        return paginator.get_paginated_response(
-            CallSerializer([_call_data(call, caller) for call in page], many=True).data
+        calls = filtered(visible_calls(caller), self.query(self.FilterSerializer), CALL_FILTERS)
+        return self.page(
+            _with_extras(calls),
+            ordering=("-started_at", "-id"),
+            serializer=CallSerializer,
+            row=lambda call: _call_data(call, caller),
         )
 
     @extend_schema(

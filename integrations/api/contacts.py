@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from compliance.models import CallPermission
-from integrations.api.base import ApiView, Page, PageSerializer, paged
+from integrations.api.base import ApiView, PageSerializer, paged
 from integrations.authentication import Caller
 from messaging.models import Contact, ConversationWindow
 
@@ -42,17 +42,16 @@ class ContactListApi(ApiView):
         responses={200: paged("ContactPage", ContactSerializer(many=True))},
     )
     def get(self, request):
-        filters = self.FilterSerializer(data=request.query_params.dict())
-        filters.is_valid(raise_exception=True)
         contacts = visible_contacts(self.caller())
-        if text := filters.validated_data.get("q", "").strip():
+        if text := self.query(self.FilterSerializer).get("q", "").strip():
             contacts = contacts.filter(
                 Q(name__icontains=text) | Q(wa_id__contains=text.lstrip("+").replace(" ", ""))
             )
-        paginator = Page()
-        paginator.ordering = ("-created_at", "-id")
-        page = paginator.paginate_queryset(contacts, request, view=self)
-        return paginator.get_paginated_response(ContactSerializer(page, many=True).data)
+        return self.page(
+            contacts,
+            ordering=("-created_at", "-id"),
+            serializer=ContactSerializer,
+        )
 
 
 class ContactDetailApi(ApiView):

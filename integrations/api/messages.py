@@ -21,11 +21,11 @@ from integrations.api.base import (
     WHATSAPP_FAILED,
     ApiView,
     IdField,
-    Page,
     PageSerializer,
     ProblemSerializer,
     Refused,
     customer_wa_id,
+    filtered,
     paged,
     refused_by_service,
     whatsapp_failed,
@@ -222,23 +222,17 @@ class MessageListApi(ApiView):
         responses={200: paged("MessagePage", MessageSerializer(many=True))},
     )
     def get(self, request):
-        filters = self.FilterSerializer(data=request.query_params.dict())
-        filters.is_valid(raise_exception=True)
-        wanted = filters.validated_data
-        messages = Message.objects.filter(business_number_id__in=self.caller().number_ids)
-        for name, lookup in (
-            ("contact", "contact_id"),
-            ("number", "business_number_id"),
-            ("direction", "direction"),
-        ):
-            if name in wanted:
-                messages = messages.filter(**{lookup: wanted[name]})
-        paginator = Page()
-        paginator.ordering = ("-created_at", "-id")
-        page = paginator.paginate_queryset(messages.select_related("contact"), request, view=self)
         caller = self.caller()
-        return paginator.get_paginated_response(
-            MessageSerializer([_message_data(message, caller) for message in page], many=True).data
+        messages = filtered(
+            Message.objects.filter(business_number_id__in=caller.number_ids),
+            self.query(self.FilterSerializer),
+            {"contact": "contact_id", "number": "business_number_id", "direction": "direction"},
+        )
+        return self.page(
+            messages.select_related("contact"),
+            ordering=("-created_at", "-id"),
+            serializer=MessageSerializer,
+            row=lambda message: _message_data(message, caller),
         )
 
     @extend_schema(
