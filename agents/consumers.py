@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
@@ -15,6 +14,7 @@ from agents.models import Agent
 from agents.selectors import agent_for_user, agent_presence
 from agents.services import agent_set_status
 from agents.tasks import offline_if_gone
+from core.consumers import JsonSocketConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_AN_AGENT = 4403
 
 
-class AgentConsumer(AsyncJsonWebsocketConsumer):
+class AgentConsumer(JsonSocketConsumer):
     agent: Agent | None = None
 
     async def connect(self) -> None:

@@ -3,9 +3,9 @@ import logging
 import time
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from calls.selectors import wallboard_snapshot
+from core.consumers import JsonSocketConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -14,7 +14,7 @@ SNAPSHOT_DELAY_S = 0.25  # changes within this are shown together
 CHARTS_EVERY_S = 5.0  # the charts of the day are drawn again at most this often
 
 
-class WallboardConsumer(AsyncJsonWebsocketConsumer):
+class WallboardConsumer(JsonSocketConsumer):
     """Supervisors' live wallboard: the floor (tiles) again soon after calls or agents change, and
     the charts of the day at most every CHARTS_EVERY_S (the last change is always drawn).
 

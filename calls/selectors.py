@@ -134,11 +134,17 @@ def last_call_of(*, call: Call) -> dict | None:
 
 
 def last_calls_of(*, contact_ids: set[int], excluded_ids: set[int] = frozenset()) -> dict[int, dict]:
-    """`last_call_of` for many contacts in one query (the newest per contact, by a window)."""
+    """`last_call_of` for many contacts: which of them called before, then the newest such call of
+    each in one query (a window). A burst of first-time callers costs the first, plain query only."""
+    answered = Call.objects.filter(status=Call.Status.ENDED, agent__isnull=False).exclude(pk__in=excluded_ids)
+    callers_before = set(
+        answered.filter(contact_id__in=contact_ids).values_list("contact_id", flat=True).distinct()
+    )
+    if not callers_before:
+        return {}
     newest_first = [F("ended_at").desc(nulls_last=True), F("pk").desc()]
     previous = (
-        Call.objects.filter(contact_id__in=contact_ids, status=Call.Status.ENDED, agent__isnull=False)
-        .exclude(pk__in=excluded_ids)
+        answered.filter(contact_id__in=callers_before)
         .annotate(rank=Window(RowNumber(), partition_by=F("contact_id"), order_by=newest_first))
         .filter(rank=1)
         .select_related("agent__user", "summary", "contact")

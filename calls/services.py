@@ -131,9 +131,14 @@ def _capacity_lock(*, business_number_id: int, direction: str) -> None:
 def capacity_lock_for_events(events: list) -> None:
     """Lock the live-call counters of the numbers that call events name, in id order (a
     whatsapp.dispatch lock taker): deliveries received together then queue for them. A number's
-    first inbound counter is created here too, so that no handler creates one while holding a call."""
+    first inbound counter is created here too, so that no handler creates one while holding a call.
+    One statement once the numbers' counters exist."""
     numbers = {event.phone_number_id for event in events if event.kind.startswith("call.")}
     if not numbers or not connection.features.has_select_for_update:
+        return
+    counters = LiveCallCount.objects.order_by("pk").select_for_update(of=("self",))
+    locked = counters.filter(business_number__phone_number_id__in=numbers).values_list("direction", flat=True)
+    if list(locked).count(Call.Direction.INBOUND) == len(numbers):
         return
     number_ids = sorted(
         BusinessNumber.objects.filter(phone_number_id__in=numbers).values_list("pk", flat=True)
@@ -146,8 +151,7 @@ def capacity_lock_for_events(events: list) -> None:
         ],
         ignore_conflicts=True,
     )
-    counters = LiveCallCount.objects.filter(business_number_id__in=number_ids).order_by("pk")
-    list(counters.select_for_update().values_list("pk", flat=True))
+    list(counters.filter(business_number_id__in=number_ids).values_list("pk", flat=True))
 
 
 def capacity_release(*, business_number_id: int, direction: str) -> None:
@@ -227,7 +231,7 @@ def call_create_inbound(*, inbound: InboundCall, queue_id: int | None, is_open: 
     return call
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # a handler's: its caller's savepoint undoes it
 def calls_queue_inbound_many(
     *, inbounds: list[InboundCall], queue_id: int
 ) -> tuple[list[Call], list[InboundCall]]:

@@ -122,7 +122,7 @@ REDIS_IS_EMBEDDED = "REDIS_URL" not in env.ENVIRON
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "core.channel_layer.RedisChannelLayer",
         # Receives block on Redis for up to 5 s; the read timeout must outlast them (redis-py 8
         # defaults it to 5 s, which turns every idle receive into a TimeoutError).
         "CONFIG": {

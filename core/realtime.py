@@ -6,9 +6,10 @@ kept in a background thread, so that every send reuses that loop's Redis connect
 a few milliseconds per send, on every webhook.)
 
 What is sent once a transaction commits goes into the process's outbox and does not hold up the
-code that committed: the loop sends it, in order for each group or channel and concurrently
-across them, so a routing round that rings a hundred agents costs one Redis round trip's wait,
-not a hundred. `flush()` waits for the outbox to empty (tests; the process's exit does it too).
+code that committed: the loop sends whatever has gathered there, in order, with one `send_many`
+(core.channel_layer), so a routing round that rings a hundred agents and hands a hundred calls
+to the media processes costs two Redis round trips, not eight hundred. `flush()` waits for the
+outbox to empty (tests; the process's exit does it too).
 """
 
 import asyncio
@@ -25,12 +26,15 @@ from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from core.channel_layer import Send
+
 logger = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 5.0
 # What a send may raise when Redis is down or restarting, or a channel is full.
 SEND_ERRORS = (OSError, TimeoutError, redis.RedisError, ChannelFull)
-OUTBOX_SENDERS = 32  # groups or channels sent to at once
+OUTBOX_BATCH = 500  # messages in one send_many at most
+OUTBOX_SENDERS = 32  # groups or channels sent to at once, by a layer without send_many
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -83,15 +87,38 @@ def _start_sending() -> None:
 
 
 async def _send_outbox() -> None:
-    layer, senders = get_channel_layer(), asyncio.Semaphore(OUTBOX_SENDERS)
+    layer = get_channel_layer()
     while _outbox:
-        by_target: dict[tuple[bool, str], list[tuple[dict[str, Any], int]]] = {}
-        while _outbox:
-            is_group, target, message, level = _outbox.popleft()
-            by_target.setdefault((is_group, target), []).append((message, level))
-        await asyncio.gather(
-            *(_send_in_order(layer, senders, *key, messages) for key, messages in by_target.items())
+        batch = [_outbox.popleft() for _ in range(min(len(_outbox), OUTBOX_BATCH))]
+        if hasattr(layer, "send_many"):
+            await _send_batch(layer, batch)
+        else:  # a layer that sends one message at a time: in order for each target, targets at once
+            by_target: dict[tuple[bool, str], list[tuple[dict[str, Any], int]]] = {}
+            for is_group, target, message, level in batch:
+                by_target.setdefault((is_group, target), []).append((message, level))
+            senders = asyncio.Semaphore(OUTBOX_SENDERS)
+            await asyncio.gather(
+                *(_send_in_order(layer, senders, *key, messages) for key, messages in by_target.items())
+            )
+
+
+async def _send_batch(layer, batch: list[tuple[bool, str, dict[str, Any], int]]) -> None:
+    """Everything in `batch` in one `send_many` (core.channel_layer): two Redis round trips."""
+    try:
+        outcomes = await asyncio.wait_for(
+            layer.send_many([Send(target, message, is_group) for is_group, target, message, _ in batch]),
+            SEND_TIMEOUT_S,
         )
+    except SEND_ERRORS as error:
+        outcomes = [error] * len(batch)
+    except Exception:
+        logger.exception("%s realtime messages not sent", len(batch))
+        return
+    for (_, target, message, level), outcome in zip(batch, outcomes, strict=True):
+        if outcome is not None:
+            # Committed already: a browser or process missing one message must not turn the
+            # change into an error (sweeps and reconnects catch up).
+            logger.log(level, "%s to %s not sent: %r", message.get("type"), target, outcome)
 
 
 async def _send_in_order(
@@ -103,8 +130,6 @@ async def _send_in_order(
             try:
                 await asyncio.wait_for(send(target, message), SEND_TIMEOUT_S)
             except SEND_ERRORS as error:
-                # Committed already: a browser or process missing one message must not turn the
-                # change into an error (sweeps and reconnects catch up).
                 logger.log(level, "%s to %s not sent: %r", message.get("type"), target, error)
             except Exception:  # whatever it was, the messages after it still go
                 logger.exception("%s to %s not sent", message.get("type"), target)

@@ -1,9 +1,9 @@
 """A call's page listens here: the progress of the work after the call, and its summary once ready."""
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from calls.models import Call
+from core.consumers import JsonSocketConsumer
 from recordings.selectors import call_is_visible_to
 
 CLOSE_FORBIDDEN = 4403
@@ -14,7 +14,7 @@ def _may_follow(user, call_id: int) -> bool:
     return call is not None and call_is_visible_to(user=user, call=call)
 
 
-class CallPageConsumer(AsyncJsonWebsocketConsumer):
+class CallPageConsumer(JsonSocketConsumer):
     group_name = ""
 
     async def connect(self) -> None:

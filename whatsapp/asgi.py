@@ -10,21 +10,27 @@ else, the GET handshake included, goes to Django as before.
 
 What Django would still have done is done here: the body is capped at DATA_UPLOAD_MAX_MEMORY_SIZE
 (413 beyond it), the responses carry `X-Content-Type-Options: nosniff`, an error is logged and
-answered 500 (Meta delivers again), and the request's database connections are handed back when it
-ends. The Host header is not checked against ALLOWED_HOSTS: the signature over the body is what a
-delivery is trusted by.
+answered 500 (Meta delivers again), and the database connection is handed back to the pool after
+each receipt. The Host header is not checked against ALLOWED_HOSTS: the signature over the body is
+what a delivery is trusted by.
+
+Deliveries are received in one long-lived thread of the process (`RECEIVER`), not in a thread
+started for each request as Django's request handling would: one request at a time receives
+anyway (whatsapp.intake), and starting and joining a thread for each of a burst's POSTs stalled
+the event loop that answers them and carries the agents' sockets.
 """
 
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from django.urls import reverse
 
-from whatsapp.intake import delivery_answer
+from whatsapp.intake import delivery_answer, receiving_thread
+
+RECEIVER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-receiver")
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +64,12 @@ async def webhook_post(scope: dict, receive, send) -> None:
     if len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         await _respond(send, 413, {"error": "the delivery is too large"})
         return
-    async with ThreadSensitiveContext():  # the delivery's database work runs in a thread of its own
-        try:
-            status, answer = await delivery_answer(body=body, signature=signature)
-        except Exception:
-            logger.exception("webhook delivery not received")
-            status, answer = 500, {"error": "the delivery could not be received; deliver it again"}
-        finally:
-            await sync_to_async(close_old_connections)()  # what Django does when a request ends
+    receiving_thread.set(RECEIVER)  # for this request's task only
+    try:
+        status, answer = await delivery_answer(body=body, signature=signature)
+    except Exception:
+        logger.exception("webhook delivery not received")
+        status, answer = 500, {"error": "the delivery could not be received; deliver it again"}
     await _respond(send, status, answer)
 
 

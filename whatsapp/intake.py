@@ -15,10 +15,13 @@ synchronous view's would.
 
 import asyncio
 import weakref
+from concurrent.futures import Executor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 
 from whatsapp.services import DeliveryOutcome, webhook_deliveries_receive, webhook_signature_is_valid
 
@@ -31,6 +34,11 @@ class _Arrivals:
     waiting: list[tuple[bytes, asyncio.Future]] = field(default_factory=list)
     is_receiving: bool = False
 
+
+# Where the receiving request's database work runs: unset, in the thread Django gives a request
+# (the view's); set (whatsapp.asgi), in that executor's thread, which hands its database
+# connection back after each receipt, as Django does when a request ends.
+receiving_thread: ContextVar[Executor | None] = ContextVar("receiving_thread", default=None)
 
 _arrivals: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Arrivals]" = weakref.WeakKeyDictionary()
 
@@ -87,8 +95,13 @@ async def delivery_receive(body: bytes) -> DeliveryOutcome:
 async def _receive(
     together: list[tuple[bytes, asyncio.Future]], arrivals: _Arrivals
 ) -> list[DeliveryOutcome]:
+    executor = receiving_thread.get()
+    if executor is None:
+        receive = sync_to_async(webhook_deliveries_receive)
+    else:
+        receive = sync_to_async(_receive_and_hand_back, thread_sensitive=False, executor=executor)
     try:
-        outcomes = await sync_to_async(webhook_deliveries_receive)(bodies=[body for body, _ in together])
+        outcomes = await receive(bodies=[body for body, _ in together])
     except BaseException as error:  # every request of the batch answers 500, and Meta delivers again
         for _, waiter in together:
             if not waiter.done():
@@ -101,6 +114,13 @@ async def _receive(
         return outcomes
     finally:
         _hand_over(arrivals)
+
+
+def _receive_and_hand_back(*, bodies: list[bytes]) -> list[DeliveryOutcome]:
+    try:
+        return webhook_deliveries_receive(bodies=bodies)
+    finally:
+        close_old_connections()
 
 
 def _hand_over(arrivals: _Arrivals) -> None:

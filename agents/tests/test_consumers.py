@@ -5,6 +5,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from django.test import Client
 
@@ -30,7 +31,29 @@ async def open_socket(user=None, origin: bytes = b"http://127.0.0.1:8000") -> We
 
 
 async def test_agent_socket_uses_the_redis_channel_layer():
-    assert type(get_channel_layer()).__module__ == "channels_redis.core"
+    assert isinstance(get_channel_layer(), RedisChannelLayer)
+
+
+async def test_a_ring_goes_to_the_browser_without_a_detour_through_the_sync_thread(monkeypatch):
+    # Channels would first close stale database connections in the process's one sync thread,
+    # and wait for it, before handing each message to the consumer (core.consumers).
+    detours = []
+
+    async def close_old_connections():
+        detours.append("sync thread")
+
+    monkeypatch.setattr("channels.consumer.aclose_old_connections", close_old_connections)
+    agent = await sync_to_async(AgentFactory)(status=Agent.Status.AVAILABLE)
+    communicator = await open_socket(agent.user)
+    await communicator.connect()
+    await communicator.receive_json_from(timeout=2)  # presence
+
+    frames = [{"type": "agent.status", "status": "ringing"}, {"type": "call.offered", "call_id": 7}]
+    await get_channel_layer().group_send(agent.group_name, {"type": "agent.frames", "frames": frames})
+
+    assert [await communicator.receive_json_from(timeout=2) for _ in frames] == frames
+    assert detours == []
+    await communicator.disconnect()
 
 
 async def test_agent_socket_refuses_anonymous():

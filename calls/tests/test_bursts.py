@@ -15,11 +15,12 @@ from agents.tests.factories import AgentFactory
 from calls import routing
 from calls.models import Call, CallEvent, LiveCallCount
 from calls.selectors import last_calls_of
-from calls.services import capacity_claim_many
+from calls.services import capacity_claim_many, capacity_lock_for_events
 from calls.tests.factories import CallFactory, ContactFactory
 from calls.tests.test_races import in_thread, setup_floor
 from core.realtime import flush
 from core.tests.test_realtime import listen, receive_or_none
+from whatsapp.events import parse_delivery
 from whatsapp.services import webhook_deliveries_receive
 from whatsapp.tests import payloads
 from whatsapp.tests.test_intake import body_of
@@ -39,7 +40,7 @@ def test_a_burst_queues_every_call_and_rings_one_free_agent_each_longest_idle_fi
     now = timezone.now()
     agents = [make_agent(status_changed_at=now - timedelta(minutes=minutes)) for minutes in range(1, 21)]
 
-    with django_capture_on_commit_callbacks(execute=False) as callbacks, django_assert_max_num_queries(40):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, django_assert_max_num_queries(34):
         webhook_deliveries_receive(bodies=connects(30))
 
     calls = list(Call.objects.order_by("pk"))
@@ -123,19 +124,23 @@ def test_a_call_just_missed_by_an_agent_goes_to_another_while_that_agent_takes_t
 
 
 @pytest.mark.django_db
-def test_the_callers_last_calls_in_one_query(django_assert_num_queries):
-    regular, newcomer = ContactFactory(), ContactFactory()
+def test_the_callers_last_calls_in_two_queries_and_first_time_callers_in_one(django_assert_num_queries):
+    regular, newcomers = ContactFactory(), [ContactFactory(), ContactFactory()]
     now = timezone.now()
     ended = {"contact": regular, "status": Call.Status.ENDED, "end_reason": Call.EndReason.COMPLETED}
     ended["agent"] = AgentFactory()
     CallFactory(**ended, ended_at=now - timedelta(days=3), wrap_up_notes="old")
     CallFactory(**ended, ended_at=now - timedelta(days=1), wrap_up_notes="newest")
+    CallFactory(contact=newcomers[0], status=Call.Status.ENDED, end_reason=Call.EndReason.ABANDONED)
 
+    with django_assert_num_queries(2):
+        last = last_calls_of(contact_ids={regular.pk, *(newcomer.pk for newcomer in newcomers)})
     with django_assert_num_queries(1):
-        last = last_calls_of(contact_ids={regular.pk, newcomer.pk})
+        nothing = last_calls_of(contact_ids={newcomer.pk for newcomer in newcomers})
 
     assert list(last) == [regular.pk]
     assert last[regular.pk]["notes"] == "newest"
+    assert nothing == {}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -210,3 +215,18 @@ def test_a_call_connecting_in_one_worker_while_a_batch_ends_it_in_another_does_n
     assert "deadlock" not in caplog.text and "failed as one" not in caplog.text
     assert Call.objects.filter(wa_call_id__regex=r"^wacid\.r[0-9]$", status=Call.Status.ENDED).count() == 8
     assert LiveCallCount.objects.get().live == Call.objects.exclude(status=Call.Status.ENDED).count()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has no row locks to take")
+@pytest.mark.django_db
+def test_a_batch_locks_its_numbers_counters_in_one_statement_once_they_exist(
+    queue, django_assert_num_queries
+):
+    events = [
+        parse_delivery(payloads.user_call_connect(f"wacid.lock-{index}")).events[0] for index in range(3)
+    ]
+    capacity_lock_for_events(events)  # the number's first call: its counter is created
+    assert LiveCallCount.objects.filter(direction=Call.Direction.INBOUND).count() == 1
+
+    with django_assert_num_queries(1):
+        capacity_lock_for_events(events)

@@ -2,6 +2,7 @@
 (whatsapp.asgi) answers exactly as the Django view does, and hands its database connections back."""
 
 import json
+import threading
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -106,3 +107,21 @@ def test_the_verification_handshake_still_goes_to_django(settings):
     response = async_to_sync(communicator.get_response)(timeout=30)
 
     assert (response["status"], response["body"]) == (200, b"42")
+
+
+def test_deliveries_are_received_in_one_long_lived_thread(monkeypatch):
+    # Not a thread started (and joined) for each POST, as Django's request handling would.
+    threads = []
+    receive = intake.webhook_deliveries_receive
+
+    def noting_the_thread(*, bodies):
+        threads.append(threading.current_thread())
+        return receive(bodies=bodies)
+
+    monkeypatch.setattr(intake, "webhook_deliveries_receive", noting_the_thread)
+
+    statuses = [post(body_of(payloads.text_message(f"wamid.thread-{index}")))["status"] for index in range(4)]
+
+    assert statuses == [200] * 4
+    assert len(set(threads)) == 1
+    assert threads[0].name.startswith("webhook-receiver")
