@@ -43,6 +43,10 @@ HAND_OFF_RETRY_S = 5  # a call no media process has taken after this long is han
 FAREWELL_MARGIN_S = 2.0  # the closing message's length plus this, before Meta is told to end the call
 
 
+class RoundLost(RuntimeError):
+    """A routing round's claim lost although its rows were locked (a bug, never a race)."""
+
+
 def route_queue(*, queue_id: int) -> list[int]:
     """Offer the queue's waiting calls to its free agents until one side runs out.
 
@@ -109,8 +113,10 @@ def _offer_round(queue: Queue) -> list[int] | None:
     agents this round can use are locked first, in id order (a concurrent round holding them is
     waited for, so the oldest calls go first), then the calls SKIP LOCKED; each side is then
     claimed by one conditional UPDATE. None, with nothing changed, when a claim lost anyway
-    (SQLite, which cannot lock rows)."""
-    with transaction.atomic():
+    (SQLite, which cannot lock rows; there the round is a savepoint of its own). On PostgreSQL a
+    claim on locked rows cannot lose: if one does, RoundLost is raised."""
+    locks_rows = connection.features.has_select_for_update_skip_locked
+    with transaction.atomic(savepoint=not locks_rows):
         waiting = (
             Call.objects.filter(queue_id=queue.pk, status=Call.Status.QUEUED)
             .select_related("contact")
@@ -151,6 +157,8 @@ def _offer_round(queue: Queue) -> list[int] | None:
             agents_ring(agent_ids=list(rings), frames=rings)
             and calls_offer_many(offers=offers, ring_timeout_s=queue.ring_timeout_s)
         ):
+            if locks_rows:
+                raise RoundLost(f"a claim on rows locked for queue {queue.pk}'s round lost")
             transaction.set_rollback(True)
             return None
         from calls.tasks import expire_offers
@@ -337,8 +345,9 @@ def call_waits(*, call_id: int) -> Call | None:
         return None
     from calls.tasks import end_overdue_wait
 
-    enqueue_on_commit(end_overdue_wait, countdown=call.queue.max_wait_s, call_id=call.pk)
     _route(call.queue)
+    # After routing, so that after commit the ring leaves before the timer is sent to the broker.
+    enqueue_on_commit(end_overdue_wait, countdown=call.queue.max_wait_s, call_id=call.pk)
     return call
 
 
@@ -346,8 +355,8 @@ def calls_wait_many(*, queue: Queue, call_ids: list[int]) -> None:
     """`call_waits` for many calls that joined one queue together: one timer, one routing pass."""
     from calls.tasks import end_overdue_waits
 
-    enqueue_on_commit(end_overdue_waits, countdown=queue.max_wait_s, call_ids=call_ids)
     _route(queue)
+    enqueue_on_commit(end_overdue_waits, countdown=queue.max_wait_s, call_ids=call_ids)  # after the rings
 
 
 def hand_off_unclaimed_calls() -> int:

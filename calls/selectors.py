@@ -138,7 +138,7 @@ def last_calls_of(*, contact_ids: set[int], excluded_ids: set[int] = frozenset()
     each in one query (a window). A burst of first-time callers costs the first, plain query only."""
     answered = Call.objects.filter(status=Call.Status.ENDED, agent__isnull=False).exclude(pk__in=excluded_ids)
     callers_before = set(
-        answered.filter(contact_id__in=contact_ids).values_list("contact_id", flat=True).distinct()
+        answered.filter(contact_id__in=contact_ids).order_by().values_list("contact_id", flat=True).distinct()
     )
     if not callers_before:
         return {}

@@ -9,9 +9,18 @@ members of every group named, one script adds every message to its queue.
 
 It stores exactly what channels_redis's own sends store (the same keys, capacities, expiry and
 serialised messages), so channels_redis's receive reads them as it reads its own.
+
+Receiving is the mirror image. A process's sockets (an agent's tabs, wallboards) share one Redis
+queue, which channels_redis reads one message at a time, each with four round trips (put back
+what an interrupted read left, pop, keep a backup, drop the backup): ten agents rung in this
+process at once waited for forty round trips in turn. `receive_single` takes everything queued
+there (up to RECEIVE_AT_ONCE) in one script, keeps it in memory and hands it out one message at
+a time, as channels_redis's `receive` expects; only an empty queue is waited on as before.
 """
 
+import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from channels.exceptions import ChannelFull
@@ -42,6 +51,26 @@ return full
 """
 
 
+RECEIVE_AT_ONCE = 200  # messages taken off a process's queue in one round trip at most
+
+# KEYS: a process's queue and its backup. ARGV: how many messages at most. What an interrupted
+# read left in the backup goes back to the queue first (as channels_redis does before each read);
+# the messages taken are kept in the backup until the reader holds them. Returns them with their
+# scores, oldest first.
+_TAKE_QUEUED = """
+local backed_up = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = #backed_up, 1, -2 do
+    redis.call('ZADD', KEYS[1], backed_up[i], backed_up[i - 1])
+end
+redis.call('DEL', KEYS[2])
+local taken = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
+for i = 1, #taken, 2 do
+    redis.call('ZADD', KEYS[2], taken[i + 1], taken[i])
+end
+return taken
+"""
+
+
 @dataclass(frozen=True)
 class Send:
     """One message for `send_many`: to a group's members, or to one channel."""
@@ -53,6 +82,54 @@ class Send:
 
 class RedisChannelLayer(ChannelsRedisLayer):
     _last_score = 0.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._taken: dict[str, deque[tuple[str | list[str], dict]]] = {}  # by process queue
+
+    async def receive_single(self, channel: str) -> tuple[str | list[str], dict]:
+        """The next message for this process's queue `channel` (its sockets' channels share it):
+        from those taken off Redis together, or, when none are left, everything queued there at
+        once. The other channels (a shared one, say) are read as channels_redis reads them."""
+        if "!" not in channel or self.ring_size != 1:
+            return await super().receive_single(channel)
+        taken = self._taken.setdefault(channel, deque())
+        if not taken:
+            await self._take_queued(channel, taken)
+        if not taken:  # nothing queued: wait for the next message as channels_redis does
+            return await super().receive_single(channel)
+        return taken.popleft()
+
+    async def flush(self) -> None:
+        self._taken.clear()
+        await super().flush()
+
+    async def _take_queued(self, channel: str, taken: deque) -> None:
+        assert self.require_valid_channel_name(channel, receive=True), "Channel name invalid"
+        key = self.prefix + channel
+        backup = self._backup_channel_name(key)
+        connection = self.connection(0)
+        await self.receive_clean_locks.acquire(key)
+        try:
+            replies = await connection.eval(_TAKE_QUEUED, 2, key, backup, RECEIVE_AT_ONCE)
+        except BaseException:
+            self.receive_clean_locks.release(key)
+            raise
+        if not replies:
+            self.receive_clean_locks.release(key)
+            return
+        for content in replies[::2]:
+            message = self.deserialize(content)
+            taken.append((message.pop("__asgi_channel__", channel), message))
+        # Held in memory now: the backup goes (as channels_redis's cleaner drops each message's).
+        cleaner = asyncio.ensure_future(connection.delete(backup))
+        self.receive_cleaners.append(cleaner)
+
+        def cleaned(cleaner) -> None:
+            self.receive_cleaners.remove(cleaner)
+            self.receive_clean_locks.release(key)
+
+        cleaner.add_done_callback(cleaned)
 
     async def send_many(self, sends: list[Send]) -> list[ChannelFull | None]:
         """Deliver `sends` in order: for each, None, or ChannelFull when its channel's queue was

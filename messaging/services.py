@@ -6,7 +6,7 @@ from pathlib import Path
 
 import phonenumbers
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -14,6 +14,7 @@ from djmoney.money import Money
 
 from core.events import event_publish
 from core.jobs import enqueue_on_commit
+from core.locks import transaction_lock
 from messaging.models import Charge, Contact, ConversationWindow, Message, RateCard, RateRegion, Template
 from messaging.selectors import (
     AMOUNT_PLACES,
@@ -114,20 +115,12 @@ def wa_id_from_text(text: object, *, region: str = "") -> str:
 CHARGED_STATUSES = frozenset({"delivered", "read"})  # `read` may arrive without `delivered` (§6.5)
 
 
-def _lock(key: str) -> None:
-    """Hold a lock on ``key`` until the transaction ends: on PostgreSQL an advisory lock; SQLite needs
-    none (one writer at a time)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
-
-
 @transaction.atomic
 def rate_card_save(*, rate: RateCard) -> RateCard:
     """Validate and save a rate card row: ValidationError when its dates overlap another row of the
     same category, market and currency. Two saves of one key wait for each other (PostgreSQL takes a
     lock on the key; SQLite has one writer at a time), so they cannot both pass the check."""
-    _lock(f"rate_card:{rate.category}:{rate.market}:{rate.price_currency}")
+    transaction_lock(f"rate_card:{rate.category}:{rate.market}:{rate.price_currency}")
     rate.full_clean()
     rate.save()
     return rate
@@ -406,7 +399,7 @@ def message_status_apply(*, event: MessageStatus) -> None:
     if not messages.exists():
         # Perhaps the send's answer is being recorded right now: wait for it (message_sent holds the
         # lock), and if it was not, message_sent will find this status stored once this commits.
-        _lock(f"message:{event.message_id}")
+        transaction_lock(f"message:{event.message_id}")
     if event.status == Message.Status.FAILED:
         error = "; ".join(f"{error.code} {error.title}".strip() for error in event.errors)[:255]
         moved = messages.exclude(status__in=[Message.Status.DELIVERED, Message.Status.READ])
@@ -515,7 +508,7 @@ def message_sent(*, message_id: int, wa_message_id: str) -> None:
     """Meta took the message and named it: it is sent (opening a free entry point window when it answers
     an ad), and any status Meta delivered before naming it is applied now."""
     now = timezone.now()
-    _lock(f"message:{wa_message_id}")  # a status of it being received meanwhile waits, or is seen
+    transaction_lock(f"message:{wa_message_id}")  # a status of it being received meanwhile waits, or is seen
     updated = Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
         wa_message_id=wa_message_id, status=Message.Status.SENT, sent_at=now
     )

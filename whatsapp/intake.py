@@ -8,9 +8,11 @@ nothing waits for company. Each request still gets its own answer, and only once
 transaction has committed.
 
 One request at a time receives: the one that finds nobody receiving, with whatever is waiting
-(its own delivery first). When it is done it hands the turn to the oldest request still waiting,
-whose delivery arrived meanwhile. The work runs in the receiving request's own thread, as a
-synchronous view's would.
+(its own delivery first). Its batch then waits for its turn to write (the web processes' batches
+are written one at a time: they would queue for the same rows anyway), and what arrived in this
+process while it waited joins it, instead of waiting for a turn of its own. When it is done it
+hands the turn to the oldest request still waiting. The work runs in the receiving thread
+(whatsapp.asgi), or in the request's own thread, as a synchronous view's would.
 """
 
 import asyncio
@@ -26,6 +28,7 @@ from django.db import close_old_connections
 from whatsapp.services import DeliveryOutcome, webhook_deliveries_receive, webhook_signature_is_valid
 
 MAX_TOGETHER = 50  # deliveries in one transaction at most: the first of them waits for all of them
+TAKE_MORE_TIMEOUT_S = 10.0
 _YOUR_TURN = object()
 
 
@@ -95,20 +98,36 @@ async def delivery_receive(body: bytes) -> DeliveryOutcome:
 async def _receive(
     together: list[tuple[bytes, asyncio.Future]], arrivals: _Arrivals
 ) -> list[DeliveryOutcome]:
+    loop = asyncio.get_running_loop()
+    joined: list[tuple[bytes, asyncio.Future]] = []
+
+    def take_more() -> list[bytes]:
+        """(In the receiving thread, once the batch's turn has come.) The deliveries that arrived
+        meanwhile: they join the batch."""
+        taking = asyncio.run_coroutine_threadsafe(_take_waiting(arrivals, MAX_TOGETHER - len(together)), loop)
+        try:
+            taken = taking.result(timeout=TAKE_MORE_TIMEOUT_S)
+        except TimeoutError:  # the event loop is gone or stuck: receive the batch as it is
+            if taking.cancel():
+                return []
+            taken = taking.result()
+        joined.extend(taken)
+        return [body for body, _ in taken]
+
     executor = receiving_thread.get()
     if executor is None:
         receive = sync_to_async(webhook_deliveries_receive)
     else:
         receive = sync_to_async(_receive_and_hand_back, thread_sensitive=False, executor=executor)
     try:
-        outcomes = await receive(bodies=[body for body, _ in together])
+        outcomes = await receive(bodies=[body for body, _ in together], take_more=take_more)
     except BaseException as error:  # every request of the batch answers 500, and Meta delivers again
-        for _, waiter in together:
+        for _, waiter in [*together, *joined]:
             if not waiter.done():
                 waiter.set_exception(error)
         raise
     else:
-        for (_, waiter), outcome in zip(together, outcomes, strict=True):
+        for (_, waiter), outcome in zip([*together, *joined], outcomes, strict=True):
             if not waiter.done():
                 waiter.set_result(outcome)
         return outcomes
@@ -116,9 +135,20 @@ async def _receive(
         _hand_over(arrivals)
 
 
-def _receive_and_hand_back(*, bodies: list[bytes]) -> list[DeliveryOutcome]:
+async def _take_waiting(arrivals: _Arrivals, count: int) -> list[tuple[bytes, asyncio.Future]]:
+    """Up to `count` of the deliveries waiting, oldest first (those whose request is gone are
+    dropped: Meta delivers them again)."""
+    taken = []
+    while arrivals.waiting and len(taken) < count:
+        body, waiter = arrivals.waiting.pop(0)
+        if not waiter.done():
+            taken.append((body, waiter))
+    return taken
+
+
+def _receive_and_hand_back(*, bodies: list[bytes], take_more) -> list[DeliveryOutcome]:
     try:
-        return webhook_deliveries_receive(bodies=bodies)
+        return webhook_deliveries_receive(bodies=bodies, take_more=take_more)
     finally:
         close_old_connections()
 

@@ -2,6 +2,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -9,6 +10,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.locks import transaction_lock
 from whatsapp import dispatch
 from whatsapp.events import (
     AccountSettingsUpdate,
@@ -118,33 +120,57 @@ def webhook_delivery_receive(*, body: bytes) -> DeliveryOutcome:
     return DeliveryOutcome(delivery=delivery, new_events=new_events)
 
 
-def webhook_deliveries_receive(*, bodies: list[bytes]) -> list[DeliveryOutcome]:
+RECEIPT_TURN = "whatsapp:webhook-receipt"  # one batch of deliveries written at a time (PostgreSQL)
+
+
+def webhook_deliveries_receive(
+    *, bodies: list[bytes], take_more: Callable[[], list[bytes]] | None = None
+) -> list[DeliveryOutcome]:
     """Signed deliveries that arrived together, stored and handled in one transaction (group commit):
     what `webhook_delivery_receive` does for each, in order, with one insert of the deliveries, one
     of their events and, for kinds with a handler of many (whatsapp.dispatch), one handler call per
     run of such events. A delivery whose body does not parse, or a batch that trips over a database
     error (an event stored meanwhile by another process), is received on its own instead.
+
+    With `take_more`, the batch first waits for its turn (the web processes' batches are written
+    one at a time: they would queue for the same rows anyway), then calls it for the deliveries
+    that arrived while it waited, which join it rather than wait for a turn of their own. The
+    outcomes follow `bodies`, then those.
     """
-    if len(bodies) == 1:
+    if take_more is None and len(bodies) == 1:
         return [webhook_delivery_receive(body=bodies[0])]
+    bodies = list(bodies)
+    parsed, malformed = _parsed(bodies, start=0)
+    try:
+        with transaction.atomic():
+            if take_more is not None:
+                transaction_lock(RECEIPT_TURN)
+                more = take_more()
+                more_parsed, more_malformed = _parsed(more, start=len(bodies))
+                bodies += more
+                parsed += more_parsed
+                malformed += more_malformed
+            stored = _deliveries_store_and_handle(parsed) if parsed else []
+    except DatabaseError:
+        logger.warning("%s deliveries received together failed as one: receiving each alone", len(parsed))
+        return [webhook_delivery_receive(body=body) for body in bodies]
     outcomes: list[DeliveryOutcome | None] = [None] * len(bodies)
-    parsed: list[tuple[int, bytes, ParsedDelivery]] = []
-    for index, body in enumerate(bodies):
+    for (index, _, _), outcome in zip(parsed, stored, strict=True):
+        outcomes[index] = outcome
+    for index in malformed:
+        outcomes[index] = webhook_delivery_receive(body=bodies[index])  # stored as malformed, with the reason
+    return outcomes
+
+
+def _parsed(bodies: list[bytes], *, start: int) -> tuple[list[tuple[int, bytes, ParsedDelivery]], list[int]]:
+    """(position, body, parsed delivery) of each body that parses, and the positions of the others."""
+    parsed, malformed = [], []
+    for index, body in enumerate(bodies, start=start):
         try:
             parsed.append((index, body, parse_delivery(decode_json(body))))
         except (ValueError, RecursionError):
-            outcomes[index] = webhook_delivery_receive(body=body)  # stored as malformed, with the reason
-    try:
-        with transaction.atomic():
-            for index, outcome in zip(
-                [index for index, _, _ in parsed], _deliveries_store_and_handle(parsed), strict=True
-            ):
-                outcomes[index] = outcome
-    except DatabaseError:
-        logger.warning("%s deliveries received together failed as one: receiving each alone", len(parsed))
-        for index, body, _ in parsed:
-            outcomes[index] = webhook_delivery_receive(body=body)
-    return outcomes
+            malformed.append(index)
+    return parsed, malformed
 
 
 def _deliveries_store_and_handle(parsed: list[tuple[int, bytes, ParsedDelivery]]) -> list[DeliveryOutcome]:

@@ -230,3 +230,28 @@ def test_a_batch_locks_its_numbers_counters_in_one_statement_once_they_exist(
 
     with django_assert_num_queries(1):
         capacity_lock_for_events(events)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count", [1, 3])
+def test_after_commit_the_rings_leave_before_the_timers_are_sent_to_the_broker(
+    queue, make_agent, django_capture_on_commit_callbacks, monkeypatch, count
+):
+    for _ in range(count):
+        make_agent()
+    order = []
+    monkeypatch.setattr(
+        "core.realtime._post", lambda is_group, target, message, level: order.append(message["type"])
+    )
+    for task in ("end_overdue_wait", "end_overdue_waits", "expire_offer", "expire_offers"):
+        monkeypatch.setattr(
+            f"calls.tasks.{task}.apply_async", lambda task=task, **options: order.append(task)
+        )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        webhook_deliveries_receive(bodies=connects(count), take_more=lambda: [])
+
+    assert order.count("agent.frames") == count
+    last_ring = len(order) - order[::-1].index("agent.frames")
+    assert {"end_overdue_wait", "end_overdue_waits"} & set(order[last_ring:])
+    assert not {"end_overdue_wait", "end_overdue_waits"} & set(order[:last_ring])

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from agents.models import Agent, Skill
@@ -332,3 +333,22 @@ def test_an_early_wait_timer_does_not_end_the_call(queued_call):
 
     assert routing.call_wait_overdue(call_id=call.pk) is None
     assert Call.objects.get(pk=call.pk).status == "queued"
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite cannot lock rows: a lost claim is undone"
+)
+def test_a_round_whose_claim_on_locked_rows_loses_raises_and_changes_nothing(
+    queued_call, make_agent, monkeypatch
+):
+    # On PostgreSQL a round locks the agents and calls it claims: losing a claim is a bug, and
+    # the round's changes (no savepoint of its own) are undone with its caller's transaction.
+    agent = make_agent()
+    monkeypatch.setattr(routing, "calls_offer_many", lambda **kwargs: False)
+
+    with pytest.raises(routing.RoundLost), transaction.atomic():
+        routing.route_queue(queue_id=queued_call.queue_id)
+
+    assert status_of(agent) == Agent.Status.AVAILABLE
+    queued_call.refresh_from_db()
+    assert queued_call.status == Call.Status.QUEUED

@@ -104,3 +104,32 @@ def test_a_full_queue_is_reported_and_the_other_messages_still_go():
     assert [type(outcome) for outcome in outcomes] == [type(None), type(None), ChannelFull, type(None)]
     assert [message["n"] for message in small] == [0, 1]
     assert [message["n"] for message in roomy] == [3]
+
+
+def test_a_process_takes_what_is_queued_for_its_sockets_at_once_and_in_order(monkeypatch):
+    takes = []
+    take_queued = RedisChannelLayer._take_queued
+
+    async def counting(self, channel, taken):
+        await take_queued(self, channel, taken)
+        takes.append(len(taken))
+
+    monkeypatch.setattr(RedisChannelLayer, "_take_queued", counting)
+
+    async def scenario():
+        layer = another_process()
+        tabs = [await layer.new_channel(), await layer.new_channel()]
+        await layer.send_many([Send(tabs[n % 2], {"type": "n", "n": n}) for n in range(40)])
+        first = [await layer.receive(tabs[0]) for _ in range(20)]
+        second = [await layer.receive(tabs[1]) for _ in range(20)]
+        late = asyncio.ensure_future(layer.receive(tabs[0]))  # nothing queued: it waits
+        await asyncio.sleep(0.1)
+        await layer.send_many([Send(tabs[0], {"type": "n", "n": 40})])
+        return first, second, await asyncio.wait_for(late, 5)
+
+    first, second, late = async_to_sync(scenario)()
+
+    assert [message["n"] for message in first] == list(range(0, 40, 2))
+    assert [message["n"] for message in second] == list(range(1, 40, 2))
+    assert late == {"type": "n", "n": 40}
+    assert takes[0] == 40  # one round trip for all forty

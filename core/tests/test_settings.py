@@ -19,10 +19,12 @@ print(json.dumps({
     "broker": settings.CELERY_BROKER_URL,
     "debug": settings.DEBUG,
     "graph_url": settings.WHATSAPP_GRAPH_URL,
+    "server_side_binding": settings.DATABASES["default"].get("OPTIONS", {}).get("server_side_binding"),
 }))
 """
 CONFIG_NAMES = [
     "DATABASE_URL",
+    "DATABASE_SERVER_SIDE_BINDING",
     "REDIS_URL",
     "DEBUG",
     "SECRET_KEY",
@@ -82,6 +84,16 @@ def test_settings_urls_switch_to_postgresql_and_external_redis():
     assert values["redis_is_embedded"] is False
     assert values["channel_hosts"] == ["redis://cache.internal:6379/2"]
     assert values["broker"] == "redis://cache.internal:6379/2"
+    assert values["server_side_binding"] is True
+
+
+def test_settings_server_side_binding_can_be_turned_off():
+    result = load_settings(
+        DATABASE_URL="postgres://switchboard@db.internal:5432/switchboard",
+        DATABASE_SERVER_SIDE_BINDING="false",
+    )
+
+    assert json.loads(result.stdout)["server_side_binding"] is False
 
 
 def test_settings_debug_off_requires_secret_key():

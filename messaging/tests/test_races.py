@@ -31,7 +31,7 @@ def test_a_status_received_while_the_send_is_being_recorded_is_applied(monkeypat
         int(datetime.now(UTC).timestamp())
     )
     send_recorded, status_waits = threading.Event(), threading.Event()
-    lock, apply_early = services._lock, services._apply_early_statuses
+    lock, apply_early = services.transaction_lock, services._apply_early_statuses
 
     def lock_noting_the_status(key: str) -> None:
         if threading.current_thread().name == "status":
@@ -44,7 +44,7 @@ def test_a_status_received_while_the_send_is_being_recorded_is_applied(monkeypat
         time.sleep(0.2)  # the webhook's transaction has stored its event meanwhile, uncommitted
         apply_early(wa_message_id)
 
-    monkeypatch.setattr(services, "_lock", lock_noting_the_status)
+    monkeypatch.setattr(services, "transaction_lock", lock_noting_the_status)
     monkeypatch.setattr(services, "_apply_early_statuses", apply_early_once_the_status_came)
 
     def record_the_answer() -> None:

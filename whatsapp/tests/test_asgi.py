@@ -76,7 +76,7 @@ def test_a_delivery_beyond_the_size_limit_is_refused_unread(settings):
 
 
 def test_a_delivery_that_cannot_be_stored_is_answered_500_for_meta_to_deliver_again(monkeypatch):
-    def broken(*, bodies):
+    def broken(*, bodies, take_more):
         raise OSError("the database went away")
 
     monkeypatch.setattr(intake, "webhook_deliveries_receive", broken)
@@ -114,9 +114,9 @@ def test_deliveries_are_received_in_one_long_lived_thread(monkeypatch):
     threads = []
     receive = intake.webhook_deliveries_receive
 
-    def noting_the_thread(*, bodies):
+    def noting_the_thread(*, bodies, take_more):
         threads.append(threading.current_thread())
-        return receive(bodies=bodies)
+        return receive(bodies=bodies, take_more=take_more)
 
     monkeypatch.setattr(intake, "webhook_deliveries_receive", noting_the_thread)
 

@@ -2,15 +2,18 @@
 
 import asyncio
 import json
+import threading
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
+from django.db import connection, transaction
 
 from config.asgi import application
+from core.locks import transaction_lock
 from whatsapp import dispatch, intake
 from whatsapp.models import WebhookDelivery, WebhookEvent
-from whatsapp.services import webhook_deliveries_receive
+from whatsapp.services import RECEIPT_TURN, webhook_deliveries_receive
 from whatsapp.tests import payloads
 from whatsapp.tests.conftest import sign
 
@@ -75,26 +78,37 @@ def test_a_failing_handler_of_many_leaves_each_event_to_the_one_event_handler(ca
     assert statuses == {"call:wacid.good:connect": "handled", "call:wacid.bad:connect": "failed"}
 
 
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_posts_are_answered_each_and_stored_in_shared_transactions(monkeypatch):
+async def post(body: bytes) -> dict:
+    headers = [
+        (b"host", b"testserver"),
+        (b"content-type", b"application/json"),
+        (b"x-hub-signature-256", sign(body).encode()),
+    ]
+    communicator = HttpCommunicator(application, "POST", "/webhooks/whatsapp/", body=body, headers=headers)
+    return await communicator.get_response(timeout=30)
+
+
+def batch_sizes(monkeypatch) -> list[int]:
+    """The size of each batch the intake receives from now on, deliveries that joined it included."""
     sizes = []
 
-    def counting(*, bodies):
+    def counting(*, bodies, take_more):
+        def counting_more():
+            more = take_more()
+            sizes[-1] += len(more)
+            return more
+
         sizes.append(len(bodies))
-        return webhook_deliveries_receive(bodies=bodies)
+        return webhook_deliveries_receive(bodies=bodies, take_more=counting_more)
 
     monkeypatch.setattr(intake, "webhook_deliveries_receive", counting)
-    bodies = [body_of(payloads.text_message(f"wamid.{index}")) for index in range(30)] + [b"{]"]
+    return sizes
 
-    async def post(body: bytes):
-        headers = [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/json"),
-            (b"x-hub-signature-256", sign(body).encode()),
-        ]
-        return await HttpCommunicator(
-            application, "POST", "/webhooks/whatsapp/", body=body, headers=headers
-        ).get_response(timeout=30)
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_posts_are_answered_each_and_stored_in_shared_transactions(monkeypatch):
+    sizes = batch_sizes(monkeypatch)
+    bodies = [body_of(payloads.text_message(f"wamid.{index}")) for index in range(30)] + [b"{]"]
 
     async def burst():
         return await asyncio.gather(*(post(body) for body in bodies))
@@ -105,3 +119,37 @@ def test_concurrent_posts_are_answered_each_and_stored_in_shared_transactions(mo
     assert sum(sizes) == 31 and max(sizes) > 1
     assert WebhookEvent.objects.filter(kind="message.received").count() == 30
     assert WebhookDelivery.objects.filter(status=WebhookDelivery.Status.MALFORMED).count() == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's one writer needs no turn to wait for")
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_arriving_while_a_batch_waits_for_its_turn_join_it(monkeypatch):
+    batches = batch_sizes(monkeypatch)
+    turn_taken, writing_done = threading.Event(), threading.Event()
+
+    def another_process_writing_its_batch():
+        with transaction.atomic():
+            transaction_lock(RECEIPT_TURN)
+            turn_taken.set()
+            writing_done.wait(10)
+        connection.close()
+
+    writer = threading.Thread(target=another_process_writing_its_batch)
+    writer.start()
+    assert turn_taken.wait(5)
+    bodies = [body_of(payloads.text_message(f"wamid.turn-{index}")) for index in range(5)]
+
+    async def burst():
+        first = asyncio.ensure_future(post(bodies[0]))
+        await asyncio.sleep(0.3)  # its batch (of one) waits for the turn
+        rest = [asyncio.ensure_future(post(body)) for body in bodies[1:]]
+        await asyncio.sleep(0.3)
+        writing_done.set()
+        return await asyncio.gather(first, *rest)
+
+    responses = async_to_sync(burst)()
+    writer.join()
+
+    assert [response["status"] for response in responses] == [200] * 5
+    assert batches == [5]
+    assert WebhookEvent.objects.filter(kind="message.received").count() == 5
