@@ -7,11 +7,10 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 
-from agents.models import Agent, AgentStatusEvent, Queue, QueueMembership, Skill
+from agents.models import DAYS, Agent, AgentStatusEvent, Queue, QueueMembership, Skill
 from core.admin import ReadOnlyAdmin
 
 # The day names of a queue's weekly hours, as routing matches them (calls.selectors.queue_is_open).
-DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 OPENS = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]", re.ASCII)
 CLOSES = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00", re.ASCII)
 

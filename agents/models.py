@@ -4,6 +4,9 @@ from django.utils import timezone
 
 from core.models import TimeStampedModel
 
+# The days of a queue's weekly hours, Monday first (datetime's weekday() indexes them).
+DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+
 
 class Agent(TimeStampedModel):
     """A person who answers calls in the browser dashboard."""

@@ -1,11 +1,11 @@
 from datetime import datetime
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Count, F, Max, Q, QuerySet, Window
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncHour
 from django.utils import timezone
 
-from agents.models import Agent, Queue
+from agents.models import DAYS, Agent, Queue
 from calls import charts, kpis
 from calls.models import Call, LiveCallCount
 from compliance.decisions import LiveCalls
@@ -17,9 +17,6 @@ def queue_for_number(*, phone_number_id: str) -> Queue | None:
     return (
         Queue.objects.filter(business_numbers__phone_number_id=phone_number_id).order_by("name", "pk").first()
     )
-
-
-DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 
 
 def queue_is_open(*, queue: Queue, at: datetime) -> bool:
@@ -201,8 +198,6 @@ def live_media_channels() -> set[str]:
 def wallboard_snapshot(*, with_charts: bool = False) -> dict:
     """The floor right now: per queue the waiting calls and the longest wait, and agents by state;
     `with_charts`: the charts of the day too (calls.charts), as SVG markup."""
-    from django.db.models import Count, Min, Q
-
     now = timezone.now()
     queues = []
     for queue in Queue.objects.annotate(

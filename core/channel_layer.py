@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer as ChannelsRedisLayer
+from django.core.exceptions import ImproperlyConfigured
 
 # KEYS: the queue of each message (a queue may come more than once). ARGV: the messages, their
 # queues' capacities, their scores (in sending order), then the cut-off below which a queue's
@@ -81,17 +82,18 @@ class Send:
 
 
 class RedisChannelLayer(ChannelsRedisLayer):
-    _last_score = 0.0
-
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if self.ring_size != 1:
+            raise ImproperlyConfigured("The channel layer takes one Redis host (sharding is not supported).")
         self._taken: dict[str, deque[tuple[str | list[str], dict]]] = {}  # by process queue
+        self._last_scores: dict[str, float] = {}  # by queue
 
     async def receive_single(self, channel: str) -> tuple[str | list[str], dict]:
         """The next message for this process's queue `channel` (its sockets' channels share it):
         from those taken off Redis together, or, when none are left, everything queued there at
         once. The other channels (a shared one, say) are read as channels_redis reads them."""
-        if "!" not in channel or self.ring_size != 1:
+        if "!" not in channel:
             return await super().receive_single(channel)
         taken = self._taken.setdefault(channel, deque())
         if not taken:
@@ -118,10 +120,8 @@ class RedisChannelLayer(ChannelsRedisLayer):
         if not replies:
             self.receive_clean_locks.release(key)
             return
-        for content in replies[::2]:
-            message = self.deserialize(content)
-            taken.append((message.pop("__asgi_channel__", channel), message))
-        # Held in memory now: the backup goes (as channels_redis's cleaner drops each message's).
+        # The backup goes once the messages are read into memory (as channels_redis's cleaner
+        # drops each message's); the lock is released when it has gone, whatever the reading does.
         cleaner = asyncio.ensure_future(connection.delete(backup))
         self.receive_cleaners.append(cleaner)
 
@@ -130,24 +130,30 @@ class RedisChannelLayer(ChannelsRedisLayer):
             self.receive_clean_locks.release(key)
 
         cleaner.add_done_callback(cleaned)
+        for content in replies[::2]:
+            message = self.deserialize(content)
+            taken.append((message.pop("__asgi_channel__", channel), message))
 
-    async def send_many(self, sends: list[Send]) -> list[ChannelFull | None]:
+    async def send_many(self, sends: list[Send]) -> list[Exception | None]:
         """Deliver `sends` in order: for each, None, or ChannelFull when its channel's queue was
         full (the message was dropped; for a group, some member's queue was full and the others
-        got it). With several Redis hosts the messages go one by one, as channels_redis sends."""
-        if self.ring_size != 1:
-            return [await self._send_one(send) for send in sends]
+        got it), or the error that made it unsendable (an invalid name, say): the others still go."""
         connection = self.connection(0)
         now = time.time()
         members = await self._group_members(connection, {send.target for send in sends if send.is_group}, now)
         keys, messages, capacities, owners = [], [], [], []
+        outcomes: list[Exception | None] = [None] * len(sends)
         for position, send in enumerate(sends):
-            for key, message, capacity in self._queued(send, members):
+            try:
+                queued = self._queued(send, members)
+            except (AssertionError, TypeError, ValueError) as error:  # not a name or not serialisable
+                outcomes[position] = error
+                continue
+            for key, message, capacity in queued:
                 keys.append(key)
                 messages.append(message)
                 capacities.append(capacity)
                 owners.append(position)
-        outcomes: list[ChannelFull | None] = [None] * len(sends)
         if not keys:
             return outcomes
         full = await connection.eval(
@@ -156,7 +162,7 @@ class RedisChannelLayer(ChannelsRedisLayer):
             *keys,
             *messages,
             *capacities,
-            *self._scores(len(keys), now),
+            *self._scores(keys, now),
             int(now) - int(self.expiry),
             int(self.expiry),
         )
@@ -164,24 +170,13 @@ class RedisChannelLayer(ChannelsRedisLayer):
             outcomes[owners[int(position) - 1]] = ChannelFull()
         return outcomes
 
-    async def _send_one(self, send: Send) -> ChannelFull | None:
-        try:
-            if send.is_group:
-                await self.group_send(send.target, send.message)
-            else:
-                await self.send(send.target, send.message)
-        except ChannelFull as error:
-            return error
-        return None
-
     async def _group_members(self, connection, groups: set[str], now: float) -> dict[str, list[str]]:
         """Each group's channels, after dropping those past the group expiry (as group_send does)."""
         if not groups:
             return {}
-        ordered = sorted(groups)
+        ordered = sorted(group for group in groups if self._is_group_name(group))
         async with connection.pipeline(transaction=False) as pipe:
             for group in ordered:
-                assert self.require_valid_group_name(group), "Group name not valid"
                 key = self._group_key(group)
                 pipe.zremrangebyscore(key, min=0, max=int(now) - self.group_expiry)
                 pipe.zrange(key, 0, -1)
@@ -191,9 +186,16 @@ class RedisChannelLayer(ChannelsRedisLayer):
             for index, group in enumerate(ordered)
         }
 
+    def _is_group_name(self, name: str) -> bool:
+        try:
+            return self.require_valid_group_name(name)
+        except TypeError:
+            return False  # its send is refused on its own (_queued)
+
     def _queued(self, send: Send, members: dict[str, list[str]]) -> list[tuple[str, bytes, int]]:
         """(queue key, serialised message, capacity) of each queue `send` adds to."""
         if send.is_group:
+            self.require_valid_group_name(send.target)
             channels = members[send.target]
             by_key, messages, capacities = self._map_channel_keys_to_connection(channels, send.message)
             return [(key, messages[key], capacities[key]) for keys in by_key.values() for key in keys]
@@ -206,10 +208,13 @@ class RedisChannelLayer(ChannelsRedisLayer):
             channel = self.non_local_name(channel)
         return [(self.prefix + channel, self.serialize(message), self.get_capacity(send.target))]
 
-    def _scores(self, count: int, now: float) -> list[str]:
-        """Increasing scores from now: a queue hands out its messages in score order, so messages
-        to one queue leave in the order they were sent, across calls as within one."""
-        start = max(now, self._last_score + 1e-5)
-        scores = [start + index * 1e-5 for index in range(count)]
-        self._last_score = scores[-1]
-        return [repr(score) for score in scores]
+    def _scores(self, keys: list[str], now: float) -> list[str]:
+        """Increasing scores from now for the messages of each queue: a queue hands out its
+        messages in score order, so those to one queue leave in the order they were sent, across
+        calls as within one."""
+        scores = []
+        for key in keys:
+            score = max(now, self._last_scores.get(key, 0.0) + 1e-6)
+            self._last_scores[key] = score
+            scores.append(repr(score))
+        return scores

@@ -34,7 +34,6 @@ SEND_TIMEOUT_S = 5.0
 # What a send may raise when Redis is down or restarting, or a channel is full.
 SEND_ERRORS = (OSError, TimeoutError, redis.RedisError, ChannelFull)
 OUTBOX_BATCH = 500  # messages in one send_many at most
-OUTBOX_SENDERS = 32  # groups or channels sent to at once, by a layer without send_many
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -87,52 +86,24 @@ def _start_sending() -> None:
 
 
 async def _send_outbox() -> None:
-    layer = get_channel_layer()
+    layer = get_channel_layer()  # core.channel_layer's: everything gathered goes in one send_many
     while _outbox:
         batch = [_outbox.popleft() for _ in range(min(len(_outbox), OUTBOX_BATCH))]
-        if hasattr(layer, "send_many"):
-            await _send_batch(layer, batch)
-        else:  # a layer that sends one message at a time: in order for each target, targets at once
-            by_target: dict[tuple[bool, str], list[tuple[dict[str, Any], int]]] = {}
-            for is_group, target, message, level in batch:
-                by_target.setdefault((is_group, target), []).append((message, level))
-            senders = asyncio.Semaphore(OUTBOX_SENDERS)
-            await asyncio.gather(
-                *(_send_in_order(layer, senders, *key, messages) for key, messages in by_target.items())
+        try:
+            outcomes = await asyncio.wait_for(
+                layer.send_many([Send(target, message, is_group) for is_group, target, message, _ in batch]),
+                SEND_TIMEOUT_S,
             )
-
-
-async def _send_batch(layer, batch: list[tuple[bool, str, dict[str, Any], int]]) -> None:
-    """Everything in `batch` in one `send_many` (core.channel_layer): two Redis round trips."""
-    try:
-        outcomes = await asyncio.wait_for(
-            layer.send_many([Send(target, message, is_group) for is_group, target, message, _ in batch]),
-            SEND_TIMEOUT_S,
-        )
-    except SEND_ERRORS as error:
-        outcomes = [error] * len(batch)
-    except Exception:
-        logger.exception("%s realtime messages not sent", len(batch))
-        return
-    for (_, target, message, level), outcome in zip(batch, outcomes, strict=True):
-        if outcome is not None:
-            # Committed already: a browser or process missing one message must not turn the
-            # change into an error (sweeps and reconnects catch up).
-            logger.log(level, "%s to %s not sent: %r", message.get("type"), target, outcome)
-
-
-async def _send_in_order(
-    layer, senders: asyncio.Semaphore, is_group: bool, target: str, messages: list
-) -> None:
-    async with senders:
-        send = layer.group_send if is_group else layer.send
-        for message, level in messages:
-            try:
-                await asyncio.wait_for(send(target, message), SEND_TIMEOUT_S)
-            except SEND_ERRORS as error:
-                logger.log(level, "%s to %s not sent: %r", message.get("type"), target, error)
-            except Exception:  # whatever it was, the messages after it still go
-                logger.exception("%s to %s not sent", message.get("type"), target)
+        except SEND_ERRORS as error:
+            outcomes = [error] * len(batch)
+        except Exception:
+            logger.exception("%s realtime messages not sent", len(batch))
+            continue
+        for (_, target, message, level), outcome in zip(batch, outcomes, strict=True):
+            if outcome is not None:
+                # Committed already: a browser or process missing one message must not turn the
+                # change into an error (sweeps and reconnects catch up).
+                logger.log(level, "%s to %s not sent: %r", message.get("type"), target, outcome)
 
 
 def flush(timeout_s: float = SEND_TIMEOUT_S * 2) -> None:

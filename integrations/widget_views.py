@@ -17,7 +17,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from agents.models import Agent
-from agents.selectors import numbers_for_agent
+from agents.selectors import agent_for_user, numbers_for_agent
 from core.webrtc import browser_ice_servers
 from integrations.api.base import ApiView, IdField
 from integrations.models import ApiKey
@@ -114,7 +114,7 @@ def widget_softphone(request):
     session = _session_of(request)
     if session is None:
         return JsonResponse({"code": "signed_out", "detail": "Sign in again."}, status=401)
-    agent = Agent.objects.select_related("user").filter(user=session.user).first()
+    agent = agent_for_user(user=session.user)
     if agent is None:
         return JsonResponse({"code": "not_an_agent", "detail": "This account takes no calls."}, status=403)
     numbers = numbers_for_agent(agent_id=agent.pk).filter(api_keys=session.key)

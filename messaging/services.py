@@ -53,13 +53,14 @@ def contacts_get_or_create(*, people: dict[str, str]) -> dict[str, Contact]:
     """`contact_get_or_create` for many people at once ({WhatsApp id: name}): their contacts by id,
     in two statements at most."""
     contacts = {contact.wa_id: contact for contact in Contact.objects.filter(wa_id__in=people)}
-    missing = [
+    missing = [  # in id order: concurrent calls lock the rows they meet in one order
         Contact(wa_id=wa_id, name=name, country=country_of_wa_id(wa_id))
-        for wa_id, name in people.items()
+        for wa_id, name in sorted(people.items())
         if wa_id not in contacts
     ]
     if missing:
-        # One first seen elsewhere meanwhile is fine: it is returned (its id) as if created here.
+        # One first seen elsewhere meanwhile is fine: it is returned (its id) as if created here,
+        # and keeps the name it was stored with.
         Contact.objects.bulk_create(
             missing, update_conflicts=True, unique_fields=["wa_id"], update_fields=["updated_at"]
         )

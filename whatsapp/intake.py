@@ -28,7 +28,6 @@ from django.db import close_old_connections
 from whatsapp.services import DeliveryOutcome, webhook_deliveries_receive, webhook_signature_is_valid
 
 MAX_TOGETHER = 50  # deliveries in one transaction at most: the first of them waits for all of them
-TAKE_MORE_TIMEOUT_S = 10.0
 _YOUR_TURN = object()
 
 
@@ -104,13 +103,11 @@ async def _receive(
     def take_more() -> list[bytes]:
         """(In the receiving thread, once the batch's turn has come.) The deliveries that arrived
         meanwhile: they join the batch."""
-        taking = asyncio.run_coroutine_threadsafe(_take_waiting(arrivals, MAX_TOGETHER - len(together)), loop)
-        try:
-            taken = taking.result(timeout=TAKE_MORE_TIMEOUT_S)
-        except TimeoutError:  # the event loop is gone or stuck: receive the batch as it is
-            if taking.cancel():
-                return []
-            taken = taking.result()
+        # No timeout: the loop is free (it awaits this thread), and a take given up on could
+        # still run and leave the requests it took unanswered.
+        taken = asyncio.run_coroutine_threadsafe(
+            _take_waiting(arrivals, MAX_TOGETHER - len(together)), loop
+        ).result()
         joined.extend(taken)
         return [body for body, _ in taken]
 

@@ -68,6 +68,6 @@ def test_demo_data_create_once():
     supervisor = get_user_model().objects.get(username="supervisor")
     assert list(supervisor.groups.values_list("name", flat=True)) == ["supervisor"]
     assert supervisor.has_perm("recordings.listen_recording")
-    assert not supervisor.has_perm("recordings.view_raw_text") and not supervisor.has_perm(
+    assert not supervisor.has_perm("recordings.view_raw_transcript") and not supervisor.has_perm(
         "recordings.add_erasure"
     )

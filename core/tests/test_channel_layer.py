@@ -4,10 +4,12 @@ Redis round trips."""
 import asyncio
 import uuid
 
+import pytest
 from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from core.channel_layer import RedisChannelLayer, Send
 
@@ -133,3 +135,30 @@ def test_a_process_takes_what_is_queued_for_its_sockets_at_once_and_in_order(mon
     assert [message["n"] for message in second] == list(range(1, 40, 2))
     assert late == {"type": "n", "n": 40}
     assert takes[0] == 40  # one round trip for all forty
+
+
+def test_a_message_that_cannot_be_sent_is_refused_alone():
+    tag = uuid.uuid4().hex[:8]
+
+    async def scenario():
+        layer = get_channel_layer()
+        outcomes = await layer.send_many(
+            [
+                Send("not a group name!", {"type": "n", "n": 0}, is_group=True),
+                Send(f"test.alone.{tag}", {"type": "n", "n": 1}),
+            ]
+        )
+        return outcomes, await drain(layer, f"test.alone.{tag}")
+
+    outcomes, received = async_to_sync(scenario)()
+
+    assert isinstance(outcomes[0], TypeError)
+    assert outcomes[1] is None
+    assert received == [{"type": "n", "n": 1}]
+
+
+def test_the_layer_takes_one_redis_host():
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+
+    with pytest.raises(ImproperlyConfigured):
+        RedisChannelLayer(**{**config, "hosts": config["hosts"] * 2})

@@ -50,7 +50,7 @@ def test_broadcast_on_commit_requires_a_type():
 
 UNREACHABLE_LAYER = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "core.channel_layer.RedisChannelLayer",
         "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 0.2}]},
     }
 }

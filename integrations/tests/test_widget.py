@@ -5,11 +5,13 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.core import signing
 from django.core.cache import caches
 
 from agents.models import QueueMembership
 from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory, UserFactory
+from agents.tests.test_consumers import _session_cookie
 from config.asgi import application
 from integrations import widget
 from integrations.models import ApiKey, ApiWrite
@@ -207,9 +209,12 @@ def test_a_widget_session_ends_with_its_key_origin_or_password(client, desk, end
 
 
 def test_a_session_from_another_salt_is_not_a_widget_session(desk):
-    forged = signing.dumps({"u": desk["agent"].user_id, "k": desk["key"].pk, "o": CRM, "h": ""})
+    user = desk["agent"].user
+    claims = {"u": user.pk, "k": desk["key"].pk, "o": CRM, "h": user.get_session_auth_hash()}
+    forged = signing.dumps(claims, compress=True)  # every claim right: only the salt differs
 
     assert widget.widget_session_check(forged) is None
+    assert widget.widget_session_check(signing.dumps(claims, salt=widget.SESSION_SALT, compress=True))
 
 
 async def open_widget_socket(session: str) -> WebsocketCommunicator:
@@ -231,8 +236,16 @@ async def test_the_frames_socket_signs_in_with_the_widget_session(client, desk):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_bad_widget_session_opens_no_socket():
-    socket = await open_widget_socket("not-a-session")
+async def test_a_bad_widget_session_opens_no_socket_even_beside_a_signed_in_cookie(desk):
+    # The frame's socket is signed in by its widget session alone: a cookie of a signed-in
+    # dashboard in the same browser does not stand in for a bad one.
+    cookie = await sync_to_async(_session_cookie)(desk["agent"].user)
+    headers = [
+        (b"origin", b"http://127.0.0.1:8000"),
+        (b"host", b"127.0.0.1:8000"),
+        (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()),
+    ]
+    socket = WebsocketCommunicator(application, "/ws/agent/?widget=not-a-session", headers=headers)
 
     connected, code = await socket.connect()
 
