@@ -219,6 +219,7 @@ def supervisor_group_sync() -> tuple[list[str], list[str]]:
     return sorted(wanted - had), sorted(had - wanted)
 
 
+DEMO_ADMIN = "admin"
 DEMO_SUPERVISOR = "supervisor"
 DEMO_AGENTS = [("agent1", "Amira", "Haddad"), ("agent2", "Bruno", "Costa"), ("agent3", "Chen", "Wei")]
 DEMO_QUEUE = "Customer care"
@@ -232,31 +233,52 @@ DEMO_NUMBER = {
 
 @transaction.atomic
 def demo_data_create() -> dict[str, str]:
-    """Create the demo organisation once: a supervisor, three agents, a queue, a sandbox number.
+    """Create the demo organisation: an administrator, a supervisor, three agents, a queue and a
+    sandbox number, each only if it is missing (a demo made before the administrator existed gets one).
 
-    Returns the new users' passwords by username; returns {} when the demo data exists already,
+    Returns the passwords of the users created now, by username; {} when every one exists already,
     so running it again changes nothing.
     """
     user_model = get_user_model()
-    if user_model.objects.filter(username=DEMO_SUPERVISOR).exists():
-        return {}
+    existing = set(
+        user_model.objects.filter(
+            username__in=[DEMO_ADMIN, DEMO_SUPERVISOR, *(username for username, *_ in DEMO_AGENTS)]
+        ).values_list("username", flat=True)
+    )
     passwords: dict[str, str] = {}
 
-    supervisor_group_sync()
-    supervisors = Group.objects.get(name=SUPERVISOR_GROUP)
-    passwords[DEMO_SUPERVISOR] = get_random_string(14)
-    supervisor = user_model.objects.create_user(
-        username=DEMO_SUPERVISOR, password=passwords[DEMO_SUPERVISOR], first_name="Sam", last_name="Okafor",
-        is_staff=True,
-    )  # fmt: skip
-    supervisor.groups.add(supervisors)
+    if DEMO_ADMIN not in existing:
+        passwords[DEMO_ADMIN] = get_random_string(14)
+        user_model.objects.create_superuser(
+            username=DEMO_ADMIN,
+            password=passwords[DEMO_ADMIN],
+            email="",
+            first_name="Ada",
+            last_name="Mensah",
+        )
+    if DEMO_SUPERVISOR not in existing:
+        supervisor_group_sync()
+        passwords[DEMO_SUPERVISOR] = get_random_string(14)
+        supervisor = user_model.objects.create_user(
+            username=DEMO_SUPERVISOR, password=passwords[DEMO_SUPERVISOR], first_name="Sam",
+            last_name="Okafor", is_staff=True,
+        )  # fmt: skip
+        supervisor.groups.add(Group.objects.get(name=SUPERVISOR_GROUP))
 
-    number = BusinessNumber(**DEMO_NUMBER, is_sandbox=True, calling_settings=dict(ENABLED_CALLING_SETTINGS))
-    number.full_clean()
-    number.save()
-    queue = Queue.objects.create(name=DEMO_QUEUE)
-    queue.business_numbers.add(number)
+    number = BusinessNumber.objects.filter(phone_number_id=DEMO_NUMBER["phone_number_id"]).first()
+    if number is None:
+        number = BusinessNumber(
+            **DEMO_NUMBER, is_sandbox=True, calling_settings=dict(ENABLED_CALLING_SETTINGS)
+        )
+        number.full_clean()
+        number.save()
+    queue = Queue.objects.filter(name=DEMO_QUEUE).first()
+    if queue is None:
+        queue = Queue.objects.create(name=DEMO_QUEUE)
+        queue.business_numbers.add(number)
     for username, first_name, last_name in DEMO_AGENTS:
+        if username in existing:
+            continue
         passwords[username] = get_random_string(14)
         user = user_model.objects.create_user(
             username=username, password=passwords[username], first_name=first_name, last_name=last_name

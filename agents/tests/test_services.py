@@ -54,12 +54,27 @@ def test_agent_set_status_rejects_status_an_agent_cannot_choose(django_capture_o
 
 
 @pytest.mark.django_db
+def test_demo_data_create_adds_an_administrator_to_a_demo_made_before_it():
+    demo_data_create()
+    get_user_model().objects.filter(username="admin").delete()
+
+    passwords = demo_data_create()
+
+    assert list(passwords) == ["admin"]
+    assert Agent.objects.count() == 3
+    assert BusinessNumber.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_demo_data_create_once():
     passwords = demo_data_create()
     again = demo_data_create()
 
-    assert sorted(passwords) == ["agent1", "agent2", "agent3", "supervisor"]
+    assert sorted(passwords) == ["admin", "agent1", "agent2", "agent3", "supervisor"]
     assert again == {}
+    administrator = get_user_model().objects.get(username="admin")
+    assert (administrator.is_superuser, administrator.is_staff) == (True, True)
+    assert administrator.has_perm("integrations.add_apikey")
     assert Agent.objects.count() == 3
     assert BusinessNumber.objects.get().is_sandbox is True
     number_queue = BusinessNumber.objects.get().queues.get()

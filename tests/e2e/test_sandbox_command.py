@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 
 from conftest import ROOT, database_url_for_subprocess
+from messaging.demo import DEMO_TEMPLATES, demo_templates_create
 from tests.e2e.conftest import free_port
 from whatsapp.models import BusinessNumber, WebhookEvent
 from whatsapp.sandbox.meta import ENABLED_CALLING_SETTINGS
@@ -18,13 +19,14 @@ pytestmark = pytest.mark.e2e
 
 
 def test_sandbox_command_places_calls_to_the_product(live_server_url):
-    BusinessNumber.objects.create(
+    number = BusinessNumber.objects.create(
         phone_number_id="100000000000001",
         waba_id="200000000000001",
         display_phone_number="+44 20 7946 0000",
         is_sandbox=True,
         calling_settings=dict(ENABLED_CALLING_SETTINGS),
     )
+    demo_templates_create(waba_id=number.waba_id)
     port = free_port()
     environment = {
         **os.environ,
@@ -48,6 +50,6 @@ def test_sandbox_command_places_calls_to_the_product(live_server_url):
 
     connects = list(WebhookEvent.objects.filter(kind="call.connect"))
     assert process.returncode == 0
-    assert "3 customers" in output
+    assert f"{len(DEMO_TEMPLATES)} template(s), 3 customers" in output
     assert {event.phone_number_id for event in connects} == {"100000000000001"}
     assert all(event.payload["item"]["session"]["sdp_type"] == "offer" for event in connects)

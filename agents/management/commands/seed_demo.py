@@ -3,24 +3,40 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from agents.services import demo_data_create
+from agents.services import DEMO_NUMBER, demo_data_create
+from messaging.demo import demo_templates_create
 
 
 class Command(BaseCommand):
-    help = "Create the demo supervisor, agents, queue and sandbox number once, and print their passwords."
+    help = (
+        "Create the demo administrator, supervisor, agents, queue, sandbox number and approved templates "
+        "(each once), and print the new users' passwords."
+    )
 
     def handle(self, *args, **options) -> None:
         credentials_file = settings.VAR_DIR / "demo-credentials.txt"
         passwords = demo_data_create()
+        templates = demo_templates_create(waba_id=DEMO_NUMBER["waba_id"])
+        if templates:
+            self.stdout.write(f"Approved templates added to the sandbox account: {', '.join(templates)}.")
         if not passwords:
             where = f" (saved in {credentials_file})" if credentials_file.exists() else ""
-            self.stdout.write(f"Demo data exists already{where}.")
+            self.stdout.write(f"Demo users exist already{where}.")
             return
-        lines = [f"{username:<12} {password}" for username, password in passwords.items()]
+        # Users made by an earlier run keep their lines; the new ones are added.
+        kept = {}
+        if credentials_file.exists():
+            for line in credentials_file.read_text().splitlines():
+                if line.split():
+                    kept[line.split()[0]] = line
+        kept.update({username: f"{username:<12} {password}" for username, password in passwords.items()})
+        lines = list(kept.values())
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         credentials_file.write_text("\n".join(lines) + "\n")
         os.chmod(credentials_file, 0o600)
-        self.stdout.write(self.style.SUCCESS("Demo data created. Sign in at /login/ with:"))
-        for line in lines:
-            self.stdout.write(f"  {line}")
-        self.stdout.write(f"(also saved in {credentials_file})")
+        self.stdout.write(self.style.SUCCESS("Demo users created. Sign in at /login/ with:"))
+        for username, password in passwords.items():
+            self.stdout.write(f"  {username:<12} {password}")
+        self.stdout.write(
+            f"(saved in {credentials_file}; `admin` is the administrator: API keys and users at /admin/)"
+        )

@@ -3,12 +3,14 @@
 import asyncio
 import signal
 
+from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from core.processes import wait_for_stop
 from whatsapp.models import BusinessNumber
 from whatsapp.sandbox.load import add_crowd, keep_calling
+from whatsapp.sandbox.meta import SandboxError
 from whatsapp.sandbox.server import Sandbox
 
 
@@ -36,9 +38,31 @@ class Command(BaseCommand):
         numbers = list(BusinessNumber.objects.filter(is_sandbox=True))
         if not numbers:
             raise CommandError("No sandbox business number: run `manage.py seed_demo` or add one in admin.")
-        asyncio.run(self._run(numbers, options))
+        asyncio.run(self._run(numbers, self._approved_templates(numbers), options))
 
-    async def _run(self, numbers: list[BusinessNumber], options: dict) -> None:
+    def _approved_templates(self, numbers: list[BusinessNumber]) -> list[dict]:
+        """Meta keeps an account's templates; the sandbox forgets them when it stops. So it starts
+        with the templates the product holds as approved for its accounts (the demo's, and any
+        entered in admin), in Meta's creation format. Read by the model's name: the sandbox plays
+        Meta and imports none of the product's apps above `whatsapp`."""
+        template_model = apps.get_model("messaging", "Template")
+        approved = template_model.objects.filter(
+            waba_id__in={number.waba_id for number in numbers}, status="APPROVED"
+        )
+        return [
+            {
+                "waba_id": template.waba_id,
+                "body": {
+                    "name": template.name,
+                    "language": template.language,
+                    "category": template.category.upper(),
+                    "components": template.components,
+                },
+            }
+            for template in approved
+        ]
+
+    async def _run(self, numbers: list[BusinessNumber], templates: list[dict], options: dict) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
@@ -56,9 +80,15 @@ class Command(BaseCommand):
                 waba_id=number.waba_id,
                 display_phone_number=number.display_phone_number,
             )
+        for template in templates:
+            try:
+                sandbox.meta.template_create(template["waba_id"], template["body"])
+            except SandboxError as error:
+                self.stderr.write(f"Template {template['body']['name']} not registered: {error}")
         crowd = add_crowd(sandbox, count=options["customers"])
         self.stdout.write(
-            f"Sandbox Graph API on {sandbox.graph_url} for {len(numbers)} number(s), {len(crowd)} customers; "
+            f"Sandbox Graph API on {sandbox.graph_url} for {len(numbers)} number(s), {len(templates)} "
+            f"template(s), {len(crowd)} customers; "
             f"webhooks to {options['webhook_url']}; {options['calls_per_minute']:g} calls per minute."
         )
         try:
