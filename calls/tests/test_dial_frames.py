@@ -90,10 +90,12 @@ def test_a_refused_dial_makes_no_contact():
     agent, number_id = agent_with_number()
 
     result = dial_frame(
-        agent_id=agent.pk, frame={"business_number_id": number_id, "customer": "07400 123000"}
+        agent_id=agent.pk, frame={"business_number_id": number_id, "customer": "+44 7400 123000"}
     )
 
-    assert (result["is_placed"], result["customer_number"]) == (False, "+447400123000")
+    assert (result["is_placed"], result["customer"], result["refusals"][0]["code"]) == (
+        False, "+447400123000", "no_permission",
+    )  # fmt: skip
     assert (Contact.objects.count(), CallPermission.objects.count(), Call.objects.count()) == (0, 0, 0)
 
 
