@@ -25,7 +25,8 @@ from compliance.decisions import Decision, call_decide
 from compliance.services import fallback_send
 from core.realtime import broadcast_on_commit, channel_send
 from messaging.models import Contact
-from messaging.services import contact_get_or_create, wa_id_from_text
+from messaging.selectors import contact_or_unsaved
+from messaging.services import customer_wa_id_from_text
 from whatsapp.events import CallConnect, CallTerminate
 from whatsapp.models import BusinessNumber
 
@@ -196,10 +197,17 @@ def wrap_up_frame(*, agent_id: int, frame: dict) -> dict:
     return {"type": "call.wrap_up.result", "call_id": call_id, "is_filed": True}
 
 
-def _dial_target(agent_id: int, frame: dict) -> tuple[BusinessNumber, Contact]:
-    """The business number (one the agent's queues serve) and the customer of a dial frame."""
-    number = _agent_number(agent_id, frame)
-    return number, contact_get_or_create(wa_id=wa_id_from_text(frame.get("customer")))
+def _dialed(number: BusinessNumber, frame: dict) -> Contact:
+    """The customer a dialer frame names, read as the API reads it (international, or national in
+    the business number's country): the contact we know, or an unsaved one (nothing is written)."""
+    wa_id = customer_wa_id_from_text(frame.get("customer"), business_number=number)
+    return contact_or_unsaved(wa_id=wa_id)
+
+
+def _with_error(answer: dict, error: ValidationError) -> dict:
+    """A dialer frame refused (a number that is not one, the agent busy, WhatsApp's refusal): the
+    error comes in the dialer's own answer, which shows it next to the number."""
+    return {**answer, "error": {"code": error.code or "invalid", "message": " ".join(error.messages)}}
 
 
 def _agent_number(agent_id: int, frame: dict) -> BusinessNumber:
@@ -233,37 +241,44 @@ def decision_frame(decision: Decision) -> dict:
 
 def dial_frame(*, agent_id: int, frame: dict) -> dict:
     """`{"type": "call.dial", "business_number_id": …, "customer": "+44…"}`: click-to-call. The
-    compliance engine decides first; a refusal comes back with its reasons and the fallback."""
-    number, contact = _dial_target(agent_id, frame)
-    user_id = _user_of(agent_id)
-    result = {
-        "type": "call.dial.result",
-        "customer": str(contact),
-        "customer_number": f"+{contact.wa_id}",
-        "business_number_id": number.pk,
-    }
+    compliance engine decides first; a refusal comes back with its reasons and the fallback, a
+    frame that cannot be placed with its `error`. Only a placed call makes a contact."""
+    answer = {"type": "call.dial.result", "is_placed": False}
     try:
+        number = _agent_number(agent_id, frame)
+        contact = _dialed(number, frame)
+        answer |= {
+            "customer": str(contact), "customer_number": f"+{contact.wa_id}", "business_number_id": number.pk,
+        }  # fmt: skip
         call = call_place_outbound(
-            business_number=number, contact=contact, agent_id=agent_id, user_id=user_id
+            business_number=number, contact=contact, agent_id=agent_id, user_id=_user_of(agent_id)
         )
     except CallRefused as refused:
-        return {**result, "is_placed": False, **decision_frame(refused.decision)}
-    return {**result, "is_placed": True, "call_id": call.pk}
+        return {**answer, **decision_frame(refused.decision)}
+    except ValidationError as error:
+        return _with_error(answer, error)
+    return {**answer, "is_placed": True, "call_id": call.pk}
 
 
 def check_frame(*, agent_id: int, frame: dict) -> dict:
     """`{"type": "call.check", "check_id": n, "business_number_id": …, "customer": "+44…"}`: may the
-    agent call this customer now? The decision without placing anything (nor making a contact)."""
-    number = _agent_number(agent_id, frame)
-    wa_id = wa_id_from_text(frame.get("customer"))
-    contact = Contact.objects.filter(wa_id=wa_id).first() or Contact(wa_id=wa_id)
-    decision = call_decide(business_number=number, contact=contact)
+    agent call this customer now? The decision without placing anything (nor making a contact); a
+    frame that names no number to call from or no customer comes back with its `error`."""
     check_id = frame.get("check_id")
-    return {
+    answer = {
         "type": "call.check.result",
         "check_id": check_id if isinstance(check_id, int) and not isinstance(check_id, bool) else None,
+    }
+    try:
+        number = _agent_number(agent_id, frame)
+        contact = _dialed(number, frame)
+    except ValidationError as error:
+        return {**_with_error(answer, error), "is_allowed": False}
+    decision = call_decide(business_number=number, contact=contact)
+    return {
+        **answer,
         "customer": str(contact),
-        "customer_number": f"+{wa_id}",
+        "customer_number": f"+{contact.wa_id}",
         "business_number_id": number.pk,
         "is_allowed": decision.is_allowed,
         **decision_frame(decision),
@@ -272,9 +287,18 @@ def check_frame(*, agent_id: int, frame: dict) -> dict:
 
 def fallback_frame(*, agent_id: int, frame: dict) -> dict:
     """`{"type": "call.fallback", "business_number_id": …, "customer": …, "kind": "permission_request" |
-    "call_button"}`: send the fallback a refused call offered."""
-    number, contact = _dial_target(agent_id, frame)
+    "call_button"}`: send the fallback a refused call offered; what was sent (`message`), or why not
+    (`error`, Meta's refusals as what they mean for the agent)."""
     kind = frame.get("kind")
-    user_id = _user_of(agent_id)
-    message = fallback_send(kind=kind, business_number=number, contact=contact, requested_by_id=user_id)
-    return {"type": "call.fallback.result", "kind": kind, "message": message}
+    answer = {"type": "call.fallback.result", "kind": kind if isinstance(kind, str) else None}
+    try:
+        number = _agent_number(agent_id, frame)
+        message = fallback_send(
+            kind=kind,
+            business_number=number,
+            contact=_dialed(number, frame),
+            requested_by_id=_user_of(agent_id),
+        )
+    except ValidationError as error:
+        return _with_error(answer, error)
+    return {**answer, "message": message}

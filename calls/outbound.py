@@ -34,7 +34,7 @@ from compliance.services import (
 from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit, send_on_commit
 from messaging.models import Contact
-from messaging.services import call_charge_record, windows_customer_wrote
+from messaging.services import call_charge_record, contact_get_or_create, windows_customer_wrote
 from whatsapp.events import CallConnect, CallStatus, CallTerminate
 from whatsapp.models import BusinessNumber
 
@@ -68,7 +68,8 @@ def call_place_outbound(
     Raises CallRefused before anything is written or sent when a rule refuses it (ValidationError
     `busy` when the agent is ringing or on another call); otherwise the call is `dialing`, holds an
     outbound slot, counts as placed for the permission, its agent is on the call, and a media
-    process is asked to dial it.
+    process is asked to dial it. `contact` may be unsaved (a customer we never spoke to): it is
+    saved only with a placed call, so a refusal writes nothing.
     """
     with transaction.atomic():
         # The pair's permission row serialises placements, strikes and replies: the decision is
@@ -85,6 +86,8 @@ def call_place_outbound(
             agent_id=agent_id, allowed_from=AGENT_CAN_DIAL_FROM, to_status=Agent.Status.ON_CALL
         ):
             raise ValidationError("Finish the call you are on first.", code="busy")
+        if contact.pk is None:
+            contact = contact_get_or_create(wa_id=contact.wa_id)
         now = timezone.now()
         call = Call.objects.create(
             wa_call_id=f"{PENDING_PREFIX}{uuid.uuid4().hex}",

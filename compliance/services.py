@@ -234,7 +234,7 @@ def permission_request_send(
             permission.requests_blocked_until = now + timedelta(hours=24)
             _save(permission, now, "requests_blocked_until")
             _audit(permission, AuditEvent.Kind.META_ERROR, at=now, detail=str(error), code=error.code)
-            refusal = ValidationError(f"Meta refused the request: {error.message}", code="request_quota")
+            refusal = ValidationError(error.meaning, code="request_quota")
         else:
             previous = permission.status
             if not permission.is_granted:
@@ -316,9 +316,13 @@ def fallback_send(
     *, kind: str, business_number: BusinessNumber, contact: Contact, requested_by_id: int | None = None
 ) -> str:
     """Send the fallback a refused call offered (`permission_request` or `call_button`): what was
-    sent, as a sentence. Refusals, Meta's included, are ValidationErrors naming the reason."""
+    sent, as a sentence. `contact` may be unsaved (it is saved to send). Refusals, Meta's included,
+    are ValidationErrors naming the reason (Meta's as what it means for the agent, `graph_error`;
+    its code and words are logged)."""
     if kind not in FALLBACK_KINDS:
         raise ValidationError("'kind' must be permission_request or call_button.", code="invalid_fallback")
+    if contact.pk is None:  # a customer first reached now: the message joins their thread
+        contact = contact_get_or_create(wa_id=contact.wa_id)
     try:
         if kind == "permission_request":
             permission_request_send(
@@ -328,7 +332,8 @@ def fallback_send(
         call_button_send(business_number=business_number, contact=contact)
         return '"Call us" button sent.'
     except GraphAPIError as error:  # GraphTransportError included
-        raise ValidationError(f"WhatsApp refused it: {error}", code="graph_error") from error
+        logger.warning("WhatsApp did not take the %s to contact %s: %s", kind, contact.pk, error)
+        raise ValidationError(error.meaning, code="graph_error") from error
 
 
 @transaction.atomic

@@ -1,4 +1,4 @@
-"""Reads of messaging: billing currencies and rate cards."""
+"""Reads of messaging: contacts, billing currencies and rate cards."""
 
 import datetime
 from collections.abc import Collection
@@ -12,6 +12,7 @@ from djmoney.money import Money
 from messaging.models import (
     BillingCurrency,
     Charge,
+    Contact,
     ConversationWindow,
     Message,
     RateCard,
@@ -349,3 +350,9 @@ def thread_of(*, contact_id: int, business_number_id: int, limit: int = THREAD_L
 def templates_sendable(*, waba_id: str) -> list[Template]:
     """The approved templates of an account: what may be sent outside the customer-service window."""
     return list(Template.objects.filter(waba_id=waba_id, status=Template.Status.APPROVED))
+
+
+def contact_or_unsaved(*, wa_id: str) -> Contact:
+    """The contact of a WhatsApp id, or an unsaved one for a customer we never spoke to: a read
+    (may we call them?) writes nothing."""
+    return Contact.objects.filter(wa_id=wa_id).first() or Contact(wa_id=wa_id)

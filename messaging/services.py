@@ -105,10 +105,23 @@ def wa_id_from_text(text: object, *, region: str = "") -> str:
         except (AttributeError, phonenumbers.NumberParseException):
             number = None
     if number is None or not phonenumbers.is_possible_number(number):
-        raise ValidationError(
-            "Not an international phone number: type it as +44 7700 900123.", code="invalid_customer"
+        written = (
+            f"Not a phone number: type it as +44 7700 900123, or as it is written in {region} with its "
+            "leading 0."
+            if region
+            else "Not an international phone number: type it as +44 7700 900123."
         )
+        raise ValidationError(written, code="invalid_customer")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
+
+
+def customer_wa_id_from_text(text: object, *, business_number: BusinessNumber) -> str:
+    """The WhatsApp id of the customer a person (or a CRM) typed for `business_number` to reach:
+    international, or national with its trunk 0 in the business number's country. The one reading
+    of a customer's number for the API, the agent's dialer and the supervisors' check;
+    ValidationError `invalid_customer` for anything else."""
+    region = business_number.country or country_of_wa_id(business_number.digits)
+    return wa_id_from_text(text.strip() if isinstance(text, str) else text, region=region)
 
 
 # --- Billing: rate cards and the charge ledger ----------------------------------------------------

@@ -2,7 +2,6 @@
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from agents.models import Agent, QueueMembership
@@ -13,7 +12,9 @@ from calls.models import Call
 from calls.outbound import call_outbound_dialed
 from compliance.models import CallPermission
 from compliance.tests.factories import CUSTOMER
+from integrations.api.base import customer_wa_id
 from messaging.models import Contact
+from whatsapp.models import BusinessNumber
 from whatsapp.tests.factories import BusinessNumberFactory
 
 Status = Agent.Status
@@ -65,10 +66,9 @@ def test_bad_dial_frames_are_refused_and_change_nothing(frame, code):
     agent, number_id = agent_with_number()
     frame = {"business_number_id": number_id, **frame}
 
-    with pytest.raises(ValidationError) as refused:
-        dial_frame(agent_id=agent.pk, frame=frame)
+    result = dial_frame(agent_id=agent.pk, frame=frame)
 
-    assert refused.value.code == code
+    assert (result["type"], result["is_placed"], result["error"]["code"]) == ("call.dial.result", False, code)
     assert (Call.objects.count(), Contact.objects.count()) == (0, 0)
 
 
@@ -77,10 +77,51 @@ def test_a_number_outside_the_agents_queues_cannot_be_called_from():
     agent, _ = agent_with_number()
     other = BusinessNumberFactory()
 
-    with pytest.raises(ValidationError) as refused:
-        dial_frame(agent_id=agent.pk, frame={"business_number_id": other.pk, "customer": CUSTOMER})
+    result = dial_frame(agent_id=agent.pk, frame={"business_number_id": other.pk, "customer": CUSTOMER})
 
-    assert refused.value.code == "invalid_number"
+    assert result["error"] == {
+        "code": "invalid_number",
+        "message": "Choose one of your queues' business numbers.",
+    }
+
+
+@pytest.mark.django_db
+def test_a_refused_dial_makes_no_contact():
+    agent, number_id = agent_with_number()
+
+    result = dial_frame(
+        agent_id=agent.pk, frame={"business_number_id": number_id, "customer": "+44 7400 123000"}
+    )
+
+    assert (result["is_placed"], result["customer"], result["refusals"][0]["code"]) == (
+        False, "+447400123000", "no_permission",
+    )  # fmt: skip
+    assert (Contact.objects.count(), CallPermission.objects.count(), Call.objects.count()) == (0, 0, 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("typed", ["07400 123000", " 07400123000 ", "+44 7400 123000", "447400123000"])
+def test_the_dialer_reads_numbers_as_the_api_does(typed):
+    agent, number_id = agent_with_number()  # a UK business number: national numbers are British
+    frame = {"business_number_id": number_id, "customer": typed}
+
+    checked = check_frame(agent_id=agent.pk, frame=frame)
+    dialed = dial_frame(agent_id=agent.pk, frame=frame)
+
+    assert (checked["customer_number"], dialed["customer_number"]) == ("+447400123000", "+447400123000")
+    assert customer_wa_id(typed, number=BusinessNumber.objects.get(pk=number_id)) == "447400123000"
+
+
+@pytest.mark.django_db
+def test_a_national_number_reaches_the_customer_who_granted_permission():
+    agent, number_id = agent_with_number()
+    grant(number_id)  # +44 7700 900123
+
+    placed = dial_frame(
+        agent_id=agent.pk, frame={"business_number_id": number_id, "customer": "07700 900123"}
+    )
+
+    assert (placed["is_placed"], Call.objects.get().contact.wa_id) == (True, CUSTOMER)
 
 
 @pytest.mark.django_db
@@ -90,12 +131,13 @@ def test_placed_call_puts_the_agent_on_it_and_a_second_is_refused():
     grant(number_id, "447700900124")
 
     placed = dial_frame(agent_id=agent.pk, frame={"business_number_id": number_id, "customer": CUSTOMER})
-    with pytest.raises(ValidationError) as busy:
-        dial_frame(agent_id=agent.pk, frame={"business_number_id": number_id, "customer": "+447700900124"})
+    busy = dial_frame(agent_id=agent.pk, frame={"business_number_id": number_id, "customer": "+447700900124"})
 
     agent.refresh_from_db()
     assert placed["is_placed"] and Call.objects.get().pk == placed["call_id"]
-    assert (agent.status, busy.value.code, Call.objects.count()) == (Status.ON_CALL, "busy", 1)
+    assert (agent.status, busy["is_placed"], busy["error"]["code"], Call.objects.count()) == (
+        Status.ON_CALL, False, "busy", 1,
+    )  # fmt: skip
 
 
 @pytest.mark.django_db
@@ -167,14 +209,13 @@ def test_the_fallback_frame_takes_the_number_the_refusal_gave_for_a_named_custom
     Contact.objects.create(wa_id=CUSTOMER, name="Noor Aziz")
     refused = dial_frame(agent_id=agent.pk, frame={"business_number_id": number_id, "customer": CUSTOMER})
 
-    with pytest.raises(ValidationError) as wrong_kind:
-        fallback_frame(
-            agent_id=agent.pk,
-            frame={"business_number_id": number_id, "customer": refused["customer_number"], "kind": "fax"},
-        )
+    wrong_kind = fallback_frame(
+        agent_id=agent.pk,
+        frame={"business_number_id": number_id, "customer": refused["customer_number"], "kind": "fax"},
+    )
 
     assert refused["customer"] == "Noor Aziz (+447700900123)"
-    assert wrong_kind.value.code == "invalid_fallback"  # the customer's number was understood
+    assert wrong_kind["error"]["code"] == "invalid_fallback"  # the customer's number was understood
 
 
 @pytest.mark.django_db
@@ -216,7 +257,41 @@ def test_a_check_allows_a_customer_who_granted_permission():
 def test_bad_check_frames_are_refused(frame, code):
     agent, number_id = agent_with_number()
 
-    with pytest.raises(ValidationError) as refused:
-        check_frame(agent_id=agent.pk, frame={"business_number_id": number_id, **frame})
+    result = check_frame(agent_id=agent.pk, frame={"check_id": 7, "business_number_id": number_id, **frame})
 
-    assert refused.value.code == code
+    assert (result["type"], result["check_id"], result["is_allowed"], result["error"]["code"]) == (
+        "call.check.result", 7, False, code,
+    )  # fmt: skip
+    assert Contact.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_check_of_a_number_typed_nationally_makes_no_contact():
+    agent, number_id = agent_with_number()
+
+    result = check_frame(
+        agent_id=agent.pk, frame={"check_id": 1, "business_number_id": number_id, "customer": "07400 123000"}
+    )
+
+    assert (result["customer_number"], result["is_allowed"]) == ("+447400123000", False)
+    assert (Contact.objects.count(), CallPermission.objects.count()) == (0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_dialer_error_comes_in_the_dialers_own_answer_over_the_socket():
+    agent, number_id = await sync_to_async(agent_with_number)()
+    communicator = await open_socket(agent.user)
+    await communicator.connect()
+    await communicator.receive_json_from(timeout=2)  # presence on connect
+
+    await communicator.send_json_to(
+        {"type": "call.check", "check_id": 2, "business_number_id": number_id, "customer": "+44 12"}
+    )
+    reply = await communicator.receive_json_from(timeout=5)
+
+    assert (reply["type"], reply["check_id"], reply["error"]["code"]) == (
+        "call.check.result",
+        2,
+        "invalid_customer",
+    )
+    await communicator.disconnect()

@@ -8,6 +8,7 @@ from django.utils import timezone
 from compliance.decisions import call_decide
 from compliance.models import AuditEvent, CallPermission
 from compliance.services import (
+    fallback_send,
     permission_reconcile_meta_error,
     permission_record_call_outcome,
     permission_request_send,
@@ -177,6 +178,30 @@ def test_metas_request_limit_is_recorded_and_blocks_requests(number, sandbox, se
     assert permission.requests_blocked_until > timezone.now() + timedelta(hours=23)
     assert audit_kinds(permission) == [Kind.REQUEST_SENT, Kind.META_ERROR]
     assert sent_requests(sandbox) == 1
+
+
+def test_a_fallback_whatsapp_cannot_deliver_says_what_that_means_and_logs_metas_words(
+    number, sandbox, caplog
+):
+    contact = Contact.objects.create(wa_id="447700900999")  # on no WhatsApp the sandbox knows
+
+    with pytest.raises(ValidationError) as refused:
+        fallback_send(kind="permission_request", business_number=number, contact=contact)
+
+    assert (refused.value.code, refused.value.messages) == ("graph_error", [
+        "This number cannot receive WhatsApp messages: it may not be on WhatsApp, or the customer's WhatsApp "
+        "app may be too old to show this message."
+    ])  # fmt: skip
+    assert "[131026] Message undeliverable" in caplog.text  # for the log
+    assert (CallPermission.objects.count(), AuditEvent.objects.count()) == (0, 0)
+
+
+def test_a_fallback_to_a_customer_never_seen_makes_their_contact_to_send(number, sandbox):
+    unsaved = Contact(wa_id=CUSTOMER)
+
+    sent = fallback_send(kind="call_button", business_number=number, contact=unsaved)
+
+    assert (sent, Contact.objects.get().wa_id) == ('"Call us" button sent.', CUSTOMER)
 
 
 def test_permission_request_refused_where_business_calls_are_impossible(settings):

@@ -35,7 +35,7 @@ from rest_framework.views import APIView
 
 from integrations.authentication import Caller, HasScope, caller_of
 from integrations.models import ApiKey, ApiWrite
-from messaging.services import wa_id_from_text
+from messaging.services import customer_wa_id_from_text
 from whatsapp.errors import GraphAPIError
 from whatsapp.models import BusinessNumber
 
@@ -248,8 +248,21 @@ UNPROCESSABLE = OpenApiResponse(
     "invalid_agent (not serving the number), unknown_template, template (not approved), idempotency_key "
     "(used for another message, or header and body differ).",
 )
+
+
+class WhatsAppProblemSerializer(ProblemSerializer):
+    whatsapp_code = serializers.IntegerField(
+        allow_null=True, help_text="Meta's error code (e.g. 131026), or null when WhatsApp did not answer."
+    )
+    whatsapp_error = serializers.CharField(help_text="Meta's error as it came, for logs and support.")
+
+
 WHATSAPP_FAILED = {
-    502: OpenApiResponse(ProblemSerializer, description="WhatsApp did not take it (whatsapp_error).")
+    502: OpenApiResponse(
+        WhatsAppProblemSerializer,
+        description="WhatsApp did not take it (whatsapp_error): `detail` says what Meta's error means, "
+        "`whatsapp_code` and `whatsapp_error` are Meta's own.",
+    )
 }
 TO_HELP = (
     "The customer's number: international (+44 7700 900123, or 447700900123 as WhatsApp writes it), "
@@ -261,7 +274,7 @@ def customer_wa_id(text: str, *, number: BusinessNumber) -> str:
     """The customer's WhatsApp id (E.164 digits) from a number as a CRM holds it: international, or
     national in the business number's country when it starts with its trunk 0; 422 when neither."""
     try:
-        return wa_id_from_text(text.strip(), region=number.country)
+        return customer_wa_id_from_text(text, business_number=number)
     except ValidationError:
         raise Refused(
             422,
@@ -282,4 +295,5 @@ def refused_by_service(error: ValidationError, *, unprocessable: dict[str, str] 
 
 
 def whatsapp_failed(error: GraphAPIError) -> Refused:
-    return Refused(502, "whatsapp_error", f"WhatsApp did not take it: {error}")
+    """WhatsApp's refusal as the API answers it: 502, what it means for people, and Meta's own."""
+    return Refused(502, "whatsapp_error", error.meaning, whatsapp_code=error.code, whatsapp_error=str(error))

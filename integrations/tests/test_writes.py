@@ -224,8 +224,14 @@ def test_a_permission_request_whatsapp_does_not_take_is_502_and_changes_nothing(
         {"business_number_id": ours.number.pk, "to": f"+{ours.contact.wa_id}"}, make_key("calls:write"),
     )  # fmt: skip
 
+    body = response.json()
     assert response.status_code == 502
-    assert response.json()["code"] == "whatsapp_error"
+    assert (body["code"], body["detail"], body["whatsapp_code"]) == (
+        "whatsapp_error",
+        "WhatsApp could not be reached or did not answer in time: try again in a few minutes.",
+        None,
+    )
+    assert body["whatsapp_error"].startswith("[None] POST ")  # the transport's own words, for support
     assert (CallPermission.objects.count(), AuditEvent.objects.count()) == (0, 0)
     assert ApiWrite.objects.values_list("status_code", "refusal_code").get() == (502, "whatsapp_error")
 
@@ -373,6 +379,23 @@ def test_a_call_button_goes_out_through_whatsapp(client, ours, make_key, meta):
         *meta.meta.messages,
     )
     assert body["price"]["billing"] == "free"
+
+
+def test_a_message_whatsapp_cannot_deliver_is_502_saying_what_that_means(client, ours, make_key, meta):
+    customer = meta.meta.customers[ours.contact.wa_id]
+    meta.thread.call(setattr, customer, "is_on_whatsapp", False)
+
+    response = post(
+        client, "/api/v1/messages/", {**text(ours), "type": "call_button"}, make_key("messages:write")
+    )
+
+    assert (response.status_code, response.json()) == (502, {
+        "code": "whatsapp_error",
+        "detail": "This number cannot receive WhatsApp messages: it may not be on WhatsApp, or the "
+        "customer's WhatsApp app may be too old to show this message.",
+        "whatsapp_code": 131026,
+        "whatsapp_error": "[131026] Message undeliverable (Message undeliverable)",
+    })  # fmt: skip
 
 
 def test_messages_are_listed_for_the_keys_numbers_newest_first_and_masked(client, floor, make_key):

@@ -259,24 +259,29 @@ const HANDLERS = {
       // The tab that placed the call carries its audio; a reloaded or reopened tab does only if
       // it is the agent's one open tab (`open_tabs` comes with frames sent on connect).
       if (frame.open_tabs === undefined || frame.open_tabs <= 1) acceptedHere = frame.call_id;
-      role(dialer, "refusal").hidden = true;
+      if (dialForm) clearDialerOutcome();
       showCall("Calling…", frame.customer);
       showDialingControls(true);
       emit("dialing", { call_id: frame.call_id, customer_number: frame.customer_number });
       return;
     }
     acceptedHere = null;
+    if (frame.error) {
+      showDialError(frame.error);
+      return;
+    }
     showRefusal(frame);
     emit("refused", { customer_number: frame.customer_number, refusals: frame.refusals, fallback: frame.fallback });
   },
   // Whether the customer in the dialer may be called now: the Call button says why not.
   "call.check.result": (frame) => {
-    if (!dialForm || frame.check_id !== checks) return; // the agent typed another since
-    const call = dialForm.querySelector("button[type=submit]");
-    call.dataset.allowed = String(frame.is_allowed);
-    call.title = frame.is_allowed ? "" : frame.refusals.map((refusal) => refusal.reason).join(" ");
-    if (frame.is_allowed) role(dialer, "refusal").hidden = true;
-    else showRefusal(frame);
+    if (!dialForm || frame.check_id !== checks) return; // the agent typed another, or dialled, since
+    if (frame.error) {
+      showDialError(frame.error);
+      return;
+    }
+    setCallButton(frame.is_allowed, frame.refusals);
+    if (!frame.is_allowed) showRefusal(frame);
     emit("compliance", {
       customer_number: frame.customer_number, is_allowed: frame.is_allowed,
       refusals: frame.refusals, fallback: frame.fallback,
@@ -291,8 +296,13 @@ const HANDLERS = {
     else showAudioElsewhere(frame.call_id);
     emit("connected", { call_id: frame.call_id, direction: "outbound" });
   },
+  // The fallback sent, or why not (the refusal stays: it is still true).
   "call.fallback.result": (frame) => {
-    role(dialer, "refusal").hidden = true;
+    if (frame.error) {
+      showDialError(frame.error);
+      return;
+    }
+    clearDialerOutcome();
     role(dialer, "dial-notice").textContent = frame.message;
   },
   error: (frame) => {
@@ -331,7 +341,32 @@ function showDialingControls(isDialing) {
   for (const action of ["mute", "hold"]) callPanel.querySelector(`[data-action="${action}"]`).hidden = isDialing;
 }
 
+// The dialer shows its own outcome, one at a time, in the dialer: a refusal with the fallback, an
+// error next to the number, or what was sent. Asking again (a check, a call) clears the last one.
+function clearDialerOutcome() {
+  role(dialer, "refusal").hidden = true;
+  role(dialer, "dial-notice").textContent = "";
+  showDialError(null);
+  setCallButton(null, []);
+}
+
+function showDialError(error) {
+  const line = role(dialer, "dial-error");
+  line.textContent = error ? error.message : "";
+  line.hidden = !error;
+  if (error) emit("error", { code: error.code, message: error.message });
+}
+
+function setCallButton(isAllowed, refusals) {
+  const call = dialForm.querySelector("button[type=submit]");
+  if (isAllowed === null) delete call.dataset.allowed;
+  else call.dataset.allowed = String(isAllowed);
+  call.title = refusals.map((refusal) => refusal.reason).join(" ");
+}
+
 function showRefusal(frame) {
+  showDialError(null);
+  setCallButton(false, frame.refusals);
   const panel = role(dialer, "refusal");
   const count = frame.refusals.length;
   role(panel, "refusal-title").textContent = `${frame.customer} cannot be called now (${count} reason${count === 1 ? "" : "s"}):`;
@@ -411,8 +446,9 @@ function sendWhenOpen(frame) {
 // explains the Call button and offers the fallback before the agent tries).
 function checkDialer() {
   const customer = dialForm.elements.customer.value.trim();
+  checks += 1; // an answer to an earlier check is about another number
+  clearDialerOutcome();
   if (!customer) return;
-  checks += 1;
   sendWhenOpen({
     type: "call.check",
     check_id: checks,
@@ -459,11 +495,12 @@ if (dialForm) {
   dialForm.elements.business_number.addEventListener("change", checkDialer);
   dialForm.addEventListener("submit", async (event) => {
     event.preventDefault();
+    checks += 1; // the call's answer says it all: an earlier check's is stale
+    clearDialerOutcome();
     if (!(await microphoneAllowed())) {
-      showError("Allow this page to use your microphone to place calls.");
+      showDialError({ code: "microphone", message: "Allow this page to use your microphone to place calls." });
       return;
     }
-    role(dialer, "dial-notice").textContent = "";
     sendWhenOpen({
       type: "call.dial",
       business_number_id: Number(dialForm.elements.business_number.value),
@@ -472,6 +509,8 @@ if (dialForm) {
   });
   dialer.querySelector('[data-action="fallback"]').addEventListener("click", (event) => {
     const button = event.currentTarget;
+    showDialError(null);
+    role(dialer, "dial-notice").textContent = "";
     send({
       type: "call.fallback",
       business_number_id: Number(button.dataset.businessNumberId),

@@ -84,12 +84,39 @@ def test_four_ignored_calls_revoke_the_permission_and_the_fifth_is_refused(
     serving = outbound_serving(settings_for_media, tmp_path, behaviour)
     with serving as (sandbox_thread, sandbox, live_server_url, number, agent):
         page = signed_in_available(browser, live_server_url, agent)
+        dial_error, refusal = page.locator("#dialer [data-role=dial-error]"), page.locator("#dialer .refusal")
+        presence_error = page.locator("#presence [data-role=error]")
 
-        # No permission yet: refused with the reason, and the fallback asks for it.
-        page.fill("#dial-customer", "+44 7700 900820")
+        # A UK number written as people in the UK write it (the business number is British), on no
+        # WhatsApp: the check reads it, and the failed permission request says what that means.
+        page.fill("#dial-customer", "07400 123000")
+        page.press("#dial-customer", "Tab")
+        expect(refusal.locator("[data-role=refusal-title]")).to_have_text(
+            "+447400123000 cannot be called now (1 reason):", timeout=10_000
+        )
+        fallback = page.locator("#dialer [data-action=fallback]")
+        fallback.click()
+        expect(dial_error).to_have_text(
+            "This number cannot receive WhatsApp messages: it may not be on WhatsApp, or the customer's "
+            "WhatsApp app may be too old to show this message."
+        )
+        expect(refusal).to_be_visible()  # still true: the customer cannot be called
+
+        # A number that is not one: said in the dialer, next to it, and the old refusal is gone.
+        page.fill("#dial-customer", "+44 12")
+        page.press("#dial-customer", "Tab")
+        expect(dial_error).to_have_text(
+            "Not a phone number: type it as +44 7700 900123, or as it is written in GB with its leading 0."
+        )
+        expect(refusal).to_be_hidden()
+        expect(presence_error).to_be_hidden()
+
+        # No permission yet: refused with the reason (the old error gone), and the fallback asks for it.
+        page.fill("#dial-customer", "07700 900820")
         page.click("#dialer button[type=submit]")
         expect(page.locator("#dialer li[data-code=no_permission]")).to_be_visible(timeout=10_000)
-        fallback = page.locator("#dialer [data-action=fallback]")
+        expect(dial_error).to_be_hidden()
+        expect(presence_error).to_be_hidden()
         expect(fallback).to_have_text("Ask for permission to call")
         fallback.click()
         expect(page.locator("#dialer [data-role=dial-notice]")).to_contain_text("Permission request sent")
