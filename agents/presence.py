@@ -1,4 +1,5 @@
-"""Which agents have the dashboard open: one Redis set of WebSocket channels per agent.
+"""Which agents have the dashboard open: one Redis set of WebSocket channels per agent; and what an
+agent has typed into a wrap-up not filed yet, which every tab of theirs shares.
 
 An agent whose last tab closed is taken offline after a grace period (a reload or a flaky
 network reconnects well within it), so that nobody is rung who cannot hear it.
