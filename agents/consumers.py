@@ -149,6 +149,12 @@ class AgentConsumer(JsonSocketConsumer):
     async def call_ended(self, event: dict) -> None:
         await self.send_json(event)
 
+    async def call_filed(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def call_wrap_up_draft(self, event: dict) -> None:
+        await self.send_json(event)
+
     async def call_media_answer(self, event: dict) -> None:
         await self.send_json(event)
 

@@ -23,6 +23,23 @@ def agent_freed_listener_register(listener: Callable[[int], None]) -> None:
         _freed_listeners.append(listener)
 
 
+# What only the calls app knows about an agent's presence (agents never imports calls): the call an
+# agent in wrap-up has still to file (its id, or None), and how a ring is withdrawn from an agent who
+# goes away or offline while rung (it returns whether it withdrew one and moved the agent).
+_unfiled_call_readers: list[Callable[..., int | None]] = []
+_ring_withdrawers: list[Callable[..., bool]] = []
+
+
+def unfiled_call_reader_register(reader: Callable[..., int | None]) -> None:
+    if reader not in _unfiled_call_readers:
+        _unfiled_call_readers.append(reader)
+
+
+def ring_withdrawer_register(withdrawer: Callable[..., bool]) -> None:
+    if withdrawer not in _ring_withdrawers:
+        _ring_withdrawers.append(withdrawer)
+
+
 def agent_transition(*, agent_id: int, allowed_from: Iterable[str], to_status: str, **changes: Any) -> bool:
     """Move an agent to `to_status` if it is in one of `allowed_from`: one conditional UPDATE.
 
@@ -100,22 +117,44 @@ def agents_ring(*, agent_ids: list[int], frames: dict[int, dict] | None = None) 
 def agent_set_status(*, agent_id: int, status: str) -> Agent:
     """Set an agent's own presence (available, away or offline).
 
-    Refused (ValidationError) for a status an agent cannot choose, and while a call rings for
-    the agent or is connected to them. Setting the status the agent already has changes
-    nothing. Going available clears the count of missed offers.
+    Refused (ValidationError) for a status an agent cannot choose, while a call is connected to
+    the agent, and in wrap-up while the call is not filed yet (code `wrap_up_unfiled`: filing
+    chooses the next status, so what the agent typed is never left behind). Going away or offline
+    while a call rings withdraws the ring (it goes to the next agent); going available then is
+    refused. Setting the status the agent already has changes nothing. Going available clears the
+    count of missed offers.
     """
     if status not in Agent.PRESENCE_STATUSES:
         raise ValidationError(f"{status!r} is not a presence an agent can choose.", code="invalid_status")
     agent = Agent.objects.get(pk=agent_id)
     if agent.status == status:
         return agent
+    if agent.status == Agent.Status.RINGING and status != Agent.Status.AVAILABLE:
+        if any(withdraw(agent_id=agent_id, to_status=status) for withdraw in _ring_withdrawers):
+            agent.refresh_from_db()
+            return agent
+        agent.refresh_from_db()  # the ring was answered or withdrawn meanwhile
+    if agent.status == Agent.Status.WRAP_UP and any(
+        read(agent_id=agent_id) is not None for read in _unfiled_call_readers
+    ):
+        raise ValidationError(
+            "File the call first: choose its outcome, then File and go away or File and stay available.",
+            code="wrap_up_unfiled",
+        )
     changes = {"missed_offers": 0} if status == Agent.Status.AVAILABLE else {}
     if not agent_transition(
         agent_id=agent_id, allowed_from=Agent.SELF_SERVICE_STATUSES, to_status=status, **changes
     ):
-        raise ValidationError("Finish the call first: presence cannot change during a call.", code="busy")
+        raise ValidationError(_busy_reason(agent_id), code="busy")
     agent.refresh_from_db()
     return agent
+
+
+def _busy_reason(agent_id: int) -> str:
+    now = Agent.objects.filter(pk=agent_id).values_list("status", flat=True).first()
+    if now == Agent.Status.RINGING:
+        return "A call is ringing for you: accept or decline it first."
+    return "Finish the call first: presence cannot change during a call."
 
 
 def agent_offline_if_gone(*, agent_id: int) -> bool:

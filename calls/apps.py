@@ -7,7 +7,11 @@ class CallsConfig(AppConfig):
 
     def ready(self) -> None:
         from agents.consumers import frame_handler_register, resume_provider_register
-        from agents.services import agent_freed_listener_register
+        from agents.services import (
+            agent_freed_listener_register,
+            ring_withdrawer_register,
+            unfiled_call_reader_register,
+        )
         from calls import handlers, outbound, routing, selectors
         from calls.services import capacity_lock_for_events
         from compliance.decisions import live_calls_reader_register
@@ -25,9 +29,12 @@ class CallsConfig(AppConfig):
         frame_handler_register("call.mute", handlers.switch_frame)
         frame_handler_register("call.hangup", handlers.hang_up_frame)
         frame_handler_register("call.wrap_up", handlers.wrap_up_frame)
+        frame_handler_register("call.wrap_up_draft", handlers.wrap_up_draft_frame)
         frame_handler_register("call.dial", handlers.dial_frame)
         frame_handler_register("call.fallback", handlers.fallback_frame)
         frame_handler_register("call.check", handlers.check_frame)
         agent_freed_listener_register(routing.route_for_agent)
+        unfiled_call_reader_register(selectors.call_to_file)
+        ring_withdrawer_register(routing.offer_withdraw)
         resume_provider_register(selectors.resume_frames_for_agent)
         live_calls_reader_register(selectors.live_calls_for_compliance)

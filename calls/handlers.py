@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from agents.models import Agent
+from agents.presence import wrap_up_draft_save
 from agents.selectors import numbers_for_agent
 from calls import routing, selectors
 from calls.models import Call
@@ -186,15 +187,37 @@ def decline_frame(*, agent_id: int, frame: dict) -> dict:
 
 
 def wrap_up_frame(*, agent_id: int, frame: dict) -> dict:
-    """`{"type": "call.wrap_up", "call_id": …, "disposition": "resolved", "notes": "…"}`."""
+    """`{"type": "call.wrap_up", "call_id": …, "disposition": "resolved", "notes": "…",
+    "next_status": "available" | "away"}`: file the call, and be available (the default) or away."""
     call_id = _call_id(frame)
     disposition, notes = frame.get("disposition"), frame.get("notes", "")
     if disposition not in Call.Disposition.values or not isinstance(notes, str):
         raise ValidationError("Pick a disposition; notes are text.", code="invalid_wrap_up")
-    is_filed = routing.call_wrap_up(agent_id=agent_id, call_id=call_id, disposition=disposition, notes=notes)
+    next_status = frame.get("next_status", Agent.Status.AVAILABLE)
+    if next_status not in routing.NEXT_STATUSES_AFTER_FILING:
+        raise ValidationError("After filing you are available or away.", code="invalid_wrap_up")
+    is_filed = routing.call_wrap_up(
+        agent_id=agent_id, call_id=call_id, disposition=disposition, notes=notes, next_status=next_status
+    )
     if not is_filed:
         raise ValidationError("Only an ended call you took can be filed.", code="not_your_call")
     return {"type": "call.wrap_up.result", "call_id": call_id, "is_filed": True}
+
+
+def wrap_up_draft_frame(*, agent_id: int, frame: dict) -> None:
+    """`{"type": "call.wrap_up_draft", "call_id": …, "disposition": "" | …, "notes": "…"}`: what the
+    agent has typed so far, kept until the call is filed; every tab of the agent mirrors it."""
+    call_id = _call_id(frame)
+    disposition, notes = frame.get("disposition", ""), frame.get("notes", "")
+    if (disposition != "" and disposition not in Call.Disposition.values) or not isinstance(notes, str):
+        raise ValidationError("A draft has a disposition or none, and notes as text.", code="invalid_wrap_up")
+    if selectors.call_to_file(agent_id=agent_id) != call_id:
+        raise ValidationError(
+            "Only your last call, ended and not filed yet, has a draft.", code="not_your_call"
+        )
+    draft = {"call_id": call_id, "disposition": disposition, "notes": notes[:5000]}
+    wrap_up_draft_save(agent_id=agent_id, **draft)
+    broadcast_on_commit(f"agent.{agent_id}", {"type": "call.wrap_up_draft", **draft})
 
 
 def _dialed(number: BusinessNumber, frame: dict) -> Contact:

@@ -66,10 +66,10 @@ def call_place_outbound(
     """Place a business-initiated call to `contact`, for the agent who will talk (`agent_id`).
 
     Raises CallRefused before anything is written or sent when a rule refuses it (ValidationError
-    `busy` when the agent is ringing or on another call); otherwise the call is `dialing`, holds an
-    outbound slot, counts as placed for the permission, its agent is on the call, and a media
-    process is asked to dial it. `contact` may be unsaved (a customer we never spoke to): it is
-    saved only with a placed call, so a refusal writes nothing.
+    `busy`, saying why, when the agent is offline, ringing or on another call); otherwise the call
+    is `dialing`, holds an outbound slot, counts as placed for the permission, its agent is on the
+    call, and a media process is asked to dial it. `contact` may be unsaved (a customer we never
+    spoke to): it is saved only with a placed call, so a refusal writes nothing.
     """
     with transaction.atomic():
         # The pair's permission row serialises placements, strikes and replies: the decision is
@@ -85,7 +85,7 @@ def call_place_outbound(
         if agent_id is not None and not agent_transition(
             agent_id=agent_id, allowed_from=AGENT_CAN_DIAL_FROM, to_status=Agent.Status.ON_CALL
         ):
-            raise ValidationError("Finish the call you are on first.", code="busy")
+            raise ValidationError(_cannot_dial_reason(agent_id), code="busy")
         if contact.pk is None:
             contact = contact_get_or_create(wa_id=contact.wa_id)
         now = timezone.now()
@@ -107,6 +107,21 @@ def call_place_outbound(
         send_on_commit(MEDIA_CHANNEL, {"type": "call.dial", "call_id": call.pk})
         _wallboard_changed(call.pk)
     return call
+
+
+# Why an agent in each status cannot place a call (the API answers them as `busy`, with this detail).
+CANNOT_DIAL_REASONS = {
+    Agent.Status.OFFLINE: "You are offline: go available or away to place calls.",
+    Agent.Status.RINGING: "A call is ringing for you: accept or decline it before placing one.",
+    Agent.Status.ON_CALL: "Finish the call you are on first.",
+}
+
+
+def _cannot_dial_reason(agent_id: int) -> str:
+    status = Agent.objects.filter(pk=agent_id).values_list("status", flat=True).first()
+    if status is None:
+        return "There is no such agent to place the call for."
+    return CANNOT_DIAL_REASONS.get(status, "Your status changed meanwhile: try again.")
 
 
 def callback_data_for(call: Call) -> str:

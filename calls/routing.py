@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
+from agents import presence
 from agents.models import Agent, Queue
 from agents.services import agent_transition, agents_ring
 from calls import selectors
@@ -449,26 +450,50 @@ def end_calls_of_lost_media_processes() -> int:
     return ended
 
 
-@transaction.atomic
-def call_wrap_up(*, agent_id: int, call_id: int, disposition: str, notes: str) -> bool:
-    """The agent files the call (disposition, notes) and, if still in wrap-up, is available again.
+# How an agent leaves wrap-up: by filing the call, choosing the status it then has in the same step.
+NEXT_STATUSES_AFTER_FILING = frozenset({Agent.Status.AVAILABLE, Agent.Status.AWAY})
 
-    Only the agent who took the call, and only once it has ended; filing again overwrites.
+
+@transaction.atomic
+def call_wrap_up(
+    *, agent_id: int, call_id: int, disposition: str, notes: str, next_status: str = Agent.Status.AVAILABLE
+) -> bool:
+    """The agent files the call (disposition, notes) and, if still in wrap-up, takes `next_status`
+    (available or away) in the same transaction: no call rings in between.
+
+    Only the agent who took the call, and only once it has ended; filing again overwrites. Every
+    tab of the agent hears `call.filed`, and the agent's unfiled draft of it is forgotten.
     """
     if disposition not in Call.Disposition.values:
         raise ValueError(f"{disposition!r} is not a disposition")
+    if next_status not in NEXT_STATUSES_AFTER_FILING:
+        raise ValueError(f"{next_status!r} is not a status to take after filing")
+    if not _file(agent_id=agent_id, call_id=call_id, disposition=disposition, notes=notes):
+        return False
+    agent_transition(agent_id=agent_id, allowed_from={Agent.Status.WRAP_UP}, to_status=next_status)
+    return True
+
+
+def _file(*, agent_id: int, call_id: int, disposition: str, notes: str, is_timed_out: bool = False) -> bool:
     filed = Call.objects.filter(pk=call_id, agent_id=agent_id, status=Call.Status.ENDED).update(
         disposition=disposition, wrap_up_notes=notes[:5000], updated_at=timezone.now()
     )
     if filed != 1:
         return False
     transaction.on_commit(lambda: call_filed.send(sender=Call, call_id=call_id))
-    agent_transition(agent_id=agent_id, allowed_from={Agent.Status.WRAP_UP}, to_status=Agent.Status.AVAILABLE)
+    transaction.on_commit(lambda: presence.wrap_up_draft_delete(agent_id=agent_id, call_id=call_id))
+    broadcast_on_commit(
+        f"agent.{agent_id}",
+        {"type": "call.filed", "call_id": call_id, "agent_id": agent_id, "is_timed_out": is_timed_out},
+    )
     return True
 
 
 def wrap_up_end(*, agent_id: int, is_forced: bool = True) -> bool:
     """Wrap-up time is over: the agent is available again (if still in wrap-up).
+
+    What the agent typed and did not file (the draft every tab keeps on the server) is filed with
+    the call, so that the form, which closes, takes nothing with it.
 
     With `is_forced=False` (the timer) only when the agent's wrap-up has lasted its full time: an
     older timer must not cut short the wrap-up of a later call.
@@ -483,9 +508,45 @@ def wrap_up_end(*, agent_id: int, is_forced: bool = True) -> bool:
         ):
             return False
     with transaction.atomic():
-        return agent_transition(
+        if not agent_transition(
             agent_id=agent_id, allowed_from={Agent.Status.WRAP_UP}, to_status=Agent.Status.AVAILABLE
+        ):
+            return False
+        call_id = selectors.call_to_file(agent_id=agent_id)
+        draft = presence.wrap_up_draft(agent_id=agent_id, call_id=call_id) if call_id else None
+        if draft is not None:
+            _file(agent_id=agent_id, call_id=call_id, **draft, is_timed_out=True)
+        return True
+
+
+def offer_withdraw(*, agent_id: int, to_status: str) -> bool:
+    """The agent rung for a call goes away or offline: the ring is withdrawn and the call goes back
+    to the queue, first in line, for the next agent (routing runs after commit).
+
+    As a decline, the offer counts as missed in the reports (`went away`, an agent's choice like a
+    decline); the agent's count of missed offers in a row is left alone: it exists to put away an
+    agent who does not answer, and this one has just gone. False, changing nothing, when no call
+    rings for the agent any more (accepted or withdrawn meanwhile).
+    """
+    call_id = (
+        Call.objects.filter(status=Call.Status.OFFERED, offered_to_id=agent_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if call_id is None:
+        return False
+    with transaction.atomic():
+        call = call_return_to_queue(call_id=call_id, agent_id=agent_id, detail=f"went {to_status}")
+        if call is None:
+            return False
+        if not agent_transition(agent_id=agent_id, allowed_from={Agent.Status.RINGING}, to_status=to_status):
+            transaction.set_rollback(True)
+            return False
+        broadcast_on_commit(
+            f"agent.{agent_id}", {"type": "call.withdrawn", "call_id": call.pk, "agent_id": agent_id}
         )
+        transaction.on_commit(lambda: route_queue(queue_id=call.queue_id))
+    return True
 
 
 # --- Safety sweeps (beat) -----------------------------------------------------------------

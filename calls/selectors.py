@@ -6,6 +6,7 @@ from django.db.models.functions import RowNumber, TruncHour
 from django.utils import timezone
 
 from agents.models import DAYS, Agent, Queue
+from agents.presence import wrap_up_draft
 from calls import charts, kpis
 from calls.models import Call, LiveCallCount
 from compliance.decisions import LiveCalls
@@ -107,21 +108,33 @@ def resume_frames_for_agent(*, agent_id: int) -> list[dict]:
                 "connected_at": live.connected_at.isoformat() if live.connected_at else now.isoformat(),
             }
         ]
-    if Agent.objects.filter(pk=agent_id, status=Agent.Status.WRAP_UP).exists():
-        filing = Call.objects.filter(agent_id=agent_id, status=Call.Status.ENDED, disposition="").order_by(
-            "-ended_at", "-pk"
-        )
-        call_id = filing.values_list("pk", flat=True).first()
-        if call_id is not None:
+    call_id = call_to_file(agent_id=agent_id)
+    if call_id is not None:
+        # In wrap-up, or with a draft kept from a wrap-up left unfiled (every tab had closed): the
+        # form comes back with what the agent had typed.
+        draft = wrap_up_draft(agent_id=agent_id, call_id=call_id)
+        if draft is not None or Agent.objects.filter(pk=agent_id, status=Agent.Status.WRAP_UP).exists():
             return [
                 {
                     "type": "call.ended",
                     "call_id": call_id,
                     "agent_id": agent_id,
                     "dispositions": Call.Disposition.choices,
+                    "draft": draft,
                 }
             ]
     return []
+
+
+def call_to_file(*, agent_id: int) -> int | None:
+    """The id of the agent's last call if it has ended and is not filed yet, else None."""
+    last = (
+        Call.objects.filter(agent_id=agent_id, status=Call.Status.ENDED)
+        .order_by(F("ended_at").desc(nulls_last=True), "-pk")
+        .values_list("pk", "disposition")
+        .first()
+    )
+    return last[0] if last is not None and last[1] == "" else None
 
 
 def last_call_of(*, call: Call) -> dict | None:

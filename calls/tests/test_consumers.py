@@ -197,7 +197,7 @@ async def test_agent_files_the_call_and_is_available_again():
     await communicator.send_json_to(
         {"type": "call.wrap_up", "call_id": call.pk, "disposition": "resolved", "notes": "Sorted the refund."}
     )
-    frames = [await communicator.receive_json_from(timeout=2) for _ in range(2)]
+    frames = [await communicator.receive_json_from(timeout=2) for _ in range(3)]
 
     await sync_to_async(call.refresh_from_db)()
     await sync_to_async(agent.refresh_from_db)()
@@ -255,3 +255,44 @@ async def test_a_reloaded_tab_is_shown_the_ring_the_call_and_the_wrap_up_it_was_
     assert (filing["type"], filing["call_id"]) == ("call.ended", call.pk)
     assert ["resolved", "Resolved"] in [list(choice) for choice in filing["dispositions"]]
     assert when_done == []
+
+
+async def receive_until(communicator, frame_type: str) -> dict:
+    while (frame := await communicator.receive_json_from(timeout=2))["type"] != frame_type:
+        pass
+    return frame
+
+
+async def test_what_the_agent_types_in_wrap_up_reaches_every_tab_and_a_reloaded_one():
+    agent, call = await sync_to_async(make_call_and_agent)()
+    first_tab = await accepted(agent, call)
+    second_tab = await open_socket(agent.user)
+    await second_tab.connect()
+    await sync_to_async(routing.call_finish)(call_id=call.pk, reason=Call.EndReason.COMPLETED)
+    while not await second_tab.receive_nothing(timeout=0.3):
+        await second_tab.receive_json_from(timeout=2)
+
+    await first_tab.send_json_to({"type": "presence.set", "status": "away"})
+    refused = await receive_until(first_tab, "error")
+    draft = {"call_id": call.pk, "disposition": "follow_up", "notes": "Wants a refund for order 4521."}
+    await first_tab.send_json_to({"type": "call.wrap_up_draft", **draft})
+    mirrored = await second_tab.receive_json_from(timeout=2)
+    presence, reloaded = await reconnect(agent)
+    await first_tab.send_json_to(
+        {"type": "call.wrap_up", "call_id": call.pk, "disposition": "follow_up", "notes": draft["notes"],
+         "next_status": "away"}
+    )  # fmt: skip
+    filed = await receive_until(second_tab, "call.filed")
+
+    await sync_to_async(call.refresh_from_db)()
+    await sync_to_async(agent.refresh_from_db)()
+    assert refused["code"] == "wrap_up_unfiled"
+    assert mirrored == {"type": "call.wrap_up_draft", **draft}
+    assert presence["status"] == "wrap_up"
+    assert [(frame["type"], frame["draft"]) for frame in reloaded] == [
+        ("call.ended", {"disposition": "follow_up", "notes": "Wants a refund for order 4521."})
+    ]
+    assert (filed["call_id"], filed["is_timed_out"]) == (call.pk, False)
+    assert (call.disposition, call.wrap_up_notes, agent.status) == ("follow_up", draft["notes"], "away")
+    await first_tab.disconnect()
+    await second_tab.disconnect()

@@ -279,3 +279,25 @@ def test_a_call_given_up_before_meta_named_it_is_ended_on_meta_when_it_is_named(
     assert (call.status, call.end_reason, call.wa_call_id) == ("ended", "failed", "wacid.ghost")
     assert permission.consecutive_unanswered == 0
     terminate_on_meta.assert_called_once_with(kwargs={"call_id": call.pk}, countdown=None)
+
+
+@pytest.mark.parametrize(
+    ("agent_status", "reason"),
+    [
+        ("offline", "You are offline: go available or away to place calls."),
+        ("ringing", "A call is ringing for you: accept or decline it before placing one."),
+        ("on_call", "Finish the call you are on first."),
+    ],
+)
+def test_an_agent_who_cannot_place_a_call_is_told_why(agent_status, reason, number, contact, permission):
+    from django.core.exceptions import ValidationError
+
+    from agents.tests.factories import AgentFactory
+
+    agent = AgentFactory(status=agent_status)
+
+    with pytest.raises(ValidationError) as refused:
+        call_place_outbound(business_number=number, contact=contact, agent_id=agent.pk)
+
+    assert (refused.value.code, refused.value.messages) == ("busy", [reason])
+    assert Call.objects.count() == 0

@@ -212,7 +212,7 @@ def test_agent_going_available_picks_up_the_waiting_call(
     assert (call.status, call.offered_to) == ("offered", agent)
 
 
-def test_presence_cannot_change_while_ringing(queued_call, make_agent):
+def test_presence_cannot_go_available_while_ringing(queued_call, make_agent):
     from django.core.exceptions import ValidationError
 
     from agents.services import agent_set_status
@@ -220,9 +220,105 @@ def test_presence_cannot_change_while_ringing(queued_call, make_agent):
     agent = make_agent()
     queue_it(queued_call)
 
-    with pytest.raises(ValidationError):
-        agent_set_status(agent_id=agent.pk, status=Agent.Status.AWAY)
+    with pytest.raises(ValidationError) as refused:
+        agent_set_status(agent_id=agent.pk, status=Agent.Status.AVAILABLE)
+
+    assert refused.value.messages == ["A call is ringing for you: accept or decline it first."]
     assert status_of(agent) == "ringing"
+
+
+def test_going_away_while_rung_hands_the_ring_to_the_next_agent(
+    queued_call, make_agent, django_capture_on_commit_callbacks
+):
+    from agents.services import agent_set_status
+
+    rung = make_agent(status_changed_at=timezone.now() - timedelta(minutes=10))
+    other = make_agent(status_changed_at=timezone.now() - timedelta(minutes=1))
+    queue_it(queued_call)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        agent_set_status(agent_id=rung.pk, status=Agent.Status.AWAY)
+
+    queued_call.refresh_from_db()
+    rung.refresh_from_db()
+    went_away = queued_call.events.get(from_status="offered", to_status="queued")
+    assert (rung.status, rung.missed_offers) == ("away", 0)
+    assert (went_away.agent_id, went_away.detail) == (rung.pk, "went away")
+    assert (queued_call.status, queued_call.offered_to_id, status_of(other)) == (
+        "offered",
+        other.pk,
+        "ringing",
+    )
+
+
+def test_presence_cannot_leave_wrap_up_before_the_call_is_filed(queued_call, make_agent):
+    from django.core.exceptions import ValidationError
+
+    from agents.services import agent_set_status
+
+    agent = make_agent()
+    call = queue_it(queued_call)
+    routing.offer_accept(agent_id=agent.pk, call_id=call.pk)
+    routing.call_finish(call_id=call.pk, reason=Call.EndReason.COMPLETED)
+
+    with pytest.raises(ValidationError) as refused:
+        agent_set_status(agent_id=agent.pk, status=Agent.Status.AWAY)
+    routing.call_wrap_up(agent_id=agent.pk, call_id=call.pk, disposition="resolved", notes="")
+    filed_then_away = agent_set_status(agent_id=agent.pk, status=Agent.Status.AWAY).status
+
+    assert refused.value.code == "wrap_up_unfiled"
+    assert filed_then_away == "away"
+
+
+@pytest.mark.parametrize(("next_status", "rung"), [("away", False), ("available", True)])
+def test_filing_sets_the_next_status_before_any_call_rings(
+    next_status, rung, queued_call, queue, number, make_agent, django_capture_on_commit_callbacks
+):
+    agent = make_agent()
+    call = queue_it(queued_call)
+    routing.offer_accept(agent_id=agent.pk, call_id=call.pk)
+    routing.call_finish(call_id=call.pk, reason=Call.EndReason.COMPLETED)
+    LiveCallCount.objects.filter(business_number=number).update(live=1)
+    waiting = queue_it(
+        CallFactory(
+            queue=queue, business_number=number, status=Call.Status.QUEUED, media_channel="media.test!1"
+        )
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        routing.call_wrap_up(
+            agent_id=agent.pk,
+            call_id=call.pk,
+            disposition="resolved",
+            notes="Sorted.",
+            next_status=next_status,
+        )
+
+    waiting.refresh_from_db()
+    call.refresh_from_db()
+    assert (call.disposition, call.wrap_up_notes) == ("resolved", "Sorted.")
+    assert (waiting.offered_to_id == agent.pk, status_of(agent)) == (rung, "ringing" if rung else "away")
+
+
+def test_the_wrap_up_timer_files_what_the_agent_typed(
+    queued_call, make_agent, django_capture_on_commit_callbacks
+):
+    from agents.presence import wrap_up_draft, wrap_up_draft_save
+
+    agent = make_agent()
+    call = queue_it(queued_call)
+    routing.offer_accept(agent_id=agent.pk, call_id=call.pk)
+    routing.call_finish(call_id=call.pk, reason=Call.EndReason.COMPLETED)
+    wrap_up_draft_save(agent_id=agent.pk, call_id=call.pk, disposition="follow_up", notes="Call back at 5.")
+    Agent.objects.filter(pk=agent.pk).update(status_changed_at=timezone.now() - timedelta(seconds=31))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        is_ended = routing.wrap_up_end(agent_id=agent.pk, is_forced=False)
+
+    call.refresh_from_db()
+    assert (is_ended, status_of(agent)) == (True, "available")
+    assert (call.disposition, call.wrap_up_notes) == ("follow_up", "Call back at 5.")
+    assert wrap_up_draft(agent_id=agent.pk, call_id=call.pk) is None
 
 
 def test_sweep_ends_waits_past_the_maximum_and_stale_offers(queued_call, queue, make_agent, number):

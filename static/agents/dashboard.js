@@ -1,14 +1,15 @@
 // The agent dashboard: one WebSocket per tab; presence and calls are the server's, every tab mirrors them.
 // The tab where the agent clicks Accept carries the call's audio (the softphone).
 
-import { Softphone, microphoneAllowed } from "./softphone.js";
+import { Softphone, microphoneAllowed, microphoneProblem, showLevel } from "./softphone.js";
 
 const LABELS = {
   available: "Available", ringing: "Ringing", on_call: "On a call",
   wrap_up: "Wrap-up", away: "Away", offline: "Offline",
 };
-const BUSY = new Set(["ringing", "on_call"]);
 const RECONNECT_MAX_MS = 10000;
+const DRAFT_DELAY_MS = 400; // what the agent types in wrap-up is kept on the server this soon after
+const MIC_TEST_MS = 5000;
 
 const root = document.getElementById("presence");
 const statusLabel = root.querySelector('[data-role="status-label"]');
@@ -36,6 +37,8 @@ const softphone = new Softphone({
   iceServers: JSON.parse(document.getElementById("ice-servers").textContent),
   onState: (text) => { role(callPanel, "media-state").textContent = text; },
   onMoved: (callId) => showAudioElsewhere(callId),
+  microphoneMeter: role(callPanel, "microphone-level"),
+  callerMeter: role(callPanel, "caller-level"),
 });
 const callControls = role(callPanel, "call-controls");
 
@@ -53,7 +56,9 @@ function showStatus(status) {
   statusLabel.textContent = LABELS[status] || status;
   for (const button of buttons) {
     button.setAttribute("aria-pressed", String(button.dataset.statusChoice === status));
-    button.disabled = !isConnected || BUSY.has(status);
+    // While rung the agent may go away or offline (the ring moves on), not available; on a call, nothing.
+    const choice = button.dataset.statusChoice;
+    button.disabled = !isConnected || status === "on_call" || (status === "ringing" && choice === "available");
   }
 }
 
@@ -144,6 +149,7 @@ function showLastCall(element, lastCall) {
 function showAudioElsewhere(callId) {
   if (acceptedHere === callId) acceptedHere = null;
   callControls.hidden = true;
+  role(callPanel, "levels").hidden = true;
   role(callPanel, "media-state").textContent = "audio in another tab";
   const take = role(callPanel, "take-audio");
   take.dataset.callId = callId;
@@ -154,6 +160,7 @@ function takeAudioHere(callId) {
   acceptedHere = callId;
   role(callPanel, "take-audio").hidden = true;
   callControls.hidden = false;
+  role(callPanel, "levels").hidden = false;
   softphone.start(callId).catch((error) => showError(`Microphone: ${error.message}`));
 }
 
@@ -178,10 +185,10 @@ const HANDLERS = {
   "agent.status": (frame) => {
     showStatus(frame.status);
     emit("status", { status: frame.status });
-    if (frame.status === "available" || frame.status === "away" || frame.status === "offline") {
-      callPanel.hidden = true;
-      wrapUpForm.hidden = true;
-    }
+    // A wrap-up with something typed in it stays until it is filed: what the agent typed is never
+    // thrown away (the server keeps it too, and files it if the wrap-up time runs out).
+    const isLeavingCall = frame.status === "available" || frame.status === "away" || frame.status === "offline";
+    if (isLeavingCall && (wrapUpForm.hidden || !wrapUpHasText())) hideWrapUp();
   },
   "call.offered": ring,
   "call.taken": (frame) => {
@@ -233,9 +240,19 @@ const HANDLERS = {
     }
   },
   "call.decline.result": (frame) => stopRinging(frame.call_id),
-  "call.wrap_up.result": () => {
-    wrapUpForm.hidden = true;
-    callPanel.hidden = true;
+  "call.wrap_up.result": () => hideWrapUp(),
+  // Filed in any tab (or by the wrap-up timer, with what was typed): every tab closes the form.
+  "call.filed": (frame) => {
+    if (wrapUpForm.dataset.callId !== String(frame.call_id)) return;
+    hideWrapUp();
+    if (frame.is_timed_out) showError("The wrap-up time ran out: what you had typed was filed with the call.");
+  },
+  // What the agent types in another tab: shown here too, unless the agent is typing here (or this
+  // tab has changes not sent yet; the echo of this tab's own last draft changes nothing).
+  "call.wrap_up_draft": (frame) => {
+    const isTypingHere = wrapUpForm.contains(document.activeElement) || draftTimer !== null;
+    if (wrapUpForm.dataset.callId !== String(frame.call_id) || isTypingHere) return;
+    fillWrapUp(frame);
   },
   "call.ended": (frame) => {
     emit("ended", { call_id: frame.call_id });
@@ -246,6 +263,7 @@ const HANDLERS = {
     softphone.close();
     acceptedHere = null;
     callControls.hidden = true;
+    role(callPanel, "levels").hidden = true;
     setPressed("mute", false);
     setPressed("hold", false);
     showCall("Call ended: wrap-up", "");
@@ -388,22 +406,92 @@ function showRefusal(frame) {
   panel.hidden = false;
 }
 
+let draftTimer = null;
+
 function showWrapUp(frame) {
+  // The same call again (this tab's socket reconnected): what is in the form is the newest.
+  if (!wrapUpForm.hidden && wrapUpForm.dataset.callId === String(frame.call_id)) return;
   const select = wrapUpForm.elements.disposition;
   select.replaceChildren(new Option("Choose…", ""), ...frame.dispositions.map(([value, label]) => new Option(label, value)));
-  wrapUpForm.elements.notes.value = "";
+  fillWrapUp(frame.draft || { disposition: "", notes: "" });
   wrapUpForm.dataset.callId = frame.call_id;
   wrapUpForm.hidden = false;
 }
 
+function fillWrapUp({ disposition, notes }) {
+  wrapUpForm.elements.disposition.value = disposition;
+  wrapUpForm.elements.notes.value = notes;
+}
+
+function wrapUpHasText() {
+  return Boolean(wrapUpForm.elements.disposition.value || wrapUpForm.elements.notes.value);
+}
+
+function hideWrapUp() {
+  clearTimeout(draftTimer);
+  draftTimer = null;
+  wrapUpForm.hidden = true;
+  wrapUpForm.dataset.callId = "";
+  callPanel.hidden = true;
+}
+
+function sendDraft() {
+  clearTimeout(draftTimer);
+  draftTimer = null;
+  if (wrapUpForm.hidden || !wrapUpForm.dataset.callId) return;
+  send({
+    type: "call.wrap_up_draft",
+    call_id: Number(wrapUpForm.dataset.callId),
+    disposition: wrapUpForm.elements.disposition.value,
+    notes: wrapUpForm.elements.notes.value,
+  });
+}
+
+wrapUpForm.addEventListener("input", () => {
+  clearTimeout(draftTimer);
+  draftTimer = setTimeout(sendDraft, DRAFT_DELAY_MS);
+});
+window.addEventListener("pagehide", () => { if (draftTimer !== null) sendDraft(); });
+
 wrapUpForm.addEventListener("submit", (event) => {
   event.preventDefault();
+  clearTimeout(draftTimer);
+  draftTimer = null;
   send({
     type: "call.wrap_up",
     call_id: Number(wrapUpForm.dataset.callId),
     disposition: wrapUpForm.elements.disposition.value,
     notes: wrapUpForm.elements.notes.value,
+    next_status: event.submitter?.value === "away" ? "away" : "available",
   });
+});
+
+// The microphone test: the level live for a few seconds, then the microphone is let go.
+const micTestButton = root.querySelector('[data-action="mic-test"]');
+micTestButton.addEventListener("click", async () => {
+  const state = role(root, "mic-test-state");
+  micTestButton.disabled = true;
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (error) {
+    state.textContent = microphoneProblem(error);
+    micTestButton.disabled = false;
+    return;
+  }
+  state.textContent = "Speak now: the bar shows what your microphone hears.";
+  role(root, "mic-test-meter").hidden = false;
+  let loudest = 0;
+  const stop = showLevel(stream, role(root, "mic-test-level"), (level) => { loudest = Math.max(loudest, level); });
+  setTimeout(() => {
+    stop();
+    for (const track of stream.getTracks()) track.stop();
+    role(root, "mic-test-meter").hidden = true;
+    state.textContent = loudest > 0.2
+      ? "Your microphone works."
+      : "Your microphone hears (almost) nothing: check that it is not muted, then test again.";
+    micTestButton.disabled = false;
+  }, MIC_TEST_MS);
 });
 
 function setPressed(action, isOn) {

@@ -3,9 +3,12 @@
 // trickle), the media process's answer back.
 
 export class Softphone {
-  constructor({ send, audioElement, iceServers, onState, onMoved }) {
+  constructor({ send, audioElement, iceServers, onState, onMoved, microphoneMeter, callerMeter }) {
     this.send = send;
     this.audioElement = audioElement;
+    this.microphoneMeter = microphoneMeter; // <meter> elements: what the agent says, what they hear
+    this.callerMeter = callerMeter;
+    this.stopMeters = [];
     this.iceServers = iceServers;
     this.onState = onState;
     this.onMoved = onMoved;
@@ -19,12 +22,14 @@ export class Softphone {
     this.callId = callId;
     this.onState("connecting audio…");
     this.microphone = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true } });
+    if (this.microphoneMeter) this.stopMeters.push(showLevel(this.microphone, this.microphoneMeter));
     const connection = new RTCPeerConnection({ iceServers: this.iceServers });
     this.connection = connection;
     for (const track of this.microphone.getAudioTracks()) connection.addTrack(track, this.microphone);
     connection.addEventListener("track", (event) => {
       this.audioElement.srcObject = event.streams[0] || new MediaStream([event.track]);
       this.audioElement.play().catch(() => {});
+      if (this.callerMeter) this.stopMeters.push(showLevel(this.audioElement.srcObject, this.callerMeter));
     });
     connection.addEventListener("connectionstatechange", () => {
       const state = connection.connectionState;
@@ -78,6 +83,7 @@ export class Softphone {
   }
 
   close() {
+    for (const stop of this.stopMeters.splice(0)) stop();
     this.connection?.close();
     this.connection = null;
     for (const track of this.microphone?.getTracks() || []) track.stop();
@@ -109,4 +115,47 @@ export async function microphoneAllowed() {
   } catch {
     return false;
   }
+}
+
+// How loud a stream is, 0 (silence, -60 dBFS or less) to 1 (full scale), shown live on a <meter>
+// through a Web Audio AnalyserNode. Returns a function that stops it (and sets the meter to 0);
+// `onLevel` hears each reading.
+export function showLevel(stream, meter, onLevel = () => {}) {
+  let context;
+  try {
+    context = new AudioContext();
+  } catch {
+    return () => {};
+  }
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 1024;
+  context.createMediaStreamSource(stream).connect(analyser);
+  context.resume().catch(() => {}); // a page reloaded mid-call has had no click yet
+  const samples = new Float32Array(analyser.fftSize);
+  const interval = setInterval(() => {
+    analyser.getFloatTimeDomainData(samples);
+    const rms = Math.sqrt(samples.reduce((sum, sample) => sum + sample * sample, 0) / samples.length);
+    const level = rms > 0 ? Math.min(1, Math.max(0, (20 * Math.log10(rms) + 60) / 60)) : 0;
+    meter.value = level;
+    onLevel(level);
+  }, 100);
+  return () => {
+    clearInterval(interval);
+    context.close().catch(() => {});
+    meter.value = 0;
+  };
+}
+
+// What to tell the agent when the microphone cannot be opened.
+export function microphoneProblem(error) {
+  if (error.name === "NotAllowedError" || error.name === "SecurityError") {
+    return "The browser may not use your microphone: allow it for this page (the icon in the address bar), then test again.";
+  }
+  if (error.name === "NotFoundError" || error.name === "OverconstrainedError") {
+    return "No microphone found: connect one, then test again.";
+  }
+  if (error.name === "NotReadableError") {
+    return "The microphone could not be started: another program may be using it.";
+  }
+  return `The microphone could not be opened: ${error.message}`;
 }

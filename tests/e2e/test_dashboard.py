@@ -88,6 +88,9 @@ def test_agent_is_rung_in_every_tab_and_accepts_in_one(live_server_url, browser)
             "with Chen Wei: Needs a follow-up · “Wants a refund for order 4521.”"
         )
         expect(tab.locator("#presence")).to_have_attribute("data-status", "ringing")
+        # While rung the agent can step away (the ring then moves on), not go available.
+        expect(tab.locator("button[data-status-choice=away]")).to_be_enabled()
+        expect(tab.locator("button[data-status-choice=available]")).to_be_disabled()
     first_tab.screenshot(path="var/dashboard-ringing.png")
 
     second_tab.click("#ring [data-action=accept]")
@@ -99,3 +102,48 @@ def test_agent_is_rung_in_every_tab_and_accepts_in_one(live_server_url, browser)
     call.refresh_from_db()
     assert (call.status, call.agent_id) == ("connected", agent.pk)
     context.close()
+
+
+def test_wrap_up_keeps_what_the_agent_typed_until_filed(live_server_url, browser):
+    from agents.presence import wrap_up_draft
+    from calls.models import Call
+    from calls.tests.factories import CallFactory
+    from tests.e2e.conftest import wait_for
+
+    agent = AgentFactory(status=Agent.Status.WRAP_UP, display_name="Amira Haddad")
+    call = CallFactory(status=Call.Status.ENDED, end_reason=Call.EndReason.COMPLETED, agent=agent)
+    page = browser.new_context().new_page()
+    sign_in(page, live_server_url, agent.user.username, PASSWORD)
+    expect(page.locator("#in-call [data-role=wrap-up]")).to_be_visible()
+    page.select_option("#disposition", "follow_up")
+    page.fill("#wrap-up-notes", "Wants a refund for order 4521.")
+    wait_for(lambda: wrap_up_draft(agent_id=agent.pk, call_id=call.pk))
+
+    page.click("button[data-status-choice=away]")  # the call is not filed: refused, nothing lost
+
+    expect(page.locator("[data-role=error]")).to_contain_text("File the call first")
+    expect(page.locator("#wrap-up-notes")).to_have_value("Wants a refund for order 4521.")
+    expect(page.locator("#presence")).to_have_attribute("data-status", "wrap_up")
+    page.reload()
+    expect(page.locator("#disposition")).to_have_value("follow_up")
+    expect(page.locator("#wrap-up-notes")).to_have_value("Wants a refund for order 4521.")
+    page.click("#in-call form button[value=away]")
+    expect(page.locator("#presence")).to_have_attribute("data-status", "away")
+    expect(page.locator("#in-call")).to_be_hidden()
+    call.refresh_from_db()
+    assert (call.disposition, call.wrap_up_notes) == ("follow_up", "Wants a refund for order 4521.")
+    page.context.close()
+
+
+def test_microphone_test_shows_the_level_then_lets_the_microphone_go(live_server_url, browser):
+    agent = AgentFactory(status=Agent.Status.OFFLINE)
+    page = browser.new_context().new_page()
+    sign_in(page, live_server_url, agent.user.username, PASSWORD)
+
+    page.click("[data-action=mic-test]")
+
+    page.wait_for_function("document.querySelector('[data-role=mic-test-level]').value > 0")
+    expect(page.locator("[data-role=mic-test-state]")).to_have_text("Your microphone works.", timeout=10_000)
+    expect(page.locator("[data-role=mic-test-meter]")).to_be_hidden()
+    expect(page.locator("[data-action=mic-test]")).to_be_enabled()
+    page.context.close()

@@ -71,6 +71,11 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
         expect(second_tab.locator("#in-call [data-role=media-state]")).to_have_text(
             "audio connected", timeout=15_000
         )
+        # The tab with the audio shows both levels: the agent's microphone and the caller's voice.
+        for meter in ("microphone-level", "caller-level"):
+            second_tab.wait_for_function(
+                f"document.querySelector('#in-call [data-role={meter}]').value > 0", timeout=15_000
+            )
         expect(page.locator("#in-call [data-role=media-state]")).to_have_text("audio in another tab")
         expect(page.locator("#in-call [data-role=take-audio]")).to_be_visible()
         page.screenshot(path="var/dashboard-on-call.png")
@@ -81,7 +86,7 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
         )
         page.select_option("#disposition", "follow_up")
         page.fill("#wrap-up-notes", "Wants a refund for order 4521.")
-        page.click("#in-call form button[type=submit]")
+        page.click("#in-call form button[value=available]")
         expect(page.locator("#presence")).to_have_attribute("data-status", "available")
         call = Call.objects.get(contact__wa_id="447700900888")
         stored = wait_for(lambda: Recording.objects.filter(call=call).first())
