@@ -20,13 +20,15 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from core.asgi import body_limit  # noqa: E402
 from integrations.widget import WidgetSessionMiddleware  # noqa: E402
 from whatsapp.asgi import webhook_router  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Meta's deliveries take a short way past Django's middleware (whatsapp.asgi).
-        "http": webhook_router(django_asgi_application),
+        # Meta's deliveries take a short way past Django's middleware (whatsapp.asgi); every other
+        # request's body is capped as it arrives (core.asgi).
+        "http": webhook_router(body_limit(django_asgi_application)),
         # The call widget's frame signs its socket in with `?widget=<session>` (integrations.widget).
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(WidgetSessionMiddleware(URLRouter(websocket_urlpatterns)))
