@@ -29,8 +29,19 @@ if DEBUG:
 else:
     SECRET_KEY = env.str("SECRET_KEY", default="")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
-    if not SECRET_KEY or SECRET_KEY.startswith("switchboard-insecure"):
+    if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    # What Django's deployment check calls strong (security.W009), and no well-known key: sessions,
+    # password reset links and widget sessions are signed with it.
+    if (
+        len(SECRET_KEY) < 50
+        or len(set(SECRET_KEY)) < 10
+        or SECRET_KEY.startswith(("switchboard-insecure", "django-insecure"))
+    ):
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be at least 50 random characters when DEBUG is off, e.g. the output of "
+            "python -c \"import secrets; print(secrets.token_urlsafe(50))\"."
+        )
     if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS must name the real host names when DEBUG is off.")
 
@@ -389,9 +400,17 @@ CSRF_COOKIE_HTTPONLY = False
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if not DEBUG:
+    # Production is served over HTTPS, usually by a TLS proxy in front of the web process, which
+    # says so in X-Forwarded-Proto: plain HTTP is redirected, and browsers are told to use HTTPS only.
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # A load balancer's health check may come over plain HTTP from inside.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 
 LOGGING = {
     "version": 1,
