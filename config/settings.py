@@ -46,6 +46,9 @@ else:
         raise ImproperlyConfigured("ALLOWED_HOSTS must name the real host names when DEBUG is off.")
 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Every request's body, webhooks' and the API's included, is refused with 413 beyond this before it
+# is read (core.asgi, whatsapp.asgi, core.parsers): no request grows a web worker by more.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("REQUEST_BODY_MAX_BYTES", default=2_621_440)
 
 INSTALLED_APPS = [
     "servestatic",
@@ -319,6 +322,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Password sign-ins (/login/, /admin/login/, the call widget) are throttled (core.signins): this many
+# failures of one account, or from one address, within the lockout time lock it out for that time.
+SIGN_IN_FAILURES_PER_ACCOUNT = env.int("SIGN_IN_FAILURES_PER_ACCOUNT", default=10)
+SIGN_IN_FAILURES_PER_ADDRESS = env.int("SIGN_IN_FAILURES_PER_ADDRESS", default=30)
+SIGN_IN_LOCKOUT_MINUTES = env.int("SIGN_IN_LOCKOUT_MINUTES", default=15)
 LOGIN_REDIRECT_URL = "agents:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -355,13 +363,13 @@ SPECTACULAR_SETTINGS = {
         "integrations.schema.document_errors",
     ],
 }
-# API keys' request counts (their rate limits), shared by every web worker.
+# API keys' request counts (their rate limits) and failed sign-ins, shared by every web worker.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "api": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "switchboard",
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="switchboard"),
     },
 }
 
