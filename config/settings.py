@@ -40,7 +40,7 @@ else:
     ):
         raise ImproperlyConfigured(
             "SECRET_KEY must be at least 50 random characters when DEBUG is off, e.g. the output of "
-            "python -c \"import secrets; print(secrets.token_urlsafe(50))\"."
+            'python -c "import secrets; print(secrets.token_urlsafe(50))".'
         )
     if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS must name the real host names when DEBUG is off.")
