@@ -2,7 +2,7 @@
 Channels consumers for WebSockets.
 
 WebSockets are authenticated by the Django session (or the call widget's session) and accepted only
-from allowed origins.
+from the site's own origins (scheme, host and port: core.asgi).
 """
 
 import gc
@@ -17,18 +17,19 @@ django_asgi_application = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from core.asgi import body_limit, same_origin_only  # noqa: E402
 from integrations.widget import WidgetSessionMiddleware  # noqa: E402
 from whatsapp.asgi import webhook_router  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Meta's deliveries take a short way past Django's middleware (whatsapp.asgi).
-        "http": webhook_router(django_asgi_application),
+        # Meta's deliveries take a short way past Django's middleware (whatsapp.asgi); every other
+        # request's body is capped as it arrives (core.asgi).
+        "http": webhook_router(body_limit(django_asgi_application)),
         # The call widget's frame signs its socket in with `?widget=<session>` (integrations.widget).
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": same_origin_only(
             AuthMiddlewareStack(WidgetSessionMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }

@@ -29,12 +29,26 @@ if DEBUG:
 else:
     SECRET_KEY = env.str("SECRET_KEY", default="")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
-    if not SECRET_KEY or SECRET_KEY.startswith("switchboard-insecure"):
+    if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    # What Django's deployment check calls strong (security.W009), and no well-known key: sessions,
+    # password reset links and widget sessions are signed with it.
+    if (
+        len(SECRET_KEY) < 50
+        or len(set(SECRET_KEY)) < 10
+        or SECRET_KEY.startswith(("switchboard-insecure", "django-insecure"))
+    ):
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be at least 50 random characters when DEBUG is off, e.g. the output of "
+            'python -c "import secrets; print(secrets.token_urlsafe(50))".'
+        )
     if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS must name the real host names when DEBUG is off.")
 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Every request's body, webhooks' and the API's included, is refused with 413 beyond this before it
+# is read (core.asgi, whatsapp.asgi, core.parsers): no request grows a web worker by more.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("REQUEST_BODY_MAX_BYTES", default=2_621_440)
 
 INSTALLED_APPS = [
     "servestatic",
@@ -308,6 +322,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Password sign-ins (/login/, /admin/login/, the call widget) are throttled (core.signins): this many
+# failures of one account, or from one address, within the lockout time lock it out for that time.
+SIGN_IN_FAILURES_PER_ACCOUNT = env.int("SIGN_IN_FAILURES_PER_ACCOUNT", default=10)
+SIGN_IN_FAILURES_PER_ADDRESS = env.int("SIGN_IN_FAILURES_PER_ADDRESS", default=30)
+SIGN_IN_LOCKOUT_MINUTES = env.int("SIGN_IN_LOCKOUT_MINUTES", default=15)
 LOGIN_REDIRECT_URL = "agents:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -321,6 +340,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["integrations.throttling.ApiKeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON bodies read with a cap (413 beyond DATA_UPLOAD_MAX_MEMORY_SIZE), never whole.
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -342,13 +363,13 @@ SPECTACULAR_SETTINGS = {
         "integrations.schema.document_errors",
     ],
 }
-# API keys' request counts (their rate limits), shared by every web worker.
+# API keys' request counts (their rate limits) and failed sign-ins, shared by every web worker.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "api": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "switchboard",
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="switchboard"),
     },
 }
 
@@ -387,9 +408,17 @@ CSRF_COOKIE_HTTPONLY = False
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if not DEBUG:
+    # Production is served over HTTPS, usually by a TLS proxy in front of the web process, which
+    # says so in X-Forwarded-Proto: plain HTTP is redirected, and browsers are told to use HTTPS only.
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # A load balancer's health check may come over plain HTTP from inside.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 
 LOGGING = {
     "version": 1,

@@ -2,7 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from core.views import healthz
+from core.forms import AdminSignInForm
+from core.views import SignInView, healthz
+
+# Admin's sign-in goes through the same throttle as /login/ and the call widget's (core.signins).
+admin.site.login_form = AdminSignInForm
 
 urlpatterns = [
     path("", include("agents.urls")),
@@ -14,7 +18,7 @@ urlpatterns = [
     path("", include("integrations.urls")),
     path("", include("integrations.widget_urls")),
     path("healthz", healthz, name="healthz"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

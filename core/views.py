@@ -1,8 +1,10 @@
+from django.contrib.auth.views import LoginView
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.defaults import page_not_found
 
+from core.forms import SignInForm
 from core.selectors import system_health
 
 
@@ -19,3 +21,16 @@ def not_found(request, exception):
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)
     return page_not_found(request, exception)
+
+
+class SignInView(LoginView):
+    """/login/: a password sign-in under the sign-in throttle; a locked-out one is a 429 that says
+    for how long."""
+
+    authentication_form = SignInForm
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.is_locked_out:
+            response.status_code = 429
+        return response

@@ -24,13 +24,14 @@ INVALID = {
 ERRORS = [
     (
         "400",
-        "The query or body is not what the schema says: each field with what is wrong (`detail` alone when "
-        "the body cannot be read at all).",
+        "The query or body is not what the schema says, or a page cursor the API did not write: each field "
+        "with what is wrong (`detail` alone when the body cannot be read at all).",
         {"anyOf": [INVALID, ERROR]},
     ),
     ("401", "No API key or session, or a key that is unknown or revoked.", ERROR),
     ("403", "The key lacks the endpoint's scope, or the user the permission.", ERROR),
-    ("404", "Not one of the caller's (or not there at all), or an invalid page cursor.", ERROR),
+    ("404", "Not one of the caller's, or not there at all.", ERROR),
+    ("413", "The body is larger than the server takes (`code` request_too_large).", ERROR),
     ("429", "The key is over its rate limit: see Retry-After.", ERROR),
 ]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
 from django.core.cache import caches
@@ -26,14 +26,13 @@ from django.utils.crypto import constant_time_compare
 
 from agents.models import Agent
 from agents.selectors import agent_for_user, numbers_for_agent
+from core.signins import SignInLocked, sign_in_authenticate
 from integrations.models import ApiKey
 
 SIGN_IN_TOKEN_S = 120  # a minted sign-in token must be used within this, once
 SESSION_S = 12 * 3600  # a widget session lasts a long shift
 SIGN_IN_SALT = "integrations.widget-sign-in"
 SESSION_SALT = "integrations.widget-session"
-PASSWORD_TRIES = 10  # failed password sign-ins per key and username…
-PASSWORD_TRIES_WINDOW_S = 900  # …within this, before further tries are refused
 
 
 class WidgetRefused(Exception):
@@ -87,27 +86,25 @@ def _token_user(*, key: ApiKey, token: object):
     return get_user_model().objects.filter(pk=claims.get("u"), is_active=True).first()
 
 
-def _password_user(*, key: ApiKey, username: object, password: object):
+def _password_user(*, username: object, password: object, request):
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
         raise WidgetRefused("Enter your username and password.", code="invalid")
-    tries = caches["api"]
-    counter = f"widget-password:{key.pk}:{username.lower()[:150]}"
-    if (tries.get(counter) or 0) >= PASSWORD_TRIES:
-        raise WidgetRefused("Too many failed sign-ins: try again in a few minutes.", code="throttled")
-    user = authenticate(username=username, password=password)
+    try:  # the sign-in page's throttle, shared (core.signins)
+        user = sign_in_authenticate(request=request, username=username, password=password, where="widget")
+    except SignInLocked as locked:
+        raise WidgetRefused(str(locked), code="throttled") from None
     if user is None:
-        tries.add(counter, 0, timeout=PASSWORD_TRIES_WINDOW_S)
-        tries.incr(counter)
         raise WidgetRefused("Your username and password didn't match.", code="bad_credentials")
     return user
 
 
 def widget_session_start(
     *, key_prefix: object, origin: object, token: object = None, username: object = None,
-    password: object = None,
+    password: object = None, request=None,
 ) -> tuple[str, Agent]:  # fmt: skip
     """Sign an agent in to the widget on a page of `origin`: with a minted `token`, or a username and
-    password. Returns the session token and the agent; WidgetRefused says why not."""
+    password (throttled with every password sign-in: core.signins; `request` gives the client's
+    address). Returns the session token and the agent; WidgetRefused says why not."""
     key = widget_key(key_prefix)
     if key is None:
         raise WidgetRefused("This widget's key is not valid (revoked or unknown).", code="bad_key")
@@ -116,7 +113,7 @@ def widget_session_start(
     if token:
         user = _token_user(key=key, token=token)
     else:
-        user = _password_user(key=key, username=username, password=password)
+        user = _password_user(username=username, password=password, request=request)
     agent = agent_for_user(user=user) if user is not None else None
     if agent is None:
         raise WidgetRefused("This account does not take calls: it has no agent profile.", code="not_an_agent")

@@ -94,7 +94,7 @@ def widget_session(request):
     try:
         session, agent = widget_session_start(
             key_prefix=body.get("key"), origin=body.get("origin"), token=body.get("token"),
-            username=body.get("username"), password=body.get("password"),
+            username=body.get("username"), password=body.get("password"), request=request,
         )  # fmt: skip
     except WidgetRefused as error:
         return _refused(error, SIGN_IN_STATUS.get(error.code, 403))

@@ -14,5 +14,7 @@ os.environ["CELERY_QUEUE"] = f"test-{SESSION}"
 # under the tests' feet (a flush racing a task deadlocked once on PostgreSQL).
 os.environ["HEALTHZ_CELERY_QUEUE"] = f"test-{SESSION}-worker"
 os.environ["CHANNEL_LAYER_PREFIX"] = f"test-{SESSION}"
+# Rate counts and sign-in lockouts too: a lockout a test causes must not lock out another run.
+os.environ["CACHE_KEY_PREFIX"] = f"test-{SESSION}"
 # A closed dashboard's offline timer would otherwise fire into a later test's agent of the same id.
 os.environ["AGENT_DISCONNECT_GRACE_S"] = "3600"

@@ -36,11 +36,19 @@ CONFIG_NAMES = [
     "RECORDING_KEYS",
     "RECORDING_KEY_ID",
     "SUMMARY_BACKEND",
+    "CSRF_TRUSTED_ORIGINS",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
 ]
 PRODUCTION = {
     "DEBUG": "false",
-    "SECRET_KEY": "a-long-random-production-secret",
+    "SECRET_KEY": "kB3x9QfZ_2mLw7Rt-Vn4Hc8JpYs1Ue6Ga0DiOk5Xq_TzNb7Mr2Wv9Ly3Ch",
     "ALLOWED_HOSTS": "calls.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://calls.example.com",
     "WHATSAPP_TOKEN": "token",
     "WHATSAPP_APP_SECRET": "app-secret",
     "WHATSAPP_VERIFY_TOKEN": "verify-token",
@@ -103,8 +111,44 @@ def test_settings_debug_off_requires_secret_key():
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "secret_key",
+    [
+        "x",
+        "a-long-random-production-secret",
+        "ab" * 30,
+        "django-insecure-" + "kB3x9QfZ_2mLw7Rt-Vn4Hc8JpYs1Ue6Ga0DiOk5",
+    ],
+    ids=["one-character", "short", "few-characters", "django-insecure"],
+)
+def test_settings_debug_off_refuses_a_weak_secret_key(secret_key):
+    result = load_settings(**{**PRODUCTION, "SECRET_KEY": secret_key})
+
+    assert result.returncode != 0
+    assert "SECRET_KEY must be at least 50 random characters when DEBUG is off" in result.stderr
+
+
+def test_settings_production_pass_the_deployment_check():
+    clean = {name: value for name, value in os.environ.items() if name not in CONFIG_NAMES}
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**clean, **PRODUCTION},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert (result.returncode, result.stdout.strip(), result.stderr) == (
+        0,
+        "System check identified no issues (0 silenced).",
+        "",
+    )
+
+
 def test_settings_debug_off_requires_real_hosts():
-    result = load_settings(DEBUG="false", SECRET_KEY="a-long-random-production-secret", ALLOWED_HOSTS="*")
+    result = load_settings(**{**PRODUCTION, "ALLOWED_HOSTS": "*"})
 
     assert result.returncode != 0
     assert "ALLOWED_HOSTS must name the real host names" in result.stderr

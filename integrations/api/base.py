@@ -16,9 +16,11 @@ schema says is 400, each field with what is wrong. Every write is recorded (`Api
 answer, refusals included, and the answer carries the record's `X-Request-Id`.
 """
 
+import base64
 import ipaddress
+from urllib import parse
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import (
@@ -28,11 +30,11 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.parsers import BoundedJSONParser
 from integrations.authentication import Caller, HasScope, caller_of
 from integrations.models import ApiKey, ApiWrite
 from messaging.services import customer_wa_id_from_text
@@ -64,7 +66,9 @@ class ApiView(APIView):
     """
 
     permission_classes = [HasScope]
-    parser_classes = [JSONParser]  # bodies are JSON, as answers are: nested objects and lists read alike
+    parser_classes = [
+        BoundedJSONParser
+    ]  # bodies are JSON, as answers are: nested objects and lists read alike
     required_scope = ApiKey.Scope.READ
     write_scope: str | None = None
     operations: dict[str, str] = {}
@@ -189,9 +193,44 @@ def filtered(rows, wanted: dict, lookups: dict[str, str]):
 
 
 class Page(CursorPagination):
+    """Cursor pages; a cursor that is not one this API wrote (altered, or not base64 of a cursor
+    at all) is a 400 that says so, never a database error."""
+
     page_size = 50
     max_page_size = 200
     page_size_query_param = "page_size"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.model = queryset.model
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request):
+        encoded = request.query_params.get(self.cursor_query_param)
+        try:
+            text = base64.b64decode(encoded.encode("ascii"), validate=True).decode("ascii") if encoded else ""
+            tokens = parse.parse_qs(text, keep_blank_values=True, strict_parsing=True) if text else {}
+            cursor = super().decode_cursor(request)
+        except (ValueError, UnicodeError, NotFound):  # binascii.Error is a ValueError
+            raise _bad_cursor() from None
+        if set(tokens) - {"o", "r", "p"} or any(len(values) != 1 for values in tokens.values()):
+            raise _bad_cursor()
+        if cursor is None or cursor.position is None:
+            return cursor
+        try:
+            field = self.model._meta.get_field(self.ordering[0].lstrip("-"))
+        except FieldDoesNotExist:  # an annotation: nothing to check it against
+            return cursor
+        try:
+            field.get_prep_value(field.to_python(cursor.position))
+        except (ValidationError, ValueError, TypeError, OverflowError):
+            raise _bad_cursor() from None
+        return cursor
+
+
+def _bad_cursor() -> serializers.ValidationError:
+    return serializers.ValidationError(
+        {"cursor": ["This cursor is not valid: take it from a page's `next` or `previous` link."]}
+    )
 
 
 class PageSerializer(serializers.Serializer):

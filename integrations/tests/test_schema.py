@@ -45,6 +45,15 @@ def report_period_made_valid(query: dict | None) -> dict | None:
     return {**query, "since": since.isoformat(), "until": until.isoformat()}
 
 
+def cursor_left_out(query: dict | None) -> dict | None:
+    """A page cursor is a token the API wrote (a page's `next` or `previous` link), which a schema
+    cannot describe: a made-up one is refused with 400 (test_api_limits), so generated ones are left
+    out and the first page is asked for."""
+    if not isinstance(query, dict):
+        return query
+    return {name: value for name, value in query.items() if name != "cursor"}
+
+
 @pytest.fixture
 def connection_kept():
     """The test's database connection stays open across requests (as Django's test client keeps
@@ -69,5 +78,6 @@ def test_the_api_keeps_to_its_schema(case, floor, make_key, connection_kept, wha
     token = make_key(ApiKey.Scope.ADMIN)
     if case.path.startswith("/api/v1/reports/"):
         case.query = report_period_made_valid(case.query)
+    case.query = cursor_left_out(case.query)
 
     case.call_and_validate(headers={"Authorization": bearer(token)["HTTP_AUTHORIZATION"]})

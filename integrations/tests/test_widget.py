@@ -127,7 +127,7 @@ def test_a_user_who_is_no_agent_cannot_sign_in(client, desk):
 
 
 def test_password_guessing_is_stopped(client, desk):
-    for _ in range(widget.PASSWORD_TRIES):
+    for _ in range(settings.SIGN_IN_FAILURES_PER_ACCOUNT):
         assert (
             sign_in(client, desk, username=desk["agent"].user.username, password="guess").status_code == 401
         )
