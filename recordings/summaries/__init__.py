@@ -18,6 +18,7 @@ INTENTS = (
     "purchase",
     "upgrade",
     "cancellation",
+    "refund",
     "complaint",
     "billing",
     "technical_support",

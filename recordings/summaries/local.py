@@ -36,6 +36,7 @@ INBOUND_INTENT = {
     "purchase": "to make a purchase",
     "upgrade": "about an upgrade",
     "cancellation": "to cancel",
+    "refund": "to ask for a refund",
     "complaint": "to complain",
     "billing": "with a billing question",
     "technical_support": "for technical support",
@@ -46,6 +47,7 @@ OUTBOUND_INTENT = {
     "purchase": "a purchase",
     "upgrade": "an upgrade",
     "cancellation": "a cancellation",
+    "refund": "a refund",
     "complaint": "a complaint",
     "billing": "a billing question",
     "technical_support": "a technical problem",
@@ -114,8 +116,58 @@ def _matches(phrase: str, text: str) -> bool:
     return _pattern(phrase).search(_normalise(text)) is not None
 
 
-def _weight(phrases: dict[str, int], text: str) -> int:
-    return sum(weight for phrase, weight in phrases.items() if _matches(phrase, text))
+# A purpose denied before a phrase in its clause: "I don't want to cancel", "I'm not calling to
+# complain", "no need to upgrade", "it's not a complaint". A fact stated in the negative still names
+# the subject ("my parcel was not delivered", "I didn't get my refund"): no purpose word, no denial.
+_PURPOSES = (
+    "want", "wanna", "need", "mean", "meant", "plan", "planning", "intend", "wish", "trying", "try",
+    "looking", "going", "calling", "ringing", "asking", "here",
+)  # fmt: skip
+_FILLERS = ("to", "for", "about", "a", "an", "any", "my", "the", "this", "that", "it", "be")
+_DENIED_PURPOSE = re.compile(
+    r"\b(?:not|never|no|don't|dont|didn't|won't|wouldn't)\s+"
+    rf"(?:(?:{'|'.join(_PURPOSES)})\s+(?:(?:{'|'.join(_FILLERS)})\s+){{0,2}}|(?:a|an|about|any)\s+)$"
+)
+# The purpose words a phrase opens with ("want to" of "want to cancel") are read with what precedes it.
+_PURPOSE_HEAD = re.compile(rf"(?:(?:{'|'.join(_PURPOSES + _FILLERS)})\s+)*")
+_CLAUSE = re.compile(r".*(?:[,.;:!?\u2026]|\bbut\b)(.*)", re.DOTALL)  # greedy: the last clause
+
+
+def _is_denied(before: str, matched: str) -> bool:
+    """Whether the line, up to a phrase and within its clause, denies the purpose the phrase names."""
+    text = before + _PURPOSE_HEAD.match(matched).group()
+    clause = _CLAUSE.match(text)
+    return _DENIED_PURPOSE.search((clause.group(1) if clause else text).strip() + " ") is not None
+
+
+def intent_scores(text: str) -> dict[str, int]:
+    """How much one line says of each intent: the weights of the lexicon's phrases found in it.
+
+    Where phrases overlap, the longest is read and the ones inside it are not ("where is my order",
+    not "my order" as well), whichever intent they name; a phrase whose purpose the line denies
+    ("I don't want to cancel") counts for nothing, though it still hides the phrases inside it.
+    A phrase counts once per line."""
+    normalised = _normalise(text)
+    found = [
+        (match.end() - match.start(), weight, match.start(), match.end(), intent, phrase)
+        for intent, phrases in INTENT_PHRASES.items()
+        for phrase, weight in phrases.items()
+        for match in _pattern(phrase).finditer(normalised)
+    ]
+    taken: list[tuple[int, int]] = []
+    counted: dict[tuple[str, str], int] = {}
+    for _, weight, start, end, intent, phrase in sorted(
+        found, key=lambda match: (-match[0], -match[1], match[2])
+    ):
+        if any(start < other_end and other_start < end for other_start, other_end in taken):
+            continue
+        taken.append((start, end))
+        if not _is_denied(normalised[:start], normalised[start:end] + " "):
+            counted[(intent, phrase)] = weight
+    scores = dict.fromkeys(INTENT_PHRASES, 0)
+    for (intent, _), weight in counted.items():
+        scores[intent] += weight
+    return scores
 
 
 def _sentences(texts: Iterable[str]) -> list[str]:
@@ -128,10 +180,12 @@ def _sentences(texts: Iterable[str]) -> list[str]:
 def _intent(customer_lines: list[str], agent_lines: list[str], facts: CallFacts) -> str:
     if facts.disposition == "wrong_number":
         return "wrong_number"
+    customer_scores = [intent_scores(text) for text in customer_lines]
+    agent_scores = [intent_scores(text) for text in agent_lines]
     scores = {
-        intent: CUSTOMER_WEIGHT * sum(_weight(phrases, text) for text in customer_lines)
-        + sum(_weight(phrases, text) for text in agent_lines)
-        for intent, phrases in INTENT_PHRASES.items()
+        intent: CUSTOMER_WEIGHT * sum(line[intent] for line in customer_scores)
+        + sum(line[intent] for line in agent_scores)
+        for intent in INTENT_PHRASES
     }
     # Ties go to the intent listed first in the lexicon, the more specific one.
     best = max(scores, key=lambda intent: scores[intent])
@@ -213,11 +267,11 @@ def sentiment_label(score: float) -> str:
 def _customer_quote(customer_lines: list[str], intent: str) -> str:
     """The customer's sentence that says most about the intent; failing that, the longest one
     of five words or more."""
-    phrases = INTENT_PHRASES.get(intent, {})
+    weighed = [(intent_scores(sentence).get(intent, 0), sentence) for sentence in _sentences(customer_lines)]
     candidates = [
-        (_weight(phrases, sentence), min(len(sentence.split()), 25), -position, sentence)
-        for position, sentence in enumerate(_sentences(customer_lines))
-        if len(sentence.split()) >= 5 or _weight(phrases, sentence)
+        (weight, min(len(sentence.split()), 25), -position, sentence)
+        for position, (weight, sentence) in enumerate(weighed)
+        if len(sentence.split()) >= 5 or weight
     ]
     return _shortened(max(candidates)[3], QUOTE_LENGTH) if candidates else ""
 

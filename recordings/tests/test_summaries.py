@@ -176,6 +176,37 @@ def test_local_summary_of_an_outbound_call_promising_a_call_back_needs_a_follow_
     )
 
 
+WHAT_CUSTOMERS_SAY = [  # (what the customer said after the agent's greeting, the intent)
+    ("I would like a refund\u2026 the package arrived damaged", "refund"),
+    ("I returned the shoes two weeks ago and I still haven't got my money back.", "refund"),
+    ("Hi, I'd like to cancel my subscription, please.", "cancellation"),
+    ("I want to close my account, I'm switching providers.", "cancellation"),
+    ("I don't want to cancel my plan, I'd like to upgrade it.", "upgrade"),
+    ("I keep running out of data, can you move me to a higher plan?", "upgrade"),
+    ("Where is my order? It was supposed to be delivered on Monday.", "order_status"),
+    ("My parcel hasn't arrived yet, can you check the tracking?", "order_status"),
+    ("I'm not calling to complain, I'd just like to know when it will be delivered.", "order_status"),
+    ("I was charged twice on my last bill.", "billing"),
+    ("Why is there a late payment fee on my invoice?", "billing"),
+    ("This is the third time I'm calling, your service is unacceptable.", "complaint"),
+    ("The headphones came broken and I want a replacement.", "complaint"),
+    ("I'd like to buy the new phone, is it in stock?", "purchase"),
+    ("My internet stopped working this morning and the router keeps restarting.", "technical_support"),
+    ("What are your opening hours on Saturday?", "information"),
+    ("Sorry, I think I dialed the wrong number.", "wrong_number"),
+    ("Hello? Can you hear me?", "other"),
+]
+
+
+@pytest.mark.parametrize(("said", "intent"), WHAT_CUSTOMERS_SAY)
+def test_local_summary_names_the_intent_the_customer_says(said, intent):
+    lines = conversation((AGENT, "Thanks for calling, how can I help?"), (CUSTOMER, said))
+
+    summary = summarise(lines=lines, facts=facts(), backend="local")
+
+    assert summary.intent == intent
+
+
 def test_summary_uses_the_configured_backend_and_refuses_an_unknown_one(settings):
     settings.SUMMARY_BACKEND = "local"
 
