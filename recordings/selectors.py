@@ -64,14 +64,15 @@ def transcript_for_display(*, transcript: Transcript | None, is_raw: bool, count
 
 
 def summary_for_display(*, summary: Summary | None, is_raw: bool, country: str = "") -> dict | None:
-    """The summary as a reader sees it: its paragraph masked unless `is_raw`."""
+    """The summary as a reader sees it: its paragraph masked unless `is_raw`; intent, sentiment and
+    score None for a call with no conversation."""
     if summary is None:
         return None
     return {
         "paragraph": summary.paragraph if is_raw else redact(summary.paragraph, region=country or None),
-        "intent": summary.intent,
+        "intent": summary.intent or None,
         "outcome": summary.outcome,
-        "sentiment": summary.sentiment,
+        "sentiment": summary.sentiment or None,
         "sentiment_score": summary.sentiment_score,
         "backend": summary.backend,
         "note": summary.note,

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from recordings.summaries import AGENT, CUSTOMER, CallFacts, CallSummary, Line
+from recordings.summaries import AGENT, CUSTOMER, CallFacts, CallSummary, Line, had_conversation
 from recordings.summaries.lexicon import (
     CLOSING_PHRASES,
     CUSTOMER_CONFIRMATIONS,
@@ -25,7 +25,6 @@ MINIMUM_INTENT_SCORE = 2  # below this (one hint from the agent, say) the intent
 SENTIMENT_THRESHOLD = 0.05  # VADER's recommended bounds for neutral
 QUOTE_LENGTH = 160
 NOTES_LENGTH = 240
-NO_CONVERSATION_REASONS = ("abandoned", "no_agent", "rejected", "unanswered")
 SALE_INTENTS = ("purchase", "upgrade")
 DISPOSITION_OUTCOMES = {"wrong_number": "wrong_number", "escalated": "escalated", "follow_up": "follow_up"}
 # Which closing wins when the agent said several: a sale, then a hand-over, then a promise to
@@ -67,27 +66,35 @@ OUTCOME_SENTENCES = {
 def summarise(*, lines: list[Line], facts: CallFacts) -> CallSummary:
     """The local summary of one call. Deterministic, offline, and quick (no model to load)."""
     spoken = [line for line in lines if line.text.strip()]
+    if not had_conversation(facts) or not spoken:
+        # Nobody spoke with an agent, or nothing said could be transcribed: a recording of a call
+        # nobody answered holds the queue's notice and hold audio, and the customer alone. No
+        # intent and no sentiment come from that; the facts tell the story.
+        return CallSummary(
+            paragraph=_no_conversation_paragraph(facts, has_talk=bool(spoken)),
+            intent="",
+            outcome="no_conversation",
+            sentiment="",
+            sentiment_score=None,
+            backend="local",
+        )
     customer_lines = [line.text for line in spoken if line.speaker == CUSTOMER]
     agent_lines = [line.text for line in spoken if line.speaker == AGENT]
 
     intent = _intent(customer_lines, agent_lines, facts)
     closing, closing_sentence = _closing(agent_lines, customer_lines, intent)
-    outcome = _outcome(spoken, facts, intent, closing)
+    outcome = _outcome(facts, intent, closing)
     score = customer_sentiment(customer_lines)
     sentiment = sentiment_label(score)
-
-    if outcome == "no_conversation":
-        paragraph = _no_conversation_paragraph(facts, has_talk=bool(spoken))
-    else:
-        paragraph = _paragraph(
-            facts=facts,
-            intent=intent,
-            outcome=outcome,
-            sentiment=sentiment,
-            customer_quote=_customer_quote(customer_lines, intent),
-            agent_quote=closing_sentence if closing == outcome else "",
-            has_customer_lines=bool(customer_lines),
-        )
+    paragraph = _paragraph(
+        facts=facts,
+        intent=intent,
+        outcome=outcome,
+        sentiment=sentiment,
+        customer_quote=_customer_quote(customer_lines, intent),
+        agent_quote=closing_sentence if closing == outcome else "",
+        has_customer_lines=bool(customer_lines),
+    )
     return CallSummary(
         paragraph=paragraph,
         intent=intent,
@@ -213,9 +220,8 @@ def _closing(agent_lines: list[str], customer_lines: list[str], intent: str) -> 
     return "", ""
 
 
-def _outcome(spoken: list[Line], facts: CallFacts, intent: str, closing: str) -> str:
-    if facts.end_reason in NO_CONVERSATION_REASONS or (not facts.talk_seconds and not spoken):
-        return "no_conversation"
+def _outcome(facts: CallFacts, intent: str, closing: str) -> str:
+    """How a call with a conversation ended."""
     if intent == "wrong_number":
         return "wrong_number"
     if closing == "sale" and facts.disposition in ("", "resolved", "other"):
@@ -226,7 +232,7 @@ def _outcome(spoken: list[Line], facts: CallFacts, intent: str, closing: str) ->
         return "resolved"
     if closing:
         return closing
-    return "unresolved" if spoken else "no_conversation"
+    return "unresolved"
 
 
 @functools.cache

@@ -122,10 +122,52 @@ def test_local_summary_of_a_caller_who_left_the_queue_tells_the_facts_alone():
 
     assert summary == CallSummary(
         paragraph="The caller hung up while waiting in the queue.",
-        intent="other",
+        intent="",
         outcome="no_conversation",
-        sentiment="neutral",
-        sentiment_score=0.0,
+        sentiment="",
+        sentiment_score=None,
+        backend="local",
+    )
+
+
+# What the recording of a call nobody answered holds: the queue's notice and hold audio on the
+# business's side, and the customer alone on theirs.
+ON_HOLD = conversation(
+    (AGENT, "Thank you for calling Acme. This call is recorded to help us serve you better."),
+    (AGENT, "All our agents are busy. Your call is very important to us, please stay on the line."),
+    (CUSTOMER, "Hello? I just want to know where my package is. Great, wonderful, thanks a lot."),
+    (AGENT, "Thank you for waiting. We will be with you shortly, we appreciate your patience."),
+)
+
+
+@pytest.mark.parametrize(
+    ("end_reason", "direction", "paragraph"),
+    [
+        ("abandoned", "inbound", "Lucia hung up while waiting in the queue. (ended by the customer.)"),
+        (
+            "no_agent",
+            "inbound",
+            "Lucia waited in the queue, but no agent answered before the longest allowed wait. "
+            "(ended by the customer.)",
+        ),
+        ("rejected", "outbound", "The call was rejected by the customer. (ended by the customer.)"),
+        ("unanswered", "outbound", "Lucia did not answer. (ended by the customer.)"),
+        ("failed", "inbound", "The call failed before it reached an agent. (ended by the customer.)"),
+    ],
+)
+def test_local_summary_of_a_call_nobody_answered_has_no_intent_and_no_sentiment(
+    end_reason, direction, paragraph
+):
+    nobody_answered = facts(talk_seconds=None, end_reason=end_reason, direction=direction)
+
+    summary = summarise(lines=ON_HOLD, facts=nobody_answered, backend="local")
+
+    assert summary == CallSummary(
+        paragraph=paragraph,
+        intent="",
+        outcome="no_conversation",
+        sentiment="",
+        sentiment_score=None,
         backend="local",
     )
 
@@ -379,6 +421,34 @@ def test_openai_summary_when_the_endpoint_refuses_the_connection_falls_back_to_t
     assert (summary.backend, summary.note) == (
         "local",
         "openai backend failed (could not reach the endpoint: ConnectError); local summary",
+    )
+
+
+def test_openai_summary_of_a_call_nobody_answered_is_the_local_one_without_asking(endpoint):
+    abandoned = facts(talk_seconds=None, end_reason="abandoned")
+
+    summary = summarise(lines=ON_HOLD, facts=abandoned, backend="openai")
+
+    assert (summary.backend, summary.intent, summary.outcome, summary.sentiment, summary.note) == (
+        "local",
+        "",
+        "no_conversation",
+        "",
+        "no conversation with an agent; local summary",
+    )
+    assert endpoint.requests == []
+
+
+def test_openai_summary_that_finds_no_conversation_has_no_intent_and_no_sentiment(endpoint):
+    endpoint.answer_with(json.dumps({**VALID_REPLY, "outcome": "no_conversation"}))
+
+    summary = summarise(lines=UPGRADE, facts=facts(), backend="openai")
+
+    assert (summary.backend, summary.intent, summary.sentiment, summary.sentiment_score) == (
+        "openai",
+        "",
+        "",
+        None,
     )
 
 
