@@ -155,7 +155,8 @@ def service_level_svg(hours: list[Hour], *, goal: float) -> SafeString:
 
 
 def sentiment_svg(mix: dict[str, int]) -> SafeString:
-    """One bar split by the sentiment of the day's summaries, each part labelled with its count."""
+    """One bar split by the sentiment of the day's summarised conversations (calls an agent took),
+    each part labelled with its count."""
     total = sum(mix.values())
     x, parts = float(MARGIN_LEFT), []
     for sentiment in ("positive", "neutral", "negative"):
@@ -183,6 +184,8 @@ def sentiment_svg(mix: dict[str, int]) -> SafeString:
         x += width
     if not parts:
         parts.append(
-            format_html('<text x="{}" y="85" class="tick">No summaries yet today.</text>', MARGIN_LEFT)
+            format_html(
+                '<text x="{}" y="85" class="tick">No summarised conversations yet today.</text>', MARGIN_LEFT
+            )
         )
-    return _frame("Sentiment of the day's calls", mark_safe("".join(parts)), label="sentiment")
+    return _frame("Sentiment of the day's conversations", mark_safe("".join(parts)), label="sentiment")

@@ -312,12 +312,20 @@ def day_hours(*, since: datetime, until: datetime) -> list[charts.Hour]:
 
 
 def sentiment_mix(*, since: datetime, until: datetime) -> dict[str, int]:
-    """How many of the calls that started in [since, until) were summarised positive, neutral or
-    negative (the customer's side)."""
+    """How many of the calls that started in [since, until) and had a conversation (an agent took
+    them) were summarised positive, neutral or negative (the customer's side). A call nobody
+    answered counts for none, whatever its summary says: its recording, if any, held only the
+    queue's notice and hold audio."""
     rows = (
-        Call.objects.filter(started_at__gte=since, started_at__lt=until, summary__isnull=False)
+        Call.objects.filter(
+            kpis.HAD_CONVERSATION,
+            started_at__gte=since,
+            started_at__lt=until,
+            summary__sentiment__in=["positive", "neutral", "negative"],
+        )
         .values("summary__sentiment")
         .annotate(count=Count("pk"))
+        .order_by()
     )
     return {row["summary__sentiment"]: row["count"] for row in rows}
 

@@ -19,6 +19,7 @@ from recordings.redaction import redact
 from recordings.selectors import (
     call_is_visible_to,
     call_review,
+    call_timeline,
     sees_raw_text,
 )
 
@@ -196,11 +197,7 @@ def _call_review(*, request, call: Call) -> dict:
         "charges": list(charges) if may_see_charges else None,
     }
     if not review["may_hear"]:  # the record, without what was said
-        return {
-            **review,
-            "events": call.events.select_related("agent__user").order_by("at", "pk"),
-            "consents": ConsentRecord.objects.filter(call=call).order_by("started_at"),
-        }
+        return {**review, "timeline": call_timeline(call=call)}
     return {**review, **call_review(call=call, user=request.user)}
 
 

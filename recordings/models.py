@@ -92,7 +92,10 @@ class Transcript(TimeStampedModel):
 
 
 class Summary(TimeStampedModel):
-    """A call in one paragraph: the customer's intent, the outcome and how the customer sounded."""
+    """A call in one paragraph: the customer's intent, the outcome and how the customer sounded.
+
+    A call with no conversation (nobody answered, or nothing said could be transcribed: outcome
+    "no_conversation") has no intent and no sentiment."""
 
     class Sentiment(models.TextChoices):
         POSITIVE = "positive", "Positive"
@@ -101,10 +104,20 @@ class Summary(TimeStampedModel):
 
     call = models.OneToOneField("calls.Call", on_delete=models.CASCADE, related_name="summary")
     paragraph = models.TextField()
-    intent = models.CharField(max_length=32, db_index=True)
+    intent = models.CharField(max_length=32, blank=True, db_index=True, help_text="Empty: no conversation.")
     outcome = models.CharField(max_length=32, db_index=True)
-    sentiment = models.CharField(max_length=8, choices=Sentiment.choices, db_index=True)
-    sentiment_score = models.FloatField(help_text="-1 (negative) to 1 (positive), the customer's side.")
+    sentiment = models.CharField(
+        max_length=8,
+        choices=Sentiment.choices,
+        blank=True,
+        db_index=True,
+        help_text="Empty: no conversation.",
+    )
+    sentiment_score = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="-1 (negative) to 1 (positive), the customer's side; empty: no conversation.",
+    )
     backend = models.CharField(max_length=16)
     note = models.CharField(max_length=255, blank=True, help_text="E.g. why the chosen backend was not used.")
 

@@ -1,8 +1,12 @@
 """Reads about recordings: who may hear and read a call, and what they are shown."""
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.contrib.auth.models import AbstractBaseUser
 
-from calls.models import Call
+from calls.models import Call, CallEvent
+from compliance.models import ConsentRecord
 from recordings.models import Recording, Summary, Transcript
 from recordings.redaction import redact
 from recordings.summaries import CallFacts, Line
@@ -64,14 +68,15 @@ def transcript_for_display(*, transcript: Transcript | None, is_raw: bool, count
 
 
 def summary_for_display(*, summary: Summary | None, is_raw: bool, country: str = "") -> dict | None:
-    """The summary as a reader sees it: its paragraph masked unless `is_raw`."""
+    """The summary as a reader sees it: its paragraph masked unless `is_raw`; intent, sentiment and
+    score None for a call with no conversation."""
     if summary is None:
         return None
     return {
         "paragraph": summary.paragraph if is_raw else redact(summary.paragraph, region=country or None),
-        "intent": summary.intent,
+        "intent": summary.intent or None,
         "outcome": summary.outcome,
-        "sentiment": summary.sentiment,
+        "sentiment": summary.sentiment or None,
         "sentiment_score": summary.sentiment_score,
         "backend": summary.backend,
         "note": summary.note,
@@ -85,12 +90,34 @@ def recording_progress(recording: Recording | None) -> dict:
     return {"status": recording.status, "progress": recording.progress, "failure": recording.failure}
 
 
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of what happened on a call: a transition (`event`) or the recording notice played
+    (`consent`), at `at`."""
+
+    at: datetime
+    event: CallEvent | None = None
+    consent: ConsentRecord | None = None
+
+
+def call_timeline(*, call: Call) -> list[TimelineEntry]:
+    """What happened on a call, in the order it happened: its transitions and the recording notice
+    it played, by time, then id (transitions before the notice at the same instant), so a call's
+    timeline reads the same on every page whatever order the rows were written in."""
+    events = call.events.select_related("agent__user").order_by()
+    consents = ConsentRecord.objects.filter(call=call).order_by()
+    entries = [(event.at, 0, event.pk, TimelineEntry(at=event.at, event=event)) for event in events]
+    entries += [
+        (consent.started_at, 1, consent.pk, TimelineEntry(at=consent.started_at, consent=consent))
+        for consent in consents
+    ]
+    return [entry for *_, entry in sorted(entries, key=lambda entry: entry[:3])]
+
+
 def call_review(*, call: Call, user: AbstractBaseUser) -> dict:
     """What the call page shows of a call, for the call page and its page in admin: the recording,
     its progress, the transcript and the summary (masked unless `user` may read raw text), the
-    events and the consent records. The caller has checked that `user` may hear the call."""
-    from compliance.models import ConsentRecord
-
+    timeline (call_timeline). The caller has checked that `user` may hear the call."""
     country, is_raw = call.contact.country, sees_raw_text(user)
     recording = Recording.objects.filter(call=call).first()
     return {
@@ -103,6 +130,5 @@ def call_review(*, call: Call, user: AbstractBaseUser) -> dict:
         "summary": summary_for_display(
             summary=Summary.objects.filter(call=call).first(), is_raw=is_raw, country=country
         ),
-        "events": call.events.select_related("agent__user").order_by("at", "pk"),
-        "consents": ConsentRecord.objects.filter(call=call).order_by("started_at"),
+        "timeline": call_timeline(call=call),
     }

@@ -339,6 +339,8 @@ def _queue_summary(call_id: int) -> None:
 
 def call_summarise(*, call_id: int) -> Summary | None:
     """Summarise a transcribed call (again, when its wrap-up has been filed since): its Summary.
+    A call nobody answered gets a summary of its facts, with no intent and no sentiment, whatever
+    its transcript holds (recordings.summaries.had_conversation).
     None when the call has no transcript (not yet, or erased meanwhile) or is gone. The agent who
     took the call is told once, when the first summary is written; the call's page every time."""
     call = Call.objects.select_related("contact").filter(pk=call_id).first()
@@ -357,7 +359,7 @@ def call_summarise(*, call_id: int) -> Summary | None:
                 "intent": found.intent,
                 "outcome": found.outcome,
                 "sentiment": found.sentiment,
-                "sentiment_score": round(found.sentiment_score, 3),
+                "sentiment_score": None if found.sentiment_score is None else round(found.sentiment_score, 3),
                 "backend": found.backend,
                 "note": found.note[:255],
             },
@@ -370,8 +372,12 @@ def call_summarise(*, call_id: int) -> Summary | None:
         if is_new and call.agent_id is not None:
             broadcast_on_commit(f"agent.{call.agent_id}", ready)
         broadcast_on_commit(f"call.{call_id}", ready)
-        _publish(
-            call_id, "summary.ready", intent=found.intent, outcome=found.outcome, sentiment=found.sentiment
+        _publish(  # a call with no conversation has neither intent nor sentiment: null
+            call_id,
+            "summary.ready",
+            intent=found.intent or None,
+            outcome=found.outcome,
+            sentiment=found.sentiment or None,
         )
     return summary
 

@@ -87,6 +87,7 @@ from calls.kpis.base import (
 from calls.kpis.queues import (
     ABANDONED,
     ANSWERED,
+    HAD_CONVERSATION,
     REACHED_QUEUE,
     SERVICE_LEVEL_GOAL,
     ServiceLevel,
@@ -106,8 +107,8 @@ from calls.kpis.report import (
 from calls.kpis.whatsapp import whatsapp_figures
 
 __all__ = [
-    "ABANDONED", "ANSWERED", "DEFAULT_TARGETS", "REACHED_QUEUE", "SERVICE_LEVEL_GOAL", "AgentFigures",
-    "AgentRow", "CallCost", "CallFigures", "Kpis", "QueueRow", "ServiceLevel", "Targets",
+    "ABANDONED", "ANSWERED", "DEFAULT_TARGETS", "HAD_CONVERSATION", "REACHED_QUEUE", "SERVICE_LEVEL_GOAL",
+    "AgentFigures", "AgentRow", "CallCost", "CallFigures", "Kpis", "QueueRow", "ServiceLevel", "Targets",
     "WhatsAppFigures", "agent_call_figures", "agent_figures_row", "agent_status_seconds",
     "call_figures_by_queue", "call_figures_row", "calls_of_period", "kpis_of_period", "kpis_table",
     "local_day", "service_level", "service_level_by_hour", "service_level_by_queue", "today_in",

@@ -80,6 +80,9 @@ def _with_wrap_up(calls: QuerySet[Call], *, now: datetime) -> QuerySet[Call]:
 
 
 HANDLED = Q(status=Call.Status.ENDED, connected_at__isnull=False, agent__isnull=False)
+# A conversation: the call was connected to an agent, either way. Only such a call has a sentiment
+# (recordings.summaries.had_conversation: the summary of any other has none).
+HAD_CONVERSATION = Q(connected_at__isnull=False)
 
 
 def _handled_sums() -> dict:

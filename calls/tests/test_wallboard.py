@@ -179,3 +179,35 @@ async def test_a_burst_of_changes_brings_one_snapshot_and_the_charts_soon_after(
     assert {"charts" in first, "charts" in second} == {True, False}  # the tiles once, the charts once
     assert await communicator.receive_nothing(timeout=0.6)
     await communicator.disconnect()
+
+
+@pytest.mark.django_db
+def test_the_sentiment_chart_counts_only_calls_that_had_a_conversation(queue, number):
+    from recordings.models import Summary
+
+    def summarised(sentiment: str, **fields) -> Call:
+        started = at_hour(11)
+        fields = {"queue": queue, "queued_at": started, **fields}
+        call = CallFactory(business_number=number, started_at=started, status=Call.Status.ENDED, **fields)
+        Summary.objects.create(
+            call=call, paragraph="…", intent="", outcome="no_conversation", sentiment=sentiment,
+            sentiment_score=0.5 if sentiment else None, backend="local",
+        )  # fmt: skip
+        return call
+
+    talked = {"connected_at": at_hour(11, 1), "end_reason": "completed", "talk_seconds": 60}
+    summarised("positive", **talked)
+    summarised("negative", **talked)
+    summarised("positive", **talked, direction=Call.Direction.OUTBOUND, queue=None, queued_at=None)
+    # Nobody answered these: a sentiment their summaries were given from the hold audio counts for none.
+    for end_reason in ("abandoned", "no_agent", "rejected", "failed"):
+        summarised("positive", end_reason=end_reason)
+    summarised("negative", end_reason="unanswered", direction=Call.Direction.OUTBOUND, queue=None)
+    summarised("", end_reason="abandoned")
+
+    mix = sentiment_mix(since=at_hour(0), until=at_hour(0) + timedelta(days=1))
+    chart = wallboard_snapshot(with_charts=True)["charts"]["sentiment_svg"]
+
+    assert mix == {"positive": 2, "negative": 1}
+    assert 'data-sentiment="positive" data-count="2"' in chart
+    assert 'data-sentiment="negative" data-count="1"' in chart

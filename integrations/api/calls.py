@@ -75,10 +75,12 @@ def audible_calls(caller: Caller):
 
 class SummarySerializer(serializers.Serializer):
     paragraph = serializers.CharField()
-    intent = serializers.CharField()
+    intent = serializers.CharField(allow_null=True, help_text="Null when the call had no conversation.")
     outcome = serializers.CharField()
-    sentiment = serializers.CharField()
-    sentiment_score = serializers.FloatField()
+    sentiment = serializers.CharField(allow_null=True, help_text="Null when the call had no conversation.")
+    sentiment_score = serializers.FloatField(
+        allow_null=True, help_text="Null when the call had no conversation."
+    )
     backend = serializers.CharField()
 
 

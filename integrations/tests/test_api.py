@@ -267,6 +267,37 @@ def test_text_is_masked_unless_the_key_has_the_admin_scope(client, floor, make_k
     )
 
 
+def test_a_call_nobody_answered_has_no_sentiment_through_the_api(client, floor, make_key, tmp_path):
+    from calls.models import Call
+    from calls.tests.factories import CallFactory
+    from recordings.models import Transcript
+    from recordings.services import call_summarise
+    from recordings.tests.test_services import store
+
+    ours = floor[0]
+    left = CallFactory(
+        business_number=ours.number, contact=ours.contact, status=Call.Status.ENDED,
+        end_reason=Call.EndReason.ABANDONED, talk_seconds=None,
+    )  # fmt: skip
+    Transcript.objects.create(
+        call=left, recording=store(left, tmp_path, "left.wav"), text="", model="tiny.en", seconds_taken=0.1,
+        segments=[{"start_s": 0, "end_s": 3, "speaker": "customer", "text": "Lovely music, great!"}],
+    )  # fmt: skip
+    call_summarise(call_id=left.pk)
+    token = make_key(ApiKey.Scope.READ)
+
+    summary = client.get(f"/api/v1/calls/{left.pk}/", **bearer(token)).json()["summary"]
+    positive = client.get("/api/v1/calls/?sentiment=positive", **bearer(token)).json()
+
+    assert (summary["intent"], summary["outcome"], summary["sentiment"], summary["sentiment_score"]) == (
+        None,
+        "no_conversation",
+        None,
+        None,
+    )
+    assert [call["id"] for call in positive["results"]] == [ours.call.pk]
+
+
 def test_calls_are_filtered_and_paged_newest_first(client, floor, make_key):
     from calls.tests.factories import CallFactory
 

@@ -18,6 +18,7 @@ INTENTS = (
     "purchase",
     "upgrade",
     "cancellation",
+    "refund",
     "complaint",
     "billing",
     "technical_support",
@@ -29,6 +30,9 @@ INTENTS = (
 OUTCOMES = ("sale", "resolved", "follow_up", "escalated", "unresolved", "wrong_number", "no_conversation")
 SENTIMENTS = ("positive", "neutral", "negative")
 BACKENDS = ("local", "openai")
+# How calls end that nobody answered: the customer never spoke with an agent, whatever the recording
+# holds (the queue's notice and hold music, the customer's "hello?" to them).
+NO_CONVERSATION_REASONS = ("abandoned", "no_agent", "rejected", "unanswered")
 
 
 @dataclass(frozen=True)
@@ -52,13 +56,19 @@ class CallFacts:
     customer_name: str  # may be ""
 
 
+def had_conversation(facts: CallFacts) -> bool:
+    """Whether the customer spoke with an agent: the call was connected to one. A call that was not
+    has no intent and no sentiment, only its facts."""
+    return facts.talk_seconds is not None and facts.end_reason not in NO_CONVERSATION_REASONS
+
+
 @dataclass(frozen=True)
 class CallSummary:
     paragraph: str
-    intent: str  # one of INTENTS
+    intent: str  # one of INTENTS; "" when there was no conversation
     outcome: str  # one of OUTCOMES
-    sentiment: str  # one of SENTIMENTS
-    sentiment_score: float  # -1.0 .. 1.0, the customer's side
+    sentiment: str  # one of SENTIMENTS; "" when there was no conversation
+    sentiment_score: float | None  # -1.0 .. 1.0, the customer's side; None when there was no conversation
     backend: str  # the backend that wrote it: "local" or "openai"
     note: str = ""  # e.g. why the openai backend fell back to the local one
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from recordings.summaries import AGENT, CUSTOMER, CallFacts, CallSummary, Line
+from recordings.summaries import AGENT, CUSTOMER, CallFacts, CallSummary, Line, had_conversation
 from recordings.summaries.lexicon import (
     CLOSING_PHRASES,
     CUSTOMER_CONFIRMATIONS,
@@ -25,7 +25,6 @@ MINIMUM_INTENT_SCORE = 2  # below this (one hint from the agent, say) the intent
 SENTIMENT_THRESHOLD = 0.05  # VADER's recommended bounds for neutral
 QUOTE_LENGTH = 160
 NOTES_LENGTH = 240
-NO_CONVERSATION_REASONS = ("abandoned", "no_agent", "rejected", "unanswered")
 SALE_INTENTS = ("purchase", "upgrade")
 DISPOSITION_OUTCOMES = {"wrong_number": "wrong_number", "escalated": "escalated", "follow_up": "follow_up"}
 # Which closing wins when the agent said several: a sale, then a hand-over, then a promise to
@@ -36,6 +35,7 @@ INBOUND_INTENT = {
     "purchase": "to make a purchase",
     "upgrade": "about an upgrade",
     "cancellation": "to cancel",
+    "refund": "to ask for a refund",
     "complaint": "to complain",
     "billing": "with a billing question",
     "technical_support": "for technical support",
@@ -46,6 +46,7 @@ OUTBOUND_INTENT = {
     "purchase": "a purchase",
     "upgrade": "an upgrade",
     "cancellation": "a cancellation",
+    "refund": "a refund",
     "complaint": "a complaint",
     "billing": "a billing question",
     "technical_support": "a technical problem",
@@ -65,27 +66,35 @@ OUTCOME_SENTENCES = {
 def summarise(*, lines: list[Line], facts: CallFacts) -> CallSummary:
     """The local summary of one call. Deterministic, offline, and quick (no model to load)."""
     spoken = [line for line in lines if line.text.strip()]
+    if not had_conversation(facts) or not spoken:
+        # Nobody spoke with an agent, or nothing said could be transcribed: a recording of a call
+        # nobody answered holds the queue's notice and hold audio, and the customer alone. No
+        # intent and no sentiment come from that; the facts tell the story.
+        return CallSummary(
+            paragraph=_no_conversation_paragraph(facts, has_talk=bool(spoken)),
+            intent="",
+            outcome="no_conversation",
+            sentiment="",
+            sentiment_score=None,
+            backend="local",
+        )
     customer_lines = [line.text for line in spoken if line.speaker == CUSTOMER]
     agent_lines = [line.text for line in spoken if line.speaker == AGENT]
 
     intent = _intent(customer_lines, agent_lines, facts)
     closing, closing_sentence = _closing(agent_lines, customer_lines, intent)
-    outcome = _outcome(spoken, facts, intent, closing)
+    outcome = _outcome(facts, intent, closing)
     score = customer_sentiment(customer_lines)
     sentiment = sentiment_label(score)
-
-    if outcome == "no_conversation":
-        paragraph = _no_conversation_paragraph(facts, has_talk=bool(spoken))
-    else:
-        paragraph = _paragraph(
-            facts=facts,
-            intent=intent,
-            outcome=outcome,
-            sentiment=sentiment,
-            customer_quote=_customer_quote(customer_lines, intent),
-            agent_quote=closing_sentence if closing == outcome else "",
-            has_customer_lines=bool(customer_lines),
-        )
+    paragraph = _paragraph(
+        facts=facts,
+        intent=intent,
+        outcome=outcome,
+        sentiment=sentiment,
+        customer_quote=_customer_quote(customer_lines, intent),
+        agent_quote=closing_sentence if closing == outcome else "",
+        has_customer_lines=bool(customer_lines),
+    )
     return CallSummary(
         paragraph=paragraph,
         intent=intent,
@@ -114,8 +123,58 @@ def _matches(phrase: str, text: str) -> bool:
     return _pattern(phrase).search(_normalise(text)) is not None
 
 
-def _weight(phrases: dict[str, int], text: str) -> int:
-    return sum(weight for phrase, weight in phrases.items() if _matches(phrase, text))
+# A purpose denied before a phrase in its clause: "I don't want to cancel", "I'm not calling to
+# complain", "no need to upgrade", "it's not a complaint". A fact stated in the negative still names
+# the subject ("my parcel was not delivered", "I didn't get my refund"): no purpose word, no denial.
+_PURPOSES = (
+    "want", "wanna", "need", "mean", "meant", "plan", "planning", "intend", "wish", "trying", "try",
+    "looking", "going", "calling", "ringing", "asking", "here",
+)  # fmt: skip
+_FILLERS = ("to", "for", "about", "a", "an", "any", "my", "the", "this", "that", "it", "be")
+_DENIED_PURPOSE = re.compile(
+    r"\b(?:not|never|no|don't|dont|didn't|won't|wouldn't)\s+"
+    rf"(?:(?:{'|'.join(_PURPOSES)})\s+(?:(?:{'|'.join(_FILLERS)})\s+){{0,2}}|(?:a|an|about|any)\s+)$"
+)
+# The purpose words a phrase opens with ("want to" of "want to cancel") are read with what precedes it.
+_PURPOSE_HEAD = re.compile(rf"(?:(?:{'|'.join(_PURPOSES + _FILLERS)})\s+)*")
+_CLAUSE = re.compile(r".*(?:[,.;:!?\u2026]|\bbut\b)(.*)", re.DOTALL)  # greedy: the last clause
+
+
+def _is_denied(before: str, matched: str) -> bool:
+    """Whether the line, up to a phrase and within its clause, denies the purpose the phrase names."""
+    text = before + _PURPOSE_HEAD.match(matched).group()
+    clause = _CLAUSE.match(text)
+    return _DENIED_PURPOSE.search((clause.group(1) if clause else text).strip() + " ") is not None
+
+
+def intent_scores(text: str) -> dict[str, int]:
+    """How much one line says of each intent: the weights of the lexicon's phrases found in it.
+
+    Where phrases overlap, the longest is read and the ones inside it are not ("where is my order",
+    not "my order" as well), whichever intent they name; a phrase whose purpose the line denies
+    ("I don't want to cancel") counts for nothing, though it still hides the phrases inside it.
+    A phrase counts once per line."""
+    normalised = _normalise(text)
+    found = [
+        (match.end() - match.start(), weight, match.start(), match.end(), intent, phrase)
+        for intent, phrases in INTENT_PHRASES.items()
+        for phrase, weight in phrases.items()
+        for match in _pattern(phrase).finditer(normalised)
+    ]
+    taken: list[tuple[int, int]] = []
+    counted: dict[tuple[str, str], int] = {}
+    for _, weight, start, end, intent, phrase in sorted(
+        found, key=lambda match: (-match[0], -match[1], match[2])
+    ):
+        if any(start < other_end and other_start < end for other_start, other_end in taken):
+            continue
+        taken.append((start, end))
+        if not _is_denied(normalised[:start], normalised[start:end] + " "):
+            counted[(intent, phrase)] = weight
+    scores = dict.fromkeys(INTENT_PHRASES, 0)
+    for (intent, _), weight in counted.items():
+        scores[intent] += weight
+    return scores
 
 
 def _sentences(texts: Iterable[str]) -> list[str]:
@@ -128,10 +187,12 @@ def _sentences(texts: Iterable[str]) -> list[str]:
 def _intent(customer_lines: list[str], agent_lines: list[str], facts: CallFacts) -> str:
     if facts.disposition == "wrong_number":
         return "wrong_number"
+    customer_scores = [intent_scores(text) for text in customer_lines]
+    agent_scores = [intent_scores(text) for text in agent_lines]
     scores = {
-        intent: CUSTOMER_WEIGHT * sum(_weight(phrases, text) for text in customer_lines)
-        + sum(_weight(phrases, text) for text in agent_lines)
-        for intent, phrases in INTENT_PHRASES.items()
+        intent: CUSTOMER_WEIGHT * sum(line[intent] for line in customer_scores)
+        + sum(line[intent] for line in agent_scores)
+        for intent in INTENT_PHRASES
     }
     # Ties go to the intent listed first in the lexicon, the more specific one.
     best = max(scores, key=lambda intent: scores[intent])
@@ -159,9 +220,8 @@ def _closing(agent_lines: list[str], customer_lines: list[str], intent: str) -> 
     return "", ""
 
 
-def _outcome(spoken: list[Line], facts: CallFacts, intent: str, closing: str) -> str:
-    if facts.end_reason in NO_CONVERSATION_REASONS or (not facts.talk_seconds and not spoken):
-        return "no_conversation"
+def _outcome(facts: CallFacts, intent: str, closing: str) -> str:
+    """How a call with a conversation ended."""
     if intent == "wrong_number":
         return "wrong_number"
     if closing == "sale" and facts.disposition in ("", "resolved", "other"):
@@ -172,7 +232,7 @@ def _outcome(spoken: list[Line], facts: CallFacts, intent: str, closing: str) ->
         return "resolved"
     if closing:
         return closing
-    return "unresolved" if spoken else "no_conversation"
+    return "unresolved"
 
 
 @functools.cache
@@ -213,11 +273,11 @@ def sentiment_label(score: float) -> str:
 def _customer_quote(customer_lines: list[str], intent: str) -> str:
     """The customer's sentence that says most about the intent; failing that, the longest one
     of five words or more."""
-    phrases = INTENT_PHRASES.get(intent, {})
+    weighed = [(intent_scores(sentence).get(intent, 0), sentence) for sentence in _sentences(customer_lines)]
     candidates = [
-        (_weight(phrases, sentence), min(len(sentence.split()), 25), -position, sentence)
-        for position, sentence in enumerate(_sentences(customer_lines))
-        if len(sentence.split()) >= 5 or _weight(phrases, sentence)
+        (weight, min(len(sentence.split()), 25), -position, sentence)
+        for position, (weight, sentence) in enumerate(weighed)
+        if len(sentence.split()) >= 5 or weight
     ]
     return _shortened(max(candidates)[3], QUOTE_LENGTH) if candidates else ""
 

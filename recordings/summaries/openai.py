@@ -24,6 +24,7 @@ from recordings.summaries import (
     CallFacts,
     CallSummary,
     Line,
+    had_conversation,
     local,
 )
 
@@ -63,6 +64,10 @@ def summarise(*, lines: list[Line], facts: CallFacts) -> CallSummary:
     if not any(line.text.strip() for line in lines):
         # Nothing was said: the facts alone tell the story, and a model could only invent more.
         return _local(lines, facts, "empty transcript; local summary")
+    if not had_conversation(facts):
+        # Nobody answered: the transcript is the queue's notice and hold audio, and the customer
+        # alone; a model would find an intent and a mood in it.
+        return _local(lines, facts, "no conversation with an agent; local summary")
     try:
         content = _complete(_messages(lines, facts))
         return _parse(content)
@@ -158,6 +163,15 @@ def _parse(content: str) -> CallSummary:
     # bool is an int in Python, and never a score
     if isinstance(score, bool) or not isinstance(score, int | float) or not -1.0 <= score <= 1.0:
         raise EndpointFailure("invalid sentiment_score from the endpoint")
+    if reply["outcome"] == "no_conversation":  # as the local summary: no intent, no sentiment
+        return CallSummary(
+            paragraph=" ".join(paragraph.split()),
+            intent="",
+            outcome="no_conversation",
+            sentiment="",
+            sentiment_score=None,
+            backend="openai",
+        )
     return CallSummary(
         paragraph=" ".join(paragraph.split()),
         intent=reply["intent"],

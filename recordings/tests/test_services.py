@@ -17,7 +17,9 @@ from calls.signals import recording_finished
 from calls.tests.factories import CallFactory, ContactFactory
 from messaging.models import ConversationWindow, Message
 from recordings.models import Erasure, Recording, Summary, Transcript
+from recordings.selectors import summary_for_display
 from recordings.services import (
+    call_summarise,
     contact_erase,
     recording_opened,
     recording_reseal,
@@ -303,3 +305,45 @@ def test_files_the_storage_could_not_delete_are_deleted_by_the_next_sweep(
     assert left_behind == [recording.file.name]
     assert Erasure.objects.get().pending_files == []
     assert files_in(recordings_storage) == []
+
+
+# What the recording of a call nobody answered holds: the queue's notice and hold audio on the
+# business's side, and the customer alone on theirs.
+HOLD_AUDIO_SAID = [
+    {"start_s": 0, "end_s": 4, "speaker": "agent", "text": "Thank you for calling, this call is recorded."},
+    {"start_s": 4, "end_s": 6, "speaker": "customer", "text": "Great, thanks, I love it. Where is my order?"},
+    {"start_s": 6, "end_s": 9, "speaker": "agent", "text": "Your call is very important to us, please hold."},
+]
+
+
+@pytest.mark.parametrize(
+    ("end_reason", "direction"),
+    [
+        (Call.EndReason.ABANDONED, Call.Direction.INBOUND),
+        (Call.EndReason.NO_AGENT, Call.Direction.INBOUND),
+        (Call.EndReason.REJECTED, Call.Direction.OUTBOUND),
+        (Call.EndReason.UNANSWERED, Call.Direction.OUTBOUND),
+        (Call.EndReason.FAILED, Call.Direction.INBOUND),
+    ],
+)
+def test_a_call_nobody_answered_is_summarised_without_intent_or_sentiment(
+    recordings_storage, tmp_path, end_reason, direction
+):
+    call = CallFactory(
+        status=Call.Status.ENDED, end_reason=end_reason, direction=direction, agent=None, talk_seconds=None
+    )
+    recording = store(call, tmp_path)
+    Transcript.objects.create(
+        call=call, recording=recording, text="", model="tiny.en", seconds_taken=0.1, segments=HOLD_AUDIO_SAID
+    )
+
+    summary = call_summarise(call_id=call.pk)
+
+    assert (summary.intent, summary.outcome, summary.sentiment, summary.sentiment_score) == (
+        "",
+        "no_conversation",
+        "",
+        None,
+    )
+    shown = summary_for_display(summary=summary, is_raw=True)
+    assert (shown["intent"], shown["sentiment"], shown["sentiment_score"]) == (None, None, None)

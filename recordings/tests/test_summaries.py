@@ -122,10 +122,52 @@ def test_local_summary_of_a_caller_who_left_the_queue_tells_the_facts_alone():
 
     assert summary == CallSummary(
         paragraph="The caller hung up while waiting in the queue.",
-        intent="other",
+        intent="",
         outcome="no_conversation",
-        sentiment="neutral",
-        sentiment_score=0.0,
+        sentiment="",
+        sentiment_score=None,
+        backend="local",
+    )
+
+
+# What the recording of a call nobody answered holds: the queue's notice and hold audio on the
+# business's side, and the customer alone on theirs.
+ON_HOLD = conversation(
+    (AGENT, "Thank you for calling Acme. This call is recorded to help us serve you better."),
+    (AGENT, "All our agents are busy. Your call is very important to us, please stay on the line."),
+    (CUSTOMER, "Hello? I just want to know where my package is. Great, wonderful, thanks a lot."),
+    (AGENT, "Thank you for waiting. We will be with you shortly, we appreciate your patience."),
+)
+
+
+@pytest.mark.parametrize(
+    ("end_reason", "direction", "paragraph"),
+    [
+        ("abandoned", "inbound", "Lucia hung up while waiting in the queue. (ended by the customer.)"),
+        (
+            "no_agent",
+            "inbound",
+            "Lucia waited in the queue, but no agent answered before the longest allowed wait. "
+            "(ended by the customer.)",
+        ),
+        ("rejected", "outbound", "The call was rejected by the customer. (ended by the customer.)"),
+        ("unanswered", "outbound", "Lucia did not answer. (ended by the customer.)"),
+        ("failed", "inbound", "The call failed before it reached an agent. (ended by the customer.)"),
+    ],
+)
+def test_local_summary_of_a_call_nobody_answered_has_no_intent_and_no_sentiment(
+    end_reason, direction, paragraph
+):
+    nobody_answered = facts(talk_seconds=None, end_reason=end_reason, direction=direction)
+
+    summary = summarise(lines=ON_HOLD, facts=nobody_answered, backend="local")
+
+    assert summary == CallSummary(
+        paragraph=paragraph,
+        intent="",
+        outcome="no_conversation",
+        sentiment="",
+        sentiment_score=None,
         backend="local",
     )
 
@@ -174,6 +216,37 @@ def test_local_summary_of_an_outbound_call_promising_a_call_back_needs_a_follow_
     assert summary.paragraph.startswith(
         "The agent called Lucia; the conversation was about a technical problem. "
     )
+
+
+WHAT_CUSTOMERS_SAY = [  # (what the customer said after the agent's greeting, the intent)
+    ("I would like a refund\u2026 the package arrived damaged", "refund"),
+    ("I returned the shoes two weeks ago and I still haven't got my money back.", "refund"),
+    ("Hi, I'd like to cancel my subscription, please.", "cancellation"),
+    ("I want to close my account, I'm switching providers.", "cancellation"),
+    ("I don't want to cancel my plan, I'd like to upgrade it.", "upgrade"),
+    ("I keep running out of data, can you move me to a higher plan?", "upgrade"),
+    ("Where is my order? It was supposed to be delivered on Monday.", "order_status"),
+    ("My parcel hasn't arrived yet, can you check the tracking?", "order_status"),
+    ("I'm not calling to complain, I'd just like to know when it will be delivered.", "order_status"),
+    ("I was charged twice on my last bill.", "billing"),
+    ("Why is there a late payment fee on my invoice?", "billing"),
+    ("This is the third time I'm calling, your service is unacceptable.", "complaint"),
+    ("The headphones came broken and I want a replacement.", "complaint"),
+    ("I'd like to buy the new phone, is it in stock?", "purchase"),
+    ("My internet stopped working this morning and the router keeps restarting.", "technical_support"),
+    ("What are your opening hours on Saturday?", "information"),
+    ("Sorry, I think I dialed the wrong number.", "wrong_number"),
+    ("Hello? Can you hear me?", "other"),
+]
+
+
+@pytest.mark.parametrize(("said", "intent"), WHAT_CUSTOMERS_SAY)
+def test_local_summary_names_the_intent_the_customer_says(said, intent):
+    lines = conversation((AGENT, "Thanks for calling, how can I help?"), (CUSTOMER, said))
+
+    summary = summarise(lines=lines, facts=facts(), backend="local")
+
+    assert summary.intent == intent
 
 
 def test_summary_uses_the_configured_backend_and_refuses_an_unknown_one(settings):
@@ -348,6 +421,34 @@ def test_openai_summary_when_the_endpoint_refuses_the_connection_falls_back_to_t
     assert (summary.backend, summary.note) == (
         "local",
         "openai backend failed (could not reach the endpoint: ConnectError); local summary",
+    )
+
+
+def test_openai_summary_of_a_call_nobody_answered_is_the_local_one_without_asking(endpoint):
+    abandoned = facts(talk_seconds=None, end_reason="abandoned")
+
+    summary = summarise(lines=ON_HOLD, facts=abandoned, backend="openai")
+
+    assert (summary.backend, summary.intent, summary.outcome, summary.sentiment, summary.note) == (
+        "local",
+        "",
+        "no_conversation",
+        "",
+        "no conversation with an agent; local summary",
+    )
+    assert endpoint.requests == []
+
+
+def test_openai_summary_that_finds_no_conversation_has_no_intent_and_no_sentiment(endpoint):
+    endpoint.answer_with(json.dumps({**VALID_REPLY, "outcome": "no_conversation"}))
+
+    summary = summarise(lines=UPGRADE, facts=facts(), backend="openai")
+
+    assert (summary.backend, summary.intent, summary.sentiment, summary.sentiment_score) == (
+        "openai",
+        "",
+        "",
+        None,
     )
 
 

@@ -1,14 +1,18 @@
 """A call's page and its recording: the agent of the call and supervisors only; the audio streams
 decrypted, in ranges; personal data in the transcript is masked for those without the permission."""
 
+import re
+from datetime import timedelta
+
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import Permission
 from django.test import AsyncRequestFactory
 
 from agents.tests.factories import AgentFactory, UserFactory
-from calls.models import Call
+from calls.models import Call, CallEvent
 from calls.tests.factories import CallFactory, ContactFactory
+from compliance.models import ConsentRecord
 from recordings import views
 from recordings.models import Summary, Transcript
 from recordings.services import recording_store
@@ -198,3 +202,34 @@ def test_a_call_page_without_a_recording_says_why(client):
 
     assert "No recording: nobody was on the line" in page.content.decode()
     assert audio.status_code == 404
+
+
+def test_a_call_page_is_headed_by_the_contact_and_lists_what_happened_in_order(client, reviewed):
+    call, _ = reviewed
+    at = call.started_at
+    for seconds, from_status, to_status in [
+        (40, "offered", "connected"),
+        (0, "", "ringing"),
+        (2, "ringing", "queued"),
+    ]:
+        CallEvent.objects.create(
+            call=call, from_status=from_status, to_status=to_status, at=at + timedelta(seconds=seconds)
+        )  # written out of order
+    ConsentRecord.objects.create(
+        call=call, contact=call.contact, business_number=call.business_number, language="en",
+        text="Recorded.", kind=ConsentRecord.Kind.RECORDING_NOTICE, started_at=at + timedelta(seconds=3),
+    )  # fmt: skip
+    client.force_login(call.agent.user)
+
+    text = client.get(f"/calls/{call.pk}/").content.decode()
+
+    heading = re.search(r"<h1[^>]*>(.*?)</h1>", text).group(1)
+    assert heading == f"Call from Lucia Santos (+{call.contact.wa_id})"
+    assert f'<a href="/contacts/{call.contact.pk}/">Contact page</a>' in text
+    timeline = re.search(r'<ol class="events" data-role="timeline">(.*?)</ol>', text, re.DOTALL).group(1)
+    assert re.findall(r"<li><span class=\"muted\">[0-9:]+</span> (.*?)</li>", timeline) == [
+        "— → ringing",
+        "ringing → queued",
+        "recording notice played (en), not heard to its end",
+        "offered → connected",
+    ]

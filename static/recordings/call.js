@@ -1,5 +1,6 @@
-// A call's page: the transcript follows the recording as it plays (a line clicked plays from it),
-// and the work after the call reports its progress live until the summary is ready.
+// A call's page: the transcript follows the recording as it plays (a line clicked, or focused and
+// given Enter or Space, plays from its start), and the work after the call reports its progress
+// live until the summary is ready.
 
 const root = document.getElementById("call");
 const player = root.querySelector('[data-role="player"]');
@@ -14,12 +15,22 @@ function follow() {
   }
 }
 
+function playFrom(line) {
+  player.currentTime = Number(line.dataset.start);
+  player.play();
+}
+
 if (player) {
   player.addEventListener("timeupdate", follow);
   for (const line of lines) {
-    line.querySelector("button").addEventListener("click", () => {
-      player.currentTime = Number(line.dataset.start);
-      player.play();
+    line.addEventListener("click", () => {
+      if (!window.getSelection().isCollapsed) return; // words being selected, to copy: not a seek
+      playFrom(line);
+    });
+    line.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" && event.key !== " ") return;
+      event.preventDefault(); // Space would scroll the transcript
+      playFrom(line);
     });
   }
 }

@@ -61,11 +61,23 @@ def test_a_supervisor_reviews_a_call_as_its_transcript_and_summary_arrive(
         lines = page.locator("[data-role=transcript] li")
         expect(lines.first).to_have_class("customer")
         expect(lines.first).to_contain_text("order")
-        page.locator("[data-role=transcript] li.agent button").first.click()  # plays from the agent's reply
+        reply = page.locator("[data-role=transcript] li.agent").first
+        reply.locator("strong").click()  # anywhere on the line, not only its time: plays from the reply
         expect(page.locator("[data-role=transcript] li.agent.current")).to_have_count(1, timeout=10_000)
-        starts_at = float(page.locator("[data-role=transcript] li.agent").first.get_attribute("data-start"))
+        starts_at = float(reply.get_attribute("data-start"))
         assert starts_at > 5  # the agent spoke from 6 s on
         assert page.evaluate("document.querySelector('audio').currentTime") >= starts_at
+
+        # From the keyboard: Enter on the customer's line goes back to it, Space on the reply forward.
+        page.evaluate("document.querySelector('audio').pause()")
+        lines.first.focus()
+        page.keyboard.press("Enter")
+        expect(lines.first).to_have_class("customer current", timeout=10_000)
+        assert page.evaluate("document.querySelector('audio').currentTime") < starts_at
+        reply.focus()
+        page.keyboard.press(" ")
+        expect(reply).to_have_class("agent current", timeout=10_000)
+        assert page.evaluate("!document.querySelector('audio').paused")
         page.context.close()
 
         other = browser.new_context().new_page()
