@@ -676,8 +676,9 @@ def test_bridge_refuses_an_unreadable_prompt(tmp_path):
 
 def test_shipped_prompts_and_hold_audio_are_small_clear_16_khz_mono():
     prompts = sorted((ROOT / "static" / "audio").glob("*/*.wav"))
-    assert len(prompts) >= 8  # a notice and a closing message in each shipped language
-    for path, shortest_s, longest_s in [(HOLD, 4, 8), *((prompt, 5, 15) for prompt in prompts)]:
+    assert len(prompts) >= 12  # each shipped language: the callers' notice, the outbound one, the closing
+    lengths_s = {"notice": (5, 15), "outbound_notice": (3, 6), "closing": (5, 15)}  # outbound: no greeting
+    for path, (shortest_s, longest_s) in [(HOLD, (4, 8)), *((p, lengths_s[p.parent.name]) for p in prompts)]:
         with wave.open(str(path), "rb") as wav:
             assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16_000, 1, 2)
         assert shortest_s <= wav_duration_s(path) <= longest_s
