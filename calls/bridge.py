@@ -114,7 +114,8 @@ class CallBridge:
     """One call's media: the customer's leg (Meta's WebRTC) and, once an agent accepts, the browser's leg.
 
     ``notice`` is said once to the customer after ``start_notice_then_hold()``, then ``hold`` loops
-    until an agent connects; either may be None (silence instead). Any WAV works: it is converted once.
+    until an agent connects (unless told otherwise; ``hold`` still plays while the agent holds the
+    call or has no leg); either may be None (silence instead). Any WAV works: it is converted once.
     Both directions go to ``recording_path`` from the customer's answer until ``close()``. The events
     ``notice_finished``, ``customer_left`` and ``agent_left`` tell the owner what happened; a leg counts as
     left when its connection fails or closes or its audio ends, but not when ``close()`` ends it. Every
@@ -191,19 +192,21 @@ class CallBridge:
             self._customer = None
             raise
 
-    async def start_notice_then_hold(self) -> None:
+    async def start_notice_then_hold(self, *, is_hold_after_notice: bool = True) -> None:
         """Play the notice once, then the hold audio in a loop, to the customer; returns at once.
 
-        Sets ``notice_finished`` once the last of the notice has been sent (at once when there is none);
-        a notice cut short by ``connect_agent()`` never sets it. Does nothing once an agent is connected
-        or the prompts are playing.
+        Without ``is_hold_after_notice`` silence follows the notice instead (a call we place: its agent
+        is there, or about to be). Sets ``notice_finished`` once the last of the notice has been sent
+        (at once when there is none); a notice cut short by ``connect_agent()`` never sets it. Does
+        nothing once an agent is connected or the prompts are playing.
         """
         self._check_open()
         if self._agent is not None or self._customer_hears == "prompts":
             return
         self._customer_hears = "prompts"
+        hold = self._hold if is_hold_after_notice else None
         self._customer_output.play(
-            _Announcement(notice=self._notice, hold=self._hold, on_notice_finished=self._on_notice_finished)
+            _Announcement(notice=self._notice, hold=hold, on_notice_finished=self._on_notice_finished)
         )
         if self._notice is None:
             self.notice_finished.set()

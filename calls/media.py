@@ -21,6 +21,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
+from agents.models import Queue
 from calls import routing
 from calls.bridge import BridgeError, CallBridge
 from calls.models import Call
@@ -30,10 +31,20 @@ from calls.outbound import (
     callback_data_for,
     outbound_dial_failed,
 )
-from calls.prompts import CLOSING, FALLBACK_LANGUAGE, HOLD_AUDIO, NOTICE, Prompt, prompt_for
+from calls.prompts import (
+    CLOSING,
+    FALLBACK_LANGUAGE,
+    HOLD_AUDIO,
+    NOTICE,
+    OUTBOUND_NOTICE,
+    Prompt,
+    language_for_country,
+    prompt_for,
+)
 from calls.services import MEDIA_CHANNEL, call_claim_media, call_mark_answered
 from calls.signals import recording_finished
 from compliance.services import consent_notice_completed, consent_notice_started
+from messaging.services import country_of_wa_id
 from whatsapp.client import AsyncGraphClient
 from whatsapp.errors import GraphAPIError
 
@@ -115,7 +126,9 @@ class CallMedia:
     `call.answer` (from the shared channel): claim the call (it is queued, and an agent may be
     ringing already), answer the customer's leg, accept on Meta (pre_accept, then accept with the
     same SDP answer), play the recording notice in the queue's language (a ConsentRecord keeps
-    what was said and whether it was heard to the end), then hold audio. `call.agent_offer`: the
+    what was said and whether it was heard to the end), then hold audio. `call.dial`: a call we
+    place; once the customer picks up (`call.customer_accepted`) they hear only that the call is
+    recorded, in their language, then the agent, with no hold audio. `call.agent_offer`: the
     agent's leg, bridged once the customer's is answered. `call.hangup` (on this process's own channel): close
     the call's legs (after the closing message, for a farewell) and hand the finished recording
     to storage (`calls.signals.recording_finished`). A customer leg that drops ends the call.
@@ -126,6 +139,7 @@ class CallMedia:
         self.spool_dir = spool_dir or Path(settings.RECORDINGS_SPOOL_DIR)
         self.bridges: dict[int, CallBridge] = {}
         self.languages: dict[int, str] = {}
+        self.notices: dict[int, Prompt] = {}  # what the customer hears once on the line
         self.agent_groups: dict[int, str] = {}  # the group of the agent whose leg is connected
         self.answered: dict[int, asyncio.Event] = {}  # set once the customer's leg is answered on Meta
         self._watchers: dict[int, set[asyncio.Future]] = {}
@@ -151,7 +165,9 @@ class CallMedia:
         )
         if call is None:  # ended already, or another process has it
             return
-        bridge, notice = self._open_bridge(call)
+        bridge = self._open_bridge(
+            call, notice=prompt_for(NOTICE, call.queue.language if call.queue else FALLBACK_LANGUAGE)
+        )
         phone_number_id = call.business_number.phone_number_id
         try:
             sdp_answer = await bridge.answer_customer(message["sdp"])
@@ -172,12 +188,11 @@ class CallMedia:
         await database_sync_to_async(call_mark_answered)(call_id=call_id)
         if self.bridges.get(call_id) is not bridge:
             return  # the call ended while it was being answered: its media is already dropped
-        await self._notice_then_hold(call, bridge, notice)
+        await self._notice_then_hold(call, bridge)
         self._watch(call_id, self._watch_customer(call_id, bridge))
 
-    def _open_bridge(self, call: Call) -> tuple[CallBridge, Prompt]:
+    def _open_bridge(self, call: Call, *, notice: Prompt) -> CallBridge:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        notice = prompt_for(NOTICE, call.queue.language if call.queue else FALLBACK_LANGUAGE)
         bridge = CallBridge(
             call_id=str(call.pk),
             recording_path=self.spool_dir / f"call-{call.pk}.wav",
@@ -186,13 +201,18 @@ class CallMedia:
         )
         self.bridges[call.pk] = bridge
         self.languages[call.pk] = notice.language
+        self.notices[call.pk] = notice
         self.answered[call.pk] = asyncio.Event()
-        return bridge, notice
+        return bridge
 
-    async def _notice_then_hold(self, call: Call, bridge: CallBridge, notice: Prompt) -> None:
+    async def _notice_then_hold(
+        self, call: Call, bridge: CallBridge, *, is_hold_after_notice: bool = True
+    ) -> None:
         """The customer is on the line: the recording notice (kept as a consent record), then hold
-        audio until the agent's leg is bridged; agents' legs may connect from now on."""
-        await bridge.start_notice_then_hold()
+        audio until the agent's leg is bridged (or silence: a call we placed has its agent at once);
+        agents' legs may connect from now on."""
+        notice = self.notices[call.pk]
+        await bridge.start_notice_then_hold(is_hold_after_notice=is_hold_after_notice)
         self.answered[call.pk].set()
         await database_sync_to_async(consent_notice_started)(
             call_id=call.pk,
@@ -216,7 +236,8 @@ class CallMedia:
         )
         if call is None:
             return
-        bridge, _ = self._open_bridge(call)
+        notice = await database_sync_to_async(outbound_notice_for)(call=call)
+        bridge = self._open_bridge(call, notice=notice)
         try:
             sdp_offer = await bridge.offer_customer()
             # Never retried: a connect that timed out may have placed the call (a late webhook
@@ -253,14 +274,14 @@ class CallMedia:
             )
 
     async def customer_accepted(self, message: dict) -> None:
-        """The customer picked up a call we dialled: the notice, then the agent."""
+        """The customer picked up a call we dialled: that the call is recorded, then the agent (whose
+        leg connects meanwhile), never hold audio."""
         call_id = message["call_id"]
         bridge = self.bridges.get(call_id)
         if bridge is None or self.answered[call_id].is_set():
             return
         call = await database_sync_to_async(Call.objects.get)(pk=call_id)
-        notice = prompt_for(NOTICE, self.languages.get(call_id, FALLBACK_LANGUAGE))
-        await self._notice_then_hold(call, bridge, notice)
+        await self._notice_then_hold(call, bridge, is_hold_after_notice=False)
 
     def _watch(self, call_id: int, coroutine: Awaitable[None]) -> None:
         """Run a task for one call until it finishes or the call's media is dropped."""
@@ -374,6 +395,7 @@ class CallMedia:
     async def _drop(self, call_id: int) -> None:
         bridge = self.bridges.pop(call_id, None)
         self.languages.pop(call_id, None)
+        self.notices.pop(call_id, None)
         self.agent_groups.pop(call_id, None)
         answered = self.answered.pop(call_id, None)
         for watcher in self._watchers.pop(call_id, set()):
@@ -397,6 +419,21 @@ class CallMedia:
             )
         except Exception:  # the recording stays in the spool directory, where an operator finds it
             logger.exception("call %s: the recording %s could not be stored", call_id, result.path)
+
+
+def outbound_notice_for(*, call: Call) -> Prompt:
+    """What a customer we call hears once they pick up: that the call is recorded, in the language of
+    their number's country (the contact's, else read from the number) when it is recorded in it, else
+    in the language of the business number's queue (the first by name), else in English."""
+    default = (
+        Queue.objects.filter(business_numbers=call.business_number_id)
+        .order_by("name", "pk")
+        .values_list("language", flat=True)
+        .first()
+    )
+    country = call.contact.country or country_of_wa_id(call.contact.wa_id)
+    language = language_for_country(country, kind=OUTBOUND_NOTICE, default=default or FALLBACK_LANGUAGE)
+    return prompt_for(OUTBOUND_NOTICE, language)
 
 
 def _call_status(call_id: int) -> str | None:

@@ -18,12 +18,15 @@ from calls.bridge import SAMPLE_RATE, BridgeError, CallBridge, _StereoRecording
 from core.audio import opus_encode_mono
 from core.webrtc import apply_host_addresses, receive_encoded, rtc_configuration
 from whatsapp.sandbox.audio_metrics import wav_duration_s, wav_rms
+from whatsapp.sandbox.customers import conversation_script
 from whatsapp.sandbox.media import CustomerMedia
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER_SPEECH = ROOT / "whatsapp" / "sandbox" / "audio" / "customer_order.wav"
 AGENT_SPEECH = ROOT / "whatsapp" / "sandbox" / "audio" / "customer_goodbye.wav"
 NOTICE = ROOT / "static" / "audio" / "notice" / "en.wav"
+OUTBOUND_NOTICE = ROOT / "static" / "audio" / "outbound_notice" / "en.wav"
+AGENT_HELLO = ROOT / "whatsapp" / "sandbox" / "audio" / "agent" / "hello.wav"  # 4.5 s of speech, a 2 s pause
 HOLD = ROOT / "static" / "audio" / "hold.wav"
 
 # espeak-ng speech measures 0.07-0.10 of full scale through Opus; digital silence measures 0.0.
@@ -160,6 +163,34 @@ async def test_bridge_plays_notice_and_hold_then_bridges_and_records_both_sides(
     assert result.customer_rms == pytest.approx(rms(recording[:, 0]), rel=1e-3)
     assert result.agent_rms == pytest.approx(rms(recording[:, 1]), rel=1e-3)
     assert result.path == tmp_path / "call.wav"
+
+
+async def test_a_sandbox_customer_is_quiet_while_queued_and_talks_once_an_agent_has_spoken(tmp_path):
+    bridge = CallBridge(
+        call_id="talk", recording_path=tmp_path / "call.wav", notice=OUTBOUND_NOTICE, hold=HOLD
+    )
+    customer = CustomerMedia(play=None, record_to=None, script=conversation_script("en"))
+    agent = CustomerMedia(play=AGENT_HELLO, record_to=tmp_path / "agent_heard.wav")
+
+    started_at = time.monotonic()
+    await answered_customer(bridge, customer)
+    await bridge.start_notice_then_hold()
+    await asyncio.sleep(3.8 + 2.0)  # the notice's words and pauses, then hold audio
+    said_while_queued = customer.phrases_said
+    agent_joined_s = time.monotonic() - started_at
+    await connected_agent(bridge, agent)
+    await asyncio.sleep(8.0)  # the agent's hello, a pause: the customer's turn
+    said_once_answered = customer.phrases_said
+    await customer.close()
+    await agent.close()
+    await bridge.close()
+
+    assert (said_while_queued, said_once_answered) == (0, 1)
+    assert wav_rms(tmp_path / "agent_heard.wav") > SPEECH_RMS  # the agent heard the customer
+    rate, recording = wav_channels(tmp_path / "call.wav")
+    joined = round(agent_joined_s * rate)
+    assert rms(recording[:joined, 0]) < SILENCE_RMS
+    assert rms(recording[joined:, 0]) > SPEECH_RMS and rms(recording[joined:, 1]) > SPEECH_RMS
 
 
 def tone_bridge(
@@ -676,8 +707,9 @@ def test_bridge_refuses_an_unreadable_prompt(tmp_path):
 
 def test_shipped_prompts_and_hold_audio_are_small_clear_16_khz_mono():
     prompts = sorted((ROOT / "static" / "audio").glob("*/*.wav"))
-    assert len(prompts) >= 8  # a notice and a closing message in each shipped language
-    for path, shortest_s, longest_s in [(HOLD, 4, 8), *((prompt, 5, 15) for prompt in prompts)]:
+    assert len(prompts) >= 12  # each shipped language: the callers' notice, the outbound one, the closing
+    lengths_s = {"notice": (5, 15), "outbound_notice": (3, 6), "closing": (5, 15)}  # outbound: no greeting
+    for path, (shortest_s, longest_s) in [(HOLD, (4, 8)), *((p, lengths_s[p.parent.name]) for p in prompts)]:
         with wave.open(str(path), "rb") as wav:
             assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16_000, 1, 2)
         assert shortest_s <= wav_duration_s(path) <= longest_s

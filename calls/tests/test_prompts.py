@@ -1,4 +1,5 @@
-"""What callers hear from us, in their queue's language: the notice, the closing message at max wait."""
+"""What customers hear from us: the notice and the closing message in their queue's language; the
+recording notice of a call we place in the customer's own."""
 
 import asyncio
 from datetime import timedelta
@@ -8,12 +9,21 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
+from agents.tests.factories import QueueFactory
 from calls import routing
 from calls.bridge import RecordingResult
-from calls.media import CallMedia, MediaProcess
+from calls.media import CallMedia, MediaProcess, outbound_notice_for
 from calls.models import Call, LiveCallCount
-from calls.prompts import CLOSING, NOTICE, available_languages, prompt_for
+from calls.prompts import (
+    CLOSING,
+    NOTICE,
+    OUTBOUND_NOTICE,
+    available_languages,
+    language_for_country,
+    prompt_for,
+)
 from calls.tests.factories import CallFactory
+from messaging.models import Contact
 
 
 def test_prompts_come_in_the_queue_language_and_fall_back_to_english():
@@ -27,8 +37,49 @@ def test_prompts_come_in_the_queue_language_and_fall_back_to_english():
     assert (unknown.language, hostile.language) == ("en", "en")
     assert "may be recorded" in unknown.text
     assert {"en", "es", "pt", "hi"} <= set(available_languages(NOTICE)) == set(available_languages(CLOSING))
+    assert set(available_languages(NOTICE)) == set(available_languages(OUTBOUND_NOTICE))
     with pytest.raises(ValueError):
         prompt_for("jingle", "en")
+
+
+@pytest.mark.parametrize(
+    ("country", "language"),
+    [("BR", "pt"), ("mx", "es"), ("IN", "hi"), ("US", "en"), ("DE", "pt"), ("", "pt"), ("../", "pt")],
+)
+def test_a_customers_language_is_their_countrys_first_recorded_one_else_the_default(country, language):
+    assert language_for_country(country, kind=OUTBOUND_NOTICE, default="pt") == language
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("wa_id", "country", "queue_language", "language"),
+    [
+        ("5511987654321", "", "es", "pt"),  # Brazil, read from the number
+        ("447700900123", "ES", "pt", "es"),  # the contact's country comes first
+        ("4915123456789", "DE", "es", "es"),  # no German recording: the number's queue's language
+        ("4915123456789", "DE", None, "en"),  # and without a queue, English
+    ],
+)
+def test_a_customer_we_call_hears_the_outbound_notice_in_their_language(
+    number, wa_id, country, queue_language, language
+):
+    if queue_language is not None:
+        QueueFactory(name="Sales", language=queue_language).business_numbers.add(number)
+    contact = Contact.objects.create(wa_id=wa_id, country=country)
+    call = CallFactory(business_number=number, contact=contact, direction=Call.Direction.OUTBOUND, queue=None)
+
+    notice = outbound_notice_for(call=call)
+
+    assert (notice.kind, notice.language) == (OUTBOUND_NOTICE, language)
+    assert notice.text == prompt_for(OUTBOUND_NOTICE, language).text
+
+
+def test_the_outbound_notice_says_only_that_the_call_is_recorded():
+    for language in available_languages(OUTBOUND_NOTICE):
+        outbound, inbound = prompt_for(OUTBOUND_NOTICE, language), prompt_for(NOTICE, language)
+
+        assert outbound.text in inbound.text and outbound.text != inbound.text  # the greeting's middle
+        assert outbound.duration_s < inbound.duration_s / 2
 
 
 @pytest.mark.django_db

@@ -19,7 +19,9 @@ from core.processes import web_server_command
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/lib/chromium/chromium"
-AGENT_VOICE = ROOT / "whatsapp" / "sandbox" / "audio" / "customer_goodbye.wav"
+# An agent who greets and then listens (4.5 s of speech, a 2 s pause, looped): sandbox customers say
+# their next phrase when the other side pauses.
+AGENT_VOICE = ROOT / "whatsapp" / "sandbox" / "audio" / "agent" / "hello.wav"
 # ../shared/MEDIA_NOTES.md: headless as root, a fake microphone that says AGENT_VOICE, loopback ICE
 # candidates, and real host addresses instead of mDNS names (which aiortc cannot resolve).
 CHROMIUM_ARGS = [

@@ -12,9 +12,11 @@ from compliance.models import ConsentRecord
 from recordings.models import Recording
 from tests.e2e.conftest import MediaProcessThread, recording_wav, sandbox_serving, wait_for
 from whatsapp.sandbox.audio_metrics import wav_rms
+from whatsapp.sandbox.customers import AUDIO_DIR
 from whatsapp.tests.factories import BusinessNumberFactory
 
 pytestmark = pytest.mark.e2e
+CUSTOMER_SPEECH = AUDIO_DIR / "customer_order.wav"
 
 
 def test_customer_call_is_answered_queued_rung_and_ends_when_the_customer_hangs_up(
@@ -27,7 +29,9 @@ def test_customer_call_is_answered_queued_rung_and_ends_when_the_customer_hangs_
     QueueMembership.objects.create(queue=queue, agent=agent)
     serving = sandbox_serving(number, live_server_url, settings_for_media, tmp_path)
     with serving as (sandbox_thread, sandbox), MediaProcessThread(tmp_path / "spool"):
-        customer = sandbox_thread.call(sandbox.add_customer, wa_id="447700900777", name="Nadia Rahman")
+        customer = sandbox_thread.call(  # a caller who says something while the notice plays
+            sandbox.add_customer, wa_id="447700900777", name="Nadia Rahman", speech=CUSTOMER_SPEECH
+        )
 
         placed = sandbox_thread.run(customer.place_call, number.phone_number_id)
         call = wait_for(lambda: Call.objects.filter(status=Call.Status.OFFERED).first())

@@ -1,7 +1,8 @@
 """Calling customers from the dashboard, as the permission economy allows it. The agent clicks Call,
 is refused with the reasons and asks for permission; the customer grants it, then ignores four calls
 in a row: the permission is revoked on both sides and the fifth call is refused before anything
-reaches Meta, with the fallback offered. And a call the customer answers: both talk, it is recorded."""
+reaches Meta, with the fallback offered. And a call the customer answers: the customer hears that it is
+recorded, then the agent; both talk, and both sides are recorded and transcribed."""
 
 import contextlib
 from pathlib import Path
@@ -16,6 +17,8 @@ from calls.models import Call
 from compliance.models import AuditEvent, CallPermission, ConsentRecord
 from messaging.models import Contact
 from recordings.models import Recording
+from recordings.transcription import AGENT, transcribe_recording
+from recordings.transcription import CUSTOMER as CUSTOMER_SIDE
 from tests.e2e.conftest import MediaProcessThread, recording_wav, serving_app, sign_in, wait_for
 from tests.e2e.test_softphone_call import channel_rms
 from whatsapp.sandbox.customers import Behaviour
@@ -61,7 +64,7 @@ def outbound_serving(settings, tmp_path: Path, behaviour: Behaviour):
             display_phone_number=number.display_phone_number,
         )  # fmt: skip
         customer = sandbox_thread.call(
-            sandbox.add_customer, wa_id=CUSTOMER, name="Noor Aziz", behaviour=behaviour, is_speech_looped=True
+            sandbox.add_customer, wa_id=CUSTOMER, name="Noor Aziz", behaviour=behaviour
         )
         # The customer wrote first: free-form messages (the permission request) may be sent.
         sandbox_thread.call(sandbox.meta.customer_send, customer, number.phone_number_id,
@@ -163,8 +166,9 @@ def test_four_ignored_calls_revoke_the_permission_and_the_fifth_is_refused(
 def test_an_answered_call_is_bridged_to_the_agents_browser_and_recorded(
     transactional_db, browser, settings_for_media, tmp_path
 ):
-    # The customer hears the recording notice (9.5 s) first, then the agent: 13 s leave ~3 s of talk.
-    behaviour = Behaviour(business_call="answer", answer_after_s=1.0, talk_s=13.0)
+    # The customer hears that the call is recorded (3.8 s), then the agent at once; it answers the
+    # agent's hello in its turn (the agent's microphone: 4.5 s of speech, then a pause).
+    behaviour = Behaviour(business_call="answer", answer_after_s=1.0, talk_s=15.0)
     serving = outbound_serving(settings_for_media, tmp_path, behaviour)
     with serving as (sandbox_thread, sandbox, live_server_url, number, agent):
         permission = sandbox_thread.call(sandbox.meta.permission, number.phone_number_id, CUSTOMER)
@@ -190,12 +194,21 @@ def test_an_answered_call_is_bridged_to_the_agents_browser_and_recorded(
         page.context.close()
 
     call.refresh_from_db()
-    with recording_wav(stored) as audio:  # sealed at rest: decrypted as the product reads it
-        customer_rms, agent_rms = channel_rms(audio, last_s=2.0)
     consent = ConsentRecord.objects.get(call=call)
+    notice_s = (consent.completed_at - consent.started_at).total_seconds()
+    with recording_wav(stored) as audio:  # sealed at rest: decrypted as the product reads it
+        customer_rms, agent_rms = channel_rms(audio, last_s=14.0 - notice_s)  # once the agent is heard
+        segments = transcribe_recording(audio)
+    said_by = {
+        speaker: " ".join(s.text for s in segments if s.speaker == speaker).lower()
+        for speaker in (CUSTOMER_SIDE, AGENT)
+    }
     assert (call.status, call.end_reason, call.agent_id) == ("ended", "completed", agent.pk)
     assert call.talk_seconds >= 12
-    assert consent.completed_at is not None  # the customer heard the whole notice before the agent
+    assert (consent.language, consent.text) == ("en", "This call may be recorded for quality and training.")
+    assert notice_s < 5  # heard to its end, and it is short: no greeting, no "please hold"
     assert customer_rms > 0.02 and agent_rms > 0.02
+    assert "customer care" in said_by[AGENT]  # what the agent said reached the transcript
+    assert "good morning" in said_by[CUSTOMER_SIDE] and "customer care" not in said_by[CUSTOMER_SIDE]
     kinds = list(CallPermission.objects.get().audit_events.values_list("kind", flat=True))
     assert sorted(kinds) == sorted([AuditEvent.Kind.CALL_PLACED, AuditEvent.Kind.CALL_CONNECTED])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import phonenumbers
+from babel.languages import get_official_languages
 
 from whatsapp.sandbox.media import CustomerMedia, MediaError
 from whatsapp.sandbox.meta import SandboxCall, SandboxMeta, SentMessage
@@ -13,7 +14,19 @@ from whatsapp.sandbox.meta import SandboxCall, SandboxMeta, SentMessage
 logger = logging.getLogger(__name__)
 
 AUDIO_DIR = Path(__file__).resolve().parent / "audio"
-DEFAULT_SPEECH = AUDIO_DIR / "customer_order.wav"
+CONVERSATION_DIR = AUDIO_DIR / "conversation"  # <language>/1.wav, 2.wav, …: a customer's side of a call
+FALLBACK_LANGUAGE = "en"
+
+
+def conversation_languages() -> set[str]:
+    return {path.name for path in CONVERSATION_DIR.iterdir() if path.is_dir()}
+
+
+def conversation_script(language: str) -> tuple[Path, ...]:
+    """A customer's phrases in ``language`` (greeting, the reason for calling, an answer, goodbye), in
+    the order they are said; in English when there are none in ``language``."""
+    folder = CONVERSATION_DIR / (language if language in conversation_languages() else FALLBACK_LANGUAGE)
+    return tuple(sorted(folder.glob("*.wav"), key=lambda path: int(path.stem)))
 
 
 @dataclass
@@ -43,14 +56,22 @@ class CustomerCall:
 
 
 class SimulatedCustomer:
+    """A WhatsApp user. In a call it hears the business's prompts and hold audio in silence, then holds
+    its side of the conversation (``script``: by default the phrases in its language, else English)
+    with whoever answers: a phrase each time the other side has spoken and paused (``CustomerMedia``).
+    ``speech`` is said at the very start of a call instead (looped for the whole call with
+    ``is_speech_looped``, and then no script is said).
+    """
+
     def __init__(
         self,
         *,
         meta: SandboxMeta,
         wa_id: str,
         name: str,
-        speech: Path | None = DEFAULT_SPEECH,
+        speech: Path | None = None,
         is_speech_looped: bool = False,
+        script: tuple[Path, ...] | None = None,
         record_dir: Path | None = None,
         behaviour: Behaviour | None = None,
         is_on_whatsapp: bool = True,
@@ -62,6 +83,7 @@ class SimulatedCustomer:
         self.name = name
         self.speech = speech
         self.is_speech_looped = is_speech_looped  # keeps talking for the whole call
+        self.script = conversation_script(self.language) if script is None else script
         self.record_dir = record_dir
         self.behaviour = behaviour or Behaviour()
         self.is_on_whatsapp = is_on_whatsapp
@@ -79,6 +101,22 @@ class SimulatedCustomer:
     def country(self) -> str:
         return phonenumbers.region_code_for_number(phonenumbers.parse("+" + self.wa_id))
 
+    @property
+    def language(self) -> str:
+        """The first official language of the customer's country that has a conversation recorded."""
+        try:
+            country = self.country or ""
+        except phonenumbers.NumberParseException:  # a made-up id: no country, no language of its own
+            country = ""
+        recorded = conversation_languages()
+        official = get_official_languages(country, de_facto=True)
+        return next((language for language in official if language in recorded), FALLBACK_LANGUAGE)
+
+    def _new_media(self, recording: Path | None) -> CustomerMedia:
+        return CustomerMedia(
+            play=self.speech, record_to=recording, loop=self.is_speech_looped, script=self.script
+        )
+
     # --- What the customer does -------------------------------------------------------------
 
     async def place_call(
@@ -94,7 +132,7 @@ class SimulatedCustomer:
         With `talk_s` the customer hangs up that long after the business answers.
         """
         recording = self._recording_path()
-        media = CustomerMedia(play=self.speech, record_to=recording, loop=self.is_speech_looped)
+        media = self._new_media(recording)
         sdp = await media.create_offer()
         call = self.meta.customer_call_business(
             self, phone_number_id, sdp=sdp, cta_payload=cta_payload, deeplink_payload=deeplink_payload
@@ -205,7 +243,7 @@ class SimulatedCustomer:
 
     async def _ring(self, call: SandboxCall) -> None:
         recording = self._recording_path()
-        media = CustomerMedia(play=self.speech, record_to=recording, loop=self.is_speech_looped)
+        media = self._new_media(recording)
         customer_call = CustomerCall(call=call, media=media, recording=recording)
         self.calls[call.call_id] = customer_call
         try:

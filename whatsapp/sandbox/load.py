@@ -7,7 +7,7 @@ import random
 
 import phonenumbers
 
-from whatsapp.sandbox.customers import AUDIO_DIR, Behaviour, SimulatedCustomer
+from whatsapp.sandbox.customers import Behaviour, SimulatedCustomer
 from whatsapp.sandbox.server import Sandbox
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ LAST_NAMES = (
     "Martin",
     "Mwangi",
 )
-SPEECH = sorted(AUDIO_DIR.glob("*.wav"))
 
 
 def customer_identity(index: int, rng: random.Random) -> tuple[str, str]:
@@ -61,11 +60,8 @@ def add_crowd(sandbox: Sandbox, *, count: int, seed: int = 1) -> list[SimulatedC
         behaviour = Behaviour(
             business_call="answer", answer_after_s=rng.uniform(1, 4), talk_s=rng.uniform(20, 60)
         )
-        crowd.append(
-            sandbox.add_customer(
-                wa_id=wa_id, name=name, behaviour=behaviour, speech=SPEECH[index % len(SPEECH)]
-            )
-        )
+        # Each waits through the prompts in silence, then talks in its country's language (or English).
+        crowd.append(sandbox.add_customer(wa_id=wa_id, name=name, behaviour=behaviour))
     return crowd
 
 

@@ -5,15 +5,24 @@ the customer places, Meta sends the business an SDP offer and takes its answer; 
 places, the business sends the offer and gets the customer's answer back. ``CustomerMedia`` plays the
 customer's side of both, on loopback in tests.
 
+A customer can hold its side of a conversation (``script``): it says nothing while it hears the
+business's prompts or hold audio, and says its next phrase each time the other side has finished a turn.
+Meta gives a customer no signal that an agent is on the line, only audio, so the customer reads the
+audio as a person does: a recorded notice runs on with short pauses, hold audio never pauses at all, and
+a person who has said something waits for an answer. A turn is over when sound is followed by
+``TURN_END_S`` of quiet; once it has spoken, the customer goes on after ``PATIENCE_S`` of quiet.
+
 DTMF is not offered: Meta's offers carry ``a=rtpmap:126 telephone-event/8000``, but aiortc has no
 telephone-event codec. The line could only be pasted into the SDP text, which would promise RFC 4733
 events this leg can neither send nor decode (aiortc drops packets of an unknown payload type).
 """
 
 import asyncio
+import collections
 import fractions
 import time
 import wave
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import av
@@ -32,6 +41,14 @@ CHANNELS = 2
 FRAME_SAMPLES = 960  # 20 ms, one Opus packet
 RECORDING_SAMPLE_RATE = 48_000  # what is heard is kept at the wideband rate, downmixed to mono
 
+# Turn-taking (``script``). The recorded prompts (static/audio) pause for at most 0.55 s between
+# sentences; the hold audio never falls below 0.016 RMS in any 20 ms; espeak-ng speech between
+# words falls to digital silence.
+QUIET_RMS = 0.008  # a 20 ms frame heard below this level is quiet
+TURN_END_S = 0.8  # quiet this long after sound: the other side's turn is over
+LEAST_TURN_S = 0.3  # and it had at least this much sound (a click is no turn)
+PATIENCE_S = 4.0  # once the customer has spoken, quiet this long and it goes on with its next phrase
+
 
 class MediaError(Exception):
     """The customer's media leg cannot go on: bad SDP, a call in the wrong state, an unreadable WAV."""
@@ -44,14 +61,19 @@ class CustomerMedia:
     with ``loop=True`` it repeats for as long as the call lasts. ``play=None`` sends silence only.
     ``record_to`` receives everything the customer hears as a 48 kHz mono 16-bit WAV, finished by
     ``close()``; with ``record_to=None`` the audio is still received and decoded, then dropped.
+    ``script`` is the customer's side of a conversation: WAV files said one at a turn, once ``play``
+    has been said (see the module's docstring); ``phrases_said`` counts those said so far.
 
     A leg carries one call: either ``create_offer()`` then ``accept_answer()`` (the customer calls),
     or ``answer()`` (the business calls). Any failure raises ``MediaError``; the leg should then be
     closed. Uses the ICE servers and host addresses from the ``MEDIA_*`` settings.
     """
 
-    def __init__(self, *, play: Path | None, record_to: Path | None, loop: bool = False) -> None:
+    def __init__(
+        self, *, play: Path | None, record_to: Path | None, loop: bool = False, script: Sequence[Path] = ()
+    ) -> None:
         self._speech = _SpeechTrack(samples=_load_wav(play) if play is not None else None, loop=loop)
+        self._conversation = _Conversation(phrases=[_load_wav(path) for path in script], speech=self._speech)
         self._record_to = record_to
         self._peer_connection: RTCPeerConnection | None = None
         self._connection_settled = asyncio.Event()
@@ -72,6 +94,11 @@ class CustomerMedia:
     @property
     def is_closed(self) -> bool:
         return self._is_closed
+
+    @property
+    def phrases_said(self) -> int:
+        """How many phrases of the script the customer has begun to say."""
+        return self._conversation.phrases_said
 
     async def create_offer(self) -> str:
         """Start a customer-placed call: the SDP offer (Opus only, every ICE candidate included)."""
@@ -151,7 +178,9 @@ class CustomerMedia:
         def on_track(track: MediaStreamTrack) -> None:
             # A remote track queues every decoded frame until someone reads it: read from the start.
             if track.kind == "audio" and self._recording is None:
-                self._recording = _Recording(track=track, path=self._record_to)
+                self._recording = _Recording(
+                    track=track, path=self._record_to, listener=self._conversation.hear
+                )
 
         self._peer_connection = peer_connection
         return peer_connection
@@ -166,6 +195,8 @@ class _SpeechTrack(MediaStreamTrack):
         super().__init__()
         self._samples = samples  # interleaved stereo int16, a multiple of FRAME_SAMPLES frames long
         self._loop = loop
+        self._phrase: np.ndarray | None = None  # said now, in place of silence
+        self._phrase_position = 0
         self._silence = np.zeros((1, FRAME_SAMPLES * CHANNELS), dtype=np.int16)
         self._started_at: float | None = None
         self._pts = 0
@@ -184,7 +215,28 @@ class _SpeechTrack(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
         return frame
 
+    @property
+    def is_speaking(self) -> bool:
+        """Saying a phrase, or the samples given at the start (for ever, when looped)."""
+        if self._phrase is not None:
+            return True
+        if self._samples is None:
+            return False
+        return self._loop or self._pts * CHANNELS < self._samples.size
+
+    def say(self, samples: np.ndarray) -> None:
+        """Say ``samples`` (as the constructor takes them) from the next frame on, then silence."""
+        self._phrase, self._phrase_position = samples, 0
+
     def _next_chunk(self) -> np.ndarray:
+        if self._phrase is not None:
+            start = self._phrase_position
+            self._phrase_position += FRAME_SAMPLES * CHANNELS
+            if self._phrase_position >= self._phrase.size:
+                chunk, self._phrase = self._phrase[start:], None
+            else:
+                chunk = self._phrase[start : self._phrase_position]
+            return chunk.reshape(1, -1)
         if self._samples is None:
             return self._silence
         start = self._pts * CHANNELS
@@ -193,6 +245,38 @@ class _SpeechTrack(MediaStreamTrack):
         if start >= self._samples.size:
             return self._silence
         return self._samples[start : start + FRAME_SAMPLES * CHANNELS].reshape(1, -1)
+
+
+class _Conversation:
+    """The customer's side of a conversation: the next phrase each time the other side's turn is over."""
+
+    def __init__(self, *, phrases: list[np.ndarray], speech: _SpeechTrack) -> None:
+        self._phrases = collections.deque(phrases)
+        self._speech = speech
+        self.phrases_said = 0
+        self._sound_s = 0.0  # heard since the customer last began a phrase
+        self._quiet_s = 0.0  # heard since the last sound
+        self._waited_s = 0.0  # since the customer last finished a phrase
+
+    def hear(self, frame: av.AudioFrame) -> None:
+        if not self._phrases:
+            return
+        duration_s = frame.samples / frame.sample_rate
+        samples = frame.to_ndarray().astype(np.float64) / 32768
+        if np.sqrt(np.mean(np.square(samples))) < QUIET_RMS:
+            self._quiet_s += duration_s
+        else:
+            self._sound_s += duration_s
+            self._quiet_s = 0.0
+        if self._speech.is_speaking:
+            return
+        self._waited_s += duration_s
+        is_turn_over = self._sound_s >= LEAST_TURN_S and self._quiet_s >= TURN_END_S
+        is_out_of_patience = self.phrases_said > 0 and self._waited_s >= PATIENCE_S
+        if is_turn_over or is_out_of_patience:
+            self._speech.say(self._phrases.popleft())
+            self.phrases_said += 1
+            self._sound_s = self._waited_s = 0.0
 
 
 def _load_wav(path: Path) -> np.ndarray:
@@ -207,10 +291,18 @@ def _load_wav(path: Path) -> np.ndarray:
 
 
 class _Recording:
-    """Reads a remote track from now on, writing it to a WAV file (or nowhere) until ``finish()``."""
+    """Reads a remote track from now on, writing it to a WAV file (or nowhere) until ``finish()``;
+    ``listener`` hears each frame first."""
 
-    def __init__(self, *, track: MediaStreamTrack, path: Path | None) -> None:
+    def __init__(
+        self,
+        *,
+        track: MediaStreamTrack,
+        path: Path | None,
+        listener: Callable[[av.AudioFrame], None] | None = None,
+    ) -> None:
         self._track = track
+        self._listener = listener
         self._wav = _open_wav(path) if path is not None else None
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=RECORDING_SAMPLE_RATE)
         self._task = asyncio.create_task(self._read())
@@ -221,6 +313,8 @@ class _Recording:
                 frame = await self._track.recv()
             except MediaStreamError:
                 return
+            if self._listener is not None:
+                self._listener(frame)
             if self._wav is not None:
                 self._write(self._resampler.resample(frame))
 

@@ -9,7 +9,7 @@ from whatsapp.client import GraphClient
 from whatsapp.events import CallConnect, CallTerminate, parse_delivery
 from whatsapp.sandbox.audio_metrics import wav_duration_s, wav_rms
 from whatsapp.sandbox.server import SandboxThread
-from whatsapp.sandbox.tests.test_media import BUSINESS_SPEECH, SPEECH_RMS, Business
+from whatsapp.sandbox.tests.test_media import BUSINESS_SPEECH, CUSTOMER_SPEECH, SPEECH_RMS, Business
 
 TOKEN, SECRET, NUMBER_ID = "flow-token", "flow-secret", "3000001"
 
@@ -43,7 +43,9 @@ def test_customer_call_audio_reaches_the_business_answerer(settings, tmp_path):
             waba_id="4000001",
             display_phone_number="+44 20 7946 0123",
         )
-        customer = thread.call(sandbox.add_customer, wa_id="447700900100", name="Priya Shah")
+        customer = thread.call(
+            sandbox.add_customer, wa_id="447700900100", name="Priya Shah", speech=CUSTOMER_SPEECH
+        )  # speaks at once: what reaches the business is what this test is about, not turns
         business = thread.call(Business, play=BUSINESS_SPEECH, record_to=tmp_path / "business_heard.wav")
 
         placed = thread.run(customer.place_call, NUMBER_ID, talk_s=2.5)

@@ -11,7 +11,9 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer, MediaRecorder
 
 from whatsapp.sandbox.audio_metrics import wav_duration_s, wav_rms, wav_samples
+from whatsapp.sandbox.customers import SimulatedCustomer, conversation_script
 from whatsapp.sandbox.media import CustomerMedia, MediaError
+from whatsapp.sandbox.meta import SandboxMeta
 
 AUDIO = Path(__file__).resolve().parent.parent / "audio"
 CUSTOMER_SPEECH = AUDIO / "customer_order.wav"
@@ -271,3 +273,19 @@ def test_customer_media_rejects_an_unreadable_wav(tmp_path):
 
     with pytest.raises(MediaError, match="cannot read"):
         CustomerMedia(play=not_audio, record_to=None)
+
+
+@pytest.mark.parametrize(
+    ("wa_id", "language"),
+    [("34612345678", "es"), ("5511987654321", "pt"), ("919876543210", "hi"), ("4915123456789", "en")],
+)
+def test_a_simulated_customer_talks_in_the_language_of_its_number_or_else_english(wa_id, language):
+    customer = SimulatedCustomer(meta=SandboxMeta(), wa_id=wa_id, name="Ana")
+
+    assert customer.language == language
+    assert customer.script == conversation_script(language)
+    assert [path.name for path in customer.script] == ["1.wav", "2.wav", "3.wav", "4.wav"]
+    for phrase in customer.script:
+        with wave.open(str(phrase), "rb") as wav:
+            assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16_000, 1, 2)
+        assert 1.0 < wav_duration_s(phrase) < 8.0 and wav_rms(phrase) > 0.05
