@@ -209,7 +209,7 @@ const HANDLERS = {
   },
   "call.media_answer": (frame) => {
     role(callPanel, "notice-state").textContent = frame.is_notice_playing
-      ? "The caller is hearing the recording notice: they will hear you when it ends."
+      ? "The customer is hearing the recording notice: they will hear you when it ends."
       : "";
     softphone.answer(frame);
   },
