@@ -108,3 +108,14 @@ def test_api_cursor_from_a_next_link_still_pages(client, floor, make_key):
     assert [call["id"] for call in first["results"] + second.json()["results"]] == [
         more[1].pk, more[0].pk, ours.call.pk,
     ]  # fmt: skip
+
+
+def test_api_moment_no_clock_can_hold_is_400_not_500(client, floor, make_key):
+    response = client.get(
+        "/api/v1/kpis/",
+        {"since": "0001-01-01T00:00:00Z", "until": "0001-01-01T00:00:00+01:01"},
+        **bearer(make_key(*ALL_SCOPES)),
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"until": ["Datetime value out of range."]}
