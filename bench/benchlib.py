@@ -34,13 +34,18 @@ def free_port() -> int:
 
 
 def server_environment() -> dict[str, str]:
-    """DEBUG off, as in production: no per-query debug bookkeeping."""
+    """DEBUG off, as in production: no per-query debug bookkeeping. Served on plain HTTP over
+    loopback, with no TLS proxy in front: no redirect to HTTPS and cookies sent over HTTP."""
     return {
         **os.environ,
         "LOG_LEVEL": "WARNING",
         "DEBUG": "false",
-        "SECRET_KEY": "bench-secret-key-not-for-production",
+        "SECRET_KEY": "bench-" + "0123456789abcdef" * 4,
         "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        "SECURE_HSTS_SECONDS": "0",
         "WHATSAPP_TOKEN": "bench-token",
         "WHATSAPP_APP_SECRET": APP_SECRET,
         "WHATSAPP_VERIFY_TOKEN": "bench-verify-token",
