@@ -5,11 +5,10 @@ An agent whose last tab closed is taken offline after a grace period (a reload o
 network reconnects well within it), so that nobody is rung who cannot hear it.
 """
 
-import json
-
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from django.core.cache import caches
 
 
 def _key(agent_id: int) -> str:
@@ -43,43 +42,25 @@ def open_socket_count(*, agent_id: int) -> int:
         client.close()
 
 
-# What an agent has typed into a wrap-up form and not filed yet: one draft per agent, kept in Redis
-# (every tab, and a reloaded one, gets it back) for a day at most, and deleted once the call is filed.
+# What an agent has typed into a wrap-up form and not filed yet: one draft per agent and call, kept in
+# the shared Redis cache (every tab, and a reloaded one, gets it back) for a day at most, and deleted
+# once the call is filed.
 DRAFT_TTL_S = 24 * 3600
 
 
-def _draft_key(agent_id: int) -> str:
-    return f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:agent:wrap_up_draft:{agent_id}"
+def _draft_key(agent_id: int, call_id: int) -> str:
+    return f"wrap_up_draft:{agent_id}:{call_id}"
 
 
 def wrap_up_draft_save(*, agent_id: int, call_id: int, disposition: str, notes: str) -> None:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        draft = {"call_id": call_id, "disposition": disposition, "notes": notes}
-        client.set(_draft_key(agent_id), json.dumps(draft), ex=DRAFT_TTL_S)
-    finally:
-        client.close()
+    draft = {"disposition": disposition, "notes": notes}
+    caches["api"].set(_draft_key(agent_id, call_id), draft, timeout=DRAFT_TTL_S)
 
 
 def wrap_up_draft(*, agent_id: int, call_id: int) -> dict | None:
     """The agent's unfiled draft for this call ({"disposition", "notes"}), or None."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        stored = client.get(_draft_key(agent_id))
-    finally:
-        client.close()
-    draft = json.loads(stored) if stored else None
-    if draft is None or draft.get("call_id") != call_id:
-        return None
-    return {"disposition": draft["disposition"], "notes": draft["notes"]}
+    return caches["api"].get(_draft_key(agent_id, call_id))
 
 
 def wrap_up_draft_delete(*, agent_id: int, call_id: int) -> None:
-    """Forget the agent's draft if it is this call's (a newer call's draft is left alone)."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        stored = client.get(_draft_key(agent_id))
-        if stored and json.loads(stored).get("call_id") == call_id:
-            client.delete(_draft_key(agent_id))
-    finally:
-        client.close()
+    caches["api"].delete(_draft_key(agent_id, call_id))

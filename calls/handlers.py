@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from agents.models import Agent
-from agents.presence import wrap_up_draft_save
+from agents.presence import wrap_up_draft_delete, wrap_up_draft_save
 from agents.selectors import numbers_for_agent
 from calls import routing, selectors
 from calls.models import Call
@@ -215,8 +215,11 @@ def wrap_up_draft_frame(*, agent_id: int, frame: dict) -> None:
         raise ValidationError(
             "Only your last call, ended and not filed yet, has a draft.", code="not_your_call"
         )
-    draft = {"call_id": call_id, "disposition": disposition, "notes": notes[:5000]}
+    draft = {"call_id": call_id, "disposition": disposition, "notes": notes[: routing.WRAP_UP_NOTES_MAX]}
     wrap_up_draft_save(agent_id=agent_id, **draft)
+    if selectors.call_to_file(agent_id=agent_id) != call_id:  # filed from another tab meanwhile
+        wrap_up_draft_delete(agent_id=agent_id, call_id=call_id)
+        return
     broadcast_on_commit(f"agent.{agent_id}", {"type": "call.wrap_up_draft", **draft})
 
 

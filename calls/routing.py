@@ -450,6 +450,8 @@ def end_calls_of_lost_media_processes() -> int:
     return ended
 
 
+# What an agent may note about a call: longer notes (and drafts) are cut there.
+WRAP_UP_NOTES_MAX = 5000
 # How an agent leaves wrap-up: by filing the call, choosing the status it then has in the same step.
 NEXT_STATUSES_AFTER_FILING = frozenset({Agent.Status.AVAILABLE, Agent.Status.AWAY})
 
@@ -476,7 +478,7 @@ def call_wrap_up(
 
 def _file(*, agent_id: int, call_id: int, disposition: str, notes: str, is_timed_out: bool = False) -> bool:
     filed = Call.objects.filter(pk=call_id, agent_id=agent_id, status=Call.Status.ENDED).update(
-        disposition=disposition, wrap_up_notes=notes[:5000], updated_at=timezone.now()
+        disposition=disposition, wrap_up_notes=notes[:WRAP_UP_NOTES_MAX], updated_at=timezone.now()
     )
     if filed != 1:
         return False

@@ -29,7 +29,6 @@ class ThrottledSignIn:
 
 
 class SignInForm(ThrottledSignIn, AuthenticationForm):
-    where = "login"
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "Your username and password didn't match. Please try again.",

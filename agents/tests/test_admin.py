@@ -115,7 +115,9 @@ def test_the_command_makes_the_group_when_it_is_missing():
     assert group_permissions() == SUPERVISOR_PERMISSIONS
 
 
-@pytest.mark.parametrize("url", ["/admin/", "/admin/calls/call/", "/admin/agents/agent/"])
+@pytest.mark.parametrize(
+    "url", ["/admin/", "/admin/calls/call/", "/admin/agents/agent/", "/admin/core/signinlockout/"]
+)
 def test_an_agent_does_not_reach_the_back_office(client, url):
     client.force_login(AgentFactory().user)
 
@@ -174,6 +176,7 @@ def test_a_supervisor_opens_the_pages_of_their_work(client, url):
         "/admin/messaging/ratecard/add/",
         "/admin/messaging/conversationwindow/",
         "/admin/calls/livecallcount/",
+        "/admin/core/signinlockout/",
     ],
 )
 def test_a_supervisor_does_not_open_an_administrators_pages(client, url):

@@ -74,7 +74,6 @@ def test_demo_data_create_once():
     assert again == {}
     administrator = get_user_model().objects.get(username="admin")
     assert (administrator.is_superuser, administrator.is_staff) == (True, True)
-    assert administrator.has_perm("integrations.add_apikey")
     assert Agent.objects.count() == 3
     assert BusinessNumber.objects.get().is_sandbox is True
     number_queue = BusinessNumber.objects.get().queues.get()

@@ -321,6 +321,32 @@ def test_the_wrap_up_timer_files_what_the_agent_typed(
     assert wrap_up_draft(agent_id=agent.pk, call_id=call.pk) is None
 
 
+def test_a_wrap_up_draft_is_kept_only_for_the_agents_own_unfiled_call(
+    queued_call, make_agent, django_capture_on_commit_callbacks
+):
+    from django.core.exceptions import ValidationError
+
+    from agents.presence import wrap_up_draft
+    from calls.handlers import wrap_up_draft_frame
+
+    agent, other = make_agent(), make_agent()
+    call = queue_it(queued_call)
+    routing.offer_accept(agent_id=agent.pk, call_id=call.pk)
+    routing.call_finish(call_id=call.pk, reason=Call.EndReason.COMPLETED)
+    draft = {"call_id": call.pk, "disposition": "", "notes": "Card 4111 1111 1111 1111."}
+
+    with pytest.raises(ValidationError) as refused:
+        wrap_up_draft_frame(agent_id=other.pk, frame=draft)
+    with django_capture_on_commit_callbacks(execute=True):
+        routing.call_wrap_up(agent_id=agent.pk, call_id=call.pk, disposition="resolved", notes="")
+    with pytest.raises(ValidationError) as too_late:
+        wrap_up_draft_frame(agent_id=agent.pk, frame=draft)
+
+    assert (refused.value.code, too_late.value.code) == ("not_your_call", "not_your_call")
+    assert wrap_up_draft(agent_id=other.pk, call_id=call.pk) is None
+    assert wrap_up_draft(agent_id=agent.pk, call_id=call.pk) is None
+
+
 def test_sweep_ends_waits_past_the_maximum_and_stale_offers(queued_call, queue, make_agent, number):
     agent = make_agent()
     LiveCallCount.objects.filter(business_number=number).update(live=2)

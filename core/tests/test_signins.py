@@ -126,16 +126,6 @@ def test_sign_in_good_sign_ins_never_add_up_to_a_lockout(client):
     assert not SignInLockout.objects.exists()
 
 
-def test_sign_in_throttle_is_shared_with_the_call_widget(client):
-    UserFactory(username="jo")
-    for _ in range(10):
-        sign_in(client, "/login/", "JO", "guess")  # the account, whatever its case
-
-    locked = signins.SignInLocked
-    with pytest.raises(locked):
-        signins.sign_in_authenticate(request=None, username="jo", password=PASSWORD, where="widget")
-
-
 def test_sign_in_lockouts_are_shown_read_only_in_admin(client):
     UserFactory(username="kim")
     for _ in range(10):

@@ -17,7 +17,6 @@ answer, refusals included, and the answer carries the record's `X-Request-Id`.
 """
 
 import base64
-import ipaddress
 from urllib import parse
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -34,7 +33,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.parsers import BoundedJSONParser
+from core.signins import client_address
 from integrations.authentication import Caller, HasScope, caller_of
 from integrations.models import ApiKey, ApiWrite
 from messaging.services import customer_wa_id_from_text
@@ -66,9 +65,6 @@ class ApiView(APIView):
     """
 
     permission_classes = [HasScope]
-    parser_classes = [
-        BoundedJSONParser
-    ]  # bodies are JSON, as answers are: nested objects and lists read alike
     required_scope = ApiKey.Scope.READ
     write_scope: str | None = None
     operations: dict[str, str] = {}
@@ -146,7 +142,7 @@ def _write_record(request, response, *, operation: str, target: dict) -> ApiWrit
         status_code=response.status_code,
         target=target,
         refusal_code=_refusal_code(response)[:255],
-        client_ip=_client_ip(request),
+        client_ip=client_address(request),
     )
 
 
@@ -165,15 +161,6 @@ def _refusal_code(response) -> str:
     if "detail" in data:
         return getattr(data["detail"], "code", "") or "error"
     return "invalid"
-
-
-def _client_ip(request) -> str | None:
-    """The client's address as the server saw it (the web server resolves trusted proxies' headers)."""
-    address = request.META.get("REMOTE_ADDR", "")
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        return None
 
 
 class IdField(serializers.IntegerField):

@@ -135,6 +135,16 @@ def test_password_guessing_is_stopped(client, desk):
     assert password_sign_in(client, desk).status_code == 429
 
 
+def test_password_guessing_on_the_sign_in_page_locks_the_widget_too(client, desk):
+    username = desk["agent"].user.username
+    for _ in range(settings.SIGN_IN_FAILURES_PER_ACCOUNT):
+        client.post("/login/", {"username": username.upper(), "password": "guess"})
+
+    response = password_sign_in(client, desk)
+
+    assert (response.status_code, response.json()["code"]) == (429, "throttled")
+
+
 @pytest.mark.parametrize("body", [b"[1]", b"{", b"\xff", b"x" * 5000])
 def test_bad_sign_in_bodies_get_a_clear_error(client, body):
     response = client.post("/widget/session/", body, content_type="application/json")
