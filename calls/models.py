@@ -101,7 +101,10 @@ class Call(TimeStampedModel):
             ),
         ]
         indexes = [models.Index(fields=["queue", "status", "queued_at"], name="call_queue_wait")]
-        permissions = [("view_kpis", "Can see the contact centre's KPIs and export them (every queue)")]
+        permissions = [
+            ("view_kpis", "Can see the contact centre's KPIs and export them (every queue)"),
+            ("read_colleagues_notes", "Can read other agents' wrap-up notes (masked without raw text)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_direction_display()} call {self.wa_call_id}"

@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from calls.models import Call, CallEvent
 from compliance.models import ConsentRecord
+from core.access import RAW_TEXT_PERMISSION, viewer_of_user
 from recordings.models import Recording, Summary, Transcript
 from recordings.redaction import redact
 from recordings.summaries import CallFacts, Line
@@ -44,16 +45,12 @@ def transcript_lines(transcript: Transcript) -> list[Line]:
 
 def call_is_visible_to(*, user: AbstractBaseUser, call: Call) -> bool:
     """The agent who took the call, and supervisors (who may listen to any call), see its page,
-    hear its recording and read its transcript."""
-    if not user.is_authenticated:
-        return False
-    if user.has_perm("recordings.listen_recording"):
-        return True
-    return call.agent_id is not None and call.agent.user_id == user.pk
+    hear its recording and read its transcript (core.access's rule)."""
+    return viewer_of_user(user).may_see_call(call)
 
 
 def sees_raw_text(user: AbstractBaseUser) -> bool:
-    return user.has_perm("recordings.view_raw_transcript")
+    return user.is_authenticated and user.has_perm(RAW_TEXT_PERMISSION)
 
 
 def transcript_for_display(*, transcript: Transcript | None, is_raw: bool, country: str = "") -> list[dict]:

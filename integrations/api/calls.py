@@ -28,6 +28,7 @@ from calls.models import Call
 from calls.outbound import AGENT_CAN_DIAL_FROM, CallRefused, call_place_outbound
 from compliance.decisions import call_decide
 from compliance.services import permission_request_send
+from core.access import Viewer
 from integrations.api.base import (
     TO_HELP,
     UNPROCESSABLE,
@@ -46,8 +47,6 @@ from integrations.api.base import (
     refused_by_service,
     whatsapp_failed,
 )
-from integrations.api.contacts import visible_contacts
-from integrations.authentication import Caller
 from integrations.models import ApiKey
 from messaging.models import Message
 from messaging.services import contact_get_or_create
@@ -58,19 +57,6 @@ from whatsapp.models import BusinessNumber
 
 RECORDING_LINK_S = 300  # a recording's download link works this long
 RECORDING_SALT = "integrations.recording-link"
-
-
-def visible_calls(caller: Caller):
-    return Call.objects.filter(business_number_id__in=caller.number_ids)
-
-
-def audible_calls(caller: Caller):
-    """The calls whose recording and transcript the caller may have: an agent signed in to the
-    dashboard only their own, as on the call page; anyone else every visible call."""
-    calls = visible_calls(caller)
-    if caller.hears_all_calls:
-        return calls
-    return calls.filter(agent_id=caller.agent_id) if caller.agent_id else calls.none()
 
 
 class SummarySerializer(serializers.Serializer):
@@ -109,7 +95,7 @@ CALL_FIELDS = (
 )  # fmt: skip
 
 
-def _call_data(call: Call, caller: Caller) -> dict:
+def _call_data(call: Call, caller: Viewer) -> dict:
     summary = getattr(
         call, "summary", None
     )  # none yet: Django's RelatedObjectDoesNotExist is an AttributeError
@@ -176,7 +162,7 @@ class CallListApi(ApiView):
     )
     def get(self, request):
         caller = self.caller()
-        calls = filtered(visible_calls(caller), self.query(self.FilterSerializer), CALL_FILTERS)
+        calls = filtered(caller.calls(), self.query(self.FilterSerializer), CALL_FILTERS)
         return self.page(
             _with_extras(calls),
             ordering=("-started_at", "-id"),
@@ -243,7 +229,7 @@ class CallDetailApi(ApiView):
 
     @extend_schema(responses={200: CallSerializer})
     def get(self, request, pk: int):
-        call = get_object_or_404(_with_extras(visible_calls(self.caller())), pk=pk)
+        call = get_object_or_404(_with_extras(self.caller().calls()), pk=pk)
         return Response(CallSerializer(_call_data(call, self.caller())).data)
 
 
@@ -265,7 +251,7 @@ class TranscriptApi(ApiView):
     @extend_schema(responses={200: TranscriptSerializer})
     def get(self, request, pk: int):
         caller = self.caller()
-        call = get_object_or_404(audible_calls(caller).select_related("contact"), pk=pk)
+        call = get_object_or_404(caller.calls().select_related("contact"), pk=pk)
         transcript = Transcript.objects.filter(call=call).first()
         if transcript is None:
             raise NotFound("The call has no transcript (yet).")
@@ -289,7 +275,7 @@ class RecordingLinkApi(ApiView):
 
     @extend_schema(responses={200: RecordingLinkSerializer})
     def get(self, request, pk: int):
-        call = get_object_or_404(audible_calls(self.caller()), pk=pk)
+        call = get_object_or_404(self.caller().calls(), pk=pk)
         recording = Recording.objects.filter(call=call).first()
         if recording is None:
             raise NotFound("The call has no recording.")
@@ -351,7 +337,7 @@ class CanCallApi(ApiView):
         number = get_object_or_404(
             BusinessNumber.objects.filter(pk__in=caller.number_ids), pk=query.validated_data["number"]
         )
-        contact = get_object_or_404(visible_contacts(caller), pk=query.validated_data["contact"])
+        contact = get_object_or_404(caller.contacts(), pk=query.validated_data["contact"])
         decision = call_decide(business_number=number, contact=contact)
         return Response({"allowed": decision.is_allowed, **decision_frame(decision)})
 

@@ -8,18 +8,7 @@ from rest_framework.response import Response
 
 from compliance.models import CallPermission
 from integrations.api.base import ApiView, PageSerializer, paged
-from integrations.authentication import Caller
-from messaging.models import Contact, ConversationWindow
-
-
-def visible_contacts(caller: Caller):
-    ids = caller.number_ids
-    return Contact.objects.filter(
-        Q(calls__business_number_id__in=ids)
-        | Q(messages__business_number_id__in=ids)
-        | Q(windows__business_number_id__in=ids)
-        | Q(call_permissions__business_number_id__in=ids)
-    ).distinct()
+from messaging.models import ConversationWindow
 
 
 class ContactSerializer(serializers.Serializer):
@@ -42,7 +31,7 @@ class ContactListApi(ApiView):
         responses={200: paged("ContactPage", ContactSerializer(many=True))},
     )
     def get(self, request):
-        contacts = visible_contacts(self.caller())
+        contacts = self.caller().contacts()
         if text := self.query(self.FilterSerializer).get("q", "").strip():
             contacts = contacts.filter(
                 Q(name__icontains=text) | Q(wa_id__contains=text.lstrip("+").replace(" ", ""))
@@ -72,7 +61,7 @@ class ContactDetailApi(ApiView):
     @extend_schema(responses={200: ContactStateSerializer})
     def get(self, request, pk: int):
         caller = self.caller()
-        contact = get_object_or_404(visible_contacts(caller), pk=pk)
+        contact = get_object_or_404(caller.contacts(), pk=pk)
         permissions = {
             permission.business_number_id: permission
             for permission in CallPermission.objects.filter(

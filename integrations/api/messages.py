@@ -15,6 +15,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from compliance.services import call_button_send
+from core.access import Viewer
 from integrations.api.base import (
     TO_HELP,
     UNPROCESSABLE,
@@ -30,7 +31,6 @@ from integrations.api.base import (
     refused_by_service,
     whatsapp_failed,
 )
-from integrations.authentication import Caller
 from integrations.models import ApiKey
 from messaging.models import Charge, Message, RateCard, Template
 from messaging.selectors import SendOptions, send_options
@@ -39,7 +39,6 @@ from messaging.services import (
     message_send_template,
     message_send_text,
 )
-from recordings.redaction import redact
 from whatsapp.errors import GraphAPIError
 
 
@@ -66,10 +65,8 @@ MESSAGE_FIELDS = (
 )  # fmt: skip
 
 
-def _message_data(message: Message, caller: Caller) -> dict:
-    text = (
-        message.text if caller.sees_raw_text else redact(message.text, region=message.contact.country or None)
-    )
+def _message_data(message: Message, caller: Viewer) -> dict:
+    text = caller.text(message.text, country=message.contact.country)
     return {
         **{name: getattr(message, name) for name in MESSAGE_FIELDS},
         "type": message.message_type,

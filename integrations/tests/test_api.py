@@ -374,11 +374,13 @@ def test_a_signed_in_agent_hears_and_reads_only_the_calls_they_took(client, floo
     client.force_login(colleague.user)
 
     call = client.get(f"/api/v1/calls/{ours.call.pk}/")
+    listed = client.get("/api/v1/calls/", {"agent": ours.agent.pk})
     transcript = client.get(f"/api/v1/calls/{ours.call.pk}/transcript/")
     recording = client.get(f"/api/v1/calls/{ours.call.pk}/recording/")
     client.force_login(ours.agent.user)
-    own = client.get(f"/api/v1/calls/{ours.call.pk}/transcript/")
+    own = [client.get(f"/api/v1/calls/{ours.call.pk}/{tail}").status_code for tail in ("", "transcript/")]
 
-    assert call.status_code == 200  # the call itself is on their number
-    assert (transcript.status_code, recording.status_code) == (404, 404)  # as the call page: not theirs
-    assert own.status_code == 200
+    # As the call page: another agent's call is not theirs, though it is on their number.
+    assert (call.status_code, transcript.status_code, recording.status_code) == (404, 404, 404)
+    assert listed.json()["results"] == []
+    assert own == [200, 200]

@@ -1,0 +1,174 @@
+"""Who may see what: the one rule every page, admin page, API view, socket and export asks.
+
+Three kinds of viewer look at the contact center's data:
+
+- **an agent** (a signed-in user with an agent profile, not staff) sees the contacts of the business
+  numbers they serve (those of their queues), their own calls, and no other agent's wrap-up notes
+  unless they hold `calls.read_colleagues_notes`;
+- **a supervisor** (a staff user) sees everything of every number: every call when they may listen to
+  calls (`recordings.listen_recording`), every agent's notes;
+- **an API key** sees its numbers only, within its scopes; **a widget** opened with a key sees what its
+  signed-in user sees, narrowed to the key's numbers.
+
+Free text a person typed or said (transcripts, summaries, wrap-up notes, messages) is personal data:
+everyone reads it masked (`recordings.redaction`) unless they may read it raw
+(`recordings.view_raw_transcript`, or a key with the `admin` scope), and nobody without that finds it
+by searching for what the mask hides.
+"""
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from django.db.models import Q, QuerySet
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from calls.models import Call
+    from integrations.models import ApiKey
+    from messaging.models import Contact, Message
+
+RAW_TEXT_PERMISSION = "recordings.view_raw_transcript"
+HEAR_ANY_CALL_PERMISSION = "recordings.listen_recording"
+COLLEAGUES_NOTES_PERMISSION = "calls.read_colleagues_notes"
+# A search for masked text could find a row by the card number, e-mail or id the reader cannot see:
+# for them, free text is searched only with words that no mask could hide (no digit, no '@').
+MASKABLE = re.compile(r"[0-9@]")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """What one viewer may see: the numbers whose data they see, which of those numbers' calls,
+    whose notes, and whether free text reaches them raw."""
+
+    number_ids: frozenset[int] = field(default_factory=frozenset)
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    sees_raw_text: bool = False
+    sees_every_call: bool = True  # False: only the agent's own calls
+    reads_colleagues_notes: bool = True  # False: only the notes of the agent's own calls
+    agent_id: int | None = None
+    user_id: int | None = None
+    key: "ApiKey | None" = None
+    # An agent's own calls stay theirs after they leave the number's queues, unless the viewer is
+    # narrowed to some numbers (a widget's key).
+    is_narrowed: bool = False
+
+    def within(self, number_ids) -> "Viewer":
+        """The same viewer seeing no more than `number_ids` (a widget's key narrows its user)."""
+        return replace(self, number_ids=self.number_ids & frozenset(number_ids), is_narrowed=True)
+
+    # Calls
+
+    def calls(self) -> "QuerySet[Call]":
+        from calls.models import Call
+
+        if self.sees_every_call:
+            return Call.objects.filter(business_number_id__in=self.number_ids)
+        if self.agent_id is None:
+            return Call.objects.none()
+        own = Call.objects.filter(agent_id=self.agent_id)
+        return own.filter(business_number_id__in=self.number_ids) if self.is_narrowed else own
+
+    def may_see_call(self, call: "Call") -> bool:
+        if self.sees_every_call:
+            return call.business_number_id in self.number_ids
+        is_own = self.agent_id is not None and call.agent_id == self.agent_id
+        return is_own and (not self.is_narrowed or call.business_number_id in self.number_ids)
+
+    def notes_of(self, call: "Call") -> str:
+        """The call's wrap-up notes as this viewer reads them: "" when they are another agent's and
+        the viewer may not read colleagues' notes, masked unless the viewer reads raw text."""
+        is_own = self.agent_id is not None and call.agent_id == self.agent_id
+        if not call.wrap_up_notes or not (is_own or call.business_number_id in self.number_ids):
+            return ""
+        if not (is_own or self.reads_colleagues_notes):
+            return ""
+        return self.text(call.wrap_up_notes, country=call.contact.country)
+
+    # Contacts and messages
+
+    def contacts(self) -> "QuerySet[Contact]":
+        """The contacts of the viewer's numbers: those who called, wrote, were written to or gave
+        permission to be called."""
+        from messaging.models import Contact
+
+        ids = self.number_ids
+        return Contact.objects.filter(
+            Q(calls__business_number_id__in=ids)
+            | Q(messages__business_number_id__in=ids)
+            | Q(windows__business_number_id__in=ids)
+            | Q(call_permissions__business_number_id__in=ids)
+        ).distinct()
+
+    def may_see_contact(self, contact: "Contact") -> bool:
+        return self.contacts().filter(pk=contact.pk).exists()
+
+    def messages(self) -> "QuerySet[Message]":
+        from messaging.models import Message
+
+        return Message.objects.filter(business_number_id__in=self.number_ids)
+
+    # Free text
+
+    def text(self, text: str, *, country: str = "") -> str:
+        """Free text a person typed or said, as this viewer reads it."""
+        from recordings.redaction import redact
+
+        if self.sees_raw_text or not text:
+            return text
+        return redact(text, region=country or None)
+
+    def may_search_text(self, term: str) -> bool:
+        """Whether free text may be searched for `term` on this viewer's behalf."""
+        return self.sees_raw_text or not MASKABLE.search(term)
+
+
+def viewer_of_user(user: "AbstractBaseUser") -> Viewer:
+    """What a signed-in user of the dashboard or admin sees (nothing when signed out)."""
+    from agents.selectors import agent_for_user, numbers_for_agent
+    from integrations.models import ApiKey
+    from whatsapp.models import BusinessNumber
+
+    if not user.is_authenticated:
+        return Viewer(sees_every_call=False, reads_colleagues_notes=False)
+    agent = None if user.is_staff else agent_for_user(user=user)
+    if user.is_staff:  # a supervisor: the whole floor
+        numbers = BusinessNumber.objects.all()
+    elif agent is not None:
+        numbers = numbers_for_agent(agent_id=agent.pk)
+    else:
+        numbers = BusinessNumber.objects.none()
+    return Viewer(
+        number_ids=frozenset(numbers.values_list("pk", flat=True)),
+        scopes=frozenset({ApiKey.Scope.READ, ApiKey.Scope.CALLS_WRITE, ApiKey.Scope.MESSAGES_WRITE}),
+        sees_raw_text=user.has_perm(RAW_TEXT_PERMISSION),
+        sees_every_call=user.has_perm(HEAR_ANY_CALL_PERMISSION),
+        reads_colleagues_notes=user.is_staff or user.has_perm(COLLEAGUES_NOTES_PERMISSION),
+        agent_id=agent.pk if agent else None,
+        user_id=user.pk,
+    )
+
+
+def viewer_of_key(key: "ApiKey") -> Viewer:
+    """What a CRM sees with an API key: its numbers, its scopes; raw text with the admin scope."""
+    from integrations.models import ApiKey
+
+    return Viewer(
+        number_ids=frozenset(key.business_numbers.values_list("pk", flat=True)),
+        scopes=frozenset(key.scopes),
+        sees_raw_text=ApiKey.Scope.ADMIN in key.scopes,
+        key=key,
+    )
+
+
+def viewer_of(request) -> Viewer:
+    """The viewer behind a request (an API key's, else the signed-in user's), read once a request."""
+    from integrations.models import ApiKey
+
+    viewer = getattr(request, "_viewer", None)
+    if viewer is None:
+        auth = getattr(request, "auth", None)
+        viewer = viewer_of_key(auth) if isinstance(auth, ApiKey) else viewer_of_user(request.user)
+        request._viewer = viewer
+    return viewer
