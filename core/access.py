@@ -4,7 +4,8 @@ Three kinds of viewer look at the contact center's data:
 
 - **an agent** (a signed-in user with an agent profile, not staff) sees the contacts of the business
   numbers they serve (those of their queues), their own calls, and no other agent's wrap-up notes
-  unless they hold `calls.read_colleagues_notes`;
+  unless they hold `calls.read_colleagues_notes`, and not the floor's figures (KPIs) unless they hold
+  `calls.view_kpis`;
 - **a supervisor** (a staff user) sees everything of every number: every call when they may listen to
   calls (`recordings.listen_recording`), every agent's notes;
 - **an API key** sees its numbers only, within its scopes; **a widget** opened with a key sees what its
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 RAW_TEXT_PERMISSION = "recordings.view_raw_transcript"
 HEAR_ANY_CALL_PERMISSION = "recordings.listen_recording"
 COLLEAGUES_NOTES_PERMISSION = "calls.read_colleagues_notes"
+KPIS_PERMISSION = "calls.view_kpis"
 # A search for masked text could find a row by the card number, e-mail or id the reader cannot see:
 # for them, free text is searched only with words that no mask could hide (no digit, no '@').
 MASKABLE = re.compile(r"[0-9@]")
@@ -47,6 +49,7 @@ class Viewer:
     sees_raw_text: bool = False
     sees_every_call: bool = True  # False: only the agent's own calls
     reads_colleagues_notes: bool = True  # False: only the notes of the agent's own calls
+    sees_kpis: bool = True  # the floor's figures: every queue's, every agent's
     agent_id: int | None = None
     user_id: int | None = None
     key: "ApiKey | None" = None
@@ -131,7 +134,7 @@ def viewer_of_user(user: "AbstractBaseUser") -> Viewer:
     from whatsapp.models import BusinessNumber
 
     if not user.is_authenticated:
-        return Viewer(sees_every_call=False, reads_colleagues_notes=False)
+        return Viewer(sees_every_call=False, reads_colleagues_notes=False, sees_kpis=False)
     agent = None if user.is_staff else agent_for_user(user=user)
     if user.is_staff:  # a supervisor: the whole floor
         numbers = BusinessNumber.objects.all()
@@ -145,6 +148,7 @@ def viewer_of_user(user: "AbstractBaseUser") -> Viewer:
         sees_raw_text=user.has_perm(RAW_TEXT_PERMISSION),
         sees_every_call=user.has_perm(HEAR_ANY_CALL_PERMISSION),
         reads_colleagues_notes=user.is_staff or user.has_perm(COLLEAGUES_NOTES_PERMISSION),
+        sees_kpis=user.is_staff or user.has_perm(KPIS_PERMISSION),
         agent_id=agent.pk if agent else None,
         user_id=user.pk,
     )

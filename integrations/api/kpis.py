@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
 from agents.models import Queue
@@ -164,6 +164,8 @@ class KpiApi(ApiView):
         },
     )
     def get(self, request):
+        if not self.caller().sees_kpis:
+            raise PermissionDenied("The floor's figures are for supervisors.")
         query = self.QuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         wanted = query.validated_data
