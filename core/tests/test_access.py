@@ -220,15 +220,16 @@ ADMIN_PAGES = {
     "admin summaries", "admin recordings",
 }  # fmt: skip
 EVERYTHING_OF_X = {
-    "dashboard": 200, "call page": 200, "call's recording": 200, "colleague's call page": 200, "contacts": "listed",
-    "contacts search": "listed", "contact": 200, "other number's contact": 200, "wallboard": 200, "KPIs CSV": 200,
-    "costs": 200, "compliance check": 200, "API contacts": "listed", "API contact": 200, "API calls": "listed", "API call": 200,
+    "dashboard": 200, "call page": 200, "call's recording": 200, "colleague's call page": 200,
+    "contacts": "listed", "contacts search": "listed", "contact": 200, "other number's contact": 200,
+    "wallboard": 200, "KPIs CSV": 200, "costs": 200, "compliance check": 200,
+    "API contacts": "listed", "API contact": 200, "API calls": "listed", "API call": 200,
     "API colleague's call": 200, "API transcript": 200, "API recording link": 200, "API messages": "listed",
     "API agents": 200, "API can-call": 200, "API KPIs": 200, "API charges": 200,
 } | {page: 200 for page in ADMIN_PAGES} | {"admin calls": "listed", "admin messages": "listed"}  # fmt: skip
 AN_AGENTS = {  # what every agent gets whatever their calls: no back office, no wallboard, no reports
-    "dashboard": 200, "wallboard": 302, "KPIs CSV": 403, "costs": 403, "compliance check": 302, "API KPIs": 403, "API charges": 403,
-    "API agents": 200,
+    "dashboard": 200, "wallboard": 302, "KPIs CSV": 403, "costs": 403, "compliance check": 302,
+    "API KPIs": 403, "API charges": 403, "API agents": 200,
 } | {page: 302 for page in ADMIN_PAGES}  # fmt: skip
 EXPECTED_FOR_USERS = {
     "agent of the call": AN_AGENTS | {
