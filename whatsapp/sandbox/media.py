@@ -20,6 +20,7 @@ events this leg can neither send nor decode (aiortc drops packets of an unknown 
 import asyncio
 import collections
 import fractions
+import functools
 import time
 import wave
 from collections.abc import Callable, Sequence
@@ -279,8 +280,11 @@ class _Conversation:
             self._sound_s = self._waited_s = 0.0
 
 
+@functools.lru_cache(maxsize=64)
 def _load_wav(path: Path) -> np.ndarray:
-    """The whole file as interleaved 48 kHz stereo int16, padded with silence to whole frames."""
+    """The whole file as interleaved 48 kHz stereo int16, padded with silence to whole frames:
+    decoded once per file, as a crowd of customers plays the same few scripts (the array is shared;
+    nothing writes to it)."""
     try:
         mono = decode_mono_s16(path, rate=SAMPLE_RATE)
     except AudioFileError as error:

@@ -10,6 +10,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer, MediaRecorder
 
+from whatsapp.sandbox import media
 from whatsapp.sandbox.audio_metrics import wav_duration_s, wav_rms, wav_samples
 from whatsapp.sandbox.customers import SimulatedCustomer, conversation_script
 from whatsapp.sandbox.media import CustomerMedia, MediaError
@@ -289,3 +290,13 @@ def test_a_simulated_customer_talks_in_the_language_of_its_number_or_else_englis
         with wave.open(str(phrase), "rb") as wav:
             assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16_000, 1, 2)
         assert 1.0 < wav_duration_s(phrase) < 8.0 and wav_rms(phrase) > 0.05
+
+
+def test_a_crowd_playing_one_script_decodes_each_file_once():
+    script = [AUDIO / "customer_order.wav", AUDIO / "customer_goodbye.wav"]
+    media._load_wav.cache_clear()
+
+    legs = [CustomerMedia(play=script[0], record_to=None, script=script) for _ in range(5)]
+
+    assert media._load_wav.cache_info().misses == 2
+    assert legs[0]._speech._samples is legs[4]._speech._samples
