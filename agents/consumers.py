@@ -19,8 +19,10 @@ from core.consumers import JsonSocketConsumer
 logger = logging.getLogger(__name__)
 
 # Frame types other apps answer (the calls app: accept, decline, the softphone's signalling).
-# A handler takes the agent's id and the frame, runs in a worker thread with database access,
-# and returns a reply frame or None; ValidationError becomes an error frame.
+# A handler takes the agent's id, the frame and `within` (the business numbers the socket acts for:
+# None for all the agent's, a call widget's key's numbers for the widget's socket), runs in a worker
+# thread with database access, and returns a reply frame or None; ValidationError becomes an error
+# frame.
 FrameHandler = Callable[..., dict | None]
 _frame_handlers: dict[str, FrameHandler] = {}
 
@@ -53,9 +55,16 @@ CLOSE_NOT_AN_AGENT = 4403
 
 class AgentConsumer(JsonSocketConsumer):
     agent: Agent | None = None
+    # The business numbers this socket acts for: None, all the agent's (the dashboard); the call
+    # widget's socket (integrations.consumers) is narrowed to its key's.
+    number_ids: frozenset[int] | None = None
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
+        await self.open_for(self.scope.get("user"))
+
+    async def open_for(self, user) -> None:
+        """Accept the socket for `user`'s agent and show it where the agent is (presence, then a call
+        ringing, in progress or in wrap-up); refuse it when the user is signed out or takes no calls."""
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
@@ -108,7 +117,9 @@ class AgentConsumer(JsonSocketConsumer):
 
     async def delegate(self, handler: FrameHandler, content: dict) -> None:
         try:
-            reply = await database_sync_to_async(handler)(agent_id=self.agent.pk, frame=content)
+            reply = await database_sync_to_async(handler)(
+                agent_id=self.agent.pk, frame=content, within=self.number_ids
+            )
         except ValidationError as error:
             await self.send_error(error.code or "invalid", " ".join(error.messages))
             return

@@ -351,6 +351,7 @@ def agents_tell_permission_lost(permission_ids: list[int]) -> None:
             f"agent.{agent_id}",
             {
                 "type": "permission.lost",
+                "business_number_id": permission.business_number_id,
                 "contact": str(permission.contact),
                 "business_number": number,
                 "status": permission.status,

@@ -109,22 +109,33 @@ def call_terminate_received(event: CallTerminate) -> None:
     routing.call_finish(call_id=call.pk, reason=reason, detail=detail or f"Meta: {event.status.lower()}")
 
 
-def _call_id(frame: dict) -> int:
+# The business numbers a socket acts for: None for all the agent's, a call widget's key's numbers
+# for the widget's socket (agents.consumers).
+Within = frozenset[int] | None
+
+
+def _call_id(frame: dict, within: Within) -> int:
     call_id = frame.get("call_id")
     if not isinstance(call_id, int) or isinstance(call_id, bool) or call_id < 1:
         raise ValidationError("'call_id' must be a call's id.", code="invalid_call")
+    if within is not None and not Call.objects.filter(pk=call_id, business_number_id__in=within).exists():
+        raise ValidationError(
+            "That call is of a business number this widget does not serve.", code="not_your_call"
+        )
     return call_id
 
 
-def accept_frame(*, agent_id: int, frame: dict) -> dict:
+def accept_frame(*, agent_id: int, frame: dict, within: Within = None) -> dict:
     """`{"type": "call.accept", "call_id": …}` from the agent's browser."""
-    call_id = _call_id(frame)
+    call_id = _call_id(frame, within)
     call = routing.offer_accept(agent_id=agent_id, call_id=call_id)
     return {"type": "call.accept.result", "call_id": call_id, "is_won": call is not None}
 
 
-def _connected_call(agent_id: int, frame: dict) -> Call:
-    call = Call.objects.filter(pk=_call_id(frame), agent_id=agent_id, status=Call.Status.CONNECTED).first()
+def _connected_call(agent_id: int, frame: dict, within: Within) -> Call:
+    call = Call.objects.filter(
+        pk=_call_id(frame, within), agent_id=agent_id, status=Call.Status.CONNECTED
+    ).first()
     if call is None:
         raise ValidationError("That call is not connected to you.", code="not_your_call")
     return call
@@ -137,25 +148,25 @@ def _send_to_media(call: Call, message: dict) -> None:
     channel_send(call.media_channel, message)
 
 
-def media_offer_frame(*, agent_id: int, frame: dict) -> None:
+def media_offer_frame(*, agent_id: int, frame: dict, within: Within = None) -> None:
     """`{"type": "call.media_offer", "call_id": …, "sdp": …}`: the softphone's WebRTC offer.
 
     Goes to the media process holding the call; its answer comes back as `call.media_answer`.
     """
-    call = _connected_call(agent_id, frame)
+    call = _connected_call(agent_id, frame, within)
     sdp = frame.get("sdp")
     if not isinstance(sdp, str) or not sdp.startswith("v=0") or len(sdp) > 20_000:
         raise ValidationError("'sdp' must be an SDP offer.", code="invalid_sdp")
     _send_to_media(call, {"type": "call.agent_offer", "call_id": call.pk, "agent_id": agent_id, "sdp": sdp})
 
 
-def switch_frame(*, agent_id: int, frame: dict) -> None:
+def switch_frame(*, agent_id: int, frame: dict, within: Within = None) -> None:
     """`{"type": "call.hold" | "call.mute", "call_id": …, "is_on": true | false}` from the softphone.
 
     The media process switches the audio; a hold is also recorded on the call once the media
     process has been told (hold time counts in the handle time that supervisors read).
     """
-    call = _connected_call(agent_id, frame)
+    call = _connected_call(agent_id, frame, within)
     is_on = frame.get("is_on")
     if not isinstance(is_on, bool):
         raise ValidationError("'is_on' must be true or false.", code="invalid_switch")
@@ -167,29 +178,29 @@ def switch_frame(*, agent_id: int, frame: dict) -> None:
     )
 
 
-def hang_up_frame(*, agent_id: int, frame: dict) -> dict:
+def hang_up_frame(*, agent_id: int, frame: dict, within: Within = None) -> dict:
     """`{"type": "call.hangup", "call_id": …}`: the agent ends the call (and Meta is told), or
     gives up a call of theirs that the customer has not picked up yet."""
-    if call_cancel_outbound(call_id=_call_id(frame), agent_id=agent_id):
+    if call_cancel_outbound(call_id=_call_id(frame, within), agent_id=agent_id):
         return {"type": "call.hangup.result", "call_id": frame["call_id"], "is_done": True}
-    call = _connected_call(agent_id, frame)
+    call = _connected_call(agent_id, frame, within)
     ended = routing.call_finish(
         call_id=call.pk, reason=Call.EndReason.COMPLETED, detail="the agent hung up", is_ended_by_us=True
     )
     return {"type": "call.hangup.result", "call_id": call.pk, "is_done": ended is not None}
 
 
-def decline_frame(*, agent_id: int, frame: dict) -> dict:
+def decline_frame(*, agent_id: int, frame: dict, within: Within = None) -> dict:
     """`{"type": "call.decline", "call_id": …}` from the agent's browser."""
-    call_id = _call_id(frame)
+    call_id = _call_id(frame, within)
     call = routing.offer_decline(agent_id=agent_id, call_id=call_id)
     return {"type": "call.decline.result", "call_id": call_id, "is_done": call is not None}
 
 
-def wrap_up_frame(*, agent_id: int, frame: dict) -> dict:
+def wrap_up_frame(*, agent_id: int, frame: dict, within: Within = None) -> dict:
     """`{"type": "call.wrap_up", "call_id": …, "disposition": "resolved", "notes": "…",
     "next_status": "available" | "away"}`: file the call, and be available (the default) or away."""
-    call_id = _call_id(frame)
+    call_id = _call_id(frame, within)
     disposition, notes = frame.get("disposition"), frame.get("notes", "")
     if disposition not in Call.Disposition.values or not isinstance(notes, str):
         raise ValidationError("Pick a disposition; notes are text.", code="invalid_wrap_up")
@@ -204,10 +215,10 @@ def wrap_up_frame(*, agent_id: int, frame: dict) -> dict:
     return {"type": "call.wrap_up.result", "call_id": call_id, "is_filed": True}
 
 
-def wrap_up_draft_frame(*, agent_id: int, frame: dict) -> None:
+def wrap_up_draft_frame(*, agent_id: int, frame: dict, within: Within = None) -> None:
     """`{"type": "call.wrap_up_draft", "call_id": …, "disposition": "" | …, "notes": "…"}`: what the
     agent has typed so far, kept until the call is filed; every tab of the agent mirrors it."""
-    call_id = _call_id(frame)
+    call_id = _call_id(frame, within)
     disposition, notes = frame.get("disposition", ""), frame.get("notes", "")
     if (disposition != "" and disposition not in Call.Disposition.values) or not isinstance(notes, str):
         raise ValidationError("A draft has a disposition or none, and notes as text.", code="invalid_wrap_up")
@@ -236,10 +247,13 @@ def _with_error(answer: dict, error: ValidationError) -> dict:
     return {**answer, "error": {"code": error.code or "invalid", "message": " ".join(error.messages)}}
 
 
-def _agent_number(agent_id: int, frame: dict) -> BusinessNumber:
+def _agent_number(agent_id: int, frame: dict, within: Within) -> BusinessNumber:
     number_id = frame.get("business_number_id")
+    numbers = numbers_for_agent(agent_id=agent_id)
+    if within is not None:
+        numbers = numbers.filter(pk__in=within)
     number = (
-        numbers_for_agent(agent_id=agent_id).filter(pk=number_id).first()
+        numbers.filter(pk=number_id).first()
         if isinstance(number_id, int) and not isinstance(number_id, bool)
         else None
     )
@@ -265,13 +279,13 @@ def decision_frame(decision: Decision) -> dict:
     }  # fmt: skip
 
 
-def dial_frame(*, agent_id: int, frame: dict) -> dict:
+def dial_frame(*, agent_id: int, frame: dict, within: Within = None) -> dict:
     """`{"type": "call.dial", "business_number_id": …, "customer": "+44…"}`: click-to-call. The
     compliance engine decides first; a refusal comes back with its reasons and the fallback, a
     frame that cannot be placed with its `error`. Only a placed call makes a contact."""
     answer = {"type": "call.dial.result", "is_placed": False}
     try:
-        number = _agent_number(agent_id, frame)
+        number = _agent_number(agent_id, frame, within)
         contact = _dialed(number, frame)
         answer |= {
             "customer": str(contact), "customer_number": f"+{contact.wa_id}", "business_number_id": number.pk,
@@ -286,7 +300,7 @@ def dial_frame(*, agent_id: int, frame: dict) -> dict:
     return {**answer, "is_placed": True, "call_id": call.pk}
 
 
-def check_frame(*, agent_id: int, frame: dict) -> dict:
+def check_frame(*, agent_id: int, frame: dict, within: Within = None) -> dict:
     """`{"type": "call.check", "check_id": n, "business_number_id": …, "customer": "+44…"}`: may the
     agent call this customer now? The decision without placing anything (nor making a contact); a
     frame that names no number to call from or no customer comes back with its `error`."""
@@ -296,7 +310,7 @@ def check_frame(*, agent_id: int, frame: dict) -> dict:
         "check_id": check_id if isinstance(check_id, int) and not isinstance(check_id, bool) else None,
     }
     try:
-        number = _agent_number(agent_id, frame)
+        number = _agent_number(agent_id, frame, within)
         contact = _dialed(number, frame)
     except ValidationError as error:
         return {**_with_error(answer, error), "is_allowed": False}
@@ -311,14 +325,14 @@ def check_frame(*, agent_id: int, frame: dict) -> dict:
     }
 
 
-def fallback_frame(*, agent_id: int, frame: dict) -> dict:
+def fallback_frame(*, agent_id: int, frame: dict, within: Within = None) -> dict:
     """`{"type": "call.fallback", "business_number_id": …, "customer": …, "kind": "permission_request" |
     "call_button"}`: send the fallback a refused call offered; what was sent (`message`), or why not
     (`error`, Meta's refusals as what they mean for the agent)."""
     kind = frame.get("kind")
     answer = {"type": "call.fallback.result", "kind": kind if isinstance(kind, str) else None}
     try:
-        number = _agent_number(agent_id, frame)
+        number = _agent_number(agent_id, frame, within)
         message = fallback_send(
             kind=kind,
             business_number=number,

@@ -1,8 +1,9 @@
 """ASGI entry point: Django for HTTP (Meta's POSTed deliveries straight to the intake),
 Channels consumers for WebSockets.
 
-WebSockets are authenticated by the Django session (or the call widget's session) and accepted only
-from the site's own origins (scheme, host and port: core.asgi).
+WebSockets are authenticated by the Django session (the call widget's by its own session:
+integrations.consumers) and accepted only from the site's own origins (scheme, host and port:
+core.asgi).
 """
 
 import gc
@@ -20,7 +21,6 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
 from core.asgi import body_limit, same_origin_only  # noqa: E402
-from integrations.widget import WidgetSessionMiddleware  # noqa: E402
 from whatsapp.asgi import webhook_router  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -28,10 +28,7 @@ application = ProtocolTypeRouter(
         # Meta's deliveries take a short way past Django's middleware (whatsapp.asgi); every other
         # request's body is capped as it arrives (core.asgi).
         "http": webhook_router(body_limit(django_asgi_application)),
-        # The call widget's frame signs its socket in with `?widget=<session>` (integrations.widget).
-        "websocket": same_origin_only(
-            AuthMiddlewareStack(WidgetSessionMiddleware(URLRouter(websocket_urlpatterns)))
-        ),
+        "websocket": same_origin_only(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
 

@@ -48,6 +48,11 @@ class ApiKey(TimeStampedModel):
     def is_active(self) -> bool:
         return self.revoked_at is None
 
+    @property
+    def group_name(self) -> str:
+        """The channel-layer group of the call widget's sockets opened with this key."""
+        return f"api_key.{self.pk}"
+
 
 class WebhookSubscription(TimeStampedModel):
     """A CRM's endpoint for events of its business numbers: each delivery signed with `secret`."""

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils import timezone
 
+from core.realtime import broadcast_on_commit
 from integrations.models import ApiKey
 
 TOKEN_PREFIX = "sbk_"
@@ -50,8 +51,15 @@ def api_key_seal(key: ApiKey) -> str:
 
 
 def api_key_revoke(*, key_id: int) -> bool:
-    """Revoke a key at once: its next request fails. Returns whether it was active."""
-    return bool(ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+    """Revoke a key at once: its next request fails, and once the revocation commits every call
+    widget socket opened with it is closed (`api_key.revoked` to the key's group). Returns whether
+    it was active."""
+    is_revoked = bool(
+        ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    )
+    if is_revoked:
+        broadcast_on_commit(ApiKey(pk=key_id).group_name, {"type": "api_key.revoked", "key_id": key_id})
+    return is_revoked
 
 
 def api_key_authenticate(*, token: str) -> ApiKey | None:

@@ -10,14 +10,16 @@ A signed-in frame holds a *widget session*: a signed token kept in the frame's m
 cookie (browsers may not send cookies to a third-party frame at all). It names the user, the key
 and the host page's origin; it is refused once it is older than a shift, the key is revoked, the
 origin is no longer allowed, or the user's password changes. The frame sends it with its requests
-and in the WebSocket's query string (`WidgetSessionMiddleware`).
+and in its WebSocket's query string (`/ws/widget/?widget=<session>`: integrations.consumers).
+
+The widget shows and does what its user may, narrowed to its key's business numbers (core.access:
+`WidgetSession.viewer`): its socket hears no ring of another number and calls from none, and
+revoking the key closes it at once.
 """
 
 import secrets
 from dataclasses import dataclass
-from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
@@ -26,6 +28,8 @@ from django.utils.crypto import constant_time_compare
 
 from agents.models import Agent
 from agents.selectors import agent_for_user, numbers_for_agent
+from calls.models import Call
+from core.access import Viewer, viewer_of_user
 from core.signins import SignInLocked, sign_in_authenticate
 from integrations.models import ApiKey
 
@@ -48,6 +52,10 @@ class WidgetSession:
     user: AbstractBaseUser
     key: ApiKey
     origin: str
+
+    def viewer(self) -> Viewer:
+        """What the widget may show and do: what its user may, within its key's numbers."""
+        return viewer_of_user(self.user).within(self.key.business_numbers.values_list("pk", flat=True))
 
 
 def widget_key(prefix: object) -> ApiKey | None:
@@ -142,25 +150,10 @@ def widget_session_check(token: object) -> WidgetSession | None:
     return WidgetSession(user=user, key=key, origin=claims["o"])
 
 
-def widget_session_user(token: object):
-    session = widget_session_check(token)
-    return session.user if session else None
+def widget_key_is_active(*, key_id: int) -> bool:
+    return ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).exists()
 
 
-class WidgetSessionMiddleware:
-    """For WebSockets opened by the widget frame: `?widget=<session>` signs the agent in (instead
-    of the session cookie a third-party frame may not have). Without it, scope["user"] is left to
-    the cookie-based middleware inside."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope, receive, send):
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if "widget" in query:
-            from django.contrib.auth.models import AnonymousUser
-
-            user = await database_sync_to_async(widget_session_user)(query["widget"][0])
-            scope = {**scope, "user": user or AnonymousUser(), "widget": True}
-            return await self.inner(scope, receive, send)
-        return await self.inner(scope, receive, send)
+def call_business_number_id(*, call_id: int) -> int | None:
+    """The business number of a call (None when there is no such call)."""
+    return Call.objects.filter(pk=call_id).values_list("business_number_id", flat=True).first()

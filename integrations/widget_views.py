@@ -117,7 +117,7 @@ def widget_softphone(request):
     agent = agent_for_user(user=session.user)
     if agent is None:
         return JsonResponse({"code": "not_an_agent", "detail": "This account takes no calls."}, status=403)
-    numbers = numbers_for_agent(agent_id=agent.pk).filter(api_keys=session.key)
+    numbers = numbers_for_agent(agent_id=agent.pk).filter(pk__in=session.viewer().number_ids)
     query = f"?widget={request.headers['Authorization'][len('Widget ') :]}"
     return render(
         request,
@@ -126,7 +126,7 @@ def widget_softphone(request):
             "agent": agent,
             "numbers": list(numbers),
             "ice_servers": browser_ice_servers(),
-            "socket_path": f"/ws/agent/{query}",
+            "socket_path": f"/ws/widget/{query}",
         },
     )
 

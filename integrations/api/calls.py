@@ -279,15 +279,39 @@ class RecordingLinkApi(ApiView):
         recording = Recording.objects.filter(call=call).first()
         if recording is None:
             raise NotFound("The call has no recording.")
-        token = signing.TimestampSigner(salt=RECORDING_SALT).sign(str(recording.pk))
+        key = self.caller().key
+        token = recording_link_token(recording_id=recording.pk, key_id=key.pk if key else None)
         expires_at = timezone.now() + timedelta(seconds=RECORDING_LINK_S)
         url = request.build_absolute_uri(reverse("integrations:recording-download", args=[token]))
         return Response(self.RecordingLinkSerializer({"url": url, "expires_at": expires_at}).data)
 
 
+def recording_link_token(*, recording_id: int, key_id: int | None) -> str:
+    """The signed part of a recording's download link: the recording, and the key that asked for the
+    link (None for a signed-in user), so that revoking the key ends its links too."""
+    return signing.TimestampSigner(salt=RECORDING_SALT).sign_object(
+        {"recording": recording_id, "key": key_id}
+    )
+
+
+def recording_of_link(token: str) -> int | None:
+    """The recording a download link names, while it is valid: signed by us, not older than
+    RECORDING_LINK_S, and its key (if a key asked for it) not revoked. None otherwise."""
+    try:
+        claims = signing.TimestampSigner(salt=RECORDING_SALT).unsign_object(token, max_age=RECORDING_LINK_S)
+    except (signing.BadSignature, ValueError):  # expired links too
+        return None
+    if not isinstance(claims, dict) or not isinstance(claims.get("recording"), int):
+        return None
+    key_id = claims.get("key")
+    if key_id is not None and not ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).exists():
+        return None
+    return claims["recording"]
+
+
 class RecordingDownloadApi(APIView):
     """GET: the recording a link from `…/recording/` names, while the link is valid (the link is
-    the credential: no key or session needed)."""
+    the credential: no key or session needed; a link a key asked for ends when the key is revoked)."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -299,13 +323,10 @@ class RecordingDownloadApi(APIView):
     def get(self, request, token: str):
         from recordings.views import recording_response
 
-        try:
-            recording_id = signing.TimestampSigner(salt=RECORDING_SALT).unsign(
-                token, max_age=RECORDING_LINK_S
-            )
-        except signing.BadSignature as error:  # expired links too
-            raise NotFound("This link is not valid (any more).") from error
-        recording = get_object_or_404(Recording.objects.select_related("call"), pk=int(recording_id))
+        recording_id = recording_of_link(token)
+        if recording_id is None:
+            raise NotFound("This link is not valid (any more).")
+        recording = get_object_or_404(Recording.objects.select_related("call"), pk=recording_id)
         return recording_response(request, recording)
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from agents.models import Agent, QueueMembership
 from agents.tests.factories import AgentFactory
 from compliance.models import CallPermission
-from integrations.api.calls import RECORDING_SALT
+from integrations.api.calls import recording_link_token
 from integrations.models import ApiKey
 from integrations.services import api_key_revoke
 from integrations.tests.conftest import bearer, supervisor_user
@@ -327,7 +327,7 @@ def test_a_recording_link_downloads_the_audio_for_five_minutes_only(client, floo
     path = link["url"].removeprefix("http://testserver")
     now = time.time()
     monkeypatch.setattr(signing.time, "time", lambda: now - 301)
-    old_link = signing.TimestampSigner(salt=RECORDING_SALT).sign(str(call.recording.pk))
+    old_link = recording_link_token(recording_id=call.recording.pk, key_id=None)
     monkeypatch.undo()
 
     heard = client.get(path)
@@ -338,6 +338,26 @@ def test_a_recording_link_downloads_the_audio_for_five_minutes_only(client, floo
     assert b"".join(heard.streaming_content)[:4] == b"RIFF"
     assert forged.status_code == 404
     assert expired.status_code == 404
+
+
+def test_a_recording_link_a_key_asked_for_ends_with_the_key_one_a_user_asked_for_does_not(
+    client, floor, make_key
+):
+    call = floor[0].call
+    token = make_key(ApiKey.Scope.READ)
+    by_key = client.get(f"/api/v1/calls/{call.pk}/recording/", **bearer(token)).json()["url"]
+    client.force_login(supervisor_user())
+    by_user = client.get(f"/api/v1/calls/{call.pk}/recording/").json()["url"]
+    client.logout()  # the link is the credential
+    heard_before = client.get(by_key.removeprefix("http://testserver"))
+
+    api_key_revoke(key_id=ApiKey.objects.get(prefix=token.split("_")[1]).pk)
+    by_key_after = client.get(by_key.removeprefix("http://testserver"))
+    by_user_after = client.get(by_user.removeprefix("http://testserver"))
+
+    assert heard_before.status_code == 200
+    assert by_key_after.status_code == 404
+    assert by_user_after.status_code == 200 and by_user_after["Content-Type"] == "audio/wav"
 
 
 def test_can_call_says_why_not_and_offers_the_fallback(client, floor, make_key):

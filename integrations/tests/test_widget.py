@@ -9,11 +9,18 @@ from django.conf import settings
 from django.core import signing
 from django.core.cache import caches
 
-from agents.models import QueueMembership
+from agents.models import Agent, QueueMembership
+from agents.services import agents_tell_permission_lost
 from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory, UserFactory
-from agents.tests.test_consumers import _session_cookie
+from agents.tests.test_consumers import _session_cookie, open_socket
+from calls import routing
+from calls.models import Call, LiveCallCount
+from calls.tests.factories import CallFactory, ContactFactory
+from compliance.models import CallPermission
+from compliance.tests.factories import CallPermissionFactory
 from config.asgi import application
 from integrations import widget
+from integrations.consumers import CLOSE_KEY_REVOKED
 from integrations.models import ApiKey, ApiWrite
 from integrations.services import api_key_create, api_key_revoke, origin_normalise
 from whatsapp.tests.factories import BusinessNumberFactory
@@ -91,7 +98,7 @@ def test_an_agent_signs_in_with_a_password_and_gets_the_softphone(client, desk):
     panels = client.get("/widget/softphone/", HTTP_AUTHORIZATION=f"Widget {session}")
     assert panels.status_code == 200
     html = panels.content.decode()
-    assert f'data-socket-path="/ws/agent/?widget={session}"' in html
+    assert f'data-socket-path="/ws/widget/?widget={session}"' in html
     assert f'<option value="{desk["number"].pk}">' in html
 
 
@@ -229,7 +236,7 @@ def test_a_session_from_another_salt_is_not_a_widget_session(desk):
 
 async def open_widget_socket(session: str) -> WebsocketCommunicator:
     headers = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
-    return WebsocketCommunicator(application, f"/ws/agent/?widget={session}", headers=headers)
+    return WebsocketCommunicator(application, f"/ws/widget/?widget={session}", headers=headers)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -255,7 +262,7 @@ async def test_a_bad_widget_session_opens_no_socket_even_beside_a_signed_in_cook
         (b"host", b"127.0.0.1:8000"),
         (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()),
     ]
-    socket = WebsocketCommunicator(application, "/ws/agent/?widget=not-a-session", headers=headers)
+    socket = WebsocketCommunicator(application, "/ws/widget/?widget=not-a-session", headers=headers)
 
     connected, code = await socket.connect()
 
@@ -277,3 +284,172 @@ async def test_a_bad_widget_session_opens_no_socket_even_beside_a_signed_in_cook
 )
 def test_origins_are_checked_and_written_as_browsers_send_them(text, origin):
     assert origin_normalise(text) == origin
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_widget_session_opens_no_dashboard_socket(client, desk):
+    # The dashboard's socket acts for every number of the agent; the widget's only for its key's.
+    session = (await sync_to_async(password_sign_in)(client, desk)).json()["session"]
+    headers = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
+    socket = WebsocketCommunicator(application, f"/ws/agent/?widget={session}", headers=headers)
+
+    connected, code = await socket.connect()
+
+    assert (connected, code) == (False, 4401)
+
+
+@pytest.fixture
+def two_lines(desk):
+    """The desk's agent, available, also serves another number of a queue the CRM's key does not
+    cover: the key's number is "ours", the other "theirs"."""
+    theirs = BusinessNumberFactory()
+    queue = QueueFactory(name="Other line")
+    queue.business_numbers.add(theirs)
+    QueueMembership.objects.create(queue=queue, agent=desk["agent"])
+    Agent.objects.filter(pk=desk["agent"].pk).update(status=Agent.Status.AVAILABLE)
+    return {**desk, "ours": desk["number"], "theirs": theirs}
+
+
+def queued_call(number) -> Call:
+    LiveCallCount.objects.create(business_number=number, direction="inbound", live=1)
+    return CallFactory(
+        queue=number.queues.get(), business_number=number, status=Call.Status.QUEUED,
+        contact=ContactFactory(wa_id="5511987654321", name="Lucia Santos"), media_channel="media.test!1",
+    )  # fmt: skip
+
+
+async def open_sockets(client, desk) -> tuple[WebsocketCommunicator, WebsocketCommunicator]:
+    """The agent's dashboard socket and widget socket, both connected, past their presence frames."""
+    session = (await sync_to_async(password_sign_in)(client, desk)).json()["session"]
+    dashboard, widget_socket = await open_socket(desk["agent"].user), await open_widget_socket(session)
+    for socket in (dashboard, widget_socket):
+        connected, _ = await socket.connect()
+        assert connected
+        assert (await socket.receive_json_from(timeout=5))["type"] == "agent.status"
+    return dashboard, widget_socket
+
+
+async def received(socket: WebsocketCommunicator, quiet_s: float = 0.5) -> list[dict]:
+    """Every frame the socket gets until it has been quiet for `quiet_s`."""
+    frames = []
+    while not await socket.receive_nothing(timeout=quiet_s):
+        frames.append(await socket.receive_json_from())
+    return frames
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("line", "widget_hears"), [("ours", ["agent.status", "call.offered"]), ("theirs", ["agent.status"])]
+)
+async def test_a_widget_socket_is_rung_only_for_its_keys_numbers_the_dashboard_for_all(
+    client, two_lines, line, widget_hears
+):
+    call = await sync_to_async(queued_call)(two_lines[line])
+    dashboard, widget_socket = await open_sockets(client, two_lines)
+
+    await sync_to_async(routing.call_waits)(call_id=call.pk)
+    on_dashboard, on_widget = await received(dashboard), await received(widget_socket)
+
+    assert [frame["type"] for frame in on_dashboard] == ["agent.status", "call.offered"]
+    assert on_dashboard[1]["caller_name"] == "Lucia Santos"
+    assert [frame["type"] for frame in on_widget] == widget_hears
+    for socket in (dashboard, widget_socket):
+        await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_ring_of_another_number_is_taken_in_the_dashboard_not_in_the_widget(client, two_lines):
+    call = await sync_to_async(queued_call)(two_lines["theirs"])
+    dashboard, widget_socket = await open_sockets(client, two_lines)
+    await sync_to_async(routing.call_waits)(call_id=call.pk)
+    await received(dashboard)
+    await received(widget_socket)  # the agent's status: ringing
+
+    await widget_socket.send_json_to({"type": "call.accept", "call_id": call.pk})
+    refused = await widget_socket.receive_json_from(timeout=5)
+    await dashboard.send_json_to({"type": "call.accept", "call_id": call.pk})
+    taken, heard_in_widget = await received(dashboard), await received(widget_socket)
+
+    assert (refused["type"], refused["code"]) == ("error", "not_your_call")
+    assert {"type": "call.accept.result", "call_id": call.pk, "is_won": True} in taken
+    assert [frame["type"] for frame in heard_in_widget] == ["agent.status"]  # on a call, not which
+    for socket in (dashboard, widget_socket):
+        await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_widget_checks_and_places_calls_from_its_keys_numbers_only(client, two_lines):
+    dashboard, widget_socket = await open_sockets(client, two_lines)
+    ours, theirs = two_lines["ours"].pk, two_lines["theirs"].pk
+
+    asked = [
+        ("widget ours", widget_socket, ours),
+        ("widget theirs", widget_socket, theirs),
+        ("dashboard theirs", dashboard, theirs),
+    ]
+
+    answers = {}
+    for name, socket, number_id in asked:
+        await socket.send_json_to(
+            {
+                "type": "call.check",
+                "check_id": 1,
+                "business_number_id": number_id,
+                "customer": "+44 7700 900123",
+            }
+        )
+        answers[name] = await socket.receive_json_from(timeout=5)
+    await widget_socket.send_json_to(
+        {"type": "call.dial", "business_number_id": theirs, "customer": "+44 7700 900123"}
+    )
+    dialed = await widget_socket.receive_json_from(timeout=5)
+
+    assert (answers["widget ours"]["business_number_id"], "error" in answers["widget ours"]) == (ours, False)
+    assert (answers["dashboard theirs"]["business_number_id"], "error" in answers["dashboard theirs"]) == (
+        theirs, False,
+    )  # fmt: skip
+    widget_theirs = answers["widget theirs"]
+    assert (widget_theirs["is_allowed"], widget_theirs["error"]["code"]) == (False, "invalid_number")
+    assert "business_number_id" not in widget_theirs
+    assert (dialed["type"], dialed["is_placed"], dialed["error"]["code"]) == (
+        "call.dial.result", False, "invalid_number",
+    )  # fmt: skip
+    assert await sync_to_async(Call.objects.count)() == 0
+    for socket in (dashboard, widget_socket):
+        await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_lost_permission_of_another_number_is_not_told_to_the_widget(client, two_lines):
+    dashboard, widget_socket = await open_sockets(client, two_lines)
+    permission = await sync_to_async(CallPermissionFactory)(
+        business_number=two_lines["theirs"],
+        owner=two_lines["agent"].user,
+        status=CallPermission.Status.REVOKED,
+    )
+
+    await sync_to_async(agents_tell_permission_lost)([permission.pk])
+
+    assert [frame["type"] for frame in await received(dashboard)] == ["permission.lost"]
+    assert await received(widget_socket) == []
+    for socket in (dashboard, widget_socket):
+        await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_revoking_the_key_closes_its_widget_sockets_at_once_and_they_do_not_open_again(
+    client, two_lines
+):
+    session = (await sync_to_async(password_sign_in)(client, two_lines)).json()["session"]
+    dashboard, widget_socket = await open_sockets(client, two_lines)
+
+    await sync_to_async(api_key_revoke)(key_id=two_lines["key"].pk)
+    closed = await widget_socket.receive_output(timeout=5)
+    again = await open_widget_socket(session)
+    reopened = await again.connect()
+
+    assert closed == {"type": "websocket.close", "code": CLOSE_KEY_REVOKED}
+    assert reopened == (False, 4401)
+    assert await dashboard.receive_nothing(timeout=0.3)  # the agent's dashboard stays open
+    for socket in (dashboard, widget_socket):
+        await socket.disconnect()

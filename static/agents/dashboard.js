@@ -8,6 +8,7 @@ const LABELS = {
   wrap_up: "Wrap-up", away: "Away", offline: "Offline",
 };
 const RECONNECT_MAX_MS = 10000;
+const CLOSE_KEY_REVOKED = 4410; // the call widget's key was revoked (integrations/consumers.py): it stays closed
 const DRAFT_DELAY_MS = 400; // what the agent types in wrap-up is kept on the server this soon after
 const MIC_TEST_MS = 5000;
 
@@ -344,8 +345,15 @@ function connect() {
     const handler = HANDLERS[frame.type];
     if (handler) handler(frame);
   });
-  socket.addEventListener("close", () => {
+  socket.addEventListener("close", (event) => {
     setConnected(false);
+    if (event.code === CLOSE_KEY_REVOKED) {
+      const message = "This CRM's access to Switchboard was revoked: the widget is closed.";
+      connectionLabel.textContent = "closed";
+      showError(message);
+      emit("error", { code: "key_revoked", message });
+      return;
+    }
     setTimeout(connect, reconnectDelayMs);
     reconnectDelayMs = Math.min(reconnectDelayMs * 2, RECONNECT_MAX_MS);
   });

@@ -1,7 +1,8 @@
 """The call widget in a CRM's page, in Chromium: the CRM's page (one origin) embeds the softphone
 from Switchboard (another origin and site), the agent signs in inside the frame, and the page calls
 a customer of the sandbox through postMessage and hears the call connect and end. A page of an
-origin the key does not allow cannot frame it, and a frame of such an origin cannot drive it."""
+origin the key does not allow cannot frame it, and a frame of such an origin cannot drive it; revoking
+the key closes the widget."""
 
 import contextlib
 import http.server
@@ -18,7 +19,7 @@ from agents.tests.factories import PASSWORD
 from calls.models import Call
 from compliance.models import CallPermission
 from integrations.models import ApiKey
-from integrations.services import api_key_create
+from integrations.services import api_key_create, api_key_revoke
 from messaging.models import Contact
 from tests.e2e.conftest import free_port, wait_for
 from tests.e2e.test_outbound_compliance import CUSTOMER, outbound_serving
@@ -215,8 +216,14 @@ def test_only_allowed_origins_frame_the_widget_and_drive_it(transactional_db, br
         expect(widget.locator("#dialer li[data-code=no_permission]")).to_be_visible()
         expect(widget.locator("#dialer [data-action=fallback]")).to_have_text("Ask for permission to call")
         page.screenshot(path="var/widget-compliance.png")
+
+        # Revoking the key closes the widget at once: it says so, and does not try to reconnect.
+        api_key_revoke(key_id=key.pk)
+        revoked = wait_heard(page, "error")
+        expect(widget.locator("#presence [data-role=connection]")).to_have_text("closed")
         context.close()
 
     assert (compliance["is_allowed"], compliance["fallback"]["kind"]) == (False, "permission_request")
     assert [refusal["code"] for refusal in compliance["refusals"]] == ["no_permission"]
     assert Call.objects.count() == 0  # the rogue frame's calls went nowhere
+    assert revoked["code"] == "key_revoked"
