@@ -101,7 +101,9 @@ def _offer_next(queue: Queue) -> int | None:
         if not call_offer(call=call, agent_id=agent_id, ring_timeout_s=queue.ring_timeout_s):
             transaction.set_rollback(True)  # the call went (customer hung up): give the agent back
             return None
-        broadcast_on_commit(f"agent.{agent_id}", selectors.ring_frame(call=call, queue=queue))
+        broadcast_on_commit(
+            f"agent.{agent_id}", selectors.ring_frame(call=call, queue=queue, agent_id=agent_id)
+        )
         from calls.tasks import expire_offer
 
         enqueue_on_commit(expire_offer, countdown=queue.ring_timeout_s, call_id=call.pk, agent_id=agent_id)
@@ -150,7 +152,7 @@ def _offer_round(queue: Queue) -> list[int] | None:
         rings = dict(
             zip(
                 [agent_id for _, agent_id in offers],
-                selectors.ring_frames(calls=rung, queue=queue),
+                selectors.ring_frames(offers=offers, queue=queue),
                 strict=True,
             )
         )

@@ -10,6 +10,7 @@ from agents.presence import wrap_up_draft
 from calls import charts, kpis
 from calls.models import Call, LiveCallCount
 from compliance.decisions import LiveCalls
+from core.access import Viewer, viewer_of_user
 from messaging.models import Contact
 
 
@@ -36,17 +37,21 @@ def queue_is_open(*, queue: Queue, at: datetime) -> bool:
     )
 
 
-def ring_frame(*, call: Call, queue: Queue) -> dict:
-    """What the agent's browser shows while the call rings: who, from where, how long they waited."""
-    return ring_frames(calls=[call], queue=queue)[0]
+def ring_frame(*, call: Call, queue: Queue, agent_id: int) -> dict:
+    """What the agent's browser shows while the call rings: who, from where, how long they waited,
+    and the caller's last call as the agent rung may read it."""
+    return ring_frames(offers=[(call, agent_id)], queue=queue)[0]
 
 
-def ring_frames(*, calls: list[Call], queue: Queue) -> list[dict]:
-    """`ring_frame` of each of many calls of one queue, their callers' last calls in one query."""
+def ring_frames(*, offers: list[tuple[Call, int]], queue: Queue) -> list[dict]:
+    """`ring_frame` of each of many calls of one queue, each for the agent it rings; the callers'
+    last calls in one query."""
     now = timezone.now()
-    last_calls = last_calls_of(
+    calls = [call for call, _ in offers]
+    previous = previous_calls_of(
         contact_ids={call.contact_id for call in calls}, excluded_ids={c.pk for c in calls}
     )
+    viewers = _viewers_of_agents({agent_id for call, agent_id in offers if call.contact_id in previous})
     return [
         {
             "type": "call.offered",
@@ -58,9 +63,13 @@ def ring_frames(*, calls: list[Call], queue: Queue) -> list[dict]:
             "waited_s": round((now - call.queued_at).total_seconds()) if call.queued_at else 0,
             "ring_timeout_s": queue.ring_timeout_s,
             "cta_payload": call.cta_payload,
-            "last_call": last_calls.get(call.contact_id),
+            "last_call": (
+                last_call_shown(previous[call.contact_id], viewer=viewers[agent_id])
+                if call.contact_id in previous
+                else None
+            ),
         }
-        for call in calls
+        for call, agent_id in offers
     ]
 
 
@@ -82,7 +91,7 @@ def resume_frames_for_agent(*, agent_id: int) -> list[dict]:
         .first()
     )
     if live is not None and live.status == Call.Status.OFFERED and live.queue is not None:
-        frame = ring_frame(call=live, queue=live.queue)
+        frame = ring_frame(call=live, queue=live.queue, agent_id=agent_id)
         if live.offer_expires_at is not None:
             frame["ring_timeout_s"] = max(0, round((live.offer_expires_at - now).total_seconds()))
         return [frame]
@@ -137,15 +146,10 @@ def call_to_file(*, agent_id: int) -> int | None:
     return last[0] if last is not None and last[1] == "" else None
 
 
-def last_call_of(*, call: Call) -> dict | None:
-    """The contact's previous call that reached an agent, as the ring toast shows it: when, who
-    took it, how it ended and what the agent noted (None for a first-time caller)."""
-    return last_calls_of(contact_ids={call.contact_id}, excluded_ids={call.pk}).get(call.contact_id)
-
-
-def last_calls_of(*, contact_ids: set[int], excluded_ids: set[int] = frozenset()) -> dict[int, dict]:
-    """`last_call_of` for many contacts: which of them called before, then the newest such call of
-    each in one query (a window). A burst of first-time callers costs the first, plain query only."""
+def previous_calls_of(*, contact_ids: set[int], excluded_ids: set[int] = frozenset()) -> dict[int, Call]:
+    """The newest call that reached an agent of each of many contacts, by contact id, in one query
+    (a window) after a first, plain one for which of them called before: a burst of first-time
+    callers costs that first query only."""
     answered = Call.objects.filter(status=Call.Status.ENDED, agent__isnull=False).exclude(pk__in=excluded_ids)
     callers_before = set(
         answered.filter(contact_id__in=contact_ids).order_by().values_list("contact_id", flat=True).distinct()
@@ -159,27 +163,36 @@ def last_calls_of(*, contact_ids: set[int], excluded_ids: set[int] = frozenset()
         .filter(rank=1)
         .select_related("agent__user", "summary", "contact")
     )
+    return {call.contact_id: call for call in previous}
+
+
+def last_call_shown(call: Call, *, viewer: Viewer) -> dict:
+    """A caller's previous call as the ring toast shows it to `viewer`: the agent's notes only when
+    the viewer may read them (core.access), notes and summary masked unless they read raw text."""
     return {
-        call.contact_id: {
-            "ended_at": call.ended_at.isoformat() if call.ended_at else None,
-            "agent": call.agent.name,
-            "outcome": call.get_disposition_display() if call.disposition else call.get_end_reason_display(),
-            "notes": call.wrap_up_notes[:200],
-            "summary": _summary_shown(call),
-        }
-        for call in previous
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "agent": call.agent.name,
+        "outcome": call.get_disposition_display() if call.disposition else call.get_end_reason_display(),
+        "notes": viewer.notes_of(call)[:200],
+        "summary": _summary_shown(call, viewer=viewer),
     }
 
 
-def _summary_shown(call: Call) -> str:
-    """The call's summary as an agent may read it (personal data masked), or ""."""
-    from recordings.redaction import redact
-
+def _summary_shown(call: Call, *, viewer: Viewer) -> str:
+    """The call's summary as the viewer may read it (personal data masked unless raw), or ""."""
     try:
         summary = call.summary
     except ObjectDoesNotExist:
         return ""
-    return redact(summary.paragraph, region=call.contact.country or None)[:600]
+    return viewer.text(summary.paragraph, country=call.contact.country)[:600]
+
+
+def _viewers_of_agents(agent_ids: set[int]) -> dict[int, Viewer]:
+    """What each agent sees (core.access), by agent id."""
+    return {
+        agent.pk: viewer_of_user(agent.user)
+        for agent in Agent.objects.filter(pk__in=agent_ids).select_related("user")
+    }
 
 
 def agents_in_wrap_up() -> list[tuple[int, int]]:
@@ -344,19 +357,22 @@ def live_calls_for_compliance(business_number_id: int, contact_id: int) -> LiveC
     return LiveCalls(outbound=outbound or 0, with_contact=with_contact)
 
 
-def contacts_matching(*, text: str, limit: int = 50) -> QuerySet[Contact]:
-    """Contacts whose name or number contains `text` (all when empty), latest call first."""
-    contacts = Contact.objects.annotate(last_call_at=Max("calls__started_at"))
+def contacts_matching(*, viewer: Viewer, text: str, limit: int = 50) -> QuerySet[Contact]:
+    """The viewer's contacts whose name or number contains `text` (all when empty), latest call on
+    the viewer's numbers first."""
+    contacts = Contact.objects.filter(pk__in=viewer.contacts().values("pk")).annotate(
+        last_call_at=Max("calls__started_at", filter=Q(calls__business_number_id__in=viewer.number_ids))
+    )
     text = text.strip().lstrip("+").replace(" ", "")
     if text:
         contacts = contacts.filter(Q(name__icontains=text) | Q(wa_id__contains=text))
     return contacts.order_by(F("last_call_at").desc(nulls_last=True), "name", "wa_id")[:limit]
 
 
-def calls_of_contact(*, contact_id: int, limit: int = 20) -> QuerySet[Call]:
-    """The contact's latest calls, either way, with who took them."""
+def calls_of_contact(*, contact_id: int, viewer: Viewer, limit: int = 20) -> QuerySet[Call]:
+    """The contact's latest calls on the viewer's numbers, either way, with who took them."""
     return (
-        Call.objects.filter(contact_id=contact_id)
-        .select_related("agent", "business_number")
+        Call.objects.filter(contact_id=contact_id, business_number_id__in=viewer.number_ids)
+        .select_related("agent__user", "business_number", "contact")
         .order_by("-started_at", "-pk")[:limit]
     )

@@ -16,7 +16,8 @@ from agents.selectors import agent_for_user, numbers_for_agent
 from calls import kpis
 from calls.selectors import calls_of_contact, contacts_matching, wallboard_snapshot
 from compliance.decisions import call_decide
-from messaging.models import Contact, Template
+from core.access import viewer_of
+from messaging.models import Template
 from messaging.reports import MAX_REPORT_DAYS
 from messaging.selectors import send_options, templates_sendable, thread_of
 from messaging.services import message_send_template, message_send_text
@@ -30,37 +31,42 @@ def wallboard(request):
 
 @login_required
 def contacts(request):
-    """Find a customer by name or number."""
+    """Find one of the viewer's customers by name or number."""
     text = request.GET.get("q", "")[:64]
-    return render(request, "calls/contacts.html", {"contacts": contacts_matching(text=text), "q": text})
+    found = contacts_matching(viewer=viewer_of(request), text=text)
+    return render(request, "calls/contacts.html", {"contacts": found, "q": text})
 
 
 @login_required
 def contact(request, pk: int):
-    """One customer: whether each of the agent's numbers may call them now (and why not), a Call
-    button that opens the dashboard's dialer, and their latest calls."""
-    customer = get_object_or_404(Contact, pk=pk)
+    """One of the viewer's customers (404 for another number's): whether each of the agent's numbers
+    may call them now (and why not), a Call button that opens the dashboard's dialer, the threads
+    and their latest calls on the viewer's numbers, as the viewer may read them (core.access)."""
+    viewer = viewer_of(request)
+    customer = get_object_or_404(viewer.contacts(), pk=pk)
     numbers = _numbers_of(request.user)
     decisions = [(number, call_decide(business_number=number, contact=customer)) for number in numbers]
     threads = [
         {
             "number": number,
             "options": send_options(business_number=number, contact=customer),
-            "messages": thread_of(contact_id=customer.pk, business_number_id=number.pk),
+            "messages": [
+                (message, viewer.text(message.text, country=customer.country))
+                for message in thread_of(contact_id=customer.pk, business_number_id=number.pk)
+            ],
             "templates": templates_sendable(waba_id=number.waba_id),
             "idempotency_key": uuid.uuid4().hex,  # the form sends once, however often it is submitted
         }
         for number in numbers
     ]
+    calls = [
+        (call, viewer.notes_of(call), viewer.may_see_call(call))
+        for call in calls_of_contact(contact_id=customer.pk, viewer=viewer)
+    ]
     return render(
         request,
         "calls/contact.html",
-        {
-            "contact": customer,
-            "decisions": decisions,
-            "threads": threads,
-            "calls": calls_of_contact(contact_id=customer.pk),
-        },
+        {"contact": customer, "decisions": decisions, "threads": threads, "calls": calls},
     )
 
 
@@ -79,8 +85,9 @@ class MessageForm(forms.Form):
 @require_POST
 def contact_message(request, pk: int):
     """Send the customer a text (inside the customer-service window) or an approved template, from one of
-    the numbers the user works with; recorded at once, sent by a worker, shown in the thread."""
-    customer = get_object_or_404(Contact, pk=pk)
+    the numbers the user works with; recorded at once, sent by a worker, shown in the thread. Only to
+    the viewer's contacts (404 for another number's)."""
+    customer = get_object_or_404(viewer_of(request).contacts(), pk=pk)
     form = MessageForm(request.POST)
     number = None
     if form.is_valid():

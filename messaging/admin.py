@@ -1,7 +1,11 @@
+import json
+
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.template.response import TemplateResponse
 
-from core.admin import ReadOnlyAdmin
+from core.access import viewer_of
+from core.admin import Reader, ReadOnlyAdmin, read_by
 from messaging.models import (
     BillingCurrency,
     Charge,
@@ -107,16 +111,46 @@ class TemplateAdmin(admin.ModelAdmin):
     search_fields = ["name", "waba_id"]
 
 
+def _json_text(value) -> str:
+    return "" if value is None else json.dumps(value, ensure_ascii=False, indent=2)
+
+
+# What the customer or the agent wrote, as each viewer reads it (core.access): the text, the send
+# request and Meta's delivery carry the same words.
+MESSAGE_TEXTS: dict[str, Reader] = {
+    "text": lambda viewer, message: viewer.text(message.text, country=message.contact.country),
+    "request": lambda viewer, message: viewer.text(
+        _json_text(message.request), country=message.contact.country
+    ),
+    "raw": lambda viewer, message: viewer.text(_json_text(message.raw), country=message.contact.country),
+}
+
+
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdmin):
-    """The threads as they happened: sent from the dashboard or the API, received from Meta."""
+    """The threads as they happened: sent from the dashboard or the API, received from Meta. Their
+    words masked unless the viewer may read raw text, and searched only for what no mask hides."""
 
     list_display = ["created_at", "contact", "direction", "message_type", "text", "status", "business_number"]
     list_filter = ["direction", "status", "message_type"]
     search_fields = ["contact__wa_id", "contact__name", "text", "wa_message_id"]
     list_select_related = ["contact", "business_number"]
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in Message._meta.fields]
+    fields = [field.name for field in Message._meta.fields]
+
+    def get_list_display(self, request) -> list:
+        return read_by(viewer_of(request), self.list_display, MESSAGE_TEXTS)
+
+    def get_fields(self, request, obj=None) -> list:
+        return read_by(viewer_of(request), self.fields, MESSAGE_TEXTS)
+
+    def get_readonly_fields(self, request, obj=None) -> list:
+        return self.get_fields(request, obj)
+
+    def get_search_fields(self, request) -> list[str]:
+        if viewer_of(request).may_search_text(request.GET.get(SEARCH_VAR, "")):
+            return self.search_fields
+        return [field for field in self.search_fields if field != "text"]
 
 
 @admin.register(ConversationWindow)

@@ -12,23 +12,20 @@ from django.utils.html import format_html
 from agents.admin import AgentListFilter
 from calls.models import Call
 from compliance.models import ConsentRecord
-from core.admin import ReadOnlyAdmin
+from core.access import viewer_of
+from core.admin import Reader, ReadOnlyAdmin, read_by
 from messaging.models import Charge
 from recordings.models import Erasure, Recording, Summary
-from recordings.redaction import redact
-from recordings.selectors import (
-    call_is_visible_to,
-    call_review,
-    call_timeline,
-    sees_raw_text,
-)
+from recordings.selectors import call_review, call_timeline
 
 # What a search for a phone number may be written with besides its digits: "+44 (20) 7946-0000".
 NUMBER_PUNCTUATION = re.compile(r"[\s()+.-]")
-# What the transcript shows masked to those who may not read it raw (card numbers, ids, e-mail
-# addresses, phone numbers): no search for such a term looks into the transcript for them.
-MASKED_LOOKING = re.compile(r"[0-9@]")
 
+# What was typed or said on a call, as each viewer reads it (core.access).
+CALL_TEXTS: dict[str, Reader] = {"wrap_up_notes": lambda viewer, call: viewer.notes_of(call)}
+SUMMARY_TEXTS: dict[str, Reader] = {
+    "paragraph": lambda viewer, summary: viewer.text(summary.paragraph, country=summary.call.contact.country)
+}
 
 TIME_FIELDS = ["started_at", "queued_at", "connected_at", "ended_at", "wait", "talk_seconds", "hold_seconds"]
 # The call's plumbing, folded away on its page: what support asks for, not what a review needs.
@@ -103,6 +100,14 @@ class CallReviewAdmin(ReadOnlyAdmin):
     readonly_fields = [field.name for field in Call._meta.fields] + ["wait"]
     inlines = [ConsentRecordInline]
 
+    def get_fieldsets(self, request, obj=None) -> list:
+        viewer = viewer_of(request)
+        return [(name, {**options, "fields": read_by(viewer, options["fields"], CALL_TEXTS)})
+                for name, options in self.fieldsets]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None) -> list:
+        return read_by(viewer_of(request), self.readonly_fields, CALL_TEXTS)
+
     def get_queryset(self, request) -> QuerySet[Call]:
         return (
             super()
@@ -116,7 +121,7 @@ class CallReviewAdmin(ReadOnlyAdmin):
 
     def get_search_fields(self, request) -> list[str]:
         fields = ["=wa_call_id", "contact__wa_id", "contact__name"]
-        if sees_raw_text(request.user) or not MASKED_LOOKING.search(request.GET.get(SEARCH_VAR, "")):
+        if viewer_of(request).may_search_text(request.GET.get(SEARCH_VAR, "")):
             fields.append("transcript__text")
         return fields
 
@@ -189,16 +194,17 @@ def _call_review(*, request, call: Call) -> dict:
     summary, the recording and its transcript only to who may hear the call (the agent who took it
     and those who may listen to any call), masked unless they may read raw text; its events; and its
     charges to who may see charges."""
+    viewer = viewer_of(request)
     may_see_charges = request.user.has_perm("messaging.view_charge")
     charges = Charge.objects.filter(kind=Charge.Kind.CALL, reference=call.wa_call_id)
     review = {
         "call": call,
-        "may_hear": call_is_visible_to(user=request.user, call=call),
+        "may_hear": viewer.may_see_call(call),
         "charges": list(charges) if may_see_charges else None,
     }
     if not review["may_hear"]:  # the record, without what was said
         return {**review, "timeline": call_timeline(call=call)}
-    return {**review, **call_review(call=call, user=request.user)}
+    return {**review, **call_review(call=call, viewer=viewer)}
 
 
 @admin.register(Recording)
@@ -227,27 +233,14 @@ class SummaryAdmin(ReadOnlyAdmin):
     list_display = ["call", "intent", "outcome", "sentiment", "backend", "created_at"]
     list_filter = ["intent", "outcome", "sentiment", "backend"]
     list_select_related = ["call__contact"]
+    fields = ["call", "paragraph", "intent", "outcome", "sentiment", "sentiment_score", "backend", "note",
+              "created_at"]  # fmt: skip
 
-    def get_fields(self, request, obj=None) -> list[str]:
-        shown = "paragraph" if sees_raw_text(request.user) else "paragraph_masked"
-        return [
-            "call",
-            shown,
-            "intent",
-            "outcome",
-            "sentiment",
-            "sentiment_score",
-            "backend",
-            "note",
-            "created_at",
-        ]
+    def get_fields(self, request, obj=None) -> list:
+        return read_by(viewer_of(request), self.fields, SUMMARY_TEXTS)
 
-    def get_readonly_fields(self, request, obj=None) -> list[str]:
+    def get_readonly_fields(self, request, obj=None) -> list:
         return self.get_fields(request, obj)
-
-    @admin.display(description="Paragraph")
-    def paragraph_masked(self, summary: Summary) -> str:
-        return redact(summary.paragraph, region=summary.call.contact.country)
 
 
 @admin.register(Erasure)

@@ -7,7 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from calls.models import Call, CallEvent
 from compliance.models import ConsentRecord
-from core.access import RAW_TEXT_PERMISSION, viewer_of_user
+from core.access import Viewer, viewer_of_user
 from recordings.models import Recording, Summary, Transcript
 from recordings.redaction import redact
 from recordings.summaries import CallFacts, Line
@@ -47,10 +47,6 @@ def call_is_visible_to(*, user: AbstractBaseUser, call: Call) -> bool:
     """The agent who took the call, and supervisors (who may listen to any call), see its page,
     hear its recording and read its transcript (core.access's rule)."""
     return viewer_of_user(user).may_see_call(call)
-
-
-def sees_raw_text(user: AbstractBaseUser) -> bool:
-    return user.is_authenticated and user.has_perm(RAW_TEXT_PERMISSION)
 
 
 def transcript_for_display(*, transcript: Transcript | None, is_raw: bool, country: str = "") -> list[dict]:
@@ -111,11 +107,12 @@ def call_timeline(*, call: Call) -> list[TimelineEntry]:
     return [entry for *_, entry in sorted(entries, key=lambda entry: entry[:3])]
 
 
-def call_review(*, call: Call, user: AbstractBaseUser) -> dict:
+def call_review(*, call: Call, viewer: Viewer) -> dict:
     """What the call page shows of a call, for the call page and its page in admin: the recording,
-    its progress, the transcript and the summary (masked unless `user` may read raw text), the
-    timeline (call_timeline). The caller has checked that `user` may hear the call."""
-    country, is_raw = call.contact.country, sees_raw_text(user)
+    its progress, the transcript, the summary and the wrap-up notes as `viewer` reads them (masked
+    unless they read raw text; notes per core.access), the timeline (call_timeline). The caller has
+    checked that the viewer may hear the call."""
+    country, is_raw = call.contact.country, viewer.sees_raw_text
     recording = Recording.objects.filter(call=call).first()
     return {
         "call": call,
@@ -127,5 +124,6 @@ def call_review(*, call: Call, user: AbstractBaseUser) -> dict:
         "summary": summary_for_display(
             summary=Summary.objects.filter(call=call).first(), is_raw=is_raw, country=country
         ),
+        "notes": viewer.notes_of(call),
         "timeline": call_timeline(call=call),
     }

@@ -14,12 +14,10 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_safe
 
 from calls.models import Call
+from core.access import viewer_of
 from recordings import crypto
 from recordings.models import Recording
-from recordings.selectors import (
-    call_is_visible_to,
-    call_review,
-)
+from recordings.selectors import call_review
 from recordings.services import recording_opened
 
 logger = logging.getLogger(__name__)
@@ -29,7 +27,7 @@ def _visible_call(request, pk: int) -> Call:
     call = get_object_or_404(
         Call.objects.select_related("contact", "agent__user", "queue", "business_number"), pk=pk
     )
-    if not call_is_visible_to(user=request.user, call=call):
+    if not viewer_of(request).may_see_call(call):
         raise PermissionDenied("Only the agent who took the call and supervisors may open it.")
     return call
 
@@ -40,7 +38,7 @@ def call_page(request, pk: int):
     """The call as a supervisor reviews it: the recording with its transcript following playback,
     the summary card, and the call's events; the work after the call shows its progress live."""
     call = _visible_call(request, pk)
-    return render(request, "recordings/call.html", call_review(call=call, user=request.user))
+    return render(request, "recordings/call.html", call_review(call=call, viewer=viewer_of(request)))
 
 
 @login_required

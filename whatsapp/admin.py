@@ -4,9 +4,26 @@ import json
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from core.admin import ReadOnlyAdmin
+from core.access import viewer_of
+from core.admin import Reader, ReadOnlyAdmin, read_by
 from whatsapp.models import BusinessNumber, WebhookDelivery, WebhookEvent
 from whatsapp.services import webhook_event_dispatch
+
+
+def _body_text(delivery: WebhookDelivery) -> str:
+    text = bytes(delivery.body).decode("utf-8", errors="replace")
+    with contextlib.suppress(ValueError):
+        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    return text
+
+
+# Meta's webhooks carry what customers wrote: shown as each viewer reads free text (core.access).
+WEBHOOK_TEXTS: dict[str, Reader] = {
+    "body": lambda viewer, delivery: format_html("<pre>{}</pre>", viewer.text(_body_text(delivery))),
+    "payload": lambda viewer, event: format_html(
+        "<pre>{}</pre>", viewer.text(json.dumps(event.payload, indent=2, ensure_ascii=False))
+    ),
+}
 
 
 @admin.register(BusinessNumber)
@@ -83,20 +100,19 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ["pk", "received_at", "status", "event_count", "duplicate_count", "problem_count"]
     list_filter = ["status", "received_at"]
     date_hierarchy = "received_at"
-    fields = ["received_at", "status", "event_count", "duplicate_count", "problems", "body_text"]
+    fields = ["received_at", "status", "event_count", "duplicate_count", "problems", "body"]
     readonly_fields = fields
     inlines = [WebhookEventInline]
+
+    def get_fields(self, request, obj=None) -> list:
+        return read_by(viewer_of(request), self.fields, WEBHOOK_TEXTS)
+
+    def get_readonly_fields(self, request, obj=None) -> list:
+        return self.get_fields(request, obj)
 
     @admin.display(description="Problems")
     def problem_count(self, delivery: WebhookDelivery) -> int:
         return len(delivery.problems)
-
-    @admin.display(description="Body")
-    def body_text(self, delivery: WebhookDelivery) -> str:
-        text = bytes(delivery.body).decode("utf-8", errors="replace")
-        with contextlib.suppress(ValueError):
-            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-        return format_html("<pre>{}</pre>", text)
 
 
 @admin.register(WebhookEvent)
@@ -106,7 +122,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     search_fields = ["idempotency_key", "phone_number_id"]
     date_hierarchy = "received_at"
     list_select_related = ["delivery"]
-    readonly_fields = [
+    fields = [
         "delivery",
         "kind",
         "idempotency_key",
@@ -121,7 +137,14 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         "error",
         "payload",
     ]
+    readonly_fields = fields
     actions = ["dispatch_again"]
+
+    def get_fields(self, request, obj=None) -> list:
+        return read_by(viewer_of(request), self.fields, WEBHOOK_TEXTS)
+
+    def get_readonly_fields(self, request, obj=None) -> list:
+        return self.get_fields(request, obj)
 
     @admin.action(
         description="Dispatch the selected events again (failed or stuck ones)", permissions=["change"]

@@ -14,7 +14,7 @@ from agents.models import Agent, AgentStatusEvent
 from agents.tests.factories import AgentFactory
 from calls import routing
 from calls.models import Call, CallEvent, LiveCallCount
-from calls.selectors import last_calls_of
+from calls.selectors import previous_calls_of
 from calls.services import capacity_claim_many, capacity_lock_for_events
 from calls.tests.factories import CallFactory, ContactFactory
 from calls.tests.test_races import in_thread, setup_floor
@@ -134,12 +134,12 @@ def test_the_callers_last_calls_in_two_queries_and_first_time_callers_in_one(dja
     CallFactory(contact=newcomers[0], status=Call.Status.ENDED, end_reason=Call.EndReason.ABANDONED)
 
     with django_assert_num_queries(2):
-        last = last_calls_of(contact_ids={regular.pk, *(newcomer.pk for newcomer in newcomers)})
+        last = previous_calls_of(contact_ids={regular.pk, *(newcomer.pk for newcomer in newcomers)})
     with django_assert_num_queries(1):
-        nothing = last_calls_of(contact_ids={newcomer.pk for newcomer in newcomers})
+        nothing = previous_calls_of(contact_ids={newcomer.pk for newcomer in newcomers})
 
     assert list(last) == [regular.pk]
-    assert last[regular.pk]["notes"] == "newest"
+    assert last[regular.pk].wrap_up_notes == "newest"
     assert nothing == {}
 
 

@@ -474,3 +474,36 @@ def test_a_round_whose_claim_on_locked_rows_loses_raises_and_changes_nothing(
     assert status_of(agent) == Agent.Status.AVAILABLE
     queued_call.refresh_from_db()
     assert queued_call.status == Call.Status.QUEUED
+
+
+@pytest.mark.parametrize(
+    ("rung", "notes"), [("who took it", "Card [card], mail [email]"), ("a colleague", "")]
+)
+def test_the_ring_shows_the_callers_last_notes_as_the_agent_rung_may_read_them(
+    rung, notes, queued_call, queue, number, make_agent, django_capture_on_commit_callbacks, monkeypatch
+):
+    now = timezone.now()
+    took_it = make_agent(status_changed_at=now - timedelta(minutes=10 if rung == "who took it" else 1))
+    colleague = make_agent(status_changed_at=now - timedelta(minutes=10 if rung == "a colleague" else 1))
+    CallFactory(
+        contact=queued_call.contact, business_number=number, agent=took_it, status=Call.Status.ENDED,
+        end_reason=Call.EndReason.COMPLETED, ended_at=now - timedelta(days=1),
+        wrap_up_notes="Card 4111 1111 1111 1111, mail jo@example.com",
+    )  # fmt: skip
+    sent = []
+    monkeypatch.setattr(
+        "core.realtime._post", lambda is_group, target, message, level: sent.append((target, message))
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        queue_it(queued_call)
+
+    agent = took_it if rung == "who took it" else colleague
+    frames = [
+        frame
+        for target, message in sent
+        if target == f"agent.{agent.pk}"
+        for frame in message.get("frames", [message])
+        if frame["type"] == "call.offered"
+    ]
+    assert [frame["last_call"]["notes"] for frame in frames] == [notes]

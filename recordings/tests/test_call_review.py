@@ -255,3 +255,33 @@ def test_nobody_adds_changes_or_deletes_a_call_in_admin(admin_client, action):
     call.refresh_from_db()
     assert response.status_code == 403
     assert (Call.objects.count(), call.end_reason) == (1, Call.EndReason.COMPLETED)
+
+
+NOTES = "Card 4111 1111 1111 1111, mail jo@example.com"
+
+
+def staff_who_may_not_listen():
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_call"))
+    return user
+
+
+@pytest.mark.parametrize(
+    ("user", "shown"),
+    [
+        (supervisor, "Card [card], mail [email]"),
+        (lambda: supervisor(raw=True), NOTES),
+        (staff_who_may_not_listen, "Card [card], mail [email]"),
+    ],
+    ids=["supervisor", "supervisor reading raw text", "staff who may not listen"],
+)
+def test_the_wrap_up_notes_on_a_calls_admin_page_are_masked_unless_the_reader_may_read_raw_text(
+    client, user, shown
+):
+    call = ended_call(said="hello", wrap_up_notes=NOTES)
+    client.force_login(user())
+
+    text = client.get(f"{LIST}{call.pk}/change/").content.decode()
+
+    assert f'<div class="readonly">{shown}</div>' in text
+    assert ("4111" in text) == (shown == NOTES)

@@ -233,3 +233,20 @@ def test_a_call_page_is_headed_by_the_contact_and_lists_what_happened_in_order(c
         "recording notice played (en), not heard to its end",
         "offered → connected",
     ]
+
+
+NOTES = "Card 4111 1111 1111 1111, mail jo@example.com"
+
+
+@pytest.mark.parametrize(("raw", "shown"), [(False, "Card [card], mail [email]"), (True, NOTES)])
+def test_the_wrap_up_notes_on_the_call_page_are_masked_unless_the_reader_may_read_raw_text(
+    client, reviewed, raw, shown
+):
+    call, _ = reviewed
+    Call.objects.filter(pk=call.pk).update(wrap_up_notes=NOTES)
+    client.force_login(supervisor(raw=raw))
+
+    text = client.get(f"/calls/{call.pk}/").content.decode()
+
+    assert f"<h2>Notes</h2><p>{shown}</p>" in text
+    assert ("4111" in text) == raw

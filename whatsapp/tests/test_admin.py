@@ -1,5 +1,7 @@
 import pytest
+from django.contrib.auth.models import Permission
 
+from agents.tests.factories import UserFactory
 from whatsapp import dispatch
 from whatsapp.models import BusinessNumber, WebhookDelivery, WebhookEvent
 from whatsapp.tests import payloads
@@ -80,3 +82,28 @@ def test_business_number_admin_refuses_a_non_number(admin_client):
 
     assert response.status_code == 200
     assert "is not an international phone number" in response.content.decode()
+
+
+WROTE = "Card 4111 1111 1111 1111, mail jo@example.com"
+
+
+def test_what_customers_wrote_in_a_webhook_is_masked_for_staff_who_may_not_read_raw_text(
+    client, admin_client
+):
+    post_webhook(admin_client, payloads.text_message(body=WROTE))
+    delivery, event = WebhookDelivery.objects.get(), WebhookEvent.objects.get()
+    staff = UserFactory(is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_webhookdelivery", "view_webhookevent"])
+    )
+    client.force_login(staff)
+
+    masked = [
+        client.get(f"/admin/whatsapp/webhookdelivery/{delivery.pk}/change/").content.decode(),
+        client.get(f"/admin/whatsapp/webhookevent/{event.pk}/change/").content.decode(),
+    ]
+    raw = admin_client.get(f"/admin/whatsapp/webhookevent/{event.pk}/change/").content.decode()
+
+    assert all("&quot;body&quot;: &quot;Card [card], mail [email]&quot;" in page for page in masked)
+    assert not any("4111" in page or "jo@example.com" in page for page in masked)
+    assert f"&quot;body&quot;: &quot;{WROTE}&quot;" in raw
