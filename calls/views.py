@@ -176,7 +176,7 @@ def kpis_csv(request):
     """The KPIs of a period as CSV, for supervisors (staff, or users with the `calls.view_kpis`
     permission; every queue): one row per queue, a row of calls of no queue, and the total; with
     `by=agent`, one row per agent and a row of all agents (calls.kpis.kpis_table)."""
-    if not (request.user.is_staff or request.user.has_perm("calls.view_kpis")):
+    if not viewer_of(request).sees_kpis:
         raise PermissionDenied
     form = KpiPeriodForm(request.GET)
     if not form.is_valid():

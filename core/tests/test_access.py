@@ -20,7 +20,7 @@ from agents.models import QueueMembership
 from agents.services import SUPERVISOR_GROUP
 from agents.tests.factories import AgentFactory, QueueFactory, UserFactory
 from calls.models import Call
-from calls.selectors import last_call_of
+from calls.selectors import last_call_shown, previous_calls_of
 from calls.tests.factories import CallFactory, ContactFactory
 from config.asgi import application
 from core.access import viewer_of_key, viewer_of_user
@@ -426,7 +426,8 @@ def test_the_ring_toast_shows_the_previous_calls_notes_only_to_whom_the_rule_all
     Call.objects.filter(pk=floor.colleagues_call.pk).update(ended_at=floor.call.ended_at)  # the newest
 
     def notes_for(user) -> str:
-        return (last_call_of(call=ringing, viewer=viewer_of_user(user)) or {}).get("notes", "")
+        previous = previous_calls_of(contact_ids={floor.contact.pk}, excluded_ids={ringing.pk})
+        return last_call_shown(previous[floor.contact.pk], viewer=viewer_of_user(user))["notes"]
 
     colleague_sees = notes_for(floor.colleague.user)  # their own call's notes
     agent_sees = notes_for(floor.agent.user)  # a colleague's call: hidden
