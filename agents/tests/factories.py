@@ -43,3 +43,19 @@ class QueueMembershipFactory(factory.django.DjangoModelFactory):
 
     queue = factory.SubFactory(QueueFactory)
     agent = factory.SubFactory(AgentFactory)
+
+
+def supervisor(*, sees_raw_text: bool = False):
+    """A staff user in the supervisor group (made again if a flushing test removed it); with
+    `sees_raw_text`, one who may also read free text unmasked."""
+    from django.contrib.auth.models import Group, Permission
+
+    from agents.services import SUPERVISOR_GROUP, supervisor_group_sync
+
+    if not Group.objects.filter(name=SUPERVISOR_GROUP).exists():
+        supervisor_group_sync()
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name=SUPERVISOR_GROUP))
+    if sees_raw_text:
+        user.user_permissions.add(Permission.objects.get(codename="view_raw_transcript"))
+    return user

@@ -5,20 +5,20 @@ each scope and number) against every page, admin page, API endpoint, socket and 
 it shows or can be searched, for every reader without the raw-text permission."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.auth.models import Group, Permission
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.cache import caches
 from django.test import Client
+from django.utils import timezone
 
 from agents.models import QueueMembership
-from agents.services import SUPERVISOR_GROUP
-from agents.tests.factories import AgentFactory, QueueFactory, UserFactory
+from agents.tests.factories import AgentFactory, QueueFactory, supervisor
 from calls.models import Call
 from calls.selectors import last_call_shown, previous_calls_of
 from calls.tests.factories import CallFactory, ContactFactory
@@ -109,17 +109,6 @@ def floor(recordings_storage, tmp_path) -> Floor:
         other_contact=other_contact, call=call, colleagues_call=colleagues_call, other_call=other_call,
         message=message,
     )  # fmt: skip
-
-
-def supervisor(*, sees_raw_text: bool):
-    from agents.services import supervisor_group_sync
-
-    supervisor_group_sync()
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name=SUPERVISOR_GROUP))
-    if sees_raw_text:
-        user.user_permissions.add(Permission.objects.get(codename="view_raw_transcript"))
-    return user
 
 
 USERS = ("agent of the call", "colleague", "agent of another number", "supervisor", "supervisor with raw")
@@ -423,7 +412,9 @@ def test_admin_search_finds_free_text_by_what_the_mask_hides_only_for_raw_reader
 @pytest.mark.django_db
 def test_the_ring_toast_shows_the_previous_calls_notes_only_to_whom_the_rule_allows(floor):
     ringing = CallFactory(business_number=floor.x, contact=floor.contact, status=Call.Status.OFFERED)
-    Call.objects.filter(pk=floor.colleagues_call.pk).update(ended_at=floor.call.ended_at)  # the newest
+    now = timezone.now()
+    Call.objects.filter(pk=floor.call.pk).update(ended_at=now - timedelta(hours=2))
+    Call.objects.filter(pk=floor.colleagues_call.pk).update(ended_at=now - timedelta(hours=1))  # the last
 
     def notes_for(user) -> str:
         previous = previous_calls_of(contact_ids={floor.contact.pk}, excluded_ids={ringing.pk})

@@ -2,9 +2,8 @@
 not read raw text, and never found for them by what the mask hides."""
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 
-from agents.tests.factories import UserFactory
+from agents.tests.factories import supervisor
 from calls.tests.factories import ContactFactory
 from messaging.models import Message
 from whatsapp.tests.factories import BusinessNumberFactory
@@ -13,15 +12,6 @@ pytestmark = pytest.mark.django_db
 
 LIST = "/admin/messaging/message/"
 WROTE = "Card 4111 1111 1111 1111, mail jo@example.com"
-
-
-def supervisor(*, raw: bool = False):
-    """A staff user in the supervisor group (made by the migration); `raw`: may read raw text too."""
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name="supervisor"))
-    if raw:
-        user.user_permissions.add(Permission.objects.get(codename="view_raw_transcript"))
-    return user
 
 
 @pytest.fixture
@@ -42,7 +32,7 @@ def test_messages_are_masked_in_the_list_and_on_their_page_unless_the_supervisor
 ):
     client.force_login(supervisor())
     masked = client.get(LIST).content.decode(), client.get(f"{LIST}{message.pk}/change/").content.decode()
-    client.force_login(supervisor(raw=True))
+    client.force_login(supervisor(sees_raw_text=True))
     raw = client.get(LIST).content.decode(), client.get(f"{LIST}{message.pk}/change/").content.decode()
 
     listed, page = masked
@@ -59,7 +49,7 @@ def test_a_search_finds_messages_by_what_is_masked_only_for_who_reads_raw_text(c
     client.force_login(supervisor())
     masked = client.get(LIST, {"q": search})
     words = client.get(LIST, {"q": "mail"})  # what no mask hides: searched for every supervisor
-    client.force_login(supervisor(raw=True))
+    client.force_login(supervisor(sees_raw_text=True))
     raw = client.get(LIST, {"q": search})
 
     assert (shown(masked), shown(words), shown(raw)) == ([], [message.pk], [message.pk])

@@ -6,14 +6,14 @@ import datetime
 import re
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from djmoney.money import Money
 
-from agents.tests.factories import AgentFactory, QueueFactory, UserFactory
+from agents.tests.factories import AgentFactory, QueueFactory, UserFactory, supervisor
 from calls.models import Call, CallEvent
 from calls.tests.factories import CallFactory, ContactFactory
 from compliance.models import ConsentRecord
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.django_db
 LIST = "/admin/calls/call/"
 SAID = "my card is 4111 1111 1111 1111, mail me at lucia@example.com"
 NOTICE = "This call is recorded to help us serve you better."
-
-
-def supervisor(*, raw: bool = False):
-    """A staff user in the supervisor group (made by the migration); `raw`: may read raw text too."""
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name="supervisor"))
-    if raw:
-        user.user_permissions.add(Permission.objects.get(codename="view_raw_transcript"))
-    return user
 
 
 def ended_call(*, said: str = "", intent: str = "billing", sentiment: str = "neutral", **fields) -> Call:
@@ -122,7 +113,7 @@ def test_a_supervisor_reviews_a_call_with_its_player_and_its_transcript_masked(c
 
 
 def test_a_supervisor_who_may_read_raw_text_reads_it_in_the_review(client, reviewed):
-    client.force_login(supervisor(raw=True))
+    client.force_login(supervisor(sees_raw_text=True))
 
     page = client.get(f"/admin/calls/call/{reviewed.pk}/change/")
 
@@ -223,7 +214,7 @@ def test_a_search_for_what_is_masked_looks_into_transcripts_only_for_those_who_r
 
     client.force_login(supervisor())
     masked = client.get(LIST, {"q": "4111"})
-    client.force_login(supervisor(raw=True))
+    client.force_login(supervisor(sees_raw_text=True))
     raw = client.get(LIST, {"q": "4111"})
 
     assert (shown(masked), shown(raw)) == ([], [call.pk])
@@ -270,7 +261,7 @@ def staff_who_may_not_listen():
     ("user", "shown"),
     [
         (supervisor, "Card [card], mail [email]"),
-        (lambda: supervisor(raw=True), NOTES),
+        (lambda: supervisor(sees_raw_text=True), NOTES),
         (staff_who_may_not_listen, "Card [card], mail [email]"),
     ],
     ids=["supervisor", "supervisor reading raw text", "staff who may not listen"],
