@@ -45,7 +45,11 @@ def test_agent_is_rung_in_every_tab_and_accepts_in_one(live_server_url, browser)
     from calls.tests.factories import CallFactory, ContactFactory
     from whatsapp.tests.factories import BusinessNumberFactory
 
+    from django.contrib.auth.models import Permission
+
     agent = AgentFactory(status=Agent.Status.AVAILABLE, display_name="Bruno Costa")
+    # Chen Wei's notes reach Bruno's ring as he may read colleagues' notes (masked: he may not read raw).
+    agent.user.user_permissions.add(Permission.objects.get(codename="read_colleagues_notes"))
     number = BusinessNumberFactory()
     queue = QueueFactory(name="Care")
     queue.business_numbers.add(number)
@@ -59,7 +63,7 @@ def test_agent_is_rung_in_every_tab_and_accepts_in_one(live_server_url, browser)
         end_reason=Call.EndReason.COMPLETED,
         agent=AgentFactory(display_name="Chen Wei"),
         disposition=Call.Disposition.FOLLOW_UP,
-        wrap_up_notes="Wants a refund for order 4521.",
+        wrap_up_notes="Wants a refund for order 4521 to card 4111 1111 1111 1111.",
     )
     call = CallFactory(
         queue=queue,
@@ -85,7 +89,7 @@ def test_agent_is_rung_in_every_tab_and_accepts_in_one(live_server_url, browser)
         expect(tab.locator("#ring [data-role=caller-name]")).to_have_text("Lucia Santos")
         expect(tab.locator("#ring [data-role=caller-number]")).to_have_text("+5511987650000")
         expect(tab.locator("#ring [data-role=last-call]")).to_contain_text(
-            "with Chen Wei: Needs a follow-up · “Wants a refund for order 4521.”"
+            "with Chen Wei: Needs a follow-up · “Wants a refund for order 4521 to card [card].”"
         )
         expect(tab.locator("#presence")).to_have_attribute("data-status", "ringing")
         # While rung the agent can step away (the ring then moves on), not go available.
