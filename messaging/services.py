@@ -459,7 +459,7 @@ def _cut(field_name: str, value: object) -> object:
 TRANSIENT_ERROR_CODES = frozenset({4, 80007, 130429, 131000, 131016})
 
 
-def graph_error_is_transient(error: GraphAPIError) -> bool:
+def _is_transient(error: GraphAPIError) -> bool:
     return (
         isinstance(error, GraphTransportError)
         or error.http_status == 429
@@ -486,7 +486,7 @@ def message_media_fetch(*, message_id: int, graph: GraphClient) -> bool:
             raise MediaTooLarge(f"the file is {location.file_size} bytes; at most {max_bytes} are kept")
         downloaded = graph.media_download(location.url, max_bytes=max_bytes)
     except GraphAPIError as error:
-        if graph_error_is_transient(error):
+        if _is_transient(error):
             raise
         message_media_failed(message_id=message_id, error=_refusal(error))
         return False

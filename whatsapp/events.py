@@ -621,6 +621,8 @@ def _text_content(item: dict, message_type: str, notes: _Notes) -> _Content:
     text = notes.content(item, "text")
     if text is None:
         return _Content(is_unread=True)
+    if "body" not in text:
+        notes.append("'text.body' is missing")
     return _Content(text=notes.text(text, "body", "text."))
 
 

@@ -96,8 +96,17 @@ def agent_of(number):
     return agent
 
 
+@pytest.fixture
+def broker_queue():
+    """This session's task queue, which no worker takes from, emptied for the test (a row's id may be
+    one an earlier test's row had)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    client.close()
+
+
 def queued_fetches(message_id: int) -> int:
-    """Fetches of the message's file waiting on the broker (this session's queue, which no worker takes)."""
+    """Fetches of the message's file waiting on the broker."""
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
         waiting = [
@@ -273,7 +282,7 @@ def test_a_message_that_could_join_no_thread_is_kept_with_its_delivery(client, n
 
 
 def test_a_redelivered_file_message_is_one_message_fetched_once(
-    client, number, django_capture_on_commit_callbacks
+    client, number, broker_queue, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
         post_webhook(client, payloads.every_type_message("image"))
@@ -486,7 +495,7 @@ def test_a_file_fetched_twice_is_kept_once(client, number, sandbox, media_root):
     assert [path.name for path in media_root.rglob("*.*")] == [f"{photo.pk}.png"]
 
 
-def test_the_sweep_queues_again_a_fetch_lost_on_the_way(client, number):
+def test_the_sweep_queues_again_a_fetch_lost_on_the_way(client, number, broker_queue):
     post_webhook(client, payloads.every_type_message("image"))
     message = Message.objects.get()
     recent = Message.objects.create(
