@@ -50,10 +50,7 @@ def contact(request, pk: int):
         {
             "number": number,
             "options": send_options(business_number=number, contact=customer),
-            "messages": [
-                (message, viewer.text(message.text, country=customer.country))
-                for message in thread_of(contact_id=customer.pk, business_number_id=number.pk)
-            ],
+            "messages": thread_of(contact_id=customer.pk, business_number_id=number.pk),
             "templates": templates_sendable(waba_id=number.waba_id),
             "idempotency_key": uuid.uuid4().hex,  # the form sends once, however often it is submitted
         }

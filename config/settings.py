@@ -183,6 +183,7 @@ CELERY_BEAT_SCHEDULE = {
     "calls-sweep": {"task": "calls.sweep", "schedule": 5.0},
     "compliance-expire-permissions": {"task": "compliance.expire_permissions", "schedule": 60.0},
     "messaging-send-pending": {"task": "messaging.send_pending", "schedule": 60.0},
+    "messaging-fetch-pending-media": {"task": "messaging.fetch_pending_media", "schedule": 300.0},
     "messaging-sync-templates": {"task": "messaging.sync_templates", "schedule": 3600.0},
     "recordings-expire": {"task": "recordings.expire", "schedule": 3600.0},
     "recordings-requeue-stalled": {"task": "recordings.requeue_stalled", "schedule": 300.0},
@@ -202,6 +203,10 @@ WHATSAPP_APP_SECRET = env.str("WHATSAPP_APP_SECRET", default="sandbox-app-secret
 WHATSAPP_VERIFY_TOKEN = env.str("WHATSAPP_VERIFY_TOKEN", default="sandbox-verify-token" if DEBUG else "")
 WHATSAPP_TIMEOUT_S = env.float("WHATSAPP_TIMEOUT_S", default=10.0)
 WHATSAPP_MAX_RETRIES = env.int("WHATSAPP_MAX_RETRIES", default=3)
+# The largest file a customer sends that is fetched and kept (larger ones are marked on the message,
+# not downloaded). WHATSAPP_API.md gives no size limits of Meta's: 100 MiB is a cap of our own, above
+# the largest files WhatsApp users are known to send (documents).
+WHATSAPP_MEDIA_MAX_BYTES = env.int("WHATSAPP_MEDIA_MAX_BYTES", default=100 * 1024 * 1024)
 # Where the sandbox delivers its webhooks: this deployment's own endpoint.
 SANDBOX_WEBHOOK_URL = env.str("SANDBOX_WEBHOOK_URL", default="http://127.0.0.1:8000/webhooks/whatsapp/")
 SANDBOX_CUSTOMERS = env.int("SANDBOX_CUSTOMERS", default=20)
@@ -359,6 +364,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets that share a field name get names of their own (a message's status keeps its name).
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "messaging.models.Message.Status",
+        "MessageMediaStatusEnum": "messaging.models.Message.MediaStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "integrations.schema.document_errors",

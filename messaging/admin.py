@@ -132,7 +132,7 @@ class MessageAdmin(ReadOnlyAdmin):
     words masked unless the viewer may read raw text, and searched only for what no mask hides."""
 
     list_display = ["created_at", "contact", "direction", "message_type", "text", "status", "business_number"]
-    list_filter = ["direction", "status", "message_type"]
+    list_filter = ["direction", "status", "message_type", "media_status"]
     search_fields = ["contact__wa_id", "contact__name", "text", "wa_message_id"]
     list_select_related = ["contact", "business_number"]
     date_hierarchy = "created_at"

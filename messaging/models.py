@@ -209,12 +209,27 @@ class Template(TimeStampedModel):
         return f"{self.name} ({self.language})"
 
 
+# Types a browser shows or plays itself without running anything (no SVG, no HTML): served inline.
+INLINE_MEDIA_TYPES = frozenset(
+    {
+        "image/jpeg", "image/png", "image/webp", "image/gif",
+        "audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr", "audio/webm",
+        "video/mp4", "video/3gpp", "video/webm",
+    }
+)  # fmt: skip
+
+
 class Message(TimeStampedModel):
     """A WhatsApp message of a contact's thread with one of the business's numbers, either way.
 
     An outbound message is recorded (``pending``) before it is sent, under an idempotency key, so a
     retried request sends it once; Meta's status webhooks then move it on (sent, delivered, read, or
     failed with Meta's error). ``request`` is the Graph API body sent, exactly.
+
+    A customer's message of any type is kept (WHATSAPP_API.md §10.3): ``text`` says what the thread
+    shows of it, ``note`` what could not be read, ``error`` why Meta could not show it (``unsupported``).
+    A file the customer sent is fetched from Meta by a worker (``media_status``) into ``media``; a
+    reaction names the message it is on (``reacts_to``; an empty ``emoji`` takes it back).
     """
 
     class Direction(models.TextChoices):
@@ -228,6 +243,11 @@ class Message(TimeStampedModel):
         READ = "read", "Read"
         FAILED = "failed", "Failed"
         RECEIVED = "received", "Received"
+
+    class MediaStatus(models.TextChoices):
+        PENDING = "pending", "Being fetched from WhatsApp"
+        STORED = "stored", "Stored"
+        FAILED = "failed", "Could not be fetched"
 
     business_number = models.ForeignKey(
         "whatsapp.BusinessNumber", on_delete=models.PROTECT, related_name="messages"
@@ -257,6 +277,19 @@ class Message(TimeStampedModel):
     sent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    note = models.CharField(max_length=255, blank=True, help_text="What could not be read of the message.")
+    media_id = models.CharField(max_length=128, blank=True, help_text="Meta's id of the file sent.")
+    mime_type = models.CharField(max_length=128, blank=True)
+    media_sha256 = models.CharField(max_length=128, blank=True, help_text="Meta's checksum of the file.")
+    media_filename = models.CharField(max_length=255, blank=True, help_text="The document's name.")
+    media = models.FileField(upload_to="whatsapp/media/%Y/%m/", max_length=255, blank=True)
+    media_size = models.PositiveBigIntegerField(null=True, blank=True)
+    media_status = models.CharField(max_length=8, choices=MediaStatus.choices, blank=True)
+    media_error = models.CharField(max_length=255, blank=True)
+    reacts_to = models.CharField(
+        max_length=128, blank=True, help_text="A reaction: the WhatsApp id of the message it is on."
+    )
+    emoji = models.CharField(max_length=32, blank=True, help_text="A reaction's emoji; empty: taken back.")
 
     class Meta:
         ordering = ["created_at"]
@@ -264,6 +297,13 @@ class Message(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.get_direction_display()} {self.message_type} to/from {self.contact}: {self.status}"
+
+    @property
+    def media_shown_as(self) -> str:
+        """How the stored file is shown: ``image``, ``audio`` or ``video`` inline when its type is one a
+        browser plays safely, else ``download`` (a document, and anything else a customer sent)."""
+        mime_type = self.mime_type.split(";")[0].strip().lower()
+        return mime_type.split("/")[0] if mime_type in INLINE_MEDIA_TYPES else "download"
 
 
 class ConversationWindow(models.Model):

@@ -340,11 +340,30 @@ THREAD_LENGTH = 50
 
 
 def thread_of(*, contact_id: int, business_number_id: int, limit: int = THREAD_LENGTH) -> list[Message]:
-    """The latest messages between a number and a contact, oldest first."""
-    latest = Message.objects.filter(contact_id=contact_id, business_number_id=business_number_id).order_by(
-        "-created_at", "-pk"
-    )[:limit]
-    return list(reversed(latest))
+    """The latest messages between a number and a contact, oldest first. The customer's reaction to a
+    message of the thread is shown on it (``customer_reaction``: the latest by Meta's time, empty when
+    taken back) rather than as a message of its own; one on a message further back stays a message."""
+    latest = (
+        Message.objects.filter(contact_id=contact_id, business_number_id=business_number_id)
+        .select_related("contact")
+        .order_by("-created_at", "-pk")[:limit]
+    )
+    messages = list(reversed(latest))
+    by_wa_id = {message.wa_message_id: message for message in messages if message.wa_message_id}
+    reactions = sorted(
+        (
+            message
+            for message in messages
+            if message.message_type == "reaction"
+            and message.direction == Message.Direction.INBOUND
+            and message.reacts_to in by_wa_id
+        ),
+        key=lambda reaction: (reaction.sent_at or reaction.created_at, reaction.pk),
+    )
+    for reaction in reactions:
+        by_wa_id[reaction.reacts_to].customer_reaction = reaction.emoji
+    placed = {reaction.pk for reaction in reactions}
+    return [message for message in messages if message.pk not in placed]
 
 
 def templates_sendable(*, waba_id: str) -> list[Template]:

@@ -1,11 +1,15 @@
 import datetime
+import logging
 import math
+import mimetypes
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import phonenumbers
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Greatest
@@ -25,10 +29,18 @@ from messaging.selectors import (
     rate_find,
     send_options,
 )
-from whatsapp.client import GraphClient, GraphRequest, template_message_request, text_message_request
-from whatsapp.errors import GraphAPIError
-from whatsapp.events import MessageReceived, MessageStatus, event_from_context
+from whatsapp.client import (
+    GraphClient,
+    GraphRequest,
+    MediaTooLarge,
+    template_message_request,
+    text_message_request,
+)
+from whatsapp.errors import GraphAPIError, GraphTransportError
+from whatsapp.events import MEDIA_TYPES, MessageReceived, MessageStatus, event_from_context
 from whatsapp.models import BusinessNumber, WebhookEvent
+
+logger = logging.getLogger(__name__)
 
 
 def contact_get_or_create(*, wa_id: str, name: str = "") -> Contact:
@@ -349,20 +361,51 @@ STATUS_ORDER = {
 
 
 def message_received(event: MessageReceived) -> Message | None:
-    """The ``message.received`` webhook handler: the customer's message joins the thread."""
+    """The ``message.received`` webhook handler: the customer's message, of whatever type, joins the
+    thread, with what Meta said it could not show (``unsupported``) and what could not be read of it;
+    a file it carries is fetched from Meta by a worker after commit."""
     number = BusinessNumber.objects.filter(phone_number_id=event.phone_number_id).first()
     if number is None:
+        logger.warning("message %s for unknown number %s", event.idempotency_key, event.phone_number_id)
         return None
-    return message_record_inbound(
+    media = event.media
+    media_fields = {}
+    if event.message_type in MEDIA_TYPES:
+        media_fields = {
+            "media_status": Message.MediaStatus.PENDING if media else Message.MediaStatus.FAILED,
+            "media_error": "" if media else "Meta sent no media id",
+        }
+    if media is not None:
+        media_fields |= {
+            "media_id": media.media_id, "mime_type": media.mime_type, "media_sha256": media.sha256,
+            "media_filename": media.filename,
+        }  # fmt: skip
+    errors = "; ".join(
+        " ".join(part for part in (str(error.code), error.title or error.message) if part)
+        + (f": {error.details}" if error.details else "")
+        for error in event.errors
+    )
+    message = message_record_inbound(
         business_number=number,
         contact=contact_get_or_create(wa_id=event.from_number, name=event.contact_name),
         wa_message_id=event.message_id,
         message_type=event.message_type,
-        text=event.text or event.button_reply_title,
+        text=event.text,
         raw=event.raw,
         referral=event.referral,
         at=event.occurred_at or timezone.now(),
+        sent_at=event.occurred_at,
+        error=errors,
+        note="; ".join(event.notes),
+        reacts_to=event.reacts_to,
+        emoji=event.emoji,
+        **media_fields,
     )
+    if message.media_status == Message.MediaStatus.PENDING:
+        from messaging.tasks import fetch_media
+
+        enqueue_on_commit(fetch_media, message_id=message.pk)
+    return message
 
 
 def message_record_inbound(
@@ -375,18 +418,24 @@ def message_record_inbound(
     raw: dict,
     at: datetime.datetime,
     referral: dict | None = None,
+    **details: object,
 ) -> Message:
     """A customer's message joins the thread (once) and opens the customer-service window (and the way
     to a free entry point when it came from an ad). Another app's handler calls it for the messages it
-    handles (the customer's answer to a call permission request)."""
-    message, created = Message.objects.get_or_create(
-        wa_message_id=wa_message_id,
-        defaults={
-            "business_number": business_number, "contact": contact, "direction": Message.Direction.INBOUND,
-            "message_type": message_type[:32], "text": text, "raw": raw, "referral": referral,
-            "status": Message.Status.RECEIVED,
-        },
-    )  # fmt: skip
+    handles (the customer's answer to a call permission request). ``details`` are more of the
+    message's fields (``error``, ``note``, the media's, a reaction's), cut to their lengths. A message
+    without Meta's id (the webhook intake tells such a message apart by its content) is recorded as
+    it comes."""
+    defaults = {
+        "business_number": business_number, "contact": contact, "direction": Message.Direction.INBOUND,
+        "message_type": message_type[:32], "text": text, "raw": raw, "referral": referral,
+        "status": Message.Status.RECEIVED,
+        **{name: _cut(name, value) for name, value in details.items()},
+    }  # fmt: skip
+    if wa_message_id:
+        message, created = Message.objects.get_or_create(wa_message_id=wa_message_id, defaults=defaults)
+    else:
+        message, created = Message.objects.create(**defaults), True
     if created:
         windows_customer_wrote(
             business_number_id=business_number.pk,
@@ -395,6 +444,96 @@ def message_record_inbound(
             from_ad=referral is not None,
         )
     return message
+
+
+def _cut(field_name: str, value: object) -> object:
+    """A text cut to the length of the message's field (what Meta sends has no length limit)."""
+    length = Message._meta.get_field(field_name).max_length
+    return value[:length] if isinstance(value, str) and length else value
+
+
+# --- Files customers send: fetched from Meta, kept in Django's default storage ----------------------
+
+# Meta's answers that mean "not now" rather than "never": throttling (4, 80007, 130429) and its own
+# trouble (131000, 131016), besides no answer at all (GraphTransportError).
+TRANSIENT_ERROR_CODES = frozenset({4, 80007, 130429, 131000, 131016})
+
+
+def _is_transient(error: GraphAPIError) -> bool:
+    return (
+        isinstance(error, GraphTransportError)
+        or error.http_status == 429
+        or error.code in TRANSIENT_ERROR_CODES
+    )
+
+
+def message_media_fetch(*, message_id: int, graph: GraphClient) -> bool:
+    """Fetch the file of a customer's message from Meta and keep it: ``GET /<MEDIA_ID>`` gives a
+    short-lived URL, downloaded with the access token (at most ``settings.WHATSAPP_MEDIA_MAX_BYTES``)
+    into Django's default storage; the message is then marked stored by one conditional UPDATE, so a
+    file fetched twice at once is kept once (the other copy is deleted). Meta's refusal (an unknown
+    or expired file, say), a file too large or an id that is not Meta's mark it failed for good; a
+    transient error (Meta unreachable, its 5xx, throttling) is raised for the caller to retry. True
+    when the file was stored now; False when it is failed, or was not pending (stored, failed or
+    gone)."""
+    message = Message.objects.filter(pk=message_id, media_status=Message.MediaStatus.PENDING).first()
+    if message is None:
+        return False
+    max_bytes = settings.WHATSAPP_MEDIA_MAX_BYTES
+    try:
+        location = graph.media_location(media_id=message.media_id)
+        if location.file_size is not None and location.file_size > max_bytes:
+            raise MediaTooLarge(f"the file is {location.file_size} bytes; at most {max_bytes} are kept")
+        downloaded = graph.media_download(location.url, max_bytes=max_bytes)
+    except GraphAPIError as error:
+        if _is_transient(error):
+            raise
+        message_media_failed(message_id=message_id, error=_refusal(error))
+        return False
+    except (MediaTooLarge, ValueError) as error:
+        message_media_failed(message_id=message_id, error=str(error))
+        return False
+    mime_type = message.mime_type or location.mime_type or downloaded.content_type
+    extension = mimetypes.guess_extension(mime_type.split(";")[0].strip()) or ""
+    with downloaded.file:
+        message.media.save(f"{message.pk}{extension}", File(downloaded.file), save=False)
+    stored = Message.objects.filter(pk=message_id, media_status=Message.MediaStatus.PENDING).update(
+        media=message.media.name, media_status=Message.MediaStatus.STORED, media_size=downloaded.size,
+        mime_type=mime_type[:128], media_error="", updated_at=timezone.now(),
+    )  # fmt: skip
+    if not stored:  # fetched meanwhile by another worker, or the message is gone (erased)
+        message.media.storage.delete(message.media.name)
+    return bool(stored)
+
+
+def _refusal(error: GraphAPIError) -> str:
+    if error.code is not None:
+        return f"WhatsApp refused it (error {error.code}): {error.message}"
+    if error.http_status == 404:
+        return "WhatsApp answered HTTP 404: the file is gone or its link expired"
+    return f"WhatsApp answered HTTP {error.http_status}"
+
+
+def message_media_failed(*, message_id: int, error: str) -> None:
+    """The file of a customer's message could not be fetched: the thread says so, with why."""
+    Message.objects.filter(pk=message_id, media_status=Message.MediaStatus.PENDING).update(
+        media_status=Message.MediaStatus.FAILED, media_error=error[:255], updated_at=timezone.now()
+    )
+
+
+def message_media_delete_on_commit(*, names: list[str]) -> None:
+    """Delete stored files of messages once the transaction that deleted the messages commits (a
+    file that cannot be deleted is logged)."""
+    storage = Message._meta.get_field("media").storage
+
+    def delete() -> None:
+        for name in names:
+            try:
+                storage.delete(name)
+            except OSError:
+                logger.exception("message file %s could not be deleted", name)
+
+    transaction.on_commit(delete)
 
 
 def message_status_received(event: MessageStatus) -> None:

@@ -7,6 +7,8 @@ from django.utils import timezone
 
 from messaging.models import Message
 from messaging.services import (
+    message_media_failed,
+    message_media_fetch,
     message_send_claim,
     message_send_failed,
     message_send_release,
@@ -85,3 +87,47 @@ def sync_templates() -> int:
             except GraphAPIError as error:
                 logger.warning("templates of account %s not synced: %s", waba_id, error)
     return changed
+
+
+MEDIA_FETCH_RETRIES = 5
+MEDIA_RETRY_DELAY_S = 10  # doubled each retry: about 5 minutes in all
+
+
+@shared_task(bind=True, name="messaging.fetch_media", max_retries=MEDIA_FETCH_RETRIES, acks_late=True)
+def fetch_media(self, *, message_id: int) -> bool:
+    """Fetch and keep the file of a customer's message (`message_media_fetch`): True when stored now,
+    False when there was nothing to fetch or Meta refused it (marked on the message). While Meta
+    cannot be reached or throttles, retried with backoff; after the last retry the message is marked
+    failed."""
+    with GraphClient() as graph:
+        try:
+            return message_media_fetch(message_id=message_id, graph=graph)
+        except GraphAPIError as error:  # a transient one: the service marks the others
+            if self.request.retries >= self.max_retries:
+                message_media_failed(
+                    message_id=message_id,
+                    error=f"WhatsApp could not be reached, {self.max_retries} retries: {error}",
+                )
+                return False
+            raise self.retry(exc=error, countdown=MEDIA_RETRY_DELAY_S * 2**self.request.retries) from None
+
+
+MEDIA_SWEEP_AFTER = timedelta(minutes=10)  # longer than a fetch's retries take
+MEDIA_SWEEP_WITHIN = timedelta(days=7)
+
+
+@shared_task(name="messaging.fetch_pending_media")
+def fetch_pending_media() -> int:
+    """Safety sweep: queue again the fetches of files still pending ten minutes after their message
+    arrived (a task lost with the broker, a worker that stopped); how many."""
+    now = timezone.now()
+    pending = list(
+        Message.objects.filter(
+            media_status=Message.MediaStatus.PENDING,
+            created_at__lt=now - MEDIA_SWEEP_AFTER,
+            created_at__gt=now - MEDIA_SWEEP_WITHIN,
+        ).values_list("pk", flat=True)[:500]
+    )
+    for message_id in pending:
+        fetch_media.delay(message_id=message_id)
+    return len(pending)

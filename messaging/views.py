@@ -1,14 +1,17 @@
-"""The costs page: what the account spends on messages and calls, and what customers' calls save."""
+"""The costs page: what the account spends on messages and calls, and what customers' calls save; the
+files customers sent, to those who see their messages."""
 
 import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required, permission_required
-from django.shortcuts import render
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404, render
 from rest_framework.exceptions import ValidationError
 
-from messaging.models import RateCard
+from core.access import viewer_of
+from messaging.models import Message, RateCard
 from messaging.reports import report_period
 from messaging.selectors import SpendRow, call_cost_totals, call_costs_by_day, spend_by_day, spend_totals
 
@@ -100,3 +103,26 @@ def spend_charts(rows: list[SpendRow], *, since: datetime.date, until: datetime.
         ]
         charts.append(Chart(currency=currency, bars=bars, peak=peak, categories=categories))
     return charts
+
+
+@login_required
+def message_media(request, pk: int):
+    """GET: the file a customer sent with a message, to a viewer who sees the message (404 for anyone
+    else, and while it is not stored). Images, audio and video a browser plays safely are served
+    inline; anything else only as a download, never rendered on this site."""
+    viewer = viewer_of(request)
+    message = get_object_or_404(
+        viewer.messages().select_related("contact"), pk=pk, media_status=Message.MediaStatus.STORED
+    )
+    is_inline = message.media_shown_as != "download"
+    extension = message.media.name.rsplit(".", 1)[-1] if "." in message.media.name else "bin"
+    filename = viewer.text(message.media_filename, country=message.contact.country)
+    response = FileResponse(
+        message.media.open("rb"),
+        as_attachment=not is_inline,
+        filename=filename or f"whatsapp-{message.message_type}-{message.pk}.{extension}",
+        content_type=message.mime_type.split(";")[0].strip() if is_inline else "application/octet-stream",
+    )
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -1,4 +1,4 @@
-"""Graph API client on httpx: call actions, messages, number settings, call permissions.
+"""Graph API client on httpx: call actions, messages, number settings, call permissions, media.
 
 Every request is built by one function and every answer read by one parser, shared by the
 blocking `GraphClient` (services, Celery tasks) and the asyncio `AsyncGraphClient` (the media
@@ -9,6 +9,9 @@ Retrying a `connect` after a timeout may reach Meta twice; Meta answers the seco
 """
 
 import asyncio
+import hashlib
+import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -178,6 +181,16 @@ def call_permissions_request(*, phone_number_id: str, user_wa_id: str) -> GraphR
     return GraphRequest("GET", f"{phone_number_id}/call_permissions", params={"user_wa_id": user_wa_id})
 
 
+MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # a node of the Graph API, never a path
+
+
+def media_url_request(*, media_id: str) -> GraphRequest:
+    """`GET /<MEDIA_ID>`: where a file a customer sent can be downloaded (WHATSAPP_API.md §10.3)."""
+    if not MEDIA_ID.fullmatch(media_id):
+        raise ValueError(f"{media_id[:40]!r} is not a media id")
+    return GraphRequest("GET", media_id)
+
+
 def _opaque(value: str) -> str:
     if len(value) > MAX_OPAQUE_DATA:
         raise ValueError(f"biz_opaque_callback_data is at most {MAX_OPAQUE_DATA} characters")
@@ -220,6 +233,45 @@ def parse_settings(body: Any) -> dict:
     if not isinstance(body, dict) or not isinstance(body.get("calling"), dict):
         raise _unexpected(body, "GET settings")
     return body
+
+
+@dataclass(frozen=True)
+class MediaLocation:
+    """Meta's answer to `GET /<MEDIA_ID>`: a short-lived URL, downloaded with the access token."""
+
+    url: str
+    mime_type: str
+    sha256: str
+    file_size: int | None
+
+
+def parse_media_location(body: Any) -> MediaLocation:
+    url = body.get("url") if isinstance(body, dict) else None
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise _unexpected(body, "GET media")
+    size = body.get("file_size")
+    if isinstance(size, str) and size.isdigit():
+        size = int(size)
+    return MediaLocation(
+        url=url,
+        mime_type=body["mime_type"] if isinstance(body.get("mime_type"), str) else "",
+        sha256=body["sha256"] if isinstance(body.get("sha256"), str) else "",
+        file_size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+    )
+
+
+class MediaTooLarge(Exception):
+    """A file is larger than the product keeps (settings.WHATSAPP_MEDIA_MAX_BYTES)."""
+
+
+@dataclass
+class DownloadedMedia:
+    """A downloaded file, in a temporary file (on disk past 1 MiB), read from its start."""
+
+    file: Any
+    size: int
+    sha256: str  # hex, of the bytes downloaded
+    content_type: str
 
 
 def _time(seconds: Any) -> datetime | None:
@@ -372,6 +424,10 @@ class _Operations:
         request = call_permissions_request(phone_number_id=phone_number_id, user_wa_id=user_wa_id)
         return self._execute(request, parse_call_permissions)
 
+    def media_location(self, *, media_id: str):
+        """Where a customer's file is (`MediaLocation`): its URL lives a few minutes."""
+        return self._execute(media_url_request(media_id=media_id), parse_media_location)
+
 
 class _Config:
     def __init__(
@@ -452,6 +508,42 @@ class GraphClient(_Operations):
 
     def _execute(self, request: GraphRequest, parse: Callable[[Any], Any]) -> Any:
         return parse(self.send(request))
+
+    def media_download(self, url: str, *, max_bytes: int) -> DownloadedMedia:
+        """Download a file from the URL `media_location` gave, with the access token (Meta refuses it
+        without). One attempt: the caller retries (with a fresh URL) on `GraphTransportError`; an
+        error answer raises its typed exception, a file over `max_bytes` `MediaTooLarge` (without
+        reading more than that)."""
+        spooled = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 (returned open)
+        digest, size = hashlib.sha256(), 0
+        try:
+            with self.http.stream("GET", url) as response:
+                if response.status_code >= 500:
+                    raise GraphTransportError(f"media download failed: HTTP {response.status_code}")
+                if response.status_code >= 400:
+                    response.read()
+                    self.config.outcome(response)  # raises the typed error of the answer
+                status = response.status_code
+                if status != 200:
+                    raise GraphAPIError(f"media download answered HTTP {status}", http_status=status)
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise MediaTooLarge(f"the file is {declared} bytes; at most {max_bytes} are kept")
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise MediaTooLarge(f"the file is over {max_bytes} bytes, the most kept")
+                    digest.update(chunk)
+                    spooled.write(chunk)
+                content_type = response.headers.get("Content-Type", "")
+        except RETRYABLE_TRANSPORT_ERRORS as error:
+            spooled.close()
+            raise GraphTransportError(f"media download failed: {type(error).__name__}: {error}") from error
+        except BaseException:
+            spooled.close()
+            raise
+        spooled.seek(0)
+        return DownloadedMedia(file=spooled, size=size, sha256=digest.hexdigest(), content_type=content_type)
 
 
 class AsyncGraphClient(_Operations):

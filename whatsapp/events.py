@@ -1,8 +1,14 @@
-"""Meta's webhook payloads parsed into typed events (shapes: WHATSAPP_API.md §1, §3.4, §6.4, §6.5).
+"""Meta's webhook payloads parsed into typed events (shapes: WHATSAPP_API.md §1, §3.4, §6.4, §6.5,
+§10.3).
 
-Parsing is all-or-nothing per item: every call, status or message inside a delivery becomes one
-complete event or one `Problem`, never half an event. Unknown fields are kept in `raw` and
-otherwise ignored; an unknown `field` becomes an `UnsupportedChange` so that it is still stored.
+Parsing is all-or-nothing per item: every call or status inside a delivery becomes one complete
+event or one `Problem`, never half an event. Unknown fields are kept in `raw` and otherwise
+ignored; an unknown `field` becomes an `UnsupportedChange` so that it is still stored.
+
+A customer's message is the exception: nothing a customer sends may be dropped (§10.3), so a
+message of any type, known or not, whole or not, becomes a `MessageReceived` with what could be
+read and `notes` saying what could not. Only an item that names no business number or no sender
+(it could join no thread) is a `Problem`.
 """
 
 import hashlib
@@ -113,8 +119,26 @@ class CallStatus(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Media:
+    """A file a customer sent (image, voice note or other audio, video, document, sticker): Meta's id
+    to fetch it by (`GET /<MEDIA_ID>`, WHATSAPP_API.md §10.3) and what Meta says of it."""
+
+    media_id: str
+    mime_type: str = ""
+    sha256: str = ""
+    caption: str = ""
+    filename: str = ""
+    is_voice: bool = False
+    is_animated: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class MessageReceived(Event):
-    """A customer's message: text, button reply, or any other type (kept in `raw`)."""
+    """A customer's message of any type (WHATSAPP_API.md §10.3). `text` is what the thread shows:
+    the text itself, a caption, a place, a contact card, a reaction, an order, Meta's reason for not
+    showing it, or, for a type Switchboard does not know, the message as Meta sent it. `notes` say
+    what could not be read. Without an `id` (Meta always sends one) the message is told apart from
+    others by its content."""
 
     kind: ClassVar[str] = "message.received"
     message_id: str
@@ -127,9 +151,16 @@ class MessageReceived(Event):
     context_message_id: str = ""
     context_from: str = ""
     referral: dict | None = None
+    media: Media | None = None
+    reacts_to: str = ""
+    emoji: str = ""
+    errors: tuple[MetaError, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def idempotency_key(self) -> str:
+        if not self.message_id:
+            return f"message:unidentified:{_digest(self.raw.get('item'))}"
         return f"message:{self.message_id}"
 
 
@@ -438,63 +469,355 @@ def _parse_call_status(field_name: str, waba_id: str, value: dict, item: dict) -
 
 def _parse_message(field_name: str, waba_id: str, value: dict, item: dict) -> Event:
     phone_number_id, display = _metadata(value)
-    from_number = _required_str(item, "from")
-    message_type = _required_str(item, "type")
+    notes = _Notes()
+    from_number = notes.text(item, "from") or _only_contact(value)
+    if not from_number:
+        raise MalformedItem("a message needs 'from' (or one contact) to join a thread")
+    message_type = notes.text(item, "type")
+    if not message_type:
+        notes.append("'type' is missing")
     context = item.get("context") if isinstance(item.get("context"), dict) else {}
     base = {
         "waba_id": waba_id,
         "phone_number_id": phone_number_id,
         "display_phone_number": display,
         "raw": _context("messages", waba_id, value, "messages", item),
-        "occurred_at": _optional_time(item, "timestamp"),
-        "message_id": _required_str(item, "id"),
+        "occurred_at": notes.time(item, "timestamp"),
+        "message_id": notes.text(item, "id"),
         "from_number": from_number,
         "contact_name": _contact_name(value, from_number),
     }
     interactive = item.get("interactive")
-    if message_type == "interactive" and not isinstance(interactive, dict):
-        raise MalformedItem("an interactive message needs an 'interactive' object")
-    if message_type == "interactive" and interactive.get("type") == "call_permission_reply":
-        reply = interactive.get("call_permission_reply")
-        if not isinstance(reply, dict):
-            raise MalformedItem("'call_permission_reply' must be an object")
-        return CallPermissionReply(
-            **base,
-            response=_required_choice(reply, "response", PERMISSION_RESPONSES),
-            is_permanent=_optional_bool(reply, "is_permanent"),
-            expires_at=_optional_time(reply, "expiration_timestamp"),
-            response_source=_optional_str(reply, "response_source"),
-            context_id=_optional_str(context, "id"),
-        )
-    text, reply_id, reply_title = "", "", ""
-    if message_type == "text":
-        body = item.get("text")
-        if not isinstance(body, dict):
-            raise MalformedItem("a text message needs a 'text' object")
-        text = _required_str(body, "body", allow_empty=True)
-    elif message_type == "interactive" and interactive.get("type") in ("button_reply", "list_reply"):
-        reply = interactive.get(interactive["type"])
-        if not isinstance(reply, dict):
-            raise MalformedItem(f"'{interactive['type']}' must be an object")
-        reply_id, reply_title = _required_str(reply, "id"), _optional_str(reply, "title")
-    elif message_type == "button":
-        button = item.get("button")
-        if not isinstance(button, dict):
-            raise MalformedItem("a button message needs a 'button' object")
-        reply_id, reply_title = _optional_str(button, "payload"), _optional_str(button, "text")
+    if (
+        message_type == "interactive"
+        and isinstance(interactive, dict)
+        and interactive.get("type") == "call_permission_reply"
+        and base["message_id"]
+    ):
+        try:
+            return _permission_reply(base, interactive, context)
+        except MalformedItem as problem:  # kept as a message of the thread, with what was wrong
+            notes.append(f"call permission reply: {problem}")
+    parse_content = _MESSAGE_CONTENT.get(message_type, _unknown_content)
+    content = parse_content(item, message_type, notes)
+    if content.is_unread:
+        content.text = _as_json(item)
     referral = item.get("referral")
     if referral is not None and not isinstance(referral, dict):
-        raise MalformedItem("'referral' must be an object")
+        notes.append("'referral' is not an object")
+        referral = None
     return MessageReceived(
         **base,
-        message_type=message_type,
-        text=text,
-        button_reply_id=reply_id,
-        button_reply_title=reply_title,
-        context_message_id=_optional_str(context, "id"),
-        context_from=_optional_str(context, "from"),
+        message_type=message_type or "unknown",
+        text=content.text,
+        button_reply_id=content.reply_id,
+        button_reply_title=content.reply_title,
+        context_message_id=notes.text(context, "id"),
+        context_from=notes.text(context, "from"),
         referral=referral,
+        media=content.media,
+        reacts_to=content.reacts_to,
+        emoji=content.emoji,
+        errors=notes.errors(value.get("errors"), "errors") + notes.errors(item.get("errors"), "errors"),
+        notes=tuple(notes),
     )
+
+
+def _permission_reply(base: dict, interactive: dict, context: dict) -> CallPermissionReply:
+    reply = interactive.get("call_permission_reply")
+    if not isinstance(reply, dict):
+        raise MalformedItem("'call_permission_reply' must be an object")
+    return CallPermissionReply(
+        **base,
+        response=_required_choice(reply, "response", PERMISSION_RESPONSES),
+        is_permanent=_optional_bool(reply, "is_permanent"),
+        expires_at=_optional_time(reply, "expiration_timestamp"),
+        response_source=_optional_str(reply, "response_source"),
+        context_id=_optional_str(context, "id"),
+    )
+
+
+def _only_contact(value: dict) -> str:
+    """The sender when `from` is missing: the one contact of the delivery, if there is one."""
+    contacts = value.get("contacts")
+    if isinstance(contacts, list) and len(contacts) == 1 and isinstance(contacts[0], dict):
+        wa_id = contacts[0].get("wa_id")
+        if isinstance(wa_id, str):
+            return wa_id
+    return ""
+
+
+# --- A customer's message, type by type (WHATSAPP_API.md §6.4, §10.3) ------------------------
+
+
+class _Notes(list):
+    """What could not be read of a message, while reading what can be: each reader returns an empty
+    value and notes why, instead of refusing the message."""
+
+    def text(self, data: dict, key: str, where: str = "") -> str:
+        value = data.get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            self.append(f"'{where}{key}' is not text")
+            return ""
+        return value
+
+    def number(self, data: dict, key: str, where: str = "") -> int | float | None:
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            if value is not None:
+                self.append(f"'{where}{key}' is not a number")
+            return None
+        return value
+
+    def flag(self, data: dict, key: str, where: str = "") -> bool:
+        value = data.get(key)
+        if value is not None and not isinstance(value, bool):
+            self.append(f"'{where}{key}' is not true or false")
+        return value is True
+
+    def time(self, data: dict, key: str) -> datetime | None:
+        try:
+            return _optional_time(data, key)
+        except MalformedItem as problem:
+            self.append(str(problem))
+            return None
+
+    def errors(self, value: Any, where: str) -> tuple[MetaError, ...]:
+        try:
+            return _errors(value)
+        except MalformedItem as problem:
+            self.append(f"'{where}': {problem}")
+            return ()
+
+    def content(self, item: dict, message_type: str) -> dict | None:
+        """The object named by the message's type (`"image": {...}`), or None, noted."""
+        content = item.get(message_type)
+        if isinstance(content, dict):
+            return content
+        self.append(
+            f"'{message_type}' is missing" if content is None else f"'{message_type}' is not an object"
+        )
+        return None
+
+
+@dataclass
+class _Content:
+    text: str = ""
+    media: Media | None = None
+    reacts_to: str = ""
+    emoji: str = ""
+    reply_id: str = ""
+    reply_title: str = ""
+    is_unread: bool = False  # nothing of it could be read: the thread shows it as Meta sent it
+
+
+MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
+MAX_RAW_TEXT = 2000  # characters of a message shown as Meta sent it
+
+
+def _text_content(item: dict, message_type: str, notes: _Notes) -> _Content:
+    text = notes.content(item, "text")
+    if text is None:
+        return _Content(is_unread=True)
+    if "body" not in text:
+        notes.append("'text.body' is missing")
+    return _Content(text=notes.text(text, "body", "text."))
+
+
+def _media_content(item: dict, message_type: str, notes: _Notes) -> _Content:
+    content = notes.content(item, message_type)
+    if content is None:
+        return _Content(is_unread=True)
+    where = f"{message_type}."
+    media_id = notes.text(content, "id", where)
+    caption, filename = notes.text(content, "caption", where), notes.text(content, "filename", where)
+    is_voice, is_animated = notes.flag(content, "voice", where), notes.flag(content, "animated", where)
+    media = None
+    if media_id:
+        media = Media(
+            media_id=media_id,
+            mime_type=notes.text(content, "mime_type", where),
+            sha256=notes.text(content, "sha256", where),
+            caption=caption,
+            filename=filename,
+            is_voice=is_voice,
+            is_animated=is_animated,
+        )
+    else:
+        notes.append(f"'{where}id' is missing: the file cannot be fetched")
+    if message_type == "document":
+        text = " — ".join(part for part in (filename, caption) if part) or "Document"
+    elif message_type == "audio":
+        text = "Voice note" if is_voice else "Audio"
+    elif message_type == "sticker":
+        text = "Animated sticker" if is_animated else "Sticker"
+    else:
+        text = caption or {"image": "Photo", "video": "Video"}[message_type]
+    return _Content(text=text, media=media)
+
+
+def _location_content(item: dict, message_type: str, notes: _Notes) -> _Content:
+    location = notes.content(item, "location")
+    if location is None:
+        return _Content(is_unread=True)
+    latitude = notes.number(location, "latitude", "location.")
+    longitude = notes.number(location, "longitude", "location.")
+    name, address = notes.text(location, "name", "location."), notes.text(location, "address", "location.")
+    place = ", ".join(part for part in (name, address) if part)
+    where = f"({latitude}, {longitude})" if latitude is not None and longitude is not None else ""
+    if not (place or where):
+        return _Content(is_unread=True)
+    return _Content(text=" ".join(part for part in ("Location:", place, where) if part))
+
+
+def _contacts_content(item: dict, message_type: str, notes: _Notes) -> _Content:
+    cards = item.get("contacts")
+    if not isinstance(cards, list):
+        notes.append("'contacts' is not a list")
+        return _Content(is_unread=True)
+    people = []
+    for index, card in enumerate(cards):
+        if not isinstance(card, dict):
+            notes.append(f"'contacts[{index}]' is not an object")
+            continue
+        name = card.get("name") if isinstance(card.get("name"), dict) else {}
+        full_name = notes.text(name, "formatted_name", f"contacts[{index}].name.") or " ".join(
+            part
+            for part in (notes.text(name, "first_name", "name."), notes.text(name, "last_name", "name."))
+            if part
+        )
+        phones = card.get("phones") if isinstance(card.get("phones"), list) else []
+        numbers = [
+            notes.text(phone, "phone", "phones.") or notes.text(phone, "wa_id", "phones.")
+            for phone in phones
+            if isinstance(phone, dict)
+        ]
+        people.append(
+            " ".join(part for part in (full_name, ", ".join(number for number in numbers if number)) if part)
+        )
+    people = [person for person in people if person]
+    if not people:
+        return _Content(is_unread=True)
+    return _Content(text=f"Contact card{'s' if len(people) > 1 else ''}: {'; '.join(people)}")
+
+
+def _reaction_content(item: dict, message_type: str, notes: _Notes) -> _Content:
+    reaction = notes.content(item, "reaction")
+    if reaction is None:
+        return _Content(is_unread=True)
+    target, emoji = (
+        notes.text(reaction, "message_id", "reaction."),
+        notes.text(reaction, "emoji", "reaction."),
+    )
+    if not target:
+        notes.append("'reaction.message_id' is missing: the message it reacts to is not known")
+    on = f" to message {target}" if target else ""
+    return _Content(
+        text=f"Reacted {emoji}{on}" if emoji else f"Took back a reaction{on}", reacts_to=target, emoji=emoji
+    )
+
+
+def _interactive_content(item: dict, message_type: str, notes: _Notes) -> _Content:
+    interactive = notes.content(item, "interactive")
+    if interactive is None:
+        return _Content(is_unread=True)
+    reply_type = notes.text(interactive, "type", "interactive.")
+    if reply_type == "call_permission_reply":
+        reply = interactive.get(reply_type) if isinstance(interactive.get(reply_type), dict) else {}
+        response = reply.get("response")
+        answer = {"accept": "Allowed calls", "reject": "Declined calls"}.get(
+            response if isinstance(response, str) else "", "Answered"
+        )
+        return _Content(text=f"{answer} (call permission request)")
+    if reply_type not in ("button_reply", "list_reply"):
+        notes.append(f"Switchboard does not know interactive replies of type '{reply_type}'")
+        return _Content(is_unread=True)
+    reply = interactive.get(reply_type)
+    if not isinstance(reply, dict):
+        notes.append(f"'interactive.{reply_type}' is not an object")
+        return _Content(is_unread=True)
+    where = f"interactive.{reply_type}."
+    reply_id, title = notes.text(reply, "id", where), notes.text(reply, "title", where)
+    description = notes.text(reply, "description", where)
+    text = " — ".join(part for part in (title, description) if part) or reply_id
+    return _Content(text=text, reply_id=reply_id, reply_title=title)
+
+
+def _button_content(item: dict, message_type: str, notes: _Notes) -> _Content:
+    button = notes.content(item, "button")
+    if button is None:
+        return _Content(is_unread=True)
+    payload, text = notes.text(button, "payload", "button."), notes.text(button, "text", "button.")
+    return _Content(text=text or payload, reply_id=payload, reply_title=text)
+
+
+def _order_content(item: dict, message_type: str, notes: _Notes) -> _Content:
+    order = notes.content(item, "order")
+    if order is None:
+        return _Content(is_unread=True)
+    catalog, text = notes.text(order, "catalog_id", "order."), notes.text(order, "text", "order.")
+    products = order.get("product_items")
+    if not isinstance(products, list):
+        notes.append("'order.product_items' is not a list")
+        products = []
+    quantities = [notes.number(product, "quantity", "order.product_items.") for product in products
+                  if isinstance(product, dict)]  # fmt: skip
+    items = sum(int(quantity) for quantity in quantities if quantity is not None)
+    summary = f"Order: {_count(len(products), 'product')}, {_count(items, 'item')}"
+    if catalog:
+        summary += f", catalog {catalog}"
+    return _Content(text=f"{summary} — {text}" if text else summary)
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
+
+def _system_content(item: dict, message_type: str, notes: _Notes) -> _Content:
+    system = notes.content(item, "system")
+    if system is None:
+        return _Content(is_unread=True)
+    body, kind = notes.text(system, "body", "system."), notes.text(system, "type", "system.")
+    if not (body or kind):
+        return _Content(is_unread=True)
+    return _Content(text=body or f"WhatsApp: {kind}")
+
+
+def _unsupported_content(item: dict, message_type: str, notes: _Notes) -> _Content:
+    errors = notes.errors(item.get("errors"), "errors")
+    reasons = "; ".join(
+        f"{error.title or error.message}{f' ({error.details})' if error.details else ''}" for error in errors
+    )
+    return _Content(text=f"WhatsApp could not show this message{f': {reasons}' if reasons else ''}")
+
+
+def _unknown_content(item: dict, message_type: str, notes: _Notes) -> _Content:
+    if message_type:
+        notes.append(f"Switchboard does not know messages of type '{message_type}': kept as Meta sent it")
+    return _Content(is_unread=True)
+
+
+_MESSAGE_CONTENT = {
+    "text": _text_content,
+    **dict.fromkeys(MEDIA_TYPES, _media_content),
+    "location": _location_content,
+    "contacts": _contacts_content,
+    "reaction": _reaction_content,
+    "interactive": _interactive_content,
+    "button": _button_content,
+    "order": _order_content,
+    "system": _system_content,
+    "unsupported": _unsupported_content,
+}
+
+
+def _as_json(item: dict) -> str:
+    """A message as Meta sent it, less what every message carries, cut to a readable length."""
+    shown = {key: value for key, value in item.items() if key not in ("from", "id", "timestamp")}
+    text = json.dumps(shown, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= MAX_RAW_TEXT else text[: MAX_RAW_TEXT - 1] + "…"
 
 
 def _parse_message_status(field_name: str, waba_id: str, value: dict, item: dict) -> Event:

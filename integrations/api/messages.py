@@ -42,35 +42,75 @@ from messaging.services import (
 from whatsapp.errors import GraphAPIError
 
 
+class MessageMediaSerializer(serializers.Serializer):
+    """The file a customer sent: fetched from WhatsApp and stored here, or not (yet)."""
+
+    status = serializers.ChoiceField(choices=Message.MediaStatus.choices)
+    is_stored = serializers.BooleanField()
+    mime_type = serializers.CharField()
+    filename = serializers.CharField(help_text="A document's name, as the customer sent it.")
+    size = serializers.IntegerField(allow_null=True, help_text="Bytes, once stored.")
+    error = serializers.CharField(help_text="Why it could not be fetched.")
+
+
+class MessageReactionSerializer(serializers.Serializer):
+    message_id = serializers.CharField(help_text="WhatsApp's id of the message reacted to.")
+    emoji = serializers.CharField(help_text="Empty: the customer took the reaction back.")
+
+
 class MessageSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     business_number_id = serializers.IntegerField()
     contact_id = serializers.IntegerField()
     direction = serializers.ChoiceField(choices=Message.Direction.choices)
-    type = serializers.CharField(help_text="Meta's type: text, template, interactive, …")
-    text = serializers.CharField(help_text="The text, or the template's name.")
+    type = serializers.CharField(
+        help_text="Meta's type: text, template, interactive, button, image, audio, video, document, sticker, "
+        "location, contacts, reaction, order, system, unsupported, …"
+    )
+    text = serializers.CharField(
+        help_text="The text, the template's name, or what the thread shows of another type (a caption, a "
+        "place, a contact card, a reaction, an order, why WhatsApp could not show it)."
+    )
     status = serializers.ChoiceField(choices=Message.Status.choices)
-    error = serializers.CharField(help_text="Meta's reason, when it failed.")
+    error = serializers.CharField(help_text="Meta's reason, when it failed or WhatsApp could not show it.")
+    note = serializers.CharField(help_text="What could not be read of a customer's message.")
+    media = MessageMediaSerializer(allow_null=True, help_text="The file of an image, audio, video, …")
+    reaction = MessageReactionSerializer(allow_null=True)
     wa_message_id = serializers.CharField(allow_null=True, help_text="Meta's id, once Meta took it.")
     created_at = serializers.DateTimeField()
-    sent_at = serializers.DateTimeField(allow_null=True)
+    sent_at = serializers.DateTimeField(
+        allow_null=True, help_text="When Meta took it (the business's), or the customer sent it (theirs)."
+    )
     delivered_at = serializers.DateTimeField(allow_null=True)
     read_at = serializers.DateTimeField(allow_null=True)
     failed_at = serializers.DateTimeField(allow_null=True)
 
 
 MESSAGE_FIELDS = (
-    "id", "business_number_id", "contact_id", "direction", "status", "error", "wa_message_id", "created_at",
-    "sent_at", "delivered_at", "read_at", "failed_at",
+    "id", "business_number_id", "contact_id", "direction", "status", "error", "note", "wa_message_id",
+    "created_at", "sent_at", "delivered_at", "read_at", "failed_at",
 )  # fmt: skip
 
 
 def _message_data(message: Message, caller: Viewer) -> dict:
     text = caller.text(message.text, country=message.contact.country)
+    media = None
+    if message.media_status:
+        media = {
+            "status": message.media_status, "is_stored": message.media_status == Message.MediaStatus.STORED,
+            "mime_type": message.mime_type, "size": message.media_size,
+            "filename": caller.text(message.media_filename, country=message.contact.country),
+            "error": message.media_error,
+        }  # fmt: skip
+    reaction = None
+    if message.message_type == "reaction":
+        reaction = {"message_id": message.reacts_to, "emoji": message.emoji}
     return {
         **{name: getattr(message, name) for name in MESSAGE_FIELDS},
         "type": message.message_type,
         "text": text,
+        "media": media,
+        "reaction": reaction,
     }
 
 

@@ -275,7 +275,7 @@ def test_erasing_a_contact_leaves_nothing_of_theirs_behind(
     )
     assert erasure.contact_label == "+44…55"
     assert erasure.counts == {
-        "recordings": 1, "files": 1, "transcripts": 1, "summaries": 1, "messages": 1,
+        "recordings": 1, "files": 1, "transcripts": 1, "summaries": 1, "messages": 1, "message_files": 0,
         "conversation_windows": 1, "calls_cleared": 1, "webhook_events": 1, "webhook_deliveries": 1,
     }  # fmt: skip
     with pytest.raises(ValueError):

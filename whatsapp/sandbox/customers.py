@@ -1,4 +1,5 @@
-"""Simulated WhatsApp customers: real WebRTC peers that call, answer, talk, reply and tap buttons."""
+"""Simulated WhatsApp customers: real WebRTC peers that call, answer, talk, write, send photos, voice
+notes and documents, reply and tap buttons."""
 
 import asyncio
 import logging
@@ -8,6 +9,7 @@ from pathlib import Path
 import phonenumbers
 from babel.languages import get_official_languages
 
+from whatsapp.sandbox import files
 from whatsapp.sandbox.media import CustomerMedia, MediaError
 from whatsapp.sandbox.meta import SandboxCall, SandboxMeta, SentMessage
 
@@ -161,6 +163,33 @@ class SimulatedCustomer:
 
     def send_text(self, phone_number_id: str, text: str) -> str:
         return self.meta.customer_send(self, phone_number_id, {"type": "text", "text": {"body": text}})
+
+    def send_photo(self, phone_number_id: str, *, caption: str = "") -> str:
+        """Send a photo (a small generated PNG), with a caption."""
+        return self.meta.customer_send_media(
+            self,
+            phone_number_id,
+            kind="image",
+            content=files.photo_png(),
+            mime_type="image/png",
+            caption=caption,
+        )
+
+    def send_voice_note(self, phone_number_id: str) -> str:
+        """Record and send a voice note: one of the customer's phrases, as Ogg Opus."""
+        return self.meta.customer_send_media(
+            self, phone_number_id, kind="audio", content=files.voice_note_ogg(),
+            mime_type="audio/ogg; codecs=opus", voice=True,
+        )  # fmt: skip
+
+    def send_document(
+        self, phone_number_id: str, *, filename: str = "invoice-1042.pdf", caption: str = ""
+    ) -> str:
+        """Send a one-page PDF document."""
+        return self.meta.customer_send_media(
+            self, phone_number_id, kind="document", content=files.document_pdf(),
+            mime_type="application/pdf", filename=filename, caption=caption,
+        )  # fmt: skip
 
     def reply_button(self, phone_number_id: str, *, button_id: str, title: str, context_id: str) -> str:
         return self.meta.customer_send(

@@ -7,6 +7,9 @@ Rules and codes follow WHATSAPP_API.md (production values unless a setting says 
 Everything runs on one asyncio loop, so no locks are needed.
 """
 
+import base64
+import hashlib
+import hmac
 import itertools
 import re
 import secrets
@@ -79,6 +82,7 @@ class Rules:
     free_entry_point_window: timedelta = timedelta(hours=72)
     free_entry_point_answer_within: timedelta = timedelta(hours=24)  # of the customer's message from an ad
     call_permission_lookups_per_second: int = 5
+    media_url_lifetime: timedelta = timedelta(minutes=5)  # "a short-lived URL" (WHATSAPP_API.md §10.3)
 
 
 @dataclass
@@ -157,6 +161,27 @@ class SentMessage:
     sent_at: datetime
 
 
+@dataclass
+class SandboxMedia:
+    """A file a customer sent, kept by Meta under its media id."""
+
+    media_id: str
+    content: bytes
+    mime_type: str
+
+    @property
+    def sha256(self) -> str:
+        return base64.b64encode(hashlib.sha256(self.content).digest()).decode()
+
+
+class MediaUnavailable(LookupError):
+    """A media download URL that is unknown, forged or expired: answered 404."""
+
+
+MEDIA_DOWNLOAD_PATH = "/whatsapp_business/attachments/"
+MEDIA_CAPTIONED = frozenset({"image", "video", "document"})
+
+
 Emit = Callable[[str, str, dict], None]  # (waba_id, field, value)
 
 
@@ -174,6 +199,8 @@ class SandboxMeta:
         self.referrals: dict[tuple[str, str], datetime] = {}  # the customer last wrote from an ad at
         self.entry_points: dict[tuple[str, str], datetime] = {}  # free entry point window opened at
         self.permission_lookups: dict[str, deque] = defaultdict(deque)
+        self.media: dict[str, SandboxMedia] = {}
+        self._media_url_key = secrets.token_bytes(16)
         self.clock_offset = timedelta()
         self._ids = itertools.count(1)
 
@@ -728,6 +755,70 @@ class SandboxMeta:
         }
         self._emit_message(number, customer, full)
         return message_id
+
+    def customer_send_media(
+        self, customer: Customer, phone_number_id: str, *, kind: str, content: bytes, mime_type: str,
+        caption: str = "", filename: str = "", voice: bool = False,
+    ) -> str:  # fmt: skip
+        """A customer sends a file (image, audio, video, document or sticker): Meta keeps it under a
+        media id, and the webhook carries the id, not the file (WHATSAPP_API.md §10.3)."""
+        media = SandboxMedia(
+            media_id=str(secrets.randbelow(10**15) + 10**15), content=content, mime_type=mime_type
+        )
+        self.media[media.media_id] = media
+        body: dict[str, Any] = {"mime_type": mime_type, "sha256": media.sha256, "id": media.media_id}
+        if caption and kind in MEDIA_CAPTIONED:
+            body["caption"] = caption
+        if kind == "document" and filename:
+            body["filename"] = filename
+        if kind == "audio":
+            body["voice"] = voice
+        if kind == "sticker":
+            body["animated"] = False
+        return self.customer_send(customer, phone_number_id, {"type": kind, kind: body})
+
+    def media_get(self, media_id: str, *, base_url: str) -> dict:
+        """`GET /<MEDIA_ID>`: a URL on `base_url` that serves the file for a few minutes, to a
+        request with the access token (WHATSAPP_API.md §10.3)."""
+        media = self.media.get(media_id)
+        if media is None:
+            raise SandboxError(
+                100,
+                f"Unsupported get request. Object with ID '{media_id}' does not exist, cannot be loaded due "
+                "to missing permissions, or does not support this operation.",
+                data={"error_subcode": 33},
+            )
+        expires = str(int((self.now() + self.rules.media_url_lifetime).timestamp()))
+        query = f"mid={media_id}&ext={expires}&hash={self._media_url_hash(media_id, expires)}"
+        return {
+            "messaging_product": "whatsapp",
+            "url": f"{base_url}{MEDIA_DOWNLOAD_PATH}?{query}",
+            "mime_type": media.mime_type,
+            "sha256": media.sha256,
+            "file_size": len(media.content),
+            "id": media_id,
+        }
+
+    def media_download(self, *, media_id: Any, expires: Any, url_hash: Any) -> SandboxMedia:
+        """The file behind a URL `media_get` gave, while the URL lives."""
+        media = self.media.get(media_id) if isinstance(media_id, str) else None
+        if (
+            media is None
+            or not isinstance(expires, str)
+            or not expires.isdigit()
+            or not isinstance(url_hash, str)
+        ):
+            raise MediaUnavailable(media_id)
+        if not hmac.compare_digest(self._media_url_hash(media_id, expires), url_hash):
+            raise MediaUnavailable(media_id)
+        if int(expires) < self.now().timestamp():
+            raise MediaUnavailable(media_id)
+        return media
+
+    def _media_url_hash(self, media_id: str, expires: str) -> str:
+        return hmac.new(self._media_url_key, f"{media_id}:{expires}".encode(), hashlib.sha256).hexdigest()[
+            :32
+        ]
 
     def customer_read(self, message: SentMessage) -> None:
         self.message_status(message, "read")

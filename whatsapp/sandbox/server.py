@@ -16,7 +16,14 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from whatsapp.sandbox.customers import Behaviour, SimulatedCustomer
-from whatsapp.sandbox.meta import Rules, SandboxError, SandboxMeta, invalid
+from whatsapp.sandbox.meta import (
+    MEDIA_DOWNLOAD_PATH,
+    MediaUnavailable,
+    Rules,
+    SandboxError,
+    SandboxMeta,
+    invalid,
+)
 from whatsapp.sandbox.webhooks import DeliveryHabits, WebhookSender
 
 API_VERSION = "v23.0"
@@ -94,8 +101,24 @@ def build_app(meta: SandboxMeta, *, token: str, traffic: Traffic) -> web.Applica
             )
         )
 
+    async def media_get(request: web.Request) -> web.Response:
+        base_url = f"{request.scheme}://{request.host}"
+        return web.json_response(meta.media_get(request.match_info["node"], base_url=base_url))
+
+    async def media_download(request: web.Request) -> web.Response:
+        query = request.query
+        try:
+            media = meta.media_download(
+                media_id=query.get("mid"), expires=query.get("ext"), url_hash=query.get("hash")
+            )
+        except MediaUnavailable:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=media.content, content_type=media.mime_type.split(";")[0].strip())
+
     app = web.Application(middlewares=[graph_errors])
+    app.router.add_get(MEDIA_DOWNLOAD_PATH, media_download)
     prefix = "/{version}/{node}"
+    app.router.add_get(prefix, media_get)
     app.router.add_post(f"{prefix}/calls", calls)
     app.router.add_post(f"{prefix}/messages", messages)
     app.router.add_get(f"{prefix}/settings", settings_get)

@@ -243,3 +243,142 @@ def unknown_field() -> dict:
         "message_template_status_update",
         {"event": "APPROVED", "message_template_id": 123, "message_template_name": "order_update"},
     )
+
+
+def customer_message(message_type: str, content, message_id: str = "wamid.typed1", **extra) -> dict:
+    """A customer's message of any type (WHATSAPP_API.md §6.4, §10.3): `content` under its type's key."""
+    message = {"from": CUSTOMER, "id": message_id, "timestamp": "1697043379", "type": message_type}
+    if content is not None:
+        message[message_type] = content
+    return envelope("messages", messages_value([message | extra]))
+
+
+MEDIA_SHA256 = "m04pFf2ERdaopTyFkGPA0+bX3i+YY2dYgVFwOgDLSDI="
+UNSUPPORTED_ERROR = {
+    "code": 131051,
+    "title": "Message type unknown",
+    "message": "Message type unknown",
+    "error_data": {"details": "Message type is currently not supported."},
+}
+# Every type a customer's message can have (WHATSAPP_API.md §10.3), as Meta sends it: (type, content,
+# anything else the message carries).
+EVERY_TYPE = {
+    "text": ("text", {"body": "Body Text"}, {}),
+    "image": (
+        "image",
+        {"caption": "The broken part", "mime_type": "image/jpeg", "sha256": MEDIA_SHA256, "id": "1029384756"},
+        {},
+    ),
+    "voice note": (
+        "audio",
+        {"mime_type": "audio/ogg; codecs=opus", "sha256": MEDIA_SHA256, "id": "1029384757", "voice": True},
+        {},
+    ),
+    "audio": (
+        "audio",
+        {"mime_type": "audio/mpeg", "sha256": MEDIA_SHA256, "id": "1029384758", "voice": False},
+        {},
+    ),
+    "video": (
+        "video",
+        {"caption": "It rattles", "mime_type": "video/mp4", "sha256": MEDIA_SHA256, "id": "1029384759"},
+        {},
+    ),
+    "document": (
+        "document",
+        {
+            "caption": "My invoice",
+            "filename": "invoice-1042.pdf",
+            "mime_type": "application/pdf",
+            "sha256": MEDIA_SHA256,
+            "id": "1029384760",
+        },
+        {},
+    ),
+    "sticker": (
+        "sticker",
+        {"mime_type": "image/webp", "sha256": MEDIA_SHA256, "id": "1029384761", "animated": False},
+        {},
+    ),
+    "location": (
+        "location",
+        {
+            "latitude": 37.4611978,
+            "longitude": -122.2164385,
+            "name": "Facebook HQ",
+            "address": "1 Hacker Way, Menlo Park, CA 94025",
+            "url": "https://maps.google.com/?cid=2000000000000000000",
+        },
+        {},
+    ),
+    "contacts": (
+        "contacts",
+        [
+            {
+                "name": {"first_name": "Chandler", "last_name": "Bing", "formatted_name": "Chandler Bing"},
+                "phones": [{"phone": "+1 555-555-5555", "wa_id": "15555555555", "type": "CELL"}],
+            },
+            {"name": {"first_name": "Monica", "formatted_name": "Monica"}, "phones": []},
+        ],
+        {},
+    ),
+    "button reply": (
+        "interactive",
+        {"type": "button_reply", "button_reply": {"id": "callback_yes", "title": "Yes, call me"}},
+        {"context": {"from": BUSINESS, "id": "wamid.question"}},
+    ),
+    "list reply": (
+        "interactive",
+        {
+            "type": "list_reply",
+            "list_reply": {"id": "slot_2", "title": "Tomorrow", "description": "Between 9 and 12"},
+        },
+        {"context": {"from": BUSINESS, "id": "wamid.question"}},
+    ),
+    "call permission reply": (
+        "interactive",
+        {
+            "type": "call_permission_reply",
+            "call_permission_reply": {
+                "response": "accept",
+                "is_permanent": True,
+                "response_source": "user_action",
+            },
+        },
+        {"context": {"from": BUSINESS, "id": "wamid.request1"}},
+    ),
+    "template quick reply": (
+        "button",
+        {"payload": "stop_promotions", "text": "Stop promotions"},
+        {"context": {"from": BUSINESS, "id": "wamid.template1"}},
+    ),
+    "reaction": ("reaction", {"message_id": "wamid.out1", "emoji": "\U0001f44d"}, {}),
+    "reaction taken back": ("reaction", {"message_id": "wamid.out1"}, {}),
+    "order": (
+        "order",
+        {
+            "catalog_id": "354160437058781",
+            "text": "Please deliver after 6",
+            "product_items": [
+                {"product_retailer_id": "FILTER", "quantity": 3, "item_price": 30, "currency": "EUR"},
+                {"product_retailer_id": "HOSE", "quantity": 2, "item_price": 35, "currency": "EUR"},
+            ],
+        },
+        {},
+    ),
+    "system": (
+        "system",
+        {
+            "body": "User A changed from 16315553602 to 16315553699",
+            "wa_id": "16315553699",
+            "type": "user_changed_number",
+        },
+        {},
+    ),
+    "unsupported": ("unsupported", None, {"errors": [UNSUPPORTED_ERROR]}),
+}
+
+
+def every_type_message(name: str, message_id: str = "wamid.typed1") -> dict:
+    message_type, content, extra = EVERY_TYPE[name]
+    return customer_message(message_type, content, message_id, **extra)

@@ -8,10 +8,13 @@ from whatsapp import errors
 from whatsapp.client import (
     AsyncGraphClient,
     GraphClient,
+    MediaTooLarge,
     call_action_request,
     call_button_message_request,
     call_connect_request,
     error_from_response,
+    media_url_request,
+    parse_media_location,
 )
 from whatsapp.sandbox.server import SandboxThread
 
@@ -177,3 +180,78 @@ def test_async_client_shares_the_operations(sandbox_thread):
 
     assert state.status == "no_permission"
     assert state.can("send_call_permission_request") is True
+
+
+# --- Files customers send (WHATSAPP_API.md §10.3) ----------------------------------------------------
+
+
+def customer_sends_photo(sandbox_thread) -> str:
+    sandbox = sandbox_thread.sandbox
+    customer = sandbox_thread.call(sandbox.add_customer, wa_id="447700900321", name="Ada")
+    sandbox_thread.call(customer.send_photo, NUMBER_ID, caption="The broken part")
+    sandbox_thread.run(sandbox.sender.drain)
+    [delivery] = sandbox.sender.sent
+    return delivery.payload["entry"][0]["changes"][0]["value"]["messages"][0]["image"]["id"]
+
+
+def test_a_file_is_found_by_its_media_id_and_downloaded_with_the_token(sandbox_thread):
+    media_id = customer_sends_photo(sandbox_thread)
+    sent = sandbox_thread.sandbox.meta.media[media_id]
+
+    with client_for(sandbox_thread.sandbox) as client:
+        location = client.media_location(media_id=media_id)
+        downloaded = client.media_download(location.url, max_bytes=1_000_000)
+
+    with downloaded.file:
+        assert downloaded.file.read() == sent.content
+    assert (location.mime_type, location.sha256, location.file_size) == (
+        "image/png",
+        sent.sha256,
+        len(sent.content),
+    )
+    assert (downloaded.size, downloaded.content_type) == (len(sent.content), "image/png")
+
+
+def test_a_file_link_without_the_token_is_refused(sandbox_thread):
+    media_id = customer_sends_photo(sandbox_thread)
+    with client_for(sandbox_thread.sandbox) as client:
+        location = client.media_location(media_id=media_id)
+
+    with (
+        GraphClient(base_url=sandbox_thread.sandbox.graph_url, token="wrong") as stranger,
+        pytest.raises(errors.InvalidAccessToken),
+    ):
+        stranger.media_download(location.url, max_bytes=1_000_000)
+
+
+def test_a_file_larger_than_kept_is_not_read_past_the_cap(sandbox_thread):
+    media_id = customer_sends_photo(sandbox_thread)
+
+    with client_for(sandbox_thread.sandbox) as client:
+        location = client.media_location(media_id=media_id)
+        with pytest.raises(MediaTooLarge):
+            client.media_download(location.url, max_bytes=location.file_size - 1)
+
+
+@pytest.mark.parametrize("media_id", ["", "123/messages", "../7000001", "123?fields=x", "a" * 129])
+def test_a_media_id_is_never_a_path(media_id):
+    with pytest.raises(ValueError):
+        media_url_request(media_id=media_id)
+
+
+@pytest.mark.parametrize(
+    ("body", "size"),
+    [
+        ({"url": "https://lookaside.fbsbx.com/x", "mime_type": "image/jpeg", "file_size": "303833"}, 303833),
+        ({"url": "https://lookaside.fbsbx.com/x", "file_size": 303833}, 303833),
+        ({"url": "https://lookaside.fbsbx.com/x", "file_size": "big"}, None),
+    ],
+)
+def test_metas_answer_about_a_file_is_read_whichever_way_it_writes_the_size(body, size):
+    assert parse_media_location(body).file_size == size
+
+
+@pytest.mark.parametrize("body", [{}, {"url": "file:///etc/passwd"}, {"url": 7}, [], None])
+def test_an_answer_about_a_file_without_a_web_link_is_refused(body):
+    with pytest.raises(errors.GraphAPIError):
+        parse_media_location(body)

@@ -11,6 +11,7 @@ from whatsapp.events import (
     CallPermissionReply,
     CallStatus,
     CallTerminate,
+    Media,
     MessageReceived,
     MessageStatus,
     MetaError,
@@ -211,6 +212,46 @@ def test_button_reply(client, captured):
         "callback_yes",
         "Yes, call me",
         "wamid.question",
+    )
+
+
+def test_a_file_message_carries_what_fetching_the_file_needs(client, captured):
+    post_webhook(client, payloads.every_type_message("document"))
+    post_webhook(client, payloads.every_type_message("voice note", "wamid.typed2"))
+
+    document, voice_note = captured
+    assert document.media == Media(
+        media_id="1029384760", mime_type="application/pdf", sha256=payloads.MEDIA_SHA256,
+        caption="My invoice", filename="invoice-1042.pdf",
+    )  # fmt: skip
+    assert voice_note.media == Media(
+        media_id="1029384757", mime_type="audio/ogg; codecs=opus", sha256=payloads.MEDIA_SHA256, is_voice=True
+    )
+
+
+def test_a_reaction_names_the_message_it_is_on_and_an_unsupported_message_keeps_metas_error(client, captured):
+    post_webhook(client, payloads.every_type_message("reaction"))
+    post_webhook(client, payloads.every_type_message("unsupported", "wamid.typed2"))
+
+    reaction, unsupported = captured
+    assert (reaction.reacts_to, reaction.emoji, reaction.media) == ("wamid.out1", "\U0001f44d", None)
+    assert unsupported.errors == (
+        MetaError(
+            code=131051, title="Message type unknown", message="Message type unknown",
+            details="Message type is currently not supported.",
+        ),
+    )  # fmt: skip
+
+
+def test_a_call_permission_reply_that_cannot_be_read_is_still_the_customers_message(client, captured):
+    post_webhook(client, payloads.permission_reply(response="maybe"))
+
+    [event] = captured
+    assert isinstance(event, MessageReceived)
+    assert (event.message_type, event.text, event.notes) == (
+        "interactive",
+        "Answered (call permission request)",
+        ("call permission reply: 'response' must be one of accept, reject",),
     )
 
 

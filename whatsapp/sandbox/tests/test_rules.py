@@ -628,3 +628,46 @@ def test_customer_replies_with_a_button(sandbox_thread):
     [reply] = messages_of(sandbox)
     assert reply["interactive"]["button_reply"] == {"id": "yes", "title": "Yes please"}
     assert reply["context"]["id"] == "wamid.q1"
+
+
+def test_customers_send_files_as_media_ids_that_meta_serves_for_minutes(sandbox_thread, graph):
+    sandbox = sandbox_thread.sandbox
+    customer = add_customer(sandbox_thread, "447700900053", permission=None)
+    sandbox_thread.call(customer.send_voice_note, NUMBER_ID)
+    sandbox_thread.call(customer.send_document, NUMBER_ID, caption="My invoice")
+    sandbox_thread.run(sandbox.sender.drain)
+    voice_note, document = messages_of(sandbox)
+    location = graph.media_location(media_id=document["document"]["id"])
+    sandbox.meta.clock_offset = sandbox.meta.rules.media_url_lifetime + timedelta(seconds=1)
+
+    with pytest.raises(errors.GraphAPIError) as expired:
+        graph.media_download(location.url, max_bytes=1_000_000)
+
+    assert voice_note["audio"]["voice"] is True
+    assert voice_note["audio"]["mime_type"] == "audio/ogg; codecs=opus"
+    assert sandbox.meta.media[voice_note["audio"]["id"]].content[:4] == b"OggS"
+    assert (document["document"]["filename"], document["document"]["caption"]) == (
+        "invoice-1042.pdf",
+        "My invoice",
+    )
+    assert sandbox.meta.media[document["document"]["id"]].content.startswith(b"%PDF-1.4")
+    assert expired.value.http_status == 404
+    fresh = graph.media_location(media_id=document["document"]["id"])  # a new link works again
+    assert graph.media_download(fresh.url, max_bytes=1_000_000).size == int(fresh.file_size)
+
+
+def test_a_file_link_cannot_be_forged_and_an_unknown_media_id_is_refused(sandbox_thread, graph):
+    sandbox = sandbox_thread.sandbox
+    customer = add_customer(sandbox_thread, "447700900054", permission=None)
+    sandbox_thread.call(customer.send_photo, NUMBER_ID)
+    sandbox_thread.run(sandbox.sender.drain)
+    [photo] = messages_of(sandbox)
+    location = graph.media_location(media_id=photo["image"]["id"])
+
+    with pytest.raises(errors.GraphAPIError) as forged:
+        graph.media_download(location.url.replace("hash=", "hash=0"), max_bytes=1_000_000)
+    with pytest.raises(errors.InvalidParameter) as unknown:
+        graph.media_location(media_id="1234567890")
+
+    assert forged.value.http_status == 404
+    assert (unknown.value.http_status, unknown.value.error_data["error_subcode"]) == (400, 33)
