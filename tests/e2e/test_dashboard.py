@@ -38,14 +38,14 @@ def test_presence_toggle_round_trips_across_two_tabs(live_server_url, browser):
 
 
 def test_agent_is_rung_in_every_tab_and_accepts_in_one(live_server_url, browser):
+    from django.contrib.auth.models import Permission
+
     from agents.models import QueueMembership
     from agents.tests.factories import QueueFactory
     from calls import routing
     from calls.models import Call, LiveCallCount
     from calls.tests.factories import CallFactory, ContactFactory
     from whatsapp.tests.factories import BusinessNumberFactory
-
-    from django.contrib.auth.models import Permission
 
     agent = AgentFactory(status=Agent.Status.AVAILABLE, display_name="Bruno Costa")
     # Chen Wei's notes reach Bruno's ring as he may read colleagues' notes (masked: he may not read raw).
