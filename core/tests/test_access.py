@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.cache import caches
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.utils import timezone
 
@@ -54,6 +55,7 @@ class Floor:
     colleagues_call: object
     other_call: object
     message: object
+    photo: object
 
 
 @pytest.fixture(autouse=True)
@@ -71,8 +73,9 @@ def _number_with_agents(name: str, *agents):
 
 
 @pytest.fixture
-def floor(recordings_storage, tmp_path) -> Floor:
+def floor(recordings_storage, tmp_path, settings) -> Floor:
     caches["api"].clear()
+    settings.MEDIA_ROOT = tmp_path / "media"
     agent, colleague, other_agent = (AgentFactory(display_name=name) for name in ("Ann", "Ben", "Cat"))
     x, x_queue = _number_with_agents("X", agent, colleague)
     y, y_queue = _number_with_agents("Y", other_agent)
@@ -104,10 +107,16 @@ def floor(recordings_storage, tmp_path) -> Floor:
         business_number=x, contact=contact, direction=Message.Direction.INBOUND, message_type="text",
         text=SAID, wa_message_id="wamid.X1", status=Message.Status.RECEIVED,
     )  # fmt: skip
+    photo = Message.objects.create(
+        business_number=x, contact=contact, direction=Message.Direction.INBOUND, message_type="image",
+        text="The broken part", wa_message_id="wamid.X2", status=Message.Status.RECEIVED,
+        mime_type="image/png", media_id="1234567890", media_status=Message.MediaStatus.STORED,
+    )  # fmt: skip
+    photo.media.save("part.png", ContentFile(b"\x89PNG\r\n\x1a\n"))
     return Floor(
         x=x, y=y, agent=agent, colleague=colleague, other_agent=other_agent, contact=contact,
         other_contact=other_contact, call=call, colleagues_call=colleagues_call, other_call=other_call,
-        message=message,
+        message=message, photo=photo,
     )  # fmt: skip
 
 
@@ -143,6 +152,7 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "contacts": ("/contacts/", "Xavier Customer"),
     "contacts search": ("/contacts/?q=Xavier", "Xavier Customer"),
     "contact": ("/contacts/{contact}/", None),
+    "customer's photo": ("/messages/{photo}/media/", None),
     "other number's contact": ("/contacts/{other_contact}/", None),
     "wallboard": ("/wallboard/", None),
     "KPIs CSV": ("/reports/kpis.csv", None),
@@ -176,7 +186,7 @@ API = {  # surface: (path, the id of X's row a list should hold)
 def fill(path: str, floor: Floor) -> str:
     return path.format(
         call=floor.call.pk, colleagues_call=floor.colleagues_call.pk, contact=floor.contact.pk,
-        other_contact=floor.other_contact.pk, message=floor.message.pk, x=floor.x.pk,
+        other_contact=floor.other_contact.pk, message=floor.message.pk, photo=floor.photo.pk, x=floor.x.pk,
     )  # fmt: skip
 
 
@@ -211,6 +221,7 @@ ADMIN_PAGES = {
 EVERYTHING_OF_X = {
     "dashboard": 200, "call page": 200, "call's recording": 200, "colleague's call page": 200,
     "contacts": "listed", "contacts search": "listed", "contact": 200, "other number's contact": 200,
+    "customer's photo": 200,
     "wallboard": 200, "KPIs CSV": 200, "costs": 200, "compliance check": 200,
     "API contacts": "listed", "API contact": 200, "API calls": "listed", "API call": 200,
     "API colleague's call": 200, "API transcript": 200, "API recording link": 200, "API messages": "listed",
@@ -224,18 +235,21 @@ EXPECTED_FOR_USERS = {
     "agent of the call": AN_AGENTS | {
         "call page": 200, "call's recording": 200, "colleague's call page": 403, "contacts": "listed",
         "contacts search": "listed", "contact": 200, "other number's contact": 404, "API contacts": "listed",
-        "API contact": 200, "API calls": "listed", "API call": 200, "API colleague's call": 404,
+        "customer's photo": 200, "API contact": 200, "API calls": "listed", "API call": 200,
+        "API colleague's call": 404,
         "API transcript": 200, "API recording link": 200, "API messages": "listed", "API can-call": 200,
     },
     "colleague": AN_AGENTS | {
         "call page": 403, "call's recording": 403, "colleague's call page": 200, "contacts": "listed",
         "contacts search": "listed", "contact": 200, "other number's contact": 404, "API contacts": "listed",
-        "API contact": 200, "API calls": "not listed", "API call": 404, "API colleague's call": 200,
+        "customer's photo": 200, "API contact": 200, "API calls": "not listed", "API call": 404,
+        "API colleague's call": 200,
         "API transcript": 404, "API recording link": 404, "API messages": "listed", "API can-call": 200,
     },
     "agent of another number": AN_AGENTS | {
         "call page": 403, "call's recording": 403, "colleague's call page": 403, "contacts": "not listed",
         "contacts search": "not listed", "contact": 404, "other number's contact": 200,
+        "customer's photo": 404,
         "API contacts": "not listed", "API contact": 404, "API calls": "not listed", "API call": 404,
         "API colleague's call": 404, "API transcript": 404, "API recording link": 404,
         "API messages": "not listed", "API can-call": 404,
