@@ -47,7 +47,9 @@ class ApiKeyForm(forms.ModelForm):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys are made here and shown once; afterwards only their prefix is known. Revoking is at once."""
+    """Keys are made here and shown once; afterwards only their prefix is known. Revoking is at once
+    (it also closes the call widgets open with the key); a key is revoked, never deleted, so what it
+    wrote keeps naming it."""
 
     form = ApiKeyForm
     list_display = [
@@ -71,6 +73,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
             obj.created_by = request.user
             messages.warning(request, f"The new key, shown this once (copy it now): {token}")
         super().save_model(request, obj, form, change)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
     @admin.action(description="Revoke (at once)", permissions=["change"])
     def revoke(self, request, queryset) -> None:

@@ -319,3 +319,14 @@ def test_the_lists_take_as_many_queries_for_20_rows_as_for_1(client, model):
 
     assert (first.context["cl"].result_count, second.context["cl"].result_count) == (1, 20)
     assert len(twenty) == len(one)
+
+
+def test_an_administrator_revokes_a_key_but_does_not_delete_it(admin_client):
+    key = ApiKey.objects.create(name="CRM", prefix="sbk_test", secret_hash="0" * 64, scopes=["read"])
+
+    page = admin_client.get(f"/admin/integrations/apikey/{key.pk}/delete/")
+    chosen = {"action": "delete_selected", "_selected_action": [key.pk], "post": "yes"}
+    admin_client.post("/admin/integrations/apikey/", chosen)
+
+    assert page.status_code == 403
+    assert ApiKey.objects.filter(pk=key.pk).exists()
