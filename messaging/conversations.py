@@ -25,7 +25,15 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from agents.models import Agent, Queue
-from agents.routing import Work, agent_chat_release, agent_claim, agent_claim_best, can_take, capacity_of
+from agents.routing import (
+    Work,
+    agent_chat_release,
+    agent_claim,
+    agent_claim_best,
+    can_take,
+    capacity_of,
+    free_agents,
+)
 from agents.selectors import numbers_for_agent, queue_for_number
 from core.events import event_publish
 from core.realtime import broadcast_on_commit
@@ -262,8 +270,10 @@ def conversations_route(*, queue_id: int) -> list[int]:
     agent with a free chat place, until one side runs out: the ids of the conversations assigned.
     Safe to run concurrently from any process."""
     queue = Queue.objects.filter(pk=queue_id).first()
+    if queue is None or not free_agents(queue, work=Work.CHAT).exists():
+        return []  # (a place freed later routes again): in a burst, no conversation locked for nothing
     assigned: list[int] = []
-    while queue is not None and (conversation_id := _assign_next(queue)) is not None:
+    while (conversation_id := _assign_next(queue)) is not None:
         assigned.append(conversation_id)
     return assigned
 

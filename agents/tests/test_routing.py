@@ -6,7 +6,7 @@ from agents.models import Agent
 from agents.routing import Capacity, Work, agent_chat_release, agent_claim, can_take, capacity_of
 from agents.tests.factories import AgentFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
 
 @pytest.mark.parametrize("status", Agent.Status.values)

@@ -21,7 +21,7 @@ from messaging.tests.factories import ConversationFactory
 from whatsapp.tests import payloads
 from whatsapp.tests.factories import BusinessNumberFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_passwords")]
 
 
 def setup_floor(*, agents: int, chat_limit: int = 3):

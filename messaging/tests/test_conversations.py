@@ -42,7 +42,7 @@ from messaging.tests.factories import ConversationFactory
 from whatsapp.tests import payloads
 from whatsapp.tests.factories import BusinessNumberFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
 CUSTOMER = "447700900123"
 
