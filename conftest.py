@@ -103,6 +103,12 @@ def celery_worker_process(redis_server, celery_test_queue, django_db_setup, djan
 
 
 @pytest.fixture
+def fast_passwords(settings):
+    """Users made by the dozen (every agent has one) without the cost of hashing real passwords."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
 def recordings_storage(settings, tmp_path) -> Path:
     """Call recordings stored under tmp_path for the test (the "recordings" storage); its folder."""
     location = tmp_path / "recordings"

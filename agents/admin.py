@@ -42,12 +42,14 @@ class AgentMembershipInline(admin.TabularInline):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ["agent_name", "user", "status", "status_changed_at", "queue_names", "missed_offers"]
+    list_display = [
+        "agent_name", "user", "status", "status_changed_at", "queue_names", "chats", "missed_offers",
+    ]  # fmt: skip
     list_filter = ["status", "queues", "skills"]
     filter_horizontal = ["skills"]
     list_select_related = ["user"]
     search_fields = ["display_name", "user__username", "user__first_name", "user__last_name"]
-    readonly_fields = ["status", "status_changed_at", "missed_offers", "last_offered_at"]
+    readonly_fields = ["status", "status_changed_at", "missed_offers", "last_offered_at", "chat_count"]
     inlines = [AgentMembershipInline]
 
     def get_queryset(self, request) -> QuerySet[Agent]:
@@ -60,6 +62,10 @@ class AgentAdmin(admin.ModelAdmin):
     @admin.display(description="Queues")
     def queue_names(self, agent: Agent) -> str:
         return ", ".join(queue.name for queue in agent.queues.all()) or "—"
+
+    @admin.display(description="Chats (held / limit)", ordering="chat_count")
+    def chats(self, agent: Agent) -> str:
+        return f"{agent.chat_count} / {agent.chat_limit}"
 
 
 @admin.register(AgentStatusEvent)

@@ -189,3 +189,19 @@ class AgentConsumer(JsonSocketConsumer):
 
     async def call_outbound_connected(self, event: dict) -> None:
         await self.send_json(event)
+
+    # The inbox: the agent's conversations (messaging.conversations).
+    async def conversation_assigned(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def conversation_message(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def conversation_read(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def conversation_released(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def conversation_closed(self, event: dict) -> None:
+        await self.send_json(event)

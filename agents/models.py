@@ -33,6 +33,12 @@ class Agent(TimeStampedModel):
         default=0, help_text="Offers in a row the agent let ring out or declined."
     )
     last_offered_at = models.DateTimeField(null=True, blank=True)
+    chat_limit = models.PositiveSmallIntegerField(
+        default=3, help_text="Conversations the agent may hold at once (0: the agent takes no chats)."
+    )
+    chat_count = models.PositiveSmallIntegerField(
+        default=0, help_text="Conversations assigned to the agent now (kept by the inbox, never edited)."
+    )
 
     class Meta:
         ordering = ["display_name", "pk"]

@@ -1,7 +1,7 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from agents.models import Agent
+from agents.models import Agent, Queue
 from whatsapp.models import BusinessNumber
 
 
@@ -26,4 +26,11 @@ def numbers_for_agent(*, agent_id: int) -> QuerySet[BusinessNumber]:
         BusinessNumber.objects.filter(queues__memberships__agent_id=agent_id)
         .distinct()
         .order_by("display_phone_number")
+    )
+
+
+def queue_for_number(*, phone_number_id: str) -> Queue | None:
+    """The queue that takes the number's calls and conversations (the first by name when several do)."""
+    return (
+        Queue.objects.filter(business_numbers__phone_number_id=phone_number_id).order_by("name", "pk").first()
     )

@@ -13,8 +13,9 @@ from core.realtime import broadcast_on_commit
 from whatsapp.models import BusinessNumber
 from whatsapp.sandbox.meta import ENABLED_CALLING_SETTINGS
 
-# Called after commit with an agent's id whenever the agent becomes free to take a call
-# (available again). The calls app registers its router here: agents never imports calls.
+# Called after commit, in the order registered, with an agent's id whenever the agent becomes free to
+# take work (available again). The messaging app registers its router of conversations here, then
+# the calls app its router of calls (INSTALLED_APPS' order): agents imports neither.
 _freed_listeners: list[Callable[[int], None]] = []
 
 
@@ -218,6 +219,7 @@ SUPERVISOR_PERMISSIONS = (
     "messaging.view_billingcurrency",
     "messaging.view_charge",
     "messaging.view_contact",
+    "messaging.view_conversation",
     "messaging.view_message",
     "messaging.view_ratecard",
     "messaging.view_rateregion",

@@ -53,6 +53,13 @@ class WallboardConsumer(JsonSocketConsumer):
             if task is None or task.done():
                 self.due[with_charts] = asyncio.create_task(self.send_later(delay_s, with_charts=with_charts))
 
+    # The inbox's waiting list (messaging.conversations), passed on as it comes.
+    async def conversation_waiting(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def conversation_taken(self, event: dict) -> None:
+        await self.send_json(event)
+
     async def send_later(self, delay_s: float, *, with_charts: bool) -> None:
         await asyncio.sleep(delay_s)
         try:

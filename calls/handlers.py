@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from agents.presence import wrap_up_draft_delete, wrap_up_draft_save
-from agents.selectors import numbers_for_agent
+from agents.selectors import numbers_for_agent, queue_for_number
 from calls import routing, selectors
 from calls.models import Call
 from calls.outbound import (
@@ -41,7 +41,7 @@ def call_connect_received(event: CallConnect) -> None:
     if event.direction != "USER_INITIATED":
         outbound_connect_received(event)
         return
-    queue = selectors.queue_for_number(phone_number_id=event.phone_number_id)
+    queue = queue_for_number(phone_number_id=event.phone_number_id)
     is_open = queue is not None and selectors.queue_is_open(queue=queue, at=timezone.now())
     call = call_create_inbound(inbound=_inbound(event), queue_id=queue.pk if queue else None, is_open=is_open)
     if call is not None and call.status == Call.Status.QUEUED:
@@ -58,7 +58,7 @@ def calls_connect_received(events: list[CallConnect]) -> None:
         else:
             outbound_connect_received(event)
     for phone_number_id, connects in by_number.items():
-        queue = selectors.queue_for_number(phone_number_id=phone_number_id)
+        queue = queue_for_number(phone_number_id=phone_number_id)
         if queue is None or not selectors.queue_is_open(queue=queue, at=timezone.now()):
             for event in connects:
                 call_connect_received(event)  # rejected, each with its reason

@@ -1,4 +1,5 @@
-"""Automatic call distribution: the longest-waiting call goes to the best free agent.
+"""Automatic call distribution: the longest-waiting call goes to the best free agent (chosen and
+claimed by the ACD's matching, agents.routing, which routes conversations too).
 
 Routing runs whenever something frees up (a call is queued, an agent becomes available, an
 offer is declined or rings out). Each match claims the agent (available → ringing) and the call
@@ -13,11 +14,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from agents import presence
 from agents.models import Agent, Queue
+from agents.routing import MAX_CANDIDATES, Work, agent_claim_best, can_take, free_agents
 from agents.services import agent_transition, agents_ring
 from calls import selectors
 from calls.models import Call, CallEvent
@@ -34,11 +35,11 @@ from calls.services import (
 from calls.signals import call_filed
 from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit
+from messaging.conversations import conversations_route_waiting
 from whatsapp.selectors import call_connect_event
 
 logger = logging.getLogger(__name__)
 
-MAX_CANDIDATES = 25  # agents tried per match before giving up on this round
 OFFER_ROUND = 100  # calls matched together at most
 HAND_OFF_RETRY_S = 5  # a call no media process has taken after this long is handed off again
 FAREWELL_MARGIN_S = 2.0  # the closing message's length plus this, before Meta is told to end the call
@@ -95,7 +96,7 @@ def _offer_next(queue: Queue) -> int | None:
         if call is None:
             return None
         excluded = _recently_missed_by(call, queue) if call.offer_count else []
-        agent_id = _claim_free_agent(queue, excluded=excluded)
+        agent_id = agent_claim_best(queue=queue, work=Work.CALL, excluded=excluded)
         if agent_id is None:
             return None
         if not call_offer(call=call, agent_id=agent_id, ring_timeout_s=queue.ring_timeout_s):
@@ -125,14 +126,16 @@ def _offer_round(queue: Queue) -> list[int] | None:
             .select_related("contact")
             .order_by("queued_at", "pk")
         )
-        candidates = list(free_agents(queue).values_list("pk", flat=True)[: OFFER_ROUND + MAX_CANDIDATES])
+        candidates = list(
+            free_agents(queue, work=Work.CALL).values_list("pk", flat=True)[: OFFER_ROUND + MAX_CANDIDATES]
+        )
         if not candidates:
             return []
         if connection.features.has_select_for_update_skip_locked:
             # A look first (no locks) at how many agents the round can use.
             glance = list(waiting.values_list("offer_count", flat=True)[:OFFER_ROUND])
             wanted = candidates if any(glance) else candidates[: len(glance)]
-            lockable = Agent.objects.filter(pk__in=wanted, status=Agent.Status.AVAILABLE).order_by("pk")
+            lockable = Agent.objects.filter(can_take(Work.CALL), pk__in=wanted).order_by("pk")
             locked = set(lockable.select_for_update().values_list("pk", flat=True))
             candidates = [agent_id for agent_id in wanted if agent_id in locked]
             waiting = waiting.select_for_update(skip_locked=True, of=("self",))
@@ -174,21 +177,6 @@ def _offer_round(queue: Queue) -> list[int] | None:
     return [call.pk for call in rung]
 
 
-def free_agents(queue: Queue) -> QuerySet[Agent]:
-    """Members who can take the queue's calls now, best first: tier, then the queue's strategy."""
-    agents = Agent.objects.filter(memberships__queue=queue, status=Agent.Status.AVAILABLE)
-    required = list(queue.required_skills.values_list("pk", flat=True))
-    if required:
-        agents = agents.annotate(
-            matching_skills=Count("skills", filter=Q(skills__in=required), distinct=True)
-        ).filter(matching_skills=len(required))
-    if queue.strategy == Queue.Strategy.ROUND_ROBIN:
-        order = [F("last_offered_at").asc(nulls_first=True)]
-    else:
-        order = [F("status_changed_at").asc()]  # longest idle: available for the longest time
-    return agents.order_by("memberships__priority", *order, "pk")
-
-
 def _recently_missed_by(call: Call, queue: Queue) -> list[int]:
     return list(_recently_missed_by_each([call], queue).get(call.pk, ()))
 
@@ -206,20 +194,6 @@ def _recently_missed_by_each(calls: list[Call], queue: Queue) -> dict[int, set[i
     ).values_list("call_id", "agent_id"):
         missed.setdefault(call_id, set()).add(agent_id)
     return missed
-
-
-def _claim_free_agent(queue: Queue, *, excluded: list[int]) -> int | None:
-    now = timezone.now()
-    candidates = free_agents(queue).exclude(pk__in=excluded)
-    for agent_id in candidates.values_list("pk", flat=True)[:MAX_CANDIDATES]:
-        if agent_transition(
-            agent_id=agent_id,
-            allowed_from={Agent.Status.AVAILABLE},
-            to_status=Agent.Status.RINGING,
-            last_offered_at=now,
-        ):
-            return agent_id
-    return None
 
 
 # --- The agent's answers ------------------------------------------------------------------
@@ -559,7 +533,8 @@ def offer_withdraw(*, agent_id: int, to_status: str) -> bool:
 def sweep() -> dict[str, int]:
     """Catch what timers missed: offers past their expiry, waits past the queue's maximum, calls
     left waiting while an agent is free, calls no media process answered or whose process died,
-    and wrap-ups past their time. Idempotent; run every few seconds by beat."""
+    wrap-ups past their time, and conversations left waiting while an agent has a chat place
+    free. Idempotent; run every few seconds by beat."""
     now = timezone.now()
     counts = {
         "offers_expired": 0,
@@ -570,6 +545,7 @@ def sweep() -> dict[str, int]:
         "media_lost": 0,
         "wrap_ups_ended": 0,
         "outbound_ended": 0,
+        "conversations_assigned": 0,
     }
     for call_id, agent_id in Call.objects.filter(
         status=Call.Status.OFFERED, offer_expires_at__lte=now
@@ -596,4 +572,5 @@ def sweep() -> dict[str, int]:
     for agent_id, _ in selectors.agents_in_wrap_up():
         if wrap_up_end(agent_id=agent_id, is_forced=False):
             counts["wrap_ups_ended"] += 1
+    counts["conversations_assigned"] = conversations_route_waiting()
     return counts

@@ -14,13 +14,6 @@ from core.access import Viewer, viewer_of_user
 from messaging.models import Contact
 
 
-def queue_for_number(*, phone_number_id: str) -> Queue | None:
-    """The queue that takes the number's calls (the first by name when several do)."""
-    return (
-        Queue.objects.filter(business_numbers__phone_number_id=phone_number_id).order_by("name", "pk").first()
-    )
-
-
 def queue_is_open(*, queue: Queue, at: datetime) -> bool:
     """Whether the queue takes calls at `at`: no weekly hours means always; holidays are closed."""
     from zoneinfo import ZoneInfo

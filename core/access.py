@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from calls.models import Call
     from integrations.models import ApiKey
-    from messaging.models import Contact, Message
+    from messaging.models import Contact, Conversation, Message
 
 RAW_TEXT_PERMISSION = "recordings.view_raw_transcript"
 HEAR_ANY_CALL_PERMISSION = "recordings.listen_recording"
@@ -111,6 +111,12 @@ class Viewer:
         from messaging.models import Message
 
         return Message.objects.filter(business_number_id__in=self.number_ids)
+
+    def conversations(self) -> "QuerySet[Conversation]":
+        """The inbox's conversations of the viewer's numbers: the spans of the threads they see."""
+        from messaging.models import Conversation
+
+        return Conversation.objects.filter(business_number_id__in=self.number_ids)
 
     # Free text
 

@@ -24,6 +24,9 @@ EVENT_KINDS = (
     "summary.ready",
     "permission.changed",
     "message.status",
+    "conversation.waiting",
+    "conversation.assigned",
+    "conversation.closed",
 )
 
 Sink = Callable[[str, int | None, dict[str, Any]], None]

@@ -10,6 +10,7 @@ from messaging.models import (
     BillingCurrency,
     Charge,
     Contact,
+    Conversation,
     ConversationWindow,
     Message,
     RateCard,
@@ -168,3 +169,18 @@ class ConversationWindowAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # computed from the customers' messages and calls
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdmin):
+    """The inbox's conversations and who has them: changed only by the agents' claims, transfers
+    and closes (messaging.conversations), each a conditional update."""
+
+    list_display = [
+        "last_message_at", "contact", "business_number", "state", "queue", "agent", "unread_count",
+        "opened_at", "closed_at",
+    ]  # fmt: skip
+    list_filter = ["state", "queue", "business_number"]
+    search_fields = ["contact__wa_id", "contact__name"]
+    list_select_related = ["contact", "business_number", "queue", "agent__user"]
+    date_hierarchy = "last_message_at"

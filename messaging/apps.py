@@ -6,8 +6,10 @@ class MessagingConfig(AppConfig):
     verbose_name = "Messaging"
 
     def ready(self) -> None:
-        from messaging import services
+        from agents.services import agent_freed_listener_register
+        from messaging import conversations, services
         from whatsapp import dispatch
 
         dispatch.register("message.received", services.message_received)
         dispatch.register("message.status", services.message_status_received)
+        agent_freed_listener_register(conversations.conversations_route_for_agent)

@@ -330,3 +330,70 @@ class ConversationWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact} with {self.business_number_id}"
+
+
+class Conversation(TimeStampedModel):
+    """A customer's conversation with one business number in the shared inbox: the span of their
+    thread from the message that opened it until it is closed (the thread's messages in between are
+    its messages), with who has it now.
+
+    With the assistant (the next step's automated answers), waiting for an agent in the number's
+    queue, assigned to one agent, or closed. At most one is open per customer and number; the next
+    message after closing opens another. Every change of state is one conditional UPDATE
+    (messaging.conversations).
+    """
+
+    class State(models.TextChoices):
+        ASSISTANT = "assistant", "With the assistant"
+        WAITING = "waiting", "Waiting for an agent"
+        ASSIGNED = "assigned", "Assigned"
+        CLOSED = "closed", "Closed"
+
+    OPEN_STATES = (State.ASSISTANT, State.WAITING, State.ASSIGNED)
+
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
+    business_number = models.ForeignKey(
+        "whatsapp.BusinessNumber", on_delete=models.PROTECT, related_name="conversations"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
+    queue = models.ForeignKey(
+        "agents.Queue", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations",
+        help_text="The queue that routes it to its agents: the number's.",
+    )  # fmt: skip
+    agent = models.ForeignKey(
+        "agents.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations",
+        help_text="The agent who has it (assigned), or had it last (closed).",
+    )  # fmt: skip
+    unread_count = models.PositiveIntegerField(
+        default=0, help_text="The customer's messages the agent has not read yet."
+    )
+    last_message_at = models.DateTimeField()
+    opened_at = models.DateTimeField()
+    waiting_since = models.DateTimeField(
+        null=True, blank=True, help_text="When it last started waiting for an agent: the queue's order."
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_message_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "business_number"],
+                condition=~models.Q(state="closed"),
+                name="one_open_conversation_per_thread",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(state="assigned", agent__isnull=False)
+                | models.Q(state="closed")
+                | models.Q(state__in=["assistant", "waiting"], agent__isnull=True),
+                name="conversation_agent_when_assigned",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["queue", "state", "waiting_since"], name="conversation_queue_order"),
+            models.Index(fields=["agent", "state"], name="conversation_agent_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact} with {self.business_number_id}: {self.get_state_display()}"

@@ -1,11 +1,13 @@
-"""Reads of messaging: contacts, billing currencies and rate cards."""
+"""Reads of messaging: contacts, billing currencies and rate cards, the inbox's conversations."""
 
 import datetime
 from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -13,12 +15,16 @@ from messaging.models import (
     BillingCurrency,
     Charge,
     Contact,
+    Conversation,
     ConversationWindow,
     Message,
     RateCard,
     RateRegion,
     Template,
 )
+
+if TYPE_CHECKING:
+    from core.access import Viewer
 
 DEFAULT_BILLING_CURRENCY = "USD"  # Meta bills an account in USD unless it moved to a local currency
 PULSE_SECONDS = 6  # business-initiated calls are billed in 6-second pulses, rounded up (§5.3)
@@ -375,3 +381,59 @@ def contact_or_unsaved(*, wa_id: str) -> Contact:
     """The contact of a WhatsApp id, or an unsaved one for a customer we never spoke to: a read
     (may we call them?) writes nothing."""
     return Contact.objects.filter(wa_id=wa_id).first() or Contact(wa_id=wa_id)
+
+
+# --- The inbox -------------------------------------------------------------------------------------
+
+INBOX_LENGTH = 200  # conversations a list shows at most
+
+
+def conversations_mine(*, viewer: "Viewer", limit: int = INBOX_LENGTH) -> list[Conversation]:
+    """The viewer's own conversations (an agent's: assigned to them), latest message first, each
+    with its unread count. One query."""
+    if viewer.agent_id is None:
+        return []
+    mine = viewer.conversations().filter(state=Conversation.State.ASSIGNED, agent_id=viewer.agent_id)
+    return list(_inbox_rows(mine).order_by("-last_message_at", "pk")[:limit])
+
+
+def conversations_waiting(*, viewer: "Viewer", limit: int = INBOX_LENGTH) -> list[Conversation]:
+    """The conversations of the viewer's numbers waiting for an agent, longest-waiting first. One
+    query."""
+    waiting = viewer.conversations().filter(state=Conversation.State.WAITING)
+    return list(_inbox_rows(waiting).order_by("waiting_since", "pk")[:limit])
+
+
+def conversations_all(
+    *, viewer: "Viewer", is_open: bool = True, limit: int = INBOX_LENGTH
+) -> list[Conversation]:
+    """Every conversation of the viewer's numbers (the supervisors' list): the open ones, or with
+    `is_open=False` the closed ones too, latest message first. One query."""
+    every = viewer.conversations()
+    if is_open:
+        every = every.filter(state__in=Conversation.OPEN_STATES)
+    return list(_inbox_rows(every).order_by("-last_message_at", "pk")[:limit])
+
+
+def _inbox_rows(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    return conversations.select_related("contact", "business_number", "queue", "agent__user")
+
+
+@dataclass(frozen=True)
+class InboxCounts:
+    mine: int  # conversations assigned to the viewer
+    unread: int  # the customers' messages in them the viewer has not read
+    waiting: int  # conversations of the viewer's numbers waiting for an agent
+
+
+def inbox_counts(*, viewer: "Viewer") -> InboxCounts:
+    """What the inbox's tabs show as badges. One query."""
+    mine = Q(state=Conversation.State.ASSIGNED, agent_id=viewer.agent_id)
+    totals = viewer.conversations().aggregate(
+        mine=Count("pk", filter=mine),
+        unread=Coalesce(Sum("unread_count", filter=mine), 0),
+        waiting=Count("pk", filter=Q(state=Conversation.State.WAITING)),
+    )
+    if viewer.agent_id is None:
+        totals |= {"mine": 0, "unread": 0}
+    return InboxCounts(**totals)

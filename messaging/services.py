@@ -19,6 +19,7 @@ from djmoney.money import Money
 from core.events import event_publish
 from core.jobs import enqueue_on_commit
 from core.locks import transaction_lock
+from messaging.conversations import conversation_message_received, conversation_message_sent
 from messaging.models import Charge, Contact, ConversationWindow, Message, RateCard, RateRegion, Template
 from messaging.selectors import (
     AMOUNT_PLACES,
@@ -443,6 +444,7 @@ def message_record_inbound(
             at=at,
             from_ad=referral is not None,
         )
+        conversation_message_received(message=message)
     return message
 
 
@@ -653,6 +655,8 @@ def _message_record(
         raise ValidationError("This idempotency key was used for another message.", code="idempotency_key")
     if created and is_sent_by_worker:
         enqueue_on_commit(send_message, message_id=message.pk)
+    if created:
+        conversation_message_sent(message=message)
     return message
 
 

@@ -46,6 +46,7 @@ SUPERVISOR_PERMISSIONS = [
     "messaging.view_billingcurrency",
     "messaging.view_charge",
     "messaging.view_contact",
+    "messaging.view_conversation",
     "messaging.view_message",
     "messaging.view_ratecard",
     "messaging.view_rateregion",
@@ -103,7 +104,7 @@ def test_the_command_puts_the_group_back_to_exactly_its_permissions(capsys):
     assert capsys.readouterr().out.splitlines() == [
         "+ recordings.listen_recording",
         "- recordings.view_raw_transcript",
-        "The supervisor group has its 35 permissions (1 added, 1 removed).",
+        "The supervisor group has its 36 permissions (1 added, 1 removed).",
     ]
 
 
@@ -245,14 +246,14 @@ def test_hours_until_midnight_are_accepted(client):
     assert Queue.objects.get().weekly_hours == [{"day": "FRIDAY", "open": "18:00", "close": "24:00"}]
 
 
-def test_a_supervisor_puts_an_agent_in_a_queue(client):
+def test_a_supervisor_puts_an_agent_in_a_queue_and_sets_the_chat_limit(client):
     agent, queue = AgentFactory(), QueueFactory()
     client.force_login(supervisor())
 
     response = client.post(
         f"/admin/agents/agent/{agent.pk}/change/",
         {
-            "user": agent.user_id, "display_name": "Amira", "skills": [],
+            "user": agent.user_id, "display_name": "Amira", "skills": [], "chat_limit": 5, "chat_count": 4,
             "memberships-TOTAL_FORMS": 1, "memberships-INITIAL_FORMS": 0,
             "memberships-0-queue": queue.pk, "memberships-0-priority": 2,
         },
@@ -260,7 +261,8 @@ def test_a_supervisor_puts_an_agent_in_a_queue(client):
 
     agent.refresh_from_db()
     assert response.status_code == 302
-    assert agent.display_name == "Amira"
+    # The chats the agent holds are counted by the inbox, never typed in.
+    assert (agent.display_name, agent.chat_limit, agent.chat_count) == ("Amira", 5, 0)
     assert list(agent.memberships.values_list("queue_id", "priority")) == [(queue.pk, 2)]
 
 

@@ -23,7 +23,7 @@ def test_agent_set_status_changes_presence_and_records_event(django_capture_on_c
         "available",
         agent.status_changed_at,
     )
-    assert len(callbacks) == 3  # the presence frame, the wallboard, and routing for the now free agent
+    assert len(callbacks) == 4  # the presence frame, the wallboard, routing of chats and of calls
 
 
 @pytest.mark.django_db
