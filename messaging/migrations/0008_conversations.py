@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('agents', '0005_chat_limit'),
-        ('messaging', '0006_billing_currency_plural'),
+        ('messaging', '0007_inbound_message_types'),
         ('whatsapp', '0003_businessnumber_recording_retention_days'),
     ]
 
