@@ -146,6 +146,7 @@ def permission_record_reply(event: CallPermissionReply) -> CallPermission | None
         message_record_inbound(
             business_number=number, contact=contact, wa_message_id=event.message_id,
             message_type="interactive", text=f"{answer} (call permission request)", raw=event.raw, at=at,
+            opens_conversation=False,  # the answer needs nobody; an open conversation shows it
         )  # fmt: skip
     permission = _locked_permission(business_number_id=number.pk, contact_id=contact.pk)
     # Compared with Meta's times of earlier replies only: our own changes carry our clock, and

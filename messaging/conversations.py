@@ -47,10 +47,11 @@ State = Conversation.State
 
 
 @transaction.atomic
-def conversation_message_received(*, message: Message) -> Conversation:
+def conversation_message_received(*, message: Message, may_open: bool = True) -> Conversation | None:
     """A customer's new message joins their open conversation with the number, or opens one
-    waiting for an agent in the number's queue; either way its unread count and last message time
-    move on. The agent who has it hears `conversation.message`; a new one is routed after commit.
+    waiting for an agent in the number's queue (unless not `may_open`: then None); either way its
+    unread count and last message time move on. The agent who has it hears `conversation.message`;
+    a new one is routed after commit.
 
     Two first messages at once open one conversation (the database allows one open per customer
     and number): the second joins what the first opened.
@@ -68,6 +69,8 @@ def conversation_message_received(*, message: Message) -> Conversation:
             if conversation.state == State.ASSIGNED:
                 _tell_agent(conversation, "conversation.message", message_id=message.pk)
             return conversation
+        if not may_open:
+            return None
         try:
             with transaction.atomic():
                 return _open(message=message, at=at)

@@ -419,14 +419,16 @@ def message_record_inbound(
     raw: dict,
     at: datetime.datetime,
     referral: dict | None = None,
+    opens_conversation: bool = True,
     **details: object,
 ) -> Message:
     """A customer's message joins the thread (once) and opens the customer-service window (and the way
-    to a free entry point when it came from an ad). Another app's handler calls it for the messages it
-    handles (the customer's answer to a call permission request). ``details`` are more of the
-    message's fields (``error``, ``note``, the media's, a reaction's), cut to their lengths. A message
-    without Meta's id (the webhook intake tells such a message apart by its content) is recorded as
-    it comes."""
+    to a free entry point when it came from an ad), and joins their open conversation or opens one
+    (not when `opens_conversation` is False: an answer that needs nobody, such as the customer's
+    answer to a call permission request, which another app's handler records here). ``details``
+    are more of the message's fields (``error``, ``note``, the media's, a reaction's), cut to their
+    lengths. A message without Meta's id (the webhook intake tells such a message apart by its
+    content) is recorded as it comes."""
     defaults = {
         "business_number": business_number, "contact": contact, "direction": Message.Direction.INBOUND,
         "message_type": message_type[:32], "text": text, "raw": raw, "referral": referral,
@@ -444,7 +446,7 @@ def message_record_inbound(
             at=at,
             from_ad=referral is not None,
         )
-        conversation_message_received(message=message)
+        conversation_message_received(message=message, may_open=opens_conversation)
     return message
 
 

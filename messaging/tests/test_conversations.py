@@ -2,6 +2,7 @@
 queue's agents within their chat limits (none while a call takes the agent), agents claim, hand on,
 close and read them, and the lists, the agents' tabs and the CRM follow."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -39,6 +40,7 @@ from messaging.selectors import (
 from messaging.services import message_send_text
 from messaging.tests.conftest import customer_writes
 from messaging.tests.factories import ConversationFactory
+from whatsapp.services import webhook_delivery_receive
 from whatsapp.tests import payloads
 from whatsapp.tests.factories import BusinessNumberFactory
 
@@ -91,6 +93,19 @@ def test_the_customers_next_messages_join_it_as_unread_once_each(inbox_queue):
     assert Conversation.objects.count() == 2
     assert conversation.unread_count == 2
     assert conversation.last_message_at == Message.objects.get(wa_message_id="wamid.2").created_at
+
+
+def test_an_answer_to_a_call_permission_request_joins_an_open_conversation_and_opens_none(inbox_queue):
+    answer = json.dumps(payloads.permission_reply("wamid.answer1")).encode()
+    webhook_delivery_receive(body=answer)
+    opened_by_answer = Conversation.objects.count()
+    customer_writes(payloads.CUSTOMER, "wamid.1")
+
+    webhook_delivery_receive(body=json.dumps(payloads.permission_reply("wamid.answer2")).encode())
+
+    assert opened_by_answer == 0
+    assert Conversation.objects.get().unread_count == 2  # the text, then the second answer
+    assert Message.objects.filter(wa_message_id__startswith="wamid.answer").count() == 2
 
 
 def test_after_closing_the_customers_next_message_opens_a_new_conversation(inbox_queue):
