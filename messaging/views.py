@@ -219,7 +219,7 @@ def _thread_context(request, conversation: Conversation) -> dict:
     is_holder = viewer.agent_id is not None and conversation.agent_id == viewer.agent_id
     return {
         "conversation": conversation,
-        "messages": thread_of(contact_id=customer.pk, business_number_id=number.pk),
+        "thread": thread_of(contact_id=customer.pk, business_number_id=number.pk),
         "is_holder": is_holder,
         "may_reply": conversation.state != Conversation.State.CLOSED and (is_holder or request.user.is_staff),
     }

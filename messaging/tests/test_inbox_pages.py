@@ -184,6 +184,7 @@ def test_an_agent_takes_a_waiting_conversation(client, agent, make_conversation)
     assert response.status_code == 302 and response["Location"] == f"/inbox/{conversation.pk}/"
     assert (reload(conversation).state, conversation.agent_id) == (State.ASSIGNED, agent.pk)
     assert notice(response) == "It is yours."
+    assert '<li class="success">It is yours.</li>' in page(client, response["Location"])
 
 
 def test_a_lost_claim_says_someone_else_took_it(client, agent, make_agent, make_conversation):
