@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from agents import presence
-from agents.models import Agent
+from agents.models import Agent, Queue
 from agents.selectors import agent_for_user, agent_presence
 from agents.services import agent_set_status
 from agents.tasks import offline_if_gone
@@ -47,6 +47,12 @@ def _resume_frames(agent_id: int) -> list[dict]:
     return [frame for provider in _resume_providers for frame in provider(agent_id=agent_id)]
 
 
+def _queue_groups_of(agent_id: int) -> tuple[str, ...]:
+    return tuple(
+        queue.group_name for queue in Queue.objects.filter(memberships__agent_id=agent_id).only("pk")
+    )
+
+
 # Close codes sent before the handshake completes turn into an HTTP 403 for the browser;
 # these are kept for the log and for tests.
 CLOSE_UNAUTHENTICATED = 4401
@@ -58,6 +64,7 @@ class AgentConsumer(JsonSocketConsumer):
     # The business numbers this socket acts for: None, all the agent's (the dashboard); the call
     # widget's socket (integrations.consumers) is narrowed to its key's.
     number_ids: frozenset[int] | None = None
+    queue_groups: tuple[str, ...] = ()  # the realtime groups of the agent's queues, joined at connect
 
     async def connect(self) -> None:
         await self.open_for(self.scope.get("user"))
@@ -73,6 +80,12 @@ class AgentConsumer(JsonSocketConsumer):
             await self.close(code=CLOSE_NOT_AN_AGENT)
             return
         await self.channel_layer.group_add(self.agent.group_name, self.channel_name)
+        if (
+            self.number_ids is None
+        ):  # the dashboard's socket hears its queues' waiting lists; a widget's does not
+            self.queue_groups = await database_sync_to_async(_queue_groups_of)(self.agent.pk)
+            for group in self.queue_groups:
+                await self.channel_layer.group_add(group, self.channel_name)
         await presence.socket_opened(agent_id=self.agent.pk, channel_name=self.channel_name)
         await self.accept()
         await self.send_json(agent_presence(agent=self.agent))
@@ -86,6 +99,8 @@ class AgentConsumer(JsonSocketConsumer):
         if self.agent is None:
             return
         await self.channel_layer.group_discard(self.agent.group_name, self.channel_name)
+        for group in self.queue_groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
         if await presence.socket_closed(agent_id=self.agent.pk, channel_name=self.channel_name) == 0:
             # Kombu's publishing blocks: it runs in a worker thread, not on the event loop.
             await sync_to_async(offline_if_gone.apply_async)(
@@ -204,4 +219,11 @@ class AgentConsumer(JsonSocketConsumer):
         await self.send_json(event)
 
     async def conversation_closed(self, event: dict) -> None:
+        await self.send_json(event)
+
+    # The waiting lists of the agent's queues.
+    async def conversation_waiting(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def conversation_taken(self, event: dict) -> None:
         await self.send_json(event)

@@ -122,6 +122,11 @@ class Queue(TimeStampedModel):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def group_name(self) -> str:
+        """The realtime group of the queue's agents: its waiting list (messaging.conversations)."""
+        return f"queue.{self.pk}"
+
 
 class QueueMembership(models.Model):
     """An agent's place in a queue; tier 1 agents are offered calls before tier 2 and so on."""

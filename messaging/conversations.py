@@ -14,8 +14,9 @@ one writer at a time.
 
 Realtime (after commit, ids and a type only): the agent who has a conversation hears of it on
 `agent.<id>` (`conversation.assigned`, `.message`, `.read`, `.released`, `.closed`); the waiting
-list on `supervisors` (`conversation.waiting`, `conversation.taken`). The CRM's webhooks get
-`conversation.waiting`, `conversation.assigned` and `conversation.closed` (core.events).
+list on `supervisors` and on its queue's `queue.<id>` (`conversation.waiting`, `conversation.taken`).
+The CRM's webhooks get `conversation.waiting`, `conversation.assigned` and `conversation.closed`
+(core.events).
 """
 
 from django.core.exceptions import ValidationError
@@ -370,10 +371,11 @@ def _tell_agent(
 
 
 def _tell_waiting_list(conversation: Conversation, event_type: str) -> None:
-    broadcast_on_commit(
-        WAITING_LIST_GROUP,
-        {"type": event_type, "conversation_id": conversation.pk, "queue_id": conversation.queue_id},
-    )
+    """The supervisors hear it, and the agents of the conversation's queue (their inbox's waiting list)."""
+    event = {"type": event_type, "conversation_id": conversation.pk, "queue_id": conversation.queue_id}
+    broadcast_on_commit(WAITING_LIST_GROUP, event)
+    if conversation.queue_id is not None:
+        broadcast_on_commit(Queue(pk=conversation.queue_id).group_name, event)
 
 
 def _publish(kind: str, conversation: Conversation) -> None:

@@ -1,19 +1,47 @@
 """The costs page: what the account spends on messages and calls, and what customers' calls save; the
-files customers sent, to those who see their messages."""
+files customers sent, to those who see their messages; the shared inbox."""
 
 import datetime
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
 from django.http import FileResponse
-from django.shortcuts import get_object_or_404, render
-from rest_framework.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ValidationError as InvalidPeriod
 
+from agents.models import Agent, Queue
+from calls.selectors import calls_of_contact
+from compliance.decisions import call_decide
 from core.access import viewer_of
-from messaging.models import Message, RateCard
+from messaging.conversations import (
+    conversation_claim,
+    conversation_close,
+    conversation_mark_read,
+    conversation_transfer,
+)
+from messaging.models import Conversation, Message, RateCard, Template
 from messaging.reports import report_period
-from messaging.selectors import SpendRow, call_cost_totals, call_costs_by_day, spend_by_day, spend_totals
+from messaging.selectors import (
+    SpendRow,
+    call_cost_totals,
+    call_costs_by_day,
+    conversations_all,
+    conversations_mine,
+    conversations_waiting,
+    inbox_counts,
+    send_options,
+    spend_by_day,
+    spend_totals,
+    templates_sendable,
+    thread_of,
+)
+from messaging.services import message_send_template, message_send_text
 
 CHART_WIDTH, CHART_HEIGHT = 720, 180
 CATEGORY_COLOURS = {
@@ -53,7 +81,7 @@ def costs(request):
     try:
         since, until = report_period(request.GET)
         error = None
-    except ValidationError as invalid:
+    except InvalidPeriod as invalid:
         since = until = None
         error = "; ".join(str(message) for messages in invalid.detail.values() for message in messages)
     context = {"since": since, "until": until, "error": error}
@@ -126,3 +154,248 @@ def message_media(request, pk: int):
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+# --- The shared inbox: the agent's conversations, one open with its customer ----------------------
+
+INBOX_TABS = ("mine", "waiting", "all")
+
+
+def _inbox_tab(request) -> str:
+    tab = request.GET.get("tab", "mine")
+    if tab not in INBOX_TABS or (tab == "all" and not request.user.is_staff):
+        return "mine"
+    return tab
+
+
+def _inbox_list(request, *, tab: str) -> list[Conversation]:
+    viewer = viewer_of(request)
+    if tab == "waiting":
+        return conversations_waiting(viewer=viewer)
+    if tab == "all":
+        return conversations_all(viewer=viewer)
+    return conversations_mine(viewer=viewer)
+
+
+def _list_context(request, *, open_id: int | None = None) -> dict:
+    tab = _inbox_tab(request)
+    return {
+        "tab": tab,
+        "tabs": [name for name in INBOX_TABS if name != "all" or request.user.is_staff],
+        "conversations": _inbox_list(request, tab=tab),
+        "counts": inbox_counts(viewer=viewer_of(request)),
+        "open_id": open_id,
+        "is_agent": viewer_of(request).agent_id is not None,
+    }
+
+
+@login_required
+def inbox(request):
+    """GET ?tab=mine|waiting|all (all: supervisors): the viewer's conversations, with unread counts."""
+    return render(request, "messaging/inbox.html", _list_context(request))
+
+
+@login_required
+def inbox_list(request):
+    """GET ?tab=&open=: the list alone, as the inbox page shows it (the page's script refreshes it)."""
+    open_id = request.GET.get("open", "")
+    context = _list_context(request, open_id=int(open_id) if open_id.isdigit() else None)
+    return render(request, "messaging/_inbox_list.html", context)
+
+
+def _conversation_of(request, pk: int) -> Conversation:
+    """One of the viewer's conversations (404 for a number the viewer does not serve)."""
+    return get_object_or_404(
+        viewer_of(request)
+        .conversations()
+        .select_related("contact", "business_number", "queue", "agent__user"),
+        pk=pk,
+    )
+
+
+def _thread_context(request, conversation: Conversation) -> dict:
+    viewer = viewer_of(request)
+    number, customer = conversation.business_number, conversation.contact
+    is_holder = viewer.agent_id is not None and conversation.agent_id == viewer.agent_id
+    return {
+        "conversation": conversation,
+        "thread": thread_of(contact_id=customer.pk, business_number_id=number.pk),
+        "is_holder": is_holder,
+        "may_reply": conversation.state != Conversation.State.CLOSED and (is_holder or request.user.is_staff),
+    }
+
+
+@login_required
+def conversation(request, pk: int):
+    """GET: the inbox with one conversation open: its thread and the reply form (text inside the
+    customer-service window, an approved template outside it, with what each costs now), what the
+    viewer may do with it, and the customer: whether the number may call them, their latest calls with
+    their summaries as the viewer may read them (core.access)."""
+    viewer = viewer_of(request)
+    conversation = _conversation_of(request, pk)
+    number, customer = conversation.business_number, conversation.contact
+    calls = [
+        {
+            "call": call,
+            "notes": viewer.notes_of(call),
+            "may_open": viewer.may_see_call(call),
+            "summary": viewer.text(call.summary.paragraph, country=customer.country)
+            if viewer.may_see_call(call) and hasattr(call, "summary")
+            else "",
+        }
+        for call in calls_of_contact(contact_id=customer.pk, viewer=viewer).select_related("summary")
+    ]
+    context = _list_context(request, open_id=conversation.pk) | _thread_context(request, conversation)
+    context |= {
+        "options": send_options(business_number=number, contact=customer),
+        "templates": templates_sendable(waba_id=number.waba_id),
+        "idempotency_key": uuid.uuid4().hex,  # the form sends once, however often it is submitted
+        "decision": call_decide(business_number=number, contact=customer),
+        "calls": calls,
+        "agents": Agent.objects.filter(memberships__queue__business_numbers=number)
+        .exclude(pk=conversation.agent_id)
+        .select_related("user")
+        .distinct()
+        .order_by("display_name", "pk"),
+        "queues": Queue.objects.filter(business_numbers=number).order_by("name"),
+    }
+    return render(request, "messaging/conversation.html", context)
+
+
+@login_required
+def conversation_thread(request, pk: int):
+    """GET: the open conversation's thread alone (the page's script refreshes it)."""
+    return render(request, "messaging/_thread.html", _thread_context(request, _conversation_of(request, pk)))
+
+
+TAKEN = "Someone else took this conversation, or it changed meanwhile."
+
+
+def _done(request, conversation: Conversation, outcome, *, success: str, lost: str = TAKEN):
+    if outcome:
+        messages.success(request, success)
+    else:
+        messages.error(request, lost)
+    return redirect("messaging:conversation", pk=conversation.pk)
+
+
+@login_required
+@require_POST
+def conversation_claim_view(request, pk: int):
+    """POST: the agent takes a waiting conversation; a lost race says someone else took it."""
+    conversation = _conversation_of(request, pk)
+    agent_id = viewer_of(request).agent_id
+    if agent_id is None:
+        messages.error(request, "Only agents take conversations.")
+        return redirect("messaging:conversation", pk=conversation.pk)
+    try:
+        claimed = conversation_claim(conversation_id=conversation.pk, agent_id=agent_id)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("messaging:conversation", pk=conversation.pk)
+    return _done(request, conversation, claimed, success="It is yours.")
+
+
+@login_required
+@require_POST
+def conversation_close_view(request, pk: int):
+    """POST: close the conversation: an agent their own, a supervisor anyone's (as the page showed it)."""
+    conversation = _conversation_of(request, pk)
+    agent_id = conversation.agent_id if request.user.is_staff else viewer_of(request).agent_id
+    closed = conversation_close(conversation_id=conversation.pk, agent_id=agent_id)
+    if closed is None:
+        messages.error(request, "Not yours to close, or it changed meanwhile.")
+        return redirect("messaging:conversation", pk=conversation.pk)
+    messages.success(request, "Closed: the customer's next message opens a new conversation.")
+    return redirect("messaging:inbox")
+
+
+class TransferForm(forms.Form):
+    to = forms.RegexField(regex=r"^(agent|queue):[0-9]{1,18}$", error_messages={"invalid": "Choose where."})
+
+
+@login_required
+@require_POST
+def conversation_transfer_view(request, pk: int):
+    """POST to=agent:<id>|queue:<id>: hand the conversation on. An agent hands on their own or a
+    waiting one; a supervisor anyone's, as the page showed it."""
+    conversation = _conversation_of(request, pk)
+    form = TransferForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose an agent or a queue to transfer to.")
+        return redirect("messaging:conversation", pk=conversation.pk)
+    kind, target = form.cleaned_data["to"].split(":")
+    if request.user.is_staff or conversation.state == Conversation.State.WAITING:
+        from_agent_id = conversation.agent_id
+    else:
+        from_agent_id = viewer_of(request).agent_id
+    try:
+        moved = conversation_transfer(
+            conversation_id=conversation.pk, from_agent_id=from_agent_id,
+            to_agent_id=int(target) if kind == "agent" else None,
+            to_queue_id=int(target) if kind == "queue" else None,
+        )  # fmt: skip
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("messaging:conversation", pk=conversation.pk)
+    return _done(
+        request,
+        conversation,
+        moved,
+        success="Transferred.",
+        lost="Not yours to transfer, or it changed meanwhile.",
+    )
+
+
+@login_required
+@require_POST
+def conversation_read_view(request, pk: int):
+    """POST: the agent who has the conversation read it."""
+    conversation = _conversation_of(request, pk)
+    agent_id = viewer_of(request).agent_id
+    if agent_id is not None:
+        conversation_mark_read(conversation_id=conversation.pk, agent_id=agent_id)
+    return redirect("messaging:conversation", pk=conversation.pk)
+
+
+class ReplyForm(forms.Form):
+    kind = forms.ChoiceField(choices=[("text", "Text"), ("template", "Template")])
+    text = forms.CharField(required=False, max_length=4096)
+    template = forms.IntegerField(required=False)
+    parameters = forms.CharField(required=False, max_length=1024)
+    idempotency_key = forms.CharField(max_length=64)
+
+
+@login_required
+@require_POST
+def conversation_reply(request, pk: int):
+    """POST: the agent who has the conversation (or a supervisor) sends the customer a text inside the
+    customer-service window, or an approved template of the number's account; recorded at once, sent by
+    a worker (messaging.services), shown in the thread."""
+    conversation = _conversation_of(request, pk)
+    if not _thread_context(request, conversation)["may_reply"]:
+        messages.error(request, "Take the conversation before replying.")
+        return redirect("messaging:conversation", pk=conversation.pk)
+    form = ReplyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Write a text or choose a template.")
+        return redirect("messaging:conversation", pk=conversation.pk)
+    data, number = form.cleaned_data, conversation.business_number
+    try:
+        if data["kind"] == "text":
+            message_send_text(
+                business_number=number, contact=conversation.contact, text=data["text"],
+                idempotency_key=data["idempotency_key"], sent_by=request.user,
+            )  # fmt: skip
+        else:
+            template = Template.objects.filter(pk=data["template"], waba_id=number.waba_id).first()
+            if template is None:
+                raise ValidationError("Choose a template.", code="template")
+            message_send_template(
+                business_number=number, contact=conversation.contact, template=template,
+                parameters=[line.strip() for line in data["parameters"].splitlines() if line.strip()],
+                idempotency_key=data["idempotency_key"], sent_by=request.user,
+            )  # fmt: skip
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("messaging:conversation", pk=conversation.pk)

@@ -423,14 +423,16 @@ def _agent_of_the_inbox() -> Agent:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_the_agents_tabs_hear_a_conversation_given_to_them_its_messages_and_its_close():
+async def test_the_agents_tabs_hear_a_conversation_wait_in_their_queue_be_given_to_them_and_close():
     agent = await sync_to_async(_agent_of_the_inbox)()
     communicator = await open_socket(agent.user)
     await communicator.connect()
     await communicator.receive_json_from(timeout=2)  # presence
 
     await sync_to_async(customer_writes)(CUSTOMER, "wamid.1")
+    waiting = await communicator.receive_json_from(timeout=2)  # the waiting list of the agent's queue
     assigned = await communicator.receive_json_from(timeout=2)
+    taken = await communicator.receive_json_from(timeout=2)
     await sync_to_async(customer_writes)(CUSTOMER, "wamid.2")
     message = await communicator.receive_json_from(timeout=2)
     conversation = await sync_to_async(Conversation.objects.get)()
@@ -439,6 +441,11 @@ async def test_the_agents_tabs_hear_a_conversation_given_to_them_its_messages_an
 
     ids = {"conversation_id": conversation.pk, "agent_id": agent.pk}
     second = await sync_to_async(Message.objects.get)(wa_message_id="wamid.2")
+    queue = {"conversation_id": conversation.pk, "queue_id": conversation.queue_id}
+    assert (waiting, taken) == (
+        {"type": "conversation.waiting", **queue},
+        {"type": "conversation.taken", **queue},
+    )
     assert assigned == {"type": "conversation.assigned", **ids}
     assert message == {"type": "conversation.message", **ids, "message_id": second.pk}
     assert closed == {"type": "conversation.closed", **ids}
@@ -463,4 +470,21 @@ async def test_the_supervisors_hear_the_waiting_list_change():
 
     assert waiting == {"type": "conversation.waiting", "conversation_id": conversation.pk, "queue_id": None}
     assert taken == {"type": "conversation.taken", "conversation_id": conversation.pk, "queue_id": None}
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_agent_of_another_queue_does_not_hear_the_waiting_list():
+    await sync_to_async(_agent_of_the_inbox)()
+    outsider = await sync_to_async(AgentFactory)(status=Agent.Status.AVAILABLE)
+    await sync_to_async(QueueMembership.objects.create)(
+        queue=await sync_to_async(QueueFactory)(), agent=outsider
+    )
+    communicator = await open_socket(outsider.user)
+    await communicator.connect()
+    await communicator.receive_json_from(timeout=2)  # presence
+
+    await sync_to_async(customer_writes)(CUSTOMER, "wamid.1")
+
+    assert await communicator.receive_nothing(timeout=0.5)
     await communicator.disconnect()

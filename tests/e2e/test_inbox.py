@@ -1,0 +1,44 @@
+import pytest
+from playwright.sync_api import expect
+
+from agents.models import Agent, QueueMembership
+from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory
+from messaging.models import Conversation, Message
+from messaging.tests.conftest import customer_writes
+from tests.e2e.conftest import sign_in
+from whatsapp.tests import payloads
+from whatsapp.tests.factories import BusinessNumberFactory
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_waiting_customer_shows_up_live_and_the_agent_takes_and_answers(live_server_url, browser):
+    number = BusinessNumberFactory(phone_number_id=payloads.PHONE_NUMBER_ID, waba_id=payloads.WABA_ID)
+    queue = QueueFactory(name="Care")
+    queue.business_numbers.add(number)
+    agent = AgentFactory(status=Agent.Status.AWAY, display_name="Amira Haddad")  # away: nothing is routed
+    QueueMembership.objects.create(queue=queue, agent=agent)
+    page = browser.new_context().new_page()
+    sign_in(page, live_server_url, agent.user.username, PASSWORD)
+    page.goto(f"{live_server_url}/inbox/?tab=waiting")
+    expect(page.locator("#inbox")).to_have_attribute("data-live", "true")
+
+    customer_writes("447700900333", "wamid.inbox.1", text="Is my order on its way?")
+
+    conversation = Conversation.objects.get()
+    expect(page.locator(f'[data-conversation="{conversation.pk}"]')).to_be_visible()
+    Agent.objects.filter(pk=agent.pk).update(status=Agent.Status.AVAILABLE)  # back, without routing
+    page.click(f'[data-conversation="{conversation.pk}"] a')
+    expect(page.locator('[data-role="thread"]')).to_contain_text("Is my order on its way?")
+    page.keyboard.press("Alt+a")
+    expect(page.locator(".notices")).to_contain_text("It is yours.")
+    page.fill('[data-role="reply-text"]', "Yes, it arrives tomorrow.")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator('[data-role="thread"]')).to_contain_text("Yes, it arrives tomorrow.")
+
+    reply = Message.objects.get(direction=Message.Direction.OUTBOUND)
+    conversation.refresh_from_db()
+    assert (conversation.state, conversation.agent_id) == (Conversation.State.ASSIGNED, agent.pk)
+    assert (reply.text, reply.sent_by_id, reply.contact_id) == (
+        "Yes, it arrives tomorrow.", agent.user_id, conversation.contact_id,
+    )  # fmt: skip
