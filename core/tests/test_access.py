@@ -27,7 +27,8 @@ from config.asgi import application
 from core.access import viewer_of_key, viewer_of_user
 from integrations.models import ApiKey
 from integrations.services import api_key_create
-from messaging.models import Message
+from messaging.models import Conversation, Message
+from messaging.tests.factories import ConversationFactory
 from recordings.models import Summary, Transcript
 from recordings.services import recording_store
 from recordings.tests.test_services import spooled
@@ -56,6 +57,7 @@ class Floor:
     other_call: object
     message: object
     photo: object
+    conversation: object
 
 
 @pytest.fixture(autouse=True)
@@ -113,10 +115,14 @@ def floor(recordings_storage, tmp_path, settings) -> Floor:
         mime_type="image/png", media_id="1234567890", media_status=Message.MediaStatus.STORED,
     )  # fmt: skip
     photo.media.save("part.png", ContentFile(b"\x89PNG\r\n\x1a\n"))
+    conversation = ConversationFactory(
+        contact=contact, business_number=x, queue=x_queue, state=Conversation.State.ASSIGNED, agent=agent,
+        waiting_since=None, assigned_at=timezone.now(),
+    )  # fmt: skip
     return Floor(
         x=x, y=y, agent=agent, colleague=colleague, other_agent=other_agent, contact=contact,
         other_contact=other_contact, call=call, colleagues_call=colleagues_call, other_call=other_call,
-        message=message, photo=photo,
+        message=message, photo=photo, conversation=conversation,
     )  # fmt: skip
 
 
@@ -153,6 +159,9 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "contacts search": ("/contacts/?q=Xavier", "Xavier Customer"),
     "contact": ("/contacts/{contact}/", None),
     "customer's photo": ("/messages/{photo}/media/", None),
+    "inbox": ("/inbox/?tab=all", "/inbox/{conversation}/"),
+    "conversation": ("/inbox/{conversation}/", None),
+    "conversation's thread": ("/inbox/{conversation}/thread/", None),
     "other number's contact": ("/contacts/{other_contact}/", None),
     "wallboard": ("/wallboard/", None),
     "KPIs CSV": ("/reports/kpis.csv", None),
@@ -187,6 +196,7 @@ def fill(path: str, floor: Floor) -> str:
     return path.format(
         call=floor.call.pk, colleagues_call=floor.colleagues_call.pk, contact=floor.contact.pk,
         other_contact=floor.other_contact.pk, message=floor.message.pk, photo=floor.photo.pk, x=floor.x.pk,
+        conversation=floor.conversation.pk,
     )  # fmt: skip
 
 
@@ -226,6 +236,7 @@ EVERYTHING_OF_X = {
     "API contacts": "listed", "API contact": 200, "API calls": "listed", "API call": 200,
     "API colleague's call": 200, "API transcript": 200, "API recording link": 200, "API messages": "listed",
     "API agents": 200, "API can-call": 200, "API KPIs": 200, "API charges": 200,
+    "inbox": "listed", "conversation": 200, "conversation's thread": 200,
 } | {page: 200 for page in ADMIN_PAGES} | {"admin calls": "listed", "admin messages": "listed"}  # fmt: skip
 AN_AGENTS = {  # what every agent gets whatever their calls: no back office, no wallboard, no reports
     "dashboard": 200, "wallboard": 302, "KPIs CSV": 403, "costs": 403, "compliance check": 302,
@@ -233,6 +244,7 @@ AN_AGENTS = {  # what every agent gets whatever their calls: no back office, no 
 } | {page: 302 for page in ADMIN_PAGES}  # fmt: skip
 EXPECTED_FOR_USERS = {
     "agent of the call": AN_AGENTS | {
+        "inbox": "listed", "conversation": 200, "conversation's thread": 200,  # theirs
         "call page": 200, "call's recording": 200, "colleague's call page": 403, "contacts": "listed",
         "contacts search": "listed", "contact": 200, "other number's contact": 404, "API contacts": "listed",
         "customer's photo": 200, "API contact": 200, "API calls": "listed", "API call": 200,
@@ -240,6 +252,7 @@ EXPECTED_FOR_USERS = {
         "API transcript": 200, "API recording link": 200, "API messages": "listed", "API can-call": 200,
     },
     "colleague": AN_AGENTS | {
+        "inbox": "not listed", "conversation": 200, "conversation's thread": 200,  # their number's
         "call page": 403, "call's recording": 403, "colleague's call page": 200, "contacts": "listed",
         "contacts search": "listed", "contact": 200, "other number's contact": 404, "API contacts": "listed",
         "customer's photo": 200, "API contact": 200, "API calls": "not listed", "API call": 404,
@@ -247,6 +260,7 @@ EXPECTED_FOR_USERS = {
         "API transcript": 404, "API recording link": 404, "API messages": "listed", "API can-call": 200,
     },
     "agent of another number": AN_AGENTS | {
+        "inbox": "not listed", "conversation": 404, "conversation's thread": 404,
         "call page": 403, "call's recording": 403, "colleague's call page": 403, "contacts": "not listed",
         "contacts search": "not listed", "contact": 404, "other number's contact": 200,
         "customer's photo": 404,
@@ -346,6 +360,7 @@ def _texts_of_views(client: Client, floor: Floor, headers: dict | None = None) -
     pages = {
         "call page": f"/calls/{call}/",
         "contact": f"/contacts/{contact}/",
+        "conversation": f"/inbox/{floor.conversation.pk}/",
         "admin call": f"/admin/calls/call/{call}/change/",
         "admin calls": "/admin/calls/call/",
         "admin messages": "/admin/messaging/message/",
@@ -377,7 +392,15 @@ def test_every_free_text_is_masked_in_every_view_without_the_raw_permission(clie
     texts = _texts_of_views(client, floor)
 
     is_raw = who == "supervisor with raw"
-    expected_views = {"call page", "contact", "API call", "API calls", "API transcript", "API messages"}
+    expected_views = {
+        "call page",
+        "contact",
+        "conversation",
+        "API call",
+        "API calls",
+        "API transcript",
+        "API messages",
+    }
     if who != "agent of the call":
         expected_views |= {"admin call", "admin calls", "admin messages", "admin message", "admin summaries",
                            "admin summary"}  # fmt: skip
