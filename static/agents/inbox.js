@@ -9,6 +9,7 @@ const threadBox = document.querySelector('[data-role="thread-box"]');
 const openId = Number(inbox.dataset.open) || null;
 let reconnectDelayMs = 500;
 let refreshing = null;
+let isListStale = false;
 
 async function replace(element, url) {
   const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
@@ -16,10 +17,18 @@ async function replace(element, url) {
 }
 
 function refreshList() {
-  // One refresh at a time: a burst of events asks for the list once more, not once each.
-  if (refreshing) return refreshing;
+  // One refresh at a time: events during a refresh ask for the list once more after it, not once
+  // each (the refresh under way may have read the list before what they tell of).
+  if (refreshing) {
+    isListStale = true;
+    return refreshing;
+  }
+  isListStale = false;
   const url = `${list.dataset.url}?tab=${encodeURIComponent(inbox.dataset.tab)}&open=${openId || ""}`;
-  refreshing = replace(list, url).finally(() => { refreshing = null; });
+  refreshing = replace(list, url).finally(() => {
+    refreshing = null;
+    if (isListStale) refreshList();
+  });
   return refreshing;
 }
 
