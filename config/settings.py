@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "calls",
     "recordings",
     "integrations",
+    "assistant",
     "drf_spectacular",
     "drf_spectacular_sidecar",
 ]
