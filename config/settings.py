@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "calls",
     "recordings",
     "integrations",
+    "assistant",
     "drf_spectacular",
     "drf_spectacular_sidecar",
 ]
@@ -286,6 +287,16 @@ SUMMARY_OPENAI_MODEL = env.str("SUMMARY_OPENAI_MODEL", default="gpt-4o-mini")
 SUMMARY_OPENAI_TIMEOUT_S = env.float("SUMMARY_OPENAI_TIMEOUT_S", default=30.0)
 if SUMMARY_BACKEND not in ("local", "openai"):
     raise ImproperlyConfigured(f"SUMMARY_BACKEND must be 'local' or 'openai', not {SUMMARY_BACKEND!r}.")
+
+# The assistant that answers customers first: "local" (rules and the knowledge base, offline) or
+# "openai" (any OpenAI-compatible chat-completions endpoint, the local one on every failure).
+ASSISTANT_BACKEND = env.str("ASSISTANT_BACKEND", default="local")
+ASSISTANT_OPENAI_URL = env.str("ASSISTANT_OPENAI_URL", default="https://api.openai.com/v1")
+ASSISTANT_OPENAI_KEY = env.str("ASSISTANT_OPENAI_KEY", default="")
+ASSISTANT_OPENAI_MODEL = env.str("ASSISTANT_OPENAI_MODEL", default="gpt-4o-mini")
+ASSISTANT_OPENAI_TIMEOUT_S = env.float("ASSISTANT_OPENAI_TIMEOUT_S", default=5.0)
+if ASSISTANT_BACKEND not in ("local", "openai"):
+    raise ImproperlyConfigured(f"ASSISTANT_BACKEND must be 'local' or 'openai', not {ASSISTANT_BACKEND!r}.")
 
 # --- Recordings: encryption at rest (recordings.crypto) ---------------------------------------
 # Keys as "id:base64 of 32 random bytes" pairs, comma-separated; RECORDING_KEY_ID names the one

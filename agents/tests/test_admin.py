@@ -36,6 +36,16 @@ SUPERVISOR_PERMISSIONS = [
     "agents.view_queue",
     "agents.view_queuemembership",
     "agents.view_skill",
+    "assistant.add_knowledgeentry",
+    "assistant.add_qualificationquestion",
+    "assistant.change_assistantsettings",
+    "assistant.change_knowledgeentry",
+    "assistant.change_qualificationquestion",
+    "assistant.delete_knowledgeentry",
+    "assistant.delete_qualificationquestion",
+    "assistant.view_assistantsettings",
+    "assistant.view_knowledgeentry",
+    "assistant.view_qualificationquestion",
     "calls.view_call",
     "calls.view_callevent",
     "compliance.view_auditevent",
@@ -104,7 +114,7 @@ def test_the_command_puts_the_group_back_to_exactly_its_permissions(capsys):
     assert capsys.readouterr().out.splitlines() == [
         "+ recordings.listen_recording",
         "- recordings.view_raw_transcript",
-        "The supervisor group has its 36 permissions (1 added, 1 removed).",
+        "The supervisor group has its 46 permissions (1 added, 1 removed).",
     ]
 
 
