@@ -175,6 +175,8 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "admin contact": ("/admin/messaging/contact/{contact}/change/", None),
     "admin summaries": ("/admin/recordings/summary/", None),
     "admin recordings": ("/admin/recordings/recording/", None),
+    "admin knowledge base": ("/admin/assistant/knowledgeentry/", None),
+    "admin leads": ("/admin/assistant/lead/", None),  # what customers said of themselves
 }
 API = {  # surface: (path, the id of X's row a list should hold)
     "API contacts": ("/api/v1/contacts/", "contact"),
@@ -226,7 +228,7 @@ def observe_api(client: Client, floor: Floor, headers: dict) -> dict:
 
 ADMIN_PAGES = {
     "admin", "admin calls", "admin call", "admin messages", "admin message", "admin contact",
-    "admin summaries", "admin recordings",
+    "admin summaries", "admin recordings", "admin knowledge base", "admin leads",
 }  # fmt: skip
 EVERYTHING_OF_X = {
     "dashboard": 200, "call page": 200, "call's recording": 200, "colleague's call page": 200,
@@ -237,7 +239,9 @@ EVERYTHING_OF_X = {
     "API colleague's call": 200, "API transcript": 200, "API recording link": 200, "API messages": "listed",
     "API agents": 200, "API can-call": 200, "API KPIs": 200, "API charges": 200,
     "inbox": "listed", "conversation": 200, "conversation's thread": 200,
-} | {page: 200 for page in ADMIN_PAGES} | {"admin calls": "listed", "admin messages": "listed"}  # fmt: skip
+} | {page: 200 for page in ADMIN_PAGES} | {
+    "admin calls": "listed", "admin messages": "listed", "admin leads": 403,  # leads: administrators'
+}  # fmt: skip
 AN_AGENTS = {  # what every agent gets whatever their calls: no back office, no wallboard, no reports
     "dashboard": 200, "wallboard": 302, "KPIs CSV": 403, "costs": 403, "compliance check": 302,
     "API KPIs": 403, "API charges": 403, "API agents": 200,
