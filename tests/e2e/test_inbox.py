@@ -32,6 +32,7 @@ def test_a_waiting_customer_shows_up_live_and_the_agent_takes_and_answers(live_s
     expect(page.locator('[data-role="thread"]')).to_contain_text("Is my order on its way?")
     page.keyboard.press("Alt+a")
     expect(page.locator(".notices")).to_contain_text("It is yours.")
+    expect(page.locator("#inbox")).to_have_attribute("data-live", "true")  # its keys are listened to
     page.fill('[data-role="reply-text"]', "Yes, it arrives tomorrow.")
     page.keyboard.press("Control+Enter")
     expect(page.locator('[data-role="thread"]')).to_contain_text("Yes, it arrives tomorrow.")
