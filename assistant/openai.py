@@ -26,6 +26,7 @@ from assistant.decision import (
     Entry,
     Question,
 )
+from core.chat_completions import EndpointFailure, chat_completion
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +40,6 @@ JSON object and nothing else: {{"action": one of {", ".join(ACTIONS)}, "entry": 
 knowledge base question that answers the message, or null}}. Choose {ANSWER_FAQ} only when an entry \
 answers it; {OFFER_CALL_BUTTON} when the customer is ready to buy; {ASK_QUALIFICATION} when they \
 are exploring; {HAND_TO_AGENT} when they want a person or are upset; {UNKNOWN} otherwise."""
-
-
-class EndpointFailure(Exception):
-    """The endpoint gave no usable choice; the message is a short reason."""
 
 
 def decide(
@@ -97,39 +94,18 @@ def decide(
 
 
 def _complete(text: str, entries: list[Entry], client: httpx.Client | None) -> str:
-    headers = {"Content-Type": "application/json"}
-    if settings.ASSISTANT_OPENAI_KEY:  # a self-hosted endpoint may need none
-        headers["Authorization"] = f"Bearer {settings.ASSISTANT_OPENAI_KEY}"
     knowledge = "\n".join(f"{number}. {entry.question}" for number, entry in enumerate(entries, start=1))
-    body = {
-        "model": settings.ASSISTANT_OPENAI_MODEL,
-        "messages": [
+    return chat_completion(
+        url=settings.ASSISTANT_OPENAI_URL,
+        key=settings.ASSISTANT_OPENAI_KEY,
+        model=settings.ASSISTANT_OPENAI_MODEL,
+        messages=[
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": f"Knowledge base:\n{knowledge}\n\nCustomer's message:\n{text}"},
         ],
-        "temperature": 0,
-        "response_format": {"type": "json_object"},
-    }
-    try:
-        response = (client or httpx).post(
-            f"{settings.ASSISTANT_OPENAI_URL.rstrip('/')}/chat/completions",
-            json=body,
-            headers=headers,
-            timeout=settings.ASSISTANT_OPENAI_TIMEOUT_S,
-        )
-    except httpx.TimeoutException as error:
-        raise EndpointFailure("the endpoint timed out") from error
-    except (httpx.HTTPError, httpx.InvalidURL) as error:
-        raise EndpointFailure(f"could not reach the endpoint: {type(error).__name__}") from error
-    if not response.is_success:
-        raise EndpointFailure(f"HTTP {response.status_code} from the endpoint")
-    try:
-        content = response.json()["choices"][0]["message"]["content"]
-    except (ValueError, LookupError, TypeError) as error:
-        raise EndpointFailure("not a chat completion from the endpoint") from error
-    if not isinstance(content, str):
-        raise EndpointFailure("not a chat completion from the endpoint")
-    return content
+        timeout_s=settings.ASSISTANT_OPENAI_TIMEOUT_S,
+        client=client,
+    )
 
 
 def _parse(content: str, entries: list[Entry]) -> tuple[str, Entry | None]:

@@ -11,9 +11,9 @@ numbers are masked (recordings.redaction) in what is sent: the endpoint may be a
 import json
 import logging
 
-import httpx
 from django.conf import settings
 
+from core.chat_completions import EndpointFailure, chat_completion
 from recordings.redaction import redact
 from recordings.summaries import (
     AGENT,
@@ -53,10 +53,6 @@ wrap-up disposition, when given, is authoritative.
 - "sentiment_score": a number from -1.0 (very negative) to 1.0 (very positive) for the customer's side."""
 
 SPEAKER_LABELS = {CUSTOMER: "Customer", AGENT: "Agent"}
-
-
-class EndpointFailure(Exception):
-    """The endpoint gave no usable summary; the message is a short reason a supervisor can read."""
 
 
 def summarise(*, lines: list[Line], facts: CallFacts) -> CallSummary:
@@ -112,35 +108,13 @@ def _messages(lines: list[Line], facts: CallFacts) -> list[dict[str, str]]:
 
 def _complete(messages: list[dict[str, str]]) -> str:
     """The content of the model's reply."""
-    headers = {"Content-Type": "application/json"}
-    if settings.SUMMARY_OPENAI_KEY:  # a self-hosted endpoint may need none
-        headers["Authorization"] = f"Bearer {settings.SUMMARY_OPENAI_KEY}"
-    body = {
-        "model": settings.SUMMARY_OPENAI_MODEL,
-        "messages": messages,
-        "temperature": 0,
-        "response_format": {"type": "json_object"},
-    }
-    try:
-        response = httpx.post(
-            f"{settings.SUMMARY_OPENAI_URL.rstrip('/')}/chat/completions",
-            json=body,
-            headers=headers,
-            timeout=settings.SUMMARY_OPENAI_TIMEOUT_S,
-        )
-    except httpx.TimeoutException as error:
-        raise EndpointFailure("the endpoint timed out") from error
-    except (httpx.HTTPError, httpx.InvalidURL) as error:
-        raise EndpointFailure(f"could not reach the endpoint: {type(error).__name__}") from error
-    if not response.is_success:
-        raise EndpointFailure(f"HTTP {response.status_code} from the endpoint")
-    try:
-        content = response.json()["choices"][0]["message"]["content"]
-    except (ValueError, LookupError, TypeError) as error:
-        raise EndpointFailure("not a chat completion from the endpoint") from error
-    if not isinstance(content, str):
-        raise EndpointFailure("not a chat completion from the endpoint")
-    return content
+    return chat_completion(
+        url=settings.SUMMARY_OPENAI_URL,
+        key=settings.SUMMARY_OPENAI_KEY,
+        model=settings.SUMMARY_OPENAI_MODEL,
+        messages=messages,
+        timeout_s=settings.SUMMARY_OPENAI_TIMEOUT_S,
+    )
 
 
 def _parse(content: str) -> CallSummary:
