@@ -104,9 +104,6 @@ class Viewer:
             | Q(call_permissions__business_number_id__in=ids)
         ).distinct()
 
-    def may_see_contact(self, contact: "Contact") -> bool:
-        return self.contacts().filter(pk=contact.pk).exists()
-
     def messages(self) -> "QuerySet[Message]":
         from messaging.models import Message
 

@@ -4,7 +4,6 @@ see, and whether it may do what an endpoint does."""
 
 from rest_framework import authentication, exceptions, permissions
 
-from core.access import Viewer, viewer_of
 from integrations.models import ApiKey
 from integrations.services import api_key_authenticate
 
@@ -42,11 +41,6 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'
-
-
-def caller_of(request) -> Viewer:
-    """What the request may see and do (core.access's rule)."""
-    return viewer_of(request)
 
 
 class HasScope(permissions.BasePermission):

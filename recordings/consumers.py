@@ -3,15 +3,15 @@
 from channels.db import database_sync_to_async
 
 from calls.models import Call
+from core.access import viewer_of_user
 from core.consumers import JsonSocketConsumer
-from recordings.selectors import call_is_visible_to
 
 CLOSE_FORBIDDEN = 4403
 
 
 def _may_follow(user, call_id: int) -> bool:
     call = Call.objects.select_related("agent").filter(pk=call_id).first()
-    return call is not None and call_is_visible_to(user=user, call=call)
+    return call is not None and viewer_of_user(user).may_see_call(call)
 
 
 class CallPageConsumer(JsonSocketConsumer):

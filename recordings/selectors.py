@@ -3,11 +3,9 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractBaseUser
-
 from calls.models import Call, CallEvent
 from compliance.models import ConsentRecord
-from core.access import Viewer, viewer_of_user
+from core.access import Viewer
 from recordings.models import Recording, Summary, Transcript
 from recordings.redaction import redact
 from recordings.summaries import CallFacts, Line
@@ -41,12 +39,6 @@ def transcript_lines(transcript: Transcript) -> list[Line]:
         Line(speaker=segment["speaker"], text=segment["text"], start_s=segment["start_s"])
         for segment in transcript.segments
     ]
-
-
-def call_is_visible_to(*, user: AbstractBaseUser, call: Call) -> bool:
-    """The agent who took the call, and supervisors (who may listen to any call), see its page,
-    hear its recording and read its transcript (core.access's rule)."""
-    return viewer_of_user(user).may_see_call(call)
 
 
 def transcript_for_display(*, transcript: Transcript | None, is_raw: bool, country: str = "") -> list[dict]:

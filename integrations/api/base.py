@@ -33,9 +33,9 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.access import Viewer
+from core.access import Viewer, viewer_of
 from core.signins import client_address
-from integrations.authentication import HasScope, caller_of
+from integrations.authentication import HasScope
 from integrations.models import ApiKey, ApiWrite
 from messaging.services import customer_wa_id_from_text
 from whatsapp.errors import GraphAPIError
@@ -72,7 +72,7 @@ class ApiView(APIView):
 
     def caller(self) -> Viewer:
         if not hasattr(self, "_caller"):
-            self._caller = caller_of(self.request)
+            self._caller = viewer_of(self.request)
         return self._caller
 
     def dispatch(self, request, *args, **kwargs):
