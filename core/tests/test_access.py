@@ -175,6 +175,10 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "admin contact": ("/admin/messaging/contact/{contact}/change/", None),
     "admin summaries": ("/admin/recordings/summary/", None),
     "admin recordings": ("/admin/recordings/recording/", None),
+    "admin conversations": (
+        "/admin/messaging/conversation/",
+        "/admin/messaging/conversation/{conversation}/change/",
+    ),
     "admin knowledge base": ("/admin/assistant/knowledgeentry/", None),
     "admin leads": ("/admin/assistant/lead/", None),  # what customers said of themselves
 }
@@ -228,7 +232,7 @@ def observe_api(client: Client, floor: Floor, headers: dict) -> dict:
 
 ADMIN_PAGES = {
     "admin", "admin calls", "admin call", "admin messages", "admin message", "admin contact",
-    "admin summaries", "admin recordings", "admin knowledge base", "admin leads",
+    "admin summaries", "admin recordings", "admin conversations", "admin knowledge base", "admin leads",
 }  # fmt: skip
 EVERYTHING_OF_X = {
     "dashboard": 200, "call page": 200, "call's recording": 200, "colleague's call page": 200,
@@ -240,7 +244,8 @@ EVERYTHING_OF_X = {
     "API agents": 200, "API can-call": 200, "API KPIs": 200, "API charges": 200,
     "inbox": "listed", "conversation": 200, "conversation's thread": 200,
 } | {page: 200 for page in ADMIN_PAGES} | {
-    "admin calls": "listed", "admin messages": "listed", "admin leads": 403,  # leads: administrators'
+    "admin calls": "listed", "admin messages": "listed", "admin conversations": "listed",
+    "admin leads": 403,  # leads: administrators'
 }  # fmt: skip
 AN_AGENTS = {  # what every agent gets whatever their calls: no back office, no wallboard, no reports
     "dashboard": 200, "wallboard": 302, "KPIs CSV": 403, "costs": 403, "compliance check": 302,
