@@ -88,8 +88,26 @@ class Lead(TimeStampedModel):
     conversation = models.OneToOneField(
         "messaging.Conversation", on_delete=models.CASCADE, related_name="lead"
     )
+
+    class Sentiment(models.TextChoices):
+        CALM = "calm", "Calm"
+        ANGRY = "angry", "Angry"
+
     fields = models.JSONField(default=dict, blank=True, help_text="Lead field → the customer's answer.")
     score = models.PositiveSmallIntegerField(default=0)
+    intent = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What the customer wants, in a few words (the last decision's reason).",
+    )
+    sentiment = models.CharField(max_length=8, choices=Sentiment.choices, default=Sentiment.CALM)
+    summary = models.TextField(
+        blank=True, help_text="One paragraph for the agent: intent, lead fields, score and sentiment."
+    )
+    replies = models.PositiveSmallIntegerField(default=0, help_text="The assistant's replies so far.")
+    call_button_sent_at = models.DateTimeField(null=True, blank=True)
+    handed_over_at = models.DateTimeField(null=True, blank=True)
+    handed_over_because = models.CharField(max_length=200, blank=True)
 
     def __str__(self) -> str:
         return f"Lead of conversation {self.conversation_id}"
