@@ -12,7 +12,7 @@ the message: an off-topic question shares little or nothing and stays unanswered
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
@@ -116,7 +116,7 @@ CONCEPT_PHRASES = [
 ]
 CONCEPT_WORDS = {
     "#price": "price pricing cost costing fee charge tariff expensive cheap cheaper affordable afford "
-    "monthly euro eur dollar pound € $ £",
+    "monthly euro eur dollar pound",
     "#trial": "trial try trying test testing free freemium demo",
     "#hours": "open opening close closing closed shut hour weekend saturday sunday monday tuesday wednesday "
     "thursday friday weekday holiday",
@@ -144,9 +144,12 @@ PHRASES = [(re.compile(rf"\b(?:{pattern})(?!\w)"), concept) for pattern, concept
 
 
 class Answerable(Protocol):
-    question: str
-    answer: str
-    price: str
+    @property
+    def question(self) -> str: ...
+    @property
+    def answer(self) -> str: ...
+    @property
+    def price(self) -> str: ...
 
 
 @lru_cache(maxsize=1024)
@@ -196,7 +199,7 @@ def feature(word: str) -> str:
     return CONCEPT_OF.get(word, word)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Index:
     """Which entries hold each feature and how much, with how rare each feature is among them."""
 
@@ -204,16 +207,29 @@ class Index:
     rarity: dict[str, float]  # feature → inverse document frequency
     unseen: float  # what a feature no entry holds weighs: as much as the rarest, it is what is asked
     vocabulary: tuple[str, ...]  # every word a misspelling may be corrected to
+    known: frozenset[str]  # the vocabulary, to look words up in
+    corrections: dict[str, str] = field(default_factory=dict)  # misspelt word → corrected, as met
+
+    def corrected(self, word: str) -> str:
+        """The known word a misspelt one was meant to be: one slip in a word of five letters or more,
+        two in one of eight or more (a swap of neighbouring letters is one slip)."""
+        if word.startswith("#") or len(word) < 5 or word in self.known:
+            return word
+        if word not in self.corrections:
+            slips = 2 if len(word) >= 8 else 1
+            nearest = process.extractOne(word, self.vocabulary, scorer=OSA.distance, score_cutoff=slips)
+            self.corrections[word] = nearest[0] if nearest else word
+        return self.corrections[word]
 
 
 @lru_cache(maxsize=64)
-def index_of(entries: tuple[Answerable, ...]) -> Index:
-    """Built once per knowledge base (its entries are frozen, so the tuple of them is the key)."""
+def index_of(entries: tuple[tuple[str, str, str], ...]) -> Index:
+    """Built once per knowledge base: its entries' (question, answer, price), as they read now."""
     postings: dict[str, list[tuple[int, float]]] = {}
     vocabulary = set(CONCEPT_OF)
-    for position, entry in enumerate(entries):
-        asked = words_of(entry.question)
-        told = words_of(f"{entry.answer} {entry.price}") + (["#price"] if entry.price else [])
+    for position, (question, answer, price) in enumerate(entries):
+        asked = words_of(question)
+        told = words_of(f"{answer} {price}") + (["#price"] if price else [])
         vocabulary.update(asked + told)
         weights = dict.fromkeys(map(feature, told), ANSWER_TEXT_WEIGHT)
         weights.update(dict.fromkeys(map(feature, asked), 1.0))
@@ -223,19 +239,9 @@ def index_of(entries: tuple[Answerable, ...]) -> Index:
         postings={name: tuple(held) for name, held in postings.items()},
         rarity={name: math.log(1 + len(entries) / len(held)) for name, held in postings.items()},
         unseen=math.log(1 + len(entries)),
-        vocabulary=tuple(sorted(word for word in vocabulary if not word.startswith("#"))),
+        vocabulary=tuple(sorted(vocabulary)),
+        known=frozenset(vocabulary),
     )
-
-
-@lru_cache(maxsize=4096)
-def corrected(word: str, vocabulary: tuple[str, ...]) -> str:
-    """The known word a misspelt one was meant to be: one slip in a word of five letters or more, two
-    in one of eight or more (a swap of neighbouring letters is one slip)."""
-    if word in CONCEPT_OF or word.startswith("#") or len(word) < 5 or word in vocabulary:
-        return word
-    slips = 2 if len(word) >= 8 else 1
-    nearest = process.extractOne(word, vocabulary, scorer=OSA.distance, score_cutoff=slips)
-    return nearest[0] if nearest else word
 
 
 def best_entry(*, text: str, entries: Sequence[Answerable]) -> int | None:
@@ -243,8 +249,8 @@ def best_entry(*, text: str, entries: Sequence[Answerable]) -> int | None:
     of entries holding as much, the first."""
     if not entries:
         return None
-    index = index_of(tuple(entries))
-    asked = {feature(corrected(word, index.vocabulary)) for word in words_of(text)}
+    index = index_of(tuple((entry.question, entry.answer, entry.price) for entry in entries))
+    asked = {feature(index.corrected(word)) for word in words_of(text)}
     if not asked:
         return None
     total = sum(index.rarity.get(name, index.unseen) for name in asked)

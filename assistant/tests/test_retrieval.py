@@ -2,7 +2,7 @@ import pytest
 
 from assistant import samples
 from assistant.decision import Entry
-from assistant.retrieval import best_entry, chat_text, corrected, feature, index_of, words_of
+from assistant.retrieval import best_entry, chat_text, feature, index_of, words_of
 
 
 def topic_of(text: str, entries=samples.ENTRIES) -> str:
@@ -20,13 +20,13 @@ def test_words_of_folds_phrases_and_words_of_one_meaning_into_a_concept():
     assert [feature(word) for word in words_of("Do you take Visa or debit cards?")] == ["#payment"] * 3
 
 
-def test_corrected_mends_one_slip_in_a_word_and_leaves_short_or_far_words_alone():
-    vocabulary = index_of(tuple(samples.ENTRIES)).vocabulary
+def test_index_corrects_one_slip_in_a_word_and_leaves_short_or_far_words_alone():
+    index = index_of(tuple((entry.question, entry.answer, entry.price) for entry in samples.ENTRIES))
 
-    assert corrected("tiral", vocabulary) == "trial"
-    assert corrected("hubsopt", vocabulary) == "hubspot"
-    assert corrected("pizza", vocabulary) == "pizza"
-    assert corrected("opn", vocabulary) == "opn"
+    assert index.corrected("tiral") == "trial"
+    assert index.corrected("hubsopt") == "hubspot"
+    assert index.corrected("pizza") == "pizza"
+    assert index.corrected("opn") == "opn"
 
 
 @pytest.mark.parametrize(
