@@ -51,7 +51,10 @@ ANGRY = re.compile(
     r"no (?:answer|reply|response|one answer\w*)(?: yet| again| still)?[!?.]{2,}|"
     r"(?:still|been|keep) waiting|waited (?:for )?(?:hours|days|weeks|ages)|"
     r"is (?:any|some)one (?:even )?(?:there|working|reading|listening|awake|alive|home|answering)|"
-    r"ignor(?:ing|ed|e) (?:me|us|my|our))\b|"
+    r"ignor(?:ing|ed|e) (?:me|us|my|our)|(?:so|really|very|too) (?:bad|poor)|"
+    r"(?:bad|poor) (?:service|support)|(?:so|completely|totally) done|done with (?:you|this|your)|"
+    r"(?:took|taken|taking|stole|stolen) (?:\w+ ){0,2}money|unauthori[sz]ed|"
+    r"without (?:asking|my permission|permission|my consent|consent))\b|"
     r"!{3,}|[😡🤬😠👿💢😤🖕👎]",
     re.IGNORECASE,
 )
@@ -62,8 +65,9 @@ IRRITATED = re.compile(
 )
 WANTS_PERSON = re.compile(
     r"\b(?:human|real person|a person|actual person|live (?:agent|person|chat)|an agent|the agent|"
-    r"representative|rep|sales ?(?:rep|person|man|woman|guy|team|department)|salesperson|operator|"
-    r"manager|supervisor|customer (?:service|care|support)|support (?:team|staff|person|desk|agent)|"
+    r"representative|rep|(?<!our )(?<!my )sales ?(?:rep|person|man|woman|guy|team|department)|salesperson|"
+    r"operator|manager|supervisor|(?<!our )(?<!my )customer (?:service|care|support)|"
+    r"(?<!our )(?<!my )support (?:team|staff|person|desk|agent)|(?:on|by|over) the phone|by phone|"
     r"your (?:staff|colleagues?)|a colleague|"
     r"(?:speak|talk|chat)(?:ing)? (?:to|with) (?:a |an |the |your |one of |someone|somebody|anyone|you|"
     r"sales|support|people|human|person|real|live|manager|agent|rep|staff|team|colleague)|"
@@ -87,15 +91,20 @@ COMMITTED = re.compile(
     r"(?:we'll|we will|i'll|i will) take it|go ahead|count (?:us|me) in|"
     r"(?:we're|we are|i'm|i am) in(?=\s*(?:[.!,]|$))|"
     r"(?:we've|we have|i've|i have) decided|want to (?:buy|order|pay) (?:it )?now|"
-    r"(?:send|give) (?:me|us) the (?:invoice|contract|payment link))\b",
+    r"(?:send|give) (?:me|us) the (?:invoice|contract|payment link)|ready when you are|"
+    r"(?:we're|we are|i'm|i am) ready(?=\s*(?:[.!,]|$|now))|^\W*(?:deal|sold)\b|it's a deal)\b",
     re.IGNORECASE,
 )
 BUYING = re.compile(
-    rf"\b(?:buy\w*|purchas\w*|sign(?:ing)? up|subscribe|order|ready to|(?:want|like|looking|plan|hoping) "
+    rf"\b(?:(?:buy\w*|purchas\w*|order)(?! (?:me|us)\b)|sign(?:ing)? up|subscribe|ready to|"
+    rf"(?:want|like|looking|plan|hoping) "
     rf"to (?:start|begin|get started|go live|switch|roll out|onboard)|get started|go(?:ing)? live|"
     rf"onboard\w*|quote|demo|invoice|upgrade|"
     rf"(?:need|want|like|get|buy|take|order|add) {NUMBER} (?:licen[cs]es?|seats?|users?|accounts?)|"
-    rf"send (?:me |us )?(?:a |the )?contract|(?:can|could) we start)\b",
+    rf"send (?:me |us )?(?:a |the )?contract|(?:can|could) we start|proceed|move forward|next steps?|"
+    rf"set (?:me |us |it |them )?up|how (?:do|can) (?:i|we) (?:start|begin|get started|sign up|pay|proceed)|"
+    rf"(?:want|need|'d like|would like|take|go with|going with|choose|pick|decided on) (?:the |a )?"
+    rf"(?:starter|pro|enterprise|business plan|basic plan))\b",
     re.IGNORECASE,
 )
 PLAN = re.compile(
@@ -128,7 +137,9 @@ TIMELINE = re.compile(
     rf"(?:in|within) (?:a |\d+ |a few |a couple of |two |three |six )?(?:days?|weeks?|months?|years?)|"
     rf"(?:next|in|by|from|after|before|until|early|mid|late|end of|start of|beginning of|around|this|"
     rf"over the) (?:the )?(?:{MONTH}|{SEASON})|q[1-4]|"
-    rf"not (?:yet|sure when|in a (?:rush|hurry))|no (?:rush|hurry)|soon|next {WEEKDAY}|in (?:19|20)\d\d)\b",
+    rf"not (?:yet|sure when|in a (?:rush|hurry))|no (?:rush|hurry)|soon|next {WEEKDAY}|in (?:19|20)\d\d|"
+    rf"no (?:fixed |set |firm |real )?(?:date|timeline|deadline|timeframe)(?: yet)?|"
+    rf"(?:a few |a couple of |\d+ |two |three |four |six )?(?:days|weeks|months) from now)\b",
     re.IGNORECASE,
 )
 WHOLE_DATE = re.compile(rf"^\W*(?:on |in )?({WEEKDAY}|{MONTH})\W*$", re.IGNORECASE)

@@ -86,13 +86,16 @@ ABBREVIATIONS = {
     "sry": "sorry",
     "soz": "sorry",
     "hiya": "hi",
+    "hii": "hi",
+    "heyy": "hey",
+    "yall": "you all",
 }
 APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})  # typographic quotes
 
 FILLER_WORDS = """able about actually all also am an and any anyone anything app are as ask at be been both
     btw but by can cannot could currently dear did do does doing each even ever every for from get give going
     got guy had has have hello hey hi hiya how just kind kindly know let lets like lol long make me
-    might more much my need not offer ok okay one or other our out please possible product provide
+    might more much my need not offer ok okay one or other our out period please possible product provide
     question quick really see service so software some someone something still system take tbh tell
     than thank thanks that the then there these they this those through time too tool up us use very
     want was way we what whenever when where which who whom why will with wondering would yes you your
@@ -108,7 +111,8 @@ CONCEPT_PHRASES = [
     (r"business hours|bank holidays?|public holidays?|24 ?/ ?7", "#hours"),
     (r"bank transfer|direct debit|apple pay|google pay", "#payment"),
     (
-        r"locked in(?:to)?|tied in(?:to)?|lock in|notice period|minimum (?:term|contract|period)|get out of",
+        r"locked in(?:to)?|tied in(?:to)?|lock in|notice period|minimum (?:term|contract|period)|get out of|"
+        r"end (?:my|the|our) (?:contract|subscription|plan|account)",
         "#cancel",
     ),
     (r"where are you|come (?:by|over|round|to)|drop by|drop in|pop in|find you|based", "#location"),
@@ -121,7 +125,7 @@ CONCEPT_WORDS = {
     "#hours": "open opening close closing closed shut hour weekend saturday sunday monday tuesday wednesday "
     "thursday friday weekday holiday",
     "#payment": "pay paying paid payment card credit debit visa mastercard amex paypal sepa invoice "
-    "invoicing wire",
+    "invoicing wire bill billing",
     "#cancel": "cancel cancelling canceling cancellation cancelled unsubscribe terminate termination "
     "quit stop leave contract commitment",
     "#location": "office address located location visit street headquarters hq premise direction city "
@@ -155,7 +159,7 @@ class Answerable(Protocol):
 @lru_cache(maxsize=1024)
 def chat_text(text: str) -> str:
     """The message in lower case with its chat abbreviations spelt out; punctuation and emoji kept."""
-    lowered = text.lower().translate(APOSTROPHES)
+    lowered = re.sub(r"([a-z])\1{2,}", r"\1", text.lower().translate(APOSTROPHES))  # "sooo" is "so"
     return re.sub(r"(?<![\w'])[a-z0-9]+(?![\w'])", lambda word: ABBREVIATIONS.get(word[0], word[0]), lowered)
 
 

@@ -141,6 +141,8 @@ def test_decide_names_the_knowledge_base_question_it_answers_as_the_topic():
         "no one has answered my messages for two days",
         "STILL NO ANSWER??",
         "why is this broken again!!",
+        "you took money from my account without asking",
+        "sooo done with you people",
     ],
 )
 def test_mood_of_reads_anger_from_words_emoji_and_two_weak_signs(text):
@@ -163,14 +165,18 @@ def test_mood_of_keeps_one_weak_sign_or_a_harmless_word_calm(text):
         "can someone from your team phone me",
         "are you a bot?",
         "get me in touch with a manager",
+        "can someone go through it with me over the phone",
     ],
 )
 def test_decide_hands_over_a_customer_asking_for_a_person_however_put(text):
     assert decide_sample(text).action == HAND_TO_AGENT
 
 
-def test_wants_person_does_not_read_a_question_about_software_talking_to_software():
-    assert wants_person("does it talk to hubspot") is False
+@pytest.mark.parametrize(
+    "text", ["does it talk to hubspot", "our support team cannot keep up", "my sales team is tiny"]
+)
+def test_wants_person_does_not_read_software_or_the_customers_own_staff_as_asking_for_a_person(text):
+    assert wants_person(text) is False
 
 
 @pytest.mark.parametrize(
@@ -205,6 +211,8 @@ def test_lead_score_weighs_a_commitment_above_a_wish_to_buy():
         "ready to pay, pro plan",
         "sign us up, we start on monday with 4 people",
         "we need 12 seats and want to go live this week",
+        "ready when you are, 3 users",
+        "deal. enterprise from monday",
     ],
 )
 def test_decide_offers_the_button_to_a_committed_lead_with_one_more_fact(text):
@@ -223,6 +231,10 @@ def test_decide_offers_the_button_to_a_committed_lead_with_one_more_fact(text):
 )
 def test_decide_qualifies_a_customer_who_explores_or_tells_about_their_business(text):
     assert decide_sample(text).action == ASK_QUALIFICATION
+
+
+def test_decide_does_not_take_an_errand_for_a_purchase():
+    assert decide_sample("can you order me a taxi").action == UNKNOWN
 
 
 def test_decide_hands_an_unanswerable_question_to_a_colleague_even_with_a_lead_field_in_it():
