@@ -43,7 +43,9 @@ ANGRY = re.compile(
     r"(?:is|are|that's|it's|what|such|total|absolute|complete)(?: an?)? (?:joke|farce|disgrace)|"
     r"hopeless|clowns|idiots|liars|thieves|crooks|cowboys|"
     r"(?:second|third|fourth|fifth|\d+(?:nd|rd|th)) time (?:i|i've|i'm|asking|now|that|you)|"
-    r"waste of (?:time|money)|lawyer|legal action|report you|never again|how many times|"
+    r"wast(?:e|ing) (?:of )?(?:my |our )?(?:time|money)|money back|outrage\w*|unbelievable|because of you|"
+    r"(?:sort (?:it|this) out|fix (?:it|this)) (?:now|asap|immediately|today)|"
+    r"lawyer|legal action|report you|never again|how many times|"
     r"(?:charged|billed|debited|paid|taken)(?: \w+){0,3} (?:twice|two times|double|again)|"
     r"double[- ](?:charged|billed)|overcharg\w*|"
     r"(?:nobody|no one|none of you)(?: \w+){0,2} (?:answer|repl|respond|call|get|got|came|bother|"
@@ -79,6 +81,7 @@ WANTS_PERSON = re.compile(
     r"(?:call|ring|phone|reach) (?:you|now|your)|number to (?:call|ring|reach|contact)|"
     r"how (?:do|can) (?:i|we) (?:call|reach|contact) you|"
     r"(?:connect|transfer|put) (?:me|us) (?:through |over )?(?:to|with)|put me through|"
+    r"is there (?:anyone|someone)(?: \w+)? (?:there|here|around|available|real|i can|to talk)|"
     r"(?:put|get) (?:me|us) in touch|in touch with (?:sales|support|someone|somebody|a person|your)|"
     r"(?:are you|is this) (?:a |an )?(?:bot|robot|machine|ai)|not (?:a |an )?(?:bot|robot|machine))\b",
     re.IGNORECASE,

@@ -89,17 +89,20 @@ ABBREVIATIONS = {
     "hii": "hi",
     "heyy": "hey",
     "yall": "you all",
+    "anybody": "anyone",
+    "somebody": "someone",
+    "nobody": "no one",
 }
 APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})  # typographic quotes
 
-FILLER_WORDS = """able about actually all also am an and any anyone anything app are as ask at be been both
-    btw but by can cannot could currently dear did do does doing each even ever every for from get give going
-    got guy had has have hello hey hi hiya how just kind kindly know let lets like lol long make me
-    might more much my need not offer ok okay one or other our out period please possible product provide
-    question quick really see service so software some someone something still system take tbh tell
-    than thank thanks that the then there these they this those through time too tool up us use very
-    want was way we what whenever when where which who whom why will with wondering would yes you your
-    yours anytime"""
+FILLER_WORDS = """able about actually after all also am an and any anyone anything anytime app are as
+    ask at be been before both btw but by can cannot could currently day dear did do does doing each
+    even ever every first for from get give going got guy had has have hello hey hi hiya how instead
+    just kind kindly know let lets like lol long make me might month more much my need not offer ok
+    okay one or other our out period please possible product provide question quick really see service
+    so software some someone something still system take tbh tell than thank thanks that the then there
+    these they this those through time too tool up us use very want was way we week what when whenever
+    where which who whom why will with wondering would year yes you your yours"""
 FILLER = frozenset(FILLER_WORDS.split())
 
 # Words and phrases that mean the same to a customer asking a business, folded into one concept. The
@@ -125,7 +128,7 @@ CONCEPT_WORDS = {
     "#hours": "open opening close closing closed shut hour weekend saturday sunday monday tuesday wednesday "
     "thursday friday weekday holiday",
     "#payment": "pay paying paid payment card credit debit visa mastercard amex paypal sepa invoice "
-    "invoicing wire bill billing",
+    "invoicing wire bill billing yearly annual annually",
     "#cancel": "cancel cancelling canceling cancellation cancelled unsubscribe terminate termination "
     "quit stop leave contract commitment",
     "#location": "office address located location visit street headquarters hq premise direction city "

@@ -143,6 +143,7 @@ def test_decide_names_the_knowledge_base_question_it_answers_as_the_topic():
         "why is this broken again!!",
         "you took money from my account without asking",
         "sooo done with you people",
+        "stop wasting my time",
     ],
 )
 def test_mood_of_reads_anger_from_words_emoji_and_two_weak_signs(text):
@@ -166,6 +167,7 @@ def test_mood_of_keeps_one_weak_sign_or_a_harmless_word_calm(text):
         "are you a bot?",
         "get me in touch with a manager",
         "can someone go through it with me over the phone",
+        "hello? is there anybody there?",
     ],
 )
 def test_decide_hands_over_a_customer_asking_for_a_person_however_put(text):

@@ -39,6 +39,7 @@ def test_index_corrects_one_slip_in_a_word_and_leaves_short_or_far_words_alone()
         ("can we test it for free first", "Do you offer a free trial?"),
         ("do you take mastercard", "Which payment methods do you accept?"),
         ("do you do sepa", "Which payment methods do you accept?"),
+        ("can i pay yearly instead of monthly", "Which payment methods do you accept?"),
         ("am I tied into a contract", "Can I cancel my subscription any time?"),
         ("can I drop by your offices", "Where is your office?"),
         ("does it work with zoho", "Do you integrate with Salesforce or HubSpot?"),
