@@ -159,7 +159,7 @@ class Answerable(Protocol):
     def price(self) -> str: ...
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=64)  # one decision reads its message several times
 def chat_text(text: str) -> str:
     """The message in lower case with its chat abbreviations spelt out; punctuation and emoji kept."""
     lowered = re.sub(r"([a-z])\1{2,}", r"\1", text.lower().translate(APOSTROPHES))  # "sooo" is "so"
