@@ -61,7 +61,8 @@ ANGRY = re.compile(
     re.IGNORECASE,
 )
 IRRITATED = re.compile(
-    r"\b(?:still|again|seriously|wrong|broken|nothing works|does not work|not working|fix (?:it|this)|"
+    r"\b(?:still|again|seriously|(?:are )?you (?:serious|kidding)|forever|ages|so long|wrong|broken|"
+    r"nothing works|does not work|not working|fix (?:it|this)|"
     r"sort (?:it|this) out|why)\b|!!|\?!|\?{2,}|🙄|😒",
     re.IGNORECASE,
 )
@@ -161,8 +162,11 @@ EXPLORING = re.compile(
     r"restaurant|practice|team|firm|customers|clients|patients|callers|phones?|sales team|support team)|"
     r"(?:we are|we're|i am|i'm) (?:a|an) (?:\w+ ){0,3}(?:business|company|shop|store|agency|clinic|practice|"
     r"firm|team|startup|restaurant|salon|hotel|garage|studio|call cent(?:er|re)|school|office)|"
-    r"(?:missed|missing|lost|losing|unanswered|too many|lots of|a lot of) (?:\w+ )?(?:calls|messages|leads|"
-    r"customers|chats)|(?:we|i) (?:keep )?(?:miss|lose|struggle|can't keep up|cannot keep up)|"
+    r"(?:calls|messages|chats) (?:we|i) (?:can't|cannot|don't|do not|never) (?:answer|pick up|get to|handle)|"
+    r"difference|differ|vs|versus|which (?:plan|one) (?:is|should|would|do)|"
+    r"(?:missed|missing|lost|losing|unanswered|too many|lots of|loads of|so many|a lot of) (?:\w+ )?"
+    r"(?:calls|messages|leads|customers|chats)|"
+    r"(?:we|i) (?:keep )?(?:miss|lose|struggle|can't keep up|cannot keep up)|"
     r"(?:answer|pick up|handle|reply to|keep up with|manage) (?:all )?(?:the |our |those )?(?:calls|"
     r"messages|chats|enquiries|inquiries|requests|phones?)|"
     r"(?:for|suit\w*|right for|good for|fit for|work for) (?:a |my |our )?(?:small |big |large |medium )?"

@@ -89,6 +89,7 @@ ABBREVIATIONS = {
     "hii": "hi",
     "heyy": "hey",
     "yall": "you all",
+    "w": "with",
     "anybody": "anyone",
     "somebody": "someone",
     "nobody": "no one",

@@ -144,6 +144,7 @@ def test_decide_names_the_knowledge_base_question_it_answers_as_the_topic():
         "you took money from my account without asking",
         "sooo done with you people",
         "stop wasting my time",
+        "are you serious?? this is taking forever",
     ],
 )
 def test_mood_of_reads_anger_from_words_emoji_and_two_weak_signs(text):
@@ -229,6 +230,8 @@ def test_decide_offers_the_button_to_a_committed_lead_with_one_more_fact(text):
         "I run a small physio practice and we miss lots of calls",
         "maybe in the spring",
         "is this suitable for a small agency?",
+        "so many calls we can't answer",
+        "which plan is right for us, starter or pro?",
     ],
 )
 def test_decide_qualifies_a_customer_who_explores_or_tells_about_their_business(text):
