@@ -292,3 +292,25 @@ def test_a_customer_whose_answer_never_came_is_handed_to_the_agents_by_the_sweep
 
     conversation.refresh_from_db()
     assert conversation.state == "waiting"
+
+
+@pytest.mark.parametrize("name", list(payloads.EVERY_TYPE))
+def test_whatever_type_a_customer_sends_the_assistant_answers_or_hands_over_never_fails(
+    client, number, queue, sandbox, name
+):
+    from messaging.tests.test_inbound import _item_mutations
+
+    sandbox.thread.call(sandbox.add_customer, wa_id=CUSTOMER, name="Ada")
+    item = payloads.every_type_message(name)["entry"][0]["changes"][0]["value"]["messages"][0]
+    for index, mutated in enumerate([item, *_item_mutations(item)]):
+        mutated["id"], mutated["from"] = f"wamid.{name}.{index}", CUSTOMER
+        response = post_webhook(client, payloads.envelope("messages", payloads.messages_value([mutated])))
+        assert response.status_code == 200
+        message = Message.objects.filter(wa_message_id=mutated["id"]).first()
+        conversation = Conversation.objects.filter(
+            contact=message.contact, state__in=Conversation.OPEN_STATES
+        ).first()
+        if conversation is not None:
+            answer(conversation_id=conversation.pk, message_id=message.pk)  # never raises
+        if conversation is not None and conversation.state == "waiting":
+            Conversation.objects.filter(pk=conversation.pk).update(state="closed")  # the next one starts anew
