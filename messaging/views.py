@@ -421,22 +421,31 @@ class NoteForm(forms.Form):
 @require_POST
 def conversation_note_view(request, pk: int):
     """POST text=: an agent of the number or a supervisor leaves a private note on the conversation,
-    never sent to the customer; shown in the thread to whom the notes rule allows (core.access)."""
+    never sent to the customer; shown in the thread to whom the notes rule allows (core.access).
+    The page's script posts it without leaving the page (the reply being written stays): 204, or 400
+    with the reason; without the script, back to the conversation with a notice."""
     conversation = _conversation_of(request, pk)
     viewer = viewer_of(request)
     form = NoteForm(request.POST)
+    error = ""
     if viewer.agent_id is None and not request.user.is_staff:
-        messages.error(request, "Only agents and supervisors leave notes.")
+        error = "Only agents and supervisors leave notes."
     elif not form.is_valid():
-        messages.error(request, "Write the note (at most 2000 characters).")
+        error = "Write the note (at most 2000 characters)."
     else:
         try:
             conversation_note_add(
                 conversation=conversation, author=request.user, author_agent_id=viewer.agent_id,
                 text=form.cleaned_data["text"],
             )  # fmt: skip
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
+        except ValidationError as invalid:
+            error = " ".join(invalid.messages)
+    if request.headers.get("X-Requested-With") == "fetch":
+        if error:
+            return HttpResponse(error, status=400, content_type="text/plain")
+        return HttpResponse(status=204)
+    if error:
+        messages.error(request, error)
     return redirect("messaging:conversation", pk=conversation.pk)
 
 

@@ -106,6 +106,17 @@ def test_an_agent_leaves_a_note_shown_in_the_thread_and_never_sent(client, agent
     assert not Message.objects.exists()
 
 
+def test_the_pages_script_adds_a_note_without_leaving_the_page(client, agent, make_conversation):
+    conversation = make_conversation(state=State.ASSIGNED, agent=agent)
+
+    added = client.post(f"/inbox/{conversation.pk}/notes/", {"text": "VIP"}, HTTP_X_REQUESTED_WITH="fetch")
+    empty = client.post(f"/inbox/{conversation.pk}/notes/", {"text": ""}, HTTP_X_REQUESTED_WITH="fetch")
+
+    assert added.status_code == 204
+    assert list(ConversationNote.objects.values_list("text", flat=True)) == ["VIP"]
+    assert (empty.status_code, empty.content) == (400, b"Write the note (at most 2000 characters).")
+
+
 def test_colleagues_notes_follow_the_rule_of_call_notes(client, agent, make_agent, make_conversation):
     conversation = make_conversation(state=State.ASSIGNED, agent=agent)
     colleague = make_agent()

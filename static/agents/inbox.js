@@ -179,4 +179,25 @@ if (replyText && typingUrl) {
   });
 }
 
+// A note is added without leaving the page (the reply being written stays); the socket's
+// conversation.note refreshes the thread in every tab, this one too.
+const noteForm = document.querySelector("form.add-note");
+if (noteForm) {
+  noteForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const response = await fetch(noteForm.action, {
+      method: "POST",
+      body: new FormData(noteForm),
+      credentials: "same-origin",
+      headers: { "X-Requested-With": "fetch" },
+    });
+    const said = noteForm.querySelector('[data-role="note-error"]');
+    said.textContent = response.ok ? "" : await response.text();
+    if (response.ok) {
+      noteForm.reset();
+      refreshThread();
+    }
+  });
+}
+
 connect();
