@@ -221,6 +221,9 @@ class AgentConsumer(JsonSocketConsumer):
     async def conversation_closed(self, event: dict) -> None:
         await self.send_json(event)
 
+    async def conversation_note(self, event: dict) -> None:  # ids only: the thread is read as the viewer
+        await self.send_json(event)
+
     # The waiting lists of the agent's queues.
     async def conversation_waiting(self, event: dict) -> None:
         await self.send_json(event)

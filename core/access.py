@@ -4,8 +4,8 @@ Three kinds of viewer look at the contact center's data:
 
 - **an agent** (a signed-in user with an agent profile, not staff) sees the contacts of the business
   numbers they serve (those of their queues), their own calls, and no other agent's wrap-up notes
-  unless they hold `calls.read_colleagues_notes`, and not the floor's figures (KPIs) unless they hold
-  `calls.view_kpis`;
+  (nor colleagues' private notes on conversations) unless they hold `calls.read_colleagues_notes`,
+  and not the floor's figures (KPIs) unless they hold `calls.view_kpis`;
 - **a supervisor** (a staff user) sees everything of every number: every call when they may listen to
   calls (`recordings.listen_recording`), every agent's notes;
 - **an API key** sees its numbers only, within its scopes; **a widget** opened with a key sees what its
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from calls.models import Call
     from integrations.models import ApiKey
-    from messaging.models import Contact, Conversation, Message
+    from messaging.models import Contact, Conversation, ConversationNote, Message
 
 RAW_TEXT_PERMISSION = "recordings.view_raw_transcript"
 HEAR_ANY_CALL_PERMISSION = "recordings.listen_recording"
@@ -83,11 +83,19 @@ class Viewer:
         """The call's wrap-up notes as this viewer reads them: "" when they are another agent's and
         the viewer may not read colleagues' notes, masked unless the viewer reads raw text."""
         is_own = self.agent_id is not None and call.agent_id == self.agent_id
-        if not call.wrap_up_notes or not (is_own or call.business_number_id in self.number_ids):
+        return self._notes(
+            call.wrap_up_notes, is_own=is_own, business_number_id=call.business_number_id,
+            country=call.contact.country,
+        )  # fmt: skip
+
+    def _notes(self, text: str, *, is_own: bool, business_number_id: int, country: str) -> str:
+        """The one notes rule: one's own, or a colleague's on a number the viewer sees when they may
+        read colleagues' notes; masked unless the viewer reads raw text."""
+        if not text or not (is_own or business_number_id in self.number_ids):
             return ""
         if not (is_own or self.reads_colleagues_notes):
             return ""
-        return self.text(call.wrap_up_notes, country=call.contact.country)
+        return self.text(text, country=country)
 
     # Contacts and messages
 
@@ -108,6 +116,15 @@ class Viewer:
         from messaging.models import Message
 
         return Message.objects.filter(business_number_id__in=self.number_ids)
+
+    def conversation_note_of(self, note: "ConversationNote", *, conversation: "Conversation") -> str:
+        """A private note on a conversation as this viewer reads it, by the rule of calls' notes: ""
+        when a colleague wrote it and the viewer may not read colleagues' notes."""
+        is_own = self.user_id is not None and note.author_id == self.user_id
+        return self._notes(
+            note.text, is_own=is_own, business_number_id=conversation.business_number_id,
+            country=conversation.contact.country,
+        )  # fmt: skip
 
     def conversations(self) -> "QuerySet[Conversation]":
         """The inbox's conversations of the viewer's numbers: the spans of the threads they see."""

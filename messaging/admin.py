@@ -8,6 +8,7 @@ from core.access import viewer_of
 from core.admin import Reader, ReadOnlyAdmin, read_by
 from messaging.models import (
     BillingCurrency,
+    CannedReply,
     Charge,
     Contact,
     Conversation,
@@ -184,3 +185,14 @@ class ConversationAdmin(ReadOnlyAdmin):
     search_fields = ["contact__wa_id", "contact__name"]
     list_select_related = ["contact", "business_number", "queue", "agent__user"]
     date_hierarchy = "last_message_at"
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(admin.ModelAdmin):
+    """The replies agents pick in a conversation's reply box: the business's own words, kept by
+    supervisors (no customer's data: shown as written)."""
+
+    list_display = ["shortcut", "title", "business_number", "updated_at"]
+    list_filter = ["business_number"]
+    search_fields = ["shortcut", "title", "text"]
+    list_select_related = ["business_number"]

@@ -400,3 +400,52 @@ class Conversation(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.contact} with {self.business_number_id}: {self.get_state_display()}"
+
+
+class CannedReply(TimeStampedModel):
+    """A reply agents often write, kept by supervisors: offered in the reply box of a number's
+    conversations (by its title, or typed as `/shortcut`) for the agent to edit before sending."""
+
+    business_number = models.ForeignKey(
+        "whatsapp.BusinessNumber", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="canned_replies", help_text="The number whose conversations offer it; empty: all.",
+    )  # fmt: skip
+    shortcut = models.SlugField(max_length=32, help_text="Typed after a slash in the reply box, e.g. refund.")
+    title = models.CharField(max_length=100)
+    text = models.TextField(max_length=4096)
+
+    class Meta:
+        verbose_name_plural = "canned replies"
+        ordering = ["shortcut", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["business_number", "shortcut"], name="one_canned_reply_per_shortcut"
+            ),
+            models.UniqueConstraint(
+                fields=["shortcut"],
+                condition=models.Q(business_number__isnull=True),
+                name="one_global_canned_reply_per_shortcut",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}: {self.title}"
+
+
+class ConversationNote(TimeStampedModel):
+    """A private note an agent or supervisor left on a conversation: never sent to the customer, shown
+    in the thread to whom the notes rule allows (core.access.Viewer.conversation_note_of)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField(max_length=2000)
+
+    is_note = True  # the thread shows notes among messages
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"Note on conversation {self.conversation_id}"

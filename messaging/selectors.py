@@ -6,16 +6,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, DateTimeField, Exists, OuterRef, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from djmoney.money import Money
 
 from messaging.models import (
     BillingCurrency,
+    CannedReply,
     Charge,
     Contact,
     Conversation,
+    ConversationNote,
     ConversationWindow,
     Message,
     RateCard,
@@ -437,3 +439,65 @@ def inbox_counts(*, viewer: "Viewer") -> InboxCounts:
     if viewer.agent_id is None:
         totals |= {"mine": 0, "unread": 0}
     return InboxCounts(**totals)
+
+
+SEARCH_MAX_LENGTH = 100
+_NEVER = datetime.datetime(9999, 1, 1, tzinfo=datetime.UTC)
+
+
+def conversations_search(*, viewer: "Viewer", term: str, limit: int = INBOX_LENGTH) -> list[Conversation]:
+    """The viewer's conversations, open or closed, whose customer's name or number holds `term`, or
+    whose messages do when the viewer may search free text for it (core.access: a term a mask could
+    hide finds by name and number only), latest message first. One query."""
+    term = term.strip()[:SEARCH_MAX_LENGTH]
+    if not term:
+        return []
+    matches = Q(contact__name__icontains=term)
+    digits = "".join(character for character in term if character.isdigit())
+    if digits:
+        matches |= Q(contact__wa_id__contains=digits)
+    if viewer.may_search_text(term):
+        said = viewer.messages().filter(
+            contact_id=OuterRef("contact_id"),
+            business_number_id=OuterRef("business_number_id"),
+            created_at__gte=OuterRef("opened_at"),
+            created_at__lte=Coalesce(OuterRef("closed_at"), Value(_NEVER), output_field=DateTimeField()),
+            text__icontains=term,
+        )
+        matches |= Exists(said)
+    found = viewer.conversations().filter(matches)
+    return list(_inbox_rows(found).order_by("-last_message_at", "pk")[:limit])
+
+
+def canned_replies_for(*, business_number_id: int) -> list[CannedReply]:
+    """The canned replies a number's conversations offer: the number's own, and every number's
+    (a number's own reply replaces an every-number one with the same shortcut). One query."""
+    replies = CannedReply.objects.filter(
+        Q(business_number_id=business_number_id) | Q(business_number__isnull=True)
+    ).order_by("business_number_id", "shortcut", "pk")  # the number's own first (NULLs last)
+    by_shortcut: dict[str, CannedReply] = {}
+    for reply in replies:
+        by_shortcut.setdefault(reply.shortcut, reply)
+    return sorted(by_shortcut.values(), key=lambda reply: reply.shortcut)
+
+
+def thread_with_notes(*, conversation: Conversation, viewer: "Viewer", limit: int = THREAD_LENGTH) -> list:
+    """The thread of the conversation's customer and number (`thread_of`) with the private notes left
+    on its conversations among its messages, in time order. Each note carries `shown_text`, as the
+    viewer reads it (core.access: a colleague's note only to whom may read colleagues' notes, masked
+    unless the viewer reads raw text); notes the viewer may not read are left out. Two queries."""
+    messages = thread_of(
+        contact_id=conversation.contact_id, business_number_id=conversation.business_number_id, limit=limit
+    )
+    notes = ConversationNote.objects.filter(
+        conversation__contact_id=conversation.contact_id,
+        conversation__business_number_id=conversation.business_number_id,
+    ).select_related("author")
+    if len(messages) >= limit:  # older notes belong with the older messages, not shown either
+        notes = notes.filter(created_at__gte=messages[0].created_at)
+    shown = []
+    for note in reversed(notes.order_by("-created_at", "-pk")[:limit]):
+        note.shown_text = viewer.conversation_note_of(note, conversation=conversation)
+        if note.shown_text:
+            shown.append(note)
+    return sorted([*messages, *shown], key=lambda item: item.created_at)

@@ -111,3 +111,26 @@ def fetch_pending_media() -> int:
     for message_id in pending:
         fetch_media.delay(message_id=message_id)
     return len(pending)
+
+
+@shared_task(name="messaging.send_read_receipt")
+def send_read_receipt(*, message_id: int, is_typing: bool = False) -> bool:
+    """Tell the customer their message was read by an agent (blue ticks) and, with `is_typing`, that a
+    reply is being typed (messaging.inbox): whether Meta took it. Nothing is retried (a later read or
+    keystroke sends again) and a refusal is logged, never shown to the agent."""
+    message = (
+        Message.objects.filter(pk=message_id, direction=Message.Direction.INBOUND)
+        .exclude(wa_message_id__isnull=True)
+        .select_related("business_number")
+        .first()
+    )
+    if message is None or not message.wa_message_id:
+        return False
+    with GraphClient() as graph:
+        show = graph.typing_indicator_show if is_typing else graph.message_mark_read
+        try:
+            show(phone_number_id=message.business_number.phone_number_id, message_id=message.wa_message_id)
+        except GraphAPIError as error:
+            logger.warning("read receipt for message %s not taken by Meta: %s", message_id, error)
+            return False
+    return True

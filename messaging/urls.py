@@ -16,4 +16,6 @@ urlpatterns = [
     path("inbox/<int:pk>/transfer/", views.conversation_transfer_view, name="conversation-transfer"),
     path("inbox/<int:pk>/read/", views.conversation_read_view, name="conversation-read"),
     path("inbox/<int:pk>/reply/", views.conversation_reply, name="conversation-reply"),
+    path("inbox/<int:pk>/typing/", views.conversation_typing_view, name="conversation-typing"),
+    path("inbox/<int:pk>/notes/", views.conversation_note_view, name="conversation-note"),
 ]

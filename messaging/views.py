@@ -10,7 +10,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError as InvalidPeriod
@@ -25,21 +25,24 @@ from messaging.conversations import (
     conversation_mark_read,
     conversation_transfer,
 )
+from messaging.inbox import conversation_note_add, customer_read_receipt_send, customer_typing_show
 from messaging.models import Conversation, Message, RateCard, Template
 from messaging.reports import report_period
 from messaging.selectors import (
     SpendRow,
     call_cost_totals,
     call_costs_by_day,
+    canned_replies_for,
     conversations_all,
     conversations_mine,
+    conversations_search,
     conversations_waiting,
     inbox_counts,
     send_options,
     spend_by_day,
     spend_totals,
     templates_sendable,
-    thread_of,
+    thread_with_notes,
 )
 from messaging.services import message_send_template, message_send_text
 
@@ -179,10 +182,14 @@ def _inbox_list(request, *, tab: str) -> list[Conversation]:
 
 def _list_context(request, *, open_id: int | None = None) -> dict:
     tab = _inbox_tab(request)
+    query = request.GET.get("q", "").strip()
     return {
         "tab": tab,
         "tabs": [name for name in INBOX_TABS if name != "all" or request.user.is_staff],
-        "conversations": _inbox_list(request, tab=tab),
+        "query": query,
+        "conversations": conversations_search(viewer=viewer_of(request), term=query)
+        if query
+        else _inbox_list(request, tab=tab),
         "counts": inbox_counts(viewer=viewer_of(request)),
         "open_id": open_id,
         "is_agent": viewer_of(request).agent_id is not None,
@@ -191,13 +198,15 @@ def _list_context(request, *, open_id: int | None = None) -> dict:
 
 @login_required
 def inbox(request):
-    """GET ?tab=mine|waiting|all (all: supervisors): the viewer's conversations, with unread counts."""
+    """GET ?tab=mine|waiting|all (all: supervisors): the viewer's conversations, with unread counts;
+    with ?q= those of the viewer's numbers found by the customer's name, number or (when the viewer
+    may search free text for it) what was written."""
     return render(request, "messaging/inbox.html", _list_context(request))
 
 
 @login_required
 def inbox_list(request):
-    """GET ?tab=&open=: the list alone, as the inbox page shows it (the page's script refreshes it)."""
+    """GET ?tab=&q=&open=: the list alone, as the inbox page shows it (the page's script refreshes it)."""
     open_id = request.GET.get("open", "")
     context = _list_context(request, open_id=int(open_id) if open_id.isdigit() else None)
     return render(request, "messaging/_inbox_list.html", context)
@@ -208,20 +217,29 @@ def _conversation_of(request, pk: int) -> Conversation:
     return get_object_or_404(
         viewer_of(request)
         .conversations()
-        .select_related("contact", "business_number", "queue", "agent__user"),
+        .select_related("contact", "business_number", "queue", "agent__user", "lead"),
         pk=pk,
     )
 
 
+def _is_holder(request, conversation: Conversation) -> bool:
+    agent_id = viewer_of(request).agent_id
+    return agent_id is not None and conversation.agent_id == agent_id
+
+
+def _may_reply(request, conversation: Conversation) -> bool:
+    is_open = conversation.state != Conversation.State.CLOSED
+    return is_open and (_is_holder(request, conversation) or request.user.is_staff)
+
+
 def _thread_context(request, conversation: Conversation) -> dict:
     viewer = viewer_of(request)
-    number, customer = conversation.business_number, conversation.contact
-    is_holder = viewer.agent_id is not None and conversation.agent_id == viewer.agent_id
     return {
         "conversation": conversation,
-        "thread": thread_of(contact_id=customer.pk, business_number_id=number.pk),
-        "is_holder": is_holder,
-        "may_reply": conversation.state != Conversation.State.CLOSED and (is_holder or request.user.is_staff),
+        "thread": thread_with_notes(conversation=conversation, viewer=viewer),
+        "is_holder": _is_holder(request, conversation),
+        "may_note": viewer.agent_id is not None or request.user.is_staff,
+        "may_reply": _may_reply(request, conversation),
     }
 
 
@@ -258,8 +276,33 @@ def conversation(request, pk: int):
         .distinct()
         .order_by("display_name", "pk"),
         "queues": Queue.objects.filter(business_numbers=number).order_by("name"),
+        "canned_replies": canned_replies_for(business_number_id=number.pk),
+        "lead": _lead_shown(conversation, viewer=viewer),
     }
     return render(request, "messaging/conversation.html", context)
+
+
+def _lead_shown(conversation: Conversation, *, viewer) -> dict | None:
+    """What the assistant learnt of the customer, as the viewer may read it (what the customer said
+    and the summary of it are free text: core.access)."""
+    from assistant.models import Lead, LeadField
+
+    try:
+        lead = conversation.lead
+    except Lead.DoesNotExist:
+        return None
+    country = conversation.contact.country
+    labels = dict(LeadField.choices)
+    return {
+        "score": lead.score,
+        "sentiment": lead.get_sentiment_display(),
+        "intent": viewer.text(lead.intent, country=country),
+        "summary": viewer.text(lead.summary, country=country),
+        "fields": [
+            (labels.get(name, name), viewer.text(str(answer), country=country))
+            for name, answer in (lead.fields or {}).items()
+        ],
+    }
 
 
 @login_required
@@ -353,8 +396,56 @@ def conversation_read_view(request, pk: int):
     """POST: the agent who has the conversation read it."""
     conversation = _conversation_of(request, pk)
     agent_id = viewer_of(request).agent_id
-    if agent_id is not None:
-        conversation_mark_read(conversation_id=conversation.pk, agent_id=agent_id)
+    if agent_id is not None and conversation_mark_read(conversation_id=conversation.pk, agent_id=agent_id):
+        customer_read_receipt_send(conversation=conversation)  # blue ticks on the customer's phone
+    return redirect("messaging:conversation", pk=conversation.pk)
+
+
+@login_required
+@require_POST
+def conversation_typing_view(request, pk: int):
+    """POST: the agent who may reply is typing: the customer sees "typing…" (throttled, sent by a
+    worker; nothing the agent need wait for or hear of). 204, or 403 for anyone who may not reply."""
+    conversation = _conversation_of(request, pk)
+    if not _may_reply(request, conversation):
+        return HttpResponse(status=403)
+    customer_typing_show(conversation=conversation)
+    return HttpResponse(status=204)
+
+
+class NoteForm(forms.Form):
+    text = forms.CharField(max_length=2000)
+
+
+@login_required
+@require_POST
+def conversation_note_view(request, pk: int):
+    """POST text=: an agent of the number or a supervisor leaves a private note on the conversation,
+    never sent to the customer; shown in the thread to whom the notes rule allows (core.access).
+    The page's script posts it without leaving the page (the reply being written stays): 204, or 400
+    with the reason; without the script, back to the conversation with a notice."""
+    conversation = _conversation_of(request, pk)
+    viewer = viewer_of(request)
+    form = NoteForm(request.POST)
+    error = ""
+    if viewer.agent_id is None and not request.user.is_staff:
+        error = "Only agents and supervisors leave notes."
+    elif not form.is_valid():
+        error = "Write the note (at most 2000 characters)."
+    else:
+        try:
+            conversation_note_add(
+                conversation=conversation, author=request.user, author_agent_id=viewer.agent_id,
+                text=form.cleaned_data["text"],
+            )  # fmt: skip
+        except ValidationError as invalid:
+            error = " ".join(invalid.messages)
+    if request.headers.get("X-Requested-With") == "fetch":
+        if error:
+            return HttpResponse(error, status=400, content_type="text/plain")
+        return HttpResponse(status=204)
+    if error:
+        messages.error(request, error)
     return redirect("messaging:conversation", pk=conversation.pk)
 
 
@@ -373,7 +464,7 @@ def conversation_reply(request, pk: int):
     customer-service window, or an approved template of the number's account; recorded at once, sent by
     a worker (messaging.services), shown in the thread."""
     conversation = _conversation_of(request, pk)
-    if not _thread_context(request, conversation)["may_reply"]:
+    if not _may_reply(request, conversation):
         messages.error(request, "Take the conversation before replying.")
         return redirect("messaging:conversation", pk=conversation.pk)
     form = ReplyForm(request.POST)

@@ -127,6 +127,17 @@ def template_message_request(
     return _message(phone_number_id, to, "template", template)
 
 
+def read_receipt_request(*, phone_number_id: str, message_id: str, is_typing: bool = False) -> GraphRequest:
+    """Mark a customer's message read (blue ticks); with `is_typing`, also show them "typing…" for
+    up to 25 s or until the reply (WHATSAPP_API.md §10.3)."""
+    if not message_id:
+        raise ValueError("a read receipt needs the message id")
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
+    if is_typing:
+        body["typing_indicator"] = {"type": "text"}
+    return GraphRequest("POST", f"{phone_number_id}/messages", body)
+
+
 def call_permission_request_message(*, phone_number_id: str, to: str, body_text: str = "") -> GraphRequest:
     interactive: dict[str, Any] = {
         "type": "call_permission_request",
@@ -381,6 +392,16 @@ class _Operations:
             phone_number_id=phone_number_id, to=to, name=name, language=language, components=components
         )
         return self._execute(request, parse_message_id)
+
+    def message_mark_read(self, *, phone_number_id: str, message_id: str):
+        """Tell the customer their message was read."""
+        request = read_receipt_request(phone_number_id=phone_number_id, message_id=message_id)
+        return self._execute(request, parse_success)
+
+    def typing_indicator_show(self, *, phone_number_id: str, message_id: str):
+        """Mark the customer's message read and show them that a reply is being typed."""
+        request = read_receipt_request(phone_number_id=phone_number_id, message_id=message_id, is_typing=True)
+        return self._execute(request, parse_success)
 
     def message_send_call_permission_request(self, *, phone_number_id: str, to: str, body_text: str = ""):
         request = call_permission_request_message(phone_number_id=phone_number_id, to=to, body_text=body_text)

@@ -53,7 +53,11 @@ SUPERVISOR_PERMISSIONS = [
     "compliance.view_consentrecord",
     "integrations.view_apikey",
     "integrations.view_apiwrite",
+    "messaging.add_cannedreply",
+    "messaging.change_cannedreply",
+    "messaging.delete_cannedreply",
     "messaging.view_billingcurrency",
+    "messaging.view_cannedreply",
     "messaging.view_charge",
     "messaging.view_contact",
     "messaging.view_conversation",
@@ -114,7 +118,7 @@ def test_the_command_puts_the_group_back_to_exactly_its_permissions(capsys):
     assert capsys.readouterr().out.splitlines() == [
         "+ recordings.listen_recording",
         "- recordings.view_raw_transcript",
-        "The supervisor group has its 46 permissions (1 added, 1 removed).",
+        "The supervisor group has its 50 permissions (1 added, 1 removed).",
     ]
 
 

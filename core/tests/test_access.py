@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from agents.models import QueueMembership
 from agents.tests.factories import AgentFactory, QueueFactory, supervisor
+from assistant.models import Lead
 from calls.models import Call
 from calls.selectors import last_call_shown, previous_calls_of
 from calls.tests.factories import CallFactory, ContactFactory
@@ -27,7 +28,7 @@ from config.asgi import application
 from core.access import viewer_of_key, viewer_of_user
 from integrations.models import ApiKey
 from integrations.services import api_key_create
-from messaging.models import Conversation, Message
+from messaging.models import Conversation, ConversationNote, Message
 from messaging.tests.factories import ConversationFactory
 from recordings.models import Summary, Transcript
 from recordings.services import recording_store
@@ -58,6 +59,8 @@ class Floor:
     message: object
     photo: object
     conversation: object
+    note: object
+    colleagues_note: object
 
 
 @pytest.fixture(autouse=True)
@@ -117,12 +120,19 @@ def floor(recordings_storage, tmp_path, settings) -> Floor:
     photo.media.save("part.png", ContentFile(b"\x89PNG\r\n\x1a\n"))
     conversation = ConversationFactory(
         contact=contact, business_number=x, queue=x_queue, state=Conversation.State.ASSIGNED, agent=agent,
-        waiting_since=None, assigned_at=timezone.now(),
+        waiting_since=None, assigned_at=timezone.now(), opened_at=message.created_at,
     )  # fmt: skip
+    note = ConversationNote.objects.create(
+        conversation=conversation, author=agent.user, text=f"Inbox note by Ann: {SAID}"
+    )
+    colleagues_note = ConversationNote.objects.create(
+        conversation=conversation, author=colleague.user, text=f"Inbox note by Ben: {SAID}"
+    )
+    Lead.objects.create(conversation=conversation, score=60, summary=f"Lead summary: {SAID}")
     return Floor(
         x=x, y=y, agent=agent, colleague=colleague, other_agent=other_agent, contact=contact,
         other_contact=other_contact, call=call, colleagues_call=colleagues_call, other_call=other_call,
-        message=message, photo=photo, conversation=conversation,
+        message=message, photo=photo, conversation=conversation, note=note, colleagues_note=colleagues_note,
     )  # fmt: skip
 
 
@@ -162,6 +172,11 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "inbox": ("/inbox/?tab=all", "/inbox/{conversation}/"),
     "conversation": ("/inbox/{conversation}/", None),
     "conversation's thread": ("/inbox/{conversation}/thread/", None),
+    "agent's note on the thread": ("/inbox/{conversation}/thread/", 'data-note="{note}"'),
+    "colleague's note on the thread": ("/inbox/{conversation}/thread/", 'data-note="{colleagues_note}"'),
+    "inbox search by name": ("/inbox/?q=Xavier", "/inbox/{conversation}/"),
+    "inbox search by words": ("/inbox/?q=insurance", "/inbox/{conversation}/"),
+    "inbox search by card": (f"/inbox/?q={CARD}", "/inbox/{conversation}/"),  # what the mask hides
     "other number's contact": ("/contacts/{other_contact}/", None),
     "wallboard": ("/wallboard/", None),
     "KPIs CSV": ("/reports/kpis.csv", None),
@@ -181,6 +196,7 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     ),
     "admin knowledge base": ("/admin/assistant/knowledgeentry/", None),
     "admin leads": ("/admin/assistant/lead/", None),  # what customers said of themselves
+    "admin canned replies": ("/admin/messaging/cannedreply/", None),
 }
 API = {  # surface: (path, the id of X's row a list should hold)
     "API contacts": ("/api/v1/contacts/", "contact"),
@@ -202,7 +218,7 @@ def fill(path: str, floor: Floor) -> str:
     return path.format(
         call=floor.call.pk, colleagues_call=floor.colleagues_call.pk, contact=floor.contact.pk,
         other_contact=floor.other_contact.pk, message=floor.message.pk, photo=floor.photo.pk, x=floor.x.pk,
-        conversation=floor.conversation.pk,
+        conversation=floor.conversation.pk, note=floor.note.pk, colleagues_note=floor.colleagues_note.pk,
     )  # fmt: skip
 
 
@@ -233,6 +249,7 @@ def observe_api(client: Client, floor: Floor, headers: dict) -> dict:
 ADMIN_PAGES = {
     "admin", "admin calls", "admin call", "admin messages", "admin message", "admin contact",
     "admin summaries", "admin recordings", "admin conversations", "admin knowledge base", "admin leads",
+    "admin canned replies",
 }  # fmt: skip
 EVERYTHING_OF_X = {
     "dashboard": 200, "call page": 200, "call's recording": 200, "colleague's call page": 200,
@@ -243,6 +260,8 @@ EVERYTHING_OF_X = {
     "API colleague's call": 200, "API transcript": 200, "API recording link": 200, "API messages": "listed",
     "API agents": 200, "API can-call": 200, "API KPIs": 200, "API charges": 200,
     "inbox": "listed", "conversation": 200, "conversation's thread": 200,
+    "agent's note on the thread": "listed", "colleague's note on the thread": "listed",
+    "inbox search by name": "listed", "inbox search by words": "listed", "inbox search by card": "not listed",
 } | {page: 200 for page in ADMIN_PAGES} | {
     "admin calls": "listed", "admin messages": "listed", "admin conversations": "listed",
     "admin leads": 403,  # leads: administrators'
@@ -254,6 +273,9 @@ AN_AGENTS = {  # what every agent gets whatever their calls: no back office, no 
 EXPECTED_FOR_USERS = {
     "agent of the call": AN_AGENTS | {
         "inbox": "listed", "conversation": 200, "conversation's thread": 200,  # theirs
+        "agent's note on the thread": "listed", "colleague's note on the thread": "not listed",
+        "inbox search by name": "listed", "inbox search by words": "listed",
+        "inbox search by card": "not listed",
         "call page": 200, "call's recording": 200, "colleague's call page": 403, "contacts": "listed",
         "contacts search": "listed", "contact": 200, "other number's contact": 404, "API contacts": "listed",
         "customer's photo": 200, "API contact": 200, "API calls": "listed", "API call": 200,
@@ -262,6 +284,9 @@ EXPECTED_FOR_USERS = {
     },
     "colleague": AN_AGENTS | {
         "inbox": "not listed", "conversation": 200, "conversation's thread": 200,  # their number's
+        "agent's note on the thread": "not listed", "colleague's note on the thread": "listed",  # Ben's own
+        "inbox search by name": "listed", "inbox search by words": "listed",
+        "inbox search by card": "not listed",
         "call page": 403, "call's recording": 403, "colleague's call page": 200, "contacts": "listed",
         "contacts search": "listed", "contact": 200, "other number's contact": 404, "API contacts": "listed",
         "customer's photo": 200, "API contact": 200, "API calls": "not listed", "API call": 404,
@@ -270,6 +295,9 @@ EXPECTED_FOR_USERS = {
     },
     "agent of another number": AN_AGENTS | {
         "inbox": "not listed", "conversation": 404, "conversation's thread": 404,
+        "agent's note on the thread": 404, "colleague's note on the thread": 404,
+        "inbox search by name": "not listed", "inbox search by words": "not listed",
+        "inbox search by card": "not listed",
         "call page": 403, "call's recording": 403, "colleague's call page": 403, "contacts": "not listed",
         "contacts search": "not listed", "contact": 404, "other number's contact": 200,
         "customer's photo": 404,
@@ -278,7 +306,7 @@ EXPECTED_FOR_USERS = {
         "API messages": "not listed", "API can-call": 404,
     },
     "supervisor": EVERYTHING_OF_X,
-    "supervisor with raw": EVERYTHING_OF_X,
+    "supervisor with raw": EVERYTHING_OF_X | {"inbox search by card": "listed"},
 }  # fmt: skip
 ALL_OF_X = {name: ("listed" if marker else 200) for name, (_, marker) in API.items()} | {"API charges": 403}
 NOTHING_OF_X = {name: ("not listed" if marker else 404) for name, (_, marker) in API.items()} | {
@@ -420,6 +448,10 @@ def test_every_free_text_is_masked_in_every_view_without_the_raw_permission(clie
         name: list(PERSONAL) if is_raw else [] for name in shows_free_text
     }
     assert all(raw[name] == [] or is_raw for name in expected_views)
+    shown_as = SAID if is_raw else MASKED  # the inbox's notes and the lead, on the conversation page
+    assert f"Inbox note by Ann: {shown_as}" in texts["conversation"]
+    assert (f"Inbox note by Ben: {shown_as}" in texts["conversation"]) == (who != "agent of the call")
+    assert f"Lead summary: {shown_as}" in texts["conversation"]
     if not is_raw:
         assert all("[card]" in texts[name] for name in shows_free_text), [
             name for name in shows_free_text if "[card]" not in texts[name]

@@ -117,12 +117,12 @@ def test_a_conversation_of_a_number_the_agent_does_not_serve_is_not_found(client
 
     answers = [client.get(f"/inbox/{conversation.pk}/").status_code,
                client.get(f"/inbox/{conversation.pk}/thread/").status_code]  # fmt: skip
-    for action in ("claim", "close", "read", "reply", "transfer"):
+    for action in ("claim", "close", "read", "reply", "transfer", "notes", "typing"):
         answers.append(
             client.post(f"/inbox/{conversation.pk}/{action}/", {"to": f"queue:{queue.pk}"}).status_code
         )
 
-    assert answers == [404] * 7
+    assert answers == [404] * 9
     assert (reload(conversation).state, conversation.agent_id) == (State.WAITING, None)
 
 

@@ -1,8 +1,11 @@
 // The shared inbox: the list and the open thread follow the agent's socket (conversation events),
 // a sound or a browser notification when the tab is in the background, and keyboard shortcuts:
-// Alt+N the next conversation, Alt+A take the open one, Ctrl+Enter send the reply.
+// Alt+N the next conversation, Alt+A take the open one, Ctrl+Enter send the reply. In the reply box:
+// a canned reply inserted from its list, or by typing "/shortcut" then Tab, for the agent to edit; while
+// the agent types, the customer is shown "typing…" (asked at most every TYPING_EVERY_MS).
 
 const RECONNECT_MAX_MS = 10000;
+const TYPING_EVERY_MS = 20000; // Meta shows "typing…" for up to 25 s; the server throttles too
 const inbox = document.getElementById("inbox");
 const list = document.getElementById("inbox-list");
 const threadBox = document.querySelector('[data-role="thread-box"]');
@@ -24,7 +27,8 @@ function refreshList() {
     return refreshing;
   }
   isListStale = false;
-  const url = `${list.dataset.url}?tab=${encodeURIComponent(inbox.dataset.tab)}&open=${openId || ""}`;
+  const query = encodeURIComponent(inbox.dataset.query || "");
+  const url = `${list.dataset.url}?tab=${encodeURIComponent(inbox.dataset.tab)}&q=${query}&open=${openId || ""}`;
   refreshing = replace(list, url).finally(() => {
     refreshing = null;
     if (isListStale) refreshList();
@@ -126,5 +130,74 @@ document.addEventListener("keydown", (event) => {
 document.addEventListener("click", () => {
   if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
 }, { once: true });
+
+// The reply box: canned replies and "typing…".
+const replyText = document.querySelector('[data-role="reply-text"]');
+const cannedList = document.querySelector('[data-role="canned-reply"]');
+const typingUrl = document.querySelector("[data-typing-url]")?.dataset.typingUrl;
+let lastTypingAt = 0;
+
+function insertAtCaret(textarea, text, from = textarea.selectionStart) {
+  const before = textarea.value.slice(0, from);
+  const after = textarea.value.slice(textarea.selectionEnd);
+  textarea.value = before + text + after;
+  const caret = before.length + text.length;
+  textarea.setSelectionRange(caret, caret);
+  textarea.focus();
+}
+
+function cannedText(shortcut) {
+  if (!cannedList) return null;
+  const option = Array.from(cannedList.options).find((item) => item.value && item.value.toLowerCase() === shortcut.toLowerCase());
+  return option ? option.dataset.text : null;
+}
+
+if (replyText && cannedList) {
+  cannedList.addEventListener("change", () => {
+    const text = cannedText(cannedList.value);
+    if (text !== null) insertAtCaret(replyText, text);
+    cannedList.value = "";
+  });
+  replyText.addEventListener("keydown", (event) => {
+    if (event.key !== "Tab" || event.shiftKey) return;
+    const typed = replyText.value.slice(0, replyText.selectionStart).match(/(?:^|\s)\/([a-z0-9_-]+)$/i);
+    const text = typed && cannedText(typed[1]);
+    if (text === null || !typed) return;
+    event.preventDefault();
+    insertAtCaret(replyText, text, replyText.selectionStart - typed[1].length - 1);
+  });
+}
+
+if (replyText && typingUrl) {
+  replyText.addEventListener("input", () => {
+    const now = Date.now();
+    if (now - lastTypingAt < TYPING_EVERY_MS || !replyText.value.trim()) return;
+    lastTypingAt = now;
+    const token = replyText.form.querySelector('[name="csrfmiddlewaretoken"]').value;
+    fetch(typingUrl, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": token } })
+      .catch(() => {}); // nothing the agent need hear of: the next keystrokes ask again
+  });
+}
+
+// A note is added without leaving the page (the reply being written stays); the socket's
+// conversation.note refreshes the thread in every tab, this one too.
+const noteForm = document.querySelector("form.add-note");
+if (noteForm) {
+  noteForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const response = await fetch(noteForm.action, {
+      method: "POST",
+      body: new FormData(noteForm),
+      credentials: "same-origin",
+      headers: { "X-Requested-With": "fetch" },
+    });
+    const said = noteForm.querySelector('[data-role="note-error"]');
+    said.textContent = response.ok ? "" : await response.text();
+    if (response.ok) {
+      noteForm.reset();
+      refreshThread();
+    }
+  });
+}
 
 connect();

@@ -3,7 +3,7 @@ from playwright.sync_api import expect
 
 from agents.models import Agent, QueueMembership
 from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory
-from messaging.models import Conversation, Message
+from messaging.models import CannedReply, Conversation, Message
 from messaging.tests.conftest import customer_writes
 from tests.e2e.conftest import sign_in
 from whatsapp.tests import payloads
@@ -43,3 +43,33 @@ def test_a_waiting_customer_shows_up_live_and_the_agent_takes_and_answers(live_s
     assert (reply.text, reply.sent_by_id, reply.contact_id) == (
         "Yes, it arrives tomorrow.", agent.user_id, conversation.contact_id,
     )  # fmt: skip
+
+
+def test_a_canned_reply_is_typed_by_its_shortcut_and_a_note_shows_live_in_the_agents_tabs(
+    live_server_url, browser
+):
+    number = BusinessNumberFactory(phone_number_id=payloads.PHONE_NUMBER_ID, waba_id=payloads.WABA_ID)
+    queue = QueueFactory(name="Care")
+    queue.business_numbers.add(number)
+    agent = AgentFactory(status=Agent.Status.AVAILABLE, display_name="Amira Haddad")
+    QueueMembership.objects.create(queue=queue, agent=agent)
+    CannedReply.objects.create(shortcut="thanks", title="Thanks", text="Thank you for your patience!")
+    customer_writes("447700900333", "wamid.inbox.2", text="Where is my parcel?")  # routed to the agent
+    conversation = Conversation.objects.get(agent=agent)
+    context = browser.new_context()
+    writing, other = context.new_page(), context.new_page()
+    sign_in(writing, live_server_url, agent.user.username, PASSWORD)
+    for page in (writing, other):
+        page.goto(f"{live_server_url}/inbox/{conversation.pk}/")
+        expect(page.locator("#inbox")).to_have_attribute("data-live", "true")
+
+    writing.click('[data-role="reply-text"]')
+    writing.keyboard.type("Hello! /thanks")
+    writing.keyboard.press("Tab")
+    writing.fill('[data-role="note-text"]', "Wants a call after 5")
+    writing.click('[data-action="note"]')
+
+    expect(other.locator('[data-role="thread"] .note')).to_contain_text("Wants a call after 5")
+    expect(writing.locator('[data-role="thread"] .note')).to_contain_text("Wants a call after 5")
+    expect(writing.locator('[data-role="reply-text"]')).to_have_value("Hello! Thank you for your patience!")
+    assert not Message.objects.filter(direction=Message.Direction.OUTBOUND).exists()

@@ -162,6 +162,18 @@ class SentMessage:
 
 
 @dataclass
+class ReadReceipt:
+    """What the customer's phone showed of the business reading their message: blue ticks on it,
+    and with `is_typing` "typing…" as well."""
+
+    message_id: str
+    phone_number_id: str
+    wa_id: str
+    is_typing: bool
+    at: datetime
+
+
+@dataclass
 class SandboxMedia:
     """A file a customer sent, kept by Meta under its media id."""
 
@@ -200,6 +212,8 @@ class SandboxMeta:
         self.entry_points: dict[tuple[str, str], datetime] = {}  # free entry point window opened at
         self.permission_lookups: dict[str, deque] = defaultdict(deque)
         self.media: dict[str, SandboxMedia] = {}
+        self.received: dict[str, tuple[str, str]] = {}  # customers' message id → (phone number id, wa_id)
+        self.read_receipts: list[ReadReceipt] = []
         self._media_url_key = secrets.token_bytes(16)
         self.clock_offset = timedelta()
         self._ids = itertools.count(1)
@@ -292,6 +306,7 @@ class SandboxMeta:
         self.emit(number.waba_id, "calls", self._value(number, statuses=[item]))
 
     def _emit_message(self, number: SandboxNumber, customer: Customer, message: dict) -> None:
+        self.received[message["id"]] = (number.phone_number_id, customer.wa_id)
         self.emit(number.waba_id, "messages", self._value(number, contact=customer, messages=[message]))
 
     def _emit_terminate(self, call: SandboxCall, *, errors: list | None = None) -> None:
@@ -581,6 +596,8 @@ class SandboxMeta:
         number = self.number(phone_number_id)
         if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp":
             raise invalid("messaging_product must be 'whatsapp'")
+        if "status" in body:
+            return self._mark_read(number, body)
         wa_id = body.get("to") or body.get("recipient")
         message_type = body.get("type")
         if not isinstance(wa_id, str) or not wa_id:
@@ -622,6 +639,24 @@ class SandboxMeta:
             "contacts": [{"input": body.get("to") or wa_id, "wa_id": wa_id}],
             "messages": [{"id": message.message_id}],
         }
+
+    def _mark_read(self, number: SandboxNumber, body: dict) -> dict:
+        """`{"status": "read", "message_id": …}`, maybe with `"typing_indicator": {"type": "text"}`:
+        the customer's message to this number shows as read, and "typing…" shows (§10.3)."""
+        if body["status"] != "read":
+            raise invalid("status must be 'read'")
+        message_id = body.get("message_id")
+        received = self.received.get(message_id) if isinstance(message_id, str) else None
+        if received is None or received[0] != number.phone_number_id:
+            raise invalid(f"Unknown message id {str(message_id)[:80]} for this phone number")
+        typing = body.get("typing_indicator")
+        if typing is not None and typing != {"type": "text"}:
+            raise invalid("typing_indicator.type must be 'text'")
+        self.read_receipts.append(
+            ReadReceipt(message_id=message_id, phone_number_id=number.phone_number_id, wa_id=received[1],
+                        is_typing=typing is not None, at=self.now())
+        )  # fmt: skip
+        return {"success": True}
 
     def _validate_message(
         self, number: SandboxNumber, customer: Customer, message_type: str, content: dict, *,

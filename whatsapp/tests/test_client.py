@@ -15,6 +15,7 @@ from whatsapp.client import (
     error_from_response,
     media_url_request,
     parse_media_location,
+    read_receipt_request,
 )
 from whatsapp.sandbox.server import SandboxThread
 
@@ -255,3 +256,60 @@ def test_metas_answer_about_a_file_is_read_whichever_way_it_writes_the_size(body
 def test_an_answer_about_a_file_without_a_web_link_is_refused(body):
     with pytest.raises(errors.GraphAPIError):
         parse_media_location(body)
+
+
+# --- Read receipts and "typing…" (WHATSAPP_API.md §10.3) ---------------------------------------------
+
+
+def test_read_receipt_and_typing_requests_match_meta_wire_format():
+    read = read_receipt_request(phone_number_id="123", message_id="wamid.A")
+    typing = read_receipt_request(phone_number_id="123", message_id="wamid.A", is_typing=True)
+
+    assert (read.method, read.path) == ("POST", "123/messages")
+    assert read.json == {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.A"}
+    assert typing.json == {
+        "messaging_product": "whatsapp", "status": "read", "message_id": "wamid.A",
+        "typing_indicator": {"type": "text"},
+    }  # fmt: skip
+
+
+def test_the_customers_phone_shows_their_message_read_and_a_reply_being_typed(sandbox_thread):
+    sandbox = sandbox_thread.sandbox
+    customer = sandbox_thread.call(sandbox.add_customer, wa_id="447700900321", name="Ada")
+    message_id = sandbox_thread.call(
+        sandbox.meta.customer_send, customer, NUMBER_ID, {"type": "text", "text": {"body": "Hi"}}
+    )
+
+    with client_for(sandbox) as client:
+        read = client.message_mark_read(phone_number_id=NUMBER_ID, message_id=message_id)
+        typing = client.typing_indicator_show(phone_number_id=NUMBER_ID, message_id=message_id)
+
+    seen = [(r.message_id, r.phone_number_id, r.wa_id, r.is_typing) for r in sandbox.meta.read_receipts]
+    assert (read, typing) == (None, None)  # Meta answered {"success": true}
+    assert seen == [
+        (message_id, NUMBER_ID, "447700900321", False),
+        (message_id, NUMBER_ID, "447700900321", True),
+    ]
+    assert len(sandbox.meta.messages) == 0  # nothing was sent to the customer as a message
+
+
+def test_a_read_receipt_for_a_message_the_number_never_received_is_refused(sandbox_thread):
+    sandbox = sandbox_thread.sandbox
+    sandbox_thread.call(
+        sandbox.add_number,
+        phone_number_id="7000002",
+        waba_id="8000001",
+        display_phone_number="+44 20 7946 0790",
+    )
+    customer = sandbox_thread.call(sandbox.add_customer, wa_id="447700900321", name="Ada")
+    to_other = sandbox_thread.call(
+        sandbox.meta.customer_send, customer, "7000002", {"type": "text", "text": {"body": "Hi"}}
+    )
+
+    with client_for(sandbox) as client:
+        with pytest.raises(errors.InvalidParameter):
+            client.message_mark_read(phone_number_id=NUMBER_ID, message_id="wamid.never")
+        with pytest.raises(errors.InvalidParameter):
+            client.typing_indicator_show(phone_number_id=NUMBER_ID, message_id=to_other)  # another number's
+
+    assert sandbox.meta.read_receipts == []
