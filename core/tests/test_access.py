@@ -488,3 +488,27 @@ def test_the_rule_itself(floor):
     assert other.notes_of(floor.call) == ""
     assert set(agent.within({floor.y.pk}).calls()) == set()
     assert agent.may_search_text("insurance") and not agent.may_search_text("4111")
+
+
+@pytest.mark.django_db
+def test_the_viewers_of_many_agents_read_together_are_each_their_own(floor):
+    from django.contrib.auth.models import Group, Permission
+
+    from core.access import viewers_of_agents
+
+    raw = Group.objects.create(name="Raw readers")
+    raw.permissions.add(Permission.objects.get(codename="view_raw_transcript"))
+    floor.colleague.user.groups.add(raw)
+    floor.other_agent.user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["listen_recording", "read_colleagues_notes", "view_kpis"])
+    )
+    boss = AgentFactory(user=supervisor(sees_raw_text=True))
+    agents = [floor.agent, floor.colleague, floor.other_agent, boss]
+
+    together = viewers_of_agents({agent.pk for agent in agents})
+
+    assert together == {agent.pk: viewer_of_user(agent.user) for agent in agents}
+    assert (together[floor.colleague.pk].sees_raw_text, together[floor.other_agent.pk].sees_every_call) == (
+        True,
+        True,
+    )
