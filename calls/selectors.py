@@ -93,7 +93,9 @@ def ring_frames(*, offers: list[tuple[Call, int]], queue: Queue) -> list[dict]:
                 else None
             ),
             "chat": (
-                chat_shown(chats[call.conversation_id], viewer=viewers[agent_id], country=call.contact.country)
+                chat_shown(
+                    chats[call.conversation_id], viewer=viewers[agent_id], country=call.contact.country
+                )
                 if call.conversation_id in chats
                 else None
             ),

@@ -213,8 +213,12 @@ def viewers_of_agents(agent_ids: "Iterable[int]") -> dict[int, Viewer]:
 
     user_model = get_user_model()
     user_ids = [agent.user_id for agent in plain]
-    direct = user_model.user_permissions.through.objects.filter(asked_of("permission__"), user_id__in=user_ids)
-    in_groups = user_model.groups.through.objects.filter(asked_of("group__permissions__"), user_id__in=user_ids)
+    direct = user_model.user_permissions.through.objects.filter(
+        asked_of("permission__"), user_id__in=user_ids
+    )
+    in_groups = user_model.groups.through.objects.filter(
+        asked_of("group__permissions__"), user_id__in=user_ids
+    )
     granted: dict[int, set[str]] = defaultdict(set)
     for user_id, app_label, codename in [
         *direct.values_list("user_id", "permission__content_type__app_label", "permission__codename"),
@@ -225,7 +229,10 @@ def viewers_of_agents(agent_ids: "Iterable[int]") -> dict[int, Viewer]:
         granted[user_id].add(f"{app_label}.{codename}")
     for agent in plain:
         user = agent.user
-        holds = asked if user.is_active and user.is_superuser else granted[user.pk] if user.is_active else set()
+        if not user.is_active:
+            holds: set[str] = set()
+        else:
+            holds = asked if user.is_superuser else granted[user.pk]
         viewers[agent.pk] = Viewer(
             number_ids=frozenset(numbers[agent.pk]),
             scopes=frozenset({ApiKey.Scope.READ, ApiKey.Scope.CALLS_WRITE, ApiKey.Scope.MESSAGES_WRITE}),

@@ -74,9 +74,12 @@ def test_calls_queued_together_are_each_linked_with_one_query(queue, number):
     chat = ConversationFactory(contact=chatted, business_number=number)
     inbounds = [
         InboundCall(
-            wa_call_id=f"wacid.HANDOFF{index}", phone_number_id=number.phone_number_id,
-            from_number=contact.wa_id, contact_name=contact.name, sdp_offer=payloads.SDP_OFFER,
-        )  # fmt: skip
+            wa_call_id=f"wacid.HANDOFF{index}",
+            phone_number_id=number.phone_number_id,
+            from_number=contact.wa_id,
+            contact_name=contact.name,
+            sdp_offer=payloads.SDP_OFFER,
+        )
         for index, contact in enumerate([chatted, silent])
     ]
 
@@ -94,7 +97,8 @@ def test_the_crms_call_events_carry_the_conversation(
     client, queue, number, monkeypatch, django_capture_on_commit_callbacks
 ):
     heard = []
-    monkeypatch.setattr(events, "_sinks", [(lambda kind, _, data: heard.append((kind, data)), lambda *_: True)])
+    sink = (lambda kind, _, data: heard.append((kind, data)), lambda *_: True)
+    monkeypatch.setattr(events, "_sinks", [sink])
     chat = ConversationFactory(contact=ContactFactory(wa_id=payloads.CUSTOMER), business_number=number)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -224,7 +228,9 @@ def test_rings_built_together_read_every_chat_in_one_query(queue, number):
 def test_a_reloaded_tab_during_the_call_shows_the_chat_again(queue, number):
     agent = agent_of(queue)
     call = call_after_chat(queue=queue, number=number)
-    Call.objects.filter(pk=call.pk).update(status=Call.Status.CONNECTED, agent=agent, connected_at=timezone.now())
+    Call.objects.filter(pk=call.pk).update(
+        status=Call.Status.CONNECTED, agent=agent, connected_at=timezone.now()
+    )
 
     [resumed] = resume_frames_for_agent(agent_id=agent.pk)
 
