@@ -239,3 +239,88 @@ def test_a_reloaded_tab_during_the_call_shows_the_chat_again(queue, number):
         call.conversation_id,
         85,
     )
+
+
+# --- The agent chatting with the caller is offered the call first ------------------------
+
+
+def chatting_with(agent: Agent, *, number) -> Call:
+    """A queued call from a customer whose conversation with `number` is assigned to `agent`."""
+    contact = ContactFactory()
+    chat = ConversationFactory(
+        contact=contact, business_number=number, state=Conversation.State.ASSIGNED, agent=agent,
+        waiting_since=None, assigned_at=timezone.now(),
+    )  # fmt: skip
+    return CallFactory(contact=contact, business_number=number, queue=chat_queue(number), conversation=chat)
+
+
+def chat_queue(number):
+    return number.queues.get()
+
+
+def test_the_agent_chatting_with_the_caller_is_rung_first(queue, number, make_agent):
+    make_agent(priority=1)  # first in the queue's order
+    chatting = make_agent(priority=2)
+    call = chatting_with(chatting, number=number)
+
+    routing.call_waits(call_id=call.pk)
+
+    assert Call.objects.get(pk=call.pk).offered_to_id == chatting.pk
+
+
+def test_one_call_at_a_time_rings_the_agent_chatting_with_the_caller_first(queue, number, make_agent):
+    make_agent(priority=1)
+    chatting = make_agent(priority=2)
+    call = chatting_with(chatting, number=number)
+
+    offered = routing._offer_next(queue)
+
+    assert (offered, Call.objects.get(pk=call.pk).offered_to_id) == (call.pk, chatting.pk)
+
+
+@pytest.mark.parametrize("status", [Agent.Status.AWAY, Agent.Status.ON_CALL, Agent.Status.WRAP_UP])
+def test_an_agent_chatting_with_the_caller_who_cannot_take_a_call_now_is_passed_over(
+    queue, number, make_agent, status
+):
+    free = make_agent(priority=2)
+    chatting = make_agent(priority=1, status=status)
+    call = chatting_with(chatting, number=number)
+
+    routing.call_waits(call_id=call.pk)
+
+    assert Call.objects.get(pk=call.pk).offered_to_id == free.pk
+
+
+def test_a_conversation_no_longer_assigned_gives_no_preference(queue, number, make_agent):
+    first = make_agent(priority=1)
+    chatting = make_agent(priority=2)
+    call = chatting_with(chatting, number=number)
+    Conversation.objects.filter(pk=call.conversation_id).update(state=Conversation.State.CLOSED)
+
+    routing.call_waits(call_id=call.pk)
+
+    assert Call.objects.get(pk=call.pk).offered_to_id == first.pk
+
+
+def test_two_callers_chatting_with_one_agent_ring_them_once(queue, number, make_agent):
+    other = make_agent(priority=1)
+    chatting = make_agent(priority=2)
+    first, second = chatting_with(chatting, number=number), chatting_with(chatting, number=number)
+    Call.objects.filter(pk=second.pk).update(queued_at=first.queued_at + timedelta(seconds=1))
+
+    routing.call_waits(call_id=first.pk)
+
+    offered = dict(Call.objects.filter(status=Call.Status.OFFERED).values_list("pk", "offered_to_id"))
+    assert offered == {first.pk: chatting.pk, second.pk: other.pk}
+
+
+def test_an_agent_who_declined_the_call_is_not_rung_for_it_again_at_once(queue, number, make_agent):
+    other = make_agent(priority=2)
+    chatting = make_agent(priority=1)
+    call = chatting_with(chatting, number=number)
+    routing.call_waits(call_id=call.pk)
+
+    routing.offer_decline(agent_id=chatting.pk, call_id=call.pk)
+    routing.route_queue(queue_id=queue.pk)
+
+    assert Call.objects.get(pk=call.pk).offered_to_id == other.pk
