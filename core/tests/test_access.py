@@ -58,6 +58,7 @@ class Floor:
     message: object
     photo: object
     conversation: object
+    handed_chat: object  # of X: the chat of X's call Cat is on (Cat serves only Y now)
 
 
 @pytest.fixture(autouse=True)
@@ -119,10 +120,20 @@ def floor(recordings_storage, tmp_path, settings) -> Floor:
         contact=contact, business_number=x, queue=x_queue, state=Conversation.State.ASSIGNED, agent=agent,
         waiting_since=None, assigned_at=timezone.now(),
     )  # fmt: skip
+    # The warm handoff: a call of X after the customer's chat, taken by Cat, who has since left X's
+    # queue. Cat reads the chat's thread beside the call, and no more of X.
+    handed_chat = ConversationFactory(
+        contact=contact, business_number=x, queue=x_queue, state=Conversation.State.CLOSED, agent=agent,
+        waiting_since=None, closed_at=timezone.now(),
+    )  # fmt: skip
+    CallFactory(
+        business_number=x, queue=x_queue, contact=contact, agent=other_agent, status=Call.Status.CONNECTED,
+        conversation=handed_chat, connected_at=timezone.now(),
+    )  # fmt: skip
     return Floor(
         x=x, y=y, agent=agent, colleague=colleague, other_agent=other_agent, contact=contact,
         other_contact=other_contact, call=call, colleagues_call=colleagues_call, other_call=other_call,
-        message=message, photo=photo, conversation=conversation,
+        message=message, photo=photo, conversation=conversation, handed_chat=handed_chat,
     )  # fmt: skip
 
 
@@ -162,6 +173,8 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "inbox": ("/inbox/?tab=all", "/inbox/{conversation}/"),
     "conversation": ("/inbox/{conversation}/", None),
     "conversation's thread": ("/inbox/{conversation}/thread/", None),
+    "chat of a call": ("/inbox/{handed_chat}/", None),
+    "chat of a call's thread": ("/inbox/{handed_chat}/thread/", None),
     "other number's contact": ("/contacts/{other_contact}/", None),
     "wallboard": ("/wallboard/", None),
     "KPIs CSV": ("/reports/kpis.csv", None),
@@ -202,7 +215,7 @@ def fill(path: str, floor: Floor) -> str:
     return path.format(
         call=floor.call.pk, colleagues_call=floor.colleagues_call.pk, contact=floor.contact.pk,
         other_contact=floor.other_contact.pk, message=floor.message.pk, photo=floor.photo.pk, x=floor.x.pk,
-        conversation=floor.conversation.pk,
+        conversation=floor.conversation.pk, handed_chat=floor.handed_chat.pk,
     )  # fmt: skip
 
 
@@ -243,6 +256,7 @@ EVERYTHING_OF_X = {
     "API colleague's call": 200, "API transcript": 200, "API recording link": 200, "API messages": "listed",
     "API agents": 200, "API can-call": 200, "API KPIs": 200, "API charges": 200,
     "inbox": "listed", "conversation": 200, "conversation's thread": 200,
+    "chat of a call": 200, "chat of a call's thread": 200,
 } | {page: 200 for page in ADMIN_PAGES} | {
     "admin calls": "listed", "admin messages": "listed", "admin conversations": "listed",
     "admin leads": 403,  # leads: administrators'
@@ -254,6 +268,7 @@ AN_AGENTS = {  # what every agent gets whatever their calls: no back office, no 
 EXPECTED_FOR_USERS = {
     "agent of the call": AN_AGENTS | {
         "inbox": "listed", "conversation": 200, "conversation's thread": 200,  # theirs
+        "chat of a call": 200, "chat of a call's thread": 200,  # of their number
         "call page": 200, "call's recording": 200, "colleague's call page": 403, "contacts": "listed",
         "contacts search": "listed", "contact": 200, "other number's contact": 404, "API contacts": "listed",
         "customer's photo": 200, "API contact": 200, "API calls": "listed", "API call": 200,
@@ -262,6 +277,7 @@ EXPECTED_FOR_USERS = {
     },
     "colleague": AN_AGENTS | {
         "inbox": "not listed", "conversation": 200, "conversation's thread": 200,  # their number's
+        "chat of a call": 200, "chat of a call's thread": 200,
         "call page": 403, "call's recording": 403, "colleague's call page": 200, "contacts": "listed",
         "contacts search": "listed", "contact": 200, "other number's contact": 404, "API contacts": "listed",
         "customer's photo": 200, "API contact": 200, "API calls": "not listed", "API call": 404,
@@ -270,6 +286,8 @@ EXPECTED_FOR_USERS = {
     },
     "agent of another number": AN_AGENTS | {
         "inbox": "not listed", "conversation": 404, "conversation's thread": 404,
+        # X's chat of the call they are on: its thread beside the call, not the inbox's page.
+        "chat of a call": 404, "chat of a call's thread": 200,
         "call page": 403, "call's recording": 403, "colleague's call page": 403, "contacts": "not listed",
         "contacts search": "not listed", "contact": 404, "other number's contact": 200,
         "customer's photo": 404,
@@ -481,13 +499,21 @@ def test_the_rule_itself(floor):
 
     assert set(agent.calls()) == {floor.call}
     assert set(colleague.calls()) == {floor.colleagues_call}
-    assert set(key.calls()) == {floor.call, floor.colleagues_call}
+    assert set(key.calls()) == {floor.call, floor.colleagues_call, floor.handed_chat.calls.get()}
     assert set(agent.contacts()) == {floor.contact} and set(other.contacts()) == {floor.other_contact}
     assert agent.notes_of(floor.call) == f"Notes: {MASKED}"
     assert agent.notes_of(floor.colleagues_call) == ""
     assert other.notes_of(floor.call) == ""
     assert set(agent.within({floor.y.pk}).calls()) == set()
     assert agent.may_search_text("insurance") and not agent.may_search_text("4111")
+    assert set(other.conversation_threads()) == {floor.handed_chat}  # the chat of their call only
+    assert set(other.conversations()) == set()
+    assert set(other.within({floor.y.pk}).conversation_threads()) == set()  # a widget of Y's key
+    assert set(agent.conversation_threads()) == {floor.conversation, floor.handed_chat}
+    assert (agent.may_see_conversation(floor.handed_chat), other.may_see_conversation(floor.handed_chat)) == (
+        True,
+        False,
+    )
 
 
 @pytest.mark.django_db
