@@ -16,7 +16,7 @@ from assistant.models import Lead
 from calls import routing
 from calls.models import Call
 from calls.selectors import conversations_of_callers, resume_frames_for_agent, ring_frame, ring_frames
-from calls.services import InboundCall, calls_queue_inbound_many
+from calls.services import InboundCall, call_record_early_terminate, calls_queue_inbound_many
 from calls.tests.factories import CallFactory, ContactFactory
 from core import events
 from messaging.models import Conversation
@@ -67,6 +67,18 @@ def test_a_chat_closed_more_than_a_day_ago_is_not_linked(client, queue, number):
     post_webhook(client, payloads.user_call_connect())
 
     assert Call.objects.get().conversation is None
+
+
+def test_a_call_whose_terminate_came_first_is_linked_too(queue, number):
+    customer = ContactFactory(wa_id=payloads.CUSTOMER)
+    chat = ConversationFactory(contact=customer, business_number=number)
+
+    call = call_record_early_terminate(
+        wa_call_id="wacid.EARLY", phone_number_id=number.phone_number_id, from_number=customer.wa_id,
+        reason=Call.EndReason.ABANDONED,
+    )  # fmt: skip
+
+    assert call.conversation == chat
 
 
 def test_calls_queued_together_are_each_linked_with_one_query(queue, number):
