@@ -68,11 +68,24 @@ def free_agents(queue: Queue, *, work: Work) -> QuerySet[Agent]:
     return agents.order_by("memberships__priority", *order, "pk")
 
 
-def agent_claim_best(*, queue: Queue, work: Work, excluded: Iterable[int] = ()) -> int | None:
+def agent_claim_best(
+    *, queue: Queue, work: Work, excluded: Iterable[int] = (), preferred: int | None = None
+) -> int | None:
     """Claim the best free member of the queue for `work` (one conditional UPDATE per candidate
-    tried, up to MAX_CANDIDATES): the agent's id, or None when nobody could take it."""
-    candidates = free_agents(queue, work=work).exclude(pk__in=list(excluded))
-    for agent_id in candidates.values_list("pk", flat=True)[:MAX_CANDIDATES]:
+    tried, up to MAX_CANDIDATES): the agent's id, or None when nobody could take it.
+
+    `preferred` (the agent chatting with the caller) is tried first when they are a free member
+    who may take it now; otherwise the queue's order decides."""
+    excluded = list(excluded)
+    candidates = free_agents(queue, work=work).exclude(pk__in=excluded)
+    agent_ids = list(candidates.values_list("pk", flat=True)[:MAX_CANDIDATES])
+    if preferred is not None and preferred not in excluded:
+        if preferred in agent_ids:
+            agent_ids.remove(preferred)
+            agent_ids.insert(0, preferred)
+        elif candidates.filter(pk=preferred).exists():  # free, but beyond the first candidates
+            agent_ids.insert(0, preferred)
+    for agent_id in agent_ids:
         if agent_claim(agent_id=agent_id, work=work):
             return agent_id
     return None

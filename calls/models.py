@@ -86,6 +86,10 @@ class Call(TimeStampedModel):
     media_channel = models.CharField(
         max_length=200, blank=True, help_text="Channel-layer name of the media process holding the call."
     )
+    conversation = models.ForeignKey(
+        "messaging.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls",
+        help_text="The customer's chat with the number the call came from (open, or closed in the last day).",
+    )  # fmt: skip
     cta_payload = models.CharField(max_length=512, blank=True)
     deeplink_payload = models.CharField(max_length=512, blank=True)
 

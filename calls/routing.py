@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Case, F, IntegerField, When
 from django.utils import timezone
 
 from agents import presence
@@ -36,6 +37,7 @@ from calls.signals import call_filed
 from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit
 from messaging.conversations import conversations_route_waiting
+from messaging.models import Conversation
 from whatsapp.selectors import call_connect_event
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,15 @@ logger = logging.getLogger(__name__)
 OFFER_ROUND = 100  # calls matched together at most
 HAND_OFF_RETRY_S = 5  # a call no media process has taken after this long is handed off again
 FAREWELL_MARGIN_S = 2.0  # the closing message's length plus this, before Meta is told to end the call
+
+
+# The agent the caller is chatting with (their conversation is assigned to them): offered the call
+# first when they can take it (the warm handoff). Read with the waiting calls, in the same query.
+CHAT_AGENT = Case(
+    When(conversation__state=Conversation.State.ASSIGNED, then=F("conversation__agent_id")),
+    default=None,
+    output_field=IntegerField(),
+)
 
 
 class RoundLost(RuntimeError):
@@ -88,6 +99,7 @@ def _offer_next(queue: Queue) -> int | None:
         waiting = (
             Call.objects.filter(queue_id=queue.pk, status=Call.Status.QUEUED)
             .select_related("contact")
+            .annotate(chat_agent_id=CHAT_AGENT)
             .order_by("queued_at", "pk")
         )
         if connection.features.has_select_for_update_skip_locked:
@@ -96,7 +108,9 @@ def _offer_next(queue: Queue) -> int | None:
         if call is None:
             return None
         excluded = _recently_missed_by(call, queue) if call.offer_count else []
-        agent_id = agent_claim_best(queue=queue, work=Work.CALL, excluded=excluded)
+        agent_id = agent_claim_best(
+            queue=queue, work=Work.CALL, excluded=excluded, preferred=call.chat_agent_id
+        )
         if agent_id is None:
             return None
         if not call_offer(call=call, agent_id=agent_id, ring_timeout_s=queue.ring_timeout_s):
@@ -124,6 +138,7 @@ def _offer_round(queue: Queue) -> list[int] | None:
         waiting = (
             Call.objects.filter(queue_id=queue.pk, status=Call.Status.QUEUED)
             .select_related("contact")
+            .annotate(chat_agent_id=CHAT_AGENT)
             .order_by("queued_at", "pk")
         )
         candidates = list(
@@ -132,9 +147,11 @@ def _offer_round(queue: Queue) -> list[int] | None:
         if not candidates:
             return []
         if connection.features.has_select_for_update_skip_locked:
-            # A look first (no locks) at how many agents the round can use.
-            glance = list(waiting.values_list("offer_count", flat=True)[:OFFER_ROUND])
-            wanted = candidates if any(glance) else candidates[: len(glance)]
+            # A look first (no locks) at how many agents the round can use, and whom callers chat with.
+            glance = list(waiting.values_list("offer_count", "chat_agent_id")[:OFFER_ROUND])
+            wanted = candidates if any(count for count, _ in glance) else candidates[: len(glance)]
+            chatting = [pk for _, pk in glance if pk in candidates and pk not in wanted]
+            wanted = wanted + list(dict.fromkeys(chatting))
             lockable = Agent.objects.filter(can_take(Work.CALL), pk__in=wanted).order_by("pk")
             locked = set(lockable.select_for_update().values_list("pk", flat=True))
             candidates = [agent_id for agent_id in wanted if agent_id in locked]
@@ -143,11 +160,22 @@ def _offer_round(queue: Queue) -> list[int] | None:
         if not calls:
             return []
         missed = _recently_missed_by_each([call for call in calls if call.offer_count], queue)
+        # The agent a caller chats with first (the longest-waiting such caller, if two chat with
+        # them), then the queue's order for the rest.
+        chosen: dict[int, int] = {}
+        for call in calls:
+            preferred = call.chat_agent_id
+            if preferred in candidates and preferred not in missed.get(call.pk, ()):
+                chosen[call.pk] = preferred
+                candidates.remove(preferred)
         offers = []
         for call in calls:
-            agent_id = next((pk for pk in candidates if pk not in missed.get(call.pk, ())), None)
+            agent_id = chosen.get(call.pk) or next(
+                (pk for pk in candidates if pk not in missed.get(call.pk, ())), None
+            )
             if agent_id is not None:
-                candidates.remove(agent_id)
+                if agent_id in candidates:
+                    candidates.remove(agent_id)
                 offers.append((call, agent_id))
         if not offers:
             return []

@@ -1,8 +1,9 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncHour
+from django.urls import reverse
 from django.utils import timezone
 
 from agents.models import DAYS, Agent, Queue
@@ -10,8 +11,11 @@ from agents.presence import wrap_up_draft
 from calls import charts, kpis
 from calls.models import Call, LiveCallCount
 from compliance.decisions import LiveCalls
-from core.access import Viewer, viewer_of_user
-from messaging.models import Contact
+from core.access import Viewer, viewers_of_agents
+from messaging.models import Contact, Conversation
+
+# A call is linked to the caller's chat closed this recently, when none is open (the warm handoff).
+CONVERSATION_LINK_WINDOW = timedelta(hours=24)
 
 
 def queue_is_open(*, queue: Queue, at: datetime) -> bool:
@@ -30,6 +34,26 @@ def queue_is_open(*, queue: Queue, at: datetime) -> bool:
     )
 
 
+def conversations_of_callers(
+    *, business_number_id: int, contact_ids: set[int], at: datetime
+) -> dict[int, int]:
+    """The conversation each caller's call belongs with, by contact id: the caller's open
+    conversation with the number, else the one closed most recently within CONVERSATION_LINK_WINDOW
+    of `at`. One query (on the conversations' contact index) for many callers."""
+    if not contact_ids:
+        return {}
+    rows = (
+        Conversation.objects.filter(business_number_id=business_number_id, contact_id__in=contact_ids)
+        .filter(Q(state__in=Conversation.OPEN_STATES) | Q(closed_at__gte=at - CONVERSATION_LINK_WINDOW))
+        .order_by("contact_id", F("closed_at").desc(nulls_first=True), "-pk")  # the open one first
+        .values_list("contact_id", "pk")
+    )
+    linked: dict[int, int] = {}
+    for contact_id, conversation_id in rows:
+        linked.setdefault(contact_id, conversation_id)
+    return linked
+
+
 def ring_frame(*, call: Call, queue: Queue, agent_id: int) -> dict:
     """What the agent's browser shows while the call rings: who, from where, how long they waited,
     and the caller's last call as the agent rung may read it."""
@@ -44,7 +68,14 @@ def ring_frames(*, offers: list[tuple[Call, int]], queue: Queue) -> list[dict]:
     previous = previous_calls_of(
         contact_ids={call.contact_id for call in calls}, excluded_ids={c.pk for c in calls}
     )
-    viewers = _viewers_of_agents({agent_id for call, agent_id in offers if call.contact_id in previous})
+    chats = chats_of(conversation_ids={call.conversation_id for call in calls} - {None})
+    viewers = _viewers_of_agents(
+        {
+            agent_id
+            for call, agent_id in offers
+            if call.contact_id in previous or call.conversation_id in chats
+        }
+    )
     return [
         {
             "type": "call.offered",
@@ -61,9 +92,68 @@ def ring_frames(*, offers: list[tuple[Call, int]], queue: Queue) -> list[dict]:
                 if call.contact_id in previous
                 else None
             ),
+            "chat": (
+                chat_shown(
+                    chats[call.conversation_id], viewer=viewers[agent_id], country=call.contact.country
+                )
+                if call.conversation_id in chats
+                else None
+            ),
         }
         for call, agent_id in offers
     ]
+
+
+def chats_of(*, conversation_ids: set[int]) -> dict[int, Conversation]:
+    """Conversations with their leads (if the assistant made one), by id: one query, none for no ids."""
+    if not conversation_ids:
+        return {}
+    return {
+        conversation.pk: conversation
+        for conversation in Conversation.objects.filter(pk__in=conversation_ids).select_related("lead")
+    }
+
+
+def chat_shown(conversation: Conversation, *, viewer: Viewer, country: str = "") -> dict | None:
+    """The chat a call came from as the ring card shows it to `viewer` (the warm handoff): where to
+    open it, and what the assistant learnt of the lead, its summary and answers masked unless the
+    viewer reads raw text. None when the viewer may not see the conversation (core.access)."""
+    from assistant.models import LeadField
+
+    if not viewer.may_see_conversation(conversation):
+        return None
+    chat = {
+        "conversation_id": conversation.pk,
+        "url": reverse("messaging:conversation", args=[conversation.pk]),
+        "thread_url": reverse("messaging:conversation-thread", args=[conversation.pk]),
+        "state": conversation.state,
+        "summary": "",
+        "fields": [],
+        "score": None,
+        "sentiment": "",
+    }
+    try:
+        lead = conversation.lead
+    except ObjectDoesNotExist:
+        return chat
+    labels = dict(LeadField.choices)
+    fields = lead.fields if isinstance(lead.fields, dict) else {}
+    known = [name for name in labels if name in fields]  # the assistant's order, then the rest
+    names = known + sorted(name for name in fields if name not in labels)
+    return chat | {
+        "summary": viewer.text(lead.summary, country=country)[:600],
+        "fields": [
+            {
+                "name": name,
+                "label": labels.get(name, name.replace("_", " ").capitalize()),
+                "value": viewer.text(str(fields[name]), country=country)[:200],
+            }
+            for name in names
+            if fields[name] not in ("", None)
+        ],
+        "score": lead.score,
+        "sentiment": lead.sentiment,
+    }
 
 
 def resume_frames_for_agent(*, agent_id: int) -> list[dict]:
@@ -102,12 +192,18 @@ def resume_frames_for_agent(*, agent_id: int) -> list[dict]:
         ]
     if live is not None and live.status == Call.Status.CONNECTED:
         contact = live.contact
+        chats = chats_of(conversation_ids={live.conversation_id} - {None})
+        chat = None
+        if chats:
+            viewer = _viewers_of_agents({agent_id})[agent_id]
+            chat = chat_shown(chats[live.conversation_id], viewer=viewer, country=contact.country)
         return [
             {
                 "type": "call.resume",
                 "call_id": live.pk,
                 "caller": contact.name or f"+{contact.wa_id}",
                 "connected_at": live.connected_at.isoformat() if live.connected_at else now.isoformat(),
+                "chat": chat,
             }
         ]
     call_id = call_to_file(agent_id=agent_id)
@@ -181,11 +277,8 @@ def _summary_shown(call: Call, *, viewer: Viewer) -> str:
 
 
 def _viewers_of_agents(agent_ids: set[int]) -> dict[int, Viewer]:
-    """What each agent sees (core.access), by agent id."""
-    return {
-        agent.pk: viewer_of_user(agent.user)
-        for agent in Agent.objects.filter(pk__in=agent_ids).select_related("user")
-    }
+    """What each agent sees (core.access), by agent id: a few queries however many agents."""
+    return viewers_of_agents(agent_ids) if agent_ids else {}
 
 
 def agents_in_wrap_up() -> list[tuple[int, int]]:

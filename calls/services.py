@@ -17,6 +17,7 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from calls.models import Call, CallEvent, LiveCallCount
+from calls.selectors import conversations_of_callers
 from compliance.services import permission_record_inbound_connected
 from core.events import event_publish
 from core.jobs import enqueue_on_commit
@@ -78,7 +79,7 @@ def _publish(call: Call) -> None:
         return
     data = {
         "call_id": call.pk, "wa_call_id": call.wa_call_id, "direction": call.direction, "status": call.status,
-        "contact_id": call.contact_id, "agent_id": call.agent_id,
+        "contact_id": call.contact_id, "agent_id": call.agent_id, "conversation_id": call.conversation_id,
     }  # fmt: skip
     if call.status == Call.Status.ENDED:
         data |= {"end_reason": call.end_reason, "talk_seconds": call.talk_seconds}
@@ -192,12 +193,14 @@ def call_create_inbound(*, inbound: InboundCall, queue_id: int | None, is_open: 
     number = BusinessNumber.objects.get(phone_number_id=inbound.phone_number_id)
     contact = contact_get_or_create(wa_id=inbound.from_number, name=inbound.contact_name)
     now = timezone.now()
+    chats = conversations_of_callers(business_number_id=number.pk, contact_ids={contact.pk}, at=now)
     try:
         with transaction.atomic():
             call = Call.objects.create(
                 wa_call_id=inbound.wa_call_id,
                 business_number=number,
                 contact=contact,
+                conversation_id=chats.get(contact.pk),
                 direction=Call.Direction.INBOUND,
                 status=Call.Status.RINGING,
                 queue_id=queue_id,
@@ -258,12 +261,16 @@ def calls_queue_inbound_many(
         return [], beyond
     contacts = contacts_get_or_create(people={inbound.from_number: inbound.contact_name for inbound in fresh})
     now = timezone.now()
+    chats = conversations_of_callers(
+        business_number_id=number.pk, contact_ids={contact.pk for contact in contacts.values()}, at=now
+    )
     calls = Call.objects.bulk_create(
         [
             Call(
                 wa_call_id=inbound.wa_call_id,
                 business_number=number,
                 contact=contacts[inbound.from_number],
+                conversation_id=chats.get(contacts[inbound.from_number].pk),
                 direction=Call.Direction.INBOUND,
                 status=Call.Status.QUEUED,
                 queue_id=queue_id,
@@ -569,12 +576,14 @@ def call_record_early_terminate(
     number = BusinessNumber.objects.get(phone_number_id=phone_number_id)
     contact = contact_get_or_create(wa_id=from_number)
     now = timezone.now()
+    chats = conversations_of_callers(business_number_id=number.pk, contact_ids={contact.pk}, at=now)
     try:
         with transaction.atomic():
             call = Call.objects.create(
                 wa_call_id=wa_call_id,
                 business_number=number,
                 contact=contact,
+                conversation_id=chats.get(contact.pk),
                 direction=Call.Direction.INBOUND,
                 status=Call.Status.ENDED,
                 started_at=now,

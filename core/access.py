@@ -3,9 +3,10 @@
 Three kinds of viewer look at the contact center's data:
 
 - **an agent** (a signed-in user with an agent profile, not staff) sees the contacts of the business
-  numbers they serve (those of their queues), their own calls, and no other agent's wrap-up notes
-  (nor colleagues' private notes on conversations) unless they hold `calls.read_colleagues_notes`,
-  and not the floor's figures (KPIs) unless they hold `calls.view_kpis`;
+  numbers they serve (those of their queues), their own calls, the chat thread of a call they were
+  rung for or took (read beside the call), and no other agent's wrap-up notes (nor colleagues'
+  private notes on conversations) unless they hold `calls.read_colleagues_notes`, and not the
+  floor's figures (KPIs) unless they hold `calls.view_kpis`;
 - **a supervisor** (a staff user) sees everything of every number: every call when they may listen to
   calls (`recordings.listen_recording`), every agent's notes;
 - **an API key** sees its numbers only, within its scopes; **a widget** opened with a key sees what its
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING
 from django.db.models import Q, QuerySet
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from django.contrib.auth.models import AbstractBaseUser
 
     from calls.models import Call
@@ -132,6 +135,26 @@ class Viewer:
 
         return Conversation.objects.filter(business_number_id__in=self.number_ids)
 
+    def may_see_conversation(self, conversation: "Conversation") -> bool:
+        """`conversations()` for one conversation already read (no query)."""
+        return conversation.business_number_id in self.number_ids
+
+    def conversation_threads(self) -> "QuerySet[Conversation]":
+        """The conversations whose thread the viewer may read: those they see, and an agent's the
+        chats of the calls they were rung for or took (they read the chat beside the call, whatever
+        number they serve now; narrowed to a widget's numbers like the rest)."""
+        from messaging.models import Conversation
+
+        if self.agent_id is None:
+            return self.conversations()
+        of_their_calls = Q(calls__agent_id=self.agent_id) | Q(calls__offered_to_id=self.agent_id)
+        if self.is_narrowed:
+            of_their_calls &= Q(business_number_id__in=self.number_ids)
+        return Conversation.objects.filter(
+            Q(business_number_id__in=self.number_ids)
+            | Q(pk__in=Conversation.objects.filter(of_their_calls).values("pk"))
+        )
+
     # Free text
 
     def text(self, text: str, *, country: str = "") -> str:
@@ -172,6 +195,72 @@ def viewer_of_user(user: "AbstractBaseUser") -> Viewer:
         agent_id=agent.pk if agent else None,
         user_id=user.pk,
     )
+
+
+def viewers_of_agents(agent_ids: "Iterable[int]") -> dict[int, Viewer]:
+    """`viewer_of_user` of each agent's user, by agent id, in a few queries however many agents
+    (routing rings many at once): the agents, the numbers of their queues, and the permissions this
+    module asks about, granted directly or through a group. A staff user (a supervisor taking calls)
+    is read by `viewer_of_user` itself."""
+    from collections import defaultdict
+
+    from django.contrib.auth import get_user_model
+
+    from agents.models import Agent, QueueMembership
+    from integrations.models import ApiKey
+
+    agents = list(Agent.objects.filter(pk__in=list(agent_ids)).select_related("user"))
+    viewers = {agent.pk: viewer_of_user(agent.user) for agent in agents if agent.user.is_staff}
+    plain = [agent for agent in agents if not agent.user.is_staff]
+    if not plain:
+        return viewers
+    numbers: dict[int, set[int]] = defaultdict(set)
+    for agent_id, number_id in QueueMembership.objects.filter(
+        agent_id__in=[agent.pk for agent in plain], queue__business_numbers__isnull=False
+    ).values_list("agent_id", "queue__business_numbers"):
+        numbers[agent_id].add(number_id)
+    asked = {RAW_TEXT_PERMISSION, HEAR_ANY_CALL_PERMISSION, COLLEAGUES_NOTES_PERMISSION, KPIS_PERMISSION}
+
+    def asked_of(prefix: str) -> Q:
+        wanted = Q()
+        for permission in asked:
+            app_label, codename = permission.split(".")
+            wanted |= Q(**{f"{prefix}content_type__app_label": app_label, f"{prefix}codename": codename})
+        return wanted
+
+    user_model = get_user_model()
+    user_ids = [agent.user_id for agent in plain]
+    direct = user_model.user_permissions.through.objects.filter(
+        asked_of("permission__"), user_id__in=user_ids
+    )
+    in_groups = user_model.groups.through.objects.filter(
+        asked_of("group__permissions__"), user_id__in=user_ids
+    )
+    granted: dict[int, set[str]] = defaultdict(set)
+    for user_id, app_label, codename in [
+        *direct.values_list("user_id", "permission__content_type__app_label", "permission__codename"),
+        *in_groups.values_list(
+            "user_id", "group__permissions__content_type__app_label", "group__permissions__codename"
+        ),
+    ]:
+        granted[user_id].add(f"{app_label}.{codename}")
+    for agent in plain:
+        user = agent.user
+        if not user.is_active:
+            holds: set[str] = set()
+        else:
+            holds = asked if user.is_superuser else granted[user.pk]
+        viewers[agent.pk] = Viewer(
+            number_ids=frozenset(numbers[agent.pk]),
+            scopes=frozenset({ApiKey.Scope.READ, ApiKey.Scope.CALLS_WRITE, ApiKey.Scope.MESSAGES_WRITE}),
+            sees_raw_text=RAW_TEXT_PERMISSION in holds,
+            sees_every_call=HEAR_ANY_CALL_PERMISSION in holds,
+            reads_colleagues_notes=COLLEAGUES_NOTES_PERMISSION in holds,
+            sees_kpis=KPIS_PERMISSION in holds,
+            agent_id=agent.pk,
+            user_id=user.pk,
+        )
+    return viewers
 
 
 def viewer_of_key(key: "ApiKey") -> Viewer:

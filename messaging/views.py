@@ -307,8 +307,12 @@ def _lead_shown(conversation: Conversation, *, viewer) -> dict | None:
 
 @login_required
 def conversation_thread(request, pk: int):
-    """GET: the open conversation's thread alone (the page's script refreshes it)."""
-    return render(request, "messaging/_thread.html", _thread_context(request, _conversation_of(request, pk)))
+    """GET: the open conversation's thread alone (the page's script refreshes it; the dashboard
+    shows it beside the call it led to, to the agent on that call: core.access)."""
+    conversation = get_object_or_404(
+        viewer_of(request).conversation_threads().select_related("contact", "business_number"), pk=pk
+    )
+    return render(request, "messaging/_thread.html", _thread_context(request, conversation))
 
 
 TAKEN = "Someone else took this conversation, or it changed meanwhile."

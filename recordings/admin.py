@@ -92,12 +92,12 @@ class CallReviewAdmin(ReadOnlyAdmin):
     list_select_related = ["contact", "queue", "agent__user"]
     date_hierarchy = "started_at"
     fieldsets = [
-        (None, {"fields": ["contact", "direction", "business_number", "queue", "agent", "status"]}),
+        (None, {"fields": ["contact", "direction", "business_number", "queue", "agent", "status", "chat"]}),
         ("Times", {"fields": TIME_FIELDS}),
         ("End and wrap-up", {"fields": ["end_reason", "end_detail", "disposition", "wrap_up_notes"]}),
         ("For support", {"classes": ["collapse"], "fields": SUPPORT_FIELDS}),
     ]
-    readonly_fields = [field.name for field in Call._meta.fields] + ["wait"]
+    readonly_fields = [field.name for field in Call._meta.fields] + ["wait", "chat"]
     inlines = [ConsentRecordInline]
 
     def get_fieldsets(self, request, obj=None) -> list:
@@ -148,6 +148,18 @@ class CallReviewAdmin(ReadOnlyAdmin):
     @admin.display(description="Way", ordering="direction")
     def way(self, call: Call) -> str:
         return "In" if call.direction == Call.Direction.INBOUND else "Out"
+
+    @admin.display(description="Chat")
+    def chat(self, call: Call) -> str:
+        """The conversation the call came from (the warm handoff): its inbox page and its admin page."""
+        if call.conversation_id is None:
+            return "—"
+        return format_html(
+            '<a href="{}">Conversation {}</a> (<a href="{}">in admin</a>)',
+            reverse("messaging:conversation", args=[call.conversation_id]),
+            call.conversation_id,
+            reverse("admin:messaging_conversation_change", args=[call.conversation_id]),
+        )
 
     @admin.display(description="Agent", ordering="agent__display_name")
     def agent_name(self, call: Call) -> str:

@@ -118,4 +118,10 @@ def call_review(*, call: Call, viewer: Viewer) -> dict:
         ),
         "notes": viewer.notes_of(call),
         "timeline": call_timeline(call=call),
+        "chat_id": (
+            call.conversation_id
+            if call.conversation_id is not None
+            and viewer.conversations().filter(pk=call.conversation_id).exists()
+            else None
+        ),
     }

@@ -165,3 +165,43 @@ def test_capacity_counted_atomically_under_a_burst(settings):
     assert sorted(statuses) == ["ended"] * 15 + ["queued"] * 5
     assert Call.objects.filter(end_detail="capacity").count() == 15
     assert LiveCallCount.objects.get(business_number=number).live == 0
+
+
+@pytest.mark.parametrize("way", ["rounds", "one call at a time"])
+def test_callers_chatting_with_one_agent_routed_concurrently_never_give_them_two_calls(way):
+    """Routers racing over callers who all chat with one agent: each agent is rung once, the
+    chatting agent too. (A queue is routed in rounds on PostgreSQL; one call at a time where rows
+    cannot be locked: each way races with its own kind.)"""
+    from django.utils import timezone
+
+    from messaging.models import Conversation
+    from messaging.tests.factories import ConversationFactory
+
+    number, queue, floor, waiting = setup_floor(calls=2, agents=3)
+    chatting = floor[-1]
+    QueueMembership.objects.filter(agent=chatting).update(priority=9)  # last in the queue's order
+    for call in waiting:
+        chat = ConversationFactory(
+            contact=call.contact, business_number=number, state=Conversation.State.ASSIGNED, agent=chatting,
+            waiting_since=None, assigned_at=timezone.now(),
+        )  # fmt: skip
+        Call.objects.filter(pk=call.pk).update(conversation=chat)
+    start = threading.Barrier(8)
+
+    @in_thread
+    def route(_):
+        start.wait()
+        if way == "rounds":
+            return routing.route_queue(queue_id=queue.pk)
+        offered = []
+        while (call_id := routing._offer_next(queue)) is not None:
+            offered.append(call_id)
+        return offered
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(route, range(8)))
+
+    offered = list(Call.objects.filter(status=Call.Status.OFFERED).values_list("offered_to_id", flat=True))
+    ringing = set(Agent.objects.filter(status=Agent.Status.RINGING).values_list("pk", flat=True))
+    assert sorted(offered) == sorted({floor[0].pk, chatting.pk})  # both calls rung, nobody twice
+    assert ringing == {floor[0].pk, chatting.pk}

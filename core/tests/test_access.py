@@ -61,6 +61,7 @@ class Floor:
     conversation: object
     note: object
     colleagues_note: object
+    handed_chat: object  # of X: the chat of X's call Cat is on (Cat serves only Y now)
 
 
 @pytest.fixture(autouse=True)
@@ -129,10 +130,21 @@ def floor(recordings_storage, tmp_path, settings) -> Floor:
         conversation=conversation, author=colleague.user, text=f"Inbox note by Ben: {SAID}"
     )
     Lead.objects.create(conversation=conversation, score=60, summary=f"Lead summary: {SAID}")
+    # The warm handoff: a call of X after the customer's chat, taken by Cat, who has since left X's
+    # queue. Cat reads the chat's thread beside the call, and no more of X.
+    handed_chat = ConversationFactory(
+        contact=contact, business_number=x, queue=x_queue, state=Conversation.State.CLOSED, agent=agent,
+        waiting_since=None, closed_at=timezone.now(),
+    )  # fmt: skip
+    CallFactory(
+        business_number=x, queue=x_queue, contact=contact, agent=other_agent, status=Call.Status.CONNECTED,
+        conversation=handed_chat, connected_at=timezone.now(),
+    )  # fmt: skip
     return Floor(
         x=x, y=y, agent=agent, colleague=colleague, other_agent=other_agent, contact=contact,
         other_contact=other_contact, call=call, colleagues_call=colleagues_call, other_call=other_call,
         message=message, photo=photo, conversation=conversation, note=note, colleagues_note=colleagues_note,
+        handed_chat=handed_chat,
     )  # fmt: skip
 
 
@@ -177,6 +189,8 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "inbox search by name": ("/inbox/?q=Xavier", "/inbox/{conversation}/"),
     "inbox search by words": ("/inbox/?q=insurance", "/inbox/{conversation}/"),
     "inbox search by card": (f"/inbox/?q={CARD}", "/inbox/{conversation}/"),  # what the mask hides
+    "chat of a call": ("/inbox/{handed_chat}/", None),
+    "chat of a call's thread": ("/inbox/{handed_chat}/thread/", None),
     "other number's contact": ("/contacts/{other_contact}/", None),
     "wallboard": ("/wallboard/", None),
     "KPIs CSV": ("/reports/kpis.csv", None),
@@ -219,6 +233,7 @@ def fill(path: str, floor: Floor) -> str:
         call=floor.call.pk, colleagues_call=floor.colleagues_call.pk, contact=floor.contact.pk,
         other_contact=floor.other_contact.pk, message=floor.message.pk, photo=floor.photo.pk, x=floor.x.pk,
         conversation=floor.conversation.pk, note=floor.note.pk, colleagues_note=floor.colleagues_note.pk,
+        handed_chat=floor.handed_chat.pk,
     )  # fmt: skip
 
 
@@ -262,6 +277,7 @@ EVERYTHING_OF_X = {
     "inbox": "listed", "conversation": 200, "conversation's thread": 200,
     "agent's note on the thread": "listed", "colleague's note on the thread": "listed",
     "inbox search by name": "listed", "inbox search by words": "listed", "inbox search by card": "not listed",
+    "chat of a call": 200, "chat of a call's thread": 200,
 } | {page: 200 for page in ADMIN_PAGES} | {
     "admin calls": "listed", "admin messages": "listed", "admin conversations": "listed",
     "admin leads": 403,  # leads: administrators'
@@ -276,6 +292,7 @@ EXPECTED_FOR_USERS = {
         "agent's note on the thread": "listed", "colleague's note on the thread": "not listed",
         "inbox search by name": "listed", "inbox search by words": "listed",
         "inbox search by card": "not listed",
+        "chat of a call": 200, "chat of a call's thread": 200,  # of their number
         "call page": 200, "call's recording": 200, "colleague's call page": 403, "contacts": "listed",
         "contacts search": "listed", "contact": 200, "other number's contact": 404, "API contacts": "listed",
         "customer's photo": 200, "API contact": 200, "API calls": "listed", "API call": 200,
@@ -287,6 +304,7 @@ EXPECTED_FOR_USERS = {
         "agent's note on the thread": "not listed", "colleague's note on the thread": "listed",  # Ben's own
         "inbox search by name": "listed", "inbox search by words": "listed",
         "inbox search by card": "not listed",
+        "chat of a call": 200, "chat of a call's thread": 200,
         "call page": 403, "call's recording": 403, "colleague's call page": 200, "contacts": "listed",
         "contacts search": "listed", "contact": 200, "other number's contact": 404, "API contacts": "listed",
         "customer's photo": 200, "API contact": 200, "API calls": "not listed", "API call": 404,
@@ -298,6 +316,8 @@ EXPECTED_FOR_USERS = {
         "agent's note on the thread": 404, "colleague's note on the thread": 404,
         "inbox search by name": "not listed", "inbox search by words": "not listed",
         "inbox search by card": "not listed",
+        # X's chat of the call they are on: its thread beside the call, not the inbox's page.
+        "chat of a call": 404, "chat of a call's thread": 200,
         "call page": 403, "call's recording": 403, "colleague's call page": 403, "contacts": "not listed",
         "contacts search": "not listed", "contact": 404, "other number's contact": 200,
         "customer's photo": 404,
@@ -513,10 +533,42 @@ def test_the_rule_itself(floor):
 
     assert set(agent.calls()) == {floor.call}
     assert set(colleague.calls()) == {floor.colleagues_call}
-    assert set(key.calls()) == {floor.call, floor.colleagues_call}
+    assert set(key.calls()) == {floor.call, floor.colleagues_call, floor.handed_chat.calls.get()}
     assert set(agent.contacts()) == {floor.contact} and set(other.contacts()) == {floor.other_contact}
     assert agent.notes_of(floor.call) == f"Notes: {MASKED}"
     assert agent.notes_of(floor.colleagues_call) == ""
     assert other.notes_of(floor.call) == ""
     assert set(agent.within({floor.y.pk}).calls()) == set()
     assert agent.may_search_text("insurance") and not agent.may_search_text("4111")
+    assert set(other.conversation_threads()) == {floor.handed_chat}  # the chat of their call only
+    assert set(other.conversations()) == set()
+    assert set(other.within({floor.y.pk}).conversation_threads()) == set()  # a widget of Y's key
+    assert set(agent.conversation_threads()) == {floor.conversation, floor.handed_chat}
+    assert (agent.may_see_conversation(floor.handed_chat), other.may_see_conversation(floor.handed_chat)) == (
+        True,
+        False,
+    )
+
+
+@pytest.mark.django_db
+def test_the_viewers_of_many_agents_read_together_are_each_their_own(floor):
+    from django.contrib.auth.models import Group, Permission
+
+    from core.access import viewers_of_agents
+
+    raw = Group.objects.create(name="Raw readers")
+    raw.permissions.add(Permission.objects.get(codename="view_raw_transcript"))
+    floor.colleague.user.groups.add(raw)
+    floor.other_agent.user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["listen_recording", "read_colleagues_notes", "view_kpis"])
+    )
+    boss = AgentFactory(user=supervisor(sees_raw_text=True))
+    agents = [floor.agent, floor.colleague, floor.other_agent, boss]
+
+    together = viewers_of_agents({agent.pk for agent in agents})
+
+    assert together == {agent.pk: viewer_of_user(agent.user) for agent in agents}
+    assert (together[floor.colleague.pk].sees_raw_text, together[floor.other_agent.pk].sees_every_call) == (
+        True,
+        True,
+    )

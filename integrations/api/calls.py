@@ -79,6 +79,11 @@ class CallSerializer(serializers.Serializer):
     status = serializers.CharField()
     queue_id = serializers.IntegerField(allow_null=True)
     agent_id = serializers.IntegerField(allow_null=True)
+    conversation_id = serializers.IntegerField(
+        allow_null=True,
+        help_text="The customer's chat with the number that the call came from (the conversation open "
+        "when they called, or closed within the day before); null when there was none.",
+    )
     started_at = serializers.DateTimeField()
     connected_at = serializers.DateTimeField(allow_null=True)
     ended_at = serializers.DateTimeField(allow_null=True)
@@ -91,7 +96,7 @@ class CallSerializer(serializers.Serializer):
 
 CALL_FIELDS = (
     "id", "wa_call_id", "business_number_id", "contact_id", "direction", "status", "queue_id", "agent_id",
-    "started_at", "connected_at", "ended_at", "end_reason", "talk_seconds", "disposition",
+    "conversation_id", "started_at", "connected_at", "ended_at", "end_reason", "talk_seconds", "disposition",
 )  # fmt: skip
 
 

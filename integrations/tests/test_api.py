@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from agents.models import Agent, QueueMembership
 from agents.tests.factories import AgentFactory
+from calls.models import Call
 from compliance.models import CallPermission
 from integrations.api.calls import recording_link_token
 from integrations.models import ApiKey
@@ -404,3 +405,22 @@ def test_a_signed_in_agent_hears_and_reads_only_the_calls_they_took(client, floo
     assert (call.status_code, transcript.status_code, recording.status_code) == (404, 404, 404)
     assert listed.json()["results"] == []
     assert own == [200, 200]
+
+
+def test_a_call_names_the_conversation_it_came_from_and_the_schema_says_so(client, floor, make_key):
+    from messaging.tests.factories import ConversationFactory
+
+    ours, _ = floor
+    chat = ConversationFactory(contact=ours.contact, business_number=ours.number)
+    Call.objects.filter(pk=ours.call.pk).update(conversation=chat)
+    token = make_key()
+
+    call = client.get(f"/api/v1/calls/{ours.call.pk}/", **bearer(token)).json()
+    listed = client.get("/api/v1/calls/", **bearer(token)).json()["results"]
+    schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    assert call["conversation_id"] == chat.pk
+    assert [row["conversation_id"] for row in listed] == [chat.pk]
+    field = schema["components"]["schemas"]["Call"]["properties"]["conversation_id"]
+    assert (field["type"], field["nullable"]) == ("integer", True)
+    assert "conversation_id" in schema["components"]["schemas"]["Call"]["required"]

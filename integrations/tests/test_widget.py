@@ -453,3 +453,31 @@ async def test_revoking_the_key_closes_its_widget_sockets_at_once_and_they_do_no
     assert await dashboard.receive_nothing(timeout=0.3)  # the agent's dashboard stays open
     for socket in (dashboard, widget_socket):
         await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_widgets_ring_shows_the_chat_the_caller_came_from(client, two_lines):
+    from assistant.models import Lead
+    from messaging.tests.factories import ConversationFactory
+
+    def call_after_chat() -> Call:
+        call = queued_call(two_lines["ours"])
+        chat = ConversationFactory(contact=call.contact, business_number=call.business_number)
+        Lead.objects.create(conversation=chat, score=90, summary="Wants 25 seats.", fields={"plan": "team"})
+        Call.objects.filter(pk=call.pk).update(conversation=chat)
+        return call
+
+    call = await sync_to_async(call_after_chat)()
+    dashboard, widget_socket = await open_sockets(client, two_lines)
+
+    await sync_to_async(routing.call_waits)(call_id=call.pk)
+    [ring] = [frame for frame in await received(widget_socket) if frame["type"] == "call.offered"]
+
+    chat = ring["chat"]
+    assert (chat["summary"], chat["fields"], chat["score"]) == (
+        "Wants 25 seats.",
+        [{"name": "plan", "label": "Plan", "value": "team"}],
+        90,
+    )
+    for socket in (dashboard, widget_socket):
+        await socket.disconnect()

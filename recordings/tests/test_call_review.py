@@ -276,3 +276,22 @@ def test_the_wrap_up_notes_on_a_calls_admin_page_are_masked_unless_the_reader_ma
 
     assert f'<div class="readonly">{shown}</div>' in text
     assert ("4111" in text) == (shown == NOTES)
+
+
+def test_a_call_after_a_chat_links_its_conversation_on_its_admin_page_and_its_call_page(client):
+    from messaging.tests.factories import ConversationFactory
+
+    call = CallFactory(status=Call.Status.ENDED, end_reason=Call.EndReason.COMPLETED)
+    chat = ConversationFactory(contact=call.contact, business_number=call.business_number)
+    Call.objects.filter(pk=call.pk).update(conversation=chat)
+    silent = CallFactory(status=Call.Status.ENDED, end_reason=Call.EndReason.COMPLETED)
+    client.force_login(supervisor())
+
+    admin_page = client.get(f"/admin/calls/call/{call.pk}/change/").content.decode()
+    call_page = client.get(f"/calls/{call.pk}/").content.decode()
+    silent_page = client.get(f"/calls/{silent.pk}/").content.decode()
+
+    assert f'<a href="/inbox/{chat.pk}/">Conversation {chat.pk}</a>' in admin_page
+    assert f'href="/admin/messaging/conversation/{chat.pk}/change/"' in admin_page
+    assert f'<a href="/inbox/{chat.pk}/" data-role="chat-link">The chat before the call</a>' in call_page
+    assert 'data-role="chat-link"' not in silent_page

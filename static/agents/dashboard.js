@@ -11,6 +11,7 @@ const RECONNECT_MAX_MS = 10000;
 const CLOSE_KEY_REVOKED = 4410; // the call widget's key was revoked (integrations/consumers.py): it stays closed
 const DRAFT_DELAY_MS = 400; // what the agent types in wrap-up is kept on the server this soon after
 const MIC_TEST_MS = 5000;
+const CHAT_REFRESH_MS = 5000; // the thread beside a call is read again this often
 
 const root = document.getElementById("presence");
 const statusLabel = root.querySelector('[data-role="status-label"]');
@@ -19,6 +20,7 @@ const errorLine = root.querySelector('[data-role="error"]');
 const buttons = Array.from(root.querySelectorAll("[data-status-choice]"));
 const ringPanel = document.getElementById("ring");
 const callPanel = document.getElementById("in-call");
+const chatPanel = document.getElementById("call-chat");
 const dialer = document.getElementById("dialer");
 const dialForm = role(dialer, "dial-form");
 
@@ -29,6 +31,7 @@ let ringing = null; // {callId, deadline, timer, tone}
 let callTimer = null;
 let acceptedHere = null; // the call this tab accepted: it carries the audio
 let dialingCallId = null; // a call this tab placed that the customer has not picked up yet
+let chatTimer = null; // refreshes the thread of the chat beside the call
 let checks = 0; // compliance checks the dialer asked for: only the last one's answer is shown
 const pending = []; // frames asked for before the socket opened (the widget's first command)
 
@@ -126,14 +129,71 @@ function ring(frame) {
   role(ringPanel, "queue").textContent = frame.queue;
   role(ringPanel, "waited").textContent = `${frame.waited_s} s`;
   showLastCall(role(ringPanel, "last-call"), frame.last_call);
+  showRingChat(role(ringPanel, "chat"), frame.chat);
   const deadline = Date.now() + frame.ring_timeout_s * 1000;
   const tick = () => {
     role(ringPanel, "countdown").textContent = Math.max(0, Math.round((deadline - Date.now()) / 1000));
   };
   tick();
-  ringing = { callId: frame.call_id, caller: frame.caller_name || frame.caller_number, timer: setInterval(tick, 500), stopTone: startTone() };
+  ringing = {
+    callId: frame.call_id, caller: frame.caller_name || frame.caller_number, chat: frame.chat || null,
+    timer: setInterval(tick, 500), stopTone: startTone(),
+  };
   ringPanel.hidden = false;
-  emit("ringing", { call_id: frame.call_id, caller_number: frame.caller_number, caller_name: frame.caller_name || "", queue: frame.queue });
+  emit("ringing", {
+    call_id: frame.call_id, caller_number: frame.caller_number, caller_name: frame.caller_name || "", queue: frame.queue,
+    conversation_id: frame.chat ? frame.chat.conversation_id : null,
+  });
+}
+
+// The chat the caller came from (the warm handoff): what the assistant learnt, and where to read it.
+function showChatLink(link, chat) {
+  link.href = chat.url;
+  if (isFramed) link.target = "_blank"; // the inbox, in Switchboard itself
+}
+
+function showRingChat(element, chat) {
+  element.hidden = !chat;
+  if (!chat) return;
+  role(element, "chat-score").textContent = chat.score === null ? "not scored" : `${chat.score}/100`;
+  role(element, "chat-sentiment").textContent = chat.sentiment ? ` · ${chat.sentiment}` : "";
+  role(element, "chat-summary").textContent = chat.summary;
+  role(element, "chat-summary").hidden = !chat.summary;
+  const fields = role(element, "chat-fields");
+  fields.replaceChildren(...chat.fields.flatMap((field) => {
+    const term = document.createElement("dt");
+    term.textContent = field.label;
+    const value = document.createElement("dd");
+    value.textContent = field.value;
+    return [term, value];
+  }));
+  fields.hidden = chat.fields.length === 0;
+  showChatLink(role(element, "chat-link"), chat);
+}
+
+// During the call: the chat's thread beside the softphone, kept fresh while the customer writes.
+// Inside the CRM's widget the link opens the chat in Switchboard instead.
+async function refreshCallChat(url) {
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+  if (response.ok) role(chatPanel, "chat-thread").innerHTML = await response.text();
+}
+
+function showCallChat(chat) {
+  hideCallChat();
+  if (!chat) return;
+  showChatLink(role(chatPanel, "chat-link"), chat);
+  chatPanel.hidden = false;
+  if (isFramed) return;
+  const refresh = () => refreshCallChat(chat.thread_url).catch(() => {});
+  refresh();
+  chatTimer = setInterval(refresh, CHAT_REFRESH_MS);
+}
+
+function hideCallChat() {
+  clearInterval(chatTimer);
+  chatTimer = null;
+  chatPanel.hidden = true;
+  role(chatPanel, "chat-thread").replaceChildren();
 }
 
 // The caller's previous call, so the agent does not ask again what they already told us.
@@ -193,9 +253,12 @@ const HANDLERS = {
   },
   "call.offered": ring,
   "call.taken": (frame) => {
-    const caller = ringing && ringing.callId === frame.call_id ? ringing.caller : "";
+    const isRingHere = ringing && ringing.callId === frame.call_id;
+    const caller = isRingHere ? ringing.caller : "";
+    const chat = isRingHere ? ringing.chat : null;
     stopRinging(frame.call_id);
     showCall("On a call", caller);
+    showCallChat(chat);
     if (acceptedHere === frame.call_id) takeAudioHere(frame.call_id);
     else showAudioElsewhere(frame.call_id);
     emit("connected", { call_id: frame.call_id, direction: "inbound" });
@@ -205,6 +268,7 @@ const HANDLERS = {
   "call.resume": (frame) => {
     stopRinging();
     showCall("On a call", frame.caller, Date.parse(frame.connected_at));
+    showCallChat(frame.chat);
     if (frame.open_tabs <= 1) takeAudioHere(frame.call_id);
     else showAudioElsewhere(frame.call_id);
   },
@@ -441,6 +505,7 @@ function hideWrapUp() {
   wrapUpForm.hidden = true;
   wrapUpForm.dataset.callId = "";
   callPanel.hidden = true;
+  hideCallChat(); // beside the call and its wrap-up, not after
 }
 
 function sendDraft() {

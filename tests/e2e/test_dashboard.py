@@ -151,3 +151,64 @@ def test_microphone_test_shows_the_level_then_lets_the_microphone_go(live_server
     expect(page.locator("[data-role=mic-test-meter]")).to_be_hidden()
     expect(page.locator("[data-action=mic-test]")).to_be_enabled()
     page.context.close()
+
+
+def test_the_ring_shows_the_chat_the_caller_came_from_and_the_call_shows_its_thread(live_server_url, browser):
+    from django.utils import timezone
+
+    from agents.models import QueueMembership
+    from agents.tests.factories import QueueFactory
+    from assistant.models import Lead
+    from calls import routing
+    from calls.models import Call, LiveCallCount
+    from calls.tests.factories import CallFactory, ContactFactory
+    from messaging.models import Conversation, Message
+    from messaging.tests.factories import ConversationFactory
+    from whatsapp.tests.factories import BusinessNumberFactory
+
+    agent = AgentFactory(status=Agent.Status.AVAILABLE, display_name="Dana Reyes")
+    number = BusinessNumberFactory()
+    queue = QueueFactory(name="Sales")
+    queue.business_numbers.add(number)
+    QueueMembership.objects.create(queue=queue, agent=agent)
+    LiveCallCount.objects.create(business_number=number, direction="inbound", live=1)
+    contact = ContactFactory(wa_id="447700900777", name="Omar Said", country="GB")
+    chat = ConversationFactory(contact=contact, business_number=number, state=Conversation.State.ASSISTANT)
+    Message.objects.create(
+        business_number=number, contact=contact, direction=Message.Direction.INBOUND, message_type="text",
+        text="Can I pay with card 4111 1111 1111 1111?", wa_message_id="wamid.HANDOFF1",
+        status=Message.Status.RECEIVED, created_at=timezone.now(),
+    )  # fmt: skip
+    Lead.objects.create(
+        conversation=chat, score=82, sentiment=Lead.Sentiment.CALM,
+        summary="Omar wants the enterprise plan for 25 people this week; mail omar@example.com.",
+        fields={"plan": "enterprise", "team_size": "25", "timeline": "this week"},
+    )  # fmt: skip
+    call = CallFactory(
+        queue=queue, business_number=number, contact=contact, conversation=chat,
+        status=Call.Status.QUEUED, media_channel="media.test!1",
+    )  # fmt: skip
+    tab = browser.new_context().new_page()
+    sign_in(tab, live_server_url, agent.user.username, PASSWORD)
+    expect(tab.locator("#presence")).to_have_attribute("data-connected", "true")
+
+    with ThreadPoolExecutor(1) as media_process:
+        media_process.submit(routing.call_waits, call_id=call.pk).result()
+
+    card = tab.locator("#ring [data-role=chat]")
+    expect(card).to_be_visible()
+    expect(card.locator("[data-role=chat-summary]")).to_have_text(
+        "Omar wants the enterprise plan for 25 people this week; mail [email]."
+    )
+    expect(card.locator("[data-role=chat-fields]")).to_have_text("PlanenterpriseTeam size25Timelinethis week")
+    expect(card.locator("[data-role=chat-score]")).to_have_text("82/100")
+    expect(card.locator("[data-role=chat-sentiment]")).to_have_text(" · calm")
+    expect(card.locator("[data-role=chat-link]")).to_have_attribute("href", f"/inbox/{chat.pk}/")
+    tab.screenshot(path="var/dashboard-ringing-after-chat.png")
+
+    tab.click("#ring [data-action=accept]")
+
+    expect(tab.locator("#in-call")).to_be_visible()
+    expect(tab.locator("#call-chat")).to_be_visible()
+    expect(tab.locator("#call-chat [data-role=chat-thread]")).to_contain_text("Can I pay with card [card]?")
+    tab.context.close()
