@@ -1,5 +1,5 @@
 """Simulated WhatsApp customers: real WebRTC peers that call, answer, talk, write, send photos, voice
-notes and documents, reply and tap buttons."""
+notes and documents, reply and tap buttons, and hold scripted chats (chats.py)."""
 
 import asyncio
 import logging

@@ -120,6 +120,6 @@ async def keep_chatting(
             is_red_listed = customer.country in red_list_regions
             script: ChatScript = RED_LIST if is_red_listed else rng.choice(CROWD_SCRIPTS)
             customer.start_chat(rng.choice(phone_number_ids), script, reply_timeout_s=reply_timeout_s)
-            logger.info("%r starts a %s chat", customer, script.name)
+            logger.info("%r starts a chat (%s)", customer, script.name)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)

@@ -90,12 +90,15 @@ class Command(BaseCommand):
             except SandboxError as error:
                 self.stderr.write(f"Template {template['body']['name']} not registered: {error}")
         crowd = add_crowd(sandbox, count=options["customers"])
-        # A few of the countries the business may not call (settings), so that the chats show them too.
+        # Chats come from customers of the countries the business may not call (settings) too.
         red_list = frozenset(settings.OUTBOUND_BLOCKED_COUNTRIES)
-        chatters = crowd + add_crowd(sandbox, count=min(2, len(red_list)), seed=4, regions=sorted(red_list))
+        red_listed = []
+        if options["chats_per_minute"] > 0:
+            red_listed = add_crowd(sandbox, count=min(2, len(red_list)), seed=4, regions=sorted(red_list))
         self.stdout.write(
             f"Sandbox Graph API on {sandbox.graph_url} for {len(numbers)} number(s), {len(templates)} "
-            f"template(s), {len(chatters)} customers; webhooks to {options['webhook_url']}; "
+            f"template(s), {len(crowd)} customers (and {len(red_listed)} of countries not called); "
+            f"webhooks to {options['webhook_url']}; "
             f"{options['calls_per_minute']:g} calls and {options['chats_per_minute']:g} chats per minute."
         )
         number_ids = [number.phone_number_id for number in numbers]
@@ -107,7 +110,7 @@ class Command(BaseCommand):
         if options["chats_per_minute"] > 0:
             crowd_at_work.append(
                 keep_chatting(
-                    chatters,
+                    crowd + red_listed,
                     number_ids,
                     chats_per_minute=options["chats_per_minute"],
                     red_list_regions=red_list,
