@@ -72,7 +72,9 @@ def decide(
         return fallback
     intro = "Hi, I am the business's automated assistant. " if is_first_reply else ""
     unanswered = [question for question in questions if question.lead_field not in fallback.lead_fields]
+    topic = ""
     if action == ANSWER_FAQ and entry is not None:
+        topic = entry.question
         reply = entry.answer + (f" Price: {entry.price}." if entry.price else "")
     elif action == ASK_QUALIFICATION and unanswered:
         reply = unanswered[0].question
@@ -90,6 +92,7 @@ def decide(
         lead_fields=fallback.lead_fields,
         score=fallback.score,
         reason="model",
+        topic=topic,
     )
 
 

@@ -236,6 +236,13 @@ def _number_refusals(number: BusinessNumber, country: str, now: datetime) -> lis
     return refusals
 
 
+def country_refusals(*, business_number: BusinessNumber, wa_id: str) -> list[Refusal]:
+    """Why the business can never call this customer, whatever they say: the red list of countries
+    business calls cannot reach, and regions WhatsApp is not offered in (WHATSAPP_API.md §3.7).
+    Such a customer can still call the business: offer them the call button, never a call back."""
+    return _country_refusals(country_of_wa_id(business_number.digits), country_of_wa_id(wa_id))
+
+
 def _country_refusals(business_country: str, customer_country: str) -> list[Refusal]:
     refusals = []
     if business_country in settings.OUTBOUND_BLOCKED_COUNTRIES:

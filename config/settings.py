@@ -189,6 +189,7 @@ CELERY_BEAT_SCHEDULE = {
     "recordings-expire": {"task": "recordings.expire", "schedule": 3600.0},
     "recordings-requeue-stalled": {"task": "recordings.requeue_stalled", "schedule": 300.0},
     "integrations-deliver-due": {"task": "integrations.deliver_due", "schedule": 60.0},
+    "assistant-hand-over-overdue": {"task": "assistant.hand_over_overdue", "schedule": 30.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

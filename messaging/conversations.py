@@ -19,6 +19,9 @@ The CRM's webhooks get `conversation.waiting`, `conversation.assigned` and `conv
 (core.events).
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Value
@@ -44,15 +47,39 @@ WAITING_LIST_GROUP = "supervisors"
 State = Conversation.State
 
 
+@dataclass(frozen=True)
+class FirstResponder:
+    """Who answers a new conversation before the agents (the assistant app registers itself here:
+    messaging never imports it). `answers(message)`: whether it takes the conversation this customer
+    message opens; `message_joined(conversation, message)`: a customer's message joined a
+    conversation it has (called inside the transaction; it answers after commit)."""
+
+    answers: Callable[[Message], bool]
+    message_joined: Callable[[Conversation, Message], None]
+
+
+_first_responders: list[FirstResponder] = []
+
+
+def first_responder_register(responder: FirstResponder) -> None:
+    if responder not in _first_responders:
+        _first_responders.append(responder)
+
+
+def _first_responder_for(message: Message) -> FirstResponder | None:
+    return next((responder for responder in _first_responders if responder.answers(message)), None)
+
+
 # --- Messages join conversations ------------------------------------------------------------
 
 
 @transaction.atomic
 def conversation_message_received(*, message: Message, may_open: bool = True) -> Conversation | None:
     """A customer's new message joins their open conversation with the number, or opens one
-    waiting for an agent in the number's queue (unless not `may_open`: then None); either way its
-    unread count and last message time move on. The agent who has it hears `conversation.message`;
-    a new one is routed after commit.
+    (unless not `may_open`: then None): with the number's first responder (the assistant) when one
+    answers now, else waiting for an agent in the number's queue. Either way its unread count and
+    last message time move on. The agent who has it hears `conversation.message`; the assistant
+    that has it answers after commit; a new waiting one is routed after commit.
 
     Two first messages at once open one conversation (the database allows one open per customer
     and number): the second joins what the first opened.
@@ -69,6 +96,9 @@ def conversation_message_received(*, message: Message, may_open: bool = True) ->
             conversation = thread.get()  # ours until commit: the UPDATE locked it
             if conversation.state == State.ASSIGNED:
                 _tell_agent(conversation, "conversation.message", message_id=message.pk)
+            elif conversation.state == State.ASSISTANT:
+                for responder in _first_responders:
+                    responder.message_joined(conversation, message)
             return conversation
         if not may_open:
             return None
@@ -90,17 +120,21 @@ def _open_one_of(message: Message):
 
 def _open(*, message: Message, at) -> Conversation:
     queue = queue_for_number(phone_number_id=message.business_number.phone_number_id)
+    responder = _first_responder_for(message)
     conversation = Conversation.objects.create(
         contact_id=message.contact_id,
         business_number_id=message.business_number_id,
-        state=State.WAITING,
+        state=State.WAITING if responder is None else State.ASSISTANT,
         queue=queue,
         unread_count=1,
         last_message_at=at,
         opened_at=at,
-        waiting_since=at,
+        waiting_since=at if responder is None else None,
     )
-    _starts_waiting(conversation)
+    if responder is None:
+        _starts_waiting(conversation)
+    else:
+        responder.message_joined(conversation, message)
     return conversation
 
 
@@ -121,31 +155,47 @@ def conversation_message_sent(*, message: Message) -> Conversation | None:
     return conversation
 
 
+@transaction.atomic
+def conversation_hand_over(*, conversation_id: int) -> Conversation | None:
+    """The assistant hands its conversation to the agents: it waits in its queue, routed after
+    commit. None, changing nothing, when the assistant no longer has it (an agent stepped in, or
+    it was closed)."""
+    now = timezone.now()
+    if not Conversation.objects.filter(pk=conversation_id, state=State.ASSISTANT).update(
+        state=State.WAITING, waiting_since=now, updated_at=now
+    ):
+        return None
+    conversation = Conversation.objects.get(pk=conversation_id)
+    _starts_waiting(conversation)
+    return conversation
+
+
 # --- Agents take, hand on and close conversations --------------------------------------------
 
 
 @transaction.atomic
 def conversation_claim(*, conversation_id: int, agent_id: int) -> Conversation | None:
-    """An agent takes a waiting conversation of a number they serve. Exactly one claimant wins;
-    the others get None (it is no longer waiting).
+    """An agent takes a waiting conversation of a number they serve, or steps in for the
+    assistant. Exactly one claimant wins; the others get None (it is no longer waiting).
 
     ValidationError, changing nothing, when the agent does not serve the number (`not_yours`) or
     cannot take a chat now (`chat_limit`: as many as the agent may hold; `busy`: a call takes the
     agent, or the agent is away).
     """
     conversation = Conversation.objects.filter(pk=conversation_id).first()
-    if conversation is None or conversation.state != State.WAITING:
+    if conversation is None or conversation.state not in (State.WAITING, State.ASSISTANT):
         return None
     _check_serves(agent_id=agent_id, conversation=conversation)
     now = timezone.now()
-    won = Conversation.objects.filter(pk=conversation_id, state=State.WAITING).update(
+    won = Conversation.objects.filter(pk=conversation_id, state=conversation.state).update(
         state=State.ASSIGNED, agent_id=agent_id, assigned_at=now, updated_at=now
     )
     if won != 1:
         return None
     _take_chat_place(agent_id)
+    was_waiting = conversation.state == State.WAITING
     conversation.refresh_from_db()
-    _assigned(conversation, was_waiting=True)
+    _assigned(conversation, was_waiting=was_waiting)
     return conversation
 
 

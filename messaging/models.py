@@ -277,6 +277,9 @@ class Message(TimeStampedModel):
     sent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    is_from_assistant = models.BooleanField(
+        default=False, help_text="Sent by the number's automated assistant, not by a person."
+    )
     note = models.CharField(max_length=255, blank=True, help_text="What could not be read of the message.")
     media_id = models.CharField(max_length=128, blank=True, help_text="Meta's id of the file sent.")
     mime_type = models.CharField(max_length=128, blank=True)

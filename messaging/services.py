@@ -635,9 +635,20 @@ def message_send_template(
     )  # fmt: skip
 
 
+def message_record_from_assistant(
+    *, business_number: BusinessNumber, contact: Contact, request: GraphRequest, text: str
+) -> Message:
+    """Record the number's assistant's reply (a text, or the call button), marked as the
+    assistant's, for the caller to send once this commits (``message_send_recorded``)."""
+    return _message_record(
+        business_number=business_number, contact=contact, message_type=request.json["type"], text=text,
+        request=request.json, idempotency_key="", is_sent_by_worker=False, is_from_assistant=True,
+    )  # fmt: skip
+
+
 def _message_record(
     *, business_number, contact, message_type, text, request, idempotency_key, sent_by=None, template=None,
-    is_sent_by_worker=True,
+    is_sent_by_worker=True, is_from_assistant=False,
 ) -> Message:  # fmt: skip
     """Recorded before it is sent (by a worker, after commit, unless the caller sends it): a request
     retried with the same key gets the same message back, sent once; the same key with another message
@@ -650,7 +661,7 @@ def _message_record(
         defaults={
             "business_number": business_number, "contact": contact, "direction": Message.Direction.OUTBOUND,
             "message_type": message_type, "text": text, "template": template, "request": request,
-            "status": Message.Status.PENDING, "sent_by": sent_by,
+            "status": Message.Status.PENDING, "sent_by": sent_by, "is_from_assistant": is_from_assistant,
         },
     )  # fmt: skip
     if not created and (message.request != request or message.business_number_id != business_number.pk):
@@ -707,6 +718,32 @@ def _apply_early_statuses(wa_message_id: str) -> None:
         event = event_from_context(record.payload)
         if isinstance(event, MessageStatus):
             message_status_apply(event=event)
+
+
+SEND_LEASE = datetime.timedelta(minutes=1)  # a send taken this long ago and not finished is taken again
+
+
+def message_send_recorded(*, message_id: int, graph: GraphClient) -> str:
+    """Send a recorded message: its `wamid`, or "" when there was nothing to send (gone, sent
+    already, being sent by another worker) or Meta refused it (recorded on the message, not to be
+    tried again). The sender takes the message first (one conditional UPDATE), so two senders never
+    both send it; a transport error (GraphTransportError, raised) gives it back for the next try."""
+    message = message_send_claim(message_id=message_id, lease=SEND_LEASE)
+    if message is None:
+        return ""
+    try:
+        wa_message_id = graph.message_send(
+            phone_number_id=message.business_number.phone_number_id, body=message.request
+        )
+    except GraphTransportError:
+        message_send_release(message_id=message_id)
+        raise
+    except GraphAPIError as error:
+        logger.info("message %s refused by Meta: %s", message_id, error)
+        message_send_failed(message_id=message_id, error=str(error))
+        return ""
+    message_sent(message_id=message_id, wa_message_id=wa_message_id)
+    return wa_message_id
 
 
 def message_send_claim(*, message_id: int, lease: datetime.timedelta) -> Message | None:

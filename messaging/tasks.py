@@ -7,12 +7,10 @@ from django.utils import timezone
 
 from messaging.models import Message
 from messaging.services import (
+    SEND_LEASE,
     message_media_failed,
     message_media_fetch,
-    message_send_claim,
-    message_send_failed,
-    message_send_release,
-    message_sent,
+    message_send_recorded,
     templates_sync,
 )
 from whatsapp.client import GraphClient
@@ -21,7 +19,6 @@ from whatsapp.models import BusinessNumber
 
 logger = logging.getLogger(__name__)
 
-SEND_LEASE = timedelta(minutes=1)  # a send taken this long ago and not finished is taken again
 MAX_SEND_ATTEMPTS = 5  # after this many attempts a message that could not be sent is failed
 
 
@@ -29,27 +26,10 @@ MAX_SEND_ATTEMPTS = 5  # after this many attempts a message that could not be se
     name="messaging.send_message", autoretry_for=(GraphTransportError,), retry_backoff=True, max_retries=3
 )
 def send_message(*, message_id: int) -> str:
-    """Send a recorded message: returns its `wamid`, or "" when there was nothing to send (gone, sent
-    already, being sent by another worker) or Meta refused it (recorded on the message, not retried).
-    The worker takes the message first (one conditional UPDATE), so two copies of the task never both
-    send it; a transport error gives it back for the retry."""
-    message = message_send_claim(message_id=message_id, lease=SEND_LEASE)
-    if message is None:
-        return ""
+    """Send a recorded message (messaging.services.message_send_recorded); a transport error is
+    retried."""
     with GraphClient() as graph:
-        try:
-            wa_message_id = graph.message_send(
-                phone_number_id=message.business_number.phone_number_id, body=message.request
-            )
-        except GraphTransportError:
-            message_send_release(message_id=message_id)
-            raise
-        except GraphAPIError as error:
-            logger.info("message %s refused by Meta: %s", message_id, error)
-            message_send_failed(message_id=message_id, error=str(error))
-            return ""
-    message_sent(message_id=message_id, wa_message_id=wa_message_id)
-    return wa_message_id
+        return message_send_recorded(message_id=message_id, graph=graph)
 
 
 @shared_task(name="messaging.send_pending")

@@ -4,6 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from assistant import samples
+from assistant.models import AssistantSettings
 from messaging.models import Template
 
 pytestmark = pytest.mark.django_db
@@ -23,4 +25,7 @@ def test_seed_demo_keeps_every_demo_users_password_in_its_file(settings, tmp_pat
     assert lines[0].split()[0] == "admin" and lines[0] != first[0]
     assert get_user_model().objects.get(username="admin").check_password(lines[0].split()[1])
     assert Template.objects.filter(status="APPROVED").count() == 5
+    assistant = AssistantSettings.objects.get()
+    assert assistant.is_enabled
+    assert assistant.business_number.knowledge_entries.count() == len(samples.ENTRIES)  # once, not twice
     assert "`admin` is the administrator" in capsys.readouterr().out

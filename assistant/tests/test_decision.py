@@ -7,9 +7,12 @@ from assistant.decision import (
     HAND_TO_AGENT,
     OFFER_CALL_BUTTON,
     UNKNOWN,
+    Mood,
     decide,
     lead_fields_of,
     lead_score,
+    mood_of,
+    wants_person,
 )
 
 
@@ -118,3 +121,128 @@ def test_lead_score_weighs_size_urgency_and_intent():
 
 def test_answer_faq_is_chosen_on_a_close_question():
     assert decide_sample("opening hours please").action == ANSWER_FAQ
+
+
+def test_decide_names_the_knowledge_base_question_it_answers_as_the_topic():
+    answered = decide_sample("hw much is the starter pkg per month?")
+    asked = decide_sample("hi")
+
+    assert (answered.action, answered.topic) == (ANSWER_FAQ, "How much does the Starter plan cost?")
+    assert (asked.action, asked.topic) == (ASK_QUALIFICATION, "")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "this is a joke 🤬",
+        "omg wtf",
+        "i'm not happy at all",
+        "you billed me twice this month",
+        "no one has answered my messages for two days",
+        "STILL NO ANSWER??",
+        "why is this broken again!!",
+        "you took money from my account without asking",
+        "sooo done with you people",
+        "stop wasting my time",
+        "are you serious?? this is taking forever",
+    ],
+)
+def test_mood_of_reads_anger_from_words_emoji_and_two_weak_signs(text):
+    assert mood_of(text) == Mood.ANGRY
+
+
+@pytest.mark.parametrize(
+    "text", ["thanks so much!!", "WE NEED FIFTY SEATS", "tell me a joke", "why should we choose you?"]
+)
+def test_mood_of_keeps_one_weak_sign_or_a_harmless_word_calm(text):
+    assert mood_of(text) == Mood.CALM
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can i chat with one of your sales reps",
+        "transfer me to support pls",
+        "whats the best number to ring you on",
+        "can someone from your team phone me",
+        "are you a bot?",
+        "get me in touch with a manager",
+        "can someone go through it with me over the phone",
+        "hello? is there anybody there?",
+    ],
+)
+def test_decide_hands_over_a_customer_asking_for_a_person_however_put(text):
+    assert decide_sample(text).action == HAND_TO_AGENT
+
+
+@pytest.mark.parametrize(
+    "text", ["does it talk to hubspot", "our support team cannot keep up", "my sales team is tiny"]
+)
+def test_wants_person_does_not_read_software_or_the_customers_own_staff_as_asking_for_a_person(text):
+    assert wants_person(text) is False
+
+
+@pytest.mark.parametrize(
+    ("text", "fields"),
+    [
+        ("2 ppl, maybe 3", {"team_size": "2"}),
+        ("we're a team of six", {"team_size": "6"}),
+        ("need 40 licences for pro", {"plan": "pro", "team_size": "40"}),
+        ("just me for the moment", {"team_size": "1"}),
+        ("we'd like to go live by friday", {"timeline": "go live by friday"}),
+        ("maybe after the summer", {"timeline": "after the summer"}),
+        ("sometime in october", {"timeline": "in october"}),
+        ("later this year", {"timeline": "later this year"}),
+        ("we are a small business", {}),
+    ],
+)
+def test_lead_fields_of_reads_sizes_and_dates_as_people_write_them(text, fields):
+    assert lead_fields_of(text) == fields
+
+
+def test_lead_score_weighs_a_commitment_above_a_wish_to_buy():
+    assert lead_score(fields={}, text="ok let's do it") == 65
+    assert lead_score(fields={}, text="we want to buy it") == 35
+    assert lead_score(fields={"timeline": "by friday"}, text="") == 30
+    assert lead_score(fields={"timeline": "after the summer"}, text="") == 15
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "let's do it, 5 ppl",
+        "ready to pay, pro plan",
+        "sign us up, we start on monday with 4 people",
+        "we need 12 seats and want to go live this week",
+        "ready when you are, 3 users",
+        "deal. enterprise from monday",
+    ],
+)
+def test_decide_offers_the_button_to_a_committed_lead_with_one_more_fact(text):
+    assert decide_sample(text).action == OFFER_CALL_BUTTON
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "just browsing for now",
+        "we're comparing a few tools",
+        "I run a small physio practice and we miss lots of calls",
+        "maybe in the spring",
+        "is this suitable for a small agency?",
+        "so many calls we can't answer",
+        "which plan is right for us, starter or pro?",
+    ],
+)
+def test_decide_qualifies_a_customer_who_explores_or_tells_about_their_business(text):
+    assert decide_sample(text).action == ASK_QUALIFICATION
+
+
+def test_decide_does_not_take_an_errand_for_a_purchase():
+    assert decide_sample("can you order me a taxi").action == UNKNOWN
+
+
+def test_decide_hands_an_unanswerable_question_to_a_colleague_even_with_a_lead_field_in_it():
+    decision = decide_sample("will it rain tomorrow?")
+
+    assert (decision.action, decision.lead_fields) == (UNKNOWN, {"timeline": "tomorrow"})

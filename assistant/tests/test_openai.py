@@ -47,6 +47,7 @@ def test_decide_answers_with_the_entry_the_model_chose_and_its_price():
 
     assert decision.action == ANSWER_FAQ
     assert decision.reply == "The Pro plan includes call recording and reports. Price: €49 per month."
+    assert decision.topic == "How much does the Pro plan cost?"
     assert sent[0].url == "https://llm.example/v1/chat/completions"
     assert sent[0].headers["Authorization"] == "Bearer secret"
 
@@ -56,6 +57,7 @@ def test_decide_asks_the_next_qualification_question_when_the_model_says_so():
 
     assert decision.action == ASK_QUALIFICATION
     assert decision.reply == "Which plan are you interested in: Starter, Pro or Enterprise?"
+    assert decision.topic == ""
 
 
 @pytest.mark.parametrize(
@@ -80,6 +82,7 @@ def test_decide_falls_back_to_the_offline_decision_when_the_endpoint_fails(trans
 
     assert (decision.action, decision.reason) == (ANSWER_FAQ, "knowledge base")
     assert decision.reply == "We are open Monday to Friday, 9:00 to 17:00."
+    assert decision.topic == "What are your opening hours?"
 
 
 def test_decide_keeps_an_angry_customer_with_a_person_whatever_the_model_says():

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -191,3 +192,37 @@ def sandbox_serving(number, live_server_url: str, settings, tmp_path: Path):
         record_dir=tmp_path / "customers",
     ) as sandbox:  # fmt: skip
         yield sandbox.thread, sandbox
+
+
+@contextlib.contextmanager
+def task_worker(queue: str, **environment: str):
+    """A `celery worker` taking the product's tasks from its own `queue` (the web process this test
+    starts queues there), against the test database; stopped, with its tasks, before the test's
+    data is flushed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "--app", "config", "worker", "--pool", "solo", "--loglevel",
+         "WARNING", "--queues", queue, "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url_for_subprocess(),
+            "REDIS_URL": settings.REDIS_URL,
+            "CELERY_QUEUE": queue,
+            **environment,
+        },
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        client.delete(queue)
+        client.close()

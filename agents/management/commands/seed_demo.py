@@ -4,13 +4,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from agents.services import DEMO_NUMBER, demo_data_create
+from assistant.demo import demo_assistant_create
 from messaging.demo import demo_templates_create
 
 
 class Command(BaseCommand):
     help = (
-        "Create the demo administrator, supervisor, agents, queue, sandbox number and approved templates "
-        "(each once), and print the new users' passwords."
+        "Create the demo administrator, supervisor, agents, queue, sandbox number, approved templates "
+        "and the number's assistant (each once), and print the new users' passwords."
     )
 
     def handle(self, *args, **options) -> None:
@@ -19,6 +20,10 @@ class Command(BaseCommand):
         templates = demo_templates_create(waba_id=DEMO_NUMBER["waba_id"])
         if templates:
             self.stdout.write(f"Approved templates added to the sandbox account: {', '.join(templates)}.")
+        if demo_assistant_create(phone_number_id=DEMO_NUMBER["phone_number_id"]):
+            self.stdout.write(
+                "The demo number's assistant is on, with a sample knowledge base (admin: Assistant)."
+            )
         if not passwords:
             where = f" (saved in {credentials_file})" if credentials_file.exists() else ""
             self.stdout.write(f"Demo users exist already{where}.")
