@@ -50,8 +50,9 @@ run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) \
 		SANDBOX_WEBHOOK_URL=http://$(HOST):$(PORT)/webhooks/whatsapp/ $(BIN)/honcho --procfile Procfile start
 
-# The product with the sandbox's simulated customers calling in all the time.
+# The product with the sandbox's simulated customers calling and writing in all the time.
 demo: export SANDBOX_CALLS_PER_MINUTE ?= 6
+demo: export SANDBOX_CHATS_PER_MINUTE ?= 2
 demo: run
 
 test: install system-packages

@@ -95,6 +95,19 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def resident_bytes(pids: list[int]) -> int:
+    """Resident memory (RSS) of the processes and their children now (Linux /proc)."""
+    page, total = os.sysconf("SC_PAGE_SIZE"), 0
+    family = set(pids)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(entry.name) in family or int(fields[1]) in family:
+                    total += int((entry / "statm").read_text().split()[1]) * page
+    return total
+
+
 def machine_cpu_seconds() -> float:
     """CPU time every process of this machine has used so far, all cores together (Linux /proc/stat):
     the database, Redis and this script share the cores with the server."""

@@ -1,15 +1,17 @@
 """Simulated WhatsApp customers: real WebRTC peers that call, answer, talk, write, send photos, voice
-notes and documents, reply and tap buttons."""
+notes and documents, reply and tap buttons, and hold scripted chats (chats.py)."""
 
 import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import phonenumbers
 from babel.languages import get_official_languages
 
 from whatsapp.sandbox import files
+from whatsapp.sandbox.chats import Chat, ChatScript
 from whatsapp.sandbox.media import CustomerMedia, MediaError
 from whatsapp.sandbox.meta import SandboxCall, SandboxMeta, SentMessage
 
@@ -93,6 +95,7 @@ class SimulatedCustomer:
         self.supports_permission_requests = supports_permission_requests
         self.calls: dict[str, CustomerCall] = {}
         self.inbox: list[SentMessage] = []
+        self.chats: list[Chat] = []
         self.message_arrived = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
 
@@ -163,6 +166,30 @@ class SimulatedCustomer:
 
     def send_text(self, phone_number_id: str, text: str) -> str:
         return self.meta.customer_send(self, phone_number_id, {"type": "text", "text": {"body": text}})
+
+    async def chat(
+        self, phone_number_id: str, script: ChatScript, *, reply_timeout_s: float = 30.0, **options: Any
+    ) -> Chat:
+        """Hold a scripted chat with the business on the number to its end (chats.py): the chat, with
+        its transcript and how it ended. `options` are `Chat`'s (`settle_s`, `call_talk_s`)."""
+        return await self.start_chat(
+            phone_number_id, script, reply_timeout_s=reply_timeout_s, **options
+        ).run_task
+
+    def start_chat(self, phone_number_id: str, script: ChatScript, **options: Any) -> Chat:
+        """Begin a scripted chat in the background (see `chat`); one at a time with a number, as a
+        WhatsApp user has one thread with a business."""
+        if any(chat.is_live and chat.phone_number_id == phone_number_id for chat in self.chats):
+            raise ValueError(f"{self!r} is already chatting with {phone_number_id}")
+        self.meta.number(phone_number_id)  # an unknown number is refused at once
+        chat = Chat(customer=self, phone_number_id=phone_number_id, script=script, **options)
+        self.chats.append(chat)
+        chat.run_task = self._spawn(chat.run())
+        return chat
+
+    @property
+    def is_chatting(self) -> bool:
+        return any(chat.is_live for chat in self.chats)
 
     def send_photo(self, phone_number_id: str, *, caption: str = "") -> str:
         """Send a photo (a small generated PNG), with a caption."""
@@ -244,6 +271,9 @@ class SimulatedCustomer:
     def on_message(self, message: SentMessage) -> None:
         self.inbox.append(message)
         self.message_arrived.set()
+        for chat in self.chats:
+            if chat.is_live and chat.phone_number_id == message.phone_number_id:
+                chat.receive(message)
         if self.behaviour.reads_messages:
             self._later(self.behaviour.reply_after_s, self.meta.customer_read, message)
         reply = self.behaviour.permission_reply

@@ -9,18 +9,22 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.processes import wait_for_stop
 from whatsapp.models import BusinessNumber
-from whatsapp.sandbox.load import add_crowd, keep_calling
+from whatsapp.sandbox.load import add_crowd, keep_calling, keep_chatting
 from whatsapp.sandbox.meta import SandboxError
 from whatsapp.sandbox.server import Sandbox
 
 
 class Command(BaseCommand):
-    help = "Run the offline Meta sandbox for the sandbox business numbers, optionally with calls coming in."
+    help = (
+        "Run the offline Meta sandbox for the sandbox business numbers, optionally with calls and "
+        "scripted chats coming in."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--port", type=int, default=settings.SANDBOX_PORT)
         parser.add_argument("--customers", type=int, default=settings.SANDBOX_CUSTOMERS)
         parser.add_argument("--calls-per-minute", type=float, default=settings.SANDBOX_CALLS_PER_MINUTE)
+        parser.add_argument("--chats-per-minute", type=float, default=settings.SANDBOX_CHATS_PER_MINUTE)
         parser.add_argument("--webhook-url", default=settings.SANDBOX_WEBHOOK_URL)
         parser.add_argument(
             "--only-when-configured",
@@ -86,19 +90,34 @@ class Command(BaseCommand):
             except SandboxError as error:
                 self.stderr.write(f"Template {template['body']['name']} not registered: {error}")
         crowd = add_crowd(sandbox, count=options["customers"])
+        # Chats come from customers of the countries the business may not call (settings) too.
+        red_list = frozenset(settings.OUTBOUND_BLOCKED_COUNTRIES)
+        red_listed = []
+        if options["chats_per_minute"] > 0:
+            red_listed = add_crowd(sandbox, count=min(2, len(red_list)), seed=4, regions=sorted(red_list))
         self.stdout.write(
             f"Sandbox Graph API on {sandbox.graph_url} for {len(numbers)} number(s), {len(templates)} "
-            f"template(s), {len(crowd)} customers; "
-            f"webhooks to {options['webhook_url']}; {options['calls_per_minute']:g} calls per minute."
+            f"template(s), {len(crowd)} customers (and {len(red_listed)} of countries not called); "
+            f"webhooks to {options['webhook_url']}; "
+            f"{options['calls_per_minute']:g} calls and {options['chats_per_minute']:g} chats per minute."
         )
-        try:
-            if options["calls_per_minute"] > 0:
-                await keep_calling(
-                    crowd,
-                    [number.phone_number_id for number in numbers],
-                    calls_per_minute=options["calls_per_minute"],
+        number_ids = [number.phone_number_id for number in numbers]
+        crowd_at_work = [stop.wait()]
+        if options["calls_per_minute"] > 0:
+            crowd_at_work.append(
+                keep_calling(crowd, number_ids, calls_per_minute=options["calls_per_minute"], stop=stop)
+            )
+        if options["chats_per_minute"] > 0:
+            crowd_at_work.append(
+                keep_chatting(
+                    crowd + red_listed,
+                    number_ids,
+                    chats_per_minute=options["chats_per_minute"],
+                    red_list_regions=red_list,
                     stop=stop,
                 )
-            await stop.wait()
+            )
+        try:
+            await asyncio.gather(*crowd_at_work)
         finally:
             await sandbox.stop()
