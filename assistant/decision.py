@@ -321,6 +321,13 @@ def decide(
     unanswered = [question for question in questions if question.lead_field not in fields]
     if unanswered and is_qualifying:
         return decision(ASK_QUALIFICATION, unanswered[0].question, "qualifying")
+    if stated and not unanswered and questions:
+        # Every question answered and not hot: a qualified lead for a person to follow up.
+        if not can_be_called:
+            return decision(OFFER_CALL_BUTTON, "Thank you, that is all I needed. " + CALL_US, "qualified")
+        return decision(
+            HAND_TO_AGENT, "Thank you, that is all I needed. A colleague will answer you here.", "qualified"
+        )
     if not can_be_called:
         return decision(OFFER_CALL_BUTTON, "I do not know that. " + CALL_US, "unknown, cannot be called")
     return decision(UNKNOWN, "I do not know that; a colleague will answer you.", "not in the knowledge base")

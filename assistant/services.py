@@ -58,6 +58,7 @@ INTENTS = {
     "hot lead": "is ready to buy",
     "knowledge base": "asked about the product",
     "qualifying": "is exploring the plans",
+    "qualified": "answered every qualification question",
     "not in the knowledge base": "asked something the assistant could not answer",
     "wrote after the call button": "was offered the call button and wrote again",
     "sent what the assistant cannot read": "sent something only a person can look at",

@@ -246,3 +246,18 @@ def test_decide_hands_an_unanswerable_question_to_a_colleague_even_with_a_lead_f
     decision = decide_sample("will it rain tomorrow?")
 
     assert (decision.action, decision.lead_fields) == (UNKNOWN, {"timeline": "tomorrow"})
+
+
+def test_a_lead_who_has_answered_every_question_but_is_not_hot_goes_to_a_person_with_thanks():
+    chosen = decide(
+        text="next month",
+        entries=samples.ENTRIES,
+        questions=samples.QUESTIONS,
+        known_fields={"plan": "pro", "team_size": "5"},
+        hot_threshold=samples.HOT_THRESHOLD,
+        is_first_reply=False,
+    )
+
+    assert (chosen.action, chosen.reason) == (HAND_TO_AGENT, "qualified")
+    assert chosen.reply.startswith("Thank you, that is all I needed.")
+    assert "do not know" not in chosen.reply
