@@ -516,8 +516,9 @@ def recordings_expire(*, now=None) -> int:
 
 def contact_erase(*, contact_id: int, requested_by_id: int | None, reason: str) -> Erasure:
     """Erase a contact's personal data (a GDPR request): the recordings, transcripts and summaries
-    of their calls, their messages (and the files they sent), conversation windows and the private
-    notes agents left on their conversations, their name and number, the wrap-up notes, and what
+    of their calls, their messages (and the files they sent), conversation windows, the private
+    notes agents left on their conversations and what the assistant noted of them as a lead (its
+    fields and summary), their name and number, the wrap-up notes, and what
     Meta's webhooks carried of them (each event's payload and its delivery's body are blanked; the
     event's idempotency key stays, so that a redelivery is still a duplicate and brings nothing back).
     The contact stays, anonymous, so that calls, charges and figures still add up. Consent records
@@ -526,6 +527,7 @@ def contact_erase(*, contact_id: int, requested_by_id: int | None, reason: str) 
 
     Leaves an Erasure row saying who asked, why and how much went. Files go once it commits.
     """
+    from assistant.models import Lead
     from messaging.models import Contact, ConversationNote, ConversationWindow, Message
     from messaging.services import message_media_delete_on_commit
     from whatsapp.models import WebhookDelivery, WebhookEvent
@@ -545,6 +547,7 @@ def contact_erase(*, contact_id: int, requested_by_id: int | None, reason: str) 
         counts["conversation_windows"], _ = ConversationWindow.objects.filter(contact_id=contact_id).delete()
         notes = ConversationNote.objects.filter(conversation__contact_id=contact_id)
         counts["conversation_notes"], _ = notes.delete()
+        counts["leads"], _ = Lead.objects.filter(conversation__contact_id=contact_id).delete()
         counts["calls_cleared"] = Call.objects.filter(pk__in=call_ids).update(
             wrap_up_notes="", cta_payload="", deeplink_payload="", updated_at=now
         )

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.utils import timezone
 
+from assistant.models import Lead
 from calls.models import Call
 from calls.signals import recording_finished
 from calls.tests.factories import CallFactory, ContactFactory
@@ -244,6 +245,9 @@ def test_erasing_a_contact_leaves_nothing_of_theirs_behind(
     ConversationWindow.objects.create(business_number=call.business_number, contact=customer)
     conversation = ConversationFactory(contact=customer, business_number=call.business_number)
     ConversationNote.objects.create(conversation=conversation, text="Lives at 12 Rue Haute")
+    Lead.objects.create(
+        conversation=conversation, fields={"team_size": "25"}, summary="Wants Pro for 25 people."
+    )
     webhook_deliveries_receive(
         bodies=[
             json.dumps(payloads.text_message("wamid.hers", **{"from": "447700900555"})).encode(),
@@ -266,6 +270,7 @@ def test_erasing_a_contact_leaves_nothing_of_theirs_behind(
     assert not Message.objects.filter(contact=customer).exists()
     assert not ConversationWindow.objects.filter(contact=customer).exists()
     assert not ConversationNote.objects.filter(conversation__contact=customer).exists()
+    assert not Lead.objects.filter(conversation__contact=customer).exists()
     assert [path.name for path in files_in(recordings_storage)] == [theirs.file.name.rsplit("/", 1)[-1]]
     assert not any(
         b"447700900555" in bytes(body) for body in WebhookDelivery.objects.values_list("body", flat=True)
@@ -280,8 +285,8 @@ def test_erasing_a_contact_leaves_nothing_of_theirs_behind(
     assert erasure.contact_label == "+44…55"
     assert erasure.counts == {
         "recordings": 1, "files": 1, "transcripts": 1, "summaries": 1, "messages": 1, "message_files": 0,
-        "conversation_windows": 1, "conversation_notes": 1, "calls_cleared": 1, "webhook_events": 1,
-        "webhook_deliveries": 1,
+        "conversation_windows": 1, "conversation_notes": 1, "leads": 1, "calls_cleared": 1,
+        "webhook_events": 1, "webhook_deliveries": 1,
     }  # fmt: skip
     with pytest.raises(ValueError):
         contact_erase(contact_id=customer.pk, requested_by_id=None, reason="again")
