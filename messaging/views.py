@@ -18,6 +18,7 @@ from rest_framework.exceptions import ValidationError as InvalidPeriod
 from agents.models import Agent, Queue
 from calls.selectors import calls_of_contact
 from compliance.decisions import call_decide
+from compliance.services import fallback_send
 from core.access import viewer_of
 from messaging.conversations import (
     conversation_claim,
@@ -454,7 +455,9 @@ def conversation_note_view(request, pk: int):
 
 
 class ReplyForm(forms.Form):
-    kind = forms.ChoiceField(choices=[("text", "Text"), ("template", "Template")])
+    kind = forms.ChoiceField(
+        choices=[("text", "Text"), ("template", "Template"), ("call_button", "Call us button")]
+    )
     text = forms.CharField(required=False, max_length=4096)
     template = forms.IntegerField(required=False)
     parameters = forms.CharField(required=False, max_length=1024)
@@ -465,8 +468,9 @@ class ReplyForm(forms.Form):
 @require_POST
 def conversation_reply(request, pk: int):
     """POST: the agent who has the conversation (or a supervisor) sends the customer a text inside the
-    customer-service window, or an approved template of the number's account; recorded at once, sent by
-    a worker (messaging.services), shown in the thread."""
+    customer-service window, or an approved template of the number's account (recorded at once, sent
+    by a worker: messaging.services), or the "Call us" button (sent at once, with the configured
+    template outside the window: compliance.services); each shows in the thread."""
     conversation = _conversation_of(request, pk)
     if not _may_reply(request, conversation):
         messages.error(request, "Take the conversation before replying.")
@@ -477,7 +481,15 @@ def conversation_reply(request, pk: int):
         return redirect("messaging:conversation", pk=conversation.pk)
     data, number = form.cleaned_data, conversation.business_number
     try:
-        if data["kind"] == "text":
+        if data["kind"] == "call_button":  # sent now, in or outside the window (compliance.services)
+            messages.success(
+                request,
+                fallback_send(
+                    kind="call_button", business_number=number, contact=conversation.contact,
+                    requested_by_id=request.user.pk,
+                ),
+            )  # fmt: skip
+        elif data["kind"] == "text":
             message_send_text(
                 business_number=number, contact=conversation.contact, text=data["text"],
                 idempotency_key=data["idempotency_key"], sent_by=request.user,

@@ -338,3 +338,41 @@ def test_a_supervisor_reads_summaries_raw_only_with_the_permission(client, make_
     masked = page(client, f"/inbox/{conversation.pk}/")
 
     assert f'href="/calls/{call.pk}/"' in masked and "4111 1111 1111 1111" not in masked
+
+
+def test_the_call_button_is_one_click_away_and_reaches_the_customers_phone(
+    client, agent, make_conversation, inbox_number, settings
+):
+    from whatsapp.tests.conftest import sandbox_serving
+
+    conversation = make_conversation(
+        state=State.ASSIGNED, agent=agent, contact=ContactFactory(wa_id="447700900321")
+    )
+    with sandbox_serving(settings, inbox_number) as sandbox:
+        customer = sandbox.thread.call(sandbox.add_customer, wa_id="447700900321", name="Noor Aziz")
+        sandbox.thread.call(
+            customer.send_text, inbox_number.phone_number_id, "Can we talk?"
+        )  # the window opens
+
+        shown = page(client, f"/inbox/{conversation.pk}/")
+        response = client.post(
+            f"/inbox/{conversation.pk}/reply/", {"kind": "call_button", "idempotency_key": "b1"}
+        )
+        received = sandbox.thread.call(lambda: list(customer.inbox))
+
+    assert 'data-action="call-button"' in shown
+    assert "call" in notice(response).lower()
+    [button] = received
+    assert (button.message_type, button.body["interactive"]["type"]) == ("interactive", "voice_call")
+    assert Message.objects.get(direction="outbound").message_type == "interactive"
+
+
+def test_an_agent_takes_over_a_conversation_from_the_assistant(client, agent, make_conversation):
+    conversation = make_conversation(state=State.ASSISTANT, waiting_since=None)
+
+    shown = page(client, f"/inbox/{conversation.pk}/")
+    response = client.post(f"/inbox/{conversation.pk}/claim/")
+
+    assert "Take over from the assistant" in shown
+    assert notice(response) == "It is yours."
+    assert (reload(conversation).state, reload(conversation).agent) == (State.ASSIGNED, agent)
