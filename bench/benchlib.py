@@ -82,29 +82,30 @@ def web_server() -> Iterator[str]:
 server_pids: list[int] = []  # the web server's process, while `web_server()` runs
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user and system) the processes and their children have used so far (Linux /proc)."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+def _family(pids: list[int]) -> Iterator[tuple[Path, list[str]]]:
+    """Each of the processes and their children (Linux /proc): its folder and its stat's fields
+    after the command's name."""
     family = set(pids)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, IndexError):
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
                 if int(entry.name) in family or int(fields[1]) in family:
-                    total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+                    yield entry, fields
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user and system) the processes and their children have used so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum((int(fields[11]) + int(fields[12])) / tick for _, fields in _family(pids))
 
 
 def resident_bytes(pids: list[int]) -> int:
     """Resident memory (RSS) of the processes and their children now (Linux /proc)."""
     page, total = os.sysconf("SC_PAGE_SIZE"), 0
-    family = set(pids)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(entry.name) in family or int(fields[1]) in family:
-                    total += int((entry / "statm").read_text().split()[1]) * page
+    for entry, _ in _family(pids):
+        with contextlib.suppress(OSError, IndexError):
+            total += int((entry / "statm").read_text().split()[1]) * page
     return total
 
 
@@ -238,3 +239,40 @@ def percentile(values: list[float], share: float) -> float:
     """The nearest-rank percentile: the smallest value with at least `share` of them at or below it."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(len(ordered) * share) - 1)]
+
+
+class AgentSocket:
+    """One agent's dashboard socket, as the browser opens it with the agent's session: goes
+    available, follows the agent's status, and hands every other frame to `on_frame`."""
+
+    def __init__(self, http, base_url: str, session_key: str) -> None:
+        self.http, self.base_url, self.session_key = http, base_url, session_key
+        self.is_available = asyncio.Event()
+        self.socket = None
+        self.reader: asyncio.Task | None = None
+
+    async def open(self) -> None:
+        self.socket = await self.http.ws_connect(
+            self.base_url.replace("http", "ws") + "/ws/agent/",
+            headers={"Origin": self.base_url, "Cookie": f"sessionid={self.session_key}"},
+        )
+        self.reader = asyncio.create_task(self._read())
+        await self.socket.send_json({"type": "presence.set", "status": "available"})
+
+    def on_frame(self, frame: dict) -> None:
+        """A frame other than the agent's status."""
+
+    async def _read(self) -> None:
+        async for message in self.socket:
+            frame = message.json()
+            if frame.get("type") == "agent.status":
+                if frame.get("status") == "available":
+                    self.is_available.set()
+                else:
+                    self.is_available.clear()
+            else:
+                self.on_frame(frame)
+
+    async def close(self) -> None:
+        await self.socket.close()
+        await self.reader

@@ -32,6 +32,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import aiohttp
+import benchlib
 from benchlib import (
     cpu_seconds,
     envelope,
@@ -169,40 +170,16 @@ class Pushes:
         return sum(len(waiting) for waiting in self.sent.values())
 
 
-class AgentSocket:
-    """One agent's dashboard socket: goes available, and passes on each `conversation.message`."""
+class InboxAgent(benchlib.AgentSocket):
+    """An agent's socket that passes on each `conversation.message` frame."""
 
-    def __init__(
-        self, http: aiohttp.ClientSession, base_url: str, session_key: str, agent_id: int, pushes: Pushes
-    ) -> None:
-        self.http, self.base_url, self.session_key = http, base_url, session_key
+    def __init__(self, http, base_url: str, session_key: str, agent_id: int, pushes: Pushes) -> None:
+        super().__init__(http, base_url, session_key)
         self.agent_id, self.pushes = agent_id, pushes
-        self.is_available = asyncio.Event()
-        self.socket: aiohttp.ClientWebSocketResponse | None = None
-        self.reader: asyncio.Task | None = None
 
-    async def open(self) -> None:
-        self.socket = await self.http.ws_connect(
-            self.base_url.replace("http", "ws") + "/ws/agent/",
-            headers={"Origin": self.base_url, "Cookie": f"sessionid={self.session_key}"},
-        )
-        self.reader = asyncio.create_task(self._read())
-        await self.socket.send_json({"type": "presence.set", "status": "available"})
-
-    async def _read(self) -> None:
-        async for message in self.socket:
-            frame = message.json()
-            if frame.get("type") == "conversation.message":
-                self.pushes.arrived(self.agent_id, frame)
-            elif frame.get("type") == "agent.status":
-                if frame.get("status") == "available":
-                    self.is_available.set()
-                else:
-                    self.is_available.clear()
-
-    async def close(self) -> None:
-        await self.socket.close()
-        await self.reader
+    def on_frame(self, frame: dict) -> None:
+        if frame.get("type") == "conversation.message":
+            self.pushes.arrived(self.agent_id, frame)
 
 
 async def send_messages(
@@ -262,7 +239,7 @@ async def run(
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
         pushes = Pushes(agent_of={})
         agents = [
-            AgentSocket(http, base_url, key, agent_id, pushes)
+            InboxAgent(http, base_url, key, agent_id, pushes)
             for agent_id, key in zip(agent_ids, session_keys, strict=True)
         ]
         await asyncio.gather(*(agent.open() for agent in agents))

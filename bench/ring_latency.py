@@ -27,6 +27,7 @@ import statistics
 import time
 
 import aiohttp
+import benchlib
 from benchlib import (
     call_connect,
     call_terminate,
@@ -68,38 +69,16 @@ def prepare_agents(count: int) -> list[str]:
     return keys
 
 
-class AgentSocket:
-    """One agent's dashboard socket: goes available, and notes when each ring arrives."""
+class AgentSocket(benchlib.AgentSocket):
+    """An agent's socket that notes when each ring arrives."""
 
-    def __init__(self, http: aiohttp.ClientSession, base_url: str, session_key: str) -> None:
-        self.http, self.base_url, self.session_key = http, base_url, session_key
+    def __init__(self, http, base_url: str, session_key: str) -> None:
+        super().__init__(http, base_url, session_key)
         self.rings: dict[str, float] = {}  # caller number → when the ring frame arrived
-        self.is_available = asyncio.Event()
-        self.socket: aiohttp.ClientWebSocketResponse | None = None
-        self.reader: asyncio.Task | None = None
 
-    async def open(self) -> None:
-        self.socket = await self.http.ws_connect(
-            self.base_url.replace("http", "ws") + "/ws/agent/",
-            headers={"Origin": self.base_url, "Cookie": f"sessionid={self.session_key}"},
-        )
-        self.reader = asyncio.create_task(self._read())
-        await self.socket.send_json({"type": "presence.set", "status": "available"})
-
-    async def _read(self) -> None:
-        async for message in self.socket:
-            frame = message.json()
-            if frame.get("type") == "call.offered":
-                self.rings[frame["caller_number"]] = time.perf_counter()
-            elif frame.get("type") == "agent.status":
-                if frame.get("status") == "available":
-                    self.is_available.set()
-                else:
-                    self.is_available.clear()
-
-    async def close(self) -> None:
-        await self.socket.close()
-        await self.reader
+    def on_frame(self, frame: dict) -> None:
+        if frame.get("type") == "call.offered":
+            self.rings[frame["caller_number"]] = time.perf_counter()
 
 
 async def post_all(

@@ -1,10 +1,11 @@
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Count, F, Max, Min, Q, QuerySet, Window
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber, TruncHour
 from django.urls import reverse
 from django.utils import timezone
+from djmoney.money import Money
 
 from agents.models import DAYS, Agent, Queue
 from agents.presence import wrap_up_draft
@@ -12,7 +13,7 @@ from calls import charts, kpis
 from calls.models import Call, LiveCallCount
 from compliance.decisions import LiveCalls
 from core.access import Viewer, viewers_of_agents
-from messaging.models import Contact, Conversation
+from messaging.models import Charge, Contact, Conversation, Message
 
 # A call is linked to the caller's chat closed this recently, when none is open (the warm handoff).
 CONVERSATION_LINK_WINDOW = timedelta(hours=24)
@@ -453,6 +454,20 @@ def contacts_matching(*, viewer: Viewer, text: str, limit: int = 50) -> QuerySet
     if text:
         contacts = contacts.filter(Q(name__icontains=text) | Q(wa_id__contains=text))
     return contacts.order_by(F("last_call_at").desc(nulls_last=True), "name", "wa_id")[:limit]
+
+
+def customer_cost(*, contact_id: int, business_number_id: int) -> list[Money]:
+    """What the customer has cost the business on the number so far: the charges of the messages sent
+    to them and of the calls with them, a sum per currency (Meta bills each account in one; an
+    account moved to another currency has two). Unpriced charges count as nothing."""
+    messages = Message.objects.filter(contact_id=contact_id, wa_message_id__isnull=False)
+    calls = Call.objects.filter(contact_id=contact_id)
+    charges = Charge.objects.filter(business_number_id=business_number_id, amount__isnull=False).filter(
+        Q(kind=Charge.Kind.MESSAGE, reference__in=messages.values("wa_message_id"))
+        | Q(kind=Charge.Kind.CALL, reference__in=calls.values("wa_call_id"))
+    )
+    totals = charges.values("amount_currency").annotate(total=Sum("amount")).order_by("amount_currency")
+    return [Money(row["total"], row["amount_currency"]) for row in totals]
 
 
 def calls_of_contact(*, contact_id: int, viewer: Viewer, limit: int = 20) -> QuerySet[Call]:

@@ -119,3 +119,32 @@ def test_rings_built_together_show_each_agent_the_notes_they_may_read(queue, num
     frames = ring_frames(offers=[(first_caller, first.pk), (second_caller, second.pk)], queue=queue)
 
     assert [frame["last_call"]["notes"] for frame in frames] == ["Card [card], mail [email]", ""]
+
+
+def test_what_a_customer_has_cost_on_a_number_sums_their_messages_and_calls_per_currency(number):
+    from djmoney.money import Money
+
+    from calls.selectors import customer_cost
+    from messaging.models import Charge, Message
+
+    customer, someone_else = ContactFactory(), ContactFactory()
+    call = CallFactory(business_number=number, contact=customer)
+    for contact, wamid in ((customer, "wamid.hers"), (someone_else, "wamid.his")):
+        Message.objects.create(
+            business_number=number, contact=contact, direction="outbound", message_type="template",
+            wa_message_id=wamid, status="delivered",
+        )  # fmt: skip
+
+    def charge(kind, reference, amount, **fields):
+        return Charge.objects.create(
+            kind=kind, reference=reference, business_number=number, pricing_type="regular",
+            billed_on=timezone.now().date(), amount=amount, **fields,
+        )  # fmt: skip
+
+    charge("message", "wamid.hers", Money("0.0430", "USD"))
+    charge("message", "wamid.his", Money("0.0430", "USD"))  # another customer's
+    charge("call", call.wa_call_id, Money("0.0200", "USD"))
+    charge("call", "wacid.unpriced", None)
+
+    assert customer_cost(contact_id=customer.pk, business_number_id=number.pk) == [Money("0.0630", "USD")]
+    assert customer_cost(contact_id=ContactFactory().pk, business_number_id=number.pk) == []
