@@ -28,5 +28,14 @@ class QualificationQuestionAdmin(admin.ModelAdmin):
 
 @admin.register(Lead)
 class LeadAdmin(ReadOnlyAdmin):
-    list_display = ["conversation", "score", "fields", "updated_at"]
+    list_display = [
+        "conversation",
+        "score",
+        "sentiment",
+        "intent",
+        "fields",
+        "call_button_sent_at",
+        "updated_at",
+    ]
+    list_filter = ["sentiment"]
     list_select_related = ["conversation__contact", "conversation__business_number"]
