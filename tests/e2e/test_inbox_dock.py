@@ -75,6 +75,9 @@ def test_an_agent_in_the_inbox_is_rung_and_moves_between_chats_on_one_socket(liv
     page.go_back()
     expect(page.locator(".inbox-open [data-role=thread]")).to_contain_text("Where is my parcel?")
     assert page.evaluate("window.stillThisPage") is True
+    page.click(".inbox-open .call-link")  # "Call…" fills the docked dialer instead of leaving
+    expect(page.locator("#dial-customer")).to_have_value("+447700900101")
+    assert page.evaluate("window.stillThisPage") is True
     page.screenshot(path="var/inbox-dock-on-call.png")
     assert sockets == [f"{live_server_url.replace('http', 'ws')}/ws/agent/"]
     call.refresh_from_db()
