@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from agents.selectors import agent_for_user, numbers_for_agent
+from agents.selectors import agent_day, agent_for_user, numbers_for_agent
 from core.webrtc import browser_ice_servers
 
 
@@ -12,5 +12,10 @@ def dashboard(request):
     return render(
         request,
         "agents/dashboard.html",
-        {"agent": agent, "numbers": numbers, "ice_servers": browser_ice_servers()},
+        {
+            "agent": agent,
+            "numbers": numbers,
+            "ice_servers": browser_ice_servers(),
+            "my_day": agent_day(agent_id=agent.pk) if agent else None,
+        },
     )

@@ -16,10 +16,12 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError as InvalidPeriod
 
 from agents.models import Agent, Queue
+from agents.selectors import agent_day, agent_for_user, numbers_for_agent
 from calls.selectors import calls_of_contact
 from compliance.decisions import call_decide
 from compliance.services import fallback_send
 from core.access import viewer_of
+from core.webrtc import browser_ice_servers
 from messaging.conversations import (
     conversation_claim,
     conversation_close,
@@ -197,12 +199,26 @@ def _list_context(request, *, open_id: int | None = None) -> dict:
     }
 
 
+def _dock_context(request) -> dict:
+    """For an agent, the softphone docked beside the inbox (its socket carries the inbox's events too)
+    and the agent's own day; a viewer who takes no calls (a supervisor) gets neither."""
+    agent = agent_for_user(user=request.user)
+    if agent is None:
+        return {"agent": None}
+    return {
+        "agent": agent,
+        "numbers": list(numbers_for_agent(agent_id=agent.pk)),
+        "ice_servers": browser_ice_servers(),
+        "my_day": agent_day(agent_id=agent.pk),
+    }
+
+
 @login_required
 def inbox(request):
     """GET ?tab=mine|waiting|all (all: supervisors): the viewer's conversations, with unread counts;
     with ?q= those of the viewer's numbers found by the customer's name, number or (when the viewer
     may search free text for it) what was written."""
-    return render(request, "messaging/inbox.html", _list_context(request))
+    return render(request, "messaging/inbox.html", _list_context(request) | _dock_context(request))
 
 
 @login_required
@@ -280,6 +296,7 @@ def conversation(request, pk: int):
         "canned_replies": canned_replies_for(business_number_id=number.pk),
         "lead": _lead_shown(conversation, viewer=viewer),
     }
+    context |= _dock_context(request)
     return render(request, "messaging/conversation.html", context)
 
 

@@ -45,3 +45,21 @@ def test_login_page_signs_in_an_agent(client):
 
     assert response.status_code == 302
     assert response["Location"] == "/"
+
+
+@pytest.mark.django_db
+def test_dashboard_shows_the_agents_own_day(client):
+    from django.utils import timezone
+
+    from calls.models import Call
+    from calls.tests.factories import CallFactory
+
+    agent = AgentFactory(status="away")
+    CallFactory(agent=agent, status=Call.Status.ENDED, connected_at=timezone.now())
+    CallFactory(agent=AgentFactory(), status=Call.Status.ENDED, connected_at=timezone.now())
+    client.force_login(agent.user)
+
+    content = client.get("/").content.decode()
+
+    assert '<strong data-role="calls-taken">1</strong> call taken' in content
+    assert '<strong data-role="chats-closed">0</strong> chats closed' in content

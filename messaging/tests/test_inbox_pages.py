@@ -376,3 +376,22 @@ def test_an_agent_takes_over_a_conversation_from_the_assistant(client, agent, ma
     assert "Take over from the assistant" in shown
     assert notice(response) == "It is yours."
     assert (reload(conversation).state, reload(conversation).agent) == (State.ASSIGNED, agent)
+
+
+def test_an_agents_inbox_docks_the_softphone_and_their_own_day(client, agent, make_agent, make_conversation):
+    colleague = make_agent(display_name="Chen Wei")
+    conversation = make_conversation(state=State.CLOSED, agent=agent, closed_at=timezone.now())
+    make_conversation(contact=ContactFactory(), state=State.CLOSED, agent=colleague, closed_at=timezone.now())
+
+    for shown in (page(client, "/inbox/"), page(client, f"/inbox/{conversation.pk}/")):
+        assert 'id="softphone-dock"' in shown and 'id="ring"' in shown and "agents/dashboard.js" in shown
+        assert '<strong data-role="chats-closed">1</strong> chat closed' in shown
+
+
+def test_a_supervisors_inbox_has_no_softphone(client, make_conversation):
+    conversation = make_conversation()
+    client.force_login(supervisor())
+
+    for shown in (page(client, "/inbox/"), page(client, f"/inbox/{conversation.pk}/")):
+        assert 'id="softphone-dock"' not in shown and "agents/dashboard.js" not in shown
+        assert 'id="my-day"' not in shown

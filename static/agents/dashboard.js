@@ -1,5 +1,7 @@
 // The agent dashboard: one WebSocket per tab; presence and calls are the server's, every tab mirrors them.
-// The tab where the agent clicks Accept carries the call's audio (the softphone).
+// The tab where the agent clicks Accept carries the call's audio (the softphone). Every frame is
+// passed on to the page as an "agent-frame" event, and the socket's state as "agent-socket", so that a
+// page embedding the softphone (the inbox) needs no socket of its own.
 
 import { Softphone, microphoneAllowed, microphoneProblem, showLevel } from "./softphone.js";
 
@@ -71,6 +73,7 @@ function setConnected(connected) {
   connectionLabel.textContent = connected ? "live" : "reconnecting…";
   root.dataset.connected = String(connected);
   showStatus(root.dataset.status);
+  document.dispatchEvent(new CustomEvent("agent-socket", { detail: { isOpen: connected } }));
 }
 
 function showError(message) {
@@ -407,7 +410,12 @@ function connect() {
   socket.addEventListener("message", (message) => {
     const frame = JSON.parse(message.data);
     const handler = HANDLERS[frame.type];
-    if (handler) handler(frame);
+    try {
+      if (handler) handler(frame);
+    } finally {
+      // One agent socket a page: the page's other scripts (the inbox) read its frames from here.
+      document.dispatchEvent(new CustomEvent("agent-frame", { detail: frame }));
+    }
   });
   socket.addEventListener("close", (event) => {
     setConnected(false);
