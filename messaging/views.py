@@ -17,7 +17,7 @@ from rest_framework.exceptions import ValidationError as InvalidPeriod
 
 from agents.models import Agent, Queue
 from agents.selectors import agent_day, agent_for_user, numbers_for_agent
-from calls.selectors import calls_of_contact
+from calls.selectors import calls_of_contact, customer_cost
 from compliance.decisions import call_decide
 from compliance.services import fallback_send
 from core.access import viewer_of
@@ -50,6 +50,7 @@ from messaging.selectors import (
 from messaging.services import message_send_template, message_send_text
 
 CHART_WIDTH, CHART_HEIGHT = 720, 180
+COST_PERMISSION = "messaging.view_charge"  # the costs page, and what a customer has cost
 CATEGORY_COLOURS = {
     RateCard.Category.MARKETING: "#0b7a5b",
     RateCard.Category.MARKETING_LITE: "#34a37f",
@@ -80,7 +81,7 @@ class Chart:
 
 
 @login_required
-@permission_required("messaging.view_charge", raise_exception=True)
+@permission_required(COST_PERMISSION, raise_exception=True)
 def costs(request):
     """GET ?since=&until= (UTC days, the last 30 by default): spend by day as a chart per currency,
     the ledger's rows, and connected calls with the saving of letting customers call in."""
@@ -295,6 +296,10 @@ def conversation(request, pk: int):
         "queues": Queue.objects.filter(business_numbers=number).order_by("name"),
         "canned_replies": canned_replies_for(business_number_id=number.pk),
         "lead": _lead_shown(conversation, viewer=viewer),
+        # What the customer has cost, to those who see the costs page (COST_PERMISSION).
+        "cost": customer_cost(contact_id=customer.pk, business_number_id=number.pk)
+        if request.user.has_perm(COST_PERMISSION)
+        else None,
     }
     context |= _dock_context(request)
     return render(request, "messaging/conversation.html", context)

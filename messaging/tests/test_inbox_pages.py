@@ -395,3 +395,26 @@ def test_a_supervisors_inbox_has_no_softphone(client, make_conversation):
     for shown in (page(client, "/inbox/"), page(client, f"/inbox/{conversation.pk}/")):
         assert 'id="softphone-dock"' not in shown and "agents/dashboard.js" not in shown
         assert 'id="my-day"' not in shown
+
+
+def test_the_customer_panel_shows_what_the_customer_has_cost_to_those_who_see_costs(
+    client, agent, make_conversation, inbox_number
+):
+    from messaging.models import Charge
+
+    conversation = make_conversation(state=State.ASSIGNED, agent=agent)
+    Message.objects.create(
+        business_number=inbox_number, contact=conversation.contact, direction="outbound",
+        message_type="template", wa_message_id="wamid.cost1", status="delivered",
+    )  # fmt: skip
+    Charge.objects.create(
+        kind="message", reference="wamid.cost1", business_number=inbox_number, pricing_type="regular",
+        billed_on=timezone.now().date(), amount=Money("0.0430", "USD"),
+    )  # fmt: skip
+
+    without = page(client, f"/inbox/{conversation.pk}/")
+    agent.user.user_permissions.add(Permission.objects.get(codename="view_charge"))
+    with_permission = page(client, f"/inbox/{conversation.pk}/")
+
+    assert 'data-role="customer-cost"' not in without
+    assert "Cost so far: 0.0430 USD" in with_permission
