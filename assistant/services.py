@@ -110,9 +110,10 @@ def assistant_reply(*, conversation_id: int, message_id: int) -> Message | None:
     unanswered = list(_unanswered(conversation))
     if not unanswered or unanswered[-1].pk != message_id:
         return None  # answered already, or a newer message's answer answers this one too
-    read = [message for message in unanswered if message.message_type in READ_TYPES and message.text.strip()]
-    if not read and all(message.message_type == "reaction" for message in unanswered):
+    unanswered = [message for message in unanswered if not _needs_no_answer(message)]
+    if not unanswered:
         return None
+    read = [message for message in unanswered if message.message_type in READ_TYPES and message.text.strip()]
     lead, _ = Lead.objects.get_or_create(conversation=conversation)
     decision = _decide(conversation, lead, text="\n".join(message.text for message in read), now=now)
     if len(read) < len(unanswered) and decision.action != OFFER_CALL_BUTTON:
@@ -123,6 +124,16 @@ def assistant_reply(*, conversation_id: int, message_id: int) -> Message | None:
             reason="sent what the assistant cannot read",
         )
     return _answer(conversation, lead, decision, now=now)
+
+
+def _needs_no_answer(message: Message) -> bool:
+    """A reaction, or the customer's answer to a call permission request (compliance records it)."""
+    if message.message_type == "reaction":
+        return True
+    item = (message.raw or {}).get("item")  # the message as Meta sent it (whatsapp.events)
+    content = item.get("interactive") if isinstance(item, dict) else None
+    is_interactive = message.message_type == "interactive" and isinstance(content, dict)
+    return is_interactive and content.get("type") == "call_permission_reply"
 
 
 def _unanswered(conversation: Conversation):

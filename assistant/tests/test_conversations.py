@@ -314,3 +314,16 @@ def test_whatever_type_a_customer_sends_the_assistant_answers_or_hands_over_neve
             answer(conversation_id=conversation.pk, message_id=message.pk)  # never raises
         if conversation is not None and conversation.state == "waiting":
             Conversation.objects.filter(pk=conversation.pk).update(state="closed")  # the next one starts anew
+
+
+def test_the_customers_answer_to_a_call_permission_request_gets_no_answer_from_the_assistant(client, phone):
+    phone.write("hello")
+    payload = payloads.every_type_message("call permission reply", message_id="wamid.permission1")
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = CUSTOMER
+    post_webhook(client, payload)
+    reply = Message.objects.get(wa_message_id="wamid.permission1")
+
+    answer(conversation_id=the_conversation().pk, message_id=reply.pk)
+
+    assert len(phone.received()) == 1  # the greeting's answer only
+    assert the_conversation().state == "assistant"
