@@ -47,7 +47,15 @@ from core.audio import (
     opus_encode_mono,
     opus_packet_samples,
 )
-from core.webrtc import apply_host_addresses, opus_codecs, receive_encoded, rtc_configuration, sdp_problem
+from core.webrtc import (
+    apply_host_addresses,
+    opus_codecs,
+    receive_encoded,
+    rtc_configuration,
+    sdp_answer_declining,
+    sdp_audio_only,
+    sdp_problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -399,6 +407,9 @@ class _Leg:
         receive_encoded(transceiver.receiver, self._on_packet)
 
     async def answer(self, offer_sdp: str) -> str:
+        """The complete answer to an offer: for its audio only (WhatsApp calls are voice only), any
+        other section (a phone's camera) declined with port 0, never failed."""
+        offer_sdp, declined = sdp_audio_only(offer_sdp)
         if (problem := sdp_problem(offer_sdp)) is not None:
             raise BridgeError(f"the {self.name}'s SDP offer {problem}")
         peer_connection = self._peer_connection
@@ -416,7 +427,7 @@ class _Leg:
             raise BridgeError(
                 f"answering the {self.name}'s offer took over {NEGOTIATION_TIMEOUT_S} s"
             ) from None
-        return peer_connection.localDescription.sdp
+        return sdp_answer_declining(peer_connection.localDescription.sdp, declined)
 
     async def offer(self) -> str:
         """Make the offer of a call we place: Opus only, complete (aiortc gathers every candidate)."""

@@ -1,5 +1,7 @@
 """What the calls app does with Meta's call webhooks and with the agents' call frames."""
 
+from datetime import datetime
+
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -19,7 +21,9 @@ from calls.services import (
     InboundCall,
     call_create_inbound,
     call_hold_set,
+    call_is_too_late,
     call_record_early_terminate,
+    call_record_late_connect,
     calls_queue_inbound_many,
 )
 from compliance.decisions import Decision, call_decide
@@ -36,10 +40,14 @@ def call_connect_received(event: CallConnect) -> None:
     """A customer's call (Meta's offer): record it, hand it to a media process to answer, and ring
     an agent at once if one is free (the agent's ring does not wait for Meta's answer round trips).
 
-    Business-initiated calls' connect webhooks carry the customer's answer (calls.outbound).
+    A connect delivered after Meta's accept window (a retried delivery) is recorded as ended
+    `too_late` and nothing else. Business-initiated calls' connect webhooks carry the customer's
+    answer (calls.outbound).
     """
     if event.direction != "USER_INITIATED":
         outbound_connect_received(event)
+        return
+    if _record_if_too_late(event, received_at=timezone.now()):
         return
     queue = queue_for_number(phone_number_id=event.phone_number_id)
     is_open = queue is not None and selectors.queue_is_open(queue=queue, at=timezone.now())
@@ -52,8 +60,11 @@ def calls_connect_received(events: list[CallConnect]) -> None:
     """Many connect webhooks received together (a burst of callers): what `call_connect_received`
     does for each, with the calls to an open queue recorded in bulk and routed in one pass."""
     by_number: dict[str, list[CallConnect]] = {}
+    received_at = timezone.now()
     for event in events:
         if event.direction == "USER_INITIATED":
+            if _record_if_too_late(event, received_at=received_at):
+                continue
             by_number.setdefault(event.phone_number_id, []).append(event)
         else:
             outbound_connect_received(event)
@@ -70,6 +81,14 @@ def calls_connect_received(events: list[CallConnect]) -> None:
             call_create_inbound(inbound=inbound, queue_id=queue.pk, is_open=True)
         if calls:
             routing.calls_wait_many(queue=queue, call_ids=[call.pk for call in calls])
+
+
+def _record_if_too_late(event: CallConnect, *, received_at: datetime) -> bool:
+    """A customer's call that was over before it reached us: recorded as such (True), or fresh."""
+    if not call_is_too_late(connected_at=event.occurred_at, received_at=received_at):
+        return False
+    call_record_late_connect(inbound=_inbound(event), connected_at=event.occurred_at, received_at=received_at)
+    return True
 
 
 def _inbound(event: CallConnect) -> InboundCall:

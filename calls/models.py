@@ -29,6 +29,7 @@ class Call(TimeStampedModel):
         REJECTED = "rejected", "Rejected"
         UNANSWERED = "unanswered", "Unanswered"
         FAILED = "failed", "Failed"
+        TOO_LATE = "too_late", "Too late (Meta delivered the call after it was over)"
 
     class Disposition(models.TextChoices):
         RESOLVED = "resolved", "Resolved"

@@ -598,3 +598,56 @@ def call_record_early_terminate(
     )
     windows_customer_wrote(business_number_id=number.pk, contact_ids=[contact.pk], at=now)  # they called
     return call
+
+
+def call_is_too_late(*, connected_at: datetime | None, received_at: datetime) -> bool:
+    """Whether a customer's call, timestamped `connected_at` by Meta, was over before it reached us
+    at `received_at` (older than CALL_CONNECT_MAX_AGE_S: Meta's accept window has passed). A connect
+    without a timestamp is taken as fresh. No query: the webhook path stays as fast as before."""
+    return connected_at is not None and received_at - connected_at > timedelta(
+        seconds=settings.CALL_CONNECT_MAX_AGE_S
+    )
+
+
+@transaction.atomic
+def call_record_late_connect(
+    *, inbound: InboundCall, connected_at: datetime, received_at: datetime
+) -> Call | None:
+    """A customer's call that Meta delivered after its accept window (a retried delivery): record it
+    as already ended (`too_late`), and nothing else. It is never queued, rung, handed to a media
+    process (so never pre-accepted or accepted on Meta), rejected on Meta, nor counted against the
+    number's live calls; a terminate arriving for it later changes nothing. None when the call is
+    already known (a redelivery, or its terminate came first)."""
+    if Call.objects.filter(wa_call_id=inbound.wa_call_id).exists():
+        return None
+    number = BusinessNumber.objects.get(phone_number_id=inbound.phone_number_id)
+    contact = contact_get_or_create(wa_id=inbound.from_number, name=inbound.contact_name)
+    chats = conversations_of_callers(business_number_id=number.pk, contact_ids={contact.pk}, at=received_at)
+    detail = (
+        f"arrived too late: connect timestamped {connected_at:%Y-%m-%d %H:%M:%S} UTC, "
+        f"received {received_at:%Y-%m-%d %H:%M:%S} UTC"
+    )
+    try:
+        with transaction.atomic():
+            call = Call.objects.create(
+                wa_call_id=inbound.wa_call_id,
+                business_number=number,
+                contact=contact,
+                conversation_id=chats.get(contact.pk),
+                direction=Call.Direction.INBOUND,
+                status=Call.Status.ENDED,
+                started_at=received_at,
+                ended_at=received_at,
+                end_reason=Call.EndReason.TOO_LATE,
+                end_detail=detail,
+                cta_payload=inbound.cta_payload,
+                deeplink_payload=inbound.deeplink_payload,
+            )
+    except IntegrityError:
+        return None  # the same call created concurrently by a duplicate delivery
+    CallEvent.objects.create(
+        call=call, from_status="", to_status=Call.Status.ENDED, at=received_at, detail=detail
+    )
+    # The customer did call, when Meta says they did: a window from then (an old one opens nothing).
+    windows_customer_wrote(business_number_id=number.pk, contact_ids=[contact.pk], at=connected_at)
+    return call

@@ -11,6 +11,7 @@ import logging
 import queue
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 import aioice.ice
@@ -169,17 +170,19 @@ def opus_codecs() -> list[RTCRtpCodecCapability]:
 
 def sdp_problem(text: object) -> str | None:
     """Why ``text`` is not SDP that a WhatsApp call leg can use now, or None when it is: exactly one
-    audio section, ICE credentials and candidates (no trickle), a DTLS fingerprint, and Opus."""
+    audio section (besides sections declined with port 0: an answer's video, say), ICE credentials and
+    candidates (no trickle), a DTLS fingerprint, and Opus."""
     if not isinstance(text, str) or not text.strip():
         return "is empty"
     try:
         description = aiortc_sdp.SessionDescription.parse(text)
     except Exception as error:  # noqa: BLE001 - aiortc's parser raises assorted built-ins on bad input
         return f"cannot be parsed: {type(error).__name__} {error}"
-    kinds = [media.kind for media in description.media]
+    live = [media for media in description.media if media.port != 0]
+    kinds = [media.kind for media in live]
     if kinds != ["audio"]:
         return f"must have exactly one m=audio section and nothing else, not {kinds}"
-    audio = description.media[0]
+    audio = live[0]
     if not audio.ice.usernameFragment or not audio.ice.password:
         return "has no ICE credentials (a=ice-ufrag, a=ice-pwd)"
     if audio.dtls is None or not audio.dtls.fingerprints:
@@ -190,3 +193,107 @@ def sdp_problem(text: object) -> str | None:
     if not any(codec.mimeType.lower() == "audio/opus" for codec in audio.rtp.codecs):
         return "does not offer Opus"
     return None
+
+
+# --- Voice only: offers with more than audio --------------------------------------------------
+
+# What a section set aside from an offer may lend the audio section it shared a BUNDLE transport with
+# (a browser puts the transport's credentials and candidates in the bundle's first section only).
+_TRANSPORT_ATTRIBUTES = (
+    "a=ice-ufrag:", "a=ice-pwd:", "a=ice-options:", "a=ice-lite", "a=fingerprint:", "a=setup:",
+    "a=candidate:", "a=end-of-candidates",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DeclinedSection:
+    """A media section of an offer that a voice-only answer declines: where it was, and what names it."""
+
+    index: int  # among the offer's m= sections
+    kind: str
+    protocol: str
+    formats: str
+    mid: str
+
+    @property
+    def answer_lines(self) -> list[str]:
+        """The section as an answer declines it (RFC 3264 §6, RFC 8829 §5.3.1): port 0, its
+        formats and its mid, out of the BUNDLE group."""
+        lines = [f"m={self.kind} 0 {self.protocol} {self.formats}", "c=IN IP4 0.0.0.0"]
+        if self.mid:
+            lines.append(f"a=mid:{self.mid}")
+        return [*lines, "a=inactive"]
+
+
+def sdp_audio_only(offer: str) -> tuple[str, tuple[DeclinedSection, ...]]:
+    """Split an offer into what a WhatsApp call leg answers, its first audio section (the Calling API
+    is voice only: WHATSAPP_API.md §10.4), and the sections its answer declines (video, data, more
+    audio). An offer of audio alone, or without any, comes back unchanged, with nothing declined.
+    Declined sections leave the BUNDLE group; transport attributes the audio section lacks are taken
+    from the section it was bundled with."""
+    lines = [line for line in offer.replace("\r\n", "\n").split("\n") if line]
+    starts = [index for index, line in enumerate(lines) if line.startswith("m=")]
+    if len(starts) < 2:
+        return offer, ()
+    session = lines[: starts[0]]
+    sections = [lines[start:end] for start, end in zip(starts, [*starts[1:], len(lines)], strict=True)]
+    audio_at = next(
+        (index for index, section in enumerate(sections) if section[0].startswith("m=audio ")), None
+    )
+    if audio_at is None:
+        return offer, ()
+    declined = []
+    for index, section in enumerate(sections):
+        if index == audio_at:
+            continue
+        parts = section[0][2:].split(" ")
+        if len(parts) < 4:
+            return offer, ()  # not a media line: sdp_problem says what is wrong with the offer
+        kind, _port, protocol, *formats = parts
+        mid = next((line[len("a=mid:") :] for line in section if line.startswith("a=mid:")), "")
+        declined.append(
+            DeclinedSection(index=index, kind=kind, protocol=protocol, formats=" ".join(formats), mid=mid)
+        )
+    declined_mids = {section.mid for section in declined if section.mid}
+    session = [_without_mids(line, declined_mids) for line in session]
+    audio = list(sections[audio_at])
+    for prefix in _TRANSPORT_ATTRIBUTES:
+        if not any(line.startswith(prefix) for line in audio):
+            lender = next(
+                (section for section in sections if any(line.startswith(prefix) for line in section)), []
+            )
+            audio += [line for line in lender if line.startswith(prefix)]
+    return "\r\n".join([*session, *audio]) + "\r\n", tuple(declined)
+
+
+def _without_mids(line: str, mids: set[str]) -> str:
+    if not line.startswith("a=group:BUNDLE"):
+        return line
+    return " ".join(item for item in line.split(" ") if item not in mids)
+
+
+def sdp_answer_declining(answer: str, declined: tuple[DeclinedSection, ...]) -> str:
+    """The answer to the audio part of an offer (``sdp_audio_only``), with the sections it set aside
+    put back in their places, declined: the answer then has the offer's sections, in its order."""
+    if not declined:
+        return answer
+    lines = [line for line in answer.replace("\r\n", "\n").split("\n") if line]
+    starts = [index for index, line in enumerate(lines) if line.startswith("m=")]
+    session = lines[: starts[0]]
+    sections = [lines[start:end] for start, end in zip(starts, [*starts[1:], len(lines)], strict=True)]
+    for section in sorted(declined, key=lambda section: section.index):
+        sections.insert(section.index, section.answer_lines)
+    return "\r\n".join([*session, *(line for section in sections for line in section)]) + "\r\n"
+
+
+def sdp_declined_removed(answer: str) -> str:
+    """An answer without the sections it declined (port 0): for a peer that applies only the audio
+    section it offered (aiortc cannot apply a declined section: it wants ICE credentials in each)."""
+    lines = [line for line in answer.replace("\r\n", "\n").split("\n") if line]
+    kept, is_declined = [], False
+    for line in lines:
+        if line.startswith("m="):
+            is_declined = line.split(" ")[1] == "0"
+        if not is_declined:
+            kept.append(line)
+    return "\r\n".join(kept) + "\r\n"

@@ -131,14 +131,16 @@ class SimulatedCustomer:
         talk_s: float | None = None,
         cta_payload: str = "",
         deeplink_payload: str = "",
+        with_video: bool = False,
     ) -> CustomerCall | None:
         """Tap Call. Returns None when WhatsApp does not place the call (calling off, closed, full).
 
-        With `talk_s` the customer hangs up that long after the business answers.
+        With `talk_s` the customer hangs up that long after the business answers; `with_video`:
+        a video call (the offer carries a video section too, which the business declines).
         """
         recording = self._recording_path()
         media = self._new_media(recording)
-        sdp = await media.create_offer()
+        sdp = await media.create_offer(with_video=with_video)
         call = self.meta.customer_call_business(
             self, phone_number_id, sdp=sdp, cta_payload=cta_payload, deeplink_payload=deeplink_payload
         )

@@ -33,7 +33,13 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 from aiortc.mediastreams import MediaStreamError
 
 from core.audio import AudioFileError, decode_mono_s16
-from core.webrtc import apply_host_addresses, opus_codecs, rtc_configuration, sdp_problem
+from core.webrtc import (
+    apply_host_addresses,
+    opus_codecs,
+    rtc_configuration,
+    sdp_declined_removed,
+    sdp_problem,
+)
 
 # Every frame the customer sends has this one format: aiortc's Opus encoder locks its resampler to the
 # first frame it sees, and this is also what its Opus decoder produces.
@@ -101,14 +107,19 @@ class CustomerMedia:
         """How many phrases of the script the customer has begun to say."""
         return self._conversation.phrases_said
 
-    async def create_offer(self) -> str:
-        """Start a customer-placed call: the SDP offer (Opus only, every ICE candidate included)."""
+    async def create_offer(self, *, with_video: bool = False) -> str:
+        """Start a customer-placed call: the SDP offer (Opus only, every ICE candidate included).
+
+        ``with_video``: the offer also carries a camera's video section, bundled on the audio's
+        transport, as a video call from a phone would; the business answers it for audio only.
+        """
         peer_connection = self._start_peer_connection()
         transceiver = peer_connection.addTransceiver(self._speech, direction="sendrecv")
         transceiver.setCodecPreferences(opus_codecs())
         # aiortc gathers every candidate inside setLocalDescription, so the offer is complete.
         await peer_connection.setLocalDescription(await peer_connection.createOffer())
-        return peer_connection.localDescription.sdp
+        offer = peer_connection.localDescription.sdp
+        return _with_video_section(offer) if with_video else offer
 
     async def accept_answer(self, sdp: str) -> None:
         """Apply the business's SDP answer to the offer from ``create_offer()``; media starts flowing."""
@@ -118,7 +129,8 @@ class CustomerMedia:
                 "accept_answer() needs an offer from create_offer() still waiting for its answer"
             )
         _check_remote_sdp(sdp)
-        await _set_remote_description(peer_connection, text=sdp, sdp_type="answer")
+        # A declined video section (port 0) was never aiortc's: it applies the audio it offered.
+        await _set_remote_description(peer_connection, text=sdp_declined_removed(sdp), sdp_type="answer")
 
     async def answer(self, offer_sdp: str) -> str:
         """Take part in a business-initiated call: apply the business's offer, return the SDP answer."""
@@ -341,6 +353,34 @@ def _open_wav(path: Path) -> wave.Wave_write:
     wav.setsampwidth(2)
     wav.setframerate(RECORDING_SAMPLE_RATE)
     return wav
+
+
+VIDEO_MID = "video"
+
+
+def _with_video_section(offer: str) -> str:
+    """An audio offer of aiortc's with a video section added after it, on the same transport (BUNDLE):
+    VP8 and H.264, send and receive. aiortc never sees it (the sandbox customer has no camera): the
+    answer must decline it (``accept_answer`` drops it again)."""
+    lines = [line for line in offer.replace("\r\n", "\n").split("\n") if line]
+    transport = [
+        line
+        for line in lines
+        if line.startswith(("a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "a=setup:"))
+    ]
+    lines = [f"{line} {VIDEO_MID}" if line.startswith("a=group:BUNDLE") else line for line in lines]
+    video = [
+        "m=video 9 UDP/TLS/RTP/SAVPF 96 97",
+        "c=IN IP4 0.0.0.0",
+        *transport,
+        f"a=mid:{VIDEO_MID}",
+        "a=sendrecv",
+        "a=rtcp-mux",
+        "a=rtpmap:96 VP8/90000",
+        "a=rtpmap:97 H264/90000",
+        "a=fmtp:97 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+    ]
+    return "\r\n".join([*lines, *video]) + "\r\n"
 
 
 def _check_remote_sdp(text: str) -> None:

@@ -1,5 +1,7 @@
 """Every webhook shape of WHATSAPP_API.md, as Meta sends it (numbers without '+', times as strings)."""
 
+import time
+
 WABA_ID = "102290129340398"
 PHONE_NUMBER_ID = "436666719526789"
 BUSINESS = "13175551399"
@@ -38,12 +40,13 @@ def calls_value(
 
 
 def user_call_connect(call_id: str = "wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh", **extra) -> dict:
+    """A customer calling now (a connect timestamped in the past is a late delivery: pass `timestamp`)."""
     call = {
         "id": call_id,
         "to": BUSINESS,
         "from": CUSTOMER,
         "event": "connect",
-        "timestamp": "1671644824",
+        "timestamp": str(int(time.time())),
         "direction": "USER_INITIATED",
         "session": {"sdp_type": "offer", "sdp": SDP_OFFER},
         **extra,

@@ -91,7 +91,10 @@ def test_signature_over_other_bytes_refused(client):
 
 def test_user_call_connect(client, captured):
     response = post_webhook(
-        client, payloads.user_call_connect(cta_payload="support_v2", deeplink_payload="promo")
+        client,
+        payloads.user_call_connect(
+            cta_payload="support_v2", deeplink_payload="promo", timestamp="1671644824"
+        ),
     )
 
     assert response.status_code == 200
