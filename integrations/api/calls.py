@@ -30,11 +30,14 @@ from compliance.decisions import call_decide
 from compliance.services import permission_request_send
 from core.access import Viewer
 from integrations.api.base import (
+    ALLOWED_BECAUSE_HELP,
     TO_HELP,
     UNPROCESSABLE,
+    WARNINGS_HELP,
     WHATSAPP_FAILED,
     ApiView,
     CallRefusedSerializer,
+    DecisionWarningSerializer,
     FallbackSerializer,
     IdField,
     PageSerializer,
@@ -337,7 +340,8 @@ class RecordingDownloadApi(APIView):
 
 class CanCallApi(ApiView):
     """GET: may `number` call `contact` now? Every rule that refuses, with its reason and when it
-    clears, and the fallback to offer instead (a permission request or a call-us button)."""
+    clears, and the fallback to offer instead (a permission request or a call-us button); what an
+    allowed call rests on, and warnings (one more unanswered call revokes the permission)."""
 
     class FilterSerializer(serializers.Serializer):
         number = IdField(help_text="A business number's id.")
@@ -352,6 +356,10 @@ class CanCallApi(ApiView):
                     "allowed": serializers.BooleanField(),
                     "refusals": RefusalSerializer(many=True),
                     "fallback": FallbackSerializer(allow_null=True),
+                    "warnings": DecisionWarningSerializer(many=True, help_text=WARNINGS_HELP),
+                    "allowed_because": serializers.CharField(
+                        allow_blank=True, help_text=ALLOWED_BECAUSE_HELP
+                    ),
                 },
             )
         },
