@@ -435,6 +435,18 @@ def _declined_at(permission: CallPermission) -> datetime | None:
     return rejections.values_list("at", flat=True).first() or permission.status_changed_at
 
 
+def decline_standing(*, permission: CallPermission | None) -> str:
+    """Why no permission request may be sent: the customer declined the last one and has not written
+    or called since; empty when that is not so."""
+    if permission is None or permission.status != CallPermission.Status.REJECTED:
+        return ""
+    declined_at = _declined_at(permission)
+    if declined_at and customer_contact_since(permission=permission, since=declined_at):
+        return ""
+    declined_on = f" on {declined_at:%Y-%m-%d %H:%M} UTC" if declined_at else ""
+    return f"The customer declined{declined_on} and has not written or called since."
+
+
 def customer_contact_since(*, permission: CallPermission, since: datetime) -> datetime | None:
     """When the customer last wrote or called the pair's number, if after `since`: their
     customer-service window runs 24 h from their last message or call (a decline is itself a
@@ -464,17 +476,16 @@ def _fallback(refusals: list[Refusal], permission: CallPermission | None, now: d
         return call_button
     since_decline = ""
     if permission is not None and permission.status == CallPermission.Status.REJECTED:
-        declined_at = _declined_at(permission)
-        declined_on = f" on {declined_at:%Y-%m-%d %H:%M} UTC" if declined_at else ""
-        contact_at = declined_at and customer_contact_since(permission=permission, since=declined_at)
-        if not contact_at:
+        standing = decline_standing(permission=permission)
+        if standing:
             return Fallback(
                 call_button.kind,
-                f"{call_button.reason} No permission request: the customer declined{declined_on} and has "
-                "not written or called since.",
+                f"{call_button.reason} No permission request: {standing[0].lower()}{standing[1:]}",
             )
+        declined_at = _declined_at(permission)
+        contact_at = customer_contact_since(permission=permission, since=declined_at)
         since_decline = (
-            f"The customer declined{declined_on} but has written or called since "
+            f"The customer declined on {declined_at:%Y-%m-%d %H:%M} UTC but has written or called since "
             f"({contact_at:%Y-%m-%d %H:%M} UTC). "
         )
     quota = request_quota(permission=permission, at=now)

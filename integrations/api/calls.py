@@ -412,7 +412,8 @@ class AgentListApi(ApiView):
 class PermissionRequestApi(ApiView):
     """POST: ask the customer for permission to call them: an interactive request, or the configured
     template once the customer's 24-hour window has closed. Refused (409) where a rule forbids asking,
-    when the customer already said yes, and beyond Meta's limits (1 a day, 2 a week per customer)."""
+    when the customer already said yes, after a decline until the customer writes or calls again, and
+    beyond Meta's limits (1 a day, 2 a week per customer)."""
 
     required_scope = ApiKey.Scope.CALLS_WRITE
     operations = {"POST": "permission_requests.create"}
@@ -444,10 +445,11 @@ class PermissionRequestApi(ApiView):
             201: PermissionRequestSentSerializer,
             409: OpenApiResponse(
                 ProblemSerializer,
-                description="Not now: granted (the customer said yes already), request_quota, window_closed "
-                "(and no template configured), or a rule no request can cure (sanctioned_region, "
-                "calling_disabled, number_restricted, coexistence, messaging_limit, "
-                "business_country_blocked, customer_country_blocked).",
+                description="Not now: granted (the customer said yes already), declined (the customer "
+                "declined the last request and has not written or called since: send a call button), "
+                "request_quota, window_closed (and no template configured), or a rule no request can "
+                "cure (sanctioned_region, calling_disabled, number_restricted, coexistence, "
+                "messaging_limit, business_country_blocked, customer_country_blocked, not_mobile).",
             ),
             422: UNPROCESSABLE,
             **WHATSAPP_FAILED,
