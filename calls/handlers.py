@@ -286,7 +286,8 @@ def _user_of(agent_id: int) -> int:
 
 
 def decision_frame(decision: Decision) -> dict:
-    """A refused call's reasons and fallback, as the dashboard shows them."""
+    """A decision as the dashboard shows it: a refused call's reasons and fallback, what an allowed
+    call rests on, and the warnings either way."""
     fallback = decision.fallback
     return {
         "refusals": [
@@ -295,6 +296,8 @@ def decision_frame(decision: Decision) -> dict:
             for refusal in decision.refusals
         ],
         "fallback": {"kind": fallback.kind, "reason": fallback.reason} if fallback else None,
+        "warnings": [{"code": warning.code, "text": warning.text} for warning in decision.warnings],
+        "allowed_because": decision.allowed_because,
     }  # fmt: skip
 
 

@@ -6,8 +6,14 @@ number is a setting): the number must have calling on, no calling restriction, n
 high enough messaging limit; neither side may be in a country where business calls are blocked or in
 a sanctioned region; the customer's permission must be granted and inside its deadline, with fewer
 than MAX_CONSECUTIVE_UNANSWERED unanswered calls in a row; the pair's connected calls in 24 h stay
-under the cap; the number has a free outbound slot and no live call with the customer.
-Countries always come from the phone numbers (phonenumbers), never from what a user typed.
+under the cap; the number has a free outbound slot and no live call with the customer; the
+customer's number is not one phonenumbers knows as a landline or another kind of line that is not a
+mobile (the Calling API calls WhatsApp accounts, which live on mobiles).
+Countries and line types always come from the phone numbers (phonenumbers), never from what a user
+typed.
+
+An allowed decision says why (`allowed_because`: the permission it rests on) and warns of what the
+call may cost the business (`warnings`: one more unanswered call revokes the permission).
 """
 
 from collections.abc import Callable
@@ -15,13 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import phonenumbers
 from django.conf import settings
 from django.utils import timezone
 
 from compliance.models import AuditEvent, CallPermission
-from messaging.models import Contact, RateCard
+from messaging.models import Contact, ConversationWindow, RateCard
 from messaging.selectors import billing_currency, rate_find
-from messaging.services import country_of_wa_id
+from messaging.services import CUSTOMER_SERVICE_WINDOW, country_of_wa_id
 from whatsapp.models import BusinessNumber
 
 # Business-initiated conversations a day per messaging limit tier (Meta's tiers).
@@ -50,8 +57,25 @@ REQUEST_BLOCKING_CODES = frozenset(
         "messaging_limit",
         "business_country_blocked",
         "customer_country_blocked",
+        "not_mobile",
     }
 )
+# Kinds of line business calls cannot reach (phonenumbers' types, each as the reason names it).
+# Mobiles stay callable, and so does FIXED_LINE_OR_MOBILE: in countries such as the US and Canada
+# the number cannot tell. So does UNKNOWN: a WhatsApp id phonenumbers cannot place (its metadata
+# lags new ranges, and it knows no fictional ones) is no proof of a landline. VoIP is refused with
+# the landlines: such a number is not the customer's mobile.
+UNCALLABLE_LINE_TYPES = {
+    phonenumbers.PhoneNumberType.FIXED_LINE: "a landline",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "a toll-free number",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+    phonenumbers.PhoneNumberType.VOIP: "an internet telephony (VoIP) number",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "a personal (forwarding) number",
+    phonenumbers.PhoneNumberType.PAGER: "a pager",
+    phonenumbers.PhoneNumberType.UAN: "a company (UAN) number",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail access number",
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,12 @@ class Refusal:
 class Fallback:
     kind: str  # "permission_request", "call_button", or "" for none
     reason: str
+
+
+@dataclass(frozen=True)
+class DecisionWarning:
+    code: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -88,6 +118,8 @@ class Decision:
     cost: CostEstimate | None
     permission: CallPermission | None
     customer_country: str
+    warnings: tuple[DecisionWarning, ...] = ()
+    allowed_because: str = ""  # what an allowed call rests on; empty when refused
 
     @property
     def is_allowed(self) -> bool:
@@ -181,6 +213,7 @@ def call_decide(*, business_number: BusinessNumber, contact: Contact, at: dateti
     refusals = [
         *_number_refusals(business_number, business_country, now),
         *_country_refusals(business_country, customer_country),
+        *_line_refusals(contact.wa_id),
         *_permission_refusals(permission, now),
         *_usage_refusals(permission, live, now),
     ]
@@ -191,7 +224,25 @@ def call_decide(*, business_number: BusinessNumber, contact: Contact, at: dateti
         cost=_cost(business_number, customer_country, now),
         permission=permission,
         customer_country=customer_country,
+        warnings=_warnings(permission),
+        allowed_because="" if refusals else _allowed_because(permission),
     )
+
+
+def _line_refusals(wa_id: str) -> list[Refusal]:
+    try:
+        number = phonenumbers.parse(f"+{wa_id}")
+    except phonenumbers.NumberParseException:
+        return []
+    line = UNCALLABLE_LINE_TYPES.get(phonenumbers.number_type(number))
+    if line is None:
+        return []
+    return [
+        Refusal(
+            "not_mobile",
+            f"+{wa_id} is {line}, not a mobile: business calls reach WhatsApp on mobiles only.",
+        )
+    ]
 
 
 def _number_refusals(number: BusinessNumber, country: str, now: datetime) -> list[Refusal]:
@@ -351,6 +402,66 @@ def _usage_refusals(permission: CallPermission | None, live: LiveCalls, now: dat
     return refusals
 
 
+def _warnings(permission: CallPermission | None) -> tuple[DecisionWarning, ...]:
+    limit = settings.MAX_CONSECUTIVE_UNANSWERED
+    if permission is None or not permission.is_granted or permission.consecutive_unanswered != limit - 1:
+        return ()
+    return (
+        DecisionWarning(
+            "last_unanswered_before_revocation",
+            "One more unanswered call revokes the customer's permission "
+            f"(Meta: {limit} unanswered in a row).",
+        ),
+    )
+
+
+def _allowed_because(permission: CallPermission | None) -> str:
+    if permission is None or permission.granted_at is None:
+        return ""
+    granted_on = f"{permission.granted_at:%Y-%m-%d}"
+    if permission.status == CallPermission.Status.PERMANENT:
+        return (
+            f"The customer granted permanent permission on {granted_on}; the brief treats permissions "
+            "as not permanent: review it."
+        )
+    if permission.status == CallPermission.Status.TEMPORARY:
+        until = f", until {permission.deadline_at:%Y-%m-%d %H:%M} UTC" if permission.deadline_at else ""
+        return f"The customer granted temporary permission on {granted_on}{until}."
+    return ""
+
+
+def _declined_at(permission: CallPermission) -> datetime | None:
+    rejections = permission.audit_events.filter(kind=AuditEvent.Kind.REJECTED).order_by("-at")
+    return rejections.values_list("at", flat=True).first() or permission.status_changed_at
+
+
+def decline_standing(*, permission: CallPermission | None) -> str:
+    """Why no permission request may be sent: the customer declined the last one and has not written
+    or called since; empty when that is not so."""
+    if permission is None or permission.status != CallPermission.Status.REJECTED:
+        return ""
+    declined_at = _declined_at(permission)
+    if declined_at and customer_contact_since(permission=permission, since=declined_at):
+        return ""
+    declined_on = f" on {declined_at:%Y-%m-%d %H:%M} UTC" if declined_at else ""
+    return f"The customer declined{declined_on} and has not written or called since."
+
+
+def customer_contact_since(*, permission: CallPermission, since: datetime) -> datetime | None:
+    """When the customer last wrote or called the pair's number, if after `since`: their
+    customer-service window runs 24 h from their last message or call (a decline is itself a
+    message, so it does not count as contact after itself)."""
+    until = (
+        ConversationWindow.objects.filter(
+            business_number_id=permission.business_number_id, contact_id=permission.contact_id
+        )
+        .values_list("customer_service_until", flat=True)
+        .first()
+    )
+    last_contact = until - CUSTOMER_SERVICE_WINDOW if until else None
+    return last_contact if last_contact and last_contact > since else None
+
+
 def _fallback(refusals: list[Refusal], permission: CallPermission | None, now: datetime) -> Fallback:
     codes = {refusal.code for refusal in refusals}
     if "sanctioned_region" in codes:
@@ -363,13 +474,30 @@ def _fallback(refusals: list[Refusal], permission: CallPermission | None, now: d
     )
     if not codes & PERMISSION_CODES or codes & REQUEST_BLOCKING_CODES:
         return call_button
+    since_decline = ""
+    if permission is not None and permission.status == CallPermission.Status.REJECTED:
+        standing = decline_standing(permission=permission)
+        if standing:
+            return Fallback(
+                call_button.kind,
+                f"{call_button.reason} No permission request: {standing[0].lower()}{standing[1:]}",
+            )
+        declined_at = _declined_at(permission)
+        contact_at = customer_contact_since(permission=permission, since=declined_at)
+        since_decline = (
+            f"The customer declined on {declined_at:%Y-%m-%d %H:%M} UTC but has written or called since "
+            f"({contact_at:%Y-%m-%d %H:%M} UTC). "
+        )
     quota = request_quota(permission=permission, at=now)
     if not quota.is_available:
         clears = f" (possible again {quota.clears_at:%Y-%m-%d %H:%M} UTC)" if quota.clears_at else ""
         return Fallback(
-            call_button.kind, f"{call_button.reason} No permission request now: {quota.reason}{clears}"
+            call_button.kind,
+            f"{call_button.reason} No permission request now: {since_decline}{quota.reason}{clears}",
         )
-    return Fallback("permission_request", "Ask the customer for permission to call. " + quota.reason)
+    return Fallback(
+        "permission_request", f"{since_decline}Ask the customer for permission to call. {quota.reason}"
+    )
 
 
 def _cost(number: BusinessNumber, country: str, now: datetime) -> CostEstimate | None:

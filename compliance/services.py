@@ -9,7 +9,13 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from compliance.decisions import REQUEST_BLOCKING_CODES, call_decide, permission_deadline, request_quota
+from compliance.decisions import (
+    REQUEST_BLOCKING_CODES,
+    call_decide,
+    decline_standing,
+    permission_deadline,
+    request_quota,
+)
 from compliance.models import AuditEvent, CallPermission, ConsentRecord
 from core.events import event_publish
 from messaging.models import Contact
@@ -196,7 +202,8 @@ def permission_request_send(
 
     Refused with a ValidationError naming the rule when the number may not ask (sanctioned region,
     calling off, business calls impossible from the number or to the customer), the customer has
-    already granted permission, or the pair's request quota is used up. Meta's own refusal of the
+    already granted permission, declined the last request and not written or called since, or the
+    pair's request quota is used up. Meta's own refusal of the
     quota (138009) is recorded and blocks requests for 24 h. The pair's row stays locked while
     Meta is asked, so that two agents cannot both spend the last request.
     """
@@ -214,6 +221,9 @@ def permission_request_send(
         now = timezone.now()
         if permission.is_granted and not (permission.deadline_at and permission.deadline_at <= now):
             raise ValidationError("The customer has already given permission to be called.", code="granted")
+        declined = decline_standing(permission=permission)
+        if declined:
+            raise ValidationError(f'{declined} Send a "Call us" button instead.', code="declined")
         quota = request_quota(permission=permission, at=now)
         if not quota.is_available:
             raise ValidationError(quota.reason, code="request_quota")

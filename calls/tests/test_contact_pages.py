@@ -38,7 +38,7 @@ def test_contacts_are_found_by_number_or_name(client, number_of_agent, django_as
         ContactFactory(wa_id="447700900111", name="Noor Aziz"),
         ContactFactory(wa_id="5511987654321", name="Lucia Santos"),
     ):
-        CallFactory(contact=contact, business_number=number_of_agent)
+        CallFactory(contact=contact, business_number=number_of_agent, status=Call.Status.ENDED)
 
     by_number = client.get("/contacts/", {"q": "+44 7700"}).content.decode()
     with django_assert_max_num_queries(8):  # the session, the user, what they see, the contacts
@@ -68,6 +68,37 @@ def test_contact_page_says_from_which_number_the_customer_may_be_called(client, 
     assert 'data-code="coexistence"' in page
     assert f"?call=%2B447700900111&amp;from={open_number.pk}" in page
     assert "Refund issued." in page and "Resolved" in page
+
+
+def test_contact_page_says_what_allows_a_call_and_warns_before_the_call_that_revokes(
+    client, agent, number_of_agent
+):
+    contact = ContactFactory(wa_id="447700900111", name="Noor Aziz")
+    CallPermission.objects.create(
+        business_number=number_of_agent, contact=contact, status="permanent", consecutive_unanswered=3,
+        granted_at=timezone.now().replace(year=2026, month=3, day=2),
+    )  # fmt: skip
+    CallFactory(contact=contact, business_number=number_of_agent, status=Call.Status.ENDED)
+
+    page = client.get(f"/contacts/{contact.pk}/").content.decode()
+
+    assert "The customer granted permanent permission on 2026-03-02" in page
+    assert (
+        '<p class="warning" data-code="last_unanswered_before_revocation">One more unanswered call revokes '
+        "the customer&#x27;s permission (Meta: 4 unanswered in a row).</p>"
+    ) in page
+
+
+def test_contact_page_refuses_a_landline(client, agent, number_of_agent):
+    contact = ContactFactory(wa_id="442079460123", name="Office line")
+    CallPermission.objects.create(business_number=number_of_agent, contact=contact, status="permanent",
+                                  granted_at=timezone.now())  # fmt: skip
+    CallFactory(contact=contact, business_number=number_of_agent, status=Call.Status.ENDED)
+
+    page = client.get(f"/contacts/{contact.pk}/").content.decode()
+
+    assert f'data-number="{number_of_agent.pk}" data-allowed="false"' in page
+    assert '<li data-code="not_mobile">+442079460123 is a landline' in page
 
 
 def test_contact_pages_need_a_sign_in(client):

@@ -247,6 +247,38 @@ def test_a_check_allows_a_customer_who_granted_permission():
 
 
 @pytest.mark.django_db
+def test_a_check_warns_before_the_unanswered_call_that_revokes_and_says_what_allows_it():
+    agent, number_id = agent_with_number()
+    grant(number_id)
+    CallPermission.objects.update(consecutive_unanswered=3)
+
+    result = check_frame(
+        agent_id=agent.pk, frame={"business_number_id": number_id, "customer": f"+{CUSTOMER}"}
+    )
+
+    assert result["is_allowed"] is True
+    assert [warning["code"] for warning in result["warnings"]] == ["last_unanswered_before_revocation"]
+    assert result["allowed_because"].startswith("The customer granted permanent permission on ")
+
+
+@pytest.mark.django_db
+def test_a_landline_is_refused_before_dialling():
+    agent, number_id = agent_with_number()
+    grant(number_id, wa_id="442079460123")
+
+    result = dial_frame(
+        agent_id=agent.pk, frame={"business_number_id": number_id, "customer": "+44 20 7946 0123"}
+    )
+
+    assert (result["is_placed"], [refusal["code"] for refusal in result["refusals"]]) == (
+        False,
+        ["not_mobile"],
+    )
+    assert result["fallback"]["kind"] == "call_button"
+    assert Call.objects.count() == 0
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("frame", "code"),
     [

@@ -12,9 +12,9 @@ from djmoney.money import Money
 
 from calls.models import Call, LiveCallCount
 from calls.tests.factories import CallFactory, ContactFactory
-from compliance.decisions import CostEstimate, call_decide, permission_deadline
+from compliance.decisions import CostEstimate, DecisionWarning, call_decide, permission_deadline
 from compliance.models import AuditEvent, CallPermission
-from messaging.models import BillingCurrency, RateCard
+from messaging.models import BillingCurrency, ConversationWindow, RateCard
 from whatsapp.models import BusinessNumber
 from whatsapp.tests.factories import BusinessNumberFactory
 
@@ -32,6 +32,11 @@ CUSTOMERS = {
     "VN": "84912345678", "NG": "2348031234567", "IR": "989121234567", "KP": "850191234567",
     "SY": "963944123456", "CU": "5352123456", "BR": "5511912345678",
 }  # fmt: skip
+# Customer numbers by what phonenumbers knows of the line.
+LINES = {
+    "gb_landline": "442079460123", "gb_toll_free": "448001234567", "gb_premium_rate": "449012345678",
+    "gb_voip": "445612345678", "gb_personal_number": "447012345678", "de_landline": "493012345678",
+}  # fmt: skip
 Status = CallPermission.Status
 
 
@@ -44,10 +49,17 @@ def granted(hours_ago: float, *, status: str = Status.TEMPORARY, **fields) -> di
 def arrange(
     *, business: str = GB_BUSINESS, customer: str = GB_CUSTOMER, permission: dict | None = None,
     number: dict | None = None, requests_h: tuple = (), connected_h: tuple = (), live_outbound: int = 0,
-    live_call: bool = False,
+    live_call: bool = False, declined_h: float | None = None, wrote_h: float | None = None,
 ):  # fmt: skip
+    """`declined_h`: the customer declined a permission request so many hours ago; `wrote_h`: they
+    last wrote or called so many hours ago (their customer-service window runs 24 h from then)."""
     number_row = BusinessNumberFactory(display_phone_number=business, **(number or {}))
     contact = ContactFactory(wa_id=customer)
+    if wrote_h is not None:
+        ConversationWindow.objects.create(
+            business_number=number_row, contact=contact,
+            customer_service_until=NOW - timedelta(hours=wrote_h) + timedelta(hours=24),
+        )  # fmt: skip
     if permission is not None:
         row = CallPermission(business_number=number_row, contact=contact, **permission)
         row.deadline_at = permission_deadline(
@@ -57,9 +69,11 @@ def arrange(
             last_connected_at=row.last_connected_at,
         )
         row.save()
-        for kind, hours in [(AuditEvent.Kind.REQUEST_SENT, h) for h in requests_h] + [
-            (AuditEvent.Kind.CALL_CONNECTED, h) for h in connected_h
-        ]:
+        for kind, hours in (
+            [(AuditEvent.Kind.REQUEST_SENT, h) for h in requests_h]
+            + [(AuditEvent.Kind.CALL_CONNECTED, h) for h in connected_h]
+            + [(AuditEvent.Kind.REJECTED, declined_h)] * (declined_h is not None)
+        ):
             AuditEvent.objects.create(permission=row, kind=kind, at=NOW - timedelta(hours=hours))
     if live_outbound:
         LiveCallCount.objects.create(
@@ -94,7 +108,23 @@ CASES = [
      ["permission_rejected"], "call_button"),
     ("requests_reset_by_connected_call",
      {"permission": {"status": Status.REJECTED, "requests_reset_at": NOW - timedelta(hours=1)},
-      "requests_h": (6 * 24, 2 * 24)}, ["permission_rejected"], "permission_request"),
+      "requests_h": (6 * 24, 2 * 24), "declined_h": 47, "wrote_h": 2},
+     ["permission_rejected"], "permission_request"),
+    # A decline: no new request until the customer writes or calls after it, whatever the quotas.
+    ("declined_and_silent_since", {"permission": {"status": Status.REJECTED}, "declined_h": 72},
+     ["permission_rejected"], "call_button"),
+    ("declined_and_wrote_only_before", {"permission": {"status": Status.REJECTED}, "declined_h": 72,
+     "wrote_h": 73}, ["permission_rejected"], "call_button"),
+    ("declined_as_their_last_message", {"permission": {"status": Status.REJECTED}, "declined_h": 5,
+     "wrote_h": 5}, ["permission_rejected"], "call_button"),
+    ("declined_and_wrote_since", {"permission": {"status": Status.REJECTED}, "declined_h": 72,
+     "wrote_h": 71}, ["permission_rejected"], "permission_request"),
+    ("declined_decline_time_from_status_change",
+     {"permission": {"status": Status.REJECTED, "status_changed_at": NOW - timedelta(hours=72)},
+      "wrote_h": 71}, ["permission_rejected"], "permission_request"),
+    ("declined_wrote_since_but_quota_used",
+     {"permission": {"status": Status.REJECTED}, "declined_h": 72, "wrote_h": 1, "requests_h": (2,)},
+     ["permission_rejected"], "call_button"),
     ("revoked", {"permission": {"status": Status.REVOKED}}, ["permission_revoked"], "permission_request"),
     ("expired", {"permission": {"status": Status.EXPIRED}}, ["permission_expired"], "permission_request"),
     ("third_strike_still_allowed", {"permission": granted(1, consecutive_unanswered=3)}, [], None),
@@ -136,6 +166,17 @@ CASES = [
         for country in ("IR", "KP", "SY", "CU")
     ],
     ("customer_abroad_allowed", {"customer": CUSTOMERS["BR"], "permission": granted(1)}, [], None),
+    # The line: WhatsApp calls reach mobiles; where phonenumbers cannot tell (US, CA) or does not
+    # know the number, it stays callable.
+    *[
+        (f"customer_on_{line}", {"customer": wa_id, "permission": granted(1)}, ["not_mobile"], "call_button")
+        for line, wa_id in LINES.items()
+    ],
+    ("customer_on_gb_mobile", {"customer": "447911123456", "permission": granted(1)}, [], None),
+    ("customer_fixed_line_or_mobile_mx", {"customer": "522221234567", "permission": granted(1)}, [], None),
+    ("customer_unknown_to_phonenumbers", {"customer": "447700900999", "permission": granted(1)}, [], None),
+    ("landline_no_permission", {"customer": LINES["gb_landline"]}, ["not_mobile", "no_permission"],
+     "call_button"),
     # Combinations: every failing rule is named; the fallback follows the hardest one.
     ("coexistence_tier_no_permission",
      {"number": {"is_coexistence": True, "messaging_limit_tier": "TIER_1K"}},
@@ -193,6 +234,103 @@ def test_call_decide_first_call_window_names_the_brief_rule():
     assert decision.refusals[0].reason == (
         "The permission expired on 2026-11-26 11:00 UTC: no call connected within 72 h of the grant."
     )
+
+
+LAST_STRIKE = DecisionWarning(
+    "last_unanswered_before_revocation",
+    "One more unanswered call revokes the customer's permission (Meta: 4 unanswered in a row).",
+)
+
+
+@pytest.mark.parametrize(
+    ("unanswered", "warnings"), [(0, ()), (2, ()), (3, (LAST_STRIKE,)), (4, ())], ids=["0", "2", "3", "4"]
+)
+def test_call_decide_warns_of_the_last_unanswered_call_before_revocation(unanswered, warnings):
+    number, contact = arrange(permission=granted(1, consecutive_unanswered=unanswered))
+
+    decision = call_decide(business_number=number, contact=contact, at=NOW)
+
+    assert (decision.is_allowed, decision.warnings) == (unanswered < 4, warnings)
+
+
+def test_call_decide_warns_by_the_configured_limit(settings):
+    settings.MAX_CONSECUTIVE_UNANSWERED = 10  # the sandbox's (WHATSAPP_API.md §3.6)
+    number, contact = arrange(permission=granted(1, consecutive_unanswered=9))
+
+    decision = call_decide(business_number=number, contact=contact, at=NOW)
+
+    assert decision.warnings == (
+        DecisionWarning(
+            "last_unanswered_before_revocation",
+            "One more unanswered call revokes the customer's permission (Meta: 10 unanswered in a row).",
+        ),
+    )
+
+
+def test_call_decide_says_a_permanent_permission_allows_the_call_and_asks_for_review():
+    number, contact = arrange(permission=granted(24 * 60, status=Status.PERMANENT))
+
+    decision = call_decide(business_number=number, contact=contact, at=NOW)
+
+    assert (decision.is_allowed, decision.allowed_because) == (
+        True,
+        "The customer granted permanent permission on 2026-09-27; the brief treats permissions as not "
+        "permanent: review it.",
+    )
+
+
+def test_call_decide_says_which_temporary_permission_allows_the_call():
+    number, contact = arrange(permission=granted(1))
+
+    decision = call_decide(business_number=number, contact=contact, at=NOW)
+
+    assert decision.allowed_because == (
+        "The customer granted temporary permission on 2026-11-26, until 2026-11-29 11:00 UTC."
+    )
+
+
+def test_call_decide_says_nothing_allows_a_refused_call():
+    number, contact = arrange(permission=granted(1, status=Status.PERMANENT), live_call=True)
+
+    decision = call_decide(business_number=number, contact=contact, at=NOW)
+
+    assert (decision.codes, decision.allowed_because) == (["call_in_progress"], "")
+
+
+def test_call_decide_after_a_decline_offers_the_call_button_and_says_why():
+    number, contact = arrange(permission={"status": Status.REJECTED}, declined_h=72)
+
+    decision = call_decide(business_number=number, contact=contact, at=NOW)
+
+    assert decision.fallback.reason == (
+        'Send a "Call us" button: the customer calls in, which is allowed everywhere and free. '
+        "No permission request: the customer declined on 2026-11-23 12:00 UTC and has not written or "
+        "called since."
+    )
+
+
+def test_call_decide_after_a_decline_and_a_message_since_says_why_it_asks_again():
+    number, contact = arrange(permission={"status": Status.REJECTED}, declined_h=72, wrote_h=3)
+
+    decision = call_decide(business_number=number, contact=contact, at=NOW)
+
+    assert decision.fallback.reason == (
+        "The customer declined on 2026-11-23 12:00 UTC but has written or called since "
+        "(2026-11-26 09:00 UTC). Ask the customer for permission to call. The request limits allow one more."
+    )
+
+
+def test_call_decide_refuses_a_landline_and_names_the_line():
+    number, contact = arrange(customer=LINES["gb_landline"], permission=granted(1))
+
+    decision = call_decide(business_number=number, contact=contact, at=NOW)
+
+    assert [(refusal.code, refusal.reason) for refusal in decision.refusals] == [
+        (
+            "not_mobile",
+            "+442079460123 is a landline, not a mobile: business calls reach WhatsApp on mobiles only.",
+        )
+    ]
 
 
 def test_call_decide_quota_fallback_says_when_requests_are_possible_again():

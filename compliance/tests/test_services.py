@@ -275,3 +275,21 @@ def test_a_reply_in_the_same_second_as_our_request_is_applied(client, number):
     post_webhook(client, reply("wamid.same-second", at=int(now.timestamp()), is_permanent=True))
 
     assert CallPermission.objects.get().status == Status.PERMANENT
+
+
+def test_a_declined_customer_is_offered_the_call_button_until_they_write_again(client, number):
+    declined_at = int(time.time()) - 120
+    post_webhook(client, reply("wamid.no", at=declined_at, response="reject"))
+    contact = Contact.objects.get(wa_id=CUSTOMER)
+    after_the_decline = call_decide(business_number=number, contact=contact)
+
+    post_webhook(
+        client, payloads.text_message("wamid.later", timestamp=str(declined_at + 60), **{"from": CUSTOMER})
+    )
+    after_a_message = call_decide(business_number=number, contact=contact)
+
+    assert (after_the_decline.fallback.kind, after_a_message.fallback.kind) == (
+        "call_button",
+        "permission_request",
+    )
+    assert "has written or called since" in after_a_message.fallback.reason

@@ -46,6 +46,23 @@ def test_why_page_says_yes_when_allowed(client, supervisor):
     assert 'data-allowed="true"' in response.content.decode()
 
 
+def test_why_page_says_what_allows_the_call_and_warns_before_the_call_that_revokes(client, supervisor):
+    number = BusinessNumberFactory(display_phone_number="+44 20 7946 0102")
+    granted_at = timezone.now().replace(year=2026, month=3, day=2)
+    contact = Contact.objects.create(wa_id=CUSTOMER)
+    CallPermissionFactory(
+        business_number=number, contact=contact, status=CallPermission.Status.PERMANENT,
+        granted_at=granted_at, status_changed_at=granted_at, consecutive_unanswered=3,
+    )  # fmt: skip
+
+    page = client.get(
+        "/compliance/why/", {"business_number": number.pk, "customer": CUSTOMER}
+    ).content.decode()
+
+    assert "The customer granted permanent permission on 2026-03-02; the brief treats" in page
+    assert '<p class="warning" data-code="last_unanswered_before_revocation">One more unanswered call' in page
+
+
 def test_why_page_rejects_a_number_that_is_not_one(client, supervisor):
     number = BusinessNumberFactory()
 

@@ -262,10 +262,31 @@ class FallbackSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
+class DecisionWarningSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="What to beware of, e.g. last_unanswered_before_revocation (one more unanswered "
+        "call and the customer's permission is revoked)."
+    )
+    text = serializers.CharField()
+
+
+WARNINGS_HELP = "What to beware of if the call is placed, allowed or not."
+ALLOWED_BECAUSE_HELP = (
+    "What an allowed call rests on (the customer's permission: a permanent one is to be reviewed); "
+    "empty when refused."
+)
+
+
 class CallRefusedSerializer(ProblemSerializer):
     refusals = RefusalSerializer(many=True, required=False, help_text="With call_refused: every rule.")
     fallback = FallbackSerializer(
         allow_null=True, required=False, help_text="With call_refused: what to offer."
+    )
+    warnings = DecisionWarningSerializer(
+        many=True, required=False, help_text=f"With call_refused: {WARNINGS_HELP}"
+    )
+    allowed_because = serializers.CharField(
+        required=False, allow_blank=True, help_text="With call_refused: empty."
     )
 
 

@@ -30,11 +30,14 @@ from compliance.decisions import call_decide
 from compliance.services import permission_request_send
 from core.access import Viewer
 from integrations.api.base import (
+    ALLOWED_BECAUSE_HELP,
     TO_HELP,
     UNPROCESSABLE,
+    WARNINGS_HELP,
     WHATSAPP_FAILED,
     ApiView,
     CallRefusedSerializer,
+    DecisionWarningSerializer,
     FallbackSerializer,
     IdField,
     PageSerializer,
@@ -337,7 +340,8 @@ class RecordingDownloadApi(APIView):
 
 class CanCallApi(ApiView):
     """GET: may `number` call `contact` now? Every rule that refuses, with its reason and when it
-    clears, and the fallback to offer instead (a permission request or a call-us button)."""
+    clears, and the fallback to offer instead (a permission request or a call-us button); what an
+    allowed call rests on, and warnings (one more unanswered call revokes the permission)."""
 
     class FilterSerializer(serializers.Serializer):
         number = IdField(help_text="A business number's id.")
@@ -352,6 +356,10 @@ class CanCallApi(ApiView):
                     "allowed": serializers.BooleanField(),
                     "refusals": RefusalSerializer(many=True),
                     "fallback": FallbackSerializer(allow_null=True),
+                    "warnings": DecisionWarningSerializer(many=True, help_text=WARNINGS_HELP),
+                    "allowed_because": serializers.CharField(
+                        allow_blank=True, help_text=ALLOWED_BECAUSE_HELP
+                    ),
                 },
             )
         },
@@ -404,7 +412,8 @@ class AgentListApi(ApiView):
 class PermissionRequestApi(ApiView):
     """POST: ask the customer for permission to call them: an interactive request, or the configured
     template once the customer's 24-hour window has closed. Refused (409) where a rule forbids asking,
-    when the customer already said yes, and beyond Meta's limits (1 a day, 2 a week per customer)."""
+    when the customer already said yes, after a decline until the customer writes or calls again, and
+    beyond Meta's limits (1 a day, 2 a week per customer)."""
 
     required_scope = ApiKey.Scope.CALLS_WRITE
     operations = {"POST": "permission_requests.create"}
@@ -436,10 +445,11 @@ class PermissionRequestApi(ApiView):
             201: PermissionRequestSentSerializer,
             409: OpenApiResponse(
                 ProblemSerializer,
-                description="Not now: granted (the customer said yes already), request_quota, window_closed "
-                "(and no template configured), or a rule no request can cure (sanctioned_region, "
-                "calling_disabled, number_restricted, coexistence, messaging_limit, "
-                "business_country_blocked, customer_country_blocked).",
+                description="Not now: granted (the customer said yes already), declined (the customer "
+                "declined the last request and has not written or called since: send a call button), "
+                "request_quota, window_closed (and no template configured), or a rule no request can "
+                "cure (sanctioned_region, calling_disabled, number_restricted, coexistence, "
+                "messaging_limit, business_country_blocked, customer_country_blocked, not_mobile).",
             ),
             422: UNPROCESSABLE,
             **WHATSAPP_FAILED,

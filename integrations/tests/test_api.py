@@ -4,6 +4,7 @@ and recording links."""
 
 import os
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import signing
@@ -13,12 +14,13 @@ from django.utils import timezone
 from agents.models import Agent, QueueMembership
 from agents.tests.factories import AgentFactory
 from calls.models import Call
-from compliance.models import CallPermission
+from compliance.models import AuditEvent, CallPermission
 from integrations.api.calls import recording_link_token
 from integrations.models import ApiKey
 from integrations.services import api_key_revoke
 from integrations.tests.conftest import bearer, supervisor_user
-from messaging.models import Template
+from messaging.models import Contact, Template
+from messaging.services import windows_customer_wrote
 
 pytestmark = pytest.mark.django_db
 
@@ -372,6 +374,96 @@ def test_can_call_says_why_not_and_offers_the_fallback(client, floor, make_key):
     assert decision["allowed"] is False
     assert "no_permission" in {refusal["code"] for refusal in decision["refusals"]}
     assert decision["fallback"]["kind"] in {"permission_request", "call_us_button", "template"}
+
+
+def can_call(client, business, token: str) -> dict:
+    answer = client.get(
+        f"/api/v1/compliance/can-call/?number={business.number.pk}&contact={business.contact.pk}",
+        **bearer(token),
+    )
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def test_can_call_after_a_decline_offers_the_call_button_until_the_customer_writes(client, floor, make_key):
+    ours, token = floor[0], make_key(ApiKey.Scope.READ)
+    declined_at = timezone.now() - timedelta(hours=30)
+    permission = CallPermission.objects.create(
+        business_number=ours.number, contact=ours.contact, status=CallPermission.Status.REJECTED,
+        status_changed_at=declined_at,
+    )  # fmt: skip
+    AuditEvent.objects.create(permission=permission, kind=AuditEvent.Kind.REJECTED, at=declined_at)
+    silent = can_call(client, ours, token)
+
+    windows_customer_wrote(
+        business_number_id=ours.number.pk, contact_ids=[ours.contact.pk], at=declined_at + timedelta(hours=1)
+    )
+    wrote = can_call(client, ours, token)
+
+    assert (silent["allowed"], silent["fallback"]["kind"]) == (False, "call_button")
+    assert "has not written or called since" in silent["fallback"]["reason"]
+    assert wrote["fallback"]["kind"] == "permission_request"
+    assert "has written or called since" in wrote["fallback"]["reason"]
+
+
+def test_can_call_warns_before_the_unanswered_call_that_revokes(client, floor, make_key):
+    ours, now = floor[0], timezone.now()
+    CallPermission.objects.create(
+        business_number=ours.number, contact=ours.contact, status=CallPermission.Status.TEMPORARY,
+        granted_at=now, status_changed_at=now, consecutive_unanswered=3,
+    )  # fmt: skip
+
+    decision = can_call(client, ours, make_key(ApiKey.Scope.READ))
+
+    assert (decision["allowed"], decision["warnings"]) == (
+        True,
+        [
+            {
+                "code": "last_unanswered_before_revocation",
+                "text": "One more unanswered call revokes the customer's permission "
+                "(Meta: 4 unanswered in a row).",
+            }
+        ],
+    )
+
+
+def test_can_call_says_a_permanent_permission_allows_it(client, floor, make_key):
+    ours, granted_at = floor[0], datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    CallPermission.objects.create(
+        business_number=ours.number, contact=ours.contact, status=CallPermission.Status.PERMANENT,
+        granted_at=granted_at, status_changed_at=granted_at,
+    )  # fmt: skip
+
+    decision = can_call(client, ours, make_key(ApiKey.Scope.READ))
+
+    assert (decision["allowed"], decision["warnings"], decision["allowed_because"]) == (
+        True,
+        [],
+        "The customer granted permanent permission on 2026-03-02; the brief treats permissions as not "
+        "permanent: review it.",
+    )
+
+
+def test_can_call_refuses_a_landline(client, floor, make_key):
+    ours, now = floor[0], timezone.now()
+    Contact.objects.filter(pk=ours.contact.pk).update(wa_id="442079460123")
+    CallPermission.objects.create(
+        business_number=ours.number, contact=ours.contact, status=CallPermission.Status.PERMANENT,
+        granted_at=now, status_changed_at=now,
+    )  # fmt: skip
+
+    decision = can_call(client, ours, make_key(ApiKey.Scope.READ))
+
+    assert (decision["allowed"], decision["allowed_because"]) == (False, "")
+    assert decision["refusals"] == [
+        {
+            "code": "not_mobile",
+            "reason": "+442079460123 is a landline, not a mobile: business calls reach WhatsApp on "
+            "mobiles only.",
+            "clears_at": None,
+        }
+    ]
+    assert decision["fallback"]["kind"] == "call_button"
 
 
 def test_the_schema_and_its_docs_page_are_served(client):

@@ -214,6 +214,33 @@ def test_a_permission_request_to_a_customer_who_said_yes_is_409(client, ours, ma
     })  # fmt: skip
 
 
+def test_a_permission_request_after_a_decline_waits_for_the_customer_to_write(client, ours, make_key, meta):
+    token, declined_at = make_key("calls:write"), timezone.now() - timedelta(hours=2)
+    permission = CallPermission.objects.create(
+        business_number=ours.number, contact=ours.contact, status=CallPermission.Status.REJECTED,
+        status_changed_at=declined_at,
+    )  # fmt: skip
+    AuditEvent.objects.create(permission=permission, kind=AuditEvent.Kind.REJECTED, at=declined_at)
+    # The decline was the customer's last message.
+    ConversationWindow.objects.filter(business_number=ours.number, contact=ours.contact).update(
+        customer_service_until=declined_at + timedelta(hours=24)
+    )
+    request = {"business_number_id": ours.number.pk, "to": f"+{ours.contact.wa_id}"}
+
+    refused = post(client, "/api/v1/permission-requests/", request, token)
+    windows_customer_wrote(
+        business_number_id=ours.number.pk, contact_ids=[ours.contact.pk], at=timezone.now()
+    )
+    sent = post(client, "/api/v1/permission-requests/", request, token)
+
+    assert (refused.status_code, refused.json()["code"]) == (409, "declined")
+    assert refused.json()["detail"].endswith(
+        'has not written or called since. Send a "Call us" button instead.'
+    )
+    assert sent.status_code == 201, sent.content
+    assert sent_requests(meta) == 1
+
+
 def test_a_permission_request_whatsapp_does_not_take_is_502_and_changes_nothing(
     client, ours, make_key, settings
 ):

@@ -9,6 +9,7 @@ from djmoney.money import Money
 from agents.tests.factories import PASSWORD, QueueFactory, supervisor
 from calls.models import Call
 from calls.tests.factories import CallFactory, ContactFactory
+from compliance.models import CallPermission
 from messaging.conversations import conversation_claim
 from messaging.models import Conversation, Message, RateCard, Template
 from messaging.services import rate_card_save, windows_customer_wrote
@@ -155,6 +156,23 @@ def test_the_open_conversation_shows_the_thread_the_prices_and_the_customer(
     )
     assert f'href="/calls/{colleagues.pk}/"' not in shown and "Asked about a refund." not in shown
     assert f"?call=%2B447700900111&amp;from={inbox_number.pk}" in shown
+
+
+def test_the_open_conversation_says_what_allows_a_call_and_warns_before_the_call_that_revokes(
+    client, agent, make_conversation, inbox_number
+):
+    customer = ContactFactory(name="Noor Aziz", wa_id="447700900111", country="GB")
+    conversation = make_conversation(contact=customer, state=State.ASSIGNED, agent=agent)
+    CallPermission.objects.create(
+        business_number=inbox_number, contact=customer, status="permanent", consecutive_unanswered=3,
+        granted_at=timezone.now().replace(year=2026, month=3, day=2),
+    )  # fmt: skip
+
+    shown = page(client, f"/inbox/{conversation.pk}/")
+
+    assert 'data-allowed="true"' in shown
+    assert "The customer granted permanent permission on 2026-03-02" in shown
+    assert 'data-code="last_unanswered_before_revocation">One more unanswered call' in shown
 
 
 def test_the_thread_and_list_fragments_show_what_the_page_shows(

@@ -368,9 +368,14 @@ const HANDLERS = {
     }
     setCallButton(frame.is_allowed, frame.refusals);
     if (!frame.is_allowed) showRefusal(frame);
+    // What an allowed call rests on, and what to beware of (one more unanswered call revokes).
+    role(dialer, "dial-notice").textContent = [
+      frame.allowed_because, ...(frame.warnings || []).map((warning) => warning.text),
+    ].filter(Boolean).join(" ");
     emit("compliance", {
       customer_number: frame.customer_number, is_allowed: frame.is_allowed,
-      refusals: frame.refusals, fallback: frame.fallback,
+      refusals: frame.refusals, fallback: frame.fallback, warnings: frame.warnings,
+      allowed_because: frame.allowed_because,
     });
   },
   "call.outbound_ringing": () => { role(callPanel, "call-state").textContent = "Ringing the customer…"; },
