@@ -58,7 +58,6 @@ def delivery(index: int) -> dict:
 
 async def run_load(url: str, *, rate: float, seconds: float, offset: int) -> tuple[list[float], int]:
     total = int(rate * seconds)
-    requests = [signed(delivery(offset + index)) for index in range(total)]
     latencies: list[float] = []
     failures = 0
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
@@ -69,7 +68,9 @@ async def run_load(url: str, *, rate: float, seconds: float, offset: int) -> tup
         async def send(index: int, scheduled: float) -> None:
             nonlocal failures
             await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-            body, headers = requests[index]
+            # Built when sent: a connect's timestamp is its sending time, however long the run (a
+            # connect older than CALL_CONNECT_MAX_AGE_S is a call already over, never rung).
+            body, headers = signed(delivery(offset + index))
             try:
                 response = await client.post(url, content=body, headers=headers)
                 if response.status_code != 200:
