@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, DateTimeField, Exists, OuterRef, Q, QuerySet, Sum, Value
+from django.db.models import Count, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from djmoney.money import Money
@@ -474,7 +474,7 @@ def canned_replies_for(*, business_number_id: int) -> list[CannedReply]:
     (a number's own reply replaces an every-number one with the same shortcut). One query."""
     replies = CannedReply.objects.filter(
         Q(business_number_id=business_number_id) | Q(business_number__isnull=True)
-    ).order_by("business_number_id", "shortcut", "pk")  # the number's own first (NULLs last)
+    ).order_by(F("business_number_id").asc(nulls_last=True), "shortcut", "pk")  # the number's own first
     by_shortcut: dict[str, CannedReply] = {}
     for reply in replies:
         by_shortcut.setdefault(reply.shortcut, reply)
