@@ -184,6 +184,19 @@ def prepare_number(queue_name: str = "Bench", **queue_fields):
     return queue
 
 
+def signed_in_session_key(user) -> str:
+    """A session of `user` signed in, as the sign-in page makes one: its key, for the session cookie."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return session.session_key
+
+
 def envelope(field_name: str, value: dict) -> dict:
     return {
         "object": "whatsapp_business_account",

@@ -59,8 +59,7 @@ def customer_wa_id(index: int) -> str:
 def prepare_agents(count: int, *, chat_limit: int) -> tuple[list[int], list[str]]:
     """`count` agents in the bench queue, offline, holding no conversation, each with a signed-in
     session: their ids and session keys. Conversations an earlier run left open are closed."""
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.auth import get_user_model
     from django.utils import timezone
 
     from agents.models import Agent, QueueMembership
@@ -79,13 +78,8 @@ def prepare_agents(count: int, *, chat_limit: int) -> tuple[list[int], list[str]
             status=Agent.Status.OFFLINE, chat_limit=chat_limit, chat_count=0
         )
         QueueMembership.objects.get_or_create(queue=queue, agent=agent)
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
         ids.append(agent.pk)
-        keys.append(session.session_key)
+        keys.append(benchlib.signed_in_session_key(user))
     return ids, keys
 
 

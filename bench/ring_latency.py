@@ -45,8 +45,7 @@ from benchlib import (
 
 def prepare_agents(count: int) -> list[str]:
     """`count` agents in the bench queue, offline, each with a signed-in session: their session keys."""
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.auth import get_user_model
 
     from agents.models import Agent, QueueMembership
 
@@ -60,12 +59,7 @@ def prepare_agents(count: int) -> list[str]:
         agent, _ = Agent.objects.get_or_create(user=user, defaults={"display_name": f"Agent {index}"})
         Agent.objects.filter(pk=agent.pk).update(status=Agent.Status.OFFLINE)
         QueueMembership.objects.get_or_create(queue=queue, agent=agent)
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
-        keys.append(session.session_key)
+        keys.append(benchlib.signed_in_session_key(user))
     return keys
 
 
