@@ -18,6 +18,7 @@ HAND_TO_AGENT = "hand_to_agent"
 UNKNOWN = "unknown"
 
 CALL_US = "You can call us now, free, with the button below."
+INTRO = "Hi, I am the business's automated assistant. "  # how its first reply begins
 
 NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
@@ -273,6 +274,12 @@ def faq_match(*, text: str, entries: list[Entry]) -> Entry | None:
     return None if position is None else entries[position]
 
 
+def answer_text(entry: Entry) -> str:
+    """The knowledge base entry's answer as sent, with its price when it has one (the only price the
+    assistant ever quotes)."""
+    return entry.answer + (f" Price: {entry.price}." if entry.price else "")
+
+
 def decide(
     *,
     text: str,
@@ -293,7 +300,7 @@ def decide(
     fields = {**known_fields, **stated}
     score = lead_score(fields=fields, text=text)
     spelt = chat_text(text)
-    intro = "Hi, I am the business's automated assistant. " if is_first_reply else ""
+    intro = INTRO if is_first_reply else ""
 
     def decision(action: str, reply: str, reason: str, topic: str = "") -> Decision:
         return Decision(
@@ -313,8 +320,7 @@ def decide(
     is_question = bool(QUESTION.search(spelt))
     is_answering = bool(stated) and not is_question  # "the starter plan" is not asking its price
     if not is_answering and (entry := faq_match(text=text, entries=entries)):
-        reply = entry.answer + (f" Price: {entry.price}." if entry.price else "")
-        return decision(ANSWER_FAQ, reply, "knowledge base", topic=entry.question)
+        return decision(ANSWER_FAQ, answer_text(entry), "knowledge base", topic=entry.question)
     # A question the knowledge base cannot answer goes to a colleague, unless it only explores.
     is_exploring = bool(EXPLORING.search(spelt) or BUYING.search(spelt) or COMMITTED.search(spelt))
     is_qualifying = is_exploring or (not is_question and bool(stated or GREETING.search(spelt)))

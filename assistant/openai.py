@@ -70,12 +70,12 @@ def decide(
     except EndpointFailure as failure:
         logger.warning("assistant endpoint failed: %s", failure)
         return fallback
-    intro = "Hi, I am the business's automated assistant. " if is_first_reply else ""
+    intro = offline.INTRO if is_first_reply else ""
     unanswered = [question for question in questions if question.lead_field not in fallback.lead_fields]
     topic = ""
     if action == ANSWER_FAQ and entry is not None:
         topic = entry.question
-        reply = entry.answer + (f" Price: {entry.price}." if entry.price else "")
+        reply = offline.answer_text(entry)
     elif action == ASK_QUALIFICATION and unanswered:
         reply = unanswered[0].question
     elif action in (HAND_TO_AGENT, UNKNOWN) and not can_be_called:

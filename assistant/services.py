@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from agents.selectors import queue_for_number
+from agents.models import Queue
 from assistant import decision as offline
 from assistant import openai
 from assistant.decision import (
@@ -50,7 +50,6 @@ logger = logging.getLogger(__name__)
 READ_TYPES = frozenset({"text", "button", "interactive"})
 CALL_BUTTON_TEXT = "Call us"
 ANSWER_OVERDUE = datetime.timedelta(minutes=1)  # no answer after this long: the agents take over
-INTRO = "Hi, I am the business's automated assistant. "
 
 INTENTS = {
     "angry": "is upset and wants it put right",
@@ -69,9 +68,9 @@ INTENTS = {
 # --- Which conversations the assistant takes ----------------------------------------------------
 
 
-def assistant_answers(message: Message) -> bool:
+def assistant_answers(message: Message, queue: Queue | None) -> bool:
     """Whether the number's assistant takes the conversation this customer message opens: it is on,
-    and answers always or the number's queue is open now."""
+    and answers always or the number's queue (`queue`, the conversation's) is open now."""
     assistant = AssistantSettings.objects.filter(
         business_number_id=message.business_number_id, is_enabled=True
     ).first()
@@ -79,7 +78,6 @@ def assistant_answers(message: Message) -> bool:
         return False
     if assistant.hours == AssistantSettings.Hours.ALWAYS:
         return True
-    queue = queue_for_number(phone_number_id=message.business_number.phone_number_id)
     return queue is None or queue_is_open(queue=queue, at=timezone.now())
 
 
@@ -150,7 +148,6 @@ def _unanswered(conversation: Conversation):
 def _decide(conversation: Conversation, lead: Lead, *, text: str, now: datetime.datetime) -> Decision:
     number = conversation.business_number
     assistant = AssistantSettings.objects.filter(business_number=number, is_enabled=True).first()
-    can_be_called = not country_refusals(business_number=number, wa_id=conversation.contact.wa_id)
     if assistant is None:  # turned off since the conversation opened: a person answers
         return Decision(
             action=HAND_TO_AGENT,
@@ -160,6 +157,7 @@ def _decide(conversation: Conversation, lead: Lead, *, text: str, now: datetime.
             reason="assistant turned off",
         )
     decide = openai.decide if settings.ASSISTANT_BACKEND == "openai" else offline.decide
+    can_be_called = not country_refusals(business_number=number, wa_id=conversation.contact.wa_id)
     decision = decide(
         text=text,
         entries=[
@@ -183,7 +181,7 @@ def _decide(conversation: Conversation, lead: Lead, *, text: str, now: datetime.
 
 
 def _intro(lead: Lead) -> str:
-    return INTRO if lead.replies == 0 else ""
+    return offline.INTRO if lead.replies == 0 else ""
 
 
 def _answer(conversation: Conversation, lead: Lead, decision: Decision, *, now: datetime.datetime) -> Message:
@@ -256,7 +254,7 @@ def assistant_hand_over_overdue(*, older_than: datetime.timedelta = ANSWER_OVERD
     overdue = 0
     for conversation in Conversation.objects.filter(
         state=Conversation.State.ASSISTANT, last_message_at__lt=cutoff
-    ).select_related("business_number", "contact"):
+    ):
         last = _unanswered(conversation).last()
         if last is not None and last.created_at < cutoff:
             overdue += conversation_hand_over(conversation_id=conversation.pk) is not None

@@ -177,6 +177,15 @@ class InboundCall:
     deeplink_payload: str = ""
 
 
+def _caller(*, phone_number_id: str, wa_id: str, name: str = "", at: datetime):
+    """The number called, the calling customer (recorded when new) and the id of the chat the call
+    comes from (`conversations_of_callers`), for recording one customer's call."""
+    number = BusinessNumber.objects.get(phone_number_id=phone_number_id)
+    contact = contact_get_or_create(wa_id=wa_id, name=name)
+    chats = conversations_of_callers(business_number_id=number.pk, contact_ids={contact.pk}, at=at)
+    return number, contact, chats.get(contact.pk)
+
+
 @transaction.atomic
 def call_create_inbound(*, inbound: InboundCall, queue_id: int | None, is_open: bool) -> Call | None:
     """Record a customer's call: queue it and hand it to a media process, or reject it with a reason.
@@ -190,17 +199,17 @@ def call_create_inbound(*, inbound: InboundCall, queue_id: int | None, is_open: 
     """
     if Call.objects.filter(wa_call_id=inbound.wa_call_id).exists():
         return None
-    number = BusinessNumber.objects.get(phone_number_id=inbound.phone_number_id)
-    contact = contact_get_or_create(wa_id=inbound.from_number, name=inbound.contact_name)
     now = timezone.now()
-    chats = conversations_of_callers(business_number_id=number.pk, contact_ids={contact.pk}, at=now)
+    number, contact, conversation_id = _caller(
+        phone_number_id=inbound.phone_number_id, wa_id=inbound.from_number, name=inbound.contact_name, at=now
+    )
     try:
         with transaction.atomic():
             call = Call.objects.create(
                 wa_call_id=inbound.wa_call_id,
                 business_number=number,
                 contact=contact,
-                conversation_id=chats.get(contact.pk),
+                conversation_id=conversation_id,
                 direction=Call.Direction.INBOUND,
                 status=Call.Status.RINGING,
                 queue_id=queue_id,
@@ -573,17 +582,15 @@ def call_record_early_terminate(
 ) -> Call | None:
     """Meta's terminate arrived before its connect: record the call as already ended, so that
     the connect, when it comes, finds it and does nothing. Holds no capacity slot."""
-    number = BusinessNumber.objects.get(phone_number_id=phone_number_id)
-    contact = contact_get_or_create(wa_id=from_number)
     now = timezone.now()
-    chats = conversations_of_callers(business_number_id=number.pk, contact_ids={contact.pk}, at=now)
+    number, contact, conversation_id = _caller(phone_number_id=phone_number_id, wa_id=from_number, at=now)
     try:
         with transaction.atomic():
             call = Call.objects.create(
                 wa_call_id=wa_call_id,
                 business_number=number,
                 contact=contact,
-                conversation_id=chats.get(contact.pk),
+                conversation_id=conversation_id,
                 direction=Call.Direction.INBOUND,
                 status=Call.Status.ENDED,
                 started_at=now,
@@ -620,9 +627,10 @@ def call_record_late_connect(
     already known (a redelivery, or its terminate came first)."""
     if Call.objects.filter(wa_call_id=inbound.wa_call_id).exists():
         return None
-    number = BusinessNumber.objects.get(phone_number_id=inbound.phone_number_id)
-    contact = contact_get_or_create(wa_id=inbound.from_number, name=inbound.contact_name)
-    chats = conversations_of_callers(business_number_id=number.pk, contact_ids={contact.pk}, at=received_at)
+    number, contact, conversation_id = _caller(
+        phone_number_id=inbound.phone_number_id, wa_id=inbound.from_number, name=inbound.contact_name,
+        at=received_at,
+    )  # fmt: skip
     detail = (
         f"arrived too late: connect timestamped {connected_at:%Y-%m-%d %H:%M:%S} UTC, "
         f"received {received_at:%Y-%m-%d %H:%M:%S} UTC"
@@ -633,7 +641,7 @@ def call_record_late_connect(
                 wa_call_id=inbound.wa_call_id,
                 business_number=number,
                 contact=contact,
-                conversation_id=chats.get(contact.pk),
+                conversation_id=conversation_id,
                 direction=Call.Direction.INBOUND,
                 status=Call.Status.ENDED,
                 started_at=received_at,

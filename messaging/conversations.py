@@ -50,11 +50,11 @@ State = Conversation.State
 @dataclass(frozen=True)
 class FirstResponder:
     """Who answers a new conversation before the agents (the assistant app registers itself here:
-    messaging never imports it). `answers(message)`: whether it takes the conversation this customer
+    messaging never imports it). `answers(message, queue)`: whether it takes the conversation this customer
     message opens; `message_joined(conversation, message)`: a customer's message joined a
     conversation it has (called inside the transaction; it answers after commit)."""
 
-    answers: Callable[[Message], bool]
+    answers: Callable[[Message, Queue | None], bool]
     message_joined: Callable[[Conversation, Message], None]
 
 
@@ -66,8 +66,8 @@ def first_responder_register(responder: FirstResponder) -> None:
         _first_responders.append(responder)
 
 
-def _first_responder_for(message: Message) -> FirstResponder | None:
-    return next((responder for responder in _first_responders if responder.answers(message)), None)
+def _first_responder_for(message: Message, queue: Queue | None) -> FirstResponder | None:
+    return next((responder for responder in _first_responders if responder.answers(message, queue)), None)
 
 
 # --- Messages join conversations ------------------------------------------------------------
@@ -120,7 +120,7 @@ def _open_one_of(message: Message):
 
 def _open(*, message: Message, at) -> Conversation:
     queue = queue_for_number(phone_number_id=message.business_number.phone_number_id)
-    responder = _first_responder_for(message)
+    responder = _first_responder_for(message, queue)
     conversation = Conversation.objects.create(
         contact_id=message.contact_id,
         business_number_id=message.business_number_id,

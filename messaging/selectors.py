@@ -474,11 +474,11 @@ def canned_replies_for(*, business_number_id: int) -> list[CannedReply]:
     (a number's own reply replaces an every-number one with the same shortcut). One query."""
     replies = CannedReply.objects.filter(
         Q(business_number_id=business_number_id) | Q(business_number__isnull=True)
-    ).order_by(F("business_number_id").asc(nulls_last=True), "shortcut", "pk")  # the number's own first
+    ).order_by("shortcut", F("business_number_id").asc(nulls_last=True), "pk")  # a number's own first
     by_shortcut: dict[str, CannedReply] = {}
     for reply in replies:
         by_shortcut.setdefault(reply.shortcut, reply)
-    return sorted(by_shortcut.values(), key=lambda reply: reply.shortcut)
+    return list(by_shortcut.values())
 
 
 def thread_with_notes(*, conversation: Conversation, viewer: "Viewer", limit: int = THREAD_LENGTH) -> list:

@@ -127,9 +127,12 @@ def send_read_receipt(*, message_id: int, is_typing: bool = False) -> bool:
     if message is None or not message.wa_message_id:
         return False
     with GraphClient() as graph:
-        show = graph.typing_indicator_show if is_typing else graph.message_mark_read
         try:
-            show(phone_number_id=message.business_number.phone_number_id, message_id=message.wa_message_id)
+            graph.message_mark_read(
+                phone_number_id=message.business_number.phone_number_id,
+                message_id=message.wa_message_id,
+                is_typing=is_typing,
+            )
         except GraphAPIError as error:
             logger.warning("read receipt for message %s not taken by Meta: %s", message_id, error)
             return False

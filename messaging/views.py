@@ -28,7 +28,12 @@ from messaging.conversations import (
     conversation_mark_read,
     conversation_transfer,
 )
-from messaging.inbox import conversation_note_add, customer_read_receipt_send, customer_typing_show
+from messaging.inbox import (
+    NOTE_MAX_LENGTH,
+    conversation_note_add,
+    customer_read_receipt_send,
+    customer_typing_show,
+)
 from messaging.models import Conversation, Message, RateCard, Template
 from messaging.reports import report_period
 from messaging.selectors import (
@@ -441,7 +446,7 @@ def conversation_typing_view(request, pk: int):
 
 
 class NoteForm(forms.Form):
-    text = forms.CharField(max_length=2000)
+    text = forms.CharField(max_length=NOTE_MAX_LENGTH)
 
 
 @login_required
@@ -458,7 +463,7 @@ def conversation_note_view(request, pk: int):
     if viewer.agent_id is None and not request.user.is_staff:
         error = "Only agents and supervisors leave notes."
     elif not form.is_valid():
-        error = "Write the note (at most 2000 characters)."
+        error = f"Write the note (at most {NOTE_MAX_LENGTH} characters)."
     else:
         try:
             conversation_note_add(

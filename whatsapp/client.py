@@ -393,14 +393,12 @@ class _Operations:
         )
         return self._execute(request, parse_message_id)
 
-    def message_mark_read(self, *, phone_number_id: str, message_id: str):
-        """Tell the customer their message was read."""
-        request = read_receipt_request(phone_number_id=phone_number_id, message_id=message_id)
-        return self._execute(request, parse_success)
-
-    def typing_indicator_show(self, *, phone_number_id: str, message_id: str):
-        """Mark the customer's message read and show them that a reply is being typed."""
-        request = read_receipt_request(phone_number_id=phone_number_id, message_id=message_id, is_typing=True)
+    def message_mark_read(self, *, phone_number_id: str, message_id: str, is_typing: bool = False):
+        """Tell the customer their message was read; with `is_typing`, also show them that a reply
+        is being typed."""
+        request = read_receipt_request(
+            phone_number_id=phone_number_id, message_id=message_id, is_typing=is_typing
+        )
         return self._execute(request, parse_success)
 
     def message_send_call_permission_request(self, *, phone_number_id: str, to: str, body_text: str = ""):

@@ -62,11 +62,7 @@ def test_an_agent_stepping_in_while_the_assistant_answers_keeps_the_conversation
         if kind == "assistant":
             message = Message.objects.filter(contact_id=conversation.contact_id).get()
             return assistant_reply(conversation_id=conversation.pk, message_id=message.pk)
-        return (
-            conversation_claim(conversation_id=conversation.pk, agent_id=agent.pk)
-            if conversation.pk
-            else None
-        )
+        return conversation_claim(conversation_id=conversation.pk, agent_id=agent.pk)
 
     work = [(kind, conversation) for conversation in conversations for kind in ("assistant", "agent")]
     agent.chat_limit = len(conversations)
@@ -77,7 +73,8 @@ def test_an_agent_stepping_in_while_the_assistant_answers_keeps_the_conversation
     for conversation in conversations:
         conversation.refresh_from_db()
         # Either the agent stepped in first (the assistant then said nothing), or the assistant handed
-        # it over and the agent took it from the waiting list: never with nobody, never two holders.
+        # it over first (the claim, reading the assistant's state, lost): assigned to the agent or
+        # waiting for the queue, never held by two, and the agent's chat count true.
         assert (conversation.state, conversation.agent_id) in {("assigned", agent.pk), ("waiting", None)}
         answered = Message.objects.filter(contact_id=conversation.contact_id, direction="outbound").count()
         assert answered <= 1

@@ -182,6 +182,7 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "contact": ("/contacts/{contact}/", None),
     "customer's photo": ("/messages/{photo}/media/", None),
     "inbox": ("/inbox/?tab=all", "/inbox/{conversation}/"),
+    "inbox list": ("/inbox/list/?tab=all", "/inbox/{conversation}/"),  # the list the page refreshes
     "conversation": ("/inbox/{conversation}/", None),
     "conversation's thread": ("/inbox/{conversation}/thread/", None),
     "agent's note on the thread": ("/inbox/{conversation}/thread/", 'data-note="{note}"'),
@@ -328,6 +329,9 @@ EXPECTED_FOR_USERS = {
     "supervisor": EVERYTHING_OF_X,
     "supervisor with raw": EVERYTHING_OF_X | {"inbox search by card": "listed"},
 }  # fmt: skip
+# The inbox's list, refreshed live, shows each viewer what the inbox page lists.
+for _expected in EXPECTED_FOR_USERS.values():
+    _expected["inbox list"] = _expected["inbox"]
 ALL_OF_X = {name: ("listed" if marker else 200) for name, (_, marker) in API.items()} | {"API charges": 403}
 NOTHING_OF_X = {name: ("not listed" if marker else 404) for name, (_, marker) in API.items()} | {
     "API agents": 200, "API KPIs": 200, "API charges": 200,
@@ -572,3 +576,26 @@ def test_the_viewers_of_many_agents_read_together_are_each_their_own(floor):
         True,
         True,
     )
+
+
+CONVERSATION_ACTIONS = {  # the inbox's actions, as its forms post them
+    "claim": {}, "close": {}, "transfer": {"to": "queue:0"}, "read": {}, "typing": {},
+    "reply": {"kind": "text", "text": "Hello", "idempotency_key": "matrix-1"},
+    "notes": {"text": "A note"},
+}  # fmt: skip
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action", list(CONVERSATION_ACTIONS))
+def test_the_inbox_actions_on_a_conversation_are_not_found_for_an_agent_of_another_number(
+    client, floor, action
+):
+    client.force_login(user_of("agent of another number", floor))
+    before = (Conversation.objects.get(pk=floor.conversation.pk).state, Message.objects.count())
+    notes = ConversationNote.objects.count()
+
+    response = client.post(f"/inbox/{floor.conversation.pk}/{action}/", CONVERSATION_ACTIONS[action])
+
+    assert response.status_code == 404
+    assert (Conversation.objects.get(pk=floor.conversation.pk).state, Message.objects.count()) == before
+    assert ConversationNote.objects.count() == notes

@@ -282,7 +282,7 @@ def test_the_customers_phone_shows_their_message_read_and_a_reply_being_typed(sa
 
     with client_for(sandbox) as client:
         read = client.message_mark_read(phone_number_id=NUMBER_ID, message_id=message_id)
-        typing = client.typing_indicator_show(phone_number_id=NUMBER_ID, message_id=message_id)
+        typing = client.message_mark_read(phone_number_id=NUMBER_ID, message_id=message_id, is_typing=True)
 
     seen = [(r.message_id, r.phone_number_id, r.wa_id, r.is_typing) for r in sandbox.meta.read_receipts]
     assert (read, typing) == (None, None)  # Meta answered {"success": true}
@@ -310,6 +310,8 @@ def test_a_read_receipt_for_a_message_the_number_never_received_is_refused(sandb
         with pytest.raises(errors.InvalidParameter):
             client.message_mark_read(phone_number_id=NUMBER_ID, message_id="wamid.never")
         with pytest.raises(errors.InvalidParameter):
-            client.typing_indicator_show(phone_number_id=NUMBER_ID, message_id=to_other)  # another number's
+            client.message_mark_read(
+                phone_number_id=NUMBER_ID, message_id=to_other, is_typing=True
+            )  # another number's
 
     assert sandbox.meta.read_receipts == []
