@@ -430,21 +430,39 @@ def _allowed_because(permission: CallPermission | None) -> str:
     return ""
 
 
-def _declined_at(permission: CallPermission) -> datetime | None:
+@dataclass(frozen=True)
+class Decline:
+    """The customer declined the last permission request: when, and when they last wrote or called
+    since (None: not since, so the decline still stands)."""
+
+    at: datetime | None
+    contact_since: datetime | None
+
+    @property
+    def stands(self) -> bool:
+        return self.contact_since is None
+
+    @property
+    def standing(self) -> str:
+        declined_on = f" on {self.at:%Y-%m-%d %H:%M} UTC" if self.at else ""
+        return f"The customer declined{declined_on} and has not written or called since."
+
+
+def decline_of(permission: CallPermission | None) -> Decline | None:
+    """The pair's standing decline, if the last answer was one (two queries)."""
+    if permission is None or permission.status != CallPermission.Status.REJECTED:
+        return None
     rejections = permission.audit_events.filter(kind=AuditEvent.Kind.REJECTED).order_by("-at")
-    return rejections.values_list("at", flat=True).first() or permission.status_changed_at
+    declined_at = rejections.values_list("at", flat=True).first() or permission.status_changed_at
+    contact_since = customer_contact_since(permission=permission, since=declined_at) if declined_at else None
+    return Decline(declined_at, contact_since)
 
 
 def decline_standing(*, permission: CallPermission | None) -> str:
     """Why no permission request may be sent: the customer declined the last one and has not written
     or called since; empty when that is not so."""
-    if permission is None or permission.status != CallPermission.Status.REJECTED:
-        return ""
-    declined_at = _declined_at(permission)
-    if declined_at and customer_contact_since(permission=permission, since=declined_at):
-        return ""
-    declined_on = f" on {declined_at:%Y-%m-%d %H:%M} UTC" if declined_at else ""
-    return f"The customer declined{declined_on} and has not written or called since."
+    decline = decline_of(permission)
+    return decline.standing if decline is not None and decline.stands else ""
 
 
 def customer_contact_since(*, permission: CallPermission, since: datetime) -> datetime | None:
@@ -475,18 +493,17 @@ def _fallback(refusals: list[Refusal], permission: CallPermission | None, now: d
     if not codes & PERMISSION_CODES or codes & REQUEST_BLOCKING_CODES:
         return call_button
     since_decline = ""
-    if permission is not None and permission.status == CallPermission.Status.REJECTED:
-        standing = decline_standing(permission=permission)
-        if standing:
-            return Fallback(
-                call_button.kind,
-                f"{call_button.reason} No permission request: {standing[0].lower()}{standing[1:]}",
-            )
-        declined_at = _declined_at(permission)
-        contact_at = customer_contact_since(permission=permission, since=declined_at)
+    decline = decline_of(permission)
+    if decline is not None and decline.stands:
+        standing = decline.standing
+        return Fallback(
+            call_button.kind,
+            f"{call_button.reason} No permission request: {standing[0].lower()}{standing[1:]}",
+        )
+    if decline is not None:
         since_decline = (
-            f"The customer declined on {declined_at:%Y-%m-%d %H:%M} UTC but has written or called since "
-            f"({contact_at:%Y-%m-%d %H:%M} UTC). "
+            f"The customer declined on {decline.at:%Y-%m-%d %H:%M} UTC but has written or called since "
+            f"({decline.contact_since:%Y-%m-%d %H:%M} UTC). "
         )
     quota = request_quota(permission=permission, at=now)
     if not quota.is_available:
