@@ -4,6 +4,8 @@ Apps register their handlers in `AppConfig.ready()`. A handler receives the type
 in a savepoint of the delivery's transaction (its failure undoes only its own writes, and its
 after-commit work waits for the whole delivery), and must be idempotent and fast: heavy work goes
 to Celery or after commit. Events of a kind nobody handles are stored as `unhandled` and shown in admin.
+A handler that finds an event's content invalid raises `EventRejected`: nothing of the event is
+applied, and it is stored `rejected` with the reasons (shown in admin, never retried).
 
 A kind may also register a handler of many events at once (`register_many`): deliveries that
 arrive together are stored together (whatsapp.services.webhook_deliveries_receive), and a run of
@@ -18,6 +20,13 @@ from django.core.exceptions import ImproperlyConfigured
 from whatsapp.events import EVENT_KINDS, Event
 
 Handler = Callable[[Event], None]
+
+
+class EventRejected(Exception):
+    """The event is well-formed but says something invalid (calling settings that break Meta's own
+    rules, say): not a failure to retry, but a problem to keep and show. The message says why."""
+
+
 ManyHandler = Callable[[list[Event]], None]
 
 _handlers: dict[str, Handler] = {}

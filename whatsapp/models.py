@@ -120,6 +120,7 @@ class WebhookEvent(models.Model):
         HANDLED = "handled", "Handled"
         UNHANDLED = "unhandled", "No handler"
         FAILED = "failed", "Failed"
+        REJECTED = "rejected", "Rejected: invalid content, not applied"
 
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=48, db_index=True)

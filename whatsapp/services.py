@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core.locks import transaction_lock
 from whatsapp import dispatch
+from whatsapp.calling_settings import calling_settings_problems, problems_text
 from whatsapp.events import (
     AccountSettingsUpdate,
     AccountUpdate,
@@ -284,6 +285,9 @@ def _run_handler(handler: dispatch.Handler, event: Event) -> tuple[str, str]:
     try:
         with transaction.atomic():
             handler(event)
+    except dispatch.EventRejected as rejection:
+        logger.warning("%s %s rejected: %s", event.kind, event.idempotency_key, rejection)
+        return WebhookEvent.Status.REJECTED, str(rejection)
     except Exception as failure:
         logger.exception("handler for %s %s failed", event.kind, event.idempotency_key)
         return WebhookEvent.Status.FAILED, f"{type(failure).__name__}: {failure}"
@@ -344,7 +348,14 @@ def webhook_events_redispatch_stale() -> int:
 
 
 def business_number_apply_settings_update(event: AccountSettingsUpdate) -> None:
-    """Mirror a number's calling settings; an update older than the one applied is ignored."""
+    """Mirror a number's calling settings; an update older than the one applied is ignored.
+
+    Settings that break Meta's own rules (calling_settings) are not applied: the number keeps
+    the settings it had and the event is rejected (EventRejected) with every problem found.
+    """
+    problems = calling_settings_problems(event.calling, for_update=False)
+    if problems:
+        raise dispatch.EventRejected(f"calling settings not applied: {problems_text(problems)}")
     occurred_at = event.occurred_at or timezone.now()
     BusinessNumber.objects.filter(phone_number_id=event.phone_number_id).filter(
         Q(calling_settings_updated_at__isnull=True) | Q(calling_settings_updated_at__lte=occurred_at)

@@ -18,20 +18,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 
+from whatsapp.calling_settings import DAYS, calling_settings_problems, problems_text, time_zone_names
+
 # Business numbers of these countries cannot place business-initiated calls (WHATSAPP_API.md §5.1).
 BIC_UNAVAILABLE_COUNTRIES = frozenset({"US", "CA", "TR", "EG", "VN", "NG"})
-DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 # A number as the sandbox starts it: calling on, the call icon shown, no callback permission.
 ENABLED_CALLING_SETTINGS = {
     "status": "ENABLED",
     "call_icon_visibility": "DEFAULT",
     "callback_permission_status": "DISABLED",
 }
-HHMM = re.compile(r"^([01]\d|2[0-3])[0-5]\d$")
 
 
 class SandboxError(Exception):
@@ -933,14 +933,24 @@ class SandboxMeta:
         return {"calling": calling}
 
     def settings_update(self, phone_number_id: str, body: Any) -> dict:
+        """POST /<PNID>/settings (WHATSAPP_API.md §4.1): an update breaking any rule is refused with
+        error 100 naming every field at fault, and changes nothing; a valid one is stored
+        (`call_hours` and `call_icons` replaced wholesale, no `holiday_schedule` deletes the
+        holidays, `sip` merged) and announced by an `account_settings_update` webhook."""
         number = self.number(phone_number_id)
         if not isinstance(body, dict) or not isinstance(body.get("calling"), dict):
-            raise invalid("'calling' must be an object")
+            raise invalid("calling: must be an object")
         changes = body["calling"]
-        validate_calling_settings(changes, today=self.now().date())
+        problems = calling_settings_problems(
+            changes, for_update=True, today=self._holiday_today(changes), current=number.calling
+        )
+        if problems:
+            raise invalid(problems_text(problems))
         calling = {**number.calling, **changes}
-        if "call_hours" in changes and "holiday_schedule" not in changes["call_hours"]:
-            calling["call_hours"] = {**changes["call_hours"], "holiday_schedule": []}
+        if "call_hours" in changes:
+            calling["call_hours"] = {"holiday_schedule": [], **changes["call_hours"]}
+        if "sip" in changes and isinstance(number.calling.get("sip"), dict):
+            calling["sip"] = {**number.calling["sip"], **changes["sip"]}
         number.calling = calling
         self.emit(
             number.waba_id,
@@ -953,6 +963,14 @@ class SandboxMeta:
             },
         )
         return {"success": True}
+
+    def _holiday_today(self, changes: dict) -> date:
+        """Today where the business is (the call hours' time zone), against which a holiday is past."""
+        hours = changes.get("call_hours")
+        zone = hours.get("timezone_id") if isinstance(hours, dict) else None
+        if isinstance(zone, str) and zone in time_zone_names():
+            return self.now().astimezone(ZoneInfo(zone)).date()
+        return self.now().astimezone(UTC).date()
 
     def call_permissions_get(self, phone_number_id: str, wa_id: Any) -> dict:
         number = self.number(phone_number_id)
@@ -1070,63 +1088,3 @@ def validated_sdp(sdp: Any) -> str:
     if "opus/48000" not in sdp.lower():
         raise invalid("SDP validation error: Opus is required")
     return sdp
-
-
-def validate_calling_settings(calling: dict, *, today: date) -> None:
-    """The settings rules of WHATSAPP_API.md §4.1; raises SandboxError(100) on the first broken one."""
-    enums = {
-        "status": {"ENABLED", "DISABLED"},
-        "call_icon_visibility": {"DEFAULT", "DISABLE_ALL"},
-        "callback_permission_status": {"ENABLED", "DISABLED"},
-        "srtp_key_exchange_protocol": {"DTLS", "SDES"},
-    }
-    for key, allowed in enums.items():
-        if key in calling and calling[key] not in allowed:
-            raise invalid(f"calling.{key} must be one of {', '.join(sorted(allowed))}")
-    hours = calling.get("call_hours")
-    if hours is None:
-        return
-    if not isinstance(hours, dict) or hours.get("status") not in ("ENABLED", "DISABLED"):
-        raise invalid("call_hours.status must be ENABLED or DISABLED")
-    try:
-        ZoneInfo(str(hours.get("timezone_id")))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise invalid("call_hours.timezone_id is not a valid time zone") from None
-    weekly = hours.get("weekly_operating_hours")
-    if not isinstance(weekly, list) or not weekly:
-        raise invalid("call_hours.weekly_operating_hours must not be empty")
-    slots_by_day: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for slot in weekly:
-        if not isinstance(slot, dict) or slot.get("day_of_week") not in DAYS:
-            raise invalid("day_of_week must be MONDAY…SUNDAY")
-        open_time, close_time = slot.get("open_time"), slot.get("close_time")
-        if not (
-            isinstance(open_time, str)
-            and HHMM.match(open_time)
-            and isinstance(close_time, str)
-            and HHMM.match(close_time)
-        ):
-            raise invalid("open_time and close_time are HHMM on a 24-hour clock")
-        if open_time >= close_time:
-            raise invalid("open_time must be before close_time")
-        slots_by_day[slot["day_of_week"]].append((open_time, close_time))
-    for day, slots in slots_by_day.items():
-        if len(slots) > 2:
-            raise invalid(f"at most 2 entries per day ({day} has {len(slots)})")
-        slots.sort()
-        if len(slots) == 2 and slots[1][0] < slots[0][1]:
-            raise invalid(f"operating hours overlap on {day}")
-    holidays = hours.get("holiday_schedule", [])
-    if not isinstance(holidays, list) or len(holidays) > 20:
-        raise invalid("holiday_schedule holds at most 20 entries")
-    for holiday in holidays:
-        try:
-            holiday_date = date.fromisoformat(holiday["date"])
-        except (KeyError, TypeError, ValueError):
-            raise invalid("holiday dates are YYYY-MM-DD") from None
-        if holiday_date < today:
-            raise invalid(f"holiday {holiday_date} is in the past")
-        if not (
-            HHMM.match(str(holiday.get("start_time", ""))) and HHMM.match(str(holiday.get("end_time", "")))
-        ):
-            raise invalid("holiday start_time and end_time are HHMM")

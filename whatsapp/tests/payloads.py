@@ -205,8 +205,15 @@ def message_status(
     return envelope("messages", {"messaging_product": "whatsapp", "metadata": METADATA, "statuses": [item]})
 
 
-def settings_update(timestamp: str = "1671644824", status: str = "ENABLED") -> dict:
-    calling = {"status": status, "call_icon_visibility": "DEFAULT", "callback_permission_status": "ENABLED"}
+def settings_update(
+    timestamp: str = "1671644824", status: str = "ENABLED", calling: dict | None = None
+) -> dict:
+    if calling is None:
+        calling = {
+            "status": status,
+            "call_icon_visibility": "DEFAULT",
+            "callback_permission_status": "ENABLED",
+        }
     value = {
         "messaging_product": "whatsapp",
         "timestamp": timestamp,

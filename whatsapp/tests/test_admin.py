@@ -51,6 +51,21 @@ def test_admin_dispatch_again_handles_a_failed_event(admin_client, captured):
     assert [event.call_id for event in captured] == ["wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh"]
 
 
+def test_admin_shows_a_rejected_settings_update_with_its_reasons(admin_client):
+    calling = {"status": "ENABLED", "sip": {"status": "ENABLED", "servers": [{"hostname": "example.com"}]}}
+    post_webhook(admin_client, payloads.settings_update(calling=calling))
+    record = WebhookEvent.objects.get()
+
+    listed = admin_client.get("/admin/whatsapp/webhookevent/?status=rejected")
+    page = admin_client.get(f"/admin/whatsapp/webhookevent/{record.pk}/change/")
+
+    assert "Rejected: invalid content, not applied" in listed.content.decode()
+    assert (
+        "calling.sip.servers[0].hostname: &#x27;example.com&#x27; is reserved for documentation"
+        in page.content.decode()
+    )
+
+
 def test_business_number_admin_derives_country(admin_client):
     response = admin_client.post(
         "/admin/whatsapp/businessnumber/add/",

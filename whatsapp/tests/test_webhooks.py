@@ -520,6 +520,95 @@ def test_settings_update_mirrored_and_older_update_ignored(client, number):
     assert number.calling_settings_updated_at == at(1700000100)
 
 
+# The body replayed in issue 21: SIP turned on towards a documentation host, a masked time zone.
+REPLAYED_CALLING = {
+    "status": "ENABLED",
+    "call_icon_visibility": "DEFAULT",
+    "callback_permission_status": "ENABLED",
+    "call_hours": {
+        "status": "ENABLED",
+        "timezone_id": "[REDACTED]",
+        "weekly_operating_hours": [{"day_of_week": "MONDAY", "open_time": "0900", "close_time": "1700"}],
+    },
+    "srtp_key_exchange_protocol": "DTLS",
+    "sip": {"status": "ENABLED", "servers": [{"hostname": "example.com", "port": 5061}]},
+}
+VALID_CALLING = {
+    **REPLAYED_CALLING,
+    "call_hours": {**REPLAYED_CALLING["call_hours"], "timezone_id": "America/Manaus"},
+    "sip": {"status": "ENABLED", "servers": [{"hostname": "sip.switchboard.io", "port": 5061}]},
+    "restrictions": {"restrictions_list": []},
+}
+
+
+def test_settings_update_with_invalid_settings_rejected_and_kept_as_a_problem(client, number):
+    post_webhook(client, payloads.settings_update(timestamp="1700000000", status="DISABLED"))
+
+    response = post_webhook(
+        client, payloads.settings_update(timestamp="1700000100", calling=REPLAYED_CALLING)
+    )
+
+    number.refresh_from_db()
+    rejected = WebhookEvent.objects.get(occurred_at=at(1700000100))
+    assert response.status_code == 200
+    assert number.calling_settings == {
+        "status": "DISABLED",
+        "call_icon_visibility": "DEFAULT",
+        "callback_permission_status": "ENABLED",
+    }
+    assert number.calling_settings_updated_at == at(1700000000)
+    assert rejected.status == WebhookEvent.Status.REJECTED
+    assert rejected.error == (
+        "calling settings not applied: "
+        "calling.call_hours.timezone_id: '[REDACTED]' is not an IANA time zone such as 'America/Manaus'; "
+        "calling.sip.servers[0].hostname: 'example.com' is reserved for documentation and examples (RFC 2606)"
+    )
+    assert rejected.payload["item"]["phone_number_settings"]["calling"] == REPLAYED_CALLING
+
+
+def test_settings_update_rejected_is_neither_retried_nor_dispatched_again(client, number):
+    post_webhook(client, payloads.settings_update(timestamp="1700000100", calling=REPLAYED_CALLING))
+    WebhookEvent.objects.update(last_attempt_at=timezone.now() - timedelta(minutes=5))
+    record = WebhookEvent.objects.get()
+
+    retried = redispatch_stale_events()
+    dispatched = webhook_event_dispatch(event_record=record)
+
+    number.refresh_from_db()
+    assert retried == 0
+    assert (dispatched.status, dispatched.attempts) == (WebhookEvent.Status.REJECTED, 1)
+    assert number.calling_settings == {}
+
+
+def test_settings_update_redelivered_rejection_is_a_duplicate(client, number):
+    post_webhook(client, payloads.settings_update(timestamp="1700000100", calling=REPLAYED_CALLING))
+
+    post_webhook(client, payloads.settings_update(timestamp="1700000100", calling=REPLAYED_CALLING))
+
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.REJECTED
+    assert WebhookDelivery.objects.filter(duplicate_count=1).count() == 1
+
+
+def test_settings_update_valid_full_settings_applied(client, number):
+    post_webhook(client, payloads.settings_update(timestamp="1700000100", calling=VALID_CALLING))
+
+    number.refresh_from_db()
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.HANDLED
+    assert number.calling_settings == VALID_CALLING
+    assert number.calling_settings_updated_at == at(1700000100)
+
+
+def test_settings_update_rejection_does_not_hide_an_older_valid_update(client, number):
+    post_webhook(client, payloads.settings_update(timestamp="1700000100", status="DISABLED"))
+    post_webhook(client, payloads.settings_update(timestamp="1700000300", calling=REPLAYED_CALLING))
+    post_webhook(client, payloads.settings_update(timestamp="1700000200", calling=VALID_CALLING))
+    post_webhook(client, payloads.settings_update(timestamp="1700000150", status="DISABLED"))
+
+    number.refresh_from_db()
+    assert number.calling_settings == VALID_CALLING
+    assert number.calling_settings_updated_at == at(1700000200)
+
+
 def test_account_restriction_and_violation_recorded(client, number):
     post_webhook(client, payloads.account_violation(timestamp="1754000000"))
     post_webhook(client, payloads.account_restriction(timestamp="1754000100"))

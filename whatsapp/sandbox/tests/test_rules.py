@@ -3,6 +3,7 @@
 import time
 from datetime import timedelta
 
+import httpx
 import pytest
 
 from whatsapp import errors
@@ -510,6 +511,137 @@ def test_settings_update_validates_and_emits_webhook(sandbox_thread, graph):
     calling = update["entry"][0]["changes"][0]["value"]["phone_number_settings"]["calling"]
     assert calling["call_hours"]["timezone_id"] == "Europe/London"
     assert graph.settings_get(phone_number_id=NUMBER_ID)["calling"]["call_hours"]["status"] == "ENABLED"
+
+
+REPLAYED_CALLING = {
+    "status": "ENABLED",
+    "call_hours": {
+        "status": "ENABLED",
+        "timezone_id": "[REDACTED]",
+        "weekly_operating_hours": [{"day_of_week": "MONDAY", "open_time": "0900", "close_time": "1700"}],
+    },
+    "sip": {"status": "ENABLED", "servers": [{"hostname": "example.com", "port": 5061}]},
+}
+
+
+def test_settings_update_invalid_refused_with_every_field_named_and_nothing_changed(sandbox_thread, graph):
+    sandbox = sandbox_thread.sandbox
+    before = graph.settings_get(phone_number_id=NUMBER_ID)
+
+    with pytest.raises(errors.InvalidParameter) as raised:
+        graph.settings_update(phone_number_id=NUMBER_ID, calling=REPLAYED_CALLING)
+    sandbox_thread.run(sandbox.sender.drain)
+
+    assert (raised.value.code, raised.value.http_status) == (100, 400)
+    assert raised.value.message == "(#100) Invalid parameter"
+    assert raised.value.details == (
+        "calling.call_hours.timezone_id: '[REDACTED]' is not an IANA time zone such as 'America/Manaus'; "
+        "calling.sip.servers[0].hostname: 'example.com' is reserved for documentation and examples (RFC 2606)"
+    )
+    assert graph.settings_get(phone_number_id=NUMBER_ID) == before
+    assert deliveries(sandbox, "account_settings_update") == []
+
+
+def test_settings_update_answers_in_graph_shapes(sandbox):
+    url = f"{sandbox.graph_url.rstrip('/')}/{NUMBER_ID}/settings"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    refused = httpx.post(url, headers=headers, json={"calling": {"restrictions": {"restrictions_list": []}}})
+    accepted = httpx.post(url, headers=headers, json={"calling": {"call_icon_visibility": "DISABLE_ALL"}})
+
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["code"], error["message"], error["type"]) == (
+        100,
+        "(#100) Invalid parameter",
+        "OAuthException",
+    )
+    assert error["error_data"] == {
+        "messaging_product": "whatsapp",
+        "details": "calling.restrictions: is set by Meta and cannot be changed",
+    }
+    assert (accepted.status_code, accepted.json()) == (200, {"success": True})
+
+
+@pytest.mark.parametrize(
+    ("calling", "field"),
+    [
+        ({"srtp_key_exchange_protocol": "SDES"}, "calling.srtp_key_exchange_protocol"),
+        ({"sip": {"status": "ENABLED"}}, "calling.sip.servers"),
+        (
+            {"call_icons": {"restrict_to_user_countries": ["UK"]}},
+            "calling.call_icons.restrict_to_user_countries[0]",
+        ),
+        ({"status": "ON"}, "calling.status"),
+        ({"video": {"status": "ENABLED"}}, "calling.video"),
+    ],
+)
+def test_settings_update_refuses_each_broken_rule(sandbox_thread, graph, calling, field):
+    with pytest.raises(errors.InvalidParameter) as raised:
+        graph.settings_update(phone_number_id=NUMBER_ID, calling=calling)
+
+    assert raised.value.details.startswith(f"{field}: ")
+
+
+def test_settings_update_refuses_a_holiday_already_past(sandbox_thread, graph):
+    today = sandbox_thread.sandbox.meta.now().date()
+    hours = {
+        "status": "ENABLED",
+        "timezone_id": "Etc/UTC",
+        "weekly_operating_hours": [{"day_of_week": "MONDAY", "open_time": "0900", "close_time": "1700"}],
+        "holiday_schedule": [
+            {"date": (today - timedelta(days=1)).isoformat(), "start_time": "0000", "end_time": "2359"}
+        ],
+    }
+
+    with pytest.raises(errors.InvalidParameter) as raised:
+        graph.settings_update(phone_number_id=NUMBER_ID, calling={"call_hours": hours})
+
+    assert raised.value.details == (
+        f"calling.call_hours.holiday_schedule[0].date: {today - timedelta(days=1)} is in the past "
+        f"(today is {today})"
+    )
+
+
+def test_settings_update_valid_stored_call_hours_replaced_wholesale(sandbox_thread, graph):
+    sandbox = sandbox_thread.sandbox
+    holiday_date = (sandbox.meta.now().date() + timedelta(days=30)).isoformat()
+    hours = {
+        "status": "ENABLED",
+        "timezone_id": "America/Manaus",
+        "weekly_operating_hours": [{"day_of_week": "MONDAY", "open_time": "0400", "close_time": "1020"}],
+        "holiday_schedule": [{"date": holiday_date, "start_time": "0000", "end_time": "2359"}],
+    }
+    sip = {"status": "ENABLED", "servers": [{"hostname": "sip.switchboard.io", "port": 5061}]}
+    weekdays = [{"day_of_week": "TUESDAY", "open_time": "0800", "close_time": "1800"}]
+
+    graph.settings_update(phone_number_id=NUMBER_ID, calling={"call_hours": hours, "sip": sip})
+    graph.settings_update(
+        phone_number_id=NUMBER_ID,
+        calling={
+            "call_hours": {
+                "status": "ENABLED",
+                "timezone_id": "Europe/London",
+                "weekly_operating_hours": weekdays,
+            },
+            "srtp_key_exchange_protocol": "SDES",
+        },
+    )
+    sandbox_thread.run(sandbox.sender.drain)
+
+    calling = graph.settings_get(phone_number_id=NUMBER_ID)["calling"]
+    assert calling["call_hours"] == {
+        "status": "ENABLED",
+        "timezone_id": "Europe/London",
+        "weekly_operating_hours": weekdays,
+        "holiday_schedule": [],
+    }
+    assert (calling["sip"], calling["srtp_key_exchange_protocol"]) == (sip, "SDES")
+    first, second = deliveries(sandbox, "account_settings_update")
+    assert first["entry"][0]["changes"][0]["value"]["phone_number_settings"]["calling"]["call_hours"] == hours
+    assert second["entry"][0]["changes"][0]["value"]["phone_number_settings"]["calling"] == {
+        key: value for key, value in calling.items() if key != "restrictions"
+    }
 
 
 def test_call_permission_lookups_rate_limited(sandbox_thread, graph):
