@@ -31,7 +31,7 @@ from compliance.services import fallback_send
 from core.realtime import broadcast_on_commit, channel_send
 from messaging.models import Contact
 from messaging.selectors import contact_or_unsaved
-from messaging.services import customer_wa_id_from_text
+from messaging.services import call_charge_record, customer_wa_id_from_text
 from whatsapp.events import CallConnect, CallTerminate
 from whatsapp.models import BusinessNumber
 
@@ -126,6 +126,18 @@ def call_terminate_received(event: CallTerminate) -> None:
     reason = Call.EndReason.FAILED if is_failed else Call.EndReason.ABANDONED
     detail = "; ".join(f"{error.code} {error.message or error.title}".strip() for error in event.errors)
     routing.call_finish(call_id=call.pk, reason=reason, detail=detail or f"Meta: {event.status.lower()}")
+    if event.was_answered and event.duration_s is not None:
+        # Meta's own duration of the customer's call, whoever ended it and whenever we heard: the
+        # inbound minutes of the ROI report (it is free; what it would have cost as a business call).
+        call_charge_record(
+            wa_call_id=call.wa_call_id,
+            business_number=call.business_number,
+            customer_wa_id=call.contact.wa_id,
+            is_business_initiated=False,
+            talk_seconds=event.duration_s,
+            ended_at=event.ended_at or timezone.now(),
+            is_metas_duration=True,
+        )
 
 
 # The business numbers a socket acts for: None for all the agent's, a call widget's key's numbers

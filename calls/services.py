@@ -554,13 +554,15 @@ def call_end(*, call_id: int, reason: str, detail: str = "", is_farewell: bool =
     _hold_close(call_id=call.pk, at=now)
     # Every call that reaches here holds a slot: it was taken before the call could go live.
     capacity_release(business_number_id=call.business_number_id, direction=call.direction)
-    if call.connected_at is not None:
+    on_the_line_since = _on_the_line_since(call)
+    if on_the_line_since is not None:
         call_charge_record(
             wa_call_id=call.wa_call_id,
             business_number=call.business_number,
             customer_wa_id=call.contact.wa_id,
             is_business_initiated=call.direction == Call.Direction.OUTBOUND,
-            talk_seconds=math.ceil((now - call.connected_at).total_seconds()),  # a started second is billed
+            # a started second is billed
+            talk_seconds=max(0, math.ceil((now - on_the_line_since).total_seconds())),
             ended_at=now,
         )
     if call.media_channel:
@@ -574,6 +576,19 @@ def call_end(*, call_id: int, reason: str, detail: str = "", is_farewell: bool =
         agent_id=previous["agent_id"],
         previous_status=previous["status"],
     )
+
+
+def _on_the_line_since(call: Call) -> datetime | None:
+    """Where a call's charge counts from; None for a call no one picked up (no charge). A business
+    call: the customer's answer. A customer's call, once picked up (the media process answered it,
+    or an agent took it): the customer's connect as its webhook recorded it, so the wait in the queue
+    counts, as it would had the business placed the call (the ROI report's inbound minutes); not the
+    agent's accept. Meta's duration replaces it when its terminate webhook gives one."""
+    if call.direction == Call.Direction.OUTBOUND:
+        return call.connected_at
+    if call.answered_at is None and call.connected_at is None:
+        return None
+    return call.started_at
 
 
 @transaction.atomic

@@ -1,9 +1,12 @@
 """Reads of messaging: contacts, billing currencies and rate cards, the inbox's conversations."""
 
 import datetime
+import functools
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.db.models import Count, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Sum, Value
@@ -28,6 +31,7 @@ from messaging.models import (
 if TYPE_CHECKING:
     from core.access import Viewer
 
+RATE_CARDS_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "rate_cards.json"
 DEFAULT_BILLING_CURRENCY = "USD"  # Meta bills an account in USD unless it moved to a local currency
 PULSE_SECONDS = 6  # business-initiated calls are billed in 6-second pulses, rounded up (§5.3)
 PULSES_PER_MINUTE = 60 // PULSE_SECONDS
@@ -216,6 +220,115 @@ def _markets(country: str, regions) -> list[str]:
         *(region.name for region in regions if country in region.countries),
         RateCard.OTHER_MARKET,
     ]
+
+
+# --- What is unpriced, and why --------------------------------------------------------------------
+
+# What the report calls the charges of a category: one, and more than one.
+CHARGED_AS = {
+    RateCard.Category.MARKETING: ("marketing template", "marketing templates"),
+    RateCard.Category.MARKETING_LITE: ("marketing lite template", "marketing lite templates"),
+    RateCard.Category.UTILITY: ("utility template", "utility templates"),
+    RateCard.Category.AUTHENTICATION: ("authentication template", "authentication templates"),
+    RateCard.Category.AUTHENTICATION_INTERNATIONAL: (
+        "authentication template at the international rate",
+        "authentication templates at the international rate",
+    ),
+    RateCard.Category.SERVICE: ("service message", "service messages"),
+    RateCard.Category.CALL: ("business-initiated call", "business-initiated calls"),
+}
+
+
+@dataclass(frozen=True)
+class UnpricedGroup:
+    """Charges Meta makes that no rate card row priced, of one category, country and currency, for one
+    reason: how many, over which days, and why (``reason``, a sentence a person reads)."""
+
+    category: str
+    country: str
+    currency: str
+    charges: int
+    first_day: datetime.date
+    last_day: datetime.date
+    reason: str
+
+    @property
+    def what(self) -> str:
+        """What the report says of them, e.g. "12 utility templates to IN in INR"."""
+        one, many = CHARGED_AS.get(self.category, ("charge with no category", "charges with no category"))
+        to = f" to {self.country}" if self.country else " to a number of no known country"
+        return f"{self.charges} {one if self.charges == 1 else many}{to} in {self.currency or 'no currency'}"
+
+
+def unpriced_groups(rows: list[SpendRow]) -> list[UnpricedGroup]:
+    """The unpriced charges of ``spend_by_day`` rows, grouped by category, country, currency and the
+    reason no rate priced them: no rate card in the currency at all, none for the category and country,
+    none yet on the day (before the first row's day, after the last one's), one added since the charge
+    was recorded, or what Meta publishes about it (``unpriced_notes`` of the shipped rate card file:
+    e.g. no call rates in BRL). Two queries when something is unpriced (the rate card rows of its
+    currencies, the regions), none otherwise."""
+    unpriced = [row for row in rows if row.unpriced]
+    if not unpriced:
+        return []
+    rates: dict[tuple[str, str], list[RateCard]] = {}
+    currencies = sorted({row.currency for row in unpriced})
+    for rate in RateCard.objects.filter(price_currency__in=currencies):
+        rates.setdefault((rate.category, str(rate.price_currency)), []).append(rate)
+    regions = list(RateRegion.objects.all())
+    on_file = {currency for _, currency in rates}
+    groups: dict[tuple[str, str, str, str], UnpricedGroup] = {}
+    for row in unpriced:
+        reason = _why_unpriced(row, rates=rates, regions=regions, on_file=on_file)
+        key = (row.category, row.country, row.currency, reason)
+        group = groups.get(key)
+        groups[key] = UnpricedGroup(
+            category=row.category, country=row.country, currency=row.currency,
+            charges=row.unpriced + (group.charges if group else 0),
+            first_day=min(row.day, group.first_day) if group else row.day,
+            last_day=max(row.day, group.last_day) if group else row.day,
+            reason=reason,
+        )  # fmt: skip
+    return sorted(
+        groups.values(), key=lambda group: (group.category, group.country, group.currency, group.first_day)
+    )
+
+
+def _why_unpriced(row: SpendRow, *, rates: dict, regions: list[RateRegion], on_file: set[str]) -> str:
+    currency, category = row.currency, row.category
+    where = row.country or "a number of no known country"
+    if not category:
+        return "Meta's status webhook gave no pricing category"
+    note = published_gaps().get((category, currency))
+    if note:
+        return note
+    if not currency:
+        return "the account's billing currency was not known"
+    if currency not in on_file:
+        return f"no rate card in {currency} is on file"
+    label = RateCard.Category(category).label.lower() if category in RateCard.Category.values else category
+    markets = _markets(row.country, regions)
+    mine = [rate for rate in rates.get((category, currency), []) if rate.market in markets]
+    if not mine:
+        return f"no {currency} rate for {label} to {where} is on file"
+    if any(_covers(rate, row.day) for rate in mine):
+        return f"the {currency} rate on file for these days was added after they were charged"
+    earliest = min(rate.effective_from for rate in mine)
+    if row.day < earliest:
+        return f"no published {currency} rate for {label} to {where} before {earliest:%Y-%m-%d}"
+    ended = max(rate.effective_to for rate in mine if rate.effective_to and rate.effective_to < row.day)
+    return f"the last {currency} rate on file for {label} to {where} ended on {ended:%Y-%m-%d}"
+
+
+def _covers(rate: RateCard, day: datetime.date) -> bool:
+    return rate.effective_from <= day and (rate.effective_to is None or rate.effective_to >= day)
+
+
+@functools.cache
+def published_gaps() -> dict[tuple[str, str], str]:
+    """What Meta publishes no rate for, by (category, currency), with the source: the shipped rate card
+    file's ``unpriced_notes``."""
+    notes = json.loads(RATE_CARDS_FIXTURE.read_text()).get("unpriced_notes", [])
+    return {(note["category"], note["currency"]): note["reason"] for note in notes}
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ import math
 import mimetypes
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import phonenumbers
 from django.conf import settings
@@ -30,6 +29,7 @@ from messaging.selectors import (
     rate_find,
     send_options,
 )
+from messaging.selectors import RATE_CARDS_FIXTURE as RATE_CARDS_FIXTURE  # the loader's default file
 from whatsapp.client import (
     GraphClient,
     GraphRequest,
@@ -260,9 +260,6 @@ def _charge_record(
         },
     )
     return charge
-
-
-RATE_CARDS_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "rate_cards.json"
 
 
 @transaction.atomic

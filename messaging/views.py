@@ -51,6 +51,7 @@ from messaging.selectors import (
     spend_totals,
     templates_sendable,
     thread_with_notes,
+    unpriced_groups,
 )
 from messaging.services import message_send_template, message_send_text
 
@@ -89,7 +90,8 @@ class Chart:
 @permission_required(COST_PERMISSION, raise_exception=True)
 def costs(request):
     """GET ?since=&until= (UTC days, the last 30 by default): spend by day as a chart per currency,
-    the ledger's rows, and connected calls with the saving of letting customers call in."""
+    the ledger's rows, what no rate priced and why, and connected calls with the saving of letting
+    customers call in."""
     try:
         since, until = report_period(request.GET)
         error = None
@@ -103,6 +105,7 @@ def costs(request):
         context |= {
             "rows": rows,
             "totals": spend_totals(rows),
+            "unpriced": unpriced_groups(rows),
             "charts": spend_charts(rows, since=since, until=until),
             "call_rows": call_rows,
             "call_totals": call_cost_totals(call_rows),

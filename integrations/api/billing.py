@@ -14,7 +14,13 @@ from integrations.authentication import HasScope
 from integrations.models import ApiKey
 from messaging.models import Charge, Message
 from messaging.reports import PeriodSerializer, report_period
-from messaging.selectors import call_cost_totals, call_costs_by_day, spend_by_day, spend_totals
+from messaging.selectors import (
+    call_cost_totals,
+    call_costs_by_day,
+    spend_by_day,
+    spend_totals,
+    unpriced_groups,
+)
 
 
 class CanSeeCosts(permissions.BasePermission):
@@ -37,16 +43,21 @@ def charges_seen(request) -> frozenset[int] | None:
     return None
 
 
-def report_schema(name: str, row: type[serializers.Serializer], total: type[serializers.Serializer]):
-    """The OpenAPI description of a report: its period, its rows and its totals per currency."""
+def report_schema(
+    name: str,
+    row: type[serializers.Serializer],
+    total: type[serializers.Serializer],
+    **more: serializers.Field,
+):
+    """The OpenAPI description of a report: its period, its rows, its totals per currency (and `more`)."""
     fields = {"since": serializers.DateField(), "until": serializers.DateField()}
-    fields |= {"rows": row(many=True), "totals": total(many=True)}
+    fields |= {"rows": row(many=True), "totals": total(many=True)} | more
     return extend_schema(parameters=[PeriodSerializer], responses=inline_serializer(name, fields))
 
 
-def report_response(request, *, rows_of, totals_of, row, total) -> Response:
+def report_response(request, *, rows_of, totals_of, row, total, more=None) -> Response:
     """A report for the period the query asks, of the charges the request sees:
-    `rows_of(since, until, business_number_ids)` and `totals_of(rows)`."""
+    `rows_of(since, until, business_number_ids)`, `totals_of(rows)`, and `more(rows)`'s fields."""
     since, until = report_period(request.query_params.dict())  # a blank date is an error, not a default
     rows = rows_of(since=since, until=until, business_number_ids=charges_seen(request))
     return Response(
@@ -56,11 +67,13 @@ def report_response(request, *, rows_of, totals_of, row, total) -> Response:
             "rows": row(rows, many=True).data,
             "totals": total(totals_of(rows), many=True).data,
         }
+        | (more(rows) if more else {})
     )
 
 
 class SpendReportApi(APIView):
-    """GET: the ledger by day, category, country and currency, with totals per currency."""
+    """GET: the ledger by day, category, country and currency, with totals per currency, and what no
+    rate priced (`unpriced`), grouped by category, country and currency with the reason."""
 
     permission_classes = [CanSeeCosts]
 
@@ -81,11 +94,24 @@ class SpendReportApi(APIView):
         unpriced = serializers.IntegerField()
         amount = serializers.DecimalField(max_digits=18, decimal_places=4)
 
-    @report_schema("SpendReport", SpendRowSerializer, SpendTotalSerializer)
+    class UnpricedSerializer(serializers.Serializer):
+        category = serializers.CharField()
+        country = serializers.CharField()
+        currency = serializers.CharField()
+        charges = serializers.IntegerField(help_text="Charges Meta makes that no rate card row priced.")
+        first_day = serializers.DateField()
+        last_day = serializers.DateField()
+        reason = serializers.CharField(help_text="Why no rate priced them.")
+        summary = serializers.CharField(source="what", help_text='e.g. "12 utility templates to IN in INR".')
+
+    @report_schema(
+        "SpendReport", SpendRowSerializer, SpendTotalSerializer, unpriced=UnpricedSerializer(many=True)
+    )
     def get(self, request):
         return report_response(
             request, rows_of=spend_by_day, totals_of=spend_totals, row=self.SpendRowSerializer,
             total=self.SpendTotalSerializer,
+            more=lambda rows: {"unpriced": self.UnpricedSerializer(unpriced_groups(rows), many=True).data},
         )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from djmoney.money import Money
 
+from calls.handlers import call_terminate_received
 from calls.models import Call
 from calls.outbound import outbound_terminate_received
 from calls.routing import call_finish
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.django_db
 
 INDIAN_CUSTOMER = "919876543210"
 BRITISH_CUSTOMER = "447700900123"
+BRAZILIAN_CUSTOMER = "5511987654321"
 NEW_YEAR = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -214,10 +216,12 @@ def test_an_inbound_call_costs_nothing_and_an_ended_call_is_charged_once(number)
     rate("call", "OTHER", "0.0900", "USD", date(2025, 7, 1))
     now = datetime.now(UTC)
     contact = ContactFactory(wa_id=BRITISH_CUSTOMER)
-    inbound = CallFactory(
+    inbound = CallFactory(  # the customer called 130 s ago, waited 40 s, then talked with the agent
         business_number=number,
         contact=contact,
         status=Call.Status.CONNECTED,
+        started_at=now - timedelta(seconds=130),
+        answered_at=now - timedelta(seconds=129),
         connected_at=now - timedelta(seconds=90),
     )
     outbound = CallFactory(
@@ -235,7 +239,8 @@ def test_an_inbound_call_costs_nothing_and_an_ended_call_is_charged_once(number)
     assert len(charges) == 2
     free = charges[inbound.wa_call_id]
     assert (free.amount, free.pricing_type, free.kind) == (Money(0, "USD"), "free_user_initiated", "call")
-    assert free.quantity == math.ceil(free.duration_seconds / 6) and free.duration_seconds in (91, 92)
+    # From the customer's connect, the 40 s in the queue included: not from the agent's accept.
+    assert free.quantity == math.ceil(free.duration_seconds / 6) and free.duration_seconds in (131, 132)
     paid = charges[outbound.wa_call_id]
     assert (paid.amount, paid.pricing_type, paid.quantity) in [
         (Money("0.0900", "USD"), "regular", 10),  # 56 s and a part of the 57th, billed as 57 s
@@ -360,3 +365,91 @@ def test_meta_reporting_an_answer_before_accepted_charges_the_call_and_opens_the
     charge = Charge.objects.get()
     assert (charge.reference, charge.quantity, charge.amount) == (call.wa_call_id, 5, Money("0.0150", "USD"))
     assert ConversationWindow.objects.get().customer_service_until == started + timedelta(hours=24)
+
+
+# --- Local currencies: India in INR, Brazil in BRL ---------------------------------------------------
+
+
+def test_an_inr_account_prices_a_utility_template_to_india(client, number, shipped_rates):
+    BillingCurrency.objects.create(waba_id=number.waba_id, currency="INR", effective_from=date(2025, 7, 1))
+
+    february = NEW_YEAR + timedelta(days=40)
+    post_webhook(client, status("delivered", "wamid.utility", at=february, category="utility"))
+    post_webhook(client, status("delivered", "wamid.otp", at=february, category="authentication"))
+    post_webhook(  # no INR utility rate is published for 2025: unpriced, not free, not a guess
+        client, status("delivered", "wamid.2025", at=NEW_YEAR - timedelta(days=1), category="utility")
+    )
+
+    charges = {charge.reference: charge for charge in Charge.objects.all()}
+    assert charges["wamid.utility"].amount == Money("0.1150", "INR")
+    assert charges["wamid.utility"].rate.source.startswith("Meta's India rate in INR, effective 2026-01-01")
+    assert charges["wamid.otp"].amount == Money("0.1150", "INR")
+    assert (charges["wamid.2025"].amount, charges["wamid.2025"].amount_currency) == (None, "INR")
+
+
+def test_a_brl_account_prices_a_marketing_template_to_brazil(client, number, shipped_rates):
+    BillingCurrency.objects.create(waba_id=number.waba_id, currency="BRL", effective_from=date(2026, 7, 1))
+    july = datetime(2026, 7, 15, 12, tzinfo=UTC)
+
+    post_webhook(client, status("delivered", "wamid.br", at=july, to=BRAZILIAN_CUSTOMER))
+    post_webhook(
+        client, status("delivered", "wamid.br-utility", at=july, to=BRAZILIAN_CUSTOMER, category="utility")
+    )
+
+    charges = {charge.reference: charge for charge in Charge.objects.all()}
+    assert (charges["wamid.br"].country, charges["wamid.br"].amount) == ("BR", Money("0.3217", "BRL"))
+    assert charges["wamid.br"].rate.effective_from == date(2026, 7, 1)
+    assert charges["wamid.br-utility"].amount == Money("0.0350", "BRL")
+
+
+def test_every_shipped_local_currency_rate_says_where_it_comes_from_and_from_when(shipped_rates):
+    local = RateCard.objects.filter(price_currency__in=["INR", "BRL"])
+
+    assert {(rate.market, str(rate.price_currency)) for rate in local} == {("IN", "INR"), ("BR", "BRL")}
+    assert all(rate.source and rate.effective_from for rate in local)
+    assert not local.filter(source__startswith="sample").exists()
+
+
+# --- Inbound minutes: from the customer's connect, or Meta's duration --------------------------------
+
+
+def test_a_customer_who_waited_40_s_in_the_queue_and_left_counts_those_40_s(number):
+    now = datetime.now(UTC)
+    waited = CallFactory(  # the media process answered; no agent took it
+        business_number=number, contact=ContactFactory(wa_id=BRITISH_CUSTOMER), status=Call.Status.QUEUED,
+        started_at=now - timedelta(seconds=40), answered_at=now - timedelta(seconds=39),
+    )  # fmt: skip
+    never_answered = CallFactory(business_number=number, status=Call.Status.RINGING, started_at=now)
+
+    call_finish(call_id=waited.pk, reason=Call.EndReason.ABANDONED)
+    call_finish(call_id=never_answered.pk, reason=Call.EndReason.ABANDONED)
+
+    charge = Charge.objects.get()
+    assert (charge.reference, charge.pricing_type, charge.amount) == (
+        waited.wa_call_id,
+        "free_user_initiated",
+        Money(0, "USD"),
+    )
+    assert charge.duration_seconds in (41, 42)  # 40 s and the started second
+
+
+def test_metas_duration_of_a_customers_call_replaces_our_clock(number):
+    now = datetime.now(UTC).replace(microsecond=0)
+    call = CallFactory(
+        business_number=number, contact=ContactFactory(wa_id=BRITISH_CUSTOMER), status=Call.Status.CONNECTED,
+        started_at=now - timedelta(seconds=130), answered_at=now - timedelta(seconds=128),
+        connected_at=now - timedelta(seconds=90),
+    )  # fmt: skip
+    terminate = CallTerminate(
+        waba_id=number.waba_id, phone_number_id=number.phone_number_id, call_id=call.wa_call_id,
+        from_number=BRITISH_CUSTOMER, to_number=number.digits, direction="USER_INITIATED", status="COMPLETED",
+        started_at=now - timedelta(seconds=128), ended_at=now, duration_s=128,
+    )  # fmt: skip
+
+    call_terminate_received(terminate)
+    call_terminate_received(terminate)  # a redelivery changes nothing
+
+    charge = Charge.objects.get()
+    assert (charge.reference, charge.duration_seconds, charge.quantity) == (call.wa_call_id, 128, 22)
+    assert charge.pricing_type == "free_user_initiated"
+    assert Call.objects.get(pk=call.pk).status == Call.Status.ENDED

@@ -1,16 +1,21 @@
 """The cost reports: the ledger aggregated in the database, through the API and on the costs page."""
 
+import json
 import random
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.utils import timezone
 from djmoney.money import Money
 
 from agents.tests.factories import UserFactory
+from calls.models import Call
+from calls.routing import call_finish
+from calls.tests.factories import CallFactory
 from messaging.models import Charge, RateCard
-from messaging.services import rate_card_save
+from messaging.services import RATE_CARDS_FIXTURE, rate_card_save, rate_cards_load
 from whatsapp.tests.factories import BusinessNumberFactory
 
 pytestmark = pytest.mark.django_db
@@ -215,3 +220,78 @@ def test_the_costs_page_draws_a_day_a_bar_per_category_and_the_saving(client, su
     assert "1.8412 INR" in html  # the total charged
     assert '<strong class="saving">0.5000 INR</strong>' in html
     assert "Costs</a>" in html  # in the menu, for whoever may see them
+
+
+def test_what_no_rate_priced_is_listed_with_its_reason_on_the_page_and_in_the_api(client, supervisor, number):
+    rate_cards_load(document=json.loads(RATE_CARDS_FIXTURE.read_text()))
+    december = date(2025, 12, 1)
+    unpriced = {"amount": None, "amount_currency": "INR"}
+    Charge.objects.bulk_create(
+        [
+            *(charge(number, f"u{day}", category="utility", billed_on=december + timedelta(days=day % 3),
+                     **unpriced) for day in range(12)),
+            charge(number, "priced", billed_on=december),  # the 2025 INR marketing rate priced it
+            charge(number, "br-call", kind="call", category="call", quantity=5, duration_seconds=30,
+                   country="BR", billed_on=december, amount=None, amount_currency="BRL"),
+            charge(number, "idr", country="ID", billed_on=december, amount=None, amount_currency="IDR"),
+        ]
+    )  # fmt: skip
+    period = {"since": "2025-12-01", "until": "2025-12-31"}
+
+    api = client.get("/api/v1/reports/spend/", period).json()
+    page = client.get("/reports/costs/", period).content.decode()
+
+    assert api["unpriced"] == [
+        {"category": "call", "country": "BR", "currency": "BRL", "charges": 1, "first_day": "2025-12-01",
+         "last_day": "2025-12-01", "summary": "1 business-initiated call to BR in BRL",
+         "reason": "Meta publishes no call rate card in BRL (Calling API Pricing, updated 2026-03-30: USD, "
+                   "AED, ARS, AUD, CLP, COP, EUR, GBP, IDR, INR, MXN, MYR, PEN, SAR, SGD)"},
+        {"category": "marketing", "country": "ID", "currency": "IDR", "charges": 1, "first_day": "2025-12-01",
+         "last_day": "2025-12-01", "summary": "1 marketing template to ID in IDR",
+         "reason": "no rate card in IDR is on file"},
+        {"category": "utility", "country": "IN", "currency": "INR", "charges": 12, "first_day": "2025-12-01",
+         "last_day": "2025-12-03", "summary": "12 utility templates to IN in INR",
+         "reason": "no published INR rate for utility template to IN before 2026-01-01"},
+    ]  # fmt: skip
+    assert (
+        "12 utility templates to IN in INR (2025-12-01 to 2025-12-03): no published INR rate for utility "
+        "template to IN before 2026-01-01</li>"
+    ) in page
+    assert "1 marketing template to ID in IDR (2025-12-01): no rate card in IDR is on file</li>" in page
+    assert "Meta publishes no call rate card in BRL" in page
+
+
+def test_a_rate_added_after_a_charge_or_one_that_ended_is_the_reason_given(client, supervisor, number):
+    rate_card_save(
+        rate=RateCard(category="utility", market="OTHER", price=Money("0.0100", "USD"),
+                      effective_from=date(2026, 1, 1), effective_to=date(2026, 3, 1))
+    )  # fmt: skip
+    unpriced = {"category": "utility", "country": "GB", "amount": None, "amount_currency": "USD"}
+    Charge.objects.bulk_create(
+        [charge(number, "late", billed_on=FIRST_DAY, **unpriced),
+         charge(number, "ended", billed_on=FIRST_DAY + timedelta(days=1), **unpriced)]
+    )  # fmt: skip
+
+    api = client.get("/api/v1/reports/spend/", {"since": "2026-03-01", "until": "2026-03-31"}).json()
+
+    assert [(group["last_day"], group["reason"]) for group in api["unpriced"]] == [
+        ("2026-03-01", "the USD rate on file for these days was added after they were charged"),
+        ("2026-03-02", "the last USD rate on file for utility template to GB ended on 2026-03-01"),
+    ]
+
+
+def test_inbound_minutes_count_from_the_customers_connect_not_the_agents_accept(client, supervisor, number):
+    rate_card_save(
+        rate=RateCard(category="call", market="OTHER", price=Money("0.0300", "USD"), effective_from=FIRST_DAY)
+    )
+    now = timezone.now()
+    waited = CallFactory(  # waited 40 s in the queue, then talked 20 s with an agent
+        business_number=number, status=Call.Status.CONNECTED, started_at=now - timedelta(seconds=60),
+        answered_at=now - timedelta(seconds=59), connected_at=now - timedelta(seconds=20),
+    )  # fmt: skip
+
+    call_finish(call_id=waited.pk, reason=Call.EndReason.COMPLETED)
+    calls = client.get("/api/v1/reports/calls/").json()
+
+    assert calls["totals"][0]["inbound_calls"] == 1
+    assert calls["totals"][0]["inbound_seconds"] in (61, 62)  # not 21: the 40 s in the queue count
