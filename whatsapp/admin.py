@@ -115,10 +115,25 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         return len(delivery.problems)
 
 
+class MetaFieldFilter(admin.SimpleListFilter):
+    """The webhook field Meta sent the event under: kinds Switchboard does not know (`unsupported`)
+    are told apart by it, each kept whole in its payload."""
+
+    title = "Meta's field"
+    parameter_name = "field"
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        fields = WebhookEvent.objects.order_by().values_list("payload__field", flat=True).distinct()
+        return [(name, name) for name in sorted(name for name in fields if isinstance(name, str))]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(payload__field=self.value()) if self.value() else queryset
+
+
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ["received_at", "kind", "idempotency_key", "phone_number_id", "status", "attempts"]
-    list_filter = ["status", "kind", "received_at"]
+    list_display = ["received_at", "kind", "idempotency_key", "phone_number_id", "status", "attempts", "note"]
+    list_filter = ["status", "kind", MetaFieldFilter, "received_at"]
     search_fields = ["idempotency_key", "phone_number_id"]
     date_hierarchy = "received_at"
     list_select_related = ["delivery"]
@@ -135,6 +150,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         "last_attempt_at",
         "handled_at",
         "error",
+        "note",
         "payload",
     ]
     readonly_fields = fields
