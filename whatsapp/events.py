@@ -3,7 +3,8 @@
 
 Parsing is all-or-nothing per item: every call or status inside a delivery becomes one complete
 event or one `Problem`, never half an event. Unknown fields are kept in `raw` and otherwise
-ignored; an unknown `field` becomes an `UnsupportedChange` so that it is still stored.
+ignored; an unknown `field`, or a `calls` event of an unknown name, becomes an `UnsupportedChange`
+so that it is still stored whole.
 
 A customer's message is the exception: nothing a customer sends may be dropped (§10.3), so a
 message of any type, known or not, whole or not, becomes a `MessageReceived` with what could be
