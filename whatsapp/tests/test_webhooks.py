@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -677,3 +678,15 @@ def test_an_unsupported_message_names_the_type_meta_could_not_show(client, captu
         "WhatsApp could not show this message (of type 'pool'): Message type unknown (Message type is "
         "currently not supported.)",
     ]
+
+
+def test_an_interactive_reply_of_a_type_switchboard_does_not_know_is_kept_as_meta_sent_it(client, captured):
+    interactive = {"type": "carousel_reply", "carousel_reply": {"id": "card_2", "title": "Blue"}}
+
+    post_webhook(client, payloads.customer_message("interactive", interactive, "wamid.new1"))
+
+    [event] = captured
+    assert (event.message_type, event.notes) == (
+        "interactive", ("Switchboard does not know interactive replies of type 'carousel_reply'",),
+    )  # fmt: skip
+    assert json.loads(event.text) == {"interactive": interactive, "type": "interactive"}
