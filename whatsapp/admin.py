@@ -115,10 +115,33 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         return len(delivery.problems)
 
 
+class MetaFieldFilter(admin.SimpleListFilter):
+    """The webhook field Meta sent the event under: kinds Switchboard does not know (`unsupported`)
+    are told apart by it, each kept whole in its payload."""
+
+    title = "Meta's field"
+    parameter_name = "field"
+
+    KNOWN = ("calls", "messages", "account_settings_update", "account_update")
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        # Only the few unknown-kind rows are read (`kind` is indexed), never the whole event table.
+        unknown = (
+            WebhookEvent.objects.filter(kind="unsupported")
+            .order_by()
+            .values_list("payload__field", flat=True)
+        )
+        fields = set(self.KNOWN) | {name for name in unknown.distinct() if isinstance(name, str)}
+        return [(name, name) for name in sorted(fields)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(payload__field=self.value()) if self.value() else queryset
+
+
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ["received_at", "kind", "idempotency_key", "phone_number_id", "status", "attempts"]
-    list_filter = ["status", "kind", "received_at"]
+    list_display = ["received_at", "kind", "idempotency_key", "phone_number_id", "status", "attempts", "note"]
+    list_filter = ["status", "kind", MetaFieldFilter, "received_at"]
     search_fields = ["idempotency_key", "phone_number_id"]
     date_hierarchy = "received_at"
     list_select_related = ["delivery"]
@@ -135,6 +158,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         "last_attempt_at",
         "handled_at",
         "error",
+        "note",
         "payload",
     ]
     readonly_fields = fields

@@ -10,3 +10,5 @@ class WhatsappConfig(AppConfig):
 
         dispatch.register("account.settings_update", services.business_number_apply_settings_update)
         dispatch.register("account.update", services.business_number_apply_account_update)
+        for kind in ("call.sip_created", "call.recording_available", "call.transcription_available"):
+            dispatch.register(kind, services.call_side_event_record)

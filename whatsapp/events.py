@@ -3,7 +3,8 @@
 
 Parsing is all-or-nothing per item: every call or status inside a delivery becomes one complete
 event or one `Problem`, never half an event. Unknown fields are kept in `raw` and otherwise
-ignored; an unknown `field` becomes an `UnsupportedChange` so that it is still stored.
+ignored; an unknown `field`, or a `calls` event of an unknown name, becomes an `UnsupportedChange`
+so that it is still stored whole.
 
 A customer's message is the exception: nothing a customer sends may be dropped (§10.3), so a
 message of any type, known or not, whole or not, becomes a `MessageReceived` with what could be
@@ -130,6 +131,48 @@ class Media:
     filename: str = ""
     is_voice: bool = False
     is_animated: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallSipCreated(Event):
+    """A call attempt on a number that signals over SIP (WHATSAPP_API.md §10.4): Meta sends this
+    instead of a connect, with no SDP. Shape: Meta's Calling API reference, "Call created webhook"
+    (https://developers.facebook.com/documentation/business-messaging/whatsapp/calling/reference/)."""
+
+    kind: ClassVar[str] = "call.sip_created"
+    call_id: str
+    from_number: str = ""
+    to_number: str = ""
+    direction: str = ""
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"call:{self.call_id}:sip_created"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallRecordingAvailable(Event):
+    """Meta's own recording of a call is ready to download (kept by Meta for 7 days). Shape: Meta's
+    "Call recording" page, "Recording-available webhook"
+    (https://developers.facebook.com/documentation/business-messaging/whatsapp/calling/call-recording/)."""
+
+    kind: ClassVar[str] = "call.recording_available"
+    call_id: str
+    from_number: str = ""
+    media: Media | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"call:{self.call_id}:{self.kind}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallTranscriptionAvailable(CallRecordingAvailable):
+    """Meta's own transcript of a call (a JSON document) is ready to download. Shape: Meta's "Call
+    transcription" page, "Transcription-available webhook"
+    (https://developers.facebook.com/documentation/business-messaging/whatsapp/calling/call-transcription/)."""
+
+    kind: ClassVar[str] = "call.transcription_available"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,6 +303,9 @@ EVENT_KINDS: dict[str, type[Event]] = {
         CallConnect,
         CallTerminate,
         CallStatus,
+        CallSipCreated,
+        CallRecordingAvailable,
+        CallTranscriptionAvailable,
         MessageReceived,
         CallPermissionReply,
         MessageStatus,
@@ -410,6 +456,9 @@ def _contact_name(value: dict, wa_id: str) -> str:
 
 def _parse_call(field_name: str, waba_id: str, value: dict, item: dict) -> Event:
     phone_number_id, display = _metadata(value)
+    call_event = item.get("event")
+    if isinstance(call_event, str) and call_event and call_event not in CALL_EVENTS:
+        return _parse_other_call_event(waba_id, value, item, phone_number_id, display)
     base = {
         "waba_id": waba_id,
         "phone_number_id": phone_number_id,
@@ -449,6 +498,54 @@ def _parse_call(field_name: str, waba_id: str, value: dict, item: dict) -> Event
         ended_at=_optional_time(item, "end_time"),
         duration_s=_optional_int(item, "duration"),
         errors=_errors(value.get("errors")) + _errors(item.get("errors")),
+    )
+
+
+def _parse_other_call_event(
+    waba_id: str, value: dict, item: dict, phone_number_id: str, display: str
+) -> Event:
+    """A `calls` item that is neither connect nor terminate: a SIP-side call event or Meta's recording
+    or transcript of a call (WHATSAPP_API.md §10.4), or an event Switchboard does not know, kept whole."""
+    base = {
+        "waba_id": waba_id,
+        "phone_number_id": phone_number_id,
+        "display_phone_number": display,
+        "raw": _context("calls", waba_id, value, "calls", item),
+        "occurred_at": _optional_time(item, "timestamp"),
+    }
+    call_event = item["event"]
+    if call_event == "call_created":
+        return CallSipCreated(
+            **base,
+            call_id=_required_str(item, "id"),
+            from_number=_optional_str(item, "from"),
+            to_number=_optional_str(item, "to"),
+            direction=_optional_str(item, "direction"),
+        )
+    # Meta's shapes: {"call_recording": {"type": "audio", "audio": {id, sha256, mime_type, url}}} and
+    # {"call_transcript": {"document": {id, sha256, mime_type, url}}}.
+    media_at = {
+        "call_recording_available": (CallRecordingAvailable, "call_recording", "audio"),
+        "call_transcription_available": (CallTranscriptionAvailable, "call_transcript", "document"),
+    }
+    if call_event in media_at:
+        event_class, container_key, media_key = media_at[call_event]
+        container = item.get(container_key)
+        if not isinstance(container, dict) or not isinstance(container.get(media_key), dict):
+            raise MalformedItem(f"'{container_key}.{media_key}' must be an object")
+        media = container[media_key]
+        return event_class(
+            **base,
+            call_id=_required_str(item, "id"),
+            from_number=_optional_str(item, "from"),
+            media=Media(
+                media_id=_required_str(media, "id"),
+                mime_type=_optional_str(media, "mime_type"),
+                sha256=_optional_str(media, "sha256"),
+            ),
+        )
+    return UnsupportedChange(
+        waba_id=waba_id, phone_number_id=phone_number_id, raw=base["raw"], field_name="calls"
     )
 
 
@@ -731,6 +828,8 @@ def _interactive_content(item: dict, message_type: str, notes: _Notes) -> _Conte
             response if isinstance(response, str) else "", "Answered"
         )
         return _Content(text=f"{answer} (call permission request)")
+    if reply_type == "nfm_reply":
+        return _form_reply_content(interactive, notes)
     if reply_type not in ("button_reply", "list_reply"):
         notes.append(f"Switchboard does not know interactive replies of type '{reply_type}'")
         return _Content(is_unread=True)
@@ -743,6 +842,25 @@ def _interactive_content(item: dict, message_type: str, notes: _Notes) -> _Conte
     description = notes.text(reply, "description", where)
     text = " — ".join(part for part in (title, description) if part) or reply_id
     return _Content(text=text, reply_id=reply_id, reply_title=title)
+
+
+def _form_reply_content(interactive: dict, notes: _Notes) -> _Content:
+    """A customer's answers to a form (a WhatsApp Flow, or an address request): `nfm_reply` with the
+    answers as a JSON string, e.g. {"name": "flow", "body": "Sent", "response_json": "{...}"} (pywa
+    tests/data/updates/flow_completion.json at 0bcf2f19). The flow's token is ours, not theirs."""
+    reply = notes.content(interactive, "nfm_reply")
+    if reply is None:
+        return _Content(is_unread=True)
+    name = notes.text(reply, "name", "interactive.nfm_reply.")
+    answers_text = notes.text(reply, "response_json", "interactive.nfm_reply.")
+    try:
+        answers = json.loads(answers_text) if answers_text else {}
+    except ValueError:
+        answers = None
+    if isinstance(answers, dict):
+        answers_text = "; ".join(f"{key}: {value}" for key, value in answers.items() if key != "flow_token")
+    label = {"flow": "Form", "address_message": "Address"}.get(name, name or "Form")
+    return _Content(text=f"{label} sent{f': {answers_text}' if answers_text else ''}")
 
 
 def _button_content(item: dict, message_type: str, notes: _Notes) -> _Content:
@@ -790,7 +908,12 @@ def _unsupported_content(item: dict, message_type: str, notes: _Notes) -> _Conte
     reasons = "; ".join(
         f"{error.title or error.message}{f' ({error.details})' if error.details else ''}" for error in errors
     )
-    return _Content(text=f"WhatsApp could not show this message{f': {reasons}' if reasons else ''}")
+    # Newer deliveries name the type Meta could not show: "unsupported": {"type": "pool"} (pywa
+    # tests/data/updates/message.json "unsupported_with_type" at 0bcf2f19).
+    unsupported = item.get("unsupported") if isinstance(item.get("unsupported"), dict) else {}
+    shown_type = notes.text(unsupported, "type", "unsupported.")
+    what = f"this message (of type '{shown_type}')" if shown_type else "this message"
+    return _Content(text=f"WhatsApp could not show {what}{f': {reasons}' if reasons else ''}")
 
 
 def _unknown_content(item: dict, message_type: str, notes: _Notes) -> _Content:

@@ -135,6 +135,7 @@ class WebhookEvent(models.Model):
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     handled_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    note = models.TextField(blank=True, help_text="What the event means, when Switchboard only stores it.")
 
     class Meta:
         ordering = ["-received_at", "-pk"]

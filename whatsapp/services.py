@@ -16,6 +16,9 @@ from whatsapp.calling_settings import calling_settings_problems, problems_text
 from whatsapp.events import (
     AccountSettingsUpdate,
     AccountUpdate,
+    CallRecordingAvailable,
+    CallSipCreated,
+    CallTranscriptionAvailable,
     Event,
     ParsedDelivery,
     event_from_context,
@@ -382,6 +385,33 @@ def business_number_apply_account_update(event: AccountUpdate) -> None:
     elif event.event == "ACCOUNT_VIOLATION":
         changes["last_violation"] = event.violation_type
     numbers.update(**changes)
+
+
+def call_side_event_record(event: CallSipCreated | CallRecordingAvailable) -> None:
+    """A SIP-side call event, or Meta's recording or transcript of a call (WHATSAPP_API.md §10.4):
+    nothing to do but say, on the stored event, what it means and that Switchboard does not act on it
+    (Switchboard signals its calls over the Graph API and records them itself)."""
+    WebhookEvent.objects.filter(idempotency_key=event.idempotency_key).update(
+        note=call_side_event_note(event)
+    )
+
+
+def call_side_event_note(event: CallSipCreated | CallRecordingAvailable) -> str:
+    if isinstance(event, CallSipCreated):
+        towards = {"USER_INITIATED": " from a customer", "BUSINESS_INITIATED": " to a customer"}
+        return (
+            f"A SIP call{towards.get(event.direction, '')} was created on Meta's side "
+            f"(call {event.call_id}): stored; Switchboard signals over the Graph API and does not act on "
+            "SIP-side events."
+        )
+    what = "transcript" if isinstance(event, CallTranscriptionAvailable) else "recording"
+    media = ""
+    if event.media:
+        media = f" (media {event.media.media_id}, {event.media.mime_type or 'no type given'})"
+    return (
+        f"Meta's {what} of call {event.call_id} is ready{media}; Meta keeps it 7 days: stored; Switchboard "
+        f"records and transcribes its calls itself and does not fetch Meta's {what}."
+    )
 
 
 def _number_spellings(digits: str) -> list[str]:

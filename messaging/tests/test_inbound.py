@@ -197,6 +197,27 @@ def test_an_interactive_message_meta_could_not_read_keeps_its_error(client, numb
     assert message.text == '{"context": {"from": "13175551399", "id": "wamid.q"}, "type": "interactive"}'
 
 
+def test_a_form_reply_and_a_message_meta_could_not_show_join_the_thread_whole(client, number):
+    """Replies Switchboard did not read before: a WhatsApp Flow's answers, and an `unsupported` message
+    that names its type (pywa tests/data/updates/message.json "unsupported_with_type")."""
+    unsupported = payloads.customer_message(
+        "unsupported", {"type": "pool"}, "wamid.typed2", errors=[payloads.UNSUPPORTED_ERROR]
+    )
+
+    post_webhook(client, payloads.form_reply())
+    post_webhook(client, unsupported)
+
+    form, poll = Message.objects.order_by("message_type")
+    assert (form.message_type, form.text, form.note) == (
+        "interactive", "Form sent: comment_text: Comment Text; delivery_rating: 4", "",
+    )  # fmt: skip
+    assert (poll.message_type, poll.error) == (
+        "unsupported",
+        "131051 Message type unknown: Message type is currently not supported.",
+    )
+    assert poll.text.startswith("WhatsApp could not show this message (of type 'pool'): Message type unknown")
+
+
 def _item_mutations(item: dict):
     """The message with one part removed, or replaced by something of the wrong shape, each in turn."""
 

@@ -1,5 +1,6 @@
 """Every webhook shape of WHATSAPP_API.md, as Meta sends it (numbers without '+', times as strings)."""
 
+import json
 import time
 
 WABA_ID = "102290129340398"
@@ -111,6 +112,87 @@ def call_terminate(
             }
         ]
     return envelope("calls", calls_value(calls=[call], errors=errors))
+
+
+def sip_call_created(call_id: str = "wacid.SIP1", direction: str = "USER_INITIATED") -> dict:
+    """A call on a number that signals over SIP (Meta's Calling API reference, "Call created webhook")."""
+    caller, callee = (CUSTOMER, BUSINESS) if direction == "USER_INITIATED" else (BUSINESS, CUSTOMER)
+    call = {
+        "id": call_id,
+        "to": callee,
+        "from": caller,
+        "event": "call_created",
+        "timestamp": "1671644824",
+        "direction": direction,
+    }
+    return envelope("calls", calls_value(calls=[call]))
+
+
+def call_recording_available(call_id: str = "wacid.REC1") -> dict:
+    """Meta's recording of a call is ready (Meta's "Call recording" page, "Recording-available webhook")."""
+    audio = {
+        "id": "1002764438271669",
+        "sha256": MEDIA_SHA256,
+        "mime_type": "audio/ogg; codecs=opus",
+        "url": "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=133",
+    }
+    call = {
+        "id": call_id,
+        "from": CUSTOMER,
+        "timestamp": "1728932177",
+        "event": "call_recording_available",
+        "call_recording": {"type": "audio", "audio": audio},
+    }
+    return envelope("calls", calls_value(calls=[call], contacts=False))
+
+
+def call_transcription_available(call_id: str = "wacid.REC1") -> dict:
+    """Meta's transcript of a call is ready (Meta's "Call transcription" page)."""
+    document = {
+        "id": "1002764438271670",
+        "sha256": MEDIA_SHA256,
+        "mime_type": "application/json",
+        "url": "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=134",
+    }
+    call = {
+        "id": call_id,
+        "from": CUSTOMER,
+        "timestamp": "1728932178",
+        "event": "call_transcription_available",
+        "call_transcript": {"document": document},
+    }
+    return envelope("calls", calls_value(calls=[call], contacts=False))
+
+
+def unknown_call_event(call_id: str = "wacid.NEW1") -> dict:
+    """A `calls` event Switchboard does not know (made up: none is published yet), to be kept whole."""
+    call = {
+        "id": call_id,
+        "from": CUSTOMER,
+        "timestamp": "1728932179",
+        "event": "call_hologram_ready",
+        "hologram": {"id": "42"},
+    }
+    return envelope("calls", calls_value(calls=[call], contacts=False))
+
+
+def form_reply(message_id: str = "wamid.form1") -> dict:
+    """A customer's answers to a WhatsApp Flow (pywa tests/data/updates/flow_completion.json)."""
+    answers = json.dumps(
+        {"comment_text": "Comment Text", "delivery_rating": "4", "flow_token": "AQAAAAACS5FpgQ_cAAAAAD0QI3s."}
+    )
+    message = {
+        "context": {"from": BUSINESS, "id": "wamid.flow"},
+        "from": CUSTOMER,
+        "id": message_id,
+        "timestamp": "1702502473",
+        "type": "interactive",
+        "interactive": {
+            "type": "nfm_reply",
+            "nfm_reply": {"response_json": answers, "body": "Sent", "name": "flow"},
+        },
+    }
+    return envelope("messages", messages_value([message]))
 
 
 def messages_value(messages: list) -> dict:

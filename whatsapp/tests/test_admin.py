@@ -122,3 +122,27 @@ def test_what_customers_wrote_in_a_webhook_is_masked_for_staff_who_may_not_read_
     assert all("&quot;body&quot;: &quot;Card [card], mail [email]&quot;" in page for page in masked)
     assert not any("4111" in page or "jo@example.com" in page for page in masked)
     assert f"&quot;body&quot;: &quot;{WROTE}&quot;" in raw
+
+
+def test_admin_shows_what_a_call_side_event_means_and_filters_unknown_kinds_by_field(admin_client):
+    post_webhook(admin_client, payloads.sip_call_created())
+    post_webhook(admin_client, payloads.unknown_call_event())
+    post_webhook(admin_client, payloads.unknown_field())
+    sip_event = WebhookEvent.objects.get(kind="call.sip_created")
+
+    sip_list = admin_client.get("/admin/whatsapp/webhookevent/?kind=call.sip_created").content.decode()
+    sip_page = admin_client.get(f"/admin/whatsapp/webhookevent/{sip_event.pk}/change/").content.decode()
+    unknown_calls = admin_client.get(
+        "/admin/whatsapp/webhookevent/?kind=unsupported&field=calls"
+    ).content.decode()
+    templates = admin_client.get(
+        "/admin/whatsapp/webhookevent/?field=message_template_status_update"
+    ).content.decode()
+
+    meaning = "does not act on SIP-side events"
+    assert meaning in sip_list and meaning in sip_page
+    assert "Meta&#x27;s field" in unknown_calls
+    assert "unsupported:calls:" in unknown_calls
+    assert unknown_calls.count('class="field-idempotency_key"') == 1
+    assert templates.count('class="field-idempotency_key"') == 1
+    assert "unsupported:message_template_status_update:" in templates

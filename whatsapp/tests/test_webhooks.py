@@ -1,22 +1,28 @@
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
+from calls.models import Call
 from whatsapp import dispatch
 from whatsapp.events import (
     AccountSettingsUpdate,
     AccountUpdate,
     CallConnect,
     CallPermissionReply,
+    CallRecordingAvailable,
+    CallSipCreated,
     CallStatus,
     CallTerminate,
+    CallTranscriptionAvailable,
     Media,
     MessageReceived,
     MessageStatus,
     MetaError,
     Pricing,
     Restriction,
+    event_from_context,
 )
 from whatsapp.models import BusinessNumber, WebhookDelivery, WebhookEvent
 from whatsapp.services import webhook_event_dispatch
@@ -634,3 +640,142 @@ def test_stale_sweep_retries_a_failed_event(client, captured):
     assert retried == 1
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.HANDLED
     assert [event.message_id for event in captured] == ["wamid.xyz"]
+
+
+# --- Calls that are not plain voice (WHATSAPP_API.md §10.4) and replies Switchboard did not know ----
+
+
+def test_a_sip_call_created_is_typed(client, captured):
+    response = post_webhook(client, payloads.sip_call_created(direction="BUSINESS_INITIATED"))
+
+    assert response.status_code == 200
+    assert captured == [
+        CallSipCreated(
+            waba_id=payloads.WABA_ID,
+            phone_number_id=payloads.PHONE_NUMBER_ID,
+            display_phone_number=payloads.BUSINESS,
+            occurred_at=at(1671644824),
+            call_id="wacid.SIP1",
+            from_number=payloads.BUSINESS,
+            to_number=payloads.CUSTOMER,
+            direction="BUSINESS_INITIATED",
+        )
+    ]
+
+
+def test_metas_recording_and_transcript_of_a_call_are_typed(client, captured):
+    post_webhook(client, payloads.call_recording_available())
+    post_webhook(client, payloads.call_transcription_available())
+
+    recording, transcript = captured
+    assert recording == CallRecordingAvailable(
+        waba_id=payloads.WABA_ID,
+        phone_number_id=payloads.PHONE_NUMBER_ID,
+        display_phone_number=payloads.BUSINESS,
+        occurred_at=at(1728932177),
+        call_id="wacid.REC1",
+        from_number=payloads.CUSTOMER,
+        media=Media(
+            media_id="1002764438271669", mime_type="audio/ogg; codecs=opus", sha256=payloads.MEDIA_SHA256
+        ),
+    )
+    assert (type(transcript), transcript.idempotency_key, transcript.media.mime_type) == (
+        CallTranscriptionAvailable, "call:wacid.REC1:call.transcription_available", "application/json",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind", "note"),
+    [
+        (
+            payloads.sip_call_created(),
+            "call.sip_created",
+            "A SIP call from a customer was created on Meta's side (call wacid.SIP1): stored; Switchboard "
+            "signals over the Graph API and does not act on SIP-side events.",
+        ),
+        (
+            payloads.call_recording_available(),
+            "call.recording_available",
+            "Meta's recording of call wacid.REC1 is ready (media 1002764438271669, audio/ogg; codecs=opus); "
+            "Meta keeps it 7 days: stored; Switchboard records and transcribes its calls itself and does "
+            "not fetch Meta's recording.",
+        ),
+        (
+            payloads.call_transcription_available(),
+            "call.transcription_available",
+            "Meta's transcript of call wacid.REC1 is ready (media 1002764438271670, application/json); Meta "
+            "keeps it 7 days: stored; Switchboard records and transcribes its calls itself and does not "
+            "fetch Meta's transcript.",
+        ),
+    ],
+)
+def test_a_call_side_event_is_stored_with_its_meaning_and_acted_on_by_nobody(client, payload, kind, note):
+    response = post_webhook(client, payload)
+
+    record = WebhookEvent.objects.get()
+    assert response.status_code == 200
+    assert (record.kind, record.status, record.note) == (kind, WebhookEvent.Status.HANDLED, note)
+    assert record.payload["item"] == payload["entry"][0]["changes"][0]["value"]["calls"][0]
+    assert WebhookDelivery.objects.get().problems == []
+    assert not Call.objects.exists()
+
+
+def test_a_call_event_switchboard_does_not_know_is_kept_whole_and_unhandled(client):
+    payload = payloads.unknown_call_event()
+
+    response = post_webhook(client, payload)
+
+    record = WebhookEvent.objects.get()
+    assert response.status_code == 200
+    assert (record.kind, record.status, record.payload["field"]) == ("unsupported", "unhandled", "calls")
+    assert record.payload["item"] == payload["entry"][0]["changes"][0]["value"]["calls"][0]
+    assert event_from_context(record.payload).idempotency_key == record.idempotency_key
+
+
+def test_a_recording_event_without_its_media_is_a_problem_with_a_reason(client):
+    payload = payloads.call_recording_available()
+    del payload["entry"][0]["changes"][0]["value"]["calls"][0]["call_recording"]["audio"]
+
+    response = post_webhook(client, payload)
+
+    assert response.status_code == 200
+    assert WebhookEvent.objects.count() == 0
+    assert WebhookDelivery.objects.get().problems == [
+        {"where": "entry[0].changes[0].value.calls[0]", "reason": "'call_recording.audio' must be an object"}
+    ]
+
+
+def test_a_form_reply_shows_the_customers_answers(client, captured):
+    post_webhook(client, payloads.form_reply())
+
+    [event] = captured
+    assert (event.message_type, event.text, event.notes, event.context_message_id) == (
+        "interactive", "Form sent: comment_text: Comment Text; delivery_rating: 4", (), "wamid.flow",
+    )  # fmt: skip
+
+
+def test_an_unsupported_message_names_the_type_meta_could_not_show(client, captured):
+    post_webhook(client, payloads.every_type_message("unsupported"))
+    payload = payloads.customer_message("unsupported", {"type": "pool"}, "wamid.typed2",
+                                        errors=[payloads.UNSUPPORTED_ERROR])  # fmt: skip
+
+    post_webhook(client, payload)
+
+    assert [event.text for event in captured] == [
+        "WhatsApp could not show this message: Message type unknown (Message type is currently not "
+        "supported.)",
+        "WhatsApp could not show this message (of type 'pool'): Message type unknown (Message type is "
+        "currently not supported.)",
+    ]
+
+
+def test_an_interactive_reply_of_a_type_switchboard_does_not_know_is_kept_as_meta_sent_it(client, captured):
+    interactive = {"type": "carousel_reply", "carousel_reply": {"id": "card_2", "title": "Blue"}}
+
+    post_webhook(client, payloads.customer_message("interactive", interactive, "wamid.new1"))
+
+    [event] = captured
+    assert (event.message_type, event.notes) == (
+        "interactive", ("Switchboard does not know interactive replies of type 'carousel_reply'",),
+    )  # fmt: skip
+    assert json.loads(event.text) == {"interactive": interactive, "type": "interactive"}
