@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('whatsapp', '0003_businessnumber_recording_retention_days'),
+        ('whatsapp', '0004_webhookevent_rejected'),
     ]
 
     operations = [
