@@ -280,3 +280,17 @@ def test_the_contact_page_says_why_a_marketing_template_was_not_sent(client, num
 
     assert "The customer stopped marketing messages from this number on 2025-12-06 05:46 UTC" in page
     assert Message.objects.count() == 0
+
+
+def test_the_inbox_says_why_a_marketing_template_was_not_sent(
+    client, number, contact, templates, make_conversation
+):
+    conversation = make_conversation(contact=contact)
+    post_webhook(client, payloads.user_preference("stop", T1))
+    client.force_login(supervisor())
+    form = {"kind": "template", "template": templates["marketing"].pk, "idempotency_key": "k2"}
+
+    page = client.post(f"/inbox/{conversation.pk}/reply/", form, follow=True).content.decode()
+
+    assert "The customer stopped marketing messages from this number on 2025-12-06 05:46 UTC" in page
+    assert Message.objects.count() == 0
