@@ -234,6 +234,8 @@ SUPERVISOR_PERMISSIONS = (
     "messaging.view_charge",
     "messaging.view_contact",
     "messaging.view_conversation",
+    "messaging.view_marketingpreference",
+    "messaging.view_marketingpreferencechange",
     "messaging.view_message",
     "messaging.view_ratecard",
     "messaging.view_rateregion",

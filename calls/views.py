@@ -19,7 +19,7 @@ from compliance.decisions import call_decide
 from core.access import viewer_of
 from messaging.models import Template
 from messaging.reports import MAX_REPORT_DAYS
-from messaging.selectors import send_options, templates_sendable, thread_of
+from messaging.selectors import marketing_of_contact, send_options, templates_sendable, thread_of
 from messaging.services import message_send_template, message_send_text
 from whatsapp.models import BusinessNumber
 
@@ -41,14 +41,17 @@ def contacts(request):
 def contact(request, pk: int):
     """One of the viewer's customers (404 for another number's): whether each of the agent's numbers
     may call them now (and why not), a Call button that opens the dashboard's dialer, the threads
-    and their latest calls on the viewer's numbers, as the viewer may read them (core.access)."""
+    and their latest calls on the viewer's numbers, whether the customer takes marketing messages from
+    each (and every change of it), as the viewer may read them (core.access)."""
     viewer = viewer_of(request)
     customer = get_object_or_404(viewer.contacts(), pk=pk)
     numbers = _numbers_of(request.user)
     decisions = [(number, call_decide(business_number=number, contact=customer)) for number in numbers]
+    marketing = marketing_of_contact(viewer=viewer, contact_id=customer.pk)
     threads = [
         {
             "number": number,
+            "marketing": marketing.by_number.get(number.pk),
             "options": send_options(business_number=number, contact=customer),
             "messages": thread_of(contact_id=customer.pk, business_number_id=number.pk),
             "templates": templates_sendable(waba_id=number.waba_id),
@@ -63,8 +66,9 @@ def contact(request, pk: int):
     return render(
         request,
         "calls/contact.html",
-        {"contact": customer, "decisions": decisions, "threads": threads, "calls": calls},
-    )
+        {"contact": customer, "decisions": decisions, "threads": threads, "calls": calls,
+         "marketing_history": marketing.history},
+    )  # fmt: skip
 
 
 class MessageForm(forms.Form):

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from calls.models import Call
     from integrations.models import ApiKey
-    from messaging.models import Contact, Conversation, ConversationNote, Message
+    from messaging.models import Contact, Conversation, ConversationNote, MarketingPreference, Message
 
 RAW_TEXT_PERMISSION = "recordings.view_raw_transcript"
 HEAR_ANY_CALL_PERMISSION = "recordings.listen_recording"
@@ -103,8 +103,8 @@ class Viewer:
     # Contacts and messages
 
     def contacts(self) -> "QuerySet[Contact]":
-        """The contacts of the viewer's numbers: those who called, wrote, were written to or gave
-        permission to be called."""
+        """The contacts of the viewer's numbers: those who called, wrote, were written to, gave
+        permission to be called or chose whether to take the number's marketing messages."""
         from messaging.models import Contact
 
         ids = self.number_ids
@@ -113,12 +113,20 @@ class Viewer:
             | Q(messages__business_number_id__in=ids)
             | Q(windows__business_number_id__in=ids)
             | Q(call_permissions__business_number_id__in=ids)
+            | Q(marketing_preferences__business_number_id__in=ids)
         ).distinct()
 
     def messages(self) -> "QuerySet[Message]":
         from messaging.models import Message
 
         return Message.objects.filter(business_number_id__in=self.number_ids)
+
+    def marketing_preferences(self) -> "QuerySet[MarketingPreference]":
+        """Customers' choices of marketing messages from the viewer's numbers (WhatsApp's words, not a
+        person's: nothing to mask)."""
+        from messaging.models import MarketingPreference
+
+        return MarketingPreference.objects.filter(business_number_id__in=self.number_ids)
 
     def conversation_note_of(self, note: "ConversationNote", *, conversation: "Conversation") -> str:
         """A private note on a conversation as this viewer reads it, by the rule of calls' notes: ""

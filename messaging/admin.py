@@ -13,6 +13,8 @@ from messaging.models import (
     Contact,
     Conversation,
     ConversationWindow,
+    MarketingPreference,
+    MarketingPreferenceChange,
     Message,
     RateCard,
     RateRegion,
@@ -196,3 +198,37 @@ class CannedReplyAdmin(admin.ModelAdmin):
     list_filter = ["business_number"]
     search_fields = ["shortcut", "title", "text"]
     list_select_related = ["business_number"]
+
+
+class MarketingPreferenceChangeInline(admin.TabularInline):
+    model = MarketingPreferenceChange
+    fields = ["at", "from_status", "to_status", "source", "detail", "reference", "recorded_at"]
+    readonly_fields = fields
+    ordering = ["-at", "-pk"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(MarketingPreference)
+class MarketingPreferenceAdmin(ReadOnlyAdmin):
+    """Whether each customer takes marketing templates from each number, as WhatsApp told us: read-only,
+    with every change (messaging.preferences changes them)."""
+
+    list_display = ["contact", "business_number", "status", "since", "source", "news_at"]
+    list_filter = ["status", "source", "business_number"]
+    list_select_related = ["contact", "business_number"]
+    search_fields = ["contact__wa_id", "contact__name"]
+    date_hierarchy = "since"
+    inlines = [MarketingPreferenceChangeInline]
+
+
+@admin.register(MarketingPreferenceChange)
+class MarketingPreferenceChangeAdmin(ReadOnlyAdmin):
+    list_display = ["at", "preference", "from_status", "to_status", "source", "detail", "recorded_at"]
+    list_filter = ["to_status", "source", "preference__business_number"]
+    list_select_related = ["preference__contact", "preference__business_number"]
+    search_fields = ["preference__contact__wa_id", "preference__contact__name"]
+    date_hierarchy = "at"

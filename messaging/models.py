@@ -449,3 +449,69 @@ class ConversationNote(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"Note on conversation {self.conversation_id}"
+
+
+class MarketingPreference(TimeStampedModel):
+    """Whether a customer takes marketing templates from one business number, as WhatsApp last told
+    us (WHATSAPP_API.md §10.2): the `user_preferences` webhook, a system message saying the same, or
+    Meta refusing a marketing template with 131050. Changed only by messaging.services, each change
+    with a MarketingPreferenceChange in the same transaction.
+
+    `news_at` is the time of the latest news applied (Meta's time of the change; our clock for a
+    131050 refusal): older news arriving later changes nothing.
+    """
+
+    class Status(models.TextChoices):
+        ALLOWED = "allowed", "Allowed"
+        STOPPED = "stopped", "Stopped by the customer"
+
+    class Source(models.TextChoices):
+        WEBHOOK = "user_preferences", "The user_preferences webhook"
+        SYSTEM_MESSAGE = "system_message", "A system message from WhatsApp"
+        META_REFUSAL = "meta_refusal", "Meta refused a marketing template (131050)"
+
+    business_number = models.ForeignKey(
+        "whatsapp.BusinessNumber", on_delete=models.PROTECT, related_name="marketing_preferences"
+    )
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="marketing_preferences")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ALLOWED)
+    since = models.DateTimeField(help_text="When the customer's present choice was made.")
+    news_at = models.DateTimeField(help_text="The time of the latest news applied (Meta's).")
+    source = models.CharField(max_length=16, choices=Source.choices)
+
+    class Meta:
+        ordering = ["-since", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["business_number", "contact"], name="one_marketing_preference_per_thread"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Marketing {self.get_status_display().lower()}: {self.contact} from {self.business_number_id}"
+
+    @property
+    def is_stopped(self) -> bool:
+        return self.status == self.Status.STOPPED
+
+
+class MarketingPreferenceChange(models.Model):
+    """One change of a customer's marketing preference: from what to what, when (Meta's time), from
+    which news, with WhatsApp's own words for it. Append-only."""
+
+    preference = models.ForeignKey(MarketingPreference, on_delete=models.CASCADE, related_name="changes")
+    at = models.DateTimeField(db_index=True)
+    from_status = models.CharField(max_length=8, blank=True, help_text="Empty: first news of it.")
+    to_status = models.CharField(max_length=8, choices=MarketingPreference.Status.choices)
+    source = models.CharField(max_length=16, choices=MarketingPreference.Source.choices)
+    detail = models.CharField(max_length=255, blank=True, help_text="WhatsApp's description of the change.")
+    reference = models.CharField(
+        max_length=160, blank=True, help_text="The webhook event's key, or the refused message's id."
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or 'unknown'} → {self.to_status} at {self.at:%Y-%m-%d %H:%M:%S}"

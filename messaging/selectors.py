@@ -22,6 +22,8 @@ from messaging.models import (
     Conversation,
     ConversationNote,
     ConversationWindow,
+    MarketingPreference,
+    MarketingPreferenceChange,
     Message,
     RateCard,
     RateRegion,
@@ -614,3 +616,25 @@ def thread_with_notes(*, conversation: Conversation, viewer: "Viewer", limit: in
         if note.shown_text:
             shown.append(note)
     return sorted([*messages, *shown], key=lambda item: item.created_at)
+
+
+@dataclass(frozen=True)
+class MarketingOfContact:
+    """A customer's marketing preferences as a viewer may see them: by business number id, and every
+    change of them, newest first."""
+
+    by_number: dict[int, MarketingPreference]
+    history: list[MarketingPreferenceChange]
+
+
+def marketing_of_contact(*, viewer: "Viewer", contact_id: int) -> MarketingOfContact:
+    """The customer's marketing preferences on the viewer's numbers (core.access), with their history.
+    A number with no row has heard nothing: the customer takes marketing messages from it."""
+    preferences = viewer.marketing_preferences().filter(contact_id=contact_id)
+    history = MarketingPreferenceChange.objects.filter(preference__in=preferences).select_related(
+        "preference__business_number"
+    )
+    return MarketingOfContact(
+        by_number={preference.business_number_id: preference for preference in preferences},
+        history=list(history.order_by("-at", "-pk")),
+    )

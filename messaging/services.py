@@ -19,7 +19,23 @@ from core.events import event_publish
 from core.jobs import enqueue_on_commit
 from core.locks import transaction_lock
 from messaging.conversations import conversation_message_received, conversation_message_sent
-from messaging.models import Charge, Contact, ConversationWindow, Message, RateCard, RateRegion, Template
+from messaging.models import (
+    Charge,
+    Contact,
+    ConversationWindow,
+    MarketingPreference,
+    Message,
+    RateCard,
+    RateRegion,
+    Template,
+)
+from messaging.preferences import (
+    MARKETING_STOPPED,
+    marketing_preference_apply,
+    marketing_refused_by_meta,
+    marketing_stopped_reason,
+    marketing_stopped_since,
+)
 from messaging.selectors import (
     AMOUNT_PLACES,
     FREE_PRICING_TYPES,
@@ -403,6 +419,13 @@ def message_received(event: MessageReceived) -> Message | None:
         from messaging.tasks import fetch_media
 
         enqueue_on_commit(fetch_media, message_id=message.pk)
+    if event.marketing_preference:  # a system message: the customer stopped or resumed marketing (§10.2)
+        marketing_preference_apply(
+            business_number_id=number.pk, contact_id=message.contact_id,
+            is_stopped=event.marketing_preference == "stop", at=event.occurred_at or timezone.now(),
+            source=MarketingPreference.Source.SYSTEM_MESSAGE, detail=event.text,
+            reference=event.idempotency_key,
+        )  # fmt: skip
     return message
 
 
@@ -557,6 +580,12 @@ def message_status_apply(*, event: MessageStatus) -> None:
     if event.status == Message.Status.FAILED:
         error = "; ".join(f"{error.code} {error.title}".strip() for error in event.errors)[:255]
         moved = messages.exclude(status__in=[Message.Status.DELIVERED, Message.Status.READ])
+        if any(refusal.code == MARKETING_STOPPED for refusal in event.errors):
+            for number_id, contact_id in moved.values_list("business_number_id", "contact_id"):
+                marketing_refused_by_meta(
+                    business_number_id=number_id, contact_id=contact_id, at=at, detail=error,
+                    reference=event.message_id,
+                )  # fmt: skip
         _publish_status(list(moved.values_list("pk", "business_number_id")), event)
         moved.update(status=Message.Status.FAILED, failed_at=at, error=error or "failed")
         return
@@ -612,11 +641,18 @@ def message_send_template(
     sent_by=None,
 ) -> Message:
     """Record an approved template of the number's account, its body filled with ``parameters`` in order,
-    and send it (after commit, by a task). Allowed at any time; what it costs follows the windows."""
+    and send it (after commit, by a task). Allowed at any time; what it costs follows the windows. A
+    marketing template to a customer who stopped marketing messages from the number is refused
+    (ValidationError ``marketing_stopped``, saying since when): nothing is recorded, sent or charged."""
     if template.waba_id != business_number.waba_id or template.status != Template.Status.APPROVED:
         raise ValidationError(
             f"{template} is not an approved template of this number's account.", code="template"
         )
+    is_retry = bool(idempotency_key) and Message.objects.filter(idempotency_key=idempotency_key).exists()
+    if template.category == RateCard.Category.MARKETING and not is_retry:  # a retry gets its message
+        stopped_since = marketing_stopped_since(business_number_id=business_number.pk, contact_id=contact.pk)
+        if stopped_since is not None:
+            raise ValidationError(marketing_stopped_reason(stopped_since), code="marketing_stopped")
     components = None
     if parameters:
         components = [
@@ -700,6 +736,7 @@ def message_send_now(
         wa_message_id = graph.message_send(phone_number_id=business_number.phone_number_id, body=request.json)
     except GraphAPIError as error:
         message_send_failed(message_id=message.pk, error=str(error))
+        _record_marketing_refusal(message, error)
         raise
     message_sent(message_id=message.pk, wa_message_id=wa_message_id)
     message.refresh_from_db()
@@ -738,6 +775,7 @@ def message_send_recorded(*, message_id: int, graph: GraphClient) -> str:
     except GraphAPIError as error:
         logger.info("message %s refused by Meta: %s", message_id, error)
         message_send_failed(message_id=message_id, error=str(error))
+        _record_marketing_refusal(message, error)
         return ""
     message_sent(message_id=message_id, wa_message_id=wa_message_id)
     return wa_message_id
@@ -758,6 +796,15 @@ def message_send_claim(*, message_id: int, lease: datetime.timedelta) -> Message
 def message_send_release(*, message_id: int) -> None:
     """Give back a message whose send did not reach Meta, for the next attempt."""
     Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(send_claimed_at=None)
+
+
+def _record_marketing_refusal(message: Message, error: GraphAPIError) -> None:
+    """Meta refused with 131050: the customer stopped marketing messages before we heard of it."""
+    if error.code == MARKETING_STOPPED:
+        marketing_refused_by_meta(
+            business_number_id=message.business_number_id, contact_id=message.contact_id,
+            at=timezone.now(), detail=str(error), reference=f"message:{message.pk}",
+        )  # fmt: skip
 
 
 def message_send_failed(*, message_id: int, error: str) -> None:

@@ -135,6 +135,12 @@ class ReEngagementRequired(GraphAPIError):
     code = 131047
 
 
+class MarketingMessagesStopped(GraphAPIError):
+    """131050: the customer stopped marketing messages from this business (WHATSAPP_API.md §10.2)."""
+
+    code = 131050
+
+
 class TemplateNotFound(GraphAPIError):
     code = 132001
 
@@ -197,6 +203,7 @@ ERRORS_BY_CODE: dict[int, type[GraphAPIError]] = {
         InteractiveTypeNotSupported,
         MessageUndeliverable,
         ReEngagementRequired,
+        MarketingMessagesStopped,
         TemplateNotFound,
         InvalidAccessToken,
         CallingNotEnabled,

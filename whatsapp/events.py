@@ -1,5 +1,5 @@
 """Meta's webhook payloads parsed into typed events (shapes: WHATSAPP_API.md §1, §3.4, §6.4, §6.5,
-§10.3).
+§10.2, §10.3).
 
 Parsing is all-or-nothing per item: every call or status inside a delivery becomes one complete
 event or one `Problem`, never half an event. Unknown fields are kept in `raw` and otherwise
@@ -199,6 +199,7 @@ class MessageReceived(Event):
     emoji: str = ""
     errors: tuple[MetaError, ...] = ()
     notes: tuple[str, ...] = ()
+    marketing_preference: str = ""  # a system message's news: "stop" or "resume" (§10.2)
 
     @property
     def idempotency_key(self) -> str:
@@ -286,6 +287,29 @@ class AccountUpdate(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class UserPreferenceChange(Event):
+    """A customer stopped or resumed the business number's marketing messages ("Offers and
+    announcements"): one item of the `user_preferences` field (WHATSAPP_API.md §10.2). `occurred_at`
+    is Meta's time of the change, by which reordered deliveries are told apart."""
+
+    kind: ClassVar[str] = "user.preference"
+    wa_id: str
+    category: str
+    value: str
+    detail: str = ""
+    contact_name: str = ""
+
+    @property
+    def is_stop(self) -> bool:
+        return self.value == "stop"
+
+    @property
+    def idempotency_key(self) -> str:
+        moment = _timestamp_key(self.occurred_at)
+        return f"preference:{self.phone_number_id}:{self.wa_id}:{self.category}:{self.value}:{moment}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class UnsupportedChange(Event):
     """A change of a field Switchboard does not handle; stored so that it stays visible."""
 
@@ -311,6 +335,7 @@ EVENT_KINDS: dict[str, type[Event]] = {
         MessageStatus,
         AccountSettingsUpdate,
         AccountUpdate,
+        UserPreferenceChange,
         UnsupportedChange,
     )
 }
@@ -321,6 +346,8 @@ CALL_EVENTS = frozenset({"connect", "terminate"})
 SDP_TYPES = frozenset({"offer", "answer"})
 MESSAGE_STATUSES = frozenset({"sent", "delivered", "read", "failed", "played"})
 PERMISSION_RESPONSES = frozenset({"accept", "reject"})
+PREFERENCE_CATEGORIES = frozenset({"marketing_messages"})
+PREFERENCE_VALUES = frozenset({"stop", "resume"})
 
 
 @dataclass
@@ -363,7 +390,7 @@ def parse_delivery(payload: Any) -> ParsedDelivery:
 def event_from_context(context: dict) -> Event:
     """Rebuild a stored event from its `raw` context (for replaying a failed event)."""
     item_kind, item = context["item_kind"], context["item"]
-    if item_kind in ("calls", "statuses", "messages"):
+    if item_kind in ("calls", "statuses", "messages", "user_preferences"):
         value = {key: context.get(key) for key in ("metadata", "contacts", "errors")}
     else:
         value = item
@@ -404,6 +431,14 @@ def _parse_change(parsed: ParsedDelivery, where: str, waba_id: str, change: Any)
             _parse_one(parsed, where, field_name, waba_id, value, "unsupported", value)
     elif field_name in ("account_settings_update", "account_update"):
         _parse_one(parsed, where, field_name, waba_id, value, field_name, value)
+    elif field_name == "user_preferences":
+        items = value.get("user_preferences")
+        if not isinstance(items, list):
+            parsed.problems.append(Problem(f"{where}.value.user_preferences", "must be a list"))
+            return
+        for item_index, item in enumerate(items):
+            where_item = f"{where}.value.user_preferences[{item_index}]"
+            _parse_one(parsed, where_item, field_name, waba_id, value, "user_preferences", item)
     else:
         _parse_one(parsed, where, field_name, waba_id, value, "unsupported", value)
 
@@ -616,6 +651,7 @@ def _parse_message(field_name: str, waba_id: str, value: dict, item: dict) -> Ev
         reacts_to=content.reacts_to,
         emoji=content.emoji,
         errors=notes.errors(value.get("errors"), "errors") + notes.errors(item.get("errors"), "errors"),
+        marketing_preference=_marketing_news(item, notes) if message_type == "system" else "",
         notes=tuple(notes),
     )
 
@@ -903,6 +939,23 @@ def _system_content(item: dict, message_type: str, notes: _Notes) -> _Content:
     return _Content(text=body or f"WhatsApp: {kind}")
 
 
+def _marketing_news(item: dict, notes: _Notes) -> str:
+    """A system message saying the customer stopped or resumed marketing messages: `system.type`
+    `user_preference_changed` with `system.marketing` "stop" or "resume" (WHATSAPP_API.md §10.2).
+    Sources: the system message's shape from pywa's fixture `tests/data/updates/system.json` and
+    Meta's system messages reference; `marketing` holding "stop"/"resume" as a public PHP WhatsApp
+    webhook integration reads it (`$message['system']['marketing']`): Meta's pages found do not show
+    this type, so anything else is kept as a note, never guessed at."""
+    system = item.get("system")
+    if not isinstance(system, dict) or system.get("type") != "user_preference_changed":
+        return ""
+    value = system.get("marketing")
+    if value in PREFERENCE_VALUES:
+        return value
+    notes.append("'system.marketing' is not 'stop' or 'resume': the preference is not applied")
+    return ""
+
+
 def _unsupported_content(item: dict, message_type: str, notes: _Notes) -> _Content:
     errors = notes.errors(item.get("errors"), "errors")
     reasons = "; ".join(
@@ -1014,6 +1067,26 @@ def _parse_account_update(field_name: str, waba_id: str, value: dict, item: dict
     )
 
 
+def _parse_user_preference(field_name: str, waba_id: str, value: dict, item: dict) -> Event:
+    phone_number_id, display = _metadata(value)
+    wa_id = _required_str(item, "wa_id")
+    occurred_at = _optional_time(item, "timestamp")
+    if occurred_at is None:
+        raise MalformedItem("'timestamp' is missing: the change cannot be put in order")
+    return UserPreferenceChange(
+        waba_id=waba_id,
+        phone_number_id=phone_number_id,
+        display_phone_number=display,
+        raw=_context("user_preferences", waba_id, value, "user_preferences", item),
+        occurred_at=occurred_at,
+        wa_id=wa_id,
+        category=_required_choice(item, "category", PREFERENCE_CATEGORIES),
+        value=_required_choice(item, "value", PREFERENCE_VALUES),
+        detail=_optional_str(item, "detail"),
+        contact_name=_contact_name(value, wa_id),
+    )
+
+
 def _parse_unsupported(field_name: str, waba_id: str, value: dict, item: dict) -> Event:
     metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
     return UnsupportedChange(
@@ -1031,6 +1104,7 @@ _ITEM_PARSERS = {
     ("messages", "statuses"): _parse_message_status,
     ("account_settings_update", "account_settings_update"): _parse_settings_update,
     ("account_update", "account_update"): _parse_account_update,
+    ("user_preferences", "user_preferences"): _parse_user_preference,
 }
 
 

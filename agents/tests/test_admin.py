@@ -61,6 +61,8 @@ SUPERVISOR_PERMISSIONS = [
     "messaging.view_charge",
     "messaging.view_contact",
     "messaging.view_conversation",
+    "messaging.view_marketingpreference",
+    "messaging.view_marketingpreferencechange",
     "messaging.view_message",
     "messaging.view_ratecard",
     "messaging.view_rateregion",
@@ -118,7 +120,7 @@ def test_the_command_puts_the_group_back_to_exactly_its_permissions(capsys):
     assert capsys.readouterr().out.splitlines() == [
         "+ recordings.listen_recording",
         "- recordings.view_raw_transcript",
-        "The supervisor group has its 50 permissions (1 added, 1 removed).",
+        "The supervisor group has its 52 permissions (1 added, 1 removed).",
     ]
 
 

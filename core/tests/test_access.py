@@ -28,7 +28,8 @@ from config.asgi import application
 from core.access import viewer_of_key, viewer_of_user
 from integrations.models import ApiKey
 from integrations.services import api_key_create
-from messaging.models import Conversation, ConversationNote, Message
+from messaging.models import Conversation, ConversationNote, MarketingPreference, Message
+from messaging.preferences import marketing_preference_apply
 from messaging.tests.factories import ConversationFactory
 from recordings.models import Summary, Transcript
 from recordings.services import recording_store
@@ -62,6 +63,7 @@ class Floor:
     note: object
     colleagues_note: object
     handed_chat: object  # of X: the chat of X's call Cat is on (Cat serves only Y now)
+    preference: object  # the customer stopped X's marketing messages
 
 
 @pytest.fixture(autouse=True)
@@ -140,11 +142,15 @@ def floor(recordings_storage, tmp_path, settings) -> Floor:
         business_number=x, queue=x_queue, contact=contact, agent=other_agent, status=Call.Status.CONNECTED,
         conversation=handed_chat, connected_at=timezone.now(),
     )  # fmt: skip
+    preference = marketing_preference_apply(
+        business_number_id=x.pk, contact_id=contact.pk, is_stopped=True, at=timezone.now(),
+        source=MarketingPreference.Source.WEBHOOK, detail="User requested to stop marketing messages",
+    )  # fmt: skip
     return Floor(
         x=x, y=y, agent=agent, colleague=colleague, other_agent=other_agent, contact=contact,
         other_contact=other_contact, call=call, colleagues_call=colleagues_call, other_call=other_call,
         message=message, photo=photo, conversation=conversation, note=note, colleagues_note=colleagues_note,
-        handed_chat=handed_chat,
+        handed_chat=handed_chat, preference=preference,
     )  # fmt: skip
 
 
@@ -180,6 +186,7 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "contacts": ("/contacts/", "Xavier Customer"),
     "contacts search": ("/contacts/?q=Xavier", "Xavier Customer"),
     "contact": ("/contacts/{contact}/", None),
+    "contact's marketing preference": ("/contacts/{contact}/", 'data-marketing="stopped"'),
     "customer's photo": ("/messages/{photo}/media/", None),
     "inbox": ("/inbox/?tab=all", "/inbox/{conversation}/"),
     "inbox list": ("/inbox/list/?tab=all", "/inbox/{conversation}/"),  # the list the page refreshes
@@ -212,6 +219,12 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "admin knowledge base": ("/admin/assistant/knowledgeentry/", None),
     "admin leads": ("/admin/assistant/lead/", None),  # what customers said of themselves
     "admin canned replies": ("/admin/messaging/cannedreply/", None),
+    "admin marketing preferences": (
+        "/admin/messaging/marketingpreference/",
+        "/admin/messaging/marketingpreference/{preference}/change/",
+    ),
+    "admin marketing preference": ("/admin/messaging/marketingpreference/{preference}/change/", None),
+    "admin marketing changes": ("/admin/messaging/marketingpreferencechange/", None),
 }
 API = {  # surface: (path, the id of X's row a list should hold)
     "API contacts": ("/api/v1/contacts/", "contact"),
@@ -234,7 +247,7 @@ def fill(path: str, floor: Floor) -> str:
         call=floor.call.pk, colleagues_call=floor.colleagues_call.pk, contact=floor.contact.pk,
         other_contact=floor.other_contact.pk, message=floor.message.pk, photo=floor.photo.pk, x=floor.x.pk,
         conversation=floor.conversation.pk, note=floor.note.pk, colleagues_note=floor.colleagues_note.pk,
-        handed_chat=floor.handed_chat.pk,
+        handed_chat=floor.handed_chat.pk, preference=floor.preference.pk,
     )  # fmt: skip
 
 
@@ -265,11 +278,13 @@ def observe_api(client: Client, floor: Floor, headers: dict) -> dict:
 ADMIN_PAGES = {
     "admin", "admin calls", "admin call", "admin messages", "admin message", "admin contact",
     "admin summaries", "admin recordings", "admin conversations", "admin knowledge base", "admin leads",
-    "admin canned replies",
+    "admin canned replies", "admin marketing preferences", "admin marketing preference",
+    "admin marketing changes",
 }  # fmt: skip
 EVERYTHING_OF_X = {
     "dashboard": 200, "call page": 200, "call's recording": 200, "colleague's call page": 200,
     "contacts": "listed", "contacts search": "listed", "contact": 200, "other number's contact": 200,
+    "contact's marketing preference": "listed",
     "customer's photo": 200,
     "wallboard": 200, "KPIs CSV": 200, "costs": 200, "compliance check": 200,
     "API contacts": "listed", "API contact": 200, "API calls": "listed", "API call": 200,
@@ -281,6 +296,7 @@ EVERYTHING_OF_X = {
     "chat of a call": 200, "chat of a call's thread": 200,
 } | {page: 200 for page in ADMIN_PAGES} | {
     "admin calls": "listed", "admin messages": "listed", "admin conversations": "listed",
+    "admin marketing preferences": "listed",
     "admin leads": 403,  # leads: administrators'
 }  # fmt: skip
 AN_AGENTS = {  # what every agent gets whatever their calls: no back office, no wallboard, no reports
@@ -296,6 +312,7 @@ EXPECTED_FOR_USERS = {
         "chat of a call": 200, "chat of a call's thread": 200,  # of their number
         "call page": 200, "call's recording": 200, "colleague's call page": 403, "contacts": "listed",
         "contacts search": "listed", "contact": 200, "other number's contact": 404, "API contacts": "listed",
+        "contact's marketing preference": "listed",
         "customer's photo": 200, "API contact": 200, "API calls": "listed", "API call": 200,
         "API colleague's call": 404,
         "API transcript": 200, "API recording link": 200, "API messages": "listed", "API can-call": 200,
@@ -308,6 +325,7 @@ EXPECTED_FOR_USERS = {
         "chat of a call": 200, "chat of a call's thread": 200,
         "call page": 403, "call's recording": 403, "colleague's call page": 200, "contacts": "listed",
         "contacts search": "listed", "contact": 200, "other number's contact": 404, "API contacts": "listed",
+        "contact's marketing preference": "listed",
         "customer's photo": 200, "API contact": 200, "API calls": "not listed", "API call": 404,
         "API colleague's call": 200,
         "API transcript": 404, "API recording link": 404, "API messages": "listed", "API can-call": 200,
@@ -321,6 +339,7 @@ EXPECTED_FOR_USERS = {
         "chat of a call": 404, "chat of a call's thread": 200,
         "call page": 403, "call's recording": 403, "colleague's call page": 403, "contacts": "not listed",
         "contacts search": "not listed", "contact": 404, "other number's contact": 200,
+        "contact's marketing preference": 404,
         "customer's photo": 404,
         "API contacts": "not listed", "API contact": 404, "API calls": "not listed", "API call": 404,
         "API colleague's call": 404, "API transcript": 404, "API recording link": 404,

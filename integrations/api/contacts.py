@@ -1,4 +1,4 @@
-"""The CRM's contacts: each with its call permissions and conversation windows."""
+"""The CRM's contacts: each with its call permissions, conversation windows and marketing preferences."""
 
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
@@ -8,7 +8,8 @@ from rest_framework.response import Response
 
 from compliance.models import CallPermission
 from integrations.api.base import ApiView, PageSerializer, paged
-from messaging.models import ConversationWindow
+from messaging.models import ConversationWindow, MarketingPreference
+from messaging.selectors import marketing_of_contact
 
 
 class ContactSerializer(serializers.Serializer):
@@ -44,10 +45,20 @@ class ContactListApi(ApiView):
 
 
 class ContactDetailApi(ApiView):
-    """GET: a contact, with each of the caller's numbers' call permission and conversation windows."""
+    """GET: a contact, with each of the caller's numbers' call permission, conversation windows and
+    whether the customer takes marketing messages from it (with every change of that)."""
 
     class ContactStateSerializer(ContactSerializer):
         class NumberStateSerializer(serializers.Serializer):
+            class MarketingChangeSerializer(serializers.Serializer):
+                at = serializers.DateTimeField(help_text="When it changed (WhatsApp's time).")
+                from_status = serializers.CharField(help_text="allowed, stopped, or empty: first news.")
+                to_status = serializers.CharField(help_text="allowed or stopped")
+                source = serializers.CharField(
+                    help_text="user_preferences (webhook), system_message, or meta_refusal (error 131050)"
+                )
+                detail = serializers.CharField(help_text="WhatsApp's description of the change.")
+
             business_number_id = serializers.IntegerField()
             permission = serializers.CharField(
                 help_text="none, requested, temporary, permanent, revoked, expired, rejected"
@@ -55,6 +66,13 @@ class ContactDetailApi(ApiView):
             permission_expires_at = serializers.DateTimeField(allow_null=True)
             customer_service_until = serializers.DateTimeField(allow_null=True)
             free_entry_until = serializers.DateTimeField(allow_null=True)
+            marketing = serializers.ChoiceField(
+                choices=MarketingPreference.Status.values,
+                help_text="stopped: the customer stopped marketing templates from this number in WhatsApp "
+                "(they are refused, 409 marketing_stopped); allowed otherwise.",
+            )
+            marketing_stopped_since = serializers.DateTimeField(allow_null=True)
+            marketing_changes = MarketingChangeSerializer(many=True, help_text="Newest first.")
 
         numbers = NumberStateSerializer(many=True)
 
@@ -74,9 +92,11 @@ class ContactDetailApi(ApiView):
                 contact=contact, business_number_id__in=caller.number_ids
             )
         }
+        marketing = marketing_of_contact(viewer=caller, contact_id=contact.pk)
         numbers = []
-        for number_id in sorted(set(permissions) | set(windows)):
+        for number_id in sorted(set(permissions) | set(windows) | set(marketing.by_number)):
             permission, window = permissions.get(number_id), windows.get(number_id)
+            preference = marketing.by_number.get(number_id)
             numbers.append(
                 {
                     "business_number_id": number_id,
@@ -84,6 +104,15 @@ class ContactDetailApi(ApiView):
                     "permission_expires_at": permission.meta_expires_at if permission else None,
                     "customer_service_until": window.customer_service_until if window else None,
                     "free_entry_until": window.free_entry_until if window else None,
+                    "marketing": preference.status if preference else MarketingPreference.Status.ALLOWED,
+                    "marketing_stopped_since": preference.since
+                    if preference and preference.is_stopped
+                    else None,
+                    "marketing_changes": [
+                        change
+                        for change in marketing.history
+                        if change.preference.business_number_id == number_id
+                    ],
                 }
             )
         data = {**ContactSerializer(contact).data, "numbers": numbers}

@@ -288,7 +288,8 @@ class MessageListApi(ApiView):
             409: OpenApiResponse(
                 MessageRefusedSerializer,
                 description="Not now: outside_service_window (a text, with the windows: send a template), "
-                "window_closed (a call button, and no template configured), no_fallback.",
+                "marketing_stopped (a marketing template to a customer who stopped marketing messages "
+                "from the number), window_closed (a call button, and no template configured), no_fallback.",
             ),
             422: UNPROCESSABLE,
             **WHATSAPP_FAILED,

@@ -73,3 +73,43 @@ def test_a_status_received_while_the_send_is_being_recorded_is_applied(monkeypat
     assert status_waits.is_set() is True  # the two really met
     assert (message.status, message.wa_message_id) == ("delivered", "wamid.race")
     assert message.delivered_at is not None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer at a time: no race")
+def test_two_first_news_of_a_customers_marketing_choice_at_once_end_with_the_newer():
+    from messaging.models import MarketingPreference, MarketingPreferenceChange
+    from messaging.preferences import marketing_preference_apply
+
+    number = BusinessNumberFactory(phone_number_id=payloads.PHONE_NUMBER_ID, waba_id=payloads.WABA_ID)
+    contact = ContactFactory(wa_id="447700900123")
+    older, newer = datetime(2026, 1, 1, 12, 0, tzinfo=UTC), datetime(2026, 1, 1, 12, 5, tzinfo=UTC)
+    together, failures = threading.Barrier(2), []
+
+    def news(*, is_stopped: bool, at: datetime) -> None:
+        try:
+            together.wait(timeout=5)
+            marketing_preference_apply(
+                business_number_id=number.pk, contact_id=contact.pk, is_stopped=is_stopped, at=at,
+                source=MarketingPreference.Source.WEBHOOK,
+            )  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - the test reports whatever a thread met
+            failures.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=news, kwargs={"is_stopped": True, "at": newer}),
+        threading.Thread(target=news, kwargs={"is_stopped": False, "at": older}),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert failures == []
+    row = MarketingPreference.objects.get()
+    assert (row.status, row.since, row.news_at) == ("stopped", newer, newer)
+    assert (
+        MarketingPreferenceChange.objects.order_by("-at", "-pk").values_list("to_status", flat=True)[0]
+        == "stopped"
+    )

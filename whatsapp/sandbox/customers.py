@@ -246,6 +246,19 @@ class SimulatedCustomer:
             self, phone_number_id, {"type": "text", "text": {"body": text}, "referral": referral}
         )
 
+    def stop_marketing(self, phone_number_id: str, *, as_system_message: bool = False) -> None:
+        """Stop the number's marketing messages ("Offers and announcements"): WhatsApp tells the business
+        (`user_preferences`, or a system message), and refuses its marketing templates with 131050."""
+        self.meta.customer_marketing_choice(
+            self, phone_number_id, stop=True, as_system_message=as_system_message
+        )
+
+    def resume_marketing(self, phone_number_id: str, *, as_system_message: bool = False) -> None:
+        """Take the number's marketing messages again."""
+        self.meta.customer_marketing_choice(
+            self, phone_number_id, stop=False, as_system_message=as_system_message
+        )
+
     def reply_to_permission_request(
         self, message: SentMessage, *, accept: bool, permanent: bool = False
     ) -> None:

@@ -214,6 +214,8 @@ class SandboxMeta:
         self.media: dict[str, SandboxMedia] = {}
         self.received: dict[str, tuple[str, str]] = {}  # customers' message id → (phone number id, wa_id)
         self.read_receipts: list[ReadReceipt] = []
+        # (phone number id, wa_id) of customers who stopped the number's marketing messages (§10.2)
+        self.marketing_stopped: set[tuple[str, str]] = set()
         self._media_url_key = secrets.token_bytes(16)
         self.clock_offset = timedelta()
         self._ids = itertools.count(1)
@@ -672,6 +674,12 @@ class SandboxMeta:
             if template is None:
                 raise SandboxError(132001, "Template name does not exist in the translation", details=name)
             category = template["category"]
+            if category == "marketing" and (number.phone_number_id, customer.wa_id) in self.marketing_stopped:
+                raise SandboxError(
+                    131050,
+                    "Unable to deliver message",
+                    details="The customer has stopped marketing messages from this business",
+                )
             if template["permission_request"]:
                 self._check_permission_request(number, customer)
             if free_entry:
@@ -773,6 +781,35 @@ class SandboxMeta:
                 "context": {"from": number.digits, "id": message.message_id},
                 "interactive": {"type": "call_permission_reply", "call_permission_reply": reply},
             },
+        )
+
+    def customer_marketing_choice(
+        self, customer: Customer, phone_number_id: str, *, stop: bool, as_system_message: bool = False
+    ) -> None:
+        """The customer stops or resumes the number's marketing messages ("Offers and announcements"):
+        the `user_preferences` webhook tells the business (WHATSAPP_API.md §10.2), or with
+        `as_system_message` a `messages` item of type `system` (`user_preference_changed`)."""
+        number = self.number(phone_number_id)
+        key = (phone_number_id, customer.wa_id)
+        if stop:
+            self.marketing_stopped.add(key)
+        else:
+            self.marketing_stopped.discard(key)
+        value = "stop" if stop else "resume"
+        detail = f"User requested to {value} marketing messages"
+        timestamp = int(self.now().timestamp())
+        if as_system_message:
+            system = {"body": detail, "type": "user_preference_changed", "marketing": value}
+            message = {"from": customer.wa_id, "id": self.new_id("wamid"), "timestamp": str(timestamp),
+                       "type": "system", "system": system}  # fmt: skip
+            self.emit(number.waba_id, "messages", self._value(number, messages=[message]))
+            return
+        preference = {"wa_id": customer.wa_id, "detail": detail, "category": "marketing_messages",
+                      "value": value, "timestamp": timestamp}  # fmt: skip
+        self.emit(
+            number.waba_id,
+            "user_preferences",
+            self._value(number, contact=customer, user_preferences=[preference]),
         )
 
     def customer_send(self, customer: Customer, phone_number_id: str, message: dict) -> str:

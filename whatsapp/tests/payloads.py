@@ -474,3 +474,37 @@ EVERY_TYPE = {
 def every_type_message(name: str, message_id: str = "wamid.typed1") -> dict:
     message_type, content, extra = EVERY_TYPE[name]
     return customer_message(message_type, content, message_id, **extra)
+
+
+def user_preference(value: str, timestamp: int, *, wa_id: str = CUSTOMER, **extra) -> dict:
+    """A customer stopped or resumed marketing messages (WHATSAPP_API.md §10.2; Meta's reference
+    sample: the timestamp an integer, `detail` in Meta's words)."""
+    item = {
+        "wa_id": wa_id,
+        "detail": f"User requested to {value} marketing messages",
+        "category": "marketing_messages",
+        "value": value,
+        "timestamp": timestamp,
+        **extra,
+    }
+    value_ = {
+        "messaging_product": "whatsapp",
+        "metadata": METADATA,
+        "contacts": [{"profile": {"name": "Jane"}, "wa_id": wa_id}],
+        "user_preferences": [item],
+    }
+    return envelope("user_preferences", value_)
+
+
+def preference_system_message(value: str, timestamp: int, message_id: str = "wamid.system1") -> dict:
+    """The same news as a system message of the thread (no contacts array, as Meta's system
+    messages come)."""
+    system = {
+        "body": f"User requested to {value} marketing messages",
+        "type": "user_preference_changed",
+        "marketing": value,
+    }
+    message = {"from": CUSTOMER, "id": message_id, "timestamp": str(timestamp), "type": "system",
+               "system": system}  # fmt: skip
+    value = {"messaging_product": "whatsapp", "metadata": METADATA, "messages": [message]}
+    return envelope("messages", value)
