@@ -63,6 +63,8 @@ BUILDER_ARGUMENTS = {
     "business_call_connect": [((), {}), ((), {"legacy_connection": True})],
     "permission_reply": [((), {}), (("wamid.declined",), {"response": "reject"})],
     "sip_call_created": [((), {}), (("wacid.SIP2",), {"direction": "BUSINESS_INITIATED"})],
+    "user_preference": [(("stop", 1765000000), {}), (("resume", 1765000100), {})],
+    "preference_system_message": [(("stop", 1765000000), {}), (("resume", 1765000100), {})],
 }
 NOT_BODIES = {"envelope", "calls_value", "messages_value", "customer_message"}
 
