@@ -160,20 +160,14 @@ def _coexistence_check(number: PhoneNumberStatus) -> Check:
     )
 
 
-def _webhook_check(calling: dict, *, is_app_subscribed: bool | None, app_fields: set[str] | None) -> Check:
+def _webhook_check(
+    calling: dict, *, is_app_subscribed: bool | None, app_fields: set[str] | None, app_error: str = ""
+) -> Check:
     title = "Webhooks: the app receives the calls field"
     sip = calling.get("sip") if isinstance(calling.get("sip"), dict) else {}
     if sip.get("status") == "ENABLED":
         return Check("calls_webhook", title, "SIP is on: calls go to the SIP server", True)
-    if is_app_subscribed is None or app_fields is None:
-        return Check(
-            "calls_webhook",
-            title,
-            "Not checked",
-            None,
-            "Set WHATSAPP_APP_ID (the Meta app's id) to check the app's webhook subscriptions.",
-        )
-    if not is_app_subscribed:
+    if is_app_subscribed is False:
         return Check(
             "calls_webhook",
             title,
@@ -182,6 +176,8 @@ def _webhook_check(calling: dict, *, is_app_subscribed: bool | None, app_fields:
             "Subscribe the app to the account (POST /<WABA_ID>/subscribed_apps): without it no webhook "
             "arrives.",
         )
+    if is_app_subscribed is None or app_fields is None:
+        return Check("calls_webhook", title, "Not checked", None, app_error)
     if "calls" not in app_fields:
         return Check(
             "calls_webhook",
@@ -287,12 +283,16 @@ def number_onboarding_check(
             number = client.phone_number_get(phone_number_id=business_number.phone_number_id)
             calling = client.settings_get(phone_number_id=business_number.phone_number_id)["calling"]
             is_app_subscribed = app_fields = None
+            app_error = "" if app_id else "Set WHATSAPP_APP_ID (the Meta app's id) to check its webhooks."
             if app_id:
                 is_app_subscribed = app_id in client.subscribed_apps_get(waba_id=business_number.waba_id)
-                subscriptions = client.app_subscriptions_get(
-                    app_id=app_id, app_secret=settings.WHATSAPP_APP_SECRET
-                )
-                app_fields = subscriptions.get(WABA_OBJECT, set())
+                try:  # with the app's own token: a wrong app id or secret spoils this check only
+                    subscriptions = client.app_subscriptions_get(
+                        app_id=app_id, app_secret=settings.WHATSAPP_APP_SECRET
+                    )
+                    app_fields = subscriptions.get(WABA_OBJECT, set())
+                except GraphAPIError as error:
+                    app_error = f"Meta refused to list the app's webhook fields: {error}"
     except (GraphAPIError, ValueError) as error:
         return Onboarding(error=f"Meta could not be read: {error}")
     checks = [
@@ -302,7 +302,9 @@ def number_onboarding_check(
         _tier_check(number),
         _platform_check(number),
         _coexistence_check(number),
-        _webhook_check(calling, is_app_subscribed=is_app_subscribed, app_fields=app_fields),
+        _webhook_check(
+            calling, is_app_subscribed=is_app_subscribed, app_fields=app_fields, app_error=app_error
+        ),
         *_calling_checks(calling),
     ]
     _number_refresh(business_number, number=number, calling=calling)

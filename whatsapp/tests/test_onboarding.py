@@ -249,3 +249,28 @@ def test_the_audit_is_read_only_in_the_admin(admin_client, number):
 
     assert (listing.status_code, page.status_code, add.status_code) == (200, 200, 403)
     assert 'name="sent"' not in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("app_id", "app_secret", "says"),
+    [
+        ("", None, "Set WHATSAPP_APP_ID"),
+        (
+            SANDBOX_APP_ID,
+            "a secret Meta does not know",
+            "Meta refused to list the app's webhook fields: [190]",
+        ),
+    ],
+)
+def test_the_calls_webhook_is_not_checked_without_the_apps_id_or_token(
+    settings, meta, number, app_id, app_secret, says
+):
+    settings.WHATSAPP_APP_ID = app_id
+    if app_secret is not None:
+        settings.WHATSAPP_APP_SECRET = app_secret
+
+    onboarding = number_onboarding_check(business_number=number)
+
+    webhook = next(check for check in onboarding.checks if check.key == "calls_webhook")
+    assert (webhook.state, webhook.found) == ("note", "Not checked")
+    assert webhook.advice.startswith(says)
