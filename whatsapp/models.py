@@ -1,3 +1,5 @@
+import json
+
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -165,3 +167,8 @@ class CallingSettingsChange(models.Model):
     def __str__(self) -> str:
         outcome = "accepted" if self.is_accepted else "refused"
         return f"Calling settings of {self.business_number} {outcome} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def sent_json(self) -> str:
+        """What was sent, as it went on the wire."""
+        return json.dumps({"calling": self.sent}, ensure_ascii=False)

@@ -155,6 +155,7 @@ def test_an_administrator_sees_two_problems_sets_call_hours_and_sees_metas_answe
     assert 'id="meta-answer" data-accepted="true"' in answered.content.decode()
     assert page_states(answered)["call_hours"] == "ok"
     assert page_states(answered)["callback_permission"] == "ok"
+    assert "&quot;timezone_id&quot;: &quot;Europe/London&quot;" in answered.content.decode()  # what was sent
     change = CallingSettingsChange.objects.get()
     assert (change.is_accepted, change.answer) == (True, {"success": True})
     assert change.changed_by.is_superuser
