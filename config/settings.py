@@ -202,6 +202,9 @@ WHATSAPP_GRAPH_URL = env.str(
 )
 WHATSAPP_TOKEN = env.str("WHATSAPP_TOKEN", default="sandbox-token" if DEBUG else "")
 WHATSAPP_APP_SECRET = env.str("WHATSAPP_APP_SECRET", default="sandbox-app-secret" if DEBUG else "")
+# The Meta app's id: the onboarding page checks its webhook subscriptions (GET /<APP_ID>/subscriptions,
+# with the app access token <APP_ID>|<APP_SECRET>); empty: not checked. The default is the sandbox's app.
+WHATSAPP_APP_ID = env.str("WHATSAPP_APP_ID", default="900000000000001" if DEBUG else "")
 WHATSAPP_VERIFY_TOKEN = env.str("WHATSAPP_VERIFY_TOKEN", default="sandbox-verify-token" if DEBUG else "")
 WHATSAPP_TIMEOUT_S = env.float("WHATSAPP_TIMEOUT_S", default=10.0)
 WHATSAPP_MAX_RETRIES = env.int("WHATSAPP_MAX_RETRIES", default=3)

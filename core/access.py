@@ -12,6 +12,10 @@ Three kinds of viewer look at the contact center's data:
 - **an API key** sees its numbers only, within its scopes; **a widget** opened with a key sees what its
   signed-in user sees, narrowed to the key's numbers.
 
+A business number's onboarding page (what Meta says stands between it and calling) is for staff who
+may view business numbers (`whatsapp.view_businessnumber`: supervisors); setting its calling
+settings at Meta is for those who may change them (`whatsapp.change_businessnumber`: administrators).
+
 Free text a person typed or said (transcripts, summaries, wrap-up notes, messages) is personal data:
 everyone reads it masked (`recordings.redaction`) unless they may read it raw
 (`recordings.view_raw_transcript`, or a key with the `admin` scope), and nobody without that finds it
@@ -37,6 +41,8 @@ RAW_TEXT_PERMISSION = "recordings.view_raw_transcript"
 HEAR_ANY_CALL_PERMISSION = "recordings.listen_recording"
 COLLEAGUES_NOTES_PERMISSION = "calls.read_colleagues_notes"
 KPIS_PERMISSION = "calls.view_kpis"
+NUMBER_VIEW_PERMISSION = "whatsapp.view_businessnumber"
+NUMBER_CHANGE_PERMISSION = "whatsapp.change_businessnumber"
 # A search for masked text could find a row by the card number, e-mail or id the reader cannot see:
 # for them, free text is searched only with words that no mask could hide (no digit, no '@').
 MASKABLE = re.compile(r"[0-9@]")
@@ -166,7 +172,11 @@ class Viewer:
     # Free text
 
     def text(self, text: str, *, country: str = "") -> str:
-        """Free text a person typed or said, as this viewer reads it."""
+        """A business number's onboarding page (what Meta says stands between it and calling) is for staff who
+        may view business numbers (`whatsapp.view_businessnumber`: supervisors); setting its calling
+        settings at Meta is for those who may change them (`whatsapp.change_businessnumber`: administrators).
+
+        Free text a person typed or said, as this viewer reads it."""
         from recordings.redaction import redact
 
         if self.sees_raw_text or not text:
@@ -176,6 +186,23 @@ class Viewer:
     def may_search_text(self, term: str) -> bool:
         """Whether free text may be searched for `term` on this viewer's behalf."""
         return self.sees_raw_text or not MASKABLE.search(term)
+
+
+def may_see_number_onboarding(user: "AbstractBaseUser") -> bool:
+    """Whether a signed-in user may open a business number's onboarding page."""
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and user.is_staff
+        and (user.has_perm(NUMBER_VIEW_PERMISSION) or user.has_perm(NUMBER_CHANGE_PERMISSION))
+    )
+
+
+def may_set_calling_settings(user: "AbstractBaseUser") -> bool:
+    """Whether a signed-in user may set a business number's calling settings at Meta."""
+    return bool(
+        user.is_authenticated and user.is_active and user.is_staff and user.has_perm(NUMBER_CHANGE_PERMISSION)
+    )
 
 
 def viewer_of_user(user: "AbstractBaseUser") -> Viewer:

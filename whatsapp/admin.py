@@ -2,11 +2,12 @@ import contextlib
 import json
 
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html
 
 from core.access import viewer_of
 from core.admin import Reader, ReadOnlyAdmin, read_by
-from whatsapp.models import BusinessNumber, WebhookDelivery, WebhookEvent
+from whatsapp.models import BusinessNumber, CallingSettingsChange, WebhookDelivery, WebhookEvent
 from whatsapp.services import webhook_event_dispatch
 
 
@@ -37,6 +38,7 @@ class BusinessNumberAdmin(admin.ModelAdmin):
         "is_coexistence",
         "is_sandbox",
         "recording_retention_days",
+        "onboarding",
     ]
     list_filter = ["is_sandbox", "country", "messaging_limit_tier", "is_coexistence", "verification_status"]
     search_fields = ["display_phone_number", "label", "phone_number_id", "waba_id"]
@@ -81,6 +83,22 @@ class BusinessNumberAdmin(admin.ModelAdmin):
     @admin.display(description="Calling", boolean=True)
     def calling(self, number: BusinessNumber) -> bool:
         return number.is_calling_enabled
+
+    @admin.display(description="Onboarding")
+    def onboarding(self, number: BusinessNumber) -> str:
+        return format_html('<a href="{}">Checklist</a>', reverse("whatsapp:onboarding", args=[number.pk]))
+
+
+@admin.register(CallingSettingsChange)
+class CallingSettingsChangeAdmin(ReadOnlyAdmin):
+    """Every attempt to set a number's calling settings at Meta, with Meta's answer."""
+
+    list_display = ["created_at", "business_number", "changed_by", "is_accepted"]
+    list_filter = ["is_accepted", "business_number", "created_at"]
+    list_select_related = ["business_number", "changed_by"]
+    date_hierarchy = "created_at"
+    fields = ["created_at", "business_number", "changed_by", "is_accepted", "sent", "answer"]
+    readonly_fields = fields
 
 
 class WebhookEventInline(admin.TabularInline):

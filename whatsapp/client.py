@@ -36,6 +36,7 @@ class GraphRequest:
     path: str
     json: dict | None = None
     params: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)  # e.g. an app access token in place of the client's
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,52 @@ def call_permissions_request(*, phone_number_id: str, user_wa_id: str) -> GraphR
     return GraphRequest("GET", f"{phone_number_id}/call_permissions", params={"user_wa_id": user_wa_id})
 
 
+GRAPH_NODE_ID = re.compile(r"[0-9]{1,32}")  # a phone number, account or app id
+# What the onboarding page reads of a number (Meta's WhatsApp Business Phone Number node; the values
+# are listed in Meta's Graph API reference and SDKs built on it, e.g. pywa's `BusinessPhoneNumber`):
+# `name_status` APPROVED | AVAILABLE_WITHOUT_REVIEW | PENDING_REVIEW | DECLINED | EXPIRED | NONE,
+# `quality_rating` GREEN | YELLOW | RED | UNKNOWN, `messaging_limit_tier` TIER_50 … TIER_UNLIMITED,
+# `platform_type` CLOUD_API | ON_PREMISE | NOT_APPLICABLE, and `is_on_biz_app`: true for a number
+# also used in the WhatsApp Business app (coexistence; Meta's "Onboard WhatsApp Business app users").
+PHONE_NUMBER_FIELDS = (
+    "display_phone_number",
+    "verified_name",
+    "name_status",
+    "quality_rating",
+    "messaging_limit_tier",
+    "is_official_business_account",
+    "platform_type",
+    "is_on_biz_app",
+    "code_verification_status",
+    "throughput",
+)
+
+
+def _node(node_id: str, what: str) -> str:
+    if not GRAPH_NODE_ID.fullmatch(node_id or ""):
+        raise ValueError(f"{str(node_id)[:40]!r} is not a {what} id")
+    return node_id
+
+
+def phone_number_request(*, phone_number_id: str) -> GraphRequest:
+    """`GET /<PHONE_NUMBER_ID>?fields=…`: the number's name, quality, limit tier and platform."""
+    path = _node(phone_number_id, "phone number")
+    return GraphRequest("GET", path, params={"fields": ",".join(PHONE_NUMBER_FIELDS)})
+
+
+def subscribed_apps_request(*, waba_id: str) -> GraphRequest:
+    """`GET /<WABA_ID>/subscribed_apps`: the apps that receive the account's webhooks (Meta's Graph
+    API reference, "WhatsApp Business Account Subscribed Apps")."""
+    return GraphRequest("GET", f"{_node(waba_id, 'WhatsApp Business Account')}/subscribed_apps")
+
+
+def app_subscriptions_request(*, app_id: str, app_secret: str) -> GraphRequest:
+    """`GET /<APP_ID>/subscriptions`: the webhook fields the app subscribes to, per object (Meta's
+    Graph API reference, "/{app-id}/subscriptions": it needs an app access token, `<id>|<secret>`)."""
+    path = f"{_node(app_id, 'app')}/subscriptions"
+    return GraphRequest("GET", path, headers={"Authorization": f"Bearer {app_id}|{app_secret}"})
+
+
 MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # a node of the Graph API, never a path
 
 
@@ -244,6 +291,79 @@ def parse_settings(body: Any) -> dict:
     if not isinstance(body, dict) or not isinstance(body.get("calling"), dict):
         raise _unexpected(body, "GET settings")
     return body
+
+
+@dataclass(frozen=True)
+class PhoneNumberStatus:
+    """Meta's answer to `GET /<PHONE_NUMBER_ID>?fields=…` (PHONE_NUMBER_FIELDS); "" where it said
+    nothing."""
+
+    display_phone_number: str
+    verified_name: str
+    name_status: str
+    quality_rating: str
+    messaging_limit_tier: str
+    is_official_business_account: bool
+    platform_type: str
+    is_on_biz_app: bool
+    code_verification_status: str
+
+
+def parse_phone_number(body: Any) -> PhoneNumberStatus:
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        raise _unexpected(body, "GET phone number")
+
+    def text(key: str) -> str:
+        value = body.get(key)
+        return value if isinstance(value, str) else ""
+
+    return PhoneNumberStatus(
+        display_phone_number=text("display_phone_number"),
+        verified_name=text("verified_name"),
+        name_status=text("name_status"),
+        quality_rating=text("quality_rating"),
+        messaging_limit_tier=text("messaging_limit_tier"),
+        is_official_business_account=body.get("is_official_business_account") is True,
+        platform_type=text("platform_type"),
+        is_on_biz_app=body.get("is_on_biz_app") is True,
+        code_verification_status=text("code_verification_status"),
+    )
+
+
+def parse_subscribed_apps(body: Any) -> list[str]:
+    """The ids of the apps subscribed to the account: `{"data": [{"whatsapp_business_api_data":
+    {"id", "link", "name"}}]}`."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise _unexpected(body, "GET subscribed_apps")
+    ids = []
+    for item in body["data"]:
+        app = item.get("whatsapp_business_api_data") if isinstance(item, dict) else None
+        if isinstance(app, dict) and isinstance(app.get("id"), str):
+            ids.append(app["id"])
+    return ids
+
+
+def parse_app_subscriptions(body: Any) -> dict[str, set[str]]:
+    """The fields of each object the app subscribes to, active subscriptions only: `{"data":
+    [{"object", "callback_url", "active", "fields": [{"name", "version"}]}]}` (older answers list
+    fields as names)."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise _unexpected(body, "GET app subscriptions")
+    subscribed: dict[str, set[str]] = {}
+    for item in body["data"]:
+        if (
+            not isinstance(item, dict)
+            or item.get("active") is False
+            or not isinstance(item.get("object"), str)
+        ):
+            continue
+        names = set()
+        for field_entry in item.get("fields") or []:
+            name = field_entry.get("name") if isinstance(field_entry, dict) else field_entry
+            if isinstance(name, str):
+                names.add(name)
+        subscribed.setdefault(item["object"], set()).update(names)
+    return subscribed
 
 
 @dataclass(frozen=True)
@@ -432,6 +552,19 @@ class _Operations:
         request = settings_update_request(phone_number_id=phone_number_id, calling=calling)
         return self._execute(request, parse_success)
 
+    def phone_number_get(self, *, phone_number_id: str):
+        """The number as Meta sees it (`PhoneNumberStatus`)."""
+        return self._execute(phone_number_request(phone_number_id=phone_number_id), parse_phone_number)
+
+    def subscribed_apps_get(self, *, waba_id: str):
+        """The ids of the apps that receive the account's webhooks."""
+        return self._execute(subscribed_apps_request(waba_id=waba_id), parse_subscribed_apps)
+
+    def app_subscriptions_get(self, *, app_id: str, app_secret: str):
+        """The webhook fields the app subscribes to, by object (`whatsapp_business_account`: …)."""
+        request = app_subscriptions_request(app_id=app_id, app_secret=app_secret)
+        return self._execute(request, parse_app_subscriptions)
+
     def templates_page(self, *, waba_id: str, after: str = "", limit: int = 100):
         """One page of the account's message templates (`TemplatesPage`); pass its `next_after` on."""
         params = {"limit": limit, **({"after": after} if after else {})}
@@ -514,7 +647,11 @@ class GraphClient(_Operations):
                 time.sleep(self.config.delay_before(attempt))
             try:
                 response = self.http.request(
-                    request.method, request.path, json=request.json, params=request.params
+                    request.method,
+                    request.path,
+                    json=request.json,
+                    params=request.params,
+                    headers=request.headers or None,
                 )
             except RETRYABLE_TRANSPORT_ERRORS as error:
                 last_failure = f"{type(error).__name__}: {error}"
@@ -588,7 +725,11 @@ class AsyncGraphClient(_Operations):
                 await asyncio.sleep(self.config.delay_before(attempt))
             try:
                 response = await self.http.request(
-                    request.method, request.path, json=request.json, params=request.params
+                    request.method,
+                    request.path,
+                    json=request.json,
+                    params=request.params,
+                    headers=request.headers or None,
                 )
             except RETRYABLE_TRANSPORT_ERRORS as error:
                 last_failure = f"{type(error).__name__}: {error}"

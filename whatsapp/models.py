@@ -1,4 +1,7 @@
+import json
+
 import phonenumbers
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -142,3 +145,32 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.idempotency_key}"
+
+
+class CallingSettingsChange(models.Model):
+    """One attempt to set a number's calling settings at Meta (POST /<PHONE_NUMBER_ID>/settings,
+    WHATSAPP_API.md §4.1): who sent what, and what Meta answered. Written for every attempt,
+    accepted or refused; never changed."""
+
+    business_number = models.ForeignKey(
+        BusinessNumber, on_delete=models.CASCADE, related_name="calling_settings_changes"
+    )
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    sent = models.JSONField(help_text="The `calling` object sent to Meta.")
+    is_accepted = models.BooleanField()
+    answer = models.JSONField(help_text="Meta's answer: its body, or its error's code, message and details.")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        outcome = "accepted" if self.is_accepted else "refused"
+        return f"Calling settings of {self.business_number} {outcome} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def sent_json(self) -> str:
+        """What was sent, as it went on the wire."""
+        return json.dumps({"calling": self.sent}, ensure_ascii=False)

@@ -19,7 +19,7 @@ from django.test import Client
 from django.utils import timezone
 
 from agents.models import QueueMembership
-from agents.tests.factories import AgentFactory, QueueFactory, supervisor
+from agents.tests.factories import AgentFactory, QueueFactory, UserFactory, supervisor
 from assistant.models import Lead
 from calls.models import Call
 from calls.selectors import last_call_shown, previous_calls_of
@@ -34,6 +34,7 @@ from messaging.tests.factories import ConversationFactory
 from recordings.models import Summary, Transcript
 from recordings.services import recording_store
 from recordings.tests.test_services import spooled
+from whatsapp.models import CallingSettingsChange
 from whatsapp.tests.factories import BusinessNumberFactory
 
 CARD, EMAIL, NATIONAL_ID = "4111 1111 1111 1111", "jo.bloggs@example.com", "AB 12 34 56 C"
@@ -71,6 +72,14 @@ def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _number_with_agents(name: str, *agents):
     number = BusinessNumberFactory(label=name)
     queue = QueueFactory(name=f"{name} care")
@@ -84,6 +93,8 @@ def _number_with_agents(name: str, *agents):
 def floor(recordings_storage, tmp_path, settings) -> Floor:
     caches["api"].clear()
     settings.MEDIA_ROOT = tmp_path / "media"
+    # The onboarding page reads Meta: unreachable here, it answers at once (with its error box).
+    settings.WHATSAPP_GRAPH_URL, settings.WHATSAPP_MAX_RETRIES = f"http://127.0.0.1:{_closed_port()}/v23.0", 0
     agent, colleague, other_agent = (AgentFactory(display_name=name) for name in ("Ann", "Ben", "Cat"))
     x, x_queue = _number_with_agents("X", agent, colleague)
     y, y_queue = _number_with_agents("Y", other_agent)
@@ -204,6 +215,7 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "KPIs CSV": ("/reports/kpis.csv", None),
     "costs": ("/reports/costs/", None),
     "compliance check": ("/compliance/why/", None),
+    "number onboarding": ("/numbers/{x}/onboarding/", None),
     "admin": ("/admin/", None),
     "admin calls": ("/admin/calls/call/", "/admin/calls/call/{call}/change/"),
     "admin call": ("/admin/calls/call/{call}/change/", None),
@@ -225,6 +237,7 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     ),
     "admin marketing preference": ("/admin/messaging/marketingpreference/{preference}/change/", None),
     "admin marketing changes": ("/admin/messaging/marketingpreferencechange/", None),
+    "admin calling settings changes": ("/admin/whatsapp/callingsettingschange/", None),
 }
 API = {  # surface: (path, the id of X's row a list should hold)
     "API contacts": ("/api/v1/contacts/", "contact"),
@@ -280,13 +293,14 @@ ADMIN_PAGES = {
     "admin summaries", "admin recordings", "admin conversations", "admin knowledge base", "admin leads",
     "admin canned replies", "admin marketing preferences", "admin marketing preference",
     "admin marketing changes",
+    "admin calling settings changes",
 }  # fmt: skip
 EVERYTHING_OF_X = {
     "dashboard": 200, "call page": 200, "call's recording": 200, "colleague's call page": 200,
     "contacts": "listed", "contacts search": "listed", "contact": 200, "other number's contact": 200,
     "contact's marketing preference": "listed",
     "customer's photo": 200,
-    "wallboard": 200, "KPIs CSV": 200, "costs": 200, "compliance check": 200,
+    "wallboard": 200, "KPIs CSV": 200, "costs": 200, "compliance check": 200, "number onboarding": 200,
     "API contacts": "listed", "API contact": 200, "API calls": "listed", "API call": 200,
     "API colleague's call": 200, "API transcript": 200, "API recording link": 200, "API messages": "listed",
     "API agents": 200, "API can-call": 200, "API KPIs": 200, "API charges": 200,
@@ -298,9 +312,11 @@ EVERYTHING_OF_X = {
     "admin calls": "listed", "admin messages": "listed", "admin conversations": "listed",
     "admin marketing preferences": "listed",
     "admin leads": 403,  # leads: administrators'
+    "admin calling settings changes": 403,  # administrators'; supervisors read them on the onboarding page
 }  # fmt: skip
 AN_AGENTS = {  # what every agent gets whatever their calls: no back office, no wallboard, no reports
     "dashboard": 200, "wallboard": 302, "KPIs CSV": 403, "costs": 403, "compliance check": 302,
+    "number onboarding": 302,
     "API KPIs": 403, "API charges": 403, "API agents": 200,
 } | {page: 302 for page in ADMIN_PAGES}  # fmt: skip
 EXPECTED_FOR_USERS = {
@@ -618,3 +634,24 @@ def test_the_inbox_actions_on_a_conversation_are_not_found_for_an_agent_of_anoth
     assert response.status_code == 404
     assert (Conversation.objects.get(pk=floor.conversation.pk).state, Message.objects.count()) == before
     assert ConversationNote.objects.count() == notes
+
+
+CALLING_SETTINGS_POSTED = {  # the onboarding page's form, as it posts it
+    "status": "ENABLED", "call_icon_visibility": "DEFAULT", "callback_permission_status": "DISABLED",
+    "call_hours_status": "", "timezone_id": "", "holiday_rows": "1",
+}  # fmt: skip
+SETS_CALLING_SETTINGS = {  # who: (the answer, attempts recorded): only administrators reach Meta
+    "agent of the call": (302, 0), "supervisor": (403, 0), "supervisor with raw": (403, 0),
+    "administrator": (200, 1),  # Meta is unreachable here: the attempt is recorded as refused
+}  # fmt: skip
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", list(SETS_CALLING_SETTINGS))
+def test_only_administrators_set_a_numbers_calling_settings(client, floor, who):
+    user = UserFactory(is_staff=True, is_superuser=True) if who == "administrator" else user_of(who, floor)
+    client.force_login(user)
+
+    response = client.post(f"/numbers/{floor.x.pk}/onboarding/", CALLING_SETTINGS_POSTED)
+
+    assert (response.status_code, CallingSettingsChange.objects.count()) == SETS_CALLING_SETTINGS[who]

@@ -32,6 +32,23 @@ ENABLED_CALLING_SETTINGS = {
     "call_icon_visibility": "DEFAULT",
     "callback_permission_status": "DISABLED",
 }
+# The app the sandbox's webhooks come from, and the fields it subscribes to (Meta's app dashboard,
+# "Webhooks": `GET /<APP_ID>/subscriptions`). A number's side of it is `SandboxNumber.profile`.
+SANDBOX_APP_ID = "900000000000001"
+APP_WEBHOOK_FIELDS = ("messages", "calls", "account_settings_update", "account_update", "user_preferences")
+# A number as Meta shows it to `GET /<PHONE_NUMBER_ID>?fields=…` (client.PHONE_NUMBER_FIELDS): an
+# approved name on the Cloud API, enough messaging limit for calling (WHATSAPP_API.md §5.1).
+NUMBER_PROFILE = {
+    "verified_name": "Sandbox Business",
+    "name_status": "APPROVED",
+    "quality_rating": "GREEN",
+    "messaging_limit_tier": "TIER_2K",
+    "is_official_business_account": False,
+    "platform_type": "CLOUD_API",
+    "is_on_biz_app": False,
+    "code_verification_status": "VERIFIED",
+    "throughput": {"level": "STANDARD"},
+}
 
 
 class SandboxError(Exception):
@@ -92,6 +109,7 @@ class SandboxNumber:
     digits: str
     calling: dict = field(default_factory=lambda: {"status": "DISABLED", "call_icon_visibility": "DEFAULT"})
     restrictions: list = field(default_factory=list)
+    profile: dict = field(default_factory=lambda: dict(NUMBER_PROFILE))
 
     @property
     def country(self) -> str:
@@ -219,6 +237,9 @@ class SandboxMeta:
         self._media_url_key = secrets.token_bytes(16)
         self.clock_offset = timedelta()
         self._ids = itertools.count(1)
+        self.app_id = SANDBOX_APP_ID
+        self.app_fields: set[str] = set(APP_WEBHOOK_FIELDS)  # of the whatsapp_business_account object
+        self.unsubscribed_wabas: set[str] = set()  # accounts the app is not subscribed to
 
     # --- Clock and ids ----------------------------------------------------------------------
 
@@ -250,6 +271,55 @@ class SandboxMeta:
                 100, "(#100) Invalid parameter", details=f"Unknown phone number id {phone_number_id}"
             )
         return number
+
+    # --- The number's account, as the onboarding page reads it -----------------------------
+
+    def number_profile_set(self, phone_number_id: str, **changes: Any) -> None:
+        """Sandbox control: change what Meta says of a number (NUMBER_PROFILE's keys), e.g.
+        `messaging_limit_tier="TIER_1K"` or `is_on_biz_app=True`."""
+        number = self.number(phone_number_id)
+        unknown = set(changes) - set(NUMBER_PROFILE)
+        if unknown:
+            raise ValueError(f"not a phone number field: {', '.join(sorted(unknown))}")
+        number.profile.update(changes)
+
+    def app_webhook_fields_set(self, fields: Any) -> None:
+        """Sandbox control: the fields the app subscribes to (leave out "calls" to stop calls)."""
+        self.app_fields = set(fields)
+
+    def phone_number_get(self, phone_number_id: str, fields: str | None) -> dict:
+        number = self.number(phone_number_id)
+        known = {"display_phone_number": "+" + number.digits, **number.profile}
+        asked = [name for name in (fields or "").split(",") if name] or [
+            "display_phone_number",
+            "verified_name",
+        ]
+        for name in asked:
+            if name not in known:
+                raise invalid(
+                    f"Tried accessing nonexisting field ({name}) on node type (WhatsAppBusinessPhoneNumber)"
+                )
+        return {**{name: known[name] for name in asked}, "id": phone_number_id}
+
+    def subscribed_apps_get(self, waba_id: str) -> dict:
+        if not any(number.waba_id == waba_id for number in self.numbers.values()):
+            raise invalid(f"Unknown WhatsApp Business Account id {waba_id}")
+        apps = []
+        if waba_id not in self.unsubscribed_wabas:
+            apps.append(
+                {"whatsapp_business_api_data": {"id": self.app_id, "link": "", "name": "Switchboard"}}
+            )
+        return {"data": apps}
+
+    def app_subscriptions_get(self, app_id: str) -> dict:
+        if app_id != self.app_id:
+            raise invalid(f"Unknown app id {app_id}")
+        fields = [{"name": name, "version": "v23.0"} for name in sorted(self.app_fields)]
+        return {
+            "data": [
+                {"object": "whatsapp_business_account", "callback_url": "", "active": True, "fields": fields}
+            ]
+        }
 
     def permission(self, phone_number_id: str, wa_id: str) -> Permission:
         permission = self.permissions[(phone_number_id, wa_id)]

@@ -50,7 +50,16 @@ class Traffic:
     faults: deque[Fault] = field(default_factory=deque)
 
 
-def build_app(meta: SandboxMeta, *, token: str, traffic: Traffic) -> web.Application:
+def build_app(meta: SandboxMeta, *, token: str, traffic: Traffic, app_secret: str = "") -> web.Application:
+    def is_app_token(request: web.Request) -> bool:
+        """An app access token (`<APP_ID>|<APP_SECRET>`) on the app's own subscriptions edge."""
+        node = request.match_info.get("node", "")
+        return (
+            bool(app_secret)
+            and request.path.endswith("/subscriptions")
+            and request.headers.get("Authorization") == f"Bearer {node}|{app_secret}"
+        )
+
     @web.middleware
     async def graph_errors(request: web.Request, handler) -> web.StreamResponse:
         traffic.requests.append((request.method, request.path))
@@ -61,7 +70,7 @@ def build_app(meta: SandboxMeta, *, token: str, traffic: Traffic) -> web.Applica
                 return web.json_response(
                     {"error": {"message": "Service temporarily unavailable", "code": 2}}, status=fault.status
                 )
-        if request.headers.get("Authorization") != f"Bearer {token}":
+        if request.headers.get("Authorization") != f"Bearer {token}" and not is_app_token(request):
             return _graph_error(SandboxError(190, "Invalid OAuth access token", http_status=401))
         try:
             return await handler(request)
@@ -101,9 +110,20 @@ def build_app(meta: SandboxMeta, *, token: str, traffic: Traffic) -> web.Applica
             )
         )
 
-    async def media_get(request: web.Request) -> web.Response:
+    async def node_get(request: web.Request) -> web.Response:
+        node = request.match_info["node"]
+        if node in meta.numbers:
+            return web.json_response(meta.phone_number_get(node, request.query.get("fields")))
         base_url = f"{request.scheme}://{request.host}"
-        return web.json_response(meta.media_get(request.match_info["node"], base_url=base_url))
+        return web.json_response(meta.media_get(node, base_url=base_url))
+
+    async def subscribed_apps(request: web.Request) -> web.Response:
+        return web.json_response(meta.subscribed_apps_get(request.match_info["node"]))
+
+    async def app_subscriptions(request: web.Request) -> web.Response:
+        if not is_app_token(request):  # Meta: "An app access token is required"
+            raise SandboxError(102, "(#102) An app access token is required", http_status=400)
+        return web.json_response(meta.app_subscriptions_get(request.match_info["node"]))
 
     async def media_download(request: web.Request) -> web.Response:
         query = request.query
@@ -118,7 +138,7 @@ def build_app(meta: SandboxMeta, *, token: str, traffic: Traffic) -> web.Applica
     app = web.Application(middlewares=[graph_errors])
     app.router.add_get(MEDIA_DOWNLOAD_PATH, media_download)
     prefix = "/{version}/{node}"
-    app.router.add_get(prefix, media_get)
+    app.router.add_get(prefix, node_get)
     app.router.add_post(f"{prefix}/calls", calls)
     app.router.add_post(f"{prefix}/messages", messages)
     app.router.add_get(f"{prefix}/settings", settings_get)
@@ -126,6 +146,8 @@ def build_app(meta: SandboxMeta, *, token: str, traffic: Traffic) -> web.Applica
     app.router.add_get(f"{prefix}/call_permissions", call_permissions)
     app.router.add_post(f"{prefix}/message_templates", message_templates)
     app.router.add_get(f"{prefix}/message_templates", message_templates_list)
+    app.router.add_get(f"{prefix}/subscribed_apps", subscribed_apps)
+    app.router.add_get(f"{prefix}/subscriptions", app_subscriptions)
     return app
 
 
@@ -147,6 +169,7 @@ class Sandbox:
         self.sender = WebhookSender(url=webhook_url, app_secret=app_secret, habits=habits)
         self.meta = SandboxMeta(rules=rules, emit=self.sender.emit)
         self.token = token
+        self.app_secret = app_secret
         self.host, self.port = host, port
         self.record_dir = record_dir
         self.customers: list[SimulatedCustomer] = []
@@ -160,7 +183,8 @@ class Sandbox:
     async def start(self) -> None:
         await self.sender.start()
         self._runner = web.AppRunner(
-            build_app(self.meta, token=self.token, traffic=self.traffic), access_log=None
+            build_app(self.meta, token=self.token, traffic=self.traffic, app_secret=self.app_secret),
+            access_log=None,
         )
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from whatsapp import client as client_module
 from whatsapp import errors
 from whatsapp.client import (
     AsyncGraphClient,
@@ -315,3 +316,30 @@ def test_a_read_receipt_for_a_message_the_number_never_received_is_refused(sandb
             )  # another number's
 
     assert sandbox.meta.read_receipts == []
+
+
+def test_the_onboarding_reads_are_built_for_graph_nodes_only():
+    number = client_module.phone_number_request(phone_number_id="106540352242922")
+    subscriptions = client_module.app_subscriptions_request(app_id="900000000000001", app_secret="s3")
+
+    assert (number.method, number.path) == ("GET", "106540352242922")
+    assert number.params["fields"].split(",")[:3] == ["display_phone_number", "verified_name", "name_status"]
+    assert subscriptions.headers == {"Authorization": "Bearer 900000000000001|s3"}
+    with pytest.raises(ValueError, match="is not a phone number id"):
+        client_module.phone_number_request(phone_number_id="../me")
+    with pytest.raises(ValueError, match="is not a WhatsApp Business Account id"):
+        client_module.subscribed_apps_request(waba_id="")
+
+
+def test_app_subscriptions_are_read_per_object_from_active_subscriptions_only():
+    body = {
+        "data": [
+            {"object": "whatsapp_business_account", "active": True,
+             "fields": [{"name": "messages", "version": "v23.0"}, "calls"]},
+            {"object": "page", "active": False, "fields": [{"name": "feed"}]},
+        ]
+    }  # fmt: skip
+
+    assert client_module.parse_app_subscriptions(body) == {"whatsapp_business_account": {"messages", "calls"}}
+    with pytest.raises(errors.GraphAPIError):
+        client_module.parse_app_subscriptions({"error": "no"})

@@ -84,6 +84,13 @@ class Command(BaseCommand):
                 waba_id=number.waba_id,
                 display_phone_number=number.display_phone_number,
             )
+            # Meta says of the number what the back office keeps of it (its onboarding page reads it).
+            sandbox.meta.number_profile_set(
+                number.phone_number_id,
+                messaging_limit_tier=number.messaging_limit_tier,
+                is_on_biz_app=number.is_coexistence,
+                is_official_business_account=number.verification_status == "verified",
+            )
         for template in templates:
             try:
                 sandbox.meta.template_create(template["waba_id"], template["body"])
