@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "recordings",
     "integrations",
     "assistant",
+    "campaigns",
     "drf_spectacular",
     "drf_spectacular_sidecar",
 ]
