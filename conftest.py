@@ -49,6 +49,21 @@ def realtime_sent():
     flush()
 
 
+@pytest.fixture(autouse=True)
+def channel_layer_of_live_loops():
+    """The process-wide channel layer never stays bound to a dead event loop: a receive still pending
+    when a test's loop closed leaves channels_redis's layer refusing every later receive ("Two event
+    loops are trying to receive() on one channel layer at once!"). Such a layer is dropped, and the
+    next test gets a new one."""
+    yield
+    from channels.layers import channel_layers
+
+    layer = channel_layers.backends.get("default")
+    loop = getattr(layer, "receive_event_loop", None)
+    if loop is not None and loop.is_closed():
+        del channel_layers.backends["default"]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def celery_test_queue(redis_server):
     """The session's own Celery queue (tests/environment.py names it), purged at the end."""

@@ -15,7 +15,9 @@ from core.channel_layer import RedisChannelLayer, Send
 
 
 def another_process() -> RedisChannelLayer:
-    """A second process's layer: its specific channels share a Redis queue of their own."""
+    """A process's layer of its own: its specific channels share a Redis queue of their own. Each
+    scenario makes its own rather than using the process-wide layer, whose receiving state belongs
+    to the event loop of whichever earlier test received on it last."""
     return RedisChannelLayer(**settings.CHANNEL_LAYERS["default"]["CONFIG"])
 
 
@@ -36,7 +38,7 @@ def test_send_many_delivers_what_one_by_one_sends_deliver():
     tag = uuid.uuid4().hex[:8]
 
     async def scenario(send_all) -> list[list[dict]]:
-        here, there = get_channel_layer(), another_process()
+        here, there = another_process(), another_process()
         tab_1, tab_2 = await here.new_channel(), await here.new_channel()
         elsewhere = await there.new_channel()
         name = f"{tag}.{send_all.__name__}"
@@ -79,7 +81,7 @@ def test_send_many_delivers_what_one_by_one_sends_deliver():
 
 def test_messages_to_one_queue_leave_in_the_order_they_were_sent_across_sends():
     async def scenario():
-        layer = get_channel_layer()
+        layer = another_process()
         channel = await layer.new_channel()
         for start in range(0, 60, 3):  # each call within microseconds of the last
             await layer.send_many([Send(channel, {"type": "n", "n": n}) for n in range(start, start + 3)])
