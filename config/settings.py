@@ -218,6 +218,8 @@ SANDBOX_WEBHOOK_URL = env.str("SANDBOX_WEBHOOK_URL", default="http://127.0.0.1:8
 SANDBOX_CUSTOMERS = env.int("SANDBOX_CUSTOMERS", default=20)
 SANDBOX_CALLS_PER_MINUTE = env.float("SANDBOX_CALLS_PER_MINUTE", default=0.0)
 SANDBOX_CHATS_PER_MINUTE = env.float("SANDBOX_CHATS_PER_MINUTE", default=0.0)
+# Customers who react to the templates sent to them (a campaign's audience, whatsapp/sandbox/crowd.py).
+SANDBOX_CAMPAIGN_CROWD = env.int("SANDBOX_CAMPAIGN_CROWD", default=0)
 if not DEBUG and not (WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN and WHATSAPP_TOKEN):
     raise ImproperlyConfigured(
         "WHATSAPP_TOKEN, WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN must be set when DEBUG is off."

@@ -1,7 +1,10 @@
 """Run the built-in Meta sandbox: a Graph API, simulated customers, and signed webhooks to us."""
 
 import asyncio
+import csv
+import dataclasses
 import signal
+from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
@@ -9,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.processes import wait_for_stop
 from whatsapp.models import BusinessNumber
+from whatsapp.sandbox.crowd import CrowdConfig, start_crowd
 from whatsapp.sandbox.load import add_crowd, keep_calling, keep_chatting
 from whatsapp.sandbox.meta import SandboxError
 from whatsapp.sandbox.server import Sandbox
@@ -27,6 +31,32 @@ class Command(BaseCommand):
         parser.add_argument("--chats-per-minute", type=float, default=settings.SANDBOX_CHATS_PER_MINUTE)
         parser.add_argument("--webhook-url", default=settings.SANDBOX_WEBHOOK_URL)
         parser.add_argument(
+            "--crowd",
+            type=int,
+            default=settings.SANDBOX_CAMPAIGN_CROWD,
+            metavar="N",
+            help="Add a campaign crowd of N customers who react to the templates sent to them.",
+        )
+        for crowd_field in dataclasses.fields(CrowdConfig):
+            if crowd_field.name in ("size", "regions"):
+                continue
+            parser.add_argument(
+                f"--crowd-{crowd_field.name.replace('_', '-')}",
+                type=int if crowd_field.type is int else float,
+                default=crowd_field.default,
+                help=f"The campaign crowd's {crowd_field.name} (default %(default)s).",
+            )
+        parser.add_argument(
+            "--crowd-regions",
+            default=",".join(CrowdConfig.regions),
+            help="Countries of the campaign crowd's numbers, comma-separated (default %(default)s).",
+        )
+        parser.add_argument(
+            "--crowd-list",
+            type=Path,
+            help="Write the campaign crowd's numbers and names to this CSV file (to import as recipients).",
+        )
+        parser.add_argument(
             "--only-when-configured",
             action="store_true",
             help="Idle unless WHATSAPP_GRAPH_URL points at this sandbox (for the Procfile).",
@@ -39,10 +69,27 @@ class Command(BaseCommand):
                 f"WHATSAPP_GRAPH_URL is {settings.WHATSAPP_GRAPH_URL}: the sandbox is not needed."
             )
             return wait_for_stop()
+        options["crowd_config"] = self._crowd_config(options)
         numbers = list(BusinessNumber.objects.filter(is_sandbox=True))
         if not numbers:
             raise CommandError("No sandbox business number: run `manage.py seed_demo` or add one in admin.")
         asyncio.run(self._run(numbers, self._approved_templates(numbers), options))
+
+    def _crowd_config(self, options: dict) -> CrowdConfig | None:
+        if options["crowd"] <= 0:
+            return None
+        tuned = {
+            crowd_field.name: options[f"crowd_{crowd_field.name}"]
+            for crowd_field in dataclasses.fields(CrowdConfig)
+            if crowd_field.name not in ("size", "regions")
+        }
+        regions = tuple(
+            region.strip().upper() for region in options["crowd_regions"].split(",") if region.strip()
+        )
+        try:
+            return CrowdConfig(size=options["crowd"], regions=regions, **tuned)
+        except ValueError as error:
+            raise CommandError(f"Campaign crowd: {error}") from None
 
     def _approved_templates(self, numbers: list[BusinessNumber]) -> list[dict]:
         """Meta keeps an account's templates; the sandbox forgets them when it stops. So it starts
@@ -102,6 +149,14 @@ class Command(BaseCommand):
         red_listed = []
         if options["chats_per_minute"] > 0:
             red_listed = add_crowd(sandbox, count=min(2, len(red_list)), seed=4, regions=sorted(red_list))
+        campaign_crowd = start_crowd(sandbox, options["crowd_config"]) if options["crowd_config"] else None
+        if campaign_crowd is not None:
+            self.stdout.write(f"Campaign crowd of {len(campaign_crowd.members)}: {campaign_crowd.config}")
+            if options["crowd_list"]:
+                with options["crowd_list"].open("w", newline="") as listing:
+                    writer = csv.writer(listing)
+                    writer.writerow(["wa_id", "name"])
+                    writer.writerows([member.wa_id, member.name] for member in campaign_crowd.members)
         self.stdout.write(
             f"Sandbox Graph API on {sandbox.graph_url} for {len(numbers)} number(s), {len(templates)} "
             f"template(s), {len(crowd)} customers (and {len(red_listed)} of countries not called); "
@@ -127,4 +182,7 @@ class Command(BaseCommand):
         try:
             await asyncio.gather(*crowd_at_work)
         finally:
+            if campaign_crowd is not None:
+                campaign_crowd.stop()
+                self.stdout.write(f"Campaign crowd reactions: {dict(campaign_crowd.counts())}")
             await sandbox.stop()
