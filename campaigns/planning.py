@@ -3,19 +3,21 @@
 number's messaging throughput, §10.1).
 
 The queue is the Erlang C model (M/M/N: Poisson arrivals, exponential handling times, N agents, callers
-who wait as long as it takes), A. K. Erlang, "Solution of some problems in the theory of probabilities
-of significance in automatic telephone exchanges" (1917), as used for call-centre staffing (e.g. ITU-T
-E.500-series texts, Koole, "Call Center Optimization", 2013, ch. 5). It is written out here: the one
-maintained Python package that offers it (pyworkforce) pulls in Google's OR-Tools for its scheduling
-parts, far more than five lines of arithmetic need. The published example of that package (and of R's
-ErlangC: 100 calls in 30 min, 180 s calls, 14 agents → P_w 0.1741, 88.8 % in 20 s, ASA 7.84 s) is one of
-the tests' worked examples.
+who wait as long as it takes): the standard formula of teletraffic engineering, from A. K. Erlang,
+"Solution of some problems in the theory of probabilities of significance in automatic telephone
+exchanges" (1917), and the usual basis of call-centre staffing. It is written out here rather than taken
+from a package: those on PyPI that offer it bring far more than these few lines of arithmetic need
+(pyworkforce pulls in Google's OR-Tools for its scheduling parts; ErlangCCmath asks for a vendor's user
+id), and the project adds no package for it. The example pyworkforce and R's ErlangC publish
+(100 calls in 30 min, 180 s calls, 14 agents → P_w 0.1741, 88.8 % in 20 s, ASA 7.84 s) is one of the
+tests' worked examples.
 
 Arrivals: the send spreads the messages evenly over its duration, and each customer who taps the call
 button does so after an exponential delay from delivery (mean ``tap_delay_seconds``). The call arrival
 rate is the send convolved with that delay: ``r·p·(1 - e^(-t/D))`` while sending, falling off after, so
 its peak is at the end of the send. The queue at that peak is taken as if it lasted (the usual
-peak-interval staffing rule): a cautious figure, since the peak is brief when the send is short.
+peak-interval staffing rule): a cautious figure, since arrivals are at their peak only around the end
+of the send.
 """
 
 import math
@@ -472,7 +474,8 @@ def campaign_plan(campaign) -> CapacityPlan:
     recipients = campaign.recipients.all()
     to_send = recipients.filter(status=Recipient.Status.PENDING, exclusion="").count()
     progress = recipients.aggregate(
-        delivered=Count("pk", filter=Q(delivered_at__isnull=False)),
+        # A message read is delivered, though its `delivered` status may be missing or still to come.
+        delivered=Count("pk", filter=Q(delivered_at__isnull=False) | Q(read_at__isnull=False)),
         tapped=Count("pk", filter=Q(tapped_call_at__isnull=False)),
         timed_taps=Count("pk", filter=Q(tapped_call_at__isnull=False, delivered_at__isnull=False)),
         tap_delay=Avg(

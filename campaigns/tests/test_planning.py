@@ -374,11 +374,13 @@ def test_a_campaigns_plan_counts_the_listed_not_excluded_and_the_agents_signed_i
 
 @pytest.mark.django_db
 def test_a_campaigns_plan_uses_its_own_rates_once_enough_were_delivered(campaign, number):
-    """250 delivered an hour ago, 25 tapped 5 min after delivery (10 %), 10 of their calls ended after
-    240 s: those replace the guessed 2 %, 10 min and 180 s. 50 more are still to send."""
+    """250 delivered an hour ago (50 of them known only by their `read` status), 25 tapped 5 min after
+    delivery (10 %), 10 of their calls ended after 240 s: those replace the guessed 2 %, 10 min and
+    180 s. 50 more are still to send."""
     campaign.agents_on_duty = 5
     delivered_at = timezone.now() - timedelta(hours=1)
-    reached = listed(campaign, 250, status=Recipient.Status.DELIVERED, delivered_at=delivered_at)
+    reached = listed(campaign, 200, status=Recipient.Status.DELIVERED, delivered_at=delivered_at)
+    listed(campaign, 50, status=Recipient.Status.READ, read_at=delivered_at)
     listed(campaign, 50)
     contact = ContactFactory()
     for position, recipient in enumerate(reached[:25]):
