@@ -169,7 +169,7 @@ def campaign_create(
                 exclusion=line.exclusion,
                 exclusion_detail=line.detail[:300],
                 status=Recipient.Status.EXCLUDED if line.exclusion else Recipient.Status.PENDING,
-            )  # fmt: skip
+            )
             for line in screened
         ],
         batch_size=2000,
