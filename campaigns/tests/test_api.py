@@ -37,7 +37,8 @@ def key_of(number):
 
 def body(number, **changes) -> dict:
     return {
-        "name": "Spring", "business_number_id": number.pk, "template": {"name": "spring_offer", "language": "en"},
+        "name": "Spring", "business_number_id": number.pk,
+        "template": {"name": "spring_offer", "language": "en"},
         "lines": ["+44 7700 900001", "not a number", "447700900001", "447700900004"], "parameters": ["you"],
         "send_rate_per_second": "20", "expected_tap_rate": "0.05",
     } | changes  # fmt: skip
@@ -69,7 +70,8 @@ def test_a_campaign_of_a_filter_of_the_numbers_contacts(client, number, template
     for wa_id, name in (("447700900001", "Ada Lovelace"), ("447700900002", "Alan Turing")):
         Message.objects.create(
             business_number=number, contact=contact_get_or_create(wa_id=wa_id, name=name),
-            direction=Message.Direction.INBOUND, message_type="text", text="Hi", status=Message.Status.RECEIVED,
+            direction=Message.Direction.INBOUND, message_type="text", text="Hi",
+            status=Message.Status.RECEIVED,
         )  # fmt: skip
     other = BusinessNumberFactory()
     Message.objects.create(
@@ -127,7 +129,8 @@ def test_start_pause_resume_cancel_and_a_move_it_cannot_make(client, number, tem
     ]
 
     assert answers == [
-        (409, "draft"), (200, "sending"), (200, "paused"), (200, "sending"), (200, "cancelled"), (409, "cancelled"),
+        (409, "draft"), (200, "sending"), (200, "paused"), (200, "sending"), (200, "cancelled"),
+        (409, "cancelled"),
     ]  # fmt: skip
     assert ApiWrite.objects.filter(refusal_code="campaign_status").count() == 2
 

@@ -83,8 +83,9 @@ class CampaignSerializer(serializers.Serializer):
 
 def _campaign_data(campaign: Campaign) -> dict:
     fields = (
-        "id", "name", "business_number_id", "status", "call_button_payload", "parameters", "expected_tap_rate",
-        "expected_call_seconds", "expected_tap_delay_seconds", "target_service_level", "target_answer_seconds",
+        "id", "name", "business_number_id", "status", "call_button_payload", "parameters",
+        "expected_tap_rate", "expected_call_seconds", "expected_tap_delay_seconds", "target_service_level",
+        "target_answer_seconds",
         "agents_on_duty", "throttled_until", "last_error", "created_at", "started_at", "paused_at",
         "finished_at",
     )  # fmt: skip
@@ -173,21 +174,23 @@ class CampaignListApi(CampaignsApiMixin, ApiView):
         lines = serializers.ListField(
             child=serializers.CharField(max_length=64, allow_blank=True, trim_whitespace=False),
             required=False, max_length=MAX_RECIPIENTS,
-            help_text="Phone numbers as listed (international, or national with its 0 in the number's country).",
+            help_text="As listed: international, or national with its 0 in the number's country.",
         )  # fmt: skip
         contact_filter = ContactFilterSerializer(required=False)
         send_rate_per_second = serializers.DecimalField(
             max_digits=8, decimal_places=3, required=False, min_value=0,
             help_text="Messages a second; at most (and by default) the number's throughput.",
         )  # fmt: skip
-        expected_tap_rate = serializers.DecimalField(max_digits=5, decimal_places=4, min_value=0, max_value=1,
-                                                     required=False)  # fmt: skip
+        expected_tap_rate = serializers.DecimalField(
+            max_digits=5, decimal_places=4, min_value=0, max_value=1, required=False
+        )
         expected_call_seconds = serializers.IntegerField(min_value=1, max_value=86400, required=False)
         expected_tap_delay_seconds = serializers.IntegerField(
             min_value=1, max_value=30 * 86400, required=False
         )
-        target_service_level = serializers.DecimalField(max_digits=4, decimal_places=3, min_value=0, max_value=1,
-                                                        required=False)  # fmt: skip
+        target_service_level = serializers.DecimalField(
+            max_digits=4, decimal_places=3, min_value=0, max_value=1, required=False
+        )
         target_answer_seconds = serializers.IntegerField(min_value=1, max_value=3600, required=False)
         agents_on_duty = serializers.IntegerField(min_value=0, max_value=100000, required=False)
 
