@@ -150,3 +150,22 @@ def contacts_matching(*, viewer: Viewer, q: str) -> QuerySet[Contact]:
 def campaigns_of(viewer: Viewer) -> QuerySet[Campaign]:
     """The campaigns the viewer may see and run (core.access)."""
     return viewer.campaigns().select_related("business_number", "template")
+
+
+MAX_REPORTED_CAMPAIGNS = 50
+
+
+def campaign_cost_rows(
+    *, since, until, business_number_ids=None
+) -> list[tuple[Campaign, dict[str, int], CampaignCost]]:
+    """The costs page's campaigns: those started from `since` to `until` (UTC days, both included),
+    newest first, at most MAX_REPORTED_CAMPAIGNS, each with its progress and its cost (three queries
+    a campaign). `business_number_ids`: only those numbers' campaigns; None: the whole account."""
+    campaigns = Campaign.objects.filter(started_at__date__gte=since, started_at__date__lte=until)
+    if business_number_ids is not None:
+        campaigns = campaigns.filter(business_number_id__in=business_number_ids)
+    chosen = campaigns.select_related("business_number", "template").order_by("-started_at", "-pk")
+    return [
+        (campaign, campaign_progress(campaign), campaign_cost(campaign))
+        for campaign in chosen[:MAX_REPORTED_CAMPAIGNS]
+    ]

@@ -134,3 +134,26 @@ def test_cost_is_its_charged_messages_against_the_free_minutes_of_the_calls_it_b
     assert cost.messages_amount == Decimal("0.1500")
     assert (cost.calls, cost.calls_answered, cost.call_minutes) == (2, 1, Decimal("2.50"))
     assert (cost.cost_per_answered_call, cost.cost_per_call_minute) == (Decimal("0.1500"), Decimal("0.0600"))
+
+
+def test_the_costs_page_has_a_line_per_campaign_with_its_cost_and_free_minutes(
+    client, number, template, opted_in
+):
+    from agents.tests.factories import supervisor
+
+    campaign = sent_campaign(number, template, opted_in)
+    Campaign.objects.filter(pk=campaign.pk).update(status="completed", started_at=timezone.now())
+    CallFactory(
+        business_number=number, contact=Recipient.objects.get(wa_id=CUSTOMERS[0]).contact,
+        cta_payload=campaign.call_button_payload, status=Call.Status.ENDED, connected_at=timezone.now(),
+        talk_seconds=90,
+    )  # fmt: skip
+    client.force_login(supervisor())
+
+    page = client.get("/reports/costs/").content.decode()
+
+    row = page.split(f'<tr data-campaign="{campaign.pk}">')[1].split("</tr>")[0]
+    assert row == (
+        "<td>Spring</td><td>Completed</td><td>4</td><td>0</td><td>0.0000 USD</td><td>1</td><td>1</td>"
+        "<td>1.50</td><td>0.0000 USD</td>"
+    )

@@ -165,9 +165,10 @@ def floor(recordings_storage, tmp_path, settings) -> Floor:
                                          status=Template.Status.APPROVED),
     )  # fmt: skip
     return Floor(
-        campaign=campaign, x=x, y=y, agent=agent, colleague=colleague, other_agent=other_agent, contact=contact,
+        x=x, y=y, agent=agent, colleague=colleague, other_agent=other_agent, contact=contact,
         other_contact=other_contact, call=call, colleagues_call=colleagues_call, other_call=other_call,
         message=message, photo=photo, conversation=conversation, note=note, colleagues_note=colleagues_note,
+        campaign=campaign,
         handed_chat=handed_chat, preference=preference,
     )  # fmt: skip
 
