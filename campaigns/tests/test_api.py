@@ -40,7 +40,7 @@ def body(number, **changes) -> dict:
         "name": "Spring", "business_number_id": number.pk,
         "template": {"name": "spring_offer", "language": "en"},
         "lines": ["+44 7700 900001", "not a number", "447700900001", "447700900004"], "parameters": ["you"],
-        "send_rate_per_second": "20", "expected_tap_rate": "0.05",
+        "send_rate_per_second": 20, "expected_tap_rate": 0.05,
     } | changes  # fmt: skip
 
 
@@ -98,9 +98,9 @@ def test_a_campaign_of_a_filter_of_the_numbers_contacts(client, number, template
     ("changes", "status", "code"),
     [
         ({"template": {"name": "unknown", "language": "en"}}, 422, "unknown_template"),
-        ({"send_rate_per_second": "500"}, 422, "send_rate"),
+        ({"send_rate_per_second": 500}, 422, "send_rate"),
         ({"lines": []}, 422, "empty_list"),
-        ({"contact_filter": {"q": ""}}, 400, "invalid"),  # lines and a filter
+        ({"contact_filter": {"q": ""}}, 422, "list"),  # lines and a filter
     ],
 )
 def test_a_campaign_that_cannot_be_is_refused_and_nothing_is_created(

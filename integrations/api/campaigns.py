@@ -1,6 +1,8 @@
 """Campaigns: one approved template sent from one number to a list (numbers, or a filter of the
 contacts), each line screened; started, paused, resumed and cancelled; its progress and its cost."""
 
+from decimal import Decimal
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -136,6 +138,14 @@ def _detail(campaign: Campaign) -> dict:
     }
 
 
+DECIMALS = {"expected_tap_rate": 4, "target_service_level": 3}
+
+
+def _decimal(value: float, places: int) -> Decimal:
+    """A number of the body as the campaign keeps it (a JSON number, rounded to the field's places)."""
+    return Decimal(str(round(value, places))).quantize(Decimal(1).scaleb(-places))
+
+
 class CampaignsApiMixin:
     def campaigns(self):
         caller = self.caller()
@@ -177,27 +187,22 @@ class CampaignListApi(CampaignsApiMixin, ApiView):
             help_text="As listed: international, or national with its 0 in the number's country.",
         )  # fmt: skip
         contact_filter = ContactFilterSerializer(required=False)
-        send_rate_per_second = serializers.DecimalField(
-            max_digits=8, decimal_places=3, required=False, min_value=0,
-            help_text="Messages a second; at most (and by default) the number's throughput.",
+        send_rate_per_second = serializers.FloatField(
+            required=False, min_value=0, max_value=100000,
+            help_text="Messages a second (3 decimals); at most, and by default, the number's throughput.",
         )  # fmt: skip
-        expected_tap_rate = serializers.DecimalField(
-            max_digits=5, decimal_places=4, min_value=0, max_value=1, required=False
+        expected_tap_rate = serializers.FloatField(
+            min_value=0, max_value=1, required=False, help_text="0.02 = 2 % (4 decimals)."
         )
         expected_call_seconds = serializers.IntegerField(min_value=1, max_value=86400, required=False)
         expected_tap_delay_seconds = serializers.IntegerField(
             min_value=1, max_value=30 * 86400, required=False
         )
-        target_service_level = serializers.DecimalField(
-            max_digits=4, decimal_places=3, min_value=0, max_value=1, required=False
+        target_service_level = serializers.FloatField(
+            min_value=0, max_value=1, required=False, help_text="0.8 = 80 % (3 decimals)."
         )
         target_answer_seconds = serializers.IntegerField(min_value=1, max_value=3600, required=False)
         agents_on_duty = serializers.IntegerField(min_value=0, max_value=100000, required=False)
-
-        def validate(self, attrs: dict) -> dict:
-            if ("lines" in attrs) == ("contact_filter" in attrs):
-                raise serializers.ValidationError("Give either `lines` or `contact_filter`.")
-            return attrs
 
     class FilterSerializer(PageSerializer):
         number = IdField(required=False, help_text="A business number's id.")
@@ -229,6 +234,8 @@ class CampaignListApi(CampaignsApiMixin, ApiView):
         body = self.CreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         wanted = body.validated_data
+        if ("lines" in wanted) == ("contact_filter" in wanted):
+            raise Refused(422, "list", "Give either `lines` or `contact_filter`.", field="lines")
         number = self.business_number(wanted["business_number_id"])
         template = Template.objects.filter(
             waba_id=number.waba_id, name=wanted["template"]["name"], language=wanted["template"]["language"]
@@ -244,16 +251,17 @@ class CampaignListApi(CampaignsApiMixin, ApiView):
             matching = contacts_matching(viewer=of_number, q=wanted["contact_filter"]["q"])
             lines = list(matching.order_by("wa_id").values_list("wa_id", flat=True)[: MAX_RECIPIENTS + 1])
         guesses = {
-            name: wanted[name]
+            name: _decimal(wanted[name], DECIMALS[name]) if name in DECIMALS else wanted[name]
             for name in ("expected_tap_rate", "expected_call_seconds", "expected_tap_delay_seconds",
                          "target_service_level", "target_answer_seconds", "agents_on_duty")
             if name in wanted
         }  # fmt: skip
+        rate = wanted.get("send_rate_per_second")
         try:
             campaign = campaign_create(
                 name=wanted["name"], business_number=number, template=template, lines=lines,
                 created_by=None if self.caller().key else request.user, parameters=wanted.get("parameters"),
-                send_rate_per_second=wanted.get("send_rate_per_second"), **guesses,
+                send_rate_per_second=None if rate is None else _decimal(rate, 3), **guesses,
             )  # fmt: skip
         except ValidationError as error:
             raise refused_by_service(error, unprocessable=FIELDS_OF_CODES) from None
