@@ -2,6 +2,8 @@
 calls it brings fit the number's 1,000-call cap and the agents on duty (WHATSAPP_API.md §4.4, §5.1,
 §10.1, §10.2)."""
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -40,7 +42,7 @@ class Campaign(TimeStampedModel):
     expected_tap_rate = models.DecimalField(
         max_digits=5,
         decimal_places=4,
-        default=0.02,
+        default=Decimal("0.02"),
         validators=[MinValueValidator(0), MaxValueValidator(1)],
         help_text="Share of recipients expected to tap the call button (0.02 = 2 %).",
     )
@@ -55,7 +57,7 @@ class Campaign(TimeStampedModel):
     target_service_level = models.DecimalField(
         max_digits=4,
         decimal_places=3,
-        default=0.8,
+        default=Decimal("0.8"),
         validators=[MinValueValidator(0), MaxValueValidator(1)],
         help_text="Share of calls to answer within the target answer time (0.8 = 80 %).",
     )
@@ -67,11 +69,23 @@ class Campaign(TimeStampedModel):
         max_digits=8, decimal_places=3, null=True, blank=True, help_text="The pace the sender keeps."
     )
     plan = models.JSONField(default=dict, blank=True)
+    parameters = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The template body's parameters, in order (the same for everyone).",
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # The sender backs off on Meta's throughput error 130429 until then (never fails the campaign).
     throttled_until = models.DateTimeField(null=True, blank=True)
+    # The one sender at work on the campaign, alive until then (it renews this as it goes); a sender
+    # that died is replaced by the beat sweep once it passes.
+    sender_token = models.CharField(max_length=32, blank=True)
+    sender_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(
+        max_length=300, blank=True, help_text="The last refusal that slowed it down."
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -150,3 +164,32 @@ class Recipient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.listed_as} ({self.get_status_display()})"
+
+
+class OptIn(models.Model):
+    """A customer's agreement to hear from a business number, recorded where it was given (a form, a
+    shop's till, the CRM). A customer who wrote to or called the number has agreed too (they started
+    the conversation); everyone else is excluded from campaigns as `no_opt_in`."""
+
+    class Source(models.TextChoices):
+        API = "api", "The CRM, through the API"
+        IMPORT = "import", "An imported list"
+        ADMIN = "admin", "Entered in the back office"
+
+    business_number = models.ForeignKey("whatsapp.BusinessNumber", on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey("messaging.Contact", on_delete=models.CASCADE, related_name="opt_ins")
+    at = models.DateTimeField(help_text="When the customer agreed.")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    detail = models.CharField(max_length=300, blank=True, help_text="Where and how, e.g. the form's name.")
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["business_number", "contact"], name="one_opt_in_per_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact} agreed on {self.at:%Y-%m-%d}"

@@ -191,6 +191,7 @@ CELERY_BEAT_SCHEDULE = {
     "recordings-requeue-stalled": {"task": "recordings.requeue_stalled", "schedule": 300.0},
     "integrations-deliver-due": {"task": "integrations.deliver_due", "schedule": 60.0},
     "assistant-hand-over-overdue": {"task": "assistant.hand_over_overdue", "schedule": 30.0},
+    "campaigns-resume-senders": {"task": "campaigns.resume_senders", "schedule": 30.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -209,6 +210,10 @@ WHATSAPP_APP_ID = env.str("WHATSAPP_APP_ID", default="900000000000001" if DEBUG 
 WHATSAPP_VERIFY_TOKEN = env.str("WHATSAPP_VERIFY_TOKEN", default="sandbox-verify-token" if DEBUG else "")
 WHATSAPP_TIMEOUT_S = env.float("WHATSAPP_TIMEOUT_S", default=10.0)
 WHATSAPP_MAX_RETRIES = env.int("WHATSAPP_MAX_RETRIES", default=3)
+# A business number's messaging throughput (WHATSAPP_API.md §10.1: 80 messages a second by default,
+# 1,000 after Meta's upgrade): campaigns never send faster; Meta's 130429 backs them off that long.
+WHATSAPP_MESSAGES_PER_SECOND = env.int("WHATSAPP_MESSAGES_PER_SECOND", default=80)
+CAMPAIGN_THROTTLE_BACKOFF_S = env.float("CAMPAIGN_THROTTLE_BACKOFF_S", default=2.0)
 # The largest file a customer sends that is fetched and kept (larger ones are marked on the message,
 # not downloaded). WHATSAPP_API.md gives no size limits of Meta's: 100 MiB is a cap of our own, above
 # the largest files WhatsApp users are known to send (documents).

@@ -8,7 +8,7 @@ Three kinds of viewer look at the contact center's data:
   private notes on conversations) unless they hold `calls.read_colleagues_notes`, and not the
   floor's figures (KPIs) unless they hold `calls.view_kpis`;
 - **a supervisor** (a staff user) sees everything of every number: every call when they may listen to
-  calls (`recordings.listen_recording`), every agent's notes;
+  calls (`recordings.listen_recording`), every agent's notes, and runs campaigns (agents do not);
 - **an API key** sees its numbers only, within its scopes; **a widget** opened with a key sees what its
   signed-in user sees, narrowed to the key's numbers.
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
     from calls.models import Call
+    from campaigns.models import Campaign
     from integrations.models import ApiKey
     from messaging.models import Contact, Conversation, ConversationNote, MarketingPreference, Message
 
@@ -59,6 +60,7 @@ class Viewer:
     sees_every_call: bool = True  # False: only the agent's own calls
     reads_colleagues_notes: bool = True  # False: only the notes of the agent's own calls
     sees_kpis: bool = True  # the floor's figures: every queue's, every agent's
+    runs_campaigns: bool = False  # sees and runs its numbers' campaigns: supervisors and API keys
     agent_id: int | None = None
     user_id: int | None = None
     key: "ApiKey | None" = None
@@ -126,6 +128,17 @@ class Viewer:
         from messaging.models import Message
 
         return Message.objects.filter(business_number_id__in=self.number_ids)
+
+    # Campaigns
+
+    def campaigns(self) -> "QuerySet[Campaign]":
+        """The campaigns of the viewer's numbers, for supervisors and API keys (a key's scopes say
+        whether it reads them, `read`, or runs them, `messages:write`); none for agents."""
+        from campaigns.models import Campaign
+
+        if not self.runs_campaigns:
+            return Campaign.objects.none()
+        return Campaign.objects.filter(business_number_id__in=self.number_ids)
 
     def marketing_preferences(self) -> "QuerySet[MarketingPreference]":
         """Customers' choices of marketing messages from the viewer's numbers (WhatsApp's words, not a
@@ -227,6 +240,7 @@ def viewer_of_user(user: "AbstractBaseUser") -> Viewer:
         sees_every_call=user.has_perm(HEAR_ANY_CALL_PERMISSION),
         reads_colleagues_notes=user.is_staff or user.has_perm(COLLEAGUES_NOTES_PERMISSION),
         sees_kpis=user.is_staff or user.has_perm(KPIS_PERMISSION),
+        runs_campaigns=user.is_staff,
         agent_id=agent.pk if agent else None,
         user_id=user.pk,
     )
@@ -306,6 +320,7 @@ def viewer_of_key(key: "ApiKey") -> Viewer:
         number_ids=frozenset(key.business_numbers.values_list("pk", flat=True)),
         scopes=frozenset(key.scopes),
         sees_raw_text=ApiKey.Scope.ADMIN in key.scopes,
+        runs_campaigns=True,
         key=key,
     )
 

@@ -1,7 +1,7 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from integrations.api import billing, calls, contacts, kpis, messages
+from integrations.api import billing, calls, campaigns, contacts, kpis, messages
 
 app_name = "integrations"
 
@@ -18,6 +18,13 @@ urlpatterns = [
     path("api/v1/compliance/can-call/", calls.CanCallApi.as_view(), name="can-call"),
     path("api/v1/permission-requests/", calls.PermissionRequestApi.as_view(), name="permission-requests"),
     path("api/v1/messages/", messages.MessageListApi.as_view(), name="messages"),
+    path("api/v1/campaigns/", campaigns.CampaignListApi.as_view(), name="campaigns"),
+    path("api/v1/campaigns/<int:pk>/", campaigns.CampaignDetailApi.as_view(), name="campaign"),
+    re_path(
+        r"^api/v1/campaigns/(?P<pk>[0-9]{1,18})/(?P<action>start|pause|resume|cancel)/$",
+        campaigns.CampaignActionApi.as_view(),
+        name="campaign-action",
+    ),
     path("api/v1/charges/", billing.ChargeListApi.as_view(), name="charges"),
     path("api/v1/agents/", calls.AgentListApi.as_view(), name="agents"),
     path("api/v1/kpis/", kpis.KpiApi.as_view(), name="kpis"),

@@ -639,9 +639,13 @@ def message_send_template(
     parameters: list[str] | None = None,
     idempotency_key: str = "",
     sent_by=None,
+    buttons: list[dict] | None = None,
+    is_sent_by_worker: bool = True,
 ) -> Message:
-    """Record an approved template of the number's account, its body filled with ``parameters`` in order,
-    and send it (after commit, by a task). Allowed at any time; what it costs follows the windows. A
+    """Record an approved template of the number's account, its body filled with ``parameters`` in order
+    (and its ``buttons`` components as given, e.g. a voice-call button's payload, WHATSAPP_API.md §4.4),
+    and send it (after commit, by a task; without ``is_sent_by_worker`` the caller sends it, as a
+    campaign's paced sender does). Allowed at any time; what it costs follows the windows. A
     marketing template to a customer who stopped marketing messages from the number is refused
     (ValidationError ``marketing_stopped``, saying since when): nothing is recorded, sent or charged."""
     if template.waba_id != business_number.waba_id or template.status != Template.Status.APPROVED:
@@ -658,6 +662,8 @@ def message_send_template(
         components = [
             {"type": "body", "parameters": [{"type": "text", "text": str(value)} for value in parameters]}
         ]
+    if buttons:
+        components = [*(components or []), *buttons]
     request = template_message_request(
         phone_number_id=business_number.phone_number_id, to=contact.wa_id, name=template.name,
         language=template.language, components=components,
@@ -665,6 +671,7 @@ def message_send_template(
     return _message_record(
         business_number=business_number, contact=contact, message_type="template", text=template.name,
         request=request.json, idempotency_key=idempotency_key, sent_by=sent_by, template=template,
+        is_sent_by_worker=is_sent_by_worker,
     )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from rest_framework.exceptions import ValidationError as InvalidPeriod
 from agents.models import Agent, Queue
 from agents.selectors import agent_day, agent_for_user, numbers_for_agent
 from calls.selectors import calls_of_contact, customer_cost
+from campaigns.selectors import campaign_cost_rows
 from compliance.decisions import call_decide
 from compliance.services import fallback_send
 from core.access import viewer_of
@@ -109,6 +110,7 @@ def costs(request):
             "charts": spend_charts(rows, since=since, until=until),
             "call_rows": call_rows,
             "call_totals": call_cost_totals(call_rows),
+            "campaign_rows": campaign_cost_rows(since=since, until=until),
         }
     return render(request, "messaging/costs.html", context, status=400 if error else 200)
 

@@ -48,6 +48,12 @@ SUPERVISOR_PERMISSIONS = [
     "assistant.view_qualificationquestion",
     "calls.view_call",
     "calls.view_callevent",
+    "campaigns.add_optin",
+    "campaigns.change_campaign",
+    "campaigns.change_optin",
+    "campaigns.view_campaign",
+    "campaigns.view_optin",
+    "campaigns.view_recipient",
     "compliance.view_auditevent",
     "compliance.view_callpermission",
     "compliance.view_consentrecord",
@@ -120,7 +126,7 @@ def test_the_command_puts_the_group_back_to_exactly_its_permissions(capsys):
     assert capsys.readouterr().out.splitlines() == [
         "+ recordings.listen_recording",
         "- recordings.view_raw_transcript",
-        "The supervisor group has its 52 permissions (1 added, 1 removed).",
+        "The supervisor group has its 58 permissions (1 added, 1 removed).",
     ]
 
 

@@ -24,11 +24,12 @@ from assistant.models import Lead
 from calls.models import Call
 from calls.selectors import last_call_shown, previous_calls_of
 from calls.tests.factories import CallFactory, ContactFactory
+from campaigns.services import campaign_create
 from config.asgi import application
 from core.access import viewer_of_key, viewer_of_user
 from integrations.models import ApiKey
 from integrations.services import api_key_create
-from messaging.models import Conversation, ConversationNote, MarketingPreference, Message
+from messaging.models import Conversation, ConversationNote, MarketingPreference, Message, Template
 from messaging.preferences import marketing_preference_apply
 from messaging.tests.factories import ConversationFactory
 from recordings.models import Summary, Transcript
@@ -65,6 +66,7 @@ class Floor:
     colleagues_note: object
     handed_chat: object  # of X: the chat of X's call Cat is on (Cat serves only Y now)
     preference: object  # the customer stopped X's marketing messages
+    campaign: object  # of X, to its customer
 
 
 @pytest.fixture(autouse=True)
@@ -157,10 +159,16 @@ def floor(recordings_storage, tmp_path, settings) -> Floor:
         business_number_id=x.pk, contact_id=contact.pk, is_stopped=True, at=timezone.now(),
         source=MarketingPreference.Source.WEBHOOK, detail="User requested to stop marketing messages",
     )  # fmt: skip
+    campaign = campaign_create(
+        name="Spring on X", business_number=x, lines=[contact.wa_id],
+        template=Template.objects.create(waba_id=x.waba_id, name="spring", language="en", category="utility",
+                                         status=Template.Status.APPROVED),
+    )  # fmt: skip
     return Floor(
         x=x, y=y, agent=agent, colleague=colleague, other_agent=other_agent, contact=contact,
         other_contact=other_contact, call=call, colleagues_call=colleagues_call, other_call=other_call,
         message=message, photo=photo, conversation=conversation, note=note, colleagues_note=colleagues_note,
+        campaign=campaign,
         handed_chat=handed_chat, preference=preference,
     )  # fmt: skip
 
@@ -238,6 +246,10 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "admin marketing preference": ("/admin/messaging/marketingpreference/{preference}/change/", None),
     "admin marketing changes": ("/admin/messaging/marketingpreferencechange/", None),
     "admin calling settings changes": ("/admin/whatsapp/callingsettingschange/", None),
+    "admin campaigns": ("/admin/campaigns/campaign/", "/admin/campaigns/campaign/{campaign}/change/"),
+    "admin campaign": ("/admin/campaigns/campaign/{campaign}/change/", None),
+    "admin campaign recipients": ("/admin/campaigns/recipient/", None),
+    "admin opt-ins": ("/admin/campaigns/optin/", None),
 }
 API = {  # surface: (path, the id of X's row a list should hold)
     "API contacts": ("/api/v1/contacts/", "contact"),
@@ -252,6 +264,8 @@ API = {  # surface: (path, the id of X's row a list should hold)
     "API can-call": ("/api/v1/compliance/can-call/?number={x}&contact={contact}", None),
     "API KPIs": ("/api/v1/kpis/?since=2026-01-01T00:00:00Z&until=2026-01-02T00:00:00Z", None),
     "API charges": ("/api/v1/charges/", None),
+    "API campaigns": ("/api/v1/campaigns/", "campaign"),
+    "API campaign": ("/api/v1/campaigns/{campaign}/", None),
 }
 
 
@@ -260,7 +274,7 @@ def fill(path: str, floor: Floor) -> str:
         call=floor.call.pk, colleagues_call=floor.colleagues_call.pk, contact=floor.contact.pk,
         other_contact=floor.other_contact.pk, message=floor.message.pk, photo=floor.photo.pk, x=floor.x.pk,
         conversation=floor.conversation.pk, note=floor.note.pk, colleagues_note=floor.colleagues_note.pk,
-        handed_chat=floor.handed_chat.pk, preference=floor.preference.pk,
+        handed_chat=floor.handed_chat.pk, preference=floor.preference.pk, campaign=floor.campaign.pk,
     )  # fmt: skip
 
 
@@ -268,7 +282,7 @@ def seen(response, marker: str | None, floor: Floor):
     """The status, or for a list whether X's row is in it ("listed" / "not listed")."""
     if response.status_code != 200 or marker is None:
         return response.status_code
-    if marker in ("call", "contact", "message"):
+    if marker in ("call", "contact", "message", "campaign"):
         ids = {row["id"] for row in response.json()["results"]}
         return "listed" if getattr(floor, marker).pk in ids else "not listed"
     return "listed" if fill(marker, floor) in response.content.decode() else "not listed"
@@ -293,7 +307,8 @@ ADMIN_PAGES = {
     "admin summaries", "admin recordings", "admin conversations", "admin knowledge base", "admin leads",
     "admin canned replies", "admin marketing preferences", "admin marketing preference",
     "admin marketing changes",
-    "admin calling settings changes",
+    "admin calling settings changes", "admin campaigns", "admin campaign", "admin campaign recipients",
+    "admin opt-ins",
 }  # fmt: skip
 EVERYTHING_OF_X = {
     "dashboard": 200, "call page": 200, "call's recording": 200, "colleague's call page": 200,
@@ -310,7 +325,8 @@ EVERYTHING_OF_X = {
     "chat of a call": 200, "chat of a call's thread": 200,
 } | {page: 200 for page in ADMIN_PAGES} | {
     "admin calls": "listed", "admin messages": "listed", "admin conversations": "listed",
-    "admin marketing preferences": "listed",
+    "admin marketing preferences": "listed", "admin campaigns": "listed",
+    "API campaigns": "listed", "API campaign": 200,
     "admin leads": 403,  # leads: administrators'
     "admin calling settings changes": 403,  # administrators'; supervisors read them on the onboarding page
 }  # fmt: skip
@@ -318,6 +334,7 @@ AN_AGENTS = {  # what every agent gets whatever their calls: no back office, no 
     "dashboard": 200, "wallboard": 302, "KPIs CSV": 403, "costs": 403, "compliance check": 302,
     "number onboarding": 302,
     "API KPIs": 403, "API charges": 403, "API agents": 200,
+    "API campaigns": 403, "API campaign": 403,  # campaigns are the supervisors'
 } | {page: 302 for page in ADMIN_PAGES}  # fmt: skip
 EXPECTED_FOR_USERS = {
     "agent of the call": AN_AGENTS | {

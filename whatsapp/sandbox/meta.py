@@ -100,6 +100,7 @@ class Rules:
     free_entry_point_answer_within: timedelta = timedelta(hours=24)  # of the customer's message from an ad
     call_permission_lookups_per_second: int = 5
     media_url_lifetime: timedelta = timedelta(minutes=5)  # "a short-lived URL" (WHATSAPP_API.md §10.3)
+    messages_per_second: int = 80  # a number's messaging throughput, by default (§10.1): then 130429
 
 
 @dataclass
@@ -240,6 +241,7 @@ class SandboxMeta:
         self.app_id = SANDBOX_APP_ID
         self.app_fields: set[str] = set(APP_WEBHOOK_FIELDS)  # of the whatsapp_business_account object
         self.unsubscribed_wabas: set[str] = set()  # accounts the app is not subscribed to
+        self.sends: dict[str, deque] = defaultdict(deque)  # a number's sends of the last second (§10.1)
 
     # --- Clock and ids ----------------------------------------------------------------------
 
@@ -670,6 +672,7 @@ class SandboxMeta:
             raise invalid("messaging_product must be 'whatsapp'")
         if "status" in body:
             return self._mark_read(number, body)
+        self._check_throughput(number)
         wa_id = body.get("to") or body.get("recipient")
         message_type = body.get("type")
         if not isinstance(wa_id, str) or not wa_id:
@@ -711,6 +714,19 @@ class SandboxMeta:
             "contacts": [{"input": body.get("to") or wa_id, "wa_id": wa_id}],
             "messages": [{"id": message.message_id}],
         }
+
+    def _check_throughput(self, number: SandboxNumber) -> None:
+        """Meta's messaging throughput (WHATSAPP_API.md §10.1): over `messages_per_second` sends in the
+        last second, a send is refused with 130429 until the number is back under it."""
+        now, sends = self.now(), self.sends[number.phone_number_id]
+        while sends and sends[0] <= now - timedelta(seconds=1):
+            sends.popleft()
+        if len(sends) >= self.rules.messages_per_second:
+            raise SandboxError(
+                130429, "Rate limit hit", http_status=400,
+                details=f"Cloud API message throughput of {self.rules.messages_per_second} mps reached",
+            )  # fmt: skip
+        sends.append(now)
 
     def _mark_read(self, number: SandboxNumber, body: dict) -> dict:
         """`{"status": "read", "message_id": …}`, maybe with `"typing_indicator": {"type": "text"}`:
