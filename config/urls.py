@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("compliance.urls")),
     path("", include("messaging.urls")),
     path("", include("recordings.urls")),
+    path("", include("campaigns.urls")),
     path("", include("integrations.urls")),
     path("", include("integrations.widget_urls")),
     path("healthz", healthz, name="healthz"),
