@@ -23,11 +23,12 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from calls.models import Call
 from campaigns.models import Campaign, OptIn, Recipient
+from core.realtime import broadcast_on_commit
 from messaging.models import Contact, MarketingPreference, Message, RateCard, Template
 from messaging.preferences import MARKETING_STOPPED, marketing_refused_by_meta
 from messaging.services import (
@@ -54,6 +55,12 @@ CLAIM_LEASE = datetime.timedelta(minutes=2)  # a recipient claimed this long ago
 SENDER_LEASE = datetime.timedelta(seconds=90)  # a sender silent this long is dead: the sweep starts another
 SEND_LEASE = datetime.timedelta(minutes=1)  # messaging's claim of the message itself
 PHONE_COLUMNS = ("phone", "wa_id", "phone_number", "number", "mobile")
+
+
+def campaign_progress_changed(campaign_id: int) -> None:
+    """Tell the campaign's page (channel-layer group `campaign.<pk>`) that its progress or state
+    moved, once this commits: it reads `campaign_progress` again."""
+    broadcast_on_commit(f"campaign.{campaign_id}", {"type": "campaign.progress", "campaign_id": campaign_id})
 
 
 # --- Lists: a CSV upload, a saved filter of contacts ------------------------------------------------
@@ -297,6 +304,7 @@ def _move(campaign_id: int, *, from_statuses: Iterable[str], to: str, verb: str,
         raise ValidationError(
             f"A campaign that is {current or 'gone'} cannot be {verb}.", code="campaign_status"
         )
+    campaign_progress_changed(campaign_id)
 
 
 @transaction.atomic
@@ -343,11 +351,12 @@ def campaign_complete_if_done(*, campaign_id: int) -> bool:
     if Recipient.objects.filter(campaign_id=campaign_id, status=Recipient.Status.PENDING).exists():
         return False
     now = timezone.now()
-    return bool(
-        Campaign.objects.filter(pk=campaign_id, status=Status.SENDING).update(
-            status=Status.COMPLETED, finished_at=now, updated_at=now, sender_token="", sender_until=None
-        )
+    completed = Campaign.objects.filter(pk=campaign_id, status=Status.SENDING).update(
+        status=Status.COMPLETED, finished_at=now, updated_at=now, sender_token="", sender_until=None
     )
+    if completed:
+        campaign_progress_changed(campaign_id)
+    return bool(completed)
 
 
 # --- Sending ------------------------------------------------------------------------------------
@@ -418,8 +427,17 @@ def campaign_send_batch(*, campaign_id: int, graph: GraphClient, seconds: float 
         if campaign_complete_if_done(campaign_id=campaign_id) or not _waiting(campaign_id):
             return Batch(stopped=True)
         return Batch(wait_seconds=1.0)  # others hold the rest: theirs once sent, or when their claim lapses
-    sent = failed = 0
     started = time.monotonic()
+    try:
+        return _send_claimed(campaign, ids, rate=rate, graph=graph, started=started)
+    finally:
+        campaign_progress_changed(campaign_id)
+
+
+def _send_claimed(
+    campaign: Campaign, ids: list[int], *, rate: float, graph: GraphClient, started: float
+) -> Batch:
+    campaign_id, sent, failed = campaign.pk, 0, 0
     for index, recipient_id in enumerate(ids):
         delay = started + index / rate - time.monotonic()
         if delay > 0:
@@ -573,3 +591,30 @@ def campaign_send(
         return 0.0
     finally:
         campaign_sender_leave(campaign_id=campaign_id, token=token)
+
+
+# --- Outcomes linked on the recipients (for their list; the counts come from the source rows) -------
+
+
+def campaign_outcomes_link(*, campaign_id: int) -> int:
+    """Note on each recipient the first reply after its message (`replied_at`) and the first call it
+    placed through the campaign's button (`call`, `tapped_call_at`), where not noted yet: how many
+    recipients gained one. Three UPDATEs whatever the list's length."""
+    campaign = Campaign.objects.get(pk=campaign_id)
+    recipients = Recipient.objects.filter(campaign_id=campaign_id, contact__isnull=False)
+    replies = Message.objects.filter(
+        business_number_id=campaign.business_number_id, contact_id=OuterRef("contact_id"),
+        direction=Message.Direction.INBOUND, created_at__gt=OuterRef("sent_at"),
+    ).order_by("created_at")  # fmt: skip
+    replied = recipients.filter(Exists(replies), replied_at__isnull=True, sent_at__isnull=False)
+    changed = replied.update(replied_at=Subquery(replies.values("created_at")[:1]))
+    if campaign.call_button_payload:
+        calls = Call.objects.filter(
+            business_number_id=campaign.business_number_id, cta_payload=campaign.call_button_payload,
+            contact_id=OuterRef("contact_id"),
+        ).order_by("started_at")  # fmt: skip
+        tapped = recipients.filter(Exists(calls), call__isnull=True)
+        changed += tapped.update(
+            call=Subquery(calls.values("pk")[:1]), tapped_call_at=Subquery(calls.values("started_at")[:1])
+        )
+    return changed

@@ -192,6 +192,7 @@ CELERY_BEAT_SCHEDULE = {
     "integrations-deliver-due": {"task": "integrations.deliver_due", "schedule": 60.0},
     "assistant-hand-over-overdue": {"task": "assistant.hand_over_overdue", "schedule": 30.0},
     "campaigns-resume-senders": {"task": "campaigns.resume_senders", "schedule": 30.0},
+    "campaigns-link-outcomes": {"task": "campaigns.link_outcomes", "schedule": 60.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

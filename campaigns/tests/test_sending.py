@@ -266,7 +266,7 @@ def test_the_task_sends_a_started_campaign_to_the_end_and_a_second_one_finds_not
     first = send_campaign.apply(kwargs={"campaign_id": campaign.pk}).get()
     second = send_campaign.apply(kwargs={"campaign_id": campaign.pk}).get()
 
-    assert len(queued) == 1
+    assert len(queued) == 2  # its sender, and the news to its page
     assert (first, second) == ("done", "not sending")
     assert sorted(body["to"] for body in sent_by_sandbox(sandbox)) == CUSTOMERS[:3]
     assert Campaign.objects.get(pk=campaign.pk).status == "completed"

@@ -149,7 +149,7 @@ def test_a_campaign_moves_through_its_states_and_refuses_a_move_it_cannot_make(
         "campaign_status",
         ["A campaign that is draft cannot be paused."],
     )
-    assert len(queued) == 1  # its sender, once started
+    assert len(queued) == 2  # its sender, once started, and the news to its page
     assert campaign.status == "cancelled"
     assert (campaign.started_at is not None, campaign.paused_at, campaign.finished_at is not None) == (
         True,
