@@ -395,6 +395,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "messaging.models.Message.Status",
         "MessageMediaStatusEnum": "messaging.models.Message.MediaStatus",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
