@@ -277,6 +277,26 @@ def opted_in_contact_ids(*, business_number_id: int, contact_ids: list[int]) -> 
     )
 
 
+@transaction.atomic
+def opt_ins_record(
+    *, business_number: BusinessNumber, lines: list[str], at: datetime.datetime, source: str,
+    detail: str = "", recorded_by=None,
+) -> tuple[int, list[str]]:  # fmt: skip
+    """Record the agreement of each customer listed (numbers read like a campaign's lines): how many
+    are on record now, and the lines that are not phone numbers (nothing recorded for those)."""
+    invalid, wa_ids = [], set()
+    for line in lines:
+        wa_id, problem = _wa_id_of(line.strip(), business_number=business_number)
+        if problem:
+            invalid.append(line)
+        else:
+            wa_ids.add(wa_id)
+    for wa_id in sorted(wa_ids):
+        opt_in_record(business_number=business_number, wa_id=wa_id, at=at, source=source, detail=detail,
+                      recorded_by=recorded_by)  # fmt: skip
+    return len(wa_ids), invalid
+
+
 def opt_in_record(
     *, business_number: BusinessNumber, wa_id: str, at: datetime.datetime, source: str, detail: str = "",
     recorded_by=None,
