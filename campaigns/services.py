@@ -120,23 +120,29 @@ def campaign_create(
     created_by=None,
     parameters: list[str] | None = None,
     send_rate_per_second: Decimal | None = None,
-    **guesses,
+    expected_tap_rate: Decimal | None = None,
+    expected_call_seconds: int | None = None,
+    expected_tap_delay_seconds: int | None = None,
+    target_service_level: Decimal | None = None,
+    target_answer_seconds: int | None = None,
+    agents_on_duty: int | None = None,
 ) -> Campaign:
     """A draft campaign of `template` from `business_number` to `lines` (phone numbers as listed: CSV
     cells, a filter's contacts, API items), each screened: excluded, with its reason, when it is not
     a valid mobile number, listed before, in a sanctioned country, a customer who stopped the
     number's marketing messages (a marketing template), or one who never agreed to hear from the
-    number (no OptIn, never wrote or called it). `guesses` are the plan's fields (expected_tap_rate,
-    expected_call_seconds, expected_tap_delay_seconds, target_service_level, target_answer_seconds,
-    agents_on_duty). ValidationError (nothing created) for a template that is not an approved one of
+    number (no OptIn, never wrote or called it). The `expected_*`, `target_*` and `agents_on_duty`
+    guesses feed the capacity plan (None: the model's default). ValidationError (nothing created) for a template that is not an approved one of
     the number's account, a rate over the number's throughput, an empty or too long list."""
-    allowed_guesses = {
-        "expected_tap_rate", "expected_call_seconds", "expected_tap_delay_seconds", "target_service_level",
-        "target_answer_seconds", "agents_on_duty",
-    }  # fmt: skip
-    unknown = set(guesses) - allowed_guesses
-    if unknown:
-        raise TypeError(f"campaign_create() got unexpected arguments: {', '.join(sorted(unknown))}")
+    given = {
+        "expected_tap_rate": expected_tap_rate,
+        "expected_call_seconds": expected_call_seconds,
+        "expected_tap_delay_seconds": expected_tap_delay_seconds,
+        "target_service_level": target_service_level,
+        "target_answer_seconds": target_answer_seconds,
+        "agents_on_duty": agents_on_duty,
+    }
+    guesses = {name: value for name, value in given.items() if value is not None}  # None: the model's default
     if not name.strip():
         raise ValidationError("A campaign needs a name.", code="name")
     if template.waba_id != business_number.waba_id or template.status != Template.Status.APPROVED:
