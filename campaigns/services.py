@@ -132,8 +132,9 @@ def campaign_create(
     a valid mobile number, listed before, in a sanctioned country, a customer who stopped the
     number's marketing messages (a marketing template), or one who never agreed to hear from the
     number (no OptIn, never wrote or called it). The `expected_*`, `target_*` and `agents_on_duty`
-    guesses feed the capacity plan (None: the model's default). ValidationError (nothing created) for a template that is not an approved one of
-    the number's account, a rate over the number's throughput, an empty or too long list."""
+    guesses feed the capacity plan (None: the model's default). ValidationError (nothing created)
+    for a template that is not an approved one of the number's account, a rate over the number's
+    throughput, an empty or too long list."""
     given = {
         "expected_tap_rate": expected_tap_rate,
         "expected_call_seconds": expected_call_seconds,
