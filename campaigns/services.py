@@ -395,6 +395,14 @@ def campaign_rate(campaign: Campaign) -> Decimal:
     return min(campaign.send_rate_per_second or cap, cap)
 
 
+def campaign_pace(campaign: Campaign) -> float:
+    """The pace the sender keeps now: its rate, within an equal share of the number's throughput
+    among the number's campaigns sending at once (together they never go over it)."""
+    sending = Campaign.objects.filter(business_number_id=campaign.business_number_id, status=Status.SENDING)
+    share = campaign_rate_cap() / max(1, sending.count())
+    return float(min(campaign_rate(campaign), share))
+
+
 def campaign_sender_take(*, campaign_id: int, token: str) -> bool:
     """Become (or stay) the campaign's one sender for SENDER_LEASE: whether this sender is it. Another
     that is alive keeps it; one silent longer than the lease (it died) is replaced."""
@@ -448,7 +456,7 @@ def campaign_send_batch(*, campaign_id: int, graph: GraphClient, seconds: float 
         return Batch(stopped=True)
     if campaign.throttled_until and campaign.throttled_until > now:
         return Batch(wait_seconds=(campaign.throttled_until - now).total_seconds())
-    rate = float(campaign_rate(campaign))
+    rate = campaign_pace(campaign)
     ids = recipients_claim(campaign_id=campaign_id, limit=max(1, math.floor(rate * seconds)))
     if not ids:
         if campaign_complete_if_done(campaign_id=campaign_id) or not _waiting(campaign_id):
