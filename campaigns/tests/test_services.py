@@ -171,7 +171,7 @@ def test_campaigns_sending_from_one_number_at_once_share_its_throughput(number, 
             template=template,
             lines=["447700900001"],
             send_rate_per_second=rate,
-        )  # fmt: skip
+        )
         for name, rate in (("Slow", Decimal("10")), ("Fast", None), ("Draft", None))
     )
     Campaign.objects.filter(pk__in=[slow.pk, fast.pk]).update(status=Campaign.Status.SENDING)
