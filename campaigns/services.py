@@ -23,11 +23,12 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from calls.models import Call
 from campaigns.models import Campaign, OptIn, Recipient
+from core.realtime import broadcast_on_commit
 from messaging.models import Contact, MarketingPreference, Message, RateCard, Template
 from messaging.preferences import MARKETING_STOPPED, marketing_refused_by_meta
 from messaging.services import (
@@ -54,6 +55,12 @@ CLAIM_LEASE = datetime.timedelta(minutes=2)  # a recipient claimed this long ago
 SENDER_LEASE = datetime.timedelta(seconds=90)  # a sender silent this long is dead: the sweep starts another
 SEND_LEASE = datetime.timedelta(minutes=1)  # messaging's claim of the message itself
 PHONE_COLUMNS = ("phone", "wa_id", "phone_number", "number", "mobile")
+
+
+def campaign_progress_changed(campaign_id: int) -> None:
+    """Tell the campaign's page (channel-layer group `campaign.<pk>`) that its progress or state
+    moved, once this commits: it reads `campaign_progress` again."""
+    broadcast_on_commit(f"campaign.{campaign_id}", {"type": "campaign.progress", "campaign_id": campaign_id})
 
 
 # --- Lists: a CSV upload, a saved filter of contacts ------------------------------------------------
@@ -113,23 +120,30 @@ def campaign_create(
     created_by=None,
     parameters: list[str] | None = None,
     send_rate_per_second: Decimal | None = None,
-    **guesses,
+    expected_tap_rate: Decimal | None = None,
+    expected_call_seconds: int | None = None,
+    expected_tap_delay_seconds: int | None = None,
+    target_service_level: Decimal | None = None,
+    target_answer_seconds: int | None = None,
+    agents_on_duty: int | None = None,
 ) -> Campaign:
     """A draft campaign of `template` from `business_number` to `lines` (phone numbers as listed: CSV
     cells, a filter's contacts, API items), each screened: excluded, with its reason, when it is not
     a valid mobile number, listed before, in a sanctioned country, a customer who stopped the
     number's marketing messages (a marketing template), or one who never agreed to hear from the
-    number (no OptIn, never wrote or called it). `guesses` are the plan's fields (expected_tap_rate,
-    expected_call_seconds, expected_tap_delay_seconds, target_service_level, target_answer_seconds,
-    agents_on_duty). ValidationError (nothing created) for a template that is not an approved one of
-    the number's account, a rate over the number's throughput, an empty or too long list."""
-    allowed_guesses = {
-        "expected_tap_rate", "expected_call_seconds", "expected_tap_delay_seconds", "target_service_level",
-        "target_answer_seconds", "agents_on_duty",
-    }  # fmt: skip
-    unknown = set(guesses) - allowed_guesses
-    if unknown:
-        raise TypeError(f"campaign_create() got unexpected arguments: {', '.join(sorted(unknown))}")
+    number (no OptIn, never wrote or called it). The `expected_*`, `target_*` and `agents_on_duty`
+    guesses feed the capacity plan (None: the model's default). ValidationError (nothing created)
+    for a template that is not an approved one of the number's account, a rate over the number's
+    throughput, an empty or too long list."""
+    given = {
+        "expected_tap_rate": expected_tap_rate,
+        "expected_call_seconds": expected_call_seconds,
+        "expected_tap_delay_seconds": expected_tap_delay_seconds,
+        "target_service_level": target_service_level,
+        "target_answer_seconds": target_answer_seconds,
+        "agents_on_duty": agents_on_duty,
+    }
+    guesses = {name: value for name, value in given.items() if value is not None}  # None: the model's default
     if not name.strip():
         raise ValidationError("A campaign needs a name.", code="name")
     if template.waba_id != business_number.waba_id or template.status != Template.Status.APPROVED:
@@ -270,6 +284,26 @@ def opted_in_contact_ids(*, business_number_id: int, contact_ids: list[int]) -> 
     )
 
 
+@transaction.atomic
+def opt_ins_record(
+    *, business_number: BusinessNumber, lines: list[str], at: datetime.datetime, source: str,
+    detail: str = "", recorded_by=None,
+) -> tuple[int, list[str]]:  # fmt: skip
+    """Record the agreement of each customer listed (numbers read like a campaign's lines): how many
+    are on record now, and the lines that are not phone numbers (nothing recorded for those)."""
+    invalid, wa_ids = [], set()
+    for line in lines:
+        wa_id, problem = _wa_id_of(line.strip(), business_number=business_number)
+        if problem:
+            invalid.append(line)
+        else:
+            wa_ids.add(wa_id)
+    for wa_id in sorted(wa_ids):
+        opt_in_record(business_number=business_number, wa_id=wa_id, at=at, source=source, detail=detail,
+                      recorded_by=recorded_by)  # fmt: skip
+    return len(wa_ids), invalid
+
+
 def opt_in_record(
     *, business_number: BusinessNumber, wa_id: str, at: datetime.datetime, source: str, detail: str = "",
     recorded_by=None,
@@ -297,6 +331,7 @@ def _move(campaign_id: int, *, from_statuses: Iterable[str], to: str, verb: str,
         raise ValidationError(
             f"A campaign that is {current or 'gone'} cannot be {verb}.", code="campaign_status"
         )
+    campaign_progress_changed(campaign_id)
 
 
 @transaction.atomic
@@ -343,11 +378,12 @@ def campaign_complete_if_done(*, campaign_id: int) -> bool:
     if Recipient.objects.filter(campaign_id=campaign_id, status=Recipient.Status.PENDING).exists():
         return False
     now = timezone.now()
-    return bool(
-        Campaign.objects.filter(pk=campaign_id, status=Status.SENDING).update(
-            status=Status.COMPLETED, finished_at=now, updated_at=now, sender_token="", sender_until=None
-        )
+    completed = Campaign.objects.filter(pk=campaign_id, status=Status.SENDING).update(
+        status=Status.COMPLETED, finished_at=now, updated_at=now, sender_token="", sender_until=None
     )
+    if completed:
+        campaign_progress_changed(campaign_id)
+    return bool(completed)
 
 
 # --- Sending ------------------------------------------------------------------------------------
@@ -357,6 +393,14 @@ def campaign_rate(campaign: Campaign) -> Decimal:
     """The pace the sender keeps: the campaign's own, never above the number's throughput."""
     cap = campaign_rate_cap()
     return min(campaign.send_rate_per_second or cap, cap)
+
+
+def campaign_pace(campaign: Campaign) -> float:
+    """The pace the sender keeps now: its rate, within an equal share of the number's throughput
+    among the number's campaigns sending at once (together they never go over it)."""
+    sending = Campaign.objects.filter(business_number_id=campaign.business_number_id, status=Status.SENDING)
+    share = campaign_rate_cap() / max(1, sending.count())
+    return float(min(campaign_rate(campaign), share))
 
 
 def campaign_sender_take(*, campaign_id: int, token: str) -> bool:
@@ -412,14 +456,23 @@ def campaign_send_batch(*, campaign_id: int, graph: GraphClient, seconds: float 
         return Batch(stopped=True)
     if campaign.throttled_until and campaign.throttled_until > now:
         return Batch(wait_seconds=(campaign.throttled_until - now).total_seconds())
-    rate = float(campaign_rate(campaign))
+    rate = campaign_pace(campaign)
     ids = recipients_claim(campaign_id=campaign_id, limit=max(1, math.floor(rate * seconds)))
     if not ids:
         if campaign_complete_if_done(campaign_id=campaign_id) or not _waiting(campaign_id):
             return Batch(stopped=True)
         return Batch(wait_seconds=1.0)  # others hold the rest: theirs once sent, or when their claim lapses
-    sent = failed = 0
     started = time.monotonic()
+    try:
+        return _send_claimed(campaign, ids, rate=rate, graph=graph, started=started)
+    finally:
+        campaign_progress_changed(campaign_id)
+
+
+def _send_claimed(
+    campaign: Campaign, ids: list[int], *, rate: float, graph: GraphClient, started: float
+) -> Batch:
+    campaign_id, sent, failed = campaign.pk, 0, 0
     for index, recipient_id in enumerate(ids):
         delay = started + index / rate - time.monotonic()
         if delay > 0:
@@ -573,3 +626,30 @@ def campaign_send(
         return 0.0
     finally:
         campaign_sender_leave(campaign_id=campaign_id, token=token)
+
+
+# --- Outcomes linked on the recipients (for their list; the counts come from the source rows) -------
+
+
+def campaign_outcomes_link(*, campaign_id: int) -> int:
+    """Note on each recipient the first reply after its message (`replied_at`) and the first call it
+    placed through the campaign's button (`call`, `tapped_call_at`), where not noted yet: how many
+    recipients gained one. Three UPDATEs whatever the list's length."""
+    campaign = Campaign.objects.get(pk=campaign_id)
+    recipients = Recipient.objects.filter(campaign_id=campaign_id, contact__isnull=False)
+    replies = Message.objects.filter(
+        business_number_id=campaign.business_number_id, contact_id=OuterRef("contact_id"),
+        direction=Message.Direction.INBOUND, created_at__gt=OuterRef("sent_at"),
+    ).order_by("created_at")  # fmt: skip
+    replied = recipients.filter(Exists(replies), replied_at__isnull=True, sent_at__isnull=False)
+    changed = replied.update(replied_at=Subquery(replies.values("created_at")[:1]))
+    if campaign.call_button_payload:
+        calls = Call.objects.filter(
+            business_number_id=campaign.business_number_id, cta_payload=campaign.call_button_payload,
+            contact_id=OuterRef("contact_id"),
+        ).order_by("started_at")  # fmt: skip
+        tapped = recipients.filter(Exists(calls), call__isnull=True)
+        changed += tapped.update(
+            call=Subquery(calls.values("pk")[:1]), tapped_call_at=Subquery(calls.values("started_at")[:1])
+        )
+    return changed

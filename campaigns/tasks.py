@@ -1,11 +1,13 @@
 """The campaigns' sender: a task per sending campaign, carrying on where it stopped; a beat sweep
 starts one again for a sending campaign whose sender died (a restart, a lost task)."""
 
+from datetime import timedelta
+
 from celery import shared_task
 from django.utils import timezone
 
 from campaigns.models import Campaign
-from campaigns.services import campaign_send
+from campaigns.services import campaign_outcomes_link, campaign_send
 from core.jobs import enqueue_on_commit
 from whatsapp.client import GraphClient
 
@@ -40,3 +42,15 @@ def resume_senders() -> int:
     for campaign_id in orphans:
         send_campaign.delay(campaign_id=campaign_id)
     return len(orphans)
+
+
+OUTCOMES_FOR = timedelta(days=7)  # replies and calls a campaign brings come in the days after it
+
+
+@shared_task(name="campaigns.link_outcomes")
+def link_outcomes() -> int:
+    """Note replies and calls on the recipients of campaigns sent in the last week
+    (campaigns.services.campaign_outcomes_link): how many recipients gained one."""
+    since = timezone.now() - OUTCOMES_FOR
+    campaign_ids = Campaign.objects.filter(started_at__gte=since).values_list("pk", flat=True)
+    return sum(campaign_outcomes_link(campaign_id=campaign_id) for campaign_id in campaign_ids)

@@ -192,6 +192,7 @@ CELERY_BEAT_SCHEDULE = {
     "integrations-deliver-due": {"task": "integrations.deliver_due", "schedule": 60.0},
     "assistant-hand-over-overdue": {"task": "assistant.hand_over_overdue", "schedule": 30.0},
     "campaigns-resume-senders": {"task": "campaigns.resume_senders", "schedule": 30.0},
+    "campaigns-link-outcomes": {"task": "campaigns.link_outcomes", "schedule": 60.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -396,6 +397,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "messaging.models.Message.Status",
         "MessageMediaStatusEnum": "messaging.models.Message.MediaStatus",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/messages/", messages.MessageListApi.as_view(), name="messages"),
     path("api/v1/campaigns/", campaigns.CampaignListApi.as_view(), name="campaigns"),
     path("api/v1/campaigns/<int:pk>/", campaigns.CampaignDetailApi.as_view(), name="campaign"),
+    path("api/v1/opt-ins/", campaigns.OptInApi.as_view(), name="opt-ins"),
     re_path(
         r"^api/v1/campaigns/(?P<pk>[0-9]{1,18})/(?P<action>start|pause|resume|cancel)/$",
         campaigns.CampaignActionApi.as_view(),

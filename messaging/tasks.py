@@ -35,9 +35,11 @@ def send_message(*, message_id: int) -> str:
 @shared_task(name="messaging.send_pending")
 def send_pending() -> int:
     """Safety sweep: queue again the sends of messages still pending a minute after they were recorded
-    or taken (a task lost with the broker, a worker that stopped); fail those tried too often."""
+    or taken (a task lost with the broker, a worker that stopped); fail those tried too often. A
+    campaign's messages are left to its sender (paced, paused, slowed down by Meta's throughput)."""
     now = timezone.now()
-    stale = Message.objects.filter(status=Message.Status.PENDING).filter(
+    # A campaign's messages are its own sender's to send, at its pace (campaigns.services).
+    stale = Message.objects.filter(status=Message.Status.PENDING, campaign_recipient__isnull=True).filter(
         Q(send_claimed_at__isnull=True, created_at__lt=now - SEND_LEASE)
         | Q(send_claimed_at__lt=now - SEND_LEASE)
     )

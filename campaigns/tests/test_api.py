@@ -169,3 +169,32 @@ def test_agents_do_not_run_campaigns_and_other_numbers_campaigns_are_not_there(
     elsewhere = client.get(f"/api/v1/campaigns/{campaign.pk}/", **other_key).status_code
 
     assert (agent, supervising, elsewhere) == (403, 200, 404)
+
+
+def test_a_crm_records_opt_ins_and_the_next_campaign_reaches_those_customers(
+    client, number, template, key_of
+):
+    headers = key_of(ApiKey.Scope.MESSAGES_WRITE)
+    wanted = {"business_number_id": number.pk, "lines": ["+44 7700 900001", "07700 900002", "nope"],
+              "detail": "Newsletter form, 2026-11"}  # fmt: skip
+
+    response = client.post("/api/v1/opt-ins/", wanted, content_type="application/json", **headers)
+    campaign = campaign_create(
+        name="Spring", business_number=number, template=template,
+        lines=["447700900001", "447700900002", "447700900003"],
+    )  # fmt: skip
+
+    assert (response.status_code, response.json()) == (201, {"recorded": 2, "invalid": ["nope"]})
+    assert list(campaign.recipients.values_list("status", flat=True)) == ["pending", "pending", "excluded"]
+
+
+def test_opt_ins_are_not_recorded_by_agents_nor_by_a_read_key(client, number, key_of):
+    wanted = {"business_number_id": number.pk, "lines": ["447700900001"], "detail": "Form"}
+
+    by_key = client.post(
+        "/api/v1/opt-ins/", wanted, content_type="application/json", **key_of(ApiKey.Scope.READ)
+    ).status_code
+    client.force_login(AgentFactory().user)
+    by_agent = client.post("/api/v1/opt-ins/", wanted, content_type="application/json").status_code
+
+    assert (by_key, by_agent) == (403, 403)

@@ -157,3 +157,45 @@ def test_the_costs_page_has_a_line_per_campaign_with_its_cost_and_free_minutes(
         "<td>Spring</td><td>Completed</td><td>4</td><td>0</td><td>0.0000 USD</td><td>1</td><td>1</td>"
         "<td>1.50</td><td>0.0000 USD</td>"
     )
+
+
+def test_replies_and_calls_are_noted_on_their_recipients(activity):
+    from campaigns.services import campaign_outcomes_link
+
+    noted = campaign_outcomes_link(campaign_id=activity.pk)
+    again = campaign_outcomes_link(campaign_id=activity.pk)
+
+    outcomes = {
+        recipient.wa_id: (
+            recipient.replied_at is not None,
+            recipient.call.wa_call_id if recipient.call else None,
+        )
+        for recipient in activity.recipients.filter(status="sent").select_related("call")
+    }
+    assert (noted, again) == (3, 0)
+    assert outcomes[CUSTOMERS[0]] == (True, None)
+    assert outcomes[CUSTOMERS[1]] == (False, "wacid.two")
+    assert outcomes[CUSTOMERS[2]][0] is False and outcomes[CUSTOMERS[2]][1] is not None
+    assert outcomes[CUSTOMERS[3]] == (False, None)
+
+
+def test_the_campaigns_page_hears_when_its_progress_moves(
+    number, template, opted_in, django_capture_on_commit_callbacks
+):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from campaigns.services import campaign_start
+    from core.realtime import flush
+
+    opted_in(CUSTOMERS[0])
+    campaign = campaign_create(name="Spring", business_number=number, template=template, lines=CUSTOMERS[:1])
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(campaign.group_name, channel)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign_start(campaign_id=campaign.pk)
+    flush()
+
+    assert async_to_sync(layer.receive)(channel) == {"type": "campaign.progress", "campaign_id": campaign.pk}

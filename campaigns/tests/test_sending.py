@@ -249,3 +249,40 @@ def test_starting_a_campaign_with_nobody_to_send_to_completes_it(
 
     assert after is None
     assert Campaign.objects.get(pk=campaign.pk).status == "completed"
+
+
+@pytest.mark.django_db
+def test_the_task_sends_a_started_campaign_to_the_end_and_a_second_one_finds_nothing_to_do(
+    number, template, opted_in, serving, django_capture_on_commit_callbacks
+):
+    from campaigns.tasks import send_campaign
+
+    sandbox = serving()
+    opted_in(*CUSTOMERS[:3])
+    campaign = campaign_create(name="Spring", business_number=number, template=template, lines=CUSTOMERS[:3])
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        campaign_start(campaign_id=campaign.pk)
+
+    first = send_campaign.apply(kwargs={"campaign_id": campaign.pk}).get()
+    second = send_campaign.apply(kwargs={"campaign_id": campaign.pk}).get()
+
+    assert len(queued) == 2  # its sender, and the news to its page
+    assert (first, second) == ("done", "not sending")
+    assert sorted(body["to"] for body in sent_by_sandbox(sandbox)) == CUSTOMERS[:3]
+    assert Campaign.objects.get(pk=campaign.pk).status == "completed"
+
+
+@pytest.mark.django_db
+def test_messagings_sweep_leaves_a_campaigns_waiting_message_to_its_sender(number, template, opted_in):
+    from messaging.tasks import send_pending
+
+    campaign = sending(number, template, opted_in, rate="1", customers=CUSTOMERS[:1])
+    recipient = campaign.recipients.select_related("contact").get()
+    message = message_send_template(
+        business_number=number, contact=recipient.contact, template=template, is_sent_by_worker=False,
+        idempotency_key=f"campaign:{campaign.pk}:recipient:{recipient.pk}",
+    )  # fmt: skip
+    Recipient.objects.filter(pk=recipient.pk).update(message=message)
+    Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+
+    assert send_pending() == 0

@@ -149,7 +149,7 @@ def test_a_campaign_moves_through_its_states_and_refuses_a_move_it_cannot_make(
         "campaign_status",
         ["A campaign that is draft cannot be paused."],
     )
-    assert len(queued) == 1  # its sender, once started
+    assert len(queued) == 2  # its sender, once started, and the news to its page
     assert campaign.status == "cancelled"
     assert (campaign.started_at is not None, campaign.paused_at, campaign.finished_at is not None) == (
         True,
@@ -158,3 +158,22 @@ def test_a_campaign_moves_through_its_states_and_refuses_a_move_it_cannot_make(
     )
     with pytest.raises(ValidationError):
         campaign_resume(campaign_id=campaign.pk)
+
+
+def test_campaigns_sending_from_one_number_at_once_share_its_throughput(number, template, opted_in):
+    from campaigns.services import campaign_pace
+
+    opted_in("447700900001")
+    slow, fast, _draft = (
+        campaign_create(
+            name=name,
+            business_number=number,
+            template=template,
+            lines=["447700900001"],
+            send_rate_per_second=rate,
+        )
+        for name, rate in (("Slow", Decimal("10")), ("Fast", None), ("Draft", None))
+    )
+    Campaign.objects.filter(pk__in=[slow.pk, fast.pk]).update(status=Campaign.Status.SENDING)
+
+    assert (campaign_pace(slow), campaign_pace(fast)) == (10.0, 40.0)  # 80 a second between the two

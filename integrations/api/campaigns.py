@@ -5,11 +5,12 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from campaigns.models import Campaign, Recipient
+from campaigns.models import Campaign, OptIn, Recipient
 from campaigns.selectors import (
     PROGRESS_FIELDS,
     campaign_cost,
@@ -26,6 +27,7 @@ from campaigns.services import (
     campaign_rate,
     campaign_resume,
     campaign_start,
+    opt_ins_record,
 )
 from integrations.api.base import (
     UNPROCESSABLE,
@@ -314,3 +316,48 @@ class CampaignActionApi(CampaignsApiMixin, ApiView):
             raise refused_by_service(error) from None
         campaign.refresh_from_db()
         return Response(CampaignSerializer(_campaign_data(campaign)).data)
+
+
+class OptInApi(ApiView):
+    """POST (the `messages:write` scope): record that customers agreed to hear from a number (a form, a
+    shop's till, the CRM's own consent record), so its campaigns reach them. Each number listed is
+    read like a campaign's line; the answer says how many were recorded (already recorded ones keep
+    their first record) and which lines are not phone numbers."""
+
+    write_scope = ApiKey.Scope.MESSAGES_WRITE
+    operations = {"POST": "opt_ins.create"}
+
+    class OptInSerializer(serializers.Serializer):
+        business_number_id = IdField()
+        lines = serializers.ListField(
+            child=serializers.CharField(max_length=64, trim_whitespace=False), min_length=1,
+            max_length=10000,
+            help_text="Their numbers: international, or national with its 0 in the number's country.",
+        )  # fmt: skip
+        detail = serializers.CharField(max_length=300, help_text="Where and how they agreed.")
+        at = serializers.DateTimeField(required=False, help_text="When they agreed; now by default.")
+
+    class OptInResultSerializer(serializers.Serializer):
+        recorded = serializers.IntegerField(help_text="Customers whose agreement is now on record.")
+        invalid = serializers.ListField(
+            child=serializers.CharField(), help_text="Lines that are not numbers."
+        )
+
+    @extend_schema(
+        operation_id="opt_ins_create", request=OptInSerializer, responses={201: OptInResultSerializer}
+    )
+    def post(self, request):
+        if not self.caller().runs_campaigns:
+            raise PermissionDenied("Campaigns are run by supervisors.")
+        body = self.OptInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        wanted = body.validated_data
+        number = self.business_number(wanted["business_number_id"])
+        recorded, invalid = opt_ins_record(
+            business_number=number, lines=wanted["lines"], at=wanted.get("at") or timezone.now(),
+            source=OptIn.Source.API, detail=wanted["detail"],
+            recorded_by=None if self.caller().key else request.user,
+        )  # fmt: skip
+        return Response(
+            self.OptInResultSerializer({"recorded": recorded, "invalid": invalid}).data, status=201
+        )

@@ -803,3 +803,25 @@ def test_a_file_link_cannot_be_forged_and_an_unknown_media_id_is_refused(sandbox
 
     assert forged.value.http_status == 404
     assert (unknown.value.http_status, unknown.value.error_data["error_subcode"]) == (400, 33)
+
+
+def test_sends_over_the_numbers_throughput_get_130429_until_it_is_back_under(sandbox_thread, graph):
+    sandbox_thread.sandbox.meta.rules.messages_per_second = 2
+    sandbox_thread.call(sandbox_thread.sandbox.meta.template_create, WABA_ID, {
+        "name": "news", "category": "UTILITY", "components": [{"type": "BODY", "text": "News"}],
+    })  # fmt: skip
+    add_customer(sandbox_thread, "447700900034")
+
+    def send() -> str:
+        return graph.message_send_template(
+            phone_number_id=NUMBER_ID, to="447700900034", name="news", language="en"
+        )
+
+    first, second = send(), send()
+    with pytest.raises(errors.GraphAPIError) as refused:
+        send()
+    time.sleep(1.05)
+    later = send()
+
+    assert first != second != later
+    assert (refused.value.code, refused.value.http_status) == (130429, 400)
