@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from calls.models import Call
 from campaigns.models import Campaign, OptIn, Recipient
+from campaigns.planning import CapacityPlan, campaign_plan
 from core.realtime import broadcast_on_commit
 from messaging.models import Contact, MarketingPreference, Message, RateCard, Template
 from messaging.preferences import MARKETING_STOPPED, marketing_refused_by_meta
@@ -335,15 +336,59 @@ def _move(campaign_id: int, *, from_statuses: Iterable[str], to: str, verb: str,
 
 
 @transaction.atomic
-def campaign_start(*, campaign_id: int) -> None:
-    """Start sending a draft campaign (its sender is queued once this commits). Its pace is its own
-    `send_rate_per_second`, or the number's throughput. ValidationError `campaign_status` otherwise."""
+def campaign_start(*, campaign_id: int, send_rate: Decimal | None = None) -> None:
+    """Plan a draft campaign and start sending it (its sender is queued once this commits).
+
+    Its pace is `send_rate` when the operator gives one (or gave one when creating it), else the
+    capacity plan's: the fastest that keeps the number's call cap and the queue's service level
+    (campaigns.planning); the plan is kept on the campaign either way. ValidationError `plan` when
+    no pace keeps them and none is given, `send_rate` for a pace over the number's throughput,
+    `campaign_status` when it is not a draft."""
     from campaigns.tasks import send_campaign
     from core.jobs import enqueue_on_commit
 
+    campaign = Campaign.objects.select_related("business_number", "template").get(pk=campaign_id)
+    chosen = send_rate if send_rate is not None else campaign.send_rate_per_second
+    if chosen is not None and not (0 < chosen <= campaign_rate_cap()):
+        raise ValidationError(
+            f"The pace is more than 0 and at most the number's throughput, {campaign_rate_cap()} messages "
+            "a second.",
+            code="send_rate",
+        )
+    plan = campaign_plan(campaign)
+    if chosen is None and not plan.is_feasible:
+        raise ValidationError(f"{' '.join(plan.lines)} Give the pace yourself to send anyway.", code="plan")
+    rate = chosen if chosen is not None else _rate_of(plan)
+    _plan_keep(campaign_id, plan, rate, source="operator" if chosen is not None else "plan")
     now = timezone.now()
     _move(campaign_id, from_statuses=[Status.DRAFT], to=Status.SENDING, verb="started", started_at=now)
     enqueue_on_commit(send_campaign, campaign_id=campaign_id)
+
+
+def campaign_replan(*, campaign_id: int) -> bool:
+    """While it sends, plan a campaign again once its own tap rate and call length are measured
+    (campaigns.planning.measured_rates): its pace follows the new plan, unless the operator chose
+    the pace, or no pace meets the plan (it keeps the one it has). Whether the pace changed."""
+    campaign = Campaign.objects.select_related("business_number", "template").get(pk=campaign_id)
+    if campaign.status != Status.SENDING or campaign.plan.get("rate_source") != "plan":
+        return False
+    plan = campaign_plan(campaign)
+    if not (plan.inputs.rates_measured and plan.is_feasible):
+        return False
+    rate = _rate_of(plan)
+    _plan_keep(campaign_id, plan, rate, source="plan")
+    return rate != campaign.send_rate_per_second
+
+
+def _rate_of(plan: CapacityPlan) -> Decimal:
+    return Decimal(f"{plan.recommended_send_rate:.3f}")
+
+
+def _plan_keep(campaign_id: int, plan: CapacityPlan, rate: Decimal, *, source: str) -> None:
+    document = {**plan.as_json(), "planned_at": timezone.now().isoformat(), "rate_source": source}
+    Campaign.objects.filter(pk=campaign_id).update(
+        plan=document, send_rate_per_second=rate, updated_at=timezone.now()
+    )
 
 
 @transaction.atomic
@@ -371,6 +416,15 @@ def campaign_cancel(*, campaign_id: int) -> None:
         campaign_id, from_statuses=[Status.DRAFT, Status.SENDING, Status.PAUSED], to=Status.CANCELLED,
         verb="cancelled", finished_at=timezone.now(),
     )  # fmt: skip
+
+
+# What an operator can do to a campaign, by name (the pages and the API); starting is planned.
+ACTIONS = {
+    "start": campaign_start,
+    "pause": campaign_pause,
+    "resume": campaign_resume,
+    "cancel": campaign_cancel,
+}
 
 
 def campaign_complete_if_done(*, campaign_id: int) -> bool:

@@ -7,7 +7,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from campaigns.models import Campaign
-from campaigns.services import campaign_outcomes_link, campaign_send
+from campaigns.services import campaign_outcomes_link, campaign_replan, campaign_send
 from core.jobs import enqueue_on_commit
 from whatsapp.client import GraphClient
 
@@ -21,6 +21,7 @@ def send_campaign(*, campaign_id: int) -> str:
     recipient is claimed before it is sent and its message recorded under its own key."""
     if not Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).exists():
         return "not sending"
+    campaign_replan(campaign_id=campaign_id)  # the campaign's own rates, once measured, set its pace
     with GraphClient() as graph:
         after = campaign_send(campaign_id=campaign_id, graph=graph, budget_seconds=SENDER_BUDGET_S)
     if after is None:

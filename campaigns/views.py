@@ -3,12 +3,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from campaigns import services
 from campaigns.costs import campaign_cost_estimate
 from campaigns.forms import CampaignForm, StartForm
-from campaigns.models import Campaign, Recipient
+from campaigns.models import Campaign, OptIn, Recipient
 from campaigns.planning import campaign_plan
 from campaigns.selectors import campaign_cost, campaign_exclusions, campaign_progress, contacts_matching
 from core.access import Viewer, viewer_of
@@ -45,8 +46,8 @@ def campaign_new(request):
             with transaction.atomic():
                 if data["opted_in"]:
                     services.opt_ins_record(
-                        business_number=data["business_number"], lines=lines,
-                        detail=data["opt_in_detail"], recorded_by=request.user,
+                        business_number=data["business_number"], lines=lines, at=timezone.now(),
+                        source=OptIn.Source.IMPORT, detail=data["opt_in_detail"], recorded_by=request.user,
                     )  # fmt: skip
                 campaign = services.campaign_create(
                     name=data["name"], business_number=data["business_number"], template=data["template"],

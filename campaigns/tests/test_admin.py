@@ -17,7 +17,7 @@ def fast_passwords(settings):
 def test_a_supervisor_starts_and_pauses_campaigns_with_the_actions(client, number, template, opted_in):
     opted_in("447700900001")
     campaign = campaign_create(
-        name="Spring", business_number=number, template=template, lines=["447700900001"]
+        agents_on_duty=5, name="Spring", business_number=number, template=template, lines=["447700900001"]
     )
     client.force_login(supervisor())
 

@@ -118,7 +118,7 @@ def test_a_campaign_that_cannot_be_is_refused_and_nothing_is_created(
 def test_start_pause_resume_cancel_and_a_move_it_cannot_make(client, number, template, opted_in, key_of):
     opted_in("447700900001")
     campaign = campaign_create(
-        name="Spring", business_number=number, template=template, lines=["447700900001"]
+        agents_on_duty=5, name="Spring", business_number=number, template=template, lines=["447700900001"]
     )
     headers = key_of(ApiKey.Scope.MESSAGES_WRITE)
     url = f"/api/v1/campaigns/{campaign.pk}"

@@ -189,7 +189,9 @@ def test_the_campaigns_page_hears_when_its_progress_moves(
     from core.realtime import flush
 
     opted_in(CUSTOMERS[0])
-    campaign = campaign_create(name="Spring", business_number=number, template=template, lines=CUSTOMERS[:1])
+    campaign = campaign_create(
+        agents_on_duty=5, name="Spring", business_number=number, template=template, lines=CUSTOMERS[:1]
+    )
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(campaign.group_name, channel)

@@ -259,7 +259,9 @@ def test_the_task_sends_a_started_campaign_to_the_end_and_a_second_one_finds_not
 
     sandbox = serving()
     opted_in(*CUSTOMERS[:3])
-    campaign = campaign_create(name="Spring", business_number=number, template=template, lines=CUSTOMERS[:3])
+    campaign = campaign_create(
+        agents_on_duty=5, name="Spring", business_number=number, template=template, lines=CUSTOMERS[:3]
+    )
     with django_capture_on_commit_callbacks(execute=False) as queued:
         campaign_start(campaign_id=campaign.pk)
 

@@ -133,7 +133,7 @@ def test_a_campaign_moves_through_its_states_and_refuses_a_move_it_cannot_make(
 ):
     opted_in("447700900001")
     campaign = campaign_create(
-        name="Spring", business_number=number, template=template, lines=["447700900001"]
+        name="Spring", business_number=number, template=template, lines=["447700900001"], agents_on_duty=5
     )
 
     with pytest.raises(ValidationError) as refusal:
@@ -177,3 +177,52 @@ def test_campaigns_sending_from_one_number_at_once_share_its_throughput(number, 
     Campaign.objects.filter(pk__in=[slow.pk, fast.pk]).update(status=Campaign.Status.SENDING)
 
     assert (campaign_pace(slow), campaign_pace(fast)) == (10.0, 40.0)  # 80 a second between the two
+
+
+def test_a_campaign_starts_at_its_plans_pace_or_not_at_all_with_nobody_to_answer(number, template, opted_in):
+    """The plan sets the pace (campaigns.planning); with no agent on duty no pace keeps the queue's
+    service level, so the campaign is not started unless the operator gives the pace."""
+    opted_in("447700900001")
+    staffed = campaign_create(
+        name="Staffed", business_number=number, template=template, lines=["447700900001"], agents_on_duty=5
+    )
+    unstaffed = campaign_create(
+        name="Nobody on", business_number=number, template=template, lines=["447700900001"], agents_on_duty=0
+    )
+
+    campaign_start(campaign_id=staffed.pk)
+    with pytest.raises(ValidationError) as refusal:
+        campaign_start(campaign_id=unstaffed.pk)
+    unstaffed.refresh_from_db()
+    refused_status = unstaffed.status
+    campaign_start(campaign_id=unstaffed.pk, send_rate=Decimal("2.5"))
+
+    staffed.refresh_from_db()
+    unstaffed.refresh_from_db()
+    assert (staffed.status, staffed.plan["rate_source"], staffed.plan["is_feasible"]) == (
+        "sending",
+        "plan",
+        True,
+    )
+    assert staffed.send_rate_per_second == Decimal(f"{staffed.plan['recommended_send_rate']:.3f}")
+    assert refusal.value.code == "plan"
+    assert "put agents on duty first" in refusal.value.messages[0]
+    assert refused_status == "draft"
+    assert (unstaffed.status, unstaffed.send_rate_per_second, unstaffed.plan["rate_source"]) == (
+        "sending",
+        Decimal("2.5"),
+        "operator",
+    )
+
+
+def test_a_pace_over_the_numbers_throughput_is_refused_at_the_start(number, template, opted_in):
+    opted_in("447700900001")
+    campaign = campaign_create(
+        name="Fast", business_number=number, template=template, lines=["447700900001"], agents_on_duty=5
+    )
+
+    with pytest.raises(ValidationError) as refusal:
+        campaign_start(campaign_id=campaign.pk, send_rate=Decimal("81"))
+
+    assert refusal.value.code == "send_rate"
+    assert Campaign.objects.get(pk=campaign.pk).status == "draft"

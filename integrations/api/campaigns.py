@@ -19,16 +19,7 @@ from campaigns.selectors import (
     campaigns_of,
     contacts_matching,
 )
-from campaigns.services import (
-    MAX_RECIPIENTS,
-    campaign_cancel,
-    campaign_create,
-    campaign_pause,
-    campaign_rate,
-    campaign_resume,
-    campaign_start,
-    opt_ins_record,
-)
+from campaigns.services import ACTIONS, MAX_RECIPIENTS, campaign_create, campaign_rate, opt_ins_record
 from integrations.api.base import (
     UNPROCESSABLE,
     ApiView,
@@ -281,14 +272,6 @@ class CampaignDetailApi(CampaignsApiMixin, ApiView):
     def get(self, request, pk: int):
         campaign = get_object_or_404(self.campaigns(), pk=pk)
         return Response(CampaignDetailSerializer(_detail(campaign)).data)
-
-
-ACTIONS = {
-    "start": campaign_start,
-    "pause": campaign_pause,
-    "resume": campaign_resume,
-    "cancel": campaign_cancel,
-}
 
 
 class CampaignActionApi(CampaignsApiMixin, ApiView):

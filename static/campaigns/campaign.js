@@ -1,9 +1,15 @@
-// A campaign's page: its progress part is fetched again every few seconds while it sends.
-const REFRESH_MS = 2000;
+// A campaign's page: its progress part is fetched again every few seconds while it sends, and now
+// and then after (customers still read, reply and call through its button once it is sent).
+const SENDING_MS = 2000;
+const AFTER_MS = 10000;
+
+function interval(part) {
+  if (!part || part.dataset.status === "draft") return null;
+  return ["sending", "paused"].includes(part.dataset.status) ? SENDING_MS : AFTER_MS;
+}
 
 function refresh() {
   const part = document.getElementById("campaign-progress");
-  if (!part || !["sending", "paused"].includes(part.dataset.status)) return;
   fetch(part.dataset.url, { headers: { Accept: "text/html" }, credentials: "same-origin" })
     .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
     .then((html) => {
@@ -11,7 +17,13 @@ function refresh() {
       if (next) part.replaceWith(next);
     })
     .catch(() => {})
-    .finally(() => setTimeout(refresh, REFRESH_MS));
+    .finally(() => {
+      const wait = interval(document.getElementById("campaign-progress"));
+      if (wait) setTimeout(refresh, wait);
+    });
 }
 
-document.addEventListener("DOMContentLoaded", () => setTimeout(refresh, REFRESH_MS));
+document.addEventListener("DOMContentLoaded", () => {
+  const wait = interval(document.getElementById("campaign-progress"));
+  if (wait) setTimeout(refresh, wait);
+});
