@@ -224,6 +224,10 @@ PAGES = {  # surface: (path, what shows the call, the contact or the message of 
     "costs": ("/reports/costs/", None),
     "compliance check": ("/compliance/why/", None),
     "number onboarding": ("/numbers/{x}/onboarding/", None),
+    "campaigns": ("/campaigns/", "/campaigns/{campaign}/"),
+    "new campaign": ("/campaigns/new/", None),
+    "campaign page": ("/campaigns/{campaign}/", None),
+    "campaign progress": ("/campaigns/{campaign}/progress/", None),  # the part the page refreshes
     "admin": ("/admin/", None),
     "admin calls": ("/admin/calls/call/", "/admin/calls/call/{call}/change/"),
     "admin call": ("/admin/calls/call/{call}/change/", None),
@@ -316,6 +320,7 @@ EVERYTHING_OF_X = {
     "contact's marketing preference": "listed",
     "customer's photo": 200,
     "wallboard": 200, "KPIs CSV": 200, "costs": 200, "compliance check": 200, "number onboarding": 200,
+    "campaigns": "listed", "new campaign": 200, "campaign page": 200, "campaign progress": 200,
     "API contacts": "listed", "API contact": 200, "API calls": "listed", "API call": 200,
     "API colleague's call": 200, "API transcript": 200, "API recording link": 200, "API messages": "listed",
     "API agents": 200, "API can-call": 200, "API KPIs": 200, "API charges": 200,
@@ -335,6 +340,7 @@ AN_AGENTS = {  # what every agent gets whatever their calls: no back office, no 
     "number onboarding": 302,
     "API KPIs": 403, "API charges": 403, "API agents": 200,
     "API campaigns": 403, "API campaign": 403,  # campaigns are the supervisors'
+    "campaigns": 403, "new campaign": 403, "campaign page": 403, "campaign progress": 403,
 } | {page: 302 for page in ADMIN_PAGES}  # fmt: skip
 EXPECTED_FOR_USERS = {
     "agent of the call": AN_AGENTS | {
