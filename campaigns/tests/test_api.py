@@ -63,6 +63,9 @@ def test_a_crm_creates_a_campaign_and_reads_what_was_left_out_and_why(
     }  # fmt: skip
     assert (data["progress"]["listed"], data["progress"]["pending"]) == (4, 1)
     assert data["cost"]["messages_amount"] == "0.0000"
+    assert (data["plan"]["formula"][:8], data["plan"]["inputs"]["recipients"]) == ("Erlang C", 1)
+    assert data["plan"]["lines"]  # the plan in words
+    assert (data["estimate"]["messages"], data["estimate"]["countries"][0]["country"]) == (1, "GB")
     assert ApiWrite.objects.get().target == {"business_number": number.pk, "campaign": campaign.pk}
 
 

@@ -10,7 +10,9 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from campaigns.costs import CostEstimate, campaign_cost_estimate
 from campaigns.models import Campaign, OptIn, Recipient
+from campaigns.planning import campaign_plan
 from campaigns.selectors import (
     PROGRESS_FIELDS,
     campaign_cost,
@@ -92,6 +94,24 @@ def _campaign_data(campaign: Campaign) -> dict:
     }
 
 
+class EstimateSerializer(serializers.Serializer):
+    class CountrySerializer(serializers.Serializer):
+        country = serializers.CharField(help_text="ISO 3166 code; empty for a number of no known country.")
+        messages = serializers.IntegerField()
+        price = serializers.DecimalField(max_digits=14, decimal_places=4, allow_null=True)
+        amount = serializers.DecimalField(max_digits=14, decimal_places=4, allow_null=True)
+        reason = serializers.CharField(help_text="Why it is not priced, when it is not.")
+
+    currency = serializers.CharField(help_text="The account's billing currency.")
+    on = serializers.DateField()
+    category = serializers.CharField()
+    messages = serializers.IntegerField()
+    priced = serializers.IntegerField()
+    amount = serializers.DecimalField(max_digits=14, decimal_places=4, help_text="Of the priced messages.")
+    countries = CountrySerializer(many=True)
+    notes = serializers.ListField(child=serializers.CharField())
+
+
 class CampaignDetailSerializer(CampaignSerializer):
     class CostSerializer(serializers.Serializer):
         currency = serializers.CharField(help_text="The account's billing currency.")
@@ -119,16 +139,40 @@ class CampaignDetailSerializer(CampaignSerializer):
         child=serializers.IntegerField(), help_text="Recipients: " + ", ".join(PROGRESS_FIELDS) + "."
     )
     cost = CostSerializer()
+    plan = serializers.JSONField(
+        help_text="The capacity plan (Erlang C): figures, the recommended send rate and why, in `lines`. "
+        "A draft's or a paused campaign's as of now (with its measured rates once it has them); "
+        "otherwise the plan it was started with."
+    )
+    estimate = EstimateSerializer(allow_null=True, help_text="A draft's cost before sending; null after.")
 
 
 def _detail(campaign: Campaign) -> dict:
     cost = campaign_cost(campaign)
+    is_planned_now = campaign.status in (Campaign.Status.DRAFT, Campaign.Status.PAUSED)
+    estimate = campaign_cost_estimate(campaign) if campaign.status == Campaign.Status.DRAFT else None
     return {
         **_campaign_data(campaign),
         "exclusions": campaign_exclusions(campaign),
         "progress": campaign_progress(campaign),
         "cost": cost.__dict__,
+        "plan": campaign_plan(campaign).as_json() if is_planned_now else campaign.plan,
+        "estimate": _estimate_data(estimate) if estimate else None,
     }
+
+
+def _estimate_data(estimate: CostEstimate) -> dict:
+    return {
+        "currency": estimate.currency, "on": estimate.on, "category": estimate.category,
+        "messages": estimate.messages, "priced": estimate.priced, "amount": estimate.amount.amount,
+        "countries": [
+            {"country": row.country, "messages": row.messages,
+             "price": row.price.amount if row.price else None,
+             "amount": row.amount.amount if row.amount else None, "reason": row.reason}
+            for row in estimate.countries
+        ],
+        "notes": estimate.notes,
+    }  # fmt: skip
 
 
 DECIMALS = {"expected_tap_rate": 4, "target_service_level": 3}
