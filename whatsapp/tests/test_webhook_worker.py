@@ -117,3 +117,35 @@ def test_a_failing_event_in_a_batch_fails_alone(client, sent, monkeypatch):
     assert statuses == {"message.status": "handled", "message.received": "failed"}
     sent.refresh_from_db()
     assert sent.status == "delivered"
+
+
+def test_a_batch_of_many_statuses_does_what_each_would_do_alone(client, sent, monkeypatch):
+    from whatsapp import dispatch
+
+    second = Message.objects.create(
+        business_number=sent.business_number, contact=sent.contact, direction="outbound",
+        message_type="text", text="Hi", request={"type": "text"}, status="sent",
+        wa_message_id="wamid.campaign2", idempotency_key="k-2",
+    )  # fmt: skip
+    failing = [{"code": 131026, "title": "Message undeliverable"}]
+    for payload in (
+        payloads.message_status("read", "wamid.campaign1"),  # `read` before `delivered`
+        payloads.message_status("delivered", "wamid.campaign1"),
+        payloads.message_status("delivered", "wamid.campaign2"),
+        payloads.message_status("failed", "wamid.campaign2", errors=failing),  # after delivered: kept
+        payloads.message_status("delivered", "wamid.not-ours"),
+    ):
+        assert post_webhook(client, payload).status_code == 200
+
+    # The batch's handler of many does it all: had it failed, the one-event handler would fail too.
+    monkeypatch.setitem(dispatch._handlers, "message.status", lambda event: 1 / 0)
+    assert services.webhook_events_handle_queued() == 5
+
+    sent.refresh_from_db()
+    second.refresh_from_db()
+    assert (sent.status, second.status) == ("read", "delivered")
+    assert sent.delivered_at is not None and sent.read_at is not None
+    # Meta charges a delivered message whether or not its send was recorded here (one at a time too).
+    charged = sorted(Charge.objects.values_list("reference", flat=True))
+    assert charged == ["wamid.campaign1", "wamid.campaign2", "wamid.not-ours"]
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"handled"}
