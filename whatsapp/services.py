@@ -140,8 +140,9 @@ def webhook_deliveries_receive(
     run of such events. A delivery whose body does not parse, or a batch that trips over a database
     error (an event stored meanwhile by another process), is received on its own instead.
 
-    With `take_more`, the batch first waits for its turn (the web processes' batches are written
-    one at a time: they would queue for the same rows anyway), then calls it for the deliveries
+    With `take_more`, a batch with events handled in the request (calls') first waits for its turn
+    (such batches are written one at a time: they would queue for the same rows anyway; one that
+    only stores events for the worker does not wait), then calls it for the deliveries
     that arrived while it waited, which join it rather than wait for a turn of their own. The
     outcomes follow `bodies`, then those.
     """
@@ -152,9 +153,13 @@ def webhook_deliveries_receive(
     try:
         with transaction.atomic():
             if take_more is not None:
-                transaction_lock(RECEIPT_TURN)
+                has_turn = _needs_turn(parsed)
+                if has_turn:
+                    transaction_lock(RECEIPT_TURN)
                 more = take_more()
                 more_parsed, more_malformed = _parsed(more, start=len(bodies))
+                if not has_turn and _needs_turn(more_parsed):
+                    transaction_lock(RECEIPT_TURN)
                 bodies += more
                 parsed += more_parsed
                 malformed += more_malformed
@@ -168,6 +173,14 @@ def webhook_deliveries_receive(
     for index in malformed:
         outcomes[index] = webhook_delivery_receive(body=bodies[index])  # stored as malformed, with the reason
     return outcomes
+
+
+def _needs_turn(parsed: list[tuple[int, bytes, ParsedDelivery]]) -> bool:
+    """Whether a batch waits for the receipt turn: only one whose events are handled in the request
+    updates shared rows. A batch that only stores events for the worker inserts them in key order
+    (two such batches storing one key at once: the second fails and its deliveries are received
+    each alone)."""
+    return any(handled_in_request(event.kind) for _, _, delivery in parsed for event in delivery.events)
 
 
 def _parsed(bodies: list[bytes], *, start: int) -> tuple[list[tuple[int, bytes, ParsedDelivery]], list[int]]:
