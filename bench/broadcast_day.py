@@ -28,12 +28,14 @@ divided by the deliveries sent).
 
 import argparse
 import asyncio
+import functools
 import os
 import random
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import aiohttp
 import benchlib
@@ -147,9 +149,11 @@ class Load:
         self.latencies: list[float] = []
         self.answered: list[tuple[str, bool]] = []  # (what, answered 200)
 
-    async def post(self, payload: dict, scheduled: float, what: str) -> None:
+    async def post(self, payload: dict | Callable[[], dict], scheduled: float, what: str) -> None:
         await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-        body, headers = signed(payload)
+        # A connect is built when sent: its timestamp is its sending time (one older than
+        # CALL_CONNECT_MAX_AGE_S is a call already over, never rung).
+        body, headers = signed(payload() if callable(payload) else payload)
         ok = False
         try:
             async with self.http.post(self.url, data=body, headers=headers) as response:
@@ -205,7 +209,8 @@ async def run(
         rings: dict[str, float] = {}
 
         async def call(index: int) -> None:
-            await load.post(call_connect(call_ids[index], callers[index]), call_times[index], "call")
+            connect = functools.partial(call_connect, call_ids[index], callers[index])
+            await load.post(connect, call_times[index], "call")
             deadline = time.perf_counter() + 10
             while time.perf_counter() < deadline:
                 for agent in agents:
