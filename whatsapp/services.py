@@ -377,8 +377,9 @@ def webhook_event_dispatch(*, event_record: WebhookEvent, event: Event | None = 
 def webhook_events_redispatch_stale() -> int:
     """Retry failed events (a bounded number of times) and any left stuck by a stopped process;
     handle queued events whose worker was never told (the web process died after storing them)."""
-    while webhook_events_handle_queued() == QUEUED_BATCH:
-        pass
+    for _ in range(100):  # batches at most: under a steady load the worker's own task goes on
+        if not webhook_events_handle_queued():
+            break
     cutoff = timezone.now() - DISPATCH_LEASE
     stale = WebhookEvent.objects.filter(
         Q(status=WebhookEvent.Status.PROCESSING, last_attempt_at__lt=cutoff)
@@ -392,12 +393,14 @@ def webhook_events_redispatch_stale() -> int:
 
 
 QUEUED_BATCH = 500  # queued events handled in one transaction at most
+BATCHED_KINDS = frozenset({"message.status"})  # handled many to a transaction; the others one each
 HANDLING_TURN = "whatsapp:webhook-handling"  # one worker batch at a time: no deadlocks between them
 NUDGE_KEY = "whatsapp:queued-events-nudged"
 
 
 def webhook_events_handle_queued(*, limit: int = QUEUED_BATCH) -> int:
-    """(The worker.) Handle the oldest `limit` queued events in one transaction; how many.
+    """(The worker.) Handle the oldest queued events in one transaction: a run of up to `limit`
+    statuses, or one event of another kind; how many.
 
     The events are locked, handled in arrival order (a run of one kind by its handler of many, as
     in the request), and marked handled (or failed, for `webhook_events_redispatch_stale` to retry)
@@ -413,6 +416,13 @@ def webhook_events_handle_queued(*, limit: int = QUEUED_BATCH) -> int:
         )
         if not records:
             return 0
+        # Only a run of statuses goes in one long transaction: they update their own messages. A
+        # customer's message may offer a conversation to an agent, whose row a ringing call needs
+        # too: it goes in a transaction of its own, which holds that row a moment, not a batch long.
+        run = 1
+        while run < len(records) and records[run].kind == records[0].kind:
+            run += 1
+        records = records[:run] if records[0].kind in BATCHED_KINDS else records[:1]
         now = timezone.now()
         stored = []
         for record in records:
@@ -433,11 +443,9 @@ def webhook_events_drain_queued() -> int:
     """(The worker's task.) Handle queued events, batch after batch, until none is left."""
     caches["api"].delete(NUDGE_KEY)  # events stored from now on nudge the worker again
     total = 0
-    while True:
-        count = webhook_events_handle_queued()
+    while count := webhook_events_handle_queued():
         total += count
-        if count < QUEUED_BATCH:
-            return total
+    return total
 
 
 def _worker_nudge() -> None:
