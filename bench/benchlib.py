@@ -248,6 +248,18 @@ async def take_media_hand_offs(stop: asyncio.Event) -> int:
     return taken
 
 
+def post_client(connections: int = 300):
+    """The HTTP client the bench scripts post deliveries with: aiohttp, `connections` at most.
+    Not httpx: its pool scans every waiting request each time one finishes (quadratic in the
+    requests in flight), which at a few hundred requests a second took this process' whole core
+    and showed as seconds of the server's "latency" while the server idled."""
+    import aiohttp
+
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections), timeout=aiohttp.ClientTimeout(total=60)
+    )
+
+
 def percentile(values: list[float], share: float) -> float:
     """The nearest-rank percentile: the smallest value with at least `share` of them at or below it."""
     ordered = sorted(values)

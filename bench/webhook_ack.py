@@ -19,12 +19,13 @@ import asyncio
 import statistics
 import time
 
-import httpx
+import aiohttp
 from benchlib import (
     call_connect,
     call_terminate,
     envelope,
     percentile,
+    post_client,
     prepare_number,
     print_figures,
     signed,
@@ -60,10 +61,12 @@ async def run_load(url: str, *, rate: float, seconds: float, offset: int) -> tup
     total = int(rate * seconds)
     latencies: list[float] = []
     failures = 0
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     stop_taking = asyncio.Event()
     taker = asyncio.create_task(take_media_hand_offs(stop_taking))
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    # aiohttp, not httpx: httpx's connection pool walks every queued request for each one it
+    # finishes, so at 200 requests/s this script itself was the bottleneck (p99 ≈ 38 s with the
+    # web server's processes nearly idle; see benchlib.post_client).
+    async with post_client() as client:
 
         async def send(index: int, scheduled: float) -> None:
             nonlocal failures
@@ -72,10 +75,11 @@ async def run_load(url: str, *, rate: float, seconds: float, offset: int) -> tup
             # connect older than CALL_CONNECT_MAX_AGE_S is a call already over, never rung).
             body, headers = signed(delivery(offset + index))
             try:
-                response = await client.post(url, content=body, headers=headers)
-                if response.status_code != 200:
-                    failures += 1
-            except httpx.HTTPError:
+                async with client.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        failures += 1
+            except (aiohttp.ClientError, TimeoutError):
                 failures += 1
             latencies.append(time.perf_counter() - scheduled)
 

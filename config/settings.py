@@ -179,6 +179,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
 CELERY_REDIS_SOCKET_TIMEOUT = 5
+# Meta's deliveries other than calls' are stored by the web process and handled by the worker in
+# batches (whatsapp.services.webhook_events_handle_queued): a campaign's statuses never queue a caller.
+# Off, every event is handled in the request that brings it (the test suite's default).
+WEBHOOK_HANDLE_IN_WORKER = env.bool("WEBHOOK_HANDLE_IN_WORKER", default=True)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "redispatch-stale-webhook-events": {"task": "whatsapp.redispatch_stale_events", "schedule": 60.0},

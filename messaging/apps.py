@@ -12,5 +12,6 @@ class MessagingConfig(AppConfig):
 
         dispatch.register("message.received", services.message_received)
         dispatch.register("message.status", services.message_status_received)
+        dispatch.register_many("message.status", services.message_statuses_received)
         dispatch.register("user.preference", preferences.marketing_preference_received)
         agent_freed_listener_register(conversations.conversations_route_for_agent)

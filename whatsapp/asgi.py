@@ -14,10 +14,11 @@ answered 500 (Meta delivers again), and the database connection is handed back t
 each receipt. The Host header is not checked against ALLOWED_HOSTS: the signature over the body is
 what a delivery is trusted by.
 
-Deliveries are received in one long-lived thread of the process (`RECEIVER`), not in a thread
-started for each request as Django's request handling would: one request at a time receives
-anyway (whatsapp.intake), and starting and joining a thread for each of a burst's POSTs stalled
-the event loop that answers them and carries the agents' sockets.
+Deliveries are received in two long-lived threads of the process, one a lane (whatsapp.intake):
+calls' (`RECEIVER`) and the others' (`STORER`), not in a thread started for each request as
+Django's request handling would: one request at a time receives in a lane anyway, and starting and
+joining a thread for each of a burst's POSTs stalled the event loop that answers them and carries
+the agents' sockets.
 """
 
 import json
@@ -28,9 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.urls import reverse
 
-from whatsapp.intake import delivery_answer, receiving_thread
+from whatsapp.intake import delivery_answer, receiving_thread, storing_thread
 
 RECEIVER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-receiver")
+STORER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-storer")
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ async def webhook_post(scope: dict, receive, send) -> None:
         await _respond(send, 413, {"error": "the delivery is too large"})
         return
     receiving_thread.set(RECEIVER)  # for this request's task only
+    storing_thread.set(STORER)
     try:
         status, answer = await delivery_answer(body=body, signature=signature)
     except Exception:

@@ -7,11 +7,16 @@ of a transaction of its own each. A delivery arriving alone is received at once,
 nothing waits for company. Each request still gets its own answer, and only once its delivery's
 transaction has committed.
 
-One request at a time receives: the one that finds nobody receiving, with whatever is waiting
+Deliveries go in two lanes, each with its own turn: calls' (a caller waits for the ring) and the
+rest (a campaign's statuses, customers' messages: stored for the worker, handled in batches by it).
+A call is never received behind a batch of statuses. The lane is only a matter of who waits for
+whom: whatever a delivery holds, its events are received the same way in either lane.
+
+In each lane one request at a time receives: the one that finds nobody receiving, with whatever is waiting
 (its own delivery first). Its batch then waits for its turn to write (the web processes' batches
 are written one at a time: they would queue for the same rows anyway), and what arrived in this
 process while it waited joins it, instead of waiting for a turn of its own. When it is done it
-hands the turn to the oldest request still waiting. The work runs in the receiving thread
+hands the turn to the oldest request still waiting. The work runs in the lane's receiving thread
 (whatsapp.asgi), or in the request's own thread, as a synchronous view's would.
 """
 
@@ -38,11 +43,23 @@ class _Arrivals:
 
 
 # Where the receiving request's database work runs: unset, in the thread Django gives a request
-# (the view's); set (whatsapp.asgi), in that executor's thread, which hands its database
-# connection back after each receipt, as Django does when a request ends.
+# (the view's); set (whatsapp.asgi), in that executor's thread (calls' lane) or the other's (the
+# rest), which hand their database connection back after each receipt, as Django does when a
+# request ends.
 receiving_thread: ContextVar[Executor | None] = ContextVar("receiving_thread", default=None)
+storing_thread: ContextVar[Executor | None] = ContextVar("storing_thread", default=None)
 
-_arrivals: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Arrivals]" = weakref.WeakKeyDictionary()
+CALLS, OTHERS = "calls", "others"
+_lanes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Arrivals]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def lane_of(body: bytes) -> str:
+    """The lane of a delivery: calls' if it may hold a call (Meta's `calls` field), else the others'.
+    Read off the raw body (it is parsed once, in its batch): a text that merely says "calls" goes
+    in calls' lane, which only makes it wait with the calls."""
+    return CALLS if b'"calls"' in body else OTHERS
 
 
 async def delivery_answer(*, body: bytes, signature: str | None) -> tuple[int, dict]:
@@ -62,7 +79,8 @@ async def delivery_answer(*, body: bytes, signature: str | None) -> tuple[int, d
 async def delivery_receive(body: bytes) -> DeliveryOutcome:
     """Receive one signed delivery, together with whichever others are waiting; its outcome."""
     loop = asyncio.get_running_loop()
-    arrivals = _arrivals.setdefault(loop, _Arrivals())
+    lane = lane_of(body)
+    arrivals = _lanes.setdefault(loop, {CALLS: _Arrivals(), OTHERS: _Arrivals()})[lane]
     answer = loop.create_future()
     arrivals.waiting.append((body, answer))
     if arrivals.is_receiving:
@@ -84,7 +102,7 @@ async def delivery_receive(body: bytes) -> DeliveryOutcome:
     del arrivals.waiting[:MAX_TOGETHER]
     # In a task of its own: should this request go away (its client hung up), the others in the
     # batch are still answered and the turn still passes on.
-    receiving = loop.create_task(_receive(together, arrivals))
+    receiving = loop.create_task(_receive(together, arrivals, lane))
     try:
         outcomes = await asyncio.shield(receiving)
     except Exception:
@@ -95,7 +113,7 @@ async def delivery_receive(body: bytes) -> DeliveryOutcome:
 
 
 async def _receive(
-    together: list[tuple[bytes, asyncio.Future]], arrivals: _Arrivals
+    together: list[tuple[bytes, asyncio.Future]], arrivals: _Arrivals, lane: str
 ) -> list[DeliveryOutcome]:
     loop = asyncio.get_running_loop()
     joined: list[tuple[bytes, asyncio.Future]] = []
@@ -111,7 +129,7 @@ async def _receive(
         joined.extend(taken)
         return [body for body, _ in taken]
 
-    executor = receiving_thread.get()
+    executor = (receiving_thread if lane == CALLS else storing_thread).get()
     if executor is None:
         receive = sync_to_async(webhook_deliveries_receive)
     else:

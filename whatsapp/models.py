@@ -120,6 +120,7 @@ class WebhookEvent(models.Model):
 
     class Status(models.TextChoices):
         PROCESSING = "processing", "Processing"
+        QUEUED = "queued", "Stored, waiting for the worker"
         HANDLED = "handled", "Handled"
         UNHANDLED = "unhandled", "No handler"
         FAILED = "failed", "Failed"

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.cache import caches
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -115,6 +117,8 @@ def webhook_delivery_receive(*, body: bytes) -> DeliveryOutcome:
             record = _event_store_and_handle(delivery=delivery, event=event)
             if record is not None:
                 new_events.append(record)
+        if any(record.status == WebhookEvent.Status.QUEUED for record in new_events):
+            transaction.on_commit(_worker_nudge)
         duplicates = len(parsed.events) - len(new_events)
         if duplicates:
             delivery.event_count, delivery.duplicate_count = len(new_events), duplicates
@@ -136,8 +140,9 @@ def webhook_deliveries_receive(
     run of such events. A delivery whose body does not parse, or a batch that trips over a database
     error (an event stored meanwhile by another process), is received on its own instead.
 
-    With `take_more`, the batch first waits for its turn (the web processes' batches are written
-    one at a time: they would queue for the same rows anyway), then calls it for the deliveries
+    With `take_more`, a batch with events handled in the request (calls') first waits for its turn
+    (such batches are written one at a time: they would queue for the same rows anyway; one that
+    only stores events for the worker does not wait), then calls it for the deliveries
     that arrived while it waited, which join it rather than wait for a turn of their own. The
     outcomes follow `bodies`, then those.
     """
@@ -148,9 +153,13 @@ def webhook_deliveries_receive(
     try:
         with transaction.atomic():
             if take_more is not None:
-                transaction_lock(RECEIPT_TURN)
+                has_turn = _needs_turn(parsed)
+                if has_turn:
+                    transaction_lock(RECEIPT_TURN)
                 more = take_more()
                 more_parsed, more_malformed = _parsed(more, start=len(bodies))
+                if not has_turn and _needs_turn(more_parsed):
+                    transaction_lock(RECEIPT_TURN)
                 bodies += more
                 parsed += more_parsed
                 malformed += more_malformed
@@ -164,6 +173,14 @@ def webhook_deliveries_receive(
     for index in malformed:
         outcomes[index] = webhook_delivery_receive(body=bodies[index])  # stored as malformed, with the reason
     return outcomes
+
+
+def _needs_turn(parsed: list[tuple[int, bytes, ParsedDelivery]]) -> bool:
+    """Whether a batch waits for the receipt turn: only one whose events are handled in the request
+    updates shared rows. A batch that only stores events for the worker inserts them in key order
+    (two such batches storing one key at once: the second fails and its deliveries are received
+    each alone)."""
+    return any(handled_in_request(event.kind) for _, _, delivery in parsed for event in delivery.events)
 
 
 def _parsed(bodies: list[bytes], *, start: int) -> tuple[list[tuple[int, bytes, ParsedDelivery]], list[int]]:
@@ -213,8 +230,11 @@ def _deliveries_store_and_handle(parsed: list[tuple[int, bytes, ParsedDelivery]]
     WebhookEvent.objects.bulk_create(sorted(every_record, key=lambda record: record.idempotency_key))
     _handle_in_order(
         [(event, record) for events, group in zip(fresh_events, records, strict=True)
-         for event, record in zip(events, group, strict=True)]
+         for event, record in zip(events, group, strict=True)
+         if record.status != WebhookEvent.Status.QUEUED]
     )  # fmt: skip
+    if any(record.status == WebhookEvent.Status.QUEUED for record in every_record):
+        transaction.on_commit(_worker_nudge)
     for delivery, (_, _, parsed_delivery) in zip(deliveries, parsed, strict=True):
         if parsed_delivery.problems:
             logger.warning("WhatsApp webhook delivery %s had problems: %s", delivery.pk, delivery.problems)
@@ -224,8 +244,29 @@ def _deliveries_store_and_handle(parsed: list[tuple[int, bytes, ParsedDelivery]]
     ]
 
 
+def handled_in_request(kind: str) -> bool:
+    """Whether an event of `kind` is handled in the request that brings it: a call's (a caller
+    waits for the ring), or every kind when WEBHOOK_HANDLE_IN_WORKER is off. The others are
+    stored `queued` and handled by the worker in batches (`webhook_events_handle_queued`)."""
+    return kind in REQUEST_KINDS or not settings.WEBHOOK_HANDLE_IN_WORKER
+
+
+REQUEST_KINDS = frozenset({"call.connect", "call.terminate", "call.status"})
+
+
 def _event_record(*, delivery: WebhookDelivery, event: Event, at) -> WebhookEvent:
     has_handler = dispatch.handler_for(event.kind) is not None
+    if has_handler and not handled_in_request(event.kind):
+        return WebhookEvent(
+            delivery=delivery,
+            kind=event.kind,
+            idempotency_key=event.idempotency_key,
+            waba_id=event.waba_id,
+            phone_number_id=event.phone_number_id,
+            occurred_at=event.occurred_at,
+            payload=event.raw,
+            status=WebhookEvent.Status.QUEUED,
+        )
     return WebhookEvent(
         delivery=delivery,
         kind=event.kind,
@@ -276,7 +317,7 @@ def _event_store_and_handle(*, delivery: WebhookDelivery, event: Event) -> Webho
             record.save(force_insert=True)
     except IntegrityError:
         return None
-    if handler is not None:
+    if handler is not None and record.status != WebhookEvent.Status.QUEUED:
         status, error = _run_handler(handler, event)
         if status != WebhookEvent.Status.HANDLED:
             record.status, record.error = status, error
@@ -334,7 +375,11 @@ def webhook_event_dispatch(*, event_record: WebhookEvent, event: Event | None = 
 
 
 def webhook_events_redispatch_stale() -> int:
-    """Retry failed events (a bounded number of times) and any left stuck by a stopped process."""
+    """Retry failed events (a bounded number of times) and any left stuck by a stopped process;
+    handle queued events whose worker was never told (the web process died after storing them)."""
+    for _ in range(100):  # batches at most: under a steady load the worker's own task goes on
+        if not webhook_events_handle_queued():
+            break
     cutoff = timezone.now() - DISPATCH_LEASE
     stale = WebhookEvent.objects.filter(
         Q(status=WebhookEvent.Status.PROCESSING, last_attempt_at__lt=cutoff)
@@ -345,6 +390,74 @@ def webhook_events_redispatch_stale() -> int:
         webhook_event_dispatch(event_record=record)
         count += 1
     return count
+
+
+QUEUED_BATCH = 500  # queued events handled in one transaction at most
+BATCHED_KINDS = frozenset({"message.status"})  # handled many to a transaction; the others one each
+HANDLING_TURN = "whatsapp:webhook-handling"  # one worker batch at a time: no deadlocks between them
+NUDGE_KEY = "whatsapp:queued-events-nudged"
+
+
+def webhook_events_handle_queued(*, limit: int = QUEUED_BATCH) -> int:
+    """(The worker.) Handle the oldest queued events in one transaction: a run of up to `limit`
+    statuses, or one event of another kind; how many.
+
+    The events are locked, handled in arrival order (a run of one kind by its handler of many, as
+    in the request), and marked handled (or failed, for `webhook_events_redispatch_stale` to retry)
+    in the same transaction as their effects: a worker that dies half-way leaves them all queued and
+    nothing applied, and the next batch handles them exactly once. Batches take turns (one lock),
+    so two workers never update the same rows in different orders."""
+    with transaction.atomic():
+        transaction_lock(HANDLING_TURN)
+        records = list(
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(status=WebhookEvent.Status.QUEUED)
+            .order_by("pk")[:limit]
+        )
+        if not records:
+            return 0
+        # Only a run of statuses goes in one long transaction: they update their own messages. A
+        # customer's message may offer a conversation to an agent, whose row a ringing call needs
+        # too: it goes in a transaction of its own, which holds that row a moment, not a batch long.
+        run = 1
+        while run < len(records) and records[run].kind == records[0].kind:
+            run += 1
+        records = records[:run] if records[0].kind in BATCHED_KINDS else records[:1]
+        now = timezone.now()
+        stored = []
+        for record in records:
+            record.status, record.attempts, record.last_attempt_at = WebhookEvent.Status.HANDLED, 1, now
+            stored.append((event_from_context(record.payload), record))
+        _handle_in_order(stored)  # saves the status of each event that failed or was rejected
+        handled = [record.pk for record in records if record.status == WebhookEvent.Status.HANDLED]
+        WebhookEvent.objects.filter(pk__in=handled).update(
+            status=WebhookEvent.Status.HANDLED, attempts=1, last_attempt_at=now, handled_at=now
+        )
+        WebhookEvent.objects.filter(pk__in=[record.pk for record in records]).exclude(pk__in=handled).update(
+            attempts=1, last_attempt_at=now, handled_at=now
+        )
+    return len(records)
+
+
+def webhook_events_drain_queued() -> int:
+    """(The worker's task.) Handle queued events, batch after batch, until none is left."""
+    caches["api"].delete(NUDGE_KEY)  # events stored from now on nudge the worker again
+    total = 0
+    while count := webhook_events_handle_queued():
+        total += count
+    return total
+
+
+def _worker_nudge() -> None:
+    """(After a commit that stored queued events.) Tell the worker, unless it was told and has not
+    started yet: a burst of deliveries sends it one task, not one each."""
+    from whatsapp.tasks import handle_queued_events
+
+    try:
+        if caches["api"].add(NUDGE_KEY, 1, timeout=10):
+            handle_queued_events.delay()
+    except Exception:  # the events are stored: the beat's sweep handles them within a minute
+        logger.exception("the worker could not be told of queued webhook events")
 
 
 # --- Handlers this app owns: the number's own settings and standing -------------------------

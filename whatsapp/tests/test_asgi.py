@@ -109,7 +109,7 @@ def test_the_verification_handshake_still_goes_to_django(settings):
     assert (response["status"], response["body"]) == (200, b"42")
 
 
-def test_deliveries_are_received_in_one_long_lived_thread(monkeypatch):
+def test_deliveries_are_received_in_one_long_lived_thread_a_lane(monkeypatch):
     # Not a thread started (and joined) for each POST, as Django's request handling would.
     threads = []
     receive = intake.webhook_deliveries_receive
@@ -124,4 +124,38 @@ def test_deliveries_are_received_in_one_long_lived_thread(monkeypatch):
 
     assert statuses == [200] * 4
     assert len(set(threads)) == 1
+    assert threads[0].name.startswith("webhook-storer")
+
+    threads.clear()
+    calls = [
+        post(body_of(payloads.user_call_connect(f"wacid.thread-{index}")))["status"] for index in range(2)
+    ]
+    assert calls == [200] * 2
+    assert len(set(threads)) == 1
     assert threads[0].name.startswith("webhook-receiver")
+
+
+def test_a_call_is_received_while_a_batch_of_statuses_is_still_being_stored(monkeypatch):
+    storing, release = threading.Event(), threading.Event()
+    receive = intake.webhook_deliveries_receive
+
+    def slow_for_statuses(*, bodies, take_more):
+        if b'"statuses"' in bodies[0]:
+            storing.set()
+            assert release.wait(timeout=30)
+        return receive(bodies=bodies, take_more=take_more)
+
+    monkeypatch.setattr(intake, "webhook_deliveries_receive", slow_for_statuses)
+    status_answer = []
+    status = threading.Thread(
+        target=lambda: status_answer.append(post(body_of(payloads.message_status("delivered")))["status"])
+    )
+    status.start()
+    try:
+        assert storing.wait(timeout=30)
+        assert post(body_of(payloads.user_call_connect("wacid.not-behind")))["status"] == 200
+        assert not status_answer  # the statuses' batch is still being stored
+    finally:
+        release.set()
+        status.join(timeout=30)
+    assert status_answer == [200]

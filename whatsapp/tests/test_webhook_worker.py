@@ -1,0 +1,152 @@
+"""Deliveries other than calls' are stored by the request and handled by the worker in batches.
+
+A campaign's status deliveries must never queue a caller: the request stores them `queued` and
+answers, the worker (`webhook_events_handle_queued`) applies them in one transaction per batch, so
+that a worker that dies half-way leaves them queued with nothing applied, and each one's effect
+happens once.
+"""
+
+import json
+
+import pytest
+
+from calls.models import Call
+from calls.tests.factories import ContactFactory
+from messaging.models import Charge, Message
+from messaging.services import RATE_CARDS_FIXTURE, rate_cards_load
+from whatsapp import services
+from whatsapp.models import WebhookEvent
+from whatsapp.tests import payloads
+from whatsapp.tests.conftest import post_webhook
+from whatsapp.tests.factories import BusinessNumberFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def in_worker(settings):
+    settings.WEBHOOK_HANDLE_IN_WORKER = True
+
+
+@pytest.fixture
+def sent(client):
+    """An outbound message of ours, sent (Meta named it), to the module's customer."""
+    number = BusinessNumberFactory(phone_number_id=payloads.PHONE_NUMBER_ID, waba_id=payloads.WABA_ID)
+    rate_cards_load(document=json.loads(RATE_CARDS_FIXTURE.read_text()))
+    contact = ContactFactory(wa_id=payloads.CUSTOMER)
+    return Message.objects.create(
+        business_number=number, contact=contact, direction="outbound", message_type="text", text="Hi",
+        request={"type": "text"}, status="sent", wa_message_id="wamid.campaign1", idempotency_key="k-1",
+    )  # fmt: skip
+
+
+def test_a_status_is_stored_by_the_request_and_applied_once_by_the_worker(client, sent):
+    delivered = payloads.message_status("delivered", "wamid.campaign1")
+
+    assert post_webhook(client, delivered).status_code == 200
+    assert post_webhook(client, delivered).status_code == 200  # Meta's retry
+    read = payloads.message_status("read", "wamid.campaign1")
+    assert post_webhook(client, read).status_code == 200
+
+    events = WebhookEvent.objects.filter(kind="message.status")
+    assert sorted(events.values_list("status", flat=True)) == ["queued", "queued"]
+    sent.refresh_from_db()
+    assert sent.status == "sent" and not Charge.objects.exists()
+
+    assert services.webhook_events_handle_queued() == 2
+    assert services.webhook_events_handle_queued() == 0  # nothing twice
+
+    sent.refresh_from_db()
+    assert sent.status == "read" and sent.delivered_at is not None
+    assert Charge.objects.filter(reference="wamid.campaign1").count() == 1
+    assert set(events.values_list("status", "attempts")) == {("handled", 1)}
+
+
+def test_a_call_is_still_handled_in_the_request(client):
+    BusinessNumberFactory(phone_number_id=payloads.PHONE_NUMBER_ID, waba_id=payloads.WABA_ID)
+
+    assert post_webhook(client, payloads.user_call_connect("wacid.now")).status_code == 200
+
+    assert Call.objects.filter(wa_call_id="wacid.now").exists()
+    assert WebhookEvent.objects.get(kind="call.connect").status == "handled"
+
+
+def test_a_worker_that_dies_half_way_applies_nothing_and_the_next_batch_applies_it_once(
+    client, sent, monkeypatch
+):
+    post_webhook(client, payloads.message_status("delivered", "wamid.campaign1"))
+    applied = services._handle_in_order
+
+    def apply_then_die(stored):
+        applied(stored)
+        raise SystemExit("the worker was killed")
+
+    monkeypatch.setattr(services, "_handle_in_order", apply_then_die)
+    with pytest.raises(SystemExit):
+        services.webhook_events_handle_queued()
+    sent.refresh_from_db()
+    assert sent.status == "sent" and not Charge.objects.exists()
+    assert WebhookEvent.objects.get(kind="message.status").status == "queued"
+
+    monkeypatch.setattr(services, "_handle_in_order", applied)
+    assert services.webhook_events_handle_queued() == 1
+    sent.refresh_from_db()
+    assert sent.status == "delivered" and Charge.objects.count() == 1
+
+
+def test_the_sweep_handles_queued_events_the_worker_was_never_told_of(client, sent):
+    post_webhook(client, payloads.message_status("delivered", "wamid.campaign1"))
+
+    services.webhook_events_redispatch_stale()
+
+    sent.refresh_from_db()
+    assert sent.status == "delivered"
+    assert WebhookEvent.objects.get(kind="message.status").status == "handled"
+
+
+def test_a_failing_event_in_a_batch_fails_alone(client, sent, monkeypatch):
+    from whatsapp import dispatch
+
+    post_webhook(client, payloads.message_status("delivered", "wamid.campaign1"))
+    post_webhook(client, payloads.text_message("wamid.in1"))
+    monkeypatch.setitem(dispatch._handlers, "message.received", lambda event: 1 / 0)
+
+    assert services.webhook_events_handle_queued() == 1  # the statuses' run; the message alone
+    assert services.webhook_events_drain_queued() == 1
+
+    statuses = dict(WebhookEvent.objects.values_list("kind", "status"))
+    assert statuses == {"message.status": "handled", "message.received": "failed"}
+    sent.refresh_from_db()
+    assert sent.status == "delivered"
+
+
+def test_a_batch_of_many_statuses_does_what_each_would_do_alone(client, sent, monkeypatch):
+    from whatsapp import dispatch
+
+    second = Message.objects.create(
+        business_number=sent.business_number, contact=sent.contact, direction="outbound",
+        message_type="text", text="Hi", request={"type": "text"}, status="sent",
+        wa_message_id="wamid.campaign2", idempotency_key="k-2",
+    )  # fmt: skip
+    failing = [{"code": 131026, "title": "Message undeliverable"}]
+    for payload in (
+        payloads.message_status("read", "wamid.campaign1"),  # `read` before `delivered`
+        payloads.message_status("delivered", "wamid.campaign1"),
+        payloads.message_status("delivered", "wamid.campaign2"),
+        payloads.message_status("failed", "wamid.campaign2", errors=failing),  # after delivered: kept
+        payloads.message_status("delivered", "wamid.not-ours"),
+    ):
+        assert post_webhook(client, payload).status_code == 200
+
+    # The batch's handler of many does it all: had it failed, the one-event handler would fail too.
+    monkeypatch.setitem(dispatch._handlers, "message.status", lambda event: 1 / 0)
+    assert services.webhook_events_handle_queued() == 5
+
+    sent.refresh_from_db()
+    second.refresh_from_db()
+    assert (sent.status, second.status) == ("read", "delivered")
+    assert sent.delivered_at is not None and sent.read_at is not None
+    # Meta charges a delivered message whether or not its send was recorded here (one at a time too).
+    charged = sorted(Charge.objects.values_list("reference", flat=True))
+    assert charged == ["wamid.campaign1", "wamid.campaign2", "wamid.not-ours"]
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"handled"}
