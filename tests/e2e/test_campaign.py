@@ -46,6 +46,7 @@ def campaign_desk(tmp_path, media_settings):
     graph = {
         "WHATSAPP_TOKEN": TOKEN,
         "CELERY_QUEUE": f"{settings.CELERY_TASK_DEFAULT_QUEUE}-{uuid.uuid4().hex[:8]}",
+        "WEBHOOK_HANDLE_IN_WORKER": "true",  # as in production: the campaign's statuses go to the worker
     }
     sandbox_thread = SandboxThread(
         webhook_url=None, app_secret=settings.WHATSAPP_APP_SECRET, token=TOKEN, record_dir=tmp_path / "crowd"
@@ -127,7 +128,7 @@ def test_a_supervisor_sends_a_campaign_to_200_customers_and_an_agent_takes_the_c
             desk.click("#in-call [data-action=hangup]")
             expect(desk.locator("#presence")).not_to_have_attribute("data-status", "on_call", timeout=10_000)
         expect(page.locator("[data-figure=tapped_call]")).to_have_text(str(len(tappers)), timeout=25_000)
-        expect(page.locator("[data-figure=calls_answered]")).to_have_text(str(len(tappers)))
+        expect(page.locator("[data-figure=calls_answered]")).to_have_text(str(len(tappers)), timeout=25_000)
         expect(page.locator("[data-figure=read]")).not_to_have_text("0")
 
         campaign = Campaign.objects.get()
