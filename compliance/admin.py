@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from compliance.models import AuditEvent, CallPermission, ConsentRecord
-from core.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
 @admin.register(ConsentRecord)
@@ -15,16 +15,10 @@ class ConsentRecordAdmin(ReadOnlyAdmin):
     date_hierarchy = "started_at"
 
 
-class AuditEventInline(admin.TabularInline):
+class AuditEventInline(ReadOnlyInline):
     model = AuditEvent
     fields = ["at", "kind", "from_status", "to_status", "detail", "actor", "data"]
-    readonly_fields = fields
     ordering = ["-at", "-pk"]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(CallPermission)

@@ -24,6 +24,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """The audit rows of a record, shown under it: every field read-only, none added or removed."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return list(self.fields)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @dataclass(frozen=True)
 class FreeTextColumn:
     """A read-only admin field or list column showing one free-text field of a row as `viewer` may

@@ -5,7 +5,7 @@ from django.contrib.admin.views.main import SEARCH_VAR
 from django.template.response import TemplateResponse
 
 from core.access import viewer_of
-from core.admin import Reader, ReadOnlyAdmin, read_by
+from core.admin import Reader, ReadOnlyAdmin, ReadOnlyInline, read_by
 from messaging.models import (
     BillingCurrency,
     CannedReply,
@@ -200,16 +200,10 @@ class CannedReplyAdmin(admin.ModelAdmin):
     list_select_related = ["business_number"]
 
 
-class MarketingPreferenceChangeInline(admin.TabularInline):
+class MarketingPreferenceChangeInline(ReadOnlyInline):
     model = MarketingPreferenceChange
     fields = ["at", "from_status", "to_status", "source", "detail", "reference", "recorded_at"]
-    readonly_fields = fields
     ordering = ["-at", "-pk"]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(MarketingPreference)

@@ -13,7 +13,7 @@ from agents.admin import AgentListFilter
 from calls.models import Call
 from compliance.models import ConsentRecord
 from core.access import viewer_of
-from core.admin import Reader, ReadOnlyAdmin, read_by
+from core.admin import Reader, ReadOnlyAdmin, ReadOnlyInline, read_by
 from messaging.models import Charge
 from recordings.models import Erasure, Recording, Summary
 from recordings.selectors import call_review, call_timeline
@@ -48,18 +48,12 @@ class RecordedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ConsentRecordInline(admin.TabularInline):
+class ConsentRecordInline(ReadOnlyInline):
     """The recording notice the customer heard on the call: the words, the language, and whether
     it was heard to its end."""
 
     model = ConsentRecord
     fields = ["kind", "language", "text", "started_at", "completed_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

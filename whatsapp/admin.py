@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from core.access import viewer_of
-from core.admin import Reader, ReadOnlyAdmin, read_by
+from core.admin import Reader, ReadOnlyAdmin, ReadOnlyInline, read_by
 from whatsapp.models import BusinessNumber, CallingSettingsChange, WebhookDelivery, WebhookEvent
 from whatsapp.services import webhook_event_dispatch
 
@@ -101,16 +101,10 @@ class CallingSettingsChangeAdmin(ReadOnlyAdmin):
     readonly_fields = fields
 
 
-class WebhookEventInline(admin.TabularInline):
+class WebhookEventInline(ReadOnlyInline):
     model = WebhookEvent
     fields = ["kind", "idempotency_key", "status", "attempts", "error"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(WebhookDelivery)

@@ -256,25 +256,19 @@ REQUEST_KINDS = frozenset({"call.connect", "call.terminate", "call.status"})
 
 def _event_record(*, delivery: WebhookDelivery, event: Event, at) -> WebhookEvent:
     has_handler = dispatch.handler_for(event.kind) is not None
+    stored = {
+        "delivery": delivery,
+        "kind": event.kind,
+        "idempotency_key": event.idempotency_key,
+        "waba_id": event.waba_id,
+        "phone_number_id": event.phone_number_id,
+        "occurred_at": event.occurred_at,
+        "payload": event.raw,
+    }
     if has_handler and not handled_in_request(event.kind):
-        return WebhookEvent(
-            delivery=delivery,
-            kind=event.kind,
-            idempotency_key=event.idempotency_key,
-            waba_id=event.waba_id,
-            phone_number_id=event.phone_number_id,
-            occurred_at=event.occurred_at,
-            payload=event.raw,
-            status=WebhookEvent.Status.QUEUED,
-        )
+        return WebhookEvent(**stored, status=WebhookEvent.Status.QUEUED)
     return WebhookEvent(
-        delivery=delivery,
-        kind=event.kind,
-        idempotency_key=event.idempotency_key,
-        waba_id=event.waba_id,
-        phone_number_id=event.phone_number_id,
-        occurred_at=event.occurred_at,
-        payload=event.raw,
+        **stored,
         status=WebhookEvent.Status.HANDLED if has_handler else WebhookEvent.Status.UNHANDLED,
         attempts=1,
         last_attempt_at=at,
