@@ -5,7 +5,7 @@ import pytest
 from django.core.cache import caches
 
 from agents.tests.factories import AgentFactory, supervisor
-from campaigns.models import Campaign
+from campaigns.models import Campaign, OptIn
 from campaigns.services import campaign_create
 from integrations.models import ApiKey, ApiWrite
 from integrations.services import api_key_create
@@ -201,3 +201,14 @@ def test_opt_ins_are_not_recorded_by_agents_nor_by_a_read_key(client, number, ke
     by_agent = client.post("/api/v1/opt-ins/", wanted, content_type="application/json").status_code
 
     assert (by_key, by_agent) == (403, 403)
+
+
+def test_text_given_as_a_number_is_refused_not_turned_into_text(client, number, key_of):
+    headers = key_of(ApiKey.Scope.MESSAGES_WRITE)
+    body = {"business_number_id": number.pk, "lines": ["447700900001"], "detail": 0}
+
+    response = client.post("/api/v1/opt-ins/", body, content_type="application/json", **headers)
+
+    assert response.status_code == 400
+    assert "detail" in str(response.json())
+    assert not OptIn.objects.exists()

@@ -172,6 +172,16 @@ class IdField(serializers.IntegerField):
         super().__init__(min_value=1, max_value=2**63 - 1, **kwargs)
 
 
+class TextField(serializers.CharField):
+    """Text in a body, as the schema says: a number or a boolean is refused (400), not turned into
+    text as DRF's CharField does."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def filtered(rows, wanted: dict, lookups: dict[str, str]):
     """`rows` narrowed by each filter `wanted` names: `lookups` maps a filter to its field lookup."""
     for name, lookup in lookups.items():

@@ -29,6 +29,7 @@ from integrations.api.base import (
     PageSerializer,
     ProblemSerializer,
     Refused,
+    TextField,
     paged,
     refused_by_service,
 )
@@ -209,17 +210,17 @@ class CampaignListApi(CampaignsApiMixin, ApiView):
             language = serializers.RegexField(r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$", max_length=16)
 
         class ContactFilterSerializer(serializers.Serializer):
-            q = serializers.CharField(allow_blank=True, max_length=64, help_text="Empty: every contact.")
+            q = TextField(allow_blank=True, max_length=64, help_text="Empty: every contact.")
 
-        name = serializers.CharField(max_length=200)
+        name = TextField(max_length=200)
         business_number_id = IdField()
         template = CreateTemplateSerializer(help_text="An approved template of the number's account.")
         parameters = serializers.ListField(
-            child=serializers.CharField(max_length=1024), required=False, max_length=100,
+            child=TextField(max_length=1024), required=False, max_length=100,
             help_text="The template body's parameters, in order, the same for everyone.",
         )  # fmt: skip
         lines = serializers.ListField(
-            child=serializers.CharField(max_length=64, allow_blank=True, trim_whitespace=False),
+            child=TextField(max_length=64, allow_blank=True, trim_whitespace=False),
             required=False, max_length=MAX_RECIPIENTS,
             help_text="As listed: international, or national with its 0 in the number's country.",
         )  # fmt: skip
@@ -357,11 +358,11 @@ class OptInApi(ApiView):
     class OptInSerializer(serializers.Serializer):
         business_number_id = IdField()
         lines = serializers.ListField(
-            child=serializers.CharField(max_length=64, trim_whitespace=False), min_length=1,
+            child=TextField(max_length=64, trim_whitespace=False), min_length=1,
             max_length=10000,
             help_text="Their numbers: international, or national with its 0 in the number's country.",
         )  # fmt: skip
-        detail = serializers.CharField(max_length=300, help_text="Where and how they agreed.")
+        detail = TextField(max_length=300, help_text="Where and how they agreed.")
         at = serializers.DateTimeField(required=False, help_text="When they agreed; now by default.")
 
     class OptInResultSerializer(serializers.Serializer):
