@@ -112,7 +112,7 @@ def call_terminate_received(event: CallTerminate) -> None:
     if event.direction != "USER_INITIATED":
         outbound_terminate_received(event)
         return
-    call = Call.objects.filter(wa_call_id=event.call_id).first()
+    call = Call.objects.filter(wa_call_id=event.call_id).select_related("business_number", "contact").first()
     if call is None:
         call_record_early_terminate(
             wa_call_id=event.call_id,

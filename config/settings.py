@@ -183,6 +183,11 @@ CELERY_REDIS_SOCKET_TIMEOUT = 5
 # batches (whatsapp.services.webhook_events_handle_queued): a campaign's statuses never queue a caller.
 # Off, every event is handled in the request that brings it (the test suite's default).
 WEBHOOK_HANDLE_IN_WORKER = env.bool("WEBHOOK_HANDLE_IN_WORKER", default=True)
+# The Celery workers' processes run this much nicer than the web process (os.nice, config.celery):
+# on a machine whose cores they share, a campaign's backlog of statuses takes the CPU the web
+# process leaves, and Meta's acknowledgements and the agents' rings do not wait behind it.
+# 0: the same priority.
+WORKER_NICE = env.int("WORKER_NICE", default=5)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "redispatch-stale-webhook-events": {"task": "whatsapp.redispatch_stale_events", "schedule": 60.0},

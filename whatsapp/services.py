@@ -1,3 +1,4 @@
+import functools
 import hashlib
 import hmac
 import json
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import caches
+from django.core.cache import BaseCache, caches
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -277,7 +278,11 @@ def _event_record(*, delivery: WebhookDelivery, event: Event, at) -> WebhookEven
 
 
 def _handle_in_order(stored: list[tuple[Event, WebhookEvent]]) -> None:
-    """Run the handlers in arrival order; a run of one kind goes to its handler of many, if any."""
+    """Run the handlers in arrival order; a run of one kind goes to its handler of many, if any.
+
+    Calls' events are first grouped by kind (`_calls_grouped`), so that a burst's connects, which
+    arrive between other calls' terminates, go to their handler of many together."""
+    stored = _calls_grouped(stored)
     start = 0
     while start < len(stored):
         kind = stored[start][0].kind
@@ -300,6 +305,39 @@ def _handle_in_order(stored: list[tuple[Event, WebhookEvent]]) -> None:
             if status != WebhookEvent.Status.HANDLED:
                 record.status, record.error = status, error
                 record.save(update_fields=["status", "error"])
+
+
+CALL_KINDS_ORDER = {"call.connect": 0, "call.status": 1, "call.terminate": 2}
+
+
+def _calls_grouped(stored: list[tuple[Event, WebhookEvent]]) -> list[tuple[Event, WebhookEvent]]:
+    """`stored` with each stretch of call events (connects, statuses, terminates) regrouped: each
+    call's own events keep their order, and the calls' events are taken one "step" at a time
+    (every call's first event in the stretch, then every call's second ...), connects before
+    statuses before terminates within a step. Events of different calls received in one batch
+    arrived within the same moment, in whatever order the network and the web processes gave them:
+    none of them waits for another call's. Events of other kinds stay where they are, and no call
+    event moves past one (a customer's message before a call stays before it)."""
+    grouped: list[tuple[Event, WebhookEvent]] = []
+    stretch: list[tuple[int, int, int, tuple[Event, WebhookEvent]]] = []
+    steps: dict[str, int] = {}
+
+    def flush() -> None:
+        grouped.extend(item for *_, item in sorted(stretch, key=lambda entry: entry[:3]))
+        stretch.clear()
+        steps.clear()
+
+    for index, (event, record) in enumerate(stored):
+        order = CALL_KINDS_ORDER.get(event.kind)
+        if order is None:
+            flush()
+            grouped.append((event, record))
+            continue
+        step = steps.get(event.call_id, 0)
+        steps[event.call_id] = step + 1
+        stretch.append((step, order, index, (event, record)))
+    flush()
+    return grouped
 
 
 def _event_store_and_handle(*, delivery: WebhookDelivery, event: Event) -> WebhookEvent | None:
@@ -435,11 +473,20 @@ def webhook_events_handle_queued(*, limit: int = QUEUED_BATCH) -> int:
 
 def webhook_events_drain_queued() -> int:
     """(The worker's task.) Handle queued events, batch after batch, until none is left."""
-    caches["api"].delete(NUDGE_KEY)  # events stored from now on nudge the worker again
+    _nudge_cache().delete(NUDGE_KEY)  # events stored from now on nudge the worker again
     total = 0
     while count := webhook_events_handle_queued():
         total += count
     return total
+
+
+@functools.cache
+def _nudge_cache() -> BaseCache:
+    """The API cache's client for the nudges, one for the process: `caches["api"]` is one per
+    context, and in the web process's receiving threads each receipt has a context of its own, so
+    each nudge opened (and dropped) a connection to Redis, about a tenth of a burst's receiving
+    time (py-spy, bench/webhook_ack.py)."""
+    return caches.create_connection("api")
 
 
 def _worker_nudge() -> None:
@@ -448,7 +495,7 @@ def _worker_nudge() -> None:
     from whatsapp.tasks import handle_queued_events
 
     try:
-        if caches["api"].add(NUDGE_KEY, 1, timeout=10):
+        if _nudge_cache().add(NUDGE_KEY, 1, timeout=10):
             handle_queued_events.delay()
     except Exception:  # the events are stored: the beat's sweep handles them within a minute
         logger.exception("the worker could not be told of queued webhook events")

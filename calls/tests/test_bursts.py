@@ -20,6 +20,7 @@ from calls.tests.factories import CallFactory, ContactFactory
 from calls.tests.test_races import in_thread, setup_floor
 from core.realtime import flush
 from core.tests.test_realtime import listen, receive_or_none
+from whatsapp import dispatch
 from whatsapp.events import parse_delivery
 from whatsapp.services import webhook_deliveries_receive
 from whatsapp.tests import payloads
@@ -255,3 +256,34 @@ def test_after_commit_the_rings_leave_before_the_timers_are_sent_to_the_broker(
     last_ring = len(order) - order[::-1].index("agent.frames")
     assert {"end_overdue_wait", "end_overdue_waits"} & set(order[last_ring:])
     assert not {"end_overdue_wait", "end_overdue_waits"} & set(order[:last_ring])
+
+
+@pytest.mark.django_db
+def test_callers_hanging_up_between_each_others_calls_still_ring_as_one_burst(queue, make_agent, monkeypatch):
+    """Connects and terminates of different calls arrive interleaved: the connects still go to the
+    handler of many together, and each call's own events keep their order (a terminate delivered
+    before its connect still makes the connect do nothing)."""
+    make_agent()
+    bursts = []
+    connects_received = dispatch.many_handler_for("call.connect")
+
+    def counted(events):
+        bursts.append([event.call_id for event in events])
+        connects_received(events)
+
+    monkeypatch.setitem(dispatch._many_handlers, "call.connect", counted)
+    bodies = [body_of(payloads.call_terminate("wacid.early", answered=False))]
+    for index in range(3):
+        bodies += connects(1, first=index)
+        bodies.append(body_of(payloads.call_terminate(f"wacid.burst-{index}", answered=False)))
+    bodies += [body_of(payloads.user_call_connect("wacid.early"))]
+
+    webhook_deliveries_receive(bodies=bodies)
+
+    assert bursts == [["wacid.burst-0", "wacid.burst-1", "wacid.burst-2"]]
+    assert dict(Call.objects.values_list("wa_call_id", "status")) == {
+        "wacid.early": Call.Status.ENDED,
+        **{f"wacid.burst-{index}": Call.Status.ENDED for index in range(3)},
+    }
+    assert Agent.objects.get().status == Agent.Status.AVAILABLE
+    assert LiveCallCount.objects.get().live == 0

@@ -44,22 +44,30 @@ def test_deliveries_together_have_each_the_outcome_it_has_alone(captured):
 
 
 @pytest.mark.django_db
-def test_a_run_of_one_kind_goes_to_its_handler_of_many_in_arrival_order(captured):
+def test_calls_events_go_to_the_handler_of_many_by_kind_each_calls_own_in_arrival_order(captured):
     runs = []
     dispatch._many_handlers["call.connect"] = lambda events: runs.append([event.call_id for event in events])
     bodies = [
         body_of(payloads.user_call_connect("wacid.a")),
         body_of(payloads.user_call_connect("wacid.b")),
         body_of(payloads.call_terminate("wacid.a")),
+        body_of(payloads.call_terminate("wacid.c")),  # before its connect: stays before it
         body_of(payloads.user_call_connect("wacid.c")),
+        body_of(payloads.user_call_connect("wacid.d")),
+        body_of(payloads.text_message("wamid.between")),  # no call's event moves past a message
+        body_of(payloads.user_call_connect("wacid.e")),
+        body_of(payloads.user_call_connect("wacid.f")),
     ]
 
     webhook_deliveries_receive(bodies=bodies)
 
-    assert runs == [["wacid.a", "wacid.b"]]  # wacid.c alone goes to the one-event handler
-    assert [(event.kind, event.call_id) for event in captured] == [
-        ("call.terminate", "wacid.a"),
+    # wacid.c's connect alone goes to the one-event handler, after its terminate.
+    assert runs == [["wacid.a", "wacid.b", "wacid.d"], ["wacid.e", "wacid.f"]]
+    assert [(event.kind, getattr(event, "call_id", None)) for event in captured] == [
+        ("call.terminate", "wacid.c"),
         ("call.connect", "wacid.c"),
+        ("call.terminate", "wacid.a"),
+        ("message.received", None),
     ]
 
 
