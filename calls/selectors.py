@@ -447,13 +447,24 @@ def live_calls_for_compliance(business_number_id: int, contact_id: int) -> LiveC
 def contacts_matching(*, viewer: Viewer, text: str, limit: int = 50) -> QuerySet[Contact]:
     """The viewer's contacts whose name or number contains `text` (all when empty), latest call on
     the viewer's numbers first."""
-    contacts = Contact.objects.filter(pk__in=viewer.contacts().values("pk")).annotate(
+    contacts = Contact.objects.filter(
+        pk__in=contacts_with_text(viewer=viewer, text=text).values("pk")
+    ).annotate(
         last_call_at=Max("calls__started_at", filter=Q(calls__business_number_id__in=viewer.number_ids))
     )
-    text = text.strip().lstrip("+").replace(" ", "")
-    if text:
-        contacts = contacts.filter(Q(name__icontains=text) | Q(wa_id__contains=text))
     return contacts.order_by(F("last_call_at").desc(nulls_last=True), "name", "wa_id")[:limit]
+
+
+def contacts_with_text(*, viewer: Viewer, text: str) -> QuerySet[Contact]:
+    """The viewer's contacts whose name has `text`, or whose number has its digits (all when empty):
+    the contacts page's search, and the filter a campaign's list can be."""
+    contacts = viewer.contacts()
+    text = text.strip()
+    if text:
+        contacts = contacts.filter(
+            Q(name__icontains=text) | Q(wa_id__contains=text.lstrip("+").replace(" ", ""))
+        )
+    return contacts
 
 
 def customer_cost(*, contact_id: int, business_number_id: int) -> list[Money]:

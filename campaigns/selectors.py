@@ -10,7 +10,7 @@ from django.utils import timezone
 from calls.models import Call
 from campaigns.models import Campaign, Recipient
 from core.access import Viewer
-from messaging.models import Charge, Contact, Message
+from messaging.models import Charge, Message
 from messaging.selectors import billing_currency
 
 ABANDONED_REASONS = (Call.EndReason.ABANDONED, Call.EndReason.NO_AGENT)
@@ -133,18 +133,6 @@ def campaign_cost(campaign: Campaign) -> CampaignCost:
         else None,
         cost_per_call_minute=(amount / minutes).quantize(Decimal("0.0001")) if minutes else None,
     )
-
-
-def contacts_matching(*, viewer: Viewer, q: str) -> QuerySet[Contact]:
-    """The contacts page's and API's saved filter: the viewer's contacts whose name or number has `q`
-    (all of them for an empty `q`)."""
-    contacts = viewer.contacts()
-    text = q.strip()
-    if text:
-        contacts = contacts.filter(
-            Q(name__icontains=text) | Q(wa_id__contains=text.lstrip("+").replace(" ", ""))
-        )
-    return contacts
 
 
 def campaigns_of(viewer: Viewer) -> QuerySet[Campaign]:

@@ -33,6 +33,8 @@ from core.realtime import broadcast_on_commit
 from messaging.models import Contact, MarketingPreference, Message, RateCard, Template
 from messaging.preferences import MARKETING_STOPPED, marketing_refused_by_meta
 from messaging.services import (
+    contact_get_or_create,
+    country_of_wa_id,
     customer_wa_id_from_text,
     message_send_claim,
     message_send_failed,
@@ -205,7 +207,7 @@ def recipients_screen(
         if problem:
             first.append(Screened(line, exclusion=Exclusion.INVALID_NUMBER, detail=problem))
             continue
-        country = _country(wa_id)
+        country = country_of_wa_id(wa_id)
         if wa_id in seen:
             first.append(Screened(line, wa_id, country, exclusion=Exclusion.DUPLICATE,
                                   detail="Listed earlier in this list: sent once."))  # fmt: skip
@@ -260,12 +262,6 @@ def _wa_id_of(line: str, *, business_number: BusinessNumber) -> tuple[str, str]:
     return wa_id, ""
 
 
-def _country(wa_id: str) -> str:
-    from messaging.services import country_of_wa_id
-
-    return country_of_wa_id(wa_id)
-
-
 def opted_in_contact_ids(*, business_number_id: int, contact_ids: list[int]) -> set[int]:
     """Of `contact_ids`, those who agreed to hear from the number: an OptIn recorded, or they wrote to
     it or called it (they started a conversation with the business)."""
@@ -310,8 +306,6 @@ def opt_in_record(
     recorded_by=None,
 ) -> OptIn:  # fmt: skip
     """Record that the customer agreed to hear from the number (kept as first recorded if already)."""
-    from messaging.services import contact_get_or_create
-
     contact = contact_get_or_create(wa_id=wa_id)
     opt_in, _ = OptIn.objects.get_or_create(
         business_number=business_number, contact=contact,

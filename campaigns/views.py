@@ -6,12 +6,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from calls.selectors import contacts_with_text
 from campaigns import services
 from campaigns.costs import campaign_cost_estimate
 from campaigns.forms import CampaignForm, StartForm
 from campaigns.models import Campaign, OptIn, Recipient
 from campaigns.planning import campaign_plan
-from campaigns.selectors import campaign_cost, campaign_exclusions, campaign_progress, contacts_matching
+from campaigns.selectors import campaign_cost, campaign_exclusions, campaign_progress
 from core.access import Viewer, viewer_of
 
 DONE = {"start": "started", "pause": "paused", "resume": "resumed", "cancel": "cancelled"}
@@ -68,7 +69,8 @@ def _lines(viewer: Viewer, data: dict) -> list[str]:
     if data["contacts_filter"]:
         text = "" if data["contacts_filter"].strip() == "*" else data["contacts_filter"].strip()
         lines += [
-            f"+{wa_id}" for wa_id in contacts_matching(viewer=viewer, q=text).values_list("wa_id", flat=True)
+            f"+{wa_id}"
+            for wa_id in contacts_with_text(viewer=viewer, text=text).values_list("wa_id", flat=True)
         ]
     return lines
 

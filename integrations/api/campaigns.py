@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from calls.selectors import contacts_with_text
 from campaigns.costs import CostEstimate, campaign_cost_estimate
 from campaigns.models import Campaign, OptIn, Recipient
 from campaigns.planning import campaign_plan
@@ -19,7 +20,6 @@ from campaigns.selectors import (
     campaign_exclusions,
     campaign_progress,
     campaigns_of,
-    contacts_matching,
 )
 from campaigns.services import ACTIONS, MAX_RECIPIENTS, campaign_create, campaign_rate, opt_ins_record
 from integrations.api.base import (
@@ -286,7 +286,7 @@ class CampaignListApi(CampaignsApiMixin, ApiView):
             lines = wanted["lines"]
         else:
             of_number = self.caller().within([number.pk])
-            matching = contacts_matching(viewer=of_number, q=wanted["contact_filter"]["q"])
+            matching = contacts_with_text(viewer=of_number, text=wanted["contact_filter"]["q"])
             lines = list(matching.order_by("wa_id").values_list("wa_id", flat=True)[: MAX_RECIPIENTS + 1])
         guesses = {
             name: _decimal(wanted[name], DECIMALS[name]) if name in DECIMALS else wanted[name]
