@@ -95,8 +95,10 @@ def campaign_detail(request, pk: int):
             for (reason, label) in Recipient.Exclusion.choices
             if (count := campaign_exclusions(campaign).get(reason))
         ],
-        "excluded": campaign.recipients.filter(status=Recipient.Status.EXCLUDED).order_by("pk")[
-            :EXCLUDED_SHOWN
+        # As listed, which may be any text typed into a list: masked as the viewer reads free text.
+        "excluded": [
+            (viewer.text(recipient.listed_as), recipient.exclusion_detail)
+            for recipient in campaign.recipients.filter(status=Recipient.Status.EXCLUDED)[:EXCLUDED_SHOWN]
         ],
         "estimate": campaign_cost_estimate(campaign) if is_draft else None,
         "plan": plan,

@@ -112,3 +112,17 @@ def test_the_progress_part_shows_the_campaigns_figures(client, number, template,
     assert '<td data-figure="excluded">1</td>' in part
     assert '<td data-figure="pending">2</td>' in part
     assert 'data-status="draft"' in part
+
+
+def test_the_lines_left_out_are_masked_for_a_supervisor_who_may_not_read_free_text(client, number, template):
+    campaign = campaign_create(
+        name="Spring", business_number=number, template=template, lines=["call me at ana@example.com"]
+    )
+
+    client.force_login(supervisor(sees_raw_text=False))
+    masked = client.get(f"/campaigns/{campaign.pk}/").content.decode()
+    client.force_login(supervisor(sees_raw_text=True))
+    raw = client.get(f"/campaigns/{campaign.pk}/").content.decode()
+
+    assert "ana@example.com" not in masked
+    assert "ana@example.com" in raw
