@@ -61,17 +61,20 @@ Handler = Callable[[dict], Awaitable[None]]
 
 
 class MediaProcess:
-    def __init__(self, *, handlers: dict[str, Handler] | None = None) -> None:
+    def __init__(
+        self, *, handlers: dict[str, Handler] | None = None, shared_channel: str = SHARED_CHANNEL
+    ) -> None:
         self.handlers = handlers or {}
+        self.shared_channel = shared_channel
         self.channel_layer = get_channel_layer()
         self.channel_name = ""
 
     async def run(self, *, stop: asyncio.Event) -> None:
         self.channel_name = await self.channel_layer.new_channel(prefix="media")
-        logger.info("media process listening on %s and %s", SHARED_CHANNEL, self.channel_name)
+        logger.info("media process listening on %s and %s", self.shared_channel, self.channel_name)
         tasks = [
             asyncio.create_task(self._heartbeat(stop)),
-            asyncio.create_task(self._serve(SHARED_CHANNEL, stop)),
+            asyncio.create_task(self._serve(self.shared_channel, stop)),
             asyncio.create_task(self._serve(self.channel_name, stop)),
         ]
         await stop.wait()

@@ -1,4 +1,5 @@
 import asyncio
+import uuid
 
 import redis.asyncio as redis
 from channels.layers import get_channel_layer
@@ -16,7 +17,10 @@ async def test_media_process_takes_shared_and_own_channel_messages_and_heartbeat
         if len(handled) == 2:
             arrived.set()
 
-    media = MediaProcess(handlers={"test.media": record})
+    # A channel of this test's own stands for the shared one: any other media process on this Redis
+    # (a developer's `make run`, say) listens on the real shared channel and could take the message.
+    shared = f"{SHARED_CHANNEL}.test-{uuid.uuid4().hex}"
+    media = MediaProcess(handlers={"test.media": record}, shared_channel=shared)
     stop = asyncio.Event()
     running = asyncio.create_task(media.run(stop=stop))
     while not media.channel_name:
@@ -24,7 +28,7 @@ async def test_media_process_takes_shared_and_own_channel_messages_and_heartbeat
     layer = get_channel_layer()
     client = redis.Redis.from_url(settings.REDIS_URL)
 
-    await layer.send(SHARED_CHANNEL, {"type": "test.media", "via": "shared"})
+    await layer.send(shared, {"type": "test.media", "via": "shared"})
     await layer.send(media.channel_name, {"type": "test.media", "via": "own"})
     await asyncio.wait_for(arrived.wait(), 5)
     is_alive = await client.exists(HEARTBEAT_KEY_PREFIX + media.channel_name)
