@@ -21,6 +21,7 @@ class CallsConfig(AppConfig):
         dispatch.register_many("call.connect", handlers.calls_connect_received)
         dispatch.register_lock_taker(capacity_lock_for_events)
         dispatch.register("call.terminate", handlers.call_terminate_received)
+        dispatch.register_many("call.terminate", handlers.calls_terminate_received)
         dispatch.register("call.status", outbound.outbound_status_received)
         frame_handler_register("call.accept", handlers.accept_frame)
         frame_handler_register("call.decline", handlers.decline_frame)

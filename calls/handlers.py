@@ -31,7 +31,7 @@ from compliance.services import fallback_send
 from core.realtime import broadcast_on_commit, channel_send
 from messaging.models import Contact
 from messaging.selectors import contact_or_unsaved
-from messaging.services import call_charge_record, customer_wa_id_from_text
+from messaging.services import CallTalk, call_charges_record, customer_wa_id_from_text
 from whatsapp.events import CallConnect, CallTerminate
 from whatsapp.models import BusinessNumber
 
@@ -109,35 +109,61 @@ def call_terminate_received(event: CallTerminate) -> None:
     A terminate that arrives before its connect is recorded as an ended call, so that the
     connect, when it comes, does nothing.
     """
-    if event.direction != "USER_INITIATED":
-        outbound_terminate_received(event)
+    calls_terminate_received([event])
+
+
+def calls_terminate_received(events: list[CallTerminate]) -> None:
+    """Many terminate webhooks received together (a burst of calls ending): what
+    `call_terminate_received` does for each, with the customers' calls read in one query and ended
+    together (calls.routing.calls_finish_many)."""
+    inbound = []
+    for event in events:
+        if event.direction == "USER_INITIATED":
+            inbound.append(event)
+        else:
+            outbound_terminate_received(event)
+    if not inbound:
         return
-    call = Call.objects.filter(wa_call_id=event.call_id).select_related("business_number", "contact").first()
-    if call is None:
-        call_record_early_terminate(
-            wa_call_id=event.call_id,
-            phone_number_id=event.phone_number_id,
-            from_number=event.from_number,
-            reason=Call.EndReason.ABANDONED if event.status == "COMPLETED" else Call.EndReason.FAILED,
+    calls = {
+        call.wa_call_id: call
+        for call in Call.objects.filter(wa_call_id__in={event.call_id for event in inbound}).select_related(
+            "business_number", "contact"
         )
-        return
-    # A customer leaving a connected call completes it (call_end decides that).
-    is_failed = call.answered_at is None and event.status == "FAILED"
-    reason = Call.EndReason.FAILED if is_failed else Call.EndReason.ABANDONED
-    detail = "; ".join(f"{error.code} {error.message or error.title}".strip() for error in event.errors)
-    routing.call_finish(call_id=call.pk, reason=reason, detail=detail or f"Meta: {event.status.lower()}")
-    if event.was_answered and event.duration_s is not None:
-        # Meta's own duration of the customer's call, whoever ended it and whenever we heard: the
-        # inbound minutes of the ROI report (it is free; what it would have cost as a business call).
-        call_charge_record(
+    }
+    ends: dict[Call, tuple[str, str]] = {}
+    for event in inbound:
+        call = calls.get(event.call_id)
+        if call is None:
+            call_record_early_terminate(
+                wa_call_id=event.call_id,
+                phone_number_id=event.phone_number_id,
+                from_number=event.from_number,
+                reason=Call.EndReason.ABANDONED if event.status == "COMPLETED" else Call.EndReason.FAILED,
+            )
+            continue
+        # A customer leaving a connected call completes it (call_end decides that).
+        is_failed = call.answered_at is None and event.status == "FAILED"
+        reason = Call.EndReason.FAILED if is_failed else Call.EndReason.ABANDONED
+        detail = "; ".join(f"{error.code} {error.message or error.title}".strip() for error in event.errors)
+        ends.setdefault(call, (reason, detail or f"Meta: {event.status.lower()}"))
+    routing.calls_finish_many(ends=ends)
+    # Meta's own duration of each answered customer's call, whoever ended it and whenever we heard:
+    # the inbound minutes of the ROI report (free; what it would have cost as a business call).
+    talks = [
+        CallTalk(
             wa_call_id=call.wa_call_id,
             business_number=call.business_number,
             customer_wa_id=call.contact.wa_id,
             is_business_initiated=False,
             talk_seconds=event.duration_s,
             ended_at=event.ended_at or timezone.now(),
-            is_metas_duration=True,
         )
+        for event in inbound
+        if (call := calls.get(event.call_id)) is not None
+        and event.was_answered
+        and event.duration_s is not None
+    ]
+    call_charges_record(talks=talks, is_metas_duration=True)
 
 
 # The business numbers a socket acts for: None for all the agent's, a call widget's key's numbers

@@ -31,6 +31,7 @@ from calls.services import (
     call_hand_off,
     call_offer,
     call_return_to_queue,
+    calls_end_many,
     calls_offer_many,
 )
 from calls.signals import call_filed
@@ -334,6 +335,15 @@ def call_finish(
 
             countdown = farewell_s(ended.call) if is_farewell else 0
             enqueue_on_commit(terminate_on_meta, countdown=countdown, call_id=call_id)
+    return ended
+
+
+def calls_finish_many(*, ends: dict[Call, tuple[str, str]]) -> list[EndedCall]:
+    """`call_finish` for many calls Meta told us ended (`ends`: each call, as read, to its reason
+    and detail), ended together (calls.services.calls_end_many)."""
+    ended = calls_end_many(ends=ends)
+    for each in ended:
+        release_agent_of(each)
     return ended
 
 

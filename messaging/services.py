@@ -3,6 +3,7 @@ import logging
 import math
 import mimetypes
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 
 import phonenumbers
@@ -205,6 +206,18 @@ def message_charge_record(*, event: MessageStatus) -> Charge | None:
     )
 
 
+@dataclass(frozen=True)
+class CallTalk:
+    """A connected call's time on the line, to be charged (`call_charges_record`)."""
+
+    wa_call_id: str
+    business_number: BusinessNumber
+    customer_wa_id: str
+    is_business_initiated: bool
+    talk_seconds: int
+    ended_at: datetime.datetime
+
+
 def call_charge_record(
     *,
     wa_call_id: str,
@@ -219,70 +232,120 @@ def call_charge_record(
     56 s is 10 pulses) at the customer's country's per-minute rate, a customer's call nothing. Once per
     call, from our own clock when the call ends; Meta's duration (``is_metas_duration``, from its
     terminate webhook) is what Meta bills, so it replaces ours."""
-    pulses = math.ceil(talk_seconds / PULSE_SECONDS)
-    return _charge_record(
-        kind=Charge.Kind.CALL,
-        reference=wa_call_id,
+    talk = CallTalk(
+        wa_call_id=wa_call_id,
         business_number=business_number,
-        country=country_of_wa_id(customer_wa_id),
-        category=RateCard.Category.CALL,
-        pricing_type=Charge.PricingType.REGULAR
-        if is_business_initiated
-        else Charge.PricingType.FREE_USER_INITIATED,
-        on=ended_at.astimezone(datetime.UTC).date(),
-        quantity=pulses,
-        units=Decimal(pulses) / PULSES_PER_MINUTE,
-        duration_seconds=talk_seconds,
-        replaces=is_metas_duration,
+        customer_wa_id=customer_wa_id,
+        is_business_initiated=is_business_initiated,
+        talk_seconds=talk_seconds,
+        ended_at=ended_at,
     )
+    (charge,) = call_charges_record(talks=[talk], is_metas_duration=is_metas_duration)
+    return charge
 
 
-def _charge_record(
-    *,
-    kind: str,
-    reference: str,
-    business_number: BusinessNumber,
-    country: str,
-    category: str,
-    pricing_type: str,
-    on: datetime.date,
-    quantity: int,
-    units: Decimal,
-    duration_seconds: int | None = None,
-    replaces: bool = False,
-) -> Charge:
-    currency = billing_currency(waba_id=business_number.waba_id, on=on)
-    rate, amount = None, Money(0, currency)
-    if pricing_type not in FREE_PRICING_TYPES:  # a type Meta adds later is charged, not assumed free
-        rate = rate_find(category=category, country=country, currency=currency, on=on)
-        amount = (
-            None if rate is None else Money((rate.price.amount * units).quantize(AMOUNT_PLACES), currency)
+def call_charges_record(*, talks: list[CallTalk], is_metas_duration: bool = False) -> list[Charge]:
+    """`call_charge_record` for many calls at once (Meta's terminates received together): each
+    account's currency and each rate looked up once, and with Meta's durations one statement for
+    all (a call named twice is charged by its last)."""
+    charges = []
+    for talk in talks:
+        pulses = math.ceil(talk.talk_seconds / PULSE_SECONDS)
+        charges.append(
+            _Charge(
+                kind=Charge.Kind.CALL,
+                reference=talk.wa_call_id,
+                business_number=talk.business_number,
+                country=country_of_wa_id(talk.customer_wa_id),
+                category=RateCard.Category.CALL,
+                pricing_type=Charge.PricingType.REGULAR
+                if talk.is_business_initiated
+                else Charge.PricingType.FREE_USER_INITIATED,
+                on=talk.ended_at.astimezone(datetime.UTC).date(),
+                quantity=pulses,
+                units=Decimal(pulses) / PULSES_PER_MINUTE,
+                duration_seconds=talk.talk_seconds,
+            )
         )
-    fields = {
-        "business_number": business_number,
-        "country": country,
-        "category": category,
-        "pricing_type": pricing_type,
-        "billed_on": on,
-        "quantity": quantity,
-        "duration_seconds": duration_seconds,
-        "amount": amount,
-        "amount_currency": currency,  # kept for an unpriced charge too: it is counted in its currency
-        "rate": rate,
-    }
+    return _charges_record(charges, replaces=is_metas_duration)
+
+
+@dataclass(frozen=True)
+class _Charge:
+    kind: str
+    reference: str
+    business_number: BusinessNumber
+    country: str
+    category: str
+    pricing_type: str
+    on: datetime.date
+    quantity: int
+    units: Decimal
+    duration_seconds: int | None = None
+
+
+def _charge_record(*, replaces: bool = False, **charge) -> Charge:
+    (recorded,) = _charges_record([_Charge(**charge)], replaces=replaces)
+    return recorded
+
+
+def _charges_record(charges: list[_Charge], *, replaces: bool) -> list[Charge]:
+    if not charges:
+        return []
+    currencies: dict[tuple[str, datetime.date], str] = {}
+    rates: dict[tuple[str, str, str, datetime.date], RateCard | None] = {}
+    rows = []
+    for charge in charges:
+        account = (charge.business_number.waba_id, charge.on)
+        if account not in currencies:
+            currencies[account] = billing_currency(waba_id=charge.business_number.waba_id, on=charge.on)
+        currency = currencies[account]
+        rate, amount = None, Money(0, currency)
+        if charge.pricing_type not in FREE_PRICING_TYPES:  # a type Meta adds later is charged, not free
+            priced = (charge.category, charge.country, currency, charge.on)
+            if priced not in rates:
+                rates[priced] = rate_find(category=charge.category, country=charge.country, currency=currency,
+                                          on=charge.on)  # fmt: skip
+            rate = rates[priced]
+            amount = (
+                None
+                if rate is None
+                else Money((rate.price.amount * charge.units).quantize(AMOUNT_PLACES), currency)
+            )
+        fields = {
+            "business_number": charge.business_number,
+            "country": charge.country,
+            "category": charge.category,
+            "pricing_type": charge.pricing_type,
+            "billed_on": charge.on,
+            "quantity": charge.quantity,
+            "duration_seconds": charge.duration_seconds,
+            "amount": amount,
+            "amount_currency": currency,  # kept for an unpriced charge too: counted in its currency
+            "rate": rate,
+        }
+        rows.append((charge, fields))
     if replaces:
         # One statement (INSERT … ON CONFLICT DO UPDATE), not update_or_create's six round trips
-        # (two savepoints, a locking read, the insert): every answered call's terminate webhook
-        # comes here, in the request Meta waits on.
-        (charge,) = Charge.objects.bulk_create(
-            [Charge(kind=kind, reference=reference, **fields)],
+        # (two savepoints, a locking read, the insert) each: every answered call's terminate webhook
+        # comes here, in the request Meta waits on. A reference twice: its last row (one statement
+        # may not update a row twice).
+        last = {(charge.kind, charge.reference): (charge, fields) for charge, fields in rows}
+        recorded = Charge.objects.bulk_create(
+            [
+                Charge(kind=charge.kind, reference=charge.reference, **fields)
+                for charge, fields in last.values()
+            ],
             update_conflicts=True,
             unique_fields=["kind", "reference"],
-            update_fields=list(fields),
+            update_fields=list(rows[0][1]),
         )
-        return charge
-    charge, _ = Charge.objects.get_or_create(kind=kind, reference=reference, defaults=fields)
-    return charge
+        by_reference = {(charge.kind, charge.reference): charge for charge in recorded}
+        return [by_reference[charge.kind, charge.reference] for charge, _ in rows]
+    return [
+        Charge.objects.get_or_create(kind=charge.kind, reference=charge.reference, defaults=fields)[0]
+        for charge, fields in rows
+    ]
 
 
 @transaction.atomic

@@ -9,8 +9,9 @@ applied, and it is stored `rejected` with the reasons (shown in admin, never ret
 
 A kind may also register a handler of many events at once (`register_many`): deliveries that
 arrive together are stored together (whatsapp.services.webhook_deliveries_receive), and a run of
-events of that kind goes to it in one savepoint. It must do exactly what the one-event handler
-would do for each; if it fails, each event of the run goes to the one-event handler instead.
+events of that kind goes to it in one savepoint (a run of one too, as that one event's handler).
+It must do exactly what the one-event handler would do for each; if it fails, each event of the
+run goes to the one-event handler instead.
 """
 
 from collections.abc import Callable

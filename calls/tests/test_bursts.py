@@ -8,11 +8,12 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 
 from agents.models import Agent, AgentStatusEvent
 from agents.tests.factories import AgentFactory
-from calls import routing
+from calls import routing, services
 from calls.models import Call, CallEvent, LiveCallCount
 from calls.selectors import previous_calls_of
 from calls.services import capacity_claim_many, capacity_lock_for_events
@@ -20,6 +21,7 @@ from calls.tests.factories import CallFactory, ContactFactory
 from calls.tests.test_races import in_thread, setup_floor
 from core.realtime import flush
 from core.tests.test_realtime import listen, receive_or_none
+from messaging.models import Charge
 from whatsapp import dispatch
 from whatsapp.events import parse_delivery
 from whatsapp.services import webhook_deliveries_receive
@@ -280,10 +282,143 @@ def test_callers_hanging_up_between_each_others_calls_still_ring_as_one_burst(qu
 
     webhook_deliveries_receive(bodies=bodies)
 
-    assert bursts == [["wacid.burst-0", "wacid.burst-1", "wacid.burst-2"]]
+    # (The late connect alone, after its terminate, also takes the bulk path, as one event.)
+    assert bursts == [["wacid.burst-0", "wacid.burst-1", "wacid.burst-2"], ["wacid.early"]]
     assert dict(Call.objects.values_list("wa_call_id", "status")) == {
         "wacid.early": Call.Status.ENDED,
         **{f"wacid.burst-{index}": Call.Status.ENDED for index in range(3)},
     }
     assert Agent.objects.get().status == Agent.Status.AVAILABLE
     assert LiveCallCount.objects.get().live == 0
+
+
+def terminates(count: int, *, first: int = 0, answered: bool = False) -> list[bytes]:
+    return [
+        body_of(payloads.call_terminate(f"wacid.burst-{index}", answered=answered))
+        for index in range(first, first + count)
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count", [5, 30])
+def test_terminates_received_together_end_their_calls_in_as_many_statements_however_many(
+    queue, count, django_assert_max_num_queries
+):
+    webhook_deliveries_receive(bodies=connects(count))  # no agent: every call waits in the queue
+
+    with django_assert_max_num_queries(20):
+        webhook_deliveries_receive(bodies=terminates(count, answered=True))
+
+    assert set(Call.objects.values_list("status", "end_reason")) == {(Call.Status.ENDED, "abandoned")}
+    assert CallEvent.objects.filter(to_status=Call.Status.ENDED).count() == count
+    assert LiveCallCount.objects.get().live == 0
+    assert Charge.objects.filter(kind=Charge.Kind.CALL, duration_seconds=120).count() == count
+
+
+@pytest.mark.django_db
+def test_terminates_received_together_end_each_call_as_it_would_be_ended_alone(
+    queue, make_agent, django_capture_on_commit_callbacks
+):
+    ringing, talking = make_agent(), make_agent()
+    webhook_deliveries_receive(bodies=connects(3))
+    on_call = Call.objects.get(offered_to=talking)
+    routing.offer_accept(agent_id=talking.pk, call_id=on_call.pk)
+    Call.objects.filter(pk=on_call.pk).update(status=Call.Status.CONNECTED, connected_at=timezone.now())
+    bodies = [
+        *terminates(2, answered=True),  # a ringing call and the connected one, in some order
+        *terminates(1, first=2),  # the call still waiting in the queue
+        terminates(1, first=2)[0].replace(b'"COMPLETED"', b'"FAILED"'),  # the same call's again
+        *terminates(1, first=9),  # a call whose connect has not come yet
+    ]
+
+    with django_capture_on_commit_callbacks(execute=False):
+        outcomes = webhook_deliveries_receive(bodies=bodies)
+
+    assert all(outcome.is_accepted for outcome in outcomes)
+    ended = {call.wa_call_id: call for call in Call.objects.all()}
+    assert {key: call.end_reason for key, call in ended.items()} == {
+        "wacid.burst-0": "abandoned",
+        "wacid.burst-1": "abandoned",
+        "wacid.burst-2": "abandoned",
+        "wacid.burst-9": "abandoned",
+    } | {on_call.wa_call_id: "completed"}
+    assert set(ended.values()) == set(Call.objects.filter(status=Call.Status.ENDED))
+    assert CallEvent.objects.filter(to_status=Call.Status.ENDED).count() == 4
+    ringing.refresh_from_db()
+    talking.refresh_from_db()
+    assert (ringing.status, talking.status) == (Agent.Status.AVAILABLE, Agent.Status.WRAP_UP)
+    assert LiveCallCount.objects.get().live == 0
+    # Meta's own durations of the two answered calls: their inbound minutes, free.
+    charges = Charge.objects.filter(kind=Charge.Kind.CALL).order_by("reference")
+    assert [(charge.reference, charge.duration_seconds) for charge in charges] == [
+        ("wacid.burst-0", 120),
+        ("wacid.burst-1", 120),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_call_that_moves_while_its_terminate_is_received_with_others_is_still_ended_once(
+    queue, make_agent, monkeypatch
+):
+    """Should a call move between the batch's read and its update (the embedded SQLite locks no
+    rows), every call of the batch is ended on its own instead."""
+    make_agent()
+    webhook_deliveries_receive(bodies=connects(3))
+    offered = Call.objects.get(status=Call.Status.OFFERED)
+    ending_of = services._ending_of
+
+    moves = [offered.pk]
+
+    def another_agent_declines_meanwhile(call, reason):
+        if call.pk in moves:
+            moves.remove(call.pk)
+            Call.objects.filter(pk=call.pk).update(offer_count=F("offer_count") + 1)
+        return ending_of(call, reason)
+
+    monkeypatch.setattr(services, "_ending_of", another_agent_declines_meanwhile)
+
+    webhook_deliveries_receive(bodies=terminates(3))
+
+    assert Call.objects.filter(status=Call.Status.ENDED).count() == 3
+    assert CallEvent.objects.filter(to_status=Call.Status.ENDED).count() == 3
+    assert set(Agent.objects.values_list("status", flat=True)) == {Agent.Status.AVAILABLE}
+    assert LiveCallCount.objects.get().live == 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_agents_accepting_while_their_calls_terminates_are_received_together_end_consistent():
+    """Each call is either taken then completed (its agent in wrap-up) or ended ringing (its agent
+    free again): never an agent on a call that ended, never a slot kept."""
+    number, _, _, waiting = setup_floor(calls=12, agents=12)
+    routing.route_queue(queue_id=waiting[0].queue_id)
+    offered = {call.pk: call.offered_to_id for call in Call.objects.filter(status=Call.Status.OFFERED)}
+    assert len(offered) == 12
+    start = threading.Barrier(2)
+
+    @in_thread
+    def accept_all():
+        start.wait()
+        return [
+            routing.offer_accept(agent_id=agent_id, call_id=call_id) for call_id, agent_id in offered.items()
+        ]
+
+    @in_thread
+    def terminate_all():
+        bodies = [body_of(payloads.call_terminate(call.wa_call_id, answered=False)) for call in waiting]
+        start.wait()
+        return webhook_deliveries_receive(bodies=bodies)
+
+    with ThreadPoolExecutor(2) as pool:
+        accepted, received = pool.submit(accept_all), pool.submit(terminate_all)
+        won = [call for call in accepted.result() if call is not None]
+        assert all(outcome.is_accepted for outcome in received.result())
+
+    calls = {call.pk: call for call in Call.objects.all()}
+    assert {call.status for call in calls.values()} == {Call.Status.ENDED}
+    statuses = dict(Agent.objects.values_list("pk", "status"))
+    for call_id, agent_id in offered.items():
+        taken = calls[call_id].agent_id == agent_id
+        assert statuses[agent_id] == (Agent.Status.WRAP_UP if taken else Agent.Status.AVAILABLE)
+    assert {call.pk for call in won} == {pk for pk, call in calls.items() if call.agent_id is not None}
+    assert LiveCallCount.objects.get(business_number=number).live == 0

@@ -45,8 +45,9 @@ def test_deliveries_together_have_each_the_outcome_it_has_alone(captured):
 
 @pytest.mark.django_db
 def test_calls_events_go_to_the_handler_of_many_by_kind_each_calls_own_in_arrival_order(captured):
-    runs = []
-    dispatch._many_handlers["call.connect"] = lambda events: runs.append([event.call_id for event in events])
+    dispatch._many_handlers["call.connect"] = lambda events: captured.append(
+        ("connects", [event.call_id for event in events])
+    )
     bodies = [
         body_of(payloads.user_call_connect("wacid.a")),
         body_of(payloads.user_call_connect("wacid.b")),
@@ -61,13 +62,16 @@ def test_calls_events_go_to_the_handler_of_many_by_kind_each_calls_own_in_arriva
 
     webhook_deliveries_receive(bodies=bodies)
 
-    # wacid.c's connect alone goes to the one-event handler, after its terminate.
-    assert runs == [["wacid.a", "wacid.b", "wacid.d"], ["wacid.e", "wacid.f"]]
-    assert [(event.kind, getattr(event, "call_id", None)) for event in captured] == [
+    # wacid.c's connect goes alone, after its terminate.
+    handled = [entry if isinstance(entry, tuple) else (entry.kind, getattr(entry, "call_id", None))
+               for entry in captured]  # fmt: skip
+    assert handled == [
+        ("connects", ["wacid.a", "wacid.b", "wacid.d"]),
         ("call.terminate", "wacid.c"),
-        ("call.connect", "wacid.c"),
+        ("connects", ["wacid.c"]),
         ("call.terminate", "wacid.a"),
         ("message.received", None),
+        ("connects", ["wacid.e", "wacid.f"]),
     ]
 
 
@@ -84,6 +88,30 @@ def test_a_failing_handler_of_many_leaves_each_event_to_the_one_event_handler(ca
 
     statuses = dict(WebhookEvent.objects.values_list("idempotency_key", "status"))
     assert statuses == {"call:wacid.good:connect": "handled", "call:wacid.bad:connect": "failed"}
+
+
+@pytest.mark.django_db
+def test_an_event_alone_takes_the_handler_of_many_as_its_own_handler(captured):
+    def many(events):
+        if [event.call_id for event in events] == ["wacid.bad"]:
+            raise RuntimeError("this call's connect is broken")
+
+    dispatch._many_handlers["call.connect"] = many
+    bodies = [
+        body_of(payloads.user_call_connect("wacid.good")),
+        body_of(payloads.text_message("wamid.between")),
+        body_of(payloads.user_call_connect("wacid.bad")),
+    ]
+
+    webhook_deliveries_receive(bodies=bodies)
+
+    events = WebhookEvent.objects.filter(kind="call.connect")
+    assert dict(events.values_list("idempotency_key", "status")) == {
+        "call:wacid.good:connect": "handled",
+        "call:wacid.bad:connect": "failed",
+    }
+    assert events.get(status="failed").error == "RuntimeError: this call's connect is broken"
+    assert [event.kind for event in captured] == ["message.received"]  # not the one-event handler
 
 
 async def post(body: bytes) -> dict:
