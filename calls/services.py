@@ -552,7 +552,7 @@ def call_end(*, call_id: int, reason: str, detail: str = "", is_farewell: bool =
     _hold_close(call_id=call.pk, at=now)
     # Every call that reaches here holds a slot: it was taken before the call could go live.
     capacity_release(business_number_id=call.business_number_id, direction=call.direction)
-    _ended(call, at=now, is_farewell=is_farewell)
+    _ended(call, now=now, is_farewell=is_farewell)
     return EndedCall(
         call=call,
         offered_to_id=previous["offered_to_id"],
@@ -569,10 +569,9 @@ def _ending_of(call: Call, reason: str) -> str:
     return reason
 
 
-def _ended(call: Call, *, at: datetime, is_farewell: bool) -> None:
+def _ended(call: Call, *, now: datetime, is_farewell: bool) -> None:
     """What follows a call's move to ended (its slot given back): its charge, the media process told
     to hang up its legs after commit, the wallboards told."""
-    now = at
     on_the_line_since = _on_the_line_since(call)
     if on_the_line_since is not None:
         call_charge_record(
@@ -619,12 +618,8 @@ def calls_end_many(*, ends: dict[Call, tuple[str, str]]) -> list[EndedCall]:
         events.append(CallEvent(call=call, from_status=call.status, to_status=Call.Status.ENDED, at=now,
                                 detail=detail))  # fmt: skip
         call.end_reason = _ending_of(call, reason)
-        call.status, call.updated_at, call.ended_at, call.end_detail = (
-            Call.Status.ENDED,
-            now,
-            now,
-            detail[:255],
-        )
+        call.status, call.end_detail = Call.Status.ENDED, detail[:255]
+        call.updated_at = call.ended_at = now
         call.talk_seconds = round((now - call.connected_at).total_seconds()) if call.connected_at else None
         call.offered_to_id, call.offer_expires_at = None, None
     # One UPDATE per outcome (most of a burst's calls end alike), not Django's bulk_update, whose
@@ -671,7 +666,7 @@ def calls_end_many(*, ends: dict[Call, tuple[str, str]]) -> list[EndedCall]:
             _hold_close(call_id=call.pk, at=now)
         counter = (call.business_number_id, call.direction)
         slots[counter] = slots.get(counter, 0) + 1
-        _ended(call, at=now, is_farewell=False)
+        _ended(call, now=now, is_farewell=False)
     for (business_number_id, direction), count in sorted(slots.items()):
         capacity_release(business_number_id=business_number_id, direction=direction, count=count)
     return ended
