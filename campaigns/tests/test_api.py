@@ -212,3 +212,18 @@ def test_text_given_as_a_number_is_refused_not_turned_into_text(client, number, 
     assert response.status_code == 400
     assert "detail" in str(response.json())
     assert not OptIn.objects.exists()
+
+
+def test_text_of_only_whitespace_is_refused_as_the_schema_says(client, number, key_of):
+    headers = key_of(ApiKey.Scope.MESSAGES_WRITE)
+    body = {"business_number_id": number.pk, "lines": ["447700900001"], "detail": " \t "}
+    schema = client.get("/api/v1/schema/?format=json", **headers).json()
+
+    response = client.post("/api/v1/opt-ins/", body, content_type="application/json", **headers)
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == ["This field may not be blank."]
+    assert not OptIn.objects.exists()
+    # The schema says so too: such text is not schema-valid (a client is not told to send it).
+    created = schema["components"]["schemas"]["CreateRequest"]["properties"]
+    assert created["name"]["pattern"] == created["parameters"]["items"]["pattern"] == r"\S"

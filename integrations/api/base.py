@@ -20,6 +20,7 @@ import base64
 from urllib import parse
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.validators import RegexValidator
 from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import (
@@ -174,12 +175,21 @@ class IdField(serializers.IntegerField):
 
 class TextField(serializers.CharField):
     """Text in a body, as the schema says: a number or a boolean is refused (400), not turned into
-    text as DRF's CharField does."""
+    text as DRF's CharField does. Text that may not be blank has, in the schema too, a character
+    that is not whitespace (the field trims it: "  " is blank)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if not self.allow_blank and self.trim_whitespace:
+            self.validators.append(NOT_ONLY_WHITESPACE)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+NOT_ONLY_WHITESPACE = RegexValidator(r"\S", "Enter a character that is not whitespace.")
 
 
 def filtered(rows, wanted: dict, lookups: dict[str, str]):
