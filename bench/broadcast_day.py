@@ -31,6 +31,7 @@ import asyncio
 import functools
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -77,7 +78,20 @@ def start_worker() -> subprocess.Popen:
         "2",
     ]
     environment = {**server_environment(), "WEBHOOK_HANDLE_IN_WORKER": "true"}
-    return subprocess.Popen(command, cwd=ROOT, env=environment)
+    # A session of its own: should it not stop, it is killed with its pool (stop_worker).
+    return subprocess.Popen(command, cwd=ROOT, env=environment, start_new_session=True)
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    """A warm shutdown (the task in hand is finished); a worker still busy after 30 s, on a backlog
+    an earlier run left in the database say, is killed with its pool rather than left running."""
+    worker.terminate()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        print("the worker did not stop within 30 s: killed", file=sys.stderr)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
 
 
 def prepare_campaign(count: int, stamp: str) -> dict[str, str]:
@@ -342,6 +356,8 @@ def main() -> None:
     # Nothing here may reach Meta: a send the worker tries fails at once on a closed local port.
     os.environ.setdefault("WHATSAPP_GRAPH_URL", "http://127.0.0.1:9/v23.0")
     stamp = str(int(time.time()))
+    # Stopped from outside (a timeout, say): the web server and the worker are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with web_server() as base_url:
         worker = start_worker()
         worker_pids[:] = [worker.pid]
@@ -351,8 +367,7 @@ def main() -> None:
             campaign = prepare_campaign(count, stamp)
             figures = asyncio.run(run(base_url, session_keys, arguments, campaign, stamp))
         finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+            stop_worker(worker)
     print_figures(figures)
 
 
