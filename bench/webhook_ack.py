@@ -7,7 +7,10 @@ and half `messages` (texts and statuses), each signed like Meta's. The calls are
 number has a queue, each connect records a call and hands it to the media processes (this script
 takes those hand-offs off the channel, as media processes would), each terminate ends it.
 Latency is measured from each delivery's scheduled send time to the end of its answer, so a slow
-server cannot hide queueing.
+server cannot hide queueing. The answer does not wait for the calls' handlers (whatsapp.intake):
+so that no backlog can hide behind it, the script then waits for every call event of the run to be
+handled and reports the time from its storing to its handling (`calls_handled_*`) and how many
+were still not handled 30 s after the load (`calls_unhandled`).
 
     .venv/bin/python bench/webhook_ack.py [--rate 200] [--seconds 10]
 
@@ -102,9 +105,13 @@ def main() -> None:
         url = f"{base_url}/webhooks/whatsapp/"
         offset = int(time.time() * 1000) * 10  # fresh ids each run: every delivery is new work
         asyncio.run(run_load(url, rate=arguments.rate, seconds=arguments.warmup_seconds, offset=offset))
+        from django.utils import timezone
+
+        measured_from = timezone.now()
         latencies, failures = asyncio.run(
             run_load(url, rate=arguments.rate, seconds=arguments.seconds, offset=offset + 10**6)
         )
+        handled_ms, unhandled = calls_handling(since=measured_from)
 
     latencies_ms = sorted(latency * 1000 for latency in latencies)
     p99 = percentile(latencies_ms, 0.99)
@@ -114,8 +121,28 @@ def main() -> None:
         {
             "webhook_ack_failures": failures,
             "webhook_ack_median_ms": statistics.median(latencies_ms),
+            "calls_handled_median_ms": statistics.median(handled_ms) if handled_ms else 0.0,
+            "calls_handled_p99_ms": percentile(handled_ms, 0.99) if handled_ms else 0.0,
+            "calls_unhandled": unhandled,
             "webhook_ack_p99_ms": p99,
         }
+    )
+
+
+def calls_handling(*, since) -> tuple[list[float], int]:
+    """The calls' events stored since `since`: how long each took from its storing to its handling
+    (ms), once every one is handled (or 30 s have gone by), and how many were not handled by then.
+    The answer does not wait for the handling (whatsapp.intake): this is what keeps it honest."""
+    from whatsapp.models import WebhookEvent
+
+    events = WebhookEvent.objects.filter(kind__startswith="call.", received_at__gte=since)
+    deadline = time.monotonic() + 30
+    while events.filter(status=WebhookEvent.Status.PROCESSING).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    handled = events.filter(status=WebhookEvent.Status.HANDLED).values_list("received_at", "handled_at")
+    return (
+        sorted((handled_at - received_at).total_seconds() * 1000 for received_at, handled_at in handled),
+        events.exclude(status=WebhookEvent.Status.HANDLED).count(),
     )
 
 

@@ -18,7 +18,8 @@ Deliveries are received in two long-lived threads of the process, one a lane (wh
 calls' (`RECEIVER`) and the others' (`STORER`), not in a thread started for each request as
 Django's request handling would: one request at a time receives in a lane anyway, and starting and
 joining a thread for each of a burst's POSTs stalled the event loop that answers them and carries
-the agents' sockets.
+the agents' sockets. The calls' events they store are handled in a third (`HANDLING`), once
+their deliveries are answered.
 """
 
 import json
@@ -29,10 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.urls import reverse
 
-from whatsapp.intake import delivery_answer, receiving_thread, storing_thread
+from whatsapp.intake import ClaimedEvents, delivery_answer, handling, receiving_thread, storing_thread
 
 RECEIVER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-receiver")
 STORER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-storer")
+HANDLING = ClaimedEvents(ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-handler"))
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ async def webhook_post(scope: dict, receive, send) -> None:
         return
     receiving_thread.set(RECEIVER)  # for this request's task only
     storing_thread.set(STORER)
+    handling.set(HANDLING)
     try:
         status, answer = await delivery_answer(body=body, signature=signature)
     except Exception:

@@ -2,25 +2,31 @@
 
 When Meta sends a burst (a campaign's customers all calling at once), deliveries queue up
 behind each other in the web process. Taking every delivery that is waiting at that moment into
-one transaction (`webhook_deliveries_receive`) costs one commit and a few bulk statements instead
-of a transaction of its own each. A delivery arriving alone is received at once, as before:
-nothing waits for company. Each request still gets its own answer, and only once its delivery's
-transaction has committed.
+one transaction costs one commit and a few bulk statements instead of a transaction of its own
+each. A delivery arriving alone is received at once, as before: nothing waits for company. Each
+request still gets its own answer, and only once its delivery's transaction has committed.
 
-Deliveries go in two lanes, each with its own turn: calls' (a caller waits for the ring) and the
-rest (a campaign's statuses, customers' messages: stored for the worker, handled in batches by it).
-A call is never received behind a batch of statuses. The lane is only a matter of who waits for
-whom: whatever a delivery holds, its events are received the same way in either lane.
+Deliveries go in two lanes: calls' (a caller waits for the ring) and the rest (a campaign's
+statuses, customers' messages: stored for the worker, handled in batches by it). A call is never
+received behind a batch of statuses. The lane is only a matter of who waits for whom: whatever a
+delivery holds, its events are received the same way in either lane.
 
-In each lane one request at a time receives: the one that finds nobody receiving, with whatever is waiting
-(its own delivery first). Its batch then waits for its turn to write (the web processes' batches
-are written one at a time: they would queue for the same rows anyway), and what arrived in this
-process while it waited joins it, instead of waiting for a turn of its own. When it is done it
-hands the turn to the oldest request still waiting. The work runs in the lane's receiving thread
-(whatsapp.asgi), or in the request's own thread, as a synchronous view's would.
+In each lane one request at a time receives: the one that finds nobody receiving, with whatever is
+waiting (its own delivery first). When it is done it hands the lane to the oldest request still
+waiting. In the web server (whatsapp.asgi) each lane has a long-lived thread, and a batch there
+is only stored (`webhook_deliveries_store`) and answered: the events the web process handles
+itself (calls') are stored claimed by it and go to its handling thread (`ClaimedEvents`), which
+handles them right after, in batches of its own that wait for the receipt turn (the web
+processes' batches are handled one at a time: they would queue for the same rows anyway); what
+was claimed while a batch waited joins it. Meta's answer never waits for a handler, whatever the
+mix. Elsewhere (the Django view), a batch is stored and handled in one transaction
+(`webhook_deliveries_receive`), after its turn, in the request's own thread.
 """
 
 import asyncio
+import functools
+import logging
+import threading
 import weakref
 from concurrent.futures import Executor
 from contextvars import ContextVar
@@ -30,7 +36,16 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from whatsapp.services import DeliveryOutcome, webhook_deliveries_receive, webhook_signature_is_valid
+from whatsapp.services import (
+    Claimed,
+    DeliveryOutcome,
+    webhook_deliveries_receive,
+    webhook_deliveries_store,
+    webhook_events_handle_claimed,
+    webhook_signature_is_valid,
+)
+
+logger = logging.getLogger(__name__)
 
 MAX_TOGETHER = 50  # deliveries in one transaction at most: the first of them waits for all of them
 _YOUR_TURN = object()
@@ -48,6 +63,7 @@ class _Arrivals:
 # request ends.
 receiving_thread: ContextVar[Executor | None] = ContextVar("receiving_thread", default=None)
 storing_thread: ContextVar[Executor | None] = ContextVar("storing_thread", default=None)
+handling: "ContextVar[ClaimedEvents | None]" = ContextVar("handling", default=None)
 
 CALLS, OTHERS = "calls", "others"
 _lanes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Arrivals]]" = (
@@ -130,12 +146,13 @@ async def _receive(
         return [body for body, _ in taken]
 
     executor = (receiving_thread if lane == CALLS else storing_thread).get()
-    if executor is None:
-        receive = sync_to_async(webhook_deliveries_receive)
-    else:
-        receive = sync_to_async(_receive_and_hand_back, thread_sensitive=False, executor=executor)
+    bodies = [body for body, _ in together]
     try:
-        outcomes = await receive(bodies=[body for body, _ in together], take_more=take_more)
+        if executor is None:
+            outcomes = await sync_to_async(webhook_deliveries_receive)(bodies=bodies, take_more=take_more)
+        else:
+            store = sync_to_async(_store_and_hand_on, thread_sensitive=False, executor=executor)
+            outcomes = await store(bodies=bodies, handling=handling.get())
     except BaseException as error:  # every request of the batch answers 500, and Meta delivers again
         for _, waiter in [*together, *joined]:
             if not waiter.done():
@@ -161,11 +178,68 @@ async def _take_waiting(arrivals: _Arrivals, count: int) -> list[tuple[bytes, as
     return taken
 
 
-def _receive_and_hand_back(*, bodies: list[bytes], take_more) -> list[DeliveryOutcome]:
+def _store_and_hand_on(*, bodies: list[bytes], handling: "ClaimedEvents") -> list[DeliveryOutcome]:
+    """(In a lane's thread.) Store the batch; the events this process handles go to its handling
+    thread, and the outcomes to the requests, which are answered at once."""
     try:
-        return webhook_deliveries_receive(bodies=bodies, take_more=take_more)
+        outcomes, claimed = webhook_deliveries_store(bodies=bodies)
     finally:
         close_old_connections()
+    if claimed:
+        handling.add(claimed)
+    return outcomes
+
+
+class ClaimedEvents:
+    """The events this process stored claimed (calls', in production), handled in its handling
+    thread, oldest first, after their deliveries were answered: Meta's answer never waits for a
+    handler, and a caller's ring only for the batches before it. Each batch waits for the receipt
+    turn, and what was claimed meanwhile joins it (`webhook_events_handle_claimed`). The thread is
+    the process's, not a request's: handling goes on whatever becomes of the requests. A batch
+    that fails is logged and left claimed, for the sweep to handle once its lease is over."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._lock = threading.Lock()
+        self._pending: list[Claimed] = []
+        self._is_handling = False
+
+    def add(self, claimed: list[Claimed]) -> None:
+        with self._lock:
+            self._pending.extend(claimed)
+            if self._is_handling:
+                return
+            self._is_handling = True
+        self._executor.submit(self._handle_pending)
+
+    def is_idle(self) -> bool:
+        with self._lock:
+            return not self._is_handling
+
+    def _take(self, count: int) -> list[Claimed]:
+        with self._lock:
+            taken = self._pending[:count]
+            del self._pending[:count]
+            return taken
+
+    def _handle_pending(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if not self._pending:
+                        self._is_handling = False
+                        return
+                batch = self._take(MAX_TOGETHER)
+                try:
+                    more = functools.partial(self._take, MAX_TOGETHER - len(batch))
+                    webhook_events_handle_claimed(batch, take_more=more)
+                except Exception:
+                    logger.exception(
+                        "webhook events stored but not handled: the sweep handles them after the lease"
+                    )
+                    close_old_connections()  # a connection that broke is not used again
+        finally:
+            close_old_connections()
 
 
 def _hand_over(arrivals: _Arrivals) -> None:

@@ -31,6 +31,8 @@ from whatsapp.models import BusinessNumber, WebhookDelivery, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
+Claimed = tuple[Event, WebhookEvent]  # an event the web process stored `processing`, to handle next
+
 SIGNATURE_PREFIX = "sha256="
 
 
@@ -168,11 +170,40 @@ def webhook_deliveries_receive(
     except DatabaseError:
         logger.warning("%s deliveries received together failed as one: receiving each alone", len(parsed))
         return [webhook_delivery_receive(body=body) for body in bodies]
+    return _outcomes(bodies, parsed, stored, malformed)
+
+
+def webhook_deliveries_store(*, bodies: list[bytes]) -> tuple[list[DeliveryOutcome], list[Claimed]]:
+    """(The web server's intake, whatsapp.intake.) Deliveries that arrived together stored as
+    `webhook_deliveries_receive` stores them, in one transaction, but none of their events handled:
+    those the web process handles (`handled_in_request`) are stored `processing`, claimed by it,
+    and returned in arrival order, for the intake to answer first and hand them to
+    `webhook_events_handle_claimed` after. A 200 still means stored: should the process die in
+    between, the sweep (`webhook_events_redispatch_stale`) handles them once their lease is over.
+    No turn is waited for: the batch only inserts (the events in key order, as the others' lane
+    always did). The outcomes follow `bodies`."""
+    parsed, malformed = _parsed(bodies, start=0)
+    try:
+        with transaction.atomic():
+            stored, claimed = _deliveries_store(parsed, claim=True) if parsed else ([], [])
+    except DatabaseError:
+        logger.warning("%s deliveries received together failed as one: receiving each alone", len(parsed))
+        return [webhook_delivery_receive(body=body) for body in bodies], []
+    return _outcomes(bodies, parsed, stored, malformed), claimed
+
+
+def _outcomes(
+    bodies: list[bytes],
+    parsed: list[tuple[int, bytes, ParsedDelivery]],
+    stored: list[DeliveryOutcome],
+    malformed: list[int],
+) -> list[DeliveryOutcome]:
+    """The outcome of each body, in order: stored, or malformed (stored as such, with the reason)."""
     outcomes: list[DeliveryOutcome | None] = [None] * len(bodies)
     for (index, _, _), outcome in zip(parsed, stored, strict=True):
         outcomes[index] = outcome
     for index in malformed:
-        outcomes[index] = webhook_delivery_receive(body=bodies[index])  # stored as malformed, with the reason
+        outcomes[index] = webhook_delivery_receive(body=bodies[index])
     return outcomes
 
 
@@ -196,6 +227,19 @@ def _parsed(bodies: list[bytes], *, start: int) -> tuple[list[tuple[int, bytes, 
 
 
 def _deliveries_store_and_handle(parsed: list[tuple[int, bytes, ParsedDelivery]]) -> list[DeliveryOutcome]:
+    outcomes, to_handle = _deliveries_store(parsed, claim=False)
+    _handle_in_order(to_handle)
+    return outcomes
+
+
+def _deliveries_store(
+    parsed: list[tuple[int, bytes, ParsedDelivery]], *, claim: bool
+) -> tuple[list[DeliveryOutcome], list[Claimed]]:
+    """Store the deliveries and their events seen for the first time (one insert each): the
+    outcomes, and the events to handle in the web process, in arrival order. Without `claim` they
+    are stored `handled` and handled next in this transaction, so the shared rows their handlers
+    need are locked first (then the events' keys, as they are inserted); with `claim`, stored
+    `processing` for `webhook_events_handle_claimed`, which locks the shared rows itself."""
     keys = [event.idempotency_key for _, _, delivery in parsed for event in delivery.events]
     seen = set(
         WebhookEvent.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True)
@@ -217,45 +261,51 @@ def _deliveries_store_and_handle(parsed: list[tuple[int, bytes, ParsedDelivery]]
             )
         )
         fresh_events.append(fresh)
-    # Shared rows first, then the events' keys in key order: concurrent batches (and single
-    # deliveries, which take the same locks first) queue for each other instead of deadlocking.
-    for take_locks in dispatch.lock_takers():
-        take_locks([event for events in fresh_events for event in events])
+    if not claim:
+        # Shared rows first, then the events' keys in key order: concurrent batches (and single
+        # deliveries, which take the same locks first) queue for each other instead of deadlocking.
+        for take_locks in dispatch.lock_takers():
+            take_locks([event for events in fresh_events for event in events])
     WebhookDelivery.objects.bulk_create(deliveries)
     now = timezone.now()
     records = [
-        [_event_record(delivery=delivery, event=event, at=now) for event in events]
+        [_event_record(delivery=delivery, event=event, at=now, claim=claim) for event in events]
         for delivery, events in zip(deliveries, fresh_events, strict=True)
     ]
     every_record = [record for group in records for record in group]
     WebhookEvent.objects.bulk_create(sorted(every_record, key=lambda record: record.idempotency_key))
-    _handle_in_order(
-        [(event, record) for events, group in zip(fresh_events, records, strict=True)
-         for event, record in zip(events, group, strict=True)
-         if record.status != WebhookEvent.Status.QUEUED]
-    )  # fmt: skip
+    to_handle = [
+        (event, record) for events, group in zip(fresh_events, records, strict=True)
+        for event, record in zip(events, group, strict=True)
+        if record.status in TO_HANDLE_NOW
+    ]  # fmt: skip
     if any(record.status == WebhookEvent.Status.QUEUED for record in every_record):
         transaction.on_commit(_worker_nudge)
     for delivery, (_, _, parsed_delivery) in zip(deliveries, parsed, strict=True):
         if parsed_delivery.problems:
             logger.warning("WhatsApp webhook delivery %s had problems: %s", delivery.pk, delivery.problems)
-    return [
+    outcomes = [
         DeliveryOutcome(delivery=delivery, new_events=group)
         for delivery, group in zip(deliveries, records, strict=True)
     ]
+    return outcomes, to_handle
+
+
+TO_HANDLE_NOW = frozenset({WebhookEvent.Status.HANDLED, WebhookEvent.Status.PROCESSING})
 
 
 def handled_in_request(kind: str) -> bool:
-    """Whether an event of `kind` is handled in the request that brings it: a call's (a caller
-    waits for the ring), or every kind when WEBHOOK_HANDLE_IN_WORKER is off. The others are
-    stored `queued` and handled by the worker in batches (`webhook_events_handle_queued`)."""
+    """Whether an event of `kind` is handled by the web process that receives it (in the request,
+    or in the web server right after its answer: whatsapp.intake): a call's (a caller waits for
+    the ring), or every kind when WEBHOOK_HANDLE_IN_WORKER is off. The others are stored `queued`
+    and handled by the worker in batches (`webhook_events_handle_queued`)."""
     return kind in REQUEST_KINDS or not settings.WEBHOOK_HANDLE_IN_WORKER
 
 
 REQUEST_KINDS = frozenset({"call.connect", "call.terminate", "call.status"})
 
 
-def _event_record(*, delivery: WebhookDelivery, event: Event, at) -> WebhookEvent:
+def _event_record(*, delivery: WebhookDelivery, event: Event, at, claim: bool = False) -> WebhookEvent:
     has_handler = dispatch.handler_for(event.kind) is not None
     stored = {
         "delivery": delivery,
@@ -268,6 +318,8 @@ def _event_record(*, delivery: WebhookDelivery, event: Event, at) -> WebhookEven
     }
     if has_handler and not handled_in_request(event.kind):
         return WebhookEvent(**stored, status=WebhookEvent.Status.QUEUED)
+    if has_handler and claim:
+        return WebhookEvent(**stored, status=WebhookEvent.Status.PROCESSING, attempts=1, last_attempt_at=at)
     return WebhookEvent(
         **stored,
         status=WebhookEvent.Status.HANDLED if has_handler else WebhookEvent.Status.UNHANDLED,
@@ -468,15 +520,54 @@ def webhook_events_handle_queued(*, limit: int = QUEUED_BATCH) -> int:
         for record in records:
             record.status, record.attempts, record.last_attempt_at = WebhookEvent.Status.HANDLED, 1, now
             stored.append((event_from_context(record.payload), record))
-        _handle_in_order(stored)  # saves the status of each event that failed or was rejected
-        handled = [record.pk for record in records if record.status == WebhookEvent.Status.HANDLED]
-        WebhookEvent.objects.filter(pk__in=handled).update(
-            status=WebhookEvent.Status.HANDLED, attempts=1, last_attempt_at=now, handled_at=now
+        _handled_in_order_and_marked(stored, now=now)
+    return len(records)
+
+
+def webhook_events_handle_claimed(
+    claimed: list[Claimed], *, take_more: Callable[[], list[Claimed]] | None = None
+) -> int:
+    """(The web process, once it has answered.) Handle the events it stored claimed
+    (`webhook_deliveries_store`), in one transaction, as `webhook_deliveries_receive` would have:
+    after the receipt turn (the web processes' batches are handled one at a time: they would queue
+    for the same rows anyway) and, with `take_more`, with the events claimed while this batch
+    waited for it; the shared rows locked first, then the events (any the sweep took over after
+    their lease are left to it), handled in arrival order and marked handled with their effects.
+    How many were handled."""
+    with transaction.atomic():
+        transaction_lock(RECEIPT_TURN)
+        if take_more is not None:
+            claimed = [*claimed, *take_more()]
+        for take_locks in dispatch.lock_takers():
+            take_locks([event for event, _ in claimed])
+        still_claimed = set(
+            WebhookEvent.objects.select_for_update()
+            .filter(
+                pk__in=[record.pk for _, record in claimed], status=WebhookEvent.Status.PROCESSING, attempts=1
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
+        stored = [(event, record) for event, record in claimed if record.pk in still_claimed]
+        for _, record in stored:
+            record.status = WebhookEvent.Status.HANDLED
+        _handled_in_order_and_marked(stored, now=timezone.now())
+    return len(stored)
+
+
+def _handled_in_order_and_marked(stored: list[tuple[Event, WebhookEvent]], *, now) -> None:
+    """Handle locked events in arrival order and record how each went: `handled`, or the status and
+    error `_handle_in_order` saved for those that failed or were rejected."""
+    _handle_in_order(stored)
+    records = [record for _, record in stored]
+    handled = [record.pk for record in records if record.status == WebhookEvent.Status.HANDLED]
+    WebhookEvent.objects.filter(pk__in=handled).update(
+        status=WebhookEvent.Status.HANDLED, attempts=1, last_attempt_at=now, handled_at=now
+    )
+    if len(handled) < len(records):
         WebhookEvent.objects.filter(pk__in=[record.pk for record in records]).exclude(pk__in=handled).update(
             attempts=1, last_attempt_at=now, handled_at=now
         )
-    return len(records)
 
 
 def webhook_events_drain_queued() -> int:

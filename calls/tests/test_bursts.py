@@ -24,7 +24,12 @@ from core.tests.test_realtime import listen, receive_or_none
 from messaging.models import Charge
 from whatsapp import dispatch
 from whatsapp.events import parse_delivery
-from whatsapp.services import webhook_deliveries_receive
+from whatsapp.models import WebhookEvent
+from whatsapp.services import (
+    webhook_deliveries_receive,
+    webhook_deliveries_store,
+    webhook_events_handle_claimed,
+)
 from whatsapp.tests import payloads
 from whatsapp.tests.test_intake import body_of
 
@@ -422,3 +427,24 @@ def test_agents_accepting_while_their_calls_terminates_are_received_together_end
         assert statuses[agent_id] == (Agent.Status.WRAP_UP if taken else Agent.Status.AVAILABLE)
     assert {call.pk for call in won} == {pk for pk, call in calls.items() if call.agent_id is not None}
     assert LiveCallCount.objects.get(business_number=number).live == 0
+
+
+@pytest.mark.django_db
+def test_a_burst_stored_first_and_handled_after_rings_as_one_received_at_once(
+    queue, make_agent, django_assert_max_num_queries
+):
+    # The web server's intake answers once a batch is stored, then handles its calls' events.
+    now = timezone.now()
+    agents = [make_agent(status_changed_at=now - timedelta(minutes=minutes)) for minutes in range(1, 4)]
+    with django_assert_max_num_queries(6):
+        _, claimed = webhook_deliveries_store(bodies=connects(5))
+    assert not Call.objects.exists()
+
+    with django_assert_max_num_queries(34):
+        assert webhook_events_handle_claimed(claimed) == 5
+
+    calls = list(Call.objects.order_by("pk"))
+    assert [call.status for call in calls] == [Call.Status.OFFERED] * 3 + [Call.Status.QUEUED] * 2
+    assert [call.offered_to_id for call in calls[:3]] == [agent.pk for agent in reversed(agents)]
+    assert LiveCallCount.objects.get().live == 5
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {WebhookEvent.Status.HANDLED}

@@ -1,5 +1,6 @@
 import contextlib
 import json
+import time
 
 import pytest
 from django.conf import settings
@@ -9,6 +10,25 @@ from whatsapp.events import EVENT_KINDS
 from whatsapp.sandbox.meta import Rules
 from whatsapp.sandbox.server import SandboxThread
 from whatsapp.services import webhook_signature
+
+
+def wait_until_handled(timeout_s: float = 30) -> None:
+    """Until the web process's handling thread has handled every event it claimed
+    (whatsapp.intake.ClaimedEvents): a delivery through the web server's application is answered
+    once stored, and its calls' events are handled right after."""
+    from whatsapp.asgi import HANDLING
+
+    deadline = time.monotonic() + timeout_s
+    while not HANDLING.is_idle():
+        assert time.monotonic() < deadline, "the claimed events were not handled"
+        time.sleep(0.01)
+
+
+@pytest.fixture(autouse=True)
+def _handled_before_teardown():
+    """No test leaves the handling thread working on a database being flushed."""
+    yield
+    wait_until_handled()
 
 
 def sign(body: bytes) -> str:

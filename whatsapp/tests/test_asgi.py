@@ -12,7 +12,7 @@ from config.asgi import application
 from whatsapp import intake
 from whatsapp.models import WebhookDelivery, WebhookEvent
 from whatsapp.tests import payloads
-from whatsapp.tests.conftest import sign
+from whatsapp.tests.conftest import sign, wait_until_handled
 from whatsapp.tests.test_intake import body_of
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("captured")]
@@ -76,10 +76,10 @@ def test_a_delivery_beyond_the_size_limit_is_refused_unread(settings):
 
 
 def test_a_delivery_that_cannot_be_stored_is_answered_500_for_meta_to_deliver_again(monkeypatch):
-    def broken(*, bodies, take_more):
+    def broken(*, bodies):
         raise OSError("the database went away")
 
-    monkeypatch.setattr(intake, "webhook_deliveries_receive", broken)
+    monkeypatch.setattr(intake, "webhook_deliveries_store", broken)
 
     response = post(body_of(payloads.user_call_connect("wacid.lost")))
 
@@ -109,16 +109,23 @@ def test_the_verification_handshake_still_goes_to_django(settings):
     assert (response["status"], response["body"]) == (200, b"42")
 
 
-def test_deliveries_are_received_in_one_long_lived_thread_a_lane(monkeypatch):
+def test_deliveries_are_received_in_one_long_lived_thread_a_lane_and_handled_in_another(
+    monkeypatch, captured
+):
     # Not a thread started (and joined) for each POST, as Django's request handling would.
-    threads = []
-    receive = intake.webhook_deliveries_receive
+    threads, handling_threads = [], []
+    store, handle = intake.webhook_deliveries_store, intake.webhook_events_handle_claimed
 
-    def noting_the_thread(*, bodies, take_more):
+    def noting_the_thread(*, bodies):
         threads.append(threading.current_thread())
-        return receive(bodies=bodies, take_more=take_more)
+        return store(bodies=bodies)
 
-    monkeypatch.setattr(intake, "webhook_deliveries_receive", noting_the_thread)
+    def noting_the_handling_thread(claimed, *, take_more):
+        handling_threads.append(threading.current_thread())
+        return handle(claimed, take_more=take_more)
+
+    monkeypatch.setattr(intake, "webhook_deliveries_store", noting_the_thread)
+    monkeypatch.setattr(intake, "webhook_events_handle_claimed", noting_the_handling_thread)
 
     statuses = [post(body_of(payloads.text_message(f"wamid.thread-{index}")))["status"] for index in range(4)]
 
@@ -133,19 +140,23 @@ def test_deliveries_are_received_in_one_long_lived_thread_a_lane(monkeypatch):
     assert calls == [200] * 2
     assert len(set(threads)) == 1
     assert threads[0].name.startswith("webhook-receiver")
+    wait_until_handled()
+    assert len(set(handling_threads)) == 1
+    assert handling_threads[0].name.startswith("webhook-handler")
+    assert [event.kind for event in captured] == ["message.received"] * 4 + ["call.connect"] * 2
 
 
 def test_a_call_is_received_while_a_batch_of_statuses_is_still_being_stored(monkeypatch):
     storing, release = threading.Event(), threading.Event()
-    receive = intake.webhook_deliveries_receive
+    store = intake.webhook_deliveries_store
 
-    def slow_for_statuses(*, bodies, take_more):
+    def slow_for_statuses(*, bodies):
         if b'"statuses"' in bodies[0]:
             storing.set()
             assert release.wait(timeout=30)
-        return receive(bodies=bodies, take_more=take_more)
+        return store(bodies=bodies)
 
-    monkeypatch.setattr(intake, "webhook_deliveries_receive", slow_for_statuses)
+    monkeypatch.setattr(intake, "webhook_deliveries_store", slow_for_statuses)
     status_answer = []
     status = threading.Thread(
         target=lambda: status_answer.append(post(body_of(payloads.message_status("delivered")))["status"])
@@ -159,3 +170,32 @@ def test_a_call_is_received_while_a_batch_of_statuses_is_still_being_stored(monk
         release.set()
         status.join(timeout=30)
     assert status_answer == [200]
+
+
+def test_a_call_is_answered_once_stored_and_handled_right_after(monkeypatch, captured):
+    # Meta's answer does not wait for the call's handler (queue, ring): a 200 says it is stored,
+    # claimed by this process, which handles it next, in its handling thread.
+    handling, release = threading.Event(), threading.Event()
+    handle = intake.webhook_events_handle_claimed
+
+    def held(claimed, *, take_more):
+        handling.set()
+        assert release.wait(timeout=30)
+        return handle(claimed, take_more=take_more)
+
+    monkeypatch.setattr(intake, "webhook_events_handle_claimed", held)
+
+    try:
+        response = post(body_of(payloads.user_call_connect("wacid.answered-first")))
+        assert answer_of(response) == (200, {"received": 1, "duplicates": 0})
+        assert handling.wait(timeout=30)
+        event = WebhookEvent.objects.get(idempotency_key="call:wacid.answered-first:connect")
+        assert (event.status, event.attempts, event.handled_at) == ("processing", 1, None)
+        assert not captured
+    finally:
+        release.set()
+    wait_until_handled()
+
+    event.refresh_from_db()
+    assert event.status == "handled" and event.handled_at is not None
+    assert [event.call_id for event in captured] == ["wacid.answered-first"]

@@ -3,19 +3,28 @@
 import asyncio
 import json
 import threading
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
 from django.db import connection, transaction
+from django.utils import timezone
 
 from config.asgi import application
 from core.locks import transaction_lock
 from whatsapp import dispatch, intake
 from whatsapp.models import WebhookDelivery, WebhookEvent
-from whatsapp.services import RECEIPT_TURN, webhook_deliveries_receive
+from whatsapp.services import (
+    DISPATCH_LEASE,
+    RECEIPT_TURN,
+    webhook_deliveries_receive,
+    webhook_deliveries_store,
+    webhook_events_handle_claimed,
+    webhook_events_redispatch_stale,
+)
 from whatsapp.tests import payloads
-from whatsapp.tests.conftest import sign
+from whatsapp.tests.conftest import sign, wait_until_handled
 
 
 def body_of(payload: dict) -> bytes:
@@ -125,19 +134,14 @@ async def post(body: bytes) -> dict:
 
 
 def batch_sizes(monkeypatch) -> list[int]:
-    """The size of each batch the intake receives from now on, deliveries that joined it included."""
+    """The size of each batch the intake stores from now on."""
     sizes = []
 
-    def counting(*, bodies, take_more):
-        def counting_more():
-            more = take_more()
-            sizes[-1] += len(more)
-            return more
-
+    def counting(*, bodies):
         sizes.append(len(bodies))
-        return webhook_deliveries_receive(bodies=bodies, take_more=counting_more)
+        return webhook_deliveries_store(bodies=bodies)
 
-    monkeypatch.setattr(intake, "webhook_deliveries_receive", counting)
+    monkeypatch.setattr(intake, "webhook_deliveries_store", counting)
     return sizes
 
 
@@ -159,33 +163,93 @@ def test_concurrent_posts_are_answered_each_and_stored_in_shared_transactions(mo
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's one writer needs no turn to wait for")
 @pytest.mark.django_db(transaction=True)
-def test_deliveries_arriving_while_a_batch_waits_for_its_turn_join_it(monkeypatch):
-    batches = batch_sizes(monkeypatch)
+def test_events_claimed_while_a_batch_waits_for_its_turn_join_it_and_their_answers_do_not_wait(
+    monkeypatch, captured
+):
+    handled_together = []
+
+    def counting(claimed, *, take_more):
+        def counting_more():
+            more = take_more()
+            handled_together.append(len(claimed) + len(more))
+            return more
+
+        return webhook_events_handle_claimed(claimed, take_more=counting_more)
+
+    monkeypatch.setattr(intake, "webhook_events_handle_claimed", counting)
     turn_taken, writing_done = threading.Event(), threading.Event()
 
-    def another_process_writing_its_batch():
+    def another_process_handling_its_batch():
         with transaction.atomic():
             transaction_lock(RECEIPT_TURN)
             turn_taken.set()
             writing_done.wait(10)
         connection.close()
 
-    writer = threading.Thread(target=another_process_writing_its_batch)
+    writer = threading.Thread(target=another_process_handling_its_batch)
     writer.start()
     assert turn_taken.wait(5)
-    bodies = [body_of(payloads.text_message(f"wamid.turn-{index}")) for index in range(5)]
+    bodies = [body_of(payloads.user_call_connect(f"wacid.turn-{index}")) for index in range(5)]
+    stored = WebhookEvent.objects.filter(kind="call.connect")
 
-    async def burst():
-        first = asyncio.ensure_future(post(bodies[0]))
-        await asyncio.sleep(0.3)  # its batch (of one) waits for the turn
-        rest = [asyncio.ensure_future(post(body)) for body in bodies[1:]]
-        await asyncio.sleep(0.3)
+    try:
+        # Each answered (stored) while the first batch still waits for the turn to handle them.
+        responses = [async_to_sync(post)(body) for body in bodies]
+        assert [response["status"] for response in responses] == [200] * 5
+        assert list(stored.values_list("status", flat=True)) == ["processing"] * 5
+    finally:
         writing_done.set()
-        return await asyncio.gather(first, *rest)
+        writer.join()
+    wait_until_handled()
 
-    responses = async_to_sync(burst)()
-    writer.join()
+    assert handled_together == [5]
+    assert list(stored.values_list("status", flat=True)) == ["handled"] * 5
+    assert [event.call_id for event in captured] == [f"wacid.turn-{index}" for index in range(5)]
 
-    assert [response["status"] for response in responses] == [200] * 5
-    assert batches == [5]
-    assert WebhookEvent.objects.filter(kind="message.received").count() == 5
+
+@pytest.mark.django_db
+def test_claimed_events_left_by_a_process_that_died_are_handled_once_by_the_sweep(captured):
+    # The web process answered 200 once the events were stored claimed, then died before handling
+    # them: after the lease the sweep handles each once, and the process's handling, were it only
+    # late, leaves them alone.
+    bodies = [
+        body_of(payloads.user_call_connect("wacid.orphan")),
+        body_of(payloads.text_message("wamid.orphan")),
+    ]
+    outcomes, claimed = webhook_deliveries_store(bodies=bodies)
+    assert [len(outcome.new_events) for outcome in outcomes] == [1, 1]
+    assert [event.kind for event, _ in claimed] == ["call.connect", "message.received"]
+    assert not captured
+    WebhookEvent.objects.update(last_attempt_at=timezone.now() - DISPATCH_LEASE - timedelta(seconds=1))
+
+    webhook_events_redispatch_stale()
+
+    assert [event.kind for event in captured] == ["call.connect", "message.received"]
+    assert set(WebhookEvent.objects.values_list("status", "attempts")) == {("handled", 2)}
+    assert webhook_events_handle_claimed(claimed) == 0
+    assert len(captured) == 2
+
+
+@pytest.mark.django_db
+def test_claimed_events_are_handled_as_received_ones_are(captured):
+    webhook_deliveries_store(bodies=[body_of(payloads.text_message("wamid.first"))])
+    outcomes, claimed = webhook_deliveries_store(
+        bodies=[
+            body_of(payloads.user_call_connect("wacid.claimed")),
+            body_of(payloads.text_message("wamid.first")),  # Meta's redelivery: a duplicate
+            body_of(payloads.call_terminate("wacid.claimed")),
+        ]
+    )
+    assert [(len(outcome.new_events), outcome.delivery.duplicate_count) for outcome in outcomes] == [
+        (1, 0), (0, 1), (1, 0)
+    ]  # fmt: skip
+    later = [(event, record) for event, record in claimed if event.kind == "call.terminate"]
+    claimed = [(event, record) for event, record in claimed if event.kind != "call.terminate"]
+
+    assert webhook_events_handle_claimed(claimed, take_more=lambda: later) == 2
+
+    assert [event.kind for event in captured] == ["call.connect", "call.terminate"]
+    assert set(WebhookEvent.objects.filter(kind__startswith="call.").values_list("status", "attempts")) == {
+        ("handled", 1)
+    }
+    assert WebhookEvent.objects.get(kind="message.received").status == "processing"  # claimed elsewhere
