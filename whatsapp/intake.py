@@ -28,6 +28,7 @@ import functools
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Executor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -135,8 +136,8 @@ async def _receive(
     joined: list[tuple[bytes, asyncio.Future]] = []
 
     def take_more() -> list[bytes]:
-        """(In the receiving thread, once the batch's turn has come.) The deliveries that arrived
-        meanwhile: they join the batch."""
+        """(In the receiving thread, once the batch's turn has come, or as it is stored.) The
+        deliveries that arrived meanwhile: they join the batch."""
         # No timeout: the loop is free (it awaits this thread), and a take given up on could
         # still run and leave the requests it took unanswered.
         taken = asyncio.run_coroutine_threadsafe(
@@ -152,7 +153,7 @@ async def _receive(
             outcomes = await sync_to_async(webhook_deliveries_receive)(bodies=bodies, take_more=take_more)
         else:
             store = sync_to_async(_store_and_hand_on, thread_sensitive=False, executor=executor)
-            outcomes = await store(bodies=bodies, handling=handling.get())
+            outcomes = await store(bodies=bodies, take_more=take_more, handling=handling.get())
     except BaseException as error:  # every request of the batch answers 500, and Meta delivers again
         for _, waiter in [*together, *joined]:
             if not waiter.done():
@@ -178,11 +179,14 @@ async def _take_waiting(arrivals: _Arrivals, count: int) -> list[tuple[bytes, as
     return taken
 
 
-def _store_and_hand_on(*, bodies: list[bytes], handling: "ClaimedEvents") -> list[DeliveryOutcome]:
-    """(In a lane's thread.) Store the batch; the events this process handles go to its handling
-    thread, and the outcomes to the requests, which are answered at once."""
+def _store_and_hand_on(
+    *, bodies: list[bytes], take_more: Callable[[], list[bytes]], handling: "ClaimedEvents"
+) -> list[DeliveryOutcome]:
+    """(In a lane's thread.) Store the batch, with the deliveries that arrived meanwhile; the
+    events this process handles go to its handling thread, and the outcomes to the requests,
+    which are answered at once."""
     try:
-        outcomes, claimed = webhook_deliveries_store(bodies=bodies)
+        outcomes, claimed = webhook_deliveries_store(bodies=bodies, take_more=take_more)
     finally:
         close_old_connections()
     if claimed:

@@ -173,7 +173,9 @@ def webhook_deliveries_receive(
     return _outcomes(bodies, parsed, stored, malformed)
 
 
-def webhook_deliveries_store(*, bodies: list[bytes]) -> tuple[list[DeliveryOutcome], list[Claimed]]:
+def webhook_deliveries_store(
+    *, bodies: list[bytes], take_more: Callable[[], list[bytes]] | None = None
+) -> tuple[list[DeliveryOutcome], list[Claimed]]:
     """(The web server's intake, whatsapp.intake.) Deliveries that arrived together stored as
     `webhook_deliveries_receive` stores them, in one transaction, but none of their events handled:
     those the web process handles (`handled_in_request`) are stored `processing`, claimed by it,
@@ -181,7 +183,10 @@ def webhook_deliveries_store(*, bodies: list[bytes]) -> tuple[list[DeliveryOutco
     `webhook_events_handle_claimed` after. A 200 still means stored: should the process die in
     between, the sweep (`webhook_events_redispatch_stale`) handles them once their lease is over.
     No turn is waited for: the batch only inserts (the events in key order, as the others' lane
-    always did). The outcomes follow `bodies`."""
+    always did). With `take_more`, the deliveries that arrived by the time the batch is stored join
+    it. The outcomes follow `bodies`, then those."""
+    if take_more is not None:
+        bodies = [*bodies, *take_more()]
     parsed, malformed = _parsed(bodies, start=0)
     try:
         with transaction.atomic():

@@ -76,7 +76,7 @@ def test_a_delivery_beyond_the_size_limit_is_refused_unread(settings):
 
 
 def test_a_delivery_that_cannot_be_stored_is_answered_500_for_meta_to_deliver_again(monkeypatch):
-    def broken(*, bodies):
+    def broken(*, bodies, take_more):
         raise OSError("the database went away")
 
     monkeypatch.setattr(intake, "webhook_deliveries_store", broken)
@@ -116,9 +116,9 @@ def test_deliveries_are_received_in_one_long_lived_thread_a_lane_and_handled_in_
     threads, handling_threads = [], []
     store, handle = intake.webhook_deliveries_store, intake.webhook_events_handle_claimed
 
-    def noting_the_thread(*, bodies):
+    def noting_the_thread(*, bodies, take_more):
         threads.append(threading.current_thread())
-        return store(bodies=bodies)
+        return store(bodies=bodies, take_more=take_more)
 
     def noting_the_handling_thread(claimed, *, take_more):
         handling_threads.append(threading.current_thread())
@@ -150,11 +150,11 @@ def test_a_call_is_received_while_a_batch_of_statuses_is_still_being_stored(monk
     storing, release = threading.Event(), threading.Event()
     store = intake.webhook_deliveries_store
 
-    def slow_for_statuses(*, bodies):
+    def slow_for_statuses(*, bodies, take_more):
         if b'"statuses"' in bodies[0]:
             storing.set()
             assert release.wait(timeout=30)
-        return store(bodies=bodies)
+        return store(bodies=bodies, take_more=take_more)
 
     monkeypatch.setattr(intake, "webhook_deliveries_store", slow_for_statuses)
     status_answer = []

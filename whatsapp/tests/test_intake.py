@@ -134,12 +134,17 @@ async def post(body: bytes) -> dict:
 
 
 def batch_sizes(monkeypatch) -> list[int]:
-    """The size of each batch the intake stores from now on."""
+    """The size of each batch the intake stores from now on, deliveries that joined it included."""
     sizes = []
 
-    def counting(*, bodies):
+    def counting(*, bodies, take_more):
+        def counting_more():
+            more = take_more()
+            sizes[-1] += len(more)
+            return more
+
         sizes.append(len(bodies))
-        return webhook_deliveries_store(bodies=bodies)
+        return webhook_deliveries_store(bodies=bodies, take_more=counting_more)
 
     monkeypatch.setattr(intake, "webhook_deliveries_store", counting)
     return sizes
