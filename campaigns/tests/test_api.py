@@ -1,12 +1,15 @@
 """The campaigns' API: create from numbers or a filter of contacts, list, detail with exclusions,
 progress and cost, start / pause / resume / cancel; who may do what."""
 
+import re
+
 import pytest
 from django.core.cache import caches
 
 from agents.tests.factories import AgentFactory, supervisor
 from campaigns.models import Campaign, OptIn
 from campaigns.services import campaign_create
+from integrations.api.base import NOT_ONLY_WHITESPACE
 from integrations.models import ApiKey, ApiWrite
 from integrations.services import api_key_create
 from integrations.tests.conftest import bearer
@@ -226,4 +229,22 @@ def test_text_of_only_whitespace_is_refused_as_the_schema_says(client, number, k
     assert not OptIn.objects.exists()
     # The schema says so too: such text is not schema-valid (a client is not told to send it).
     created = schema["components"]["schemas"]["CreateRequest"]["properties"]
-    assert created["name"]["pattern"] == created["parameters"]["items"]["pattern"] == r"\S"
+    assert (
+        created["name"]["pattern"]
+        == created["parameters"]["items"]["pattern"]
+        == NOT_ONLY_WHITESPACE.regex.pattern
+    )
+
+
+@pytest.mark.parametrize("text", [chr(code) for code in range(0x110000) if chr(code).isspace()])
+def test_the_schemas_whitespace_is_what_the_api_trims(text):
+    # Whatever the field trims away fails the schema's pattern, and nothing else does: JavaScript's
+    # `\S` would call "\x1d" text, which the field trims to blank (a schema-valid request refused).
+    pattern = re.compile(NOT_ONLY_WHITESPACE.regex.pattern)
+    assert not pattern.search(text * 3)
+    assert pattern.search(f"{text}a{text}")
+
+
+def test_text_the_api_does_not_trim_passes_the_schemas_pattern():
+    pattern = re.compile(NOT_ONLY_WHITESPACE.regex.pattern)
+    assert all(pattern.search(text) for text in ("\ufeff", "\u200b", "\x00", "\x7f", "\u180e"))

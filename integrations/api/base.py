@@ -189,7 +189,12 @@ class TextField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-NOT_ONLY_WHITESPACE = RegexValidator(r"\S", "Enter a character that is not whitespace.")
+# Whitespace as the field trims it (str.strip: what str.isspace calls whitespace), spelled out:
+# a schema's `\S` is JavaScript's, which calls \x1c-\x1f and \x85 text and \ufeff whitespace.
+TRIMMED_WHITESPACE = (
+    r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+NOT_ONLY_WHITESPACE = RegexValidator(f"[^{TRIMMED_WHITESPACE}]", "Enter a character that is not whitespace.")
 
 
 def filtered(rows, wanted: dict, lookups: dict[str, str]):
