@@ -168,8 +168,7 @@ def webhook_deliveries_receive(
                 malformed += more_malformed
             stored = _deliveries_store_and_handle(parsed) if parsed else []
     except DatabaseError:
-        logger.warning("%s deliveries received together failed as one: receiving each alone", len(parsed))
-        return [webhook_delivery_receive(body=body) for body in bodies]
+        return _each_alone(bodies)
     return _outcomes(bodies, parsed, stored, malformed)
 
 
@@ -192,9 +191,15 @@ def webhook_deliveries_store(
         with transaction.atomic():
             stored, claimed = _deliveries_store(parsed, claim=True) if parsed else ([], [])
     except DatabaseError:
-        logger.warning("%s deliveries received together failed as one: receiving each alone", len(parsed))
-        return [webhook_delivery_receive(body=body) for body in bodies], []
+        return _each_alone(bodies), []
     return _outcomes(bodies, parsed, stored, malformed), claimed
+
+
+def _each_alone(bodies: list[bytes]) -> list[DeliveryOutcome]:
+    """Deliveries whose batch tripped over a database error (an event stored meanwhile by another
+    process), each received alone instead: stored and handled as `webhook_delivery_receive` does."""
+    logger.warning("%s deliveries received together failed as one: receiving each alone", len(bodies))
+    return [webhook_delivery_receive(body=body) for body in bodies]
 
 
 def _outcomes(
