@@ -47,6 +47,7 @@ from benchlib import (
     call_terminate,
     cpu_seconds,
     envelope,
+    open_loop,
     percentile,
     post_client,
     print_figures,
@@ -200,20 +201,28 @@ async def run(
         load = Load(http, url)
         start = time.perf_counter() + 0.5
         rate = len(statuses) / seconds
-        posts = [
-            load.post(
-                status_delivery(message_id, campaign[message_id], state, index),
+        sends = [
+            (
                 start + index / rate,
-                "status",
+                functools.partial(
+                    load.post,
+                    status_delivery(message_id, campaign[message_id], state, index),
+                    start + index / rate,
+                    "status",
+                ),
             )
             for index, (message_id, state) in enumerate(statuses)
         ]
         texts = int(arguments.messages * seconds)
-        posts += [
-            load.post(
-                text_delivery(f"wamid.in-{stamp}-{index}", f"4479{stamp[-5:]}{index:05d}"),
+        sends += [
+            (
                 start + index / arguments.messages,
-                "text",
+                functools.partial(
+                    load.post,
+                    text_delivery(f"wamid.in-{stamp}-{index}", f"4479{stamp[-5:]}{index:05d}"),
+                    start + index / arguments.messages,
+                    "text",
+                ),
             )
             for index in range(texts)
         ]
@@ -239,7 +248,8 @@ async def run(
         web_cpu, worker_cpu = cpu_seconds(server_pids), cpu_seconds(worker_pids)
         web_rss, worker_rss = resident_bytes(server_pids), resident_bytes(worker_pids)
         load_began = await sync_to_async(timezone.now)()
-        await asyncio.gather(*posts, *(call(index) for index in range(calls)))
+        sends += [(call_times[index], functools.partial(call, index)) for index in range(calls)]
+        await open_loop(sends)
         load_end = time.perf_counter()
         drained = await backlog_drained(load_end, since=load_began)
         web_cpu, worker_cpu = cpu_seconds(server_pids) - web_cpu, cpu_seconds(worker_pids) - worker_cpu

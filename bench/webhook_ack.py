@@ -19,6 +19,7 @@ Ends with one `name=value` line per figure; the last is `webhook_ack_p99_ms`.
 
 import argparse
 import asyncio
+import functools
 import statistics
 import time
 
@@ -27,6 +28,7 @@ from benchlib import (
     call_connect,
     call_terminate,
     envelope,
+    open_loop,
     percentile,
     post_client,
     prepare_number,
@@ -87,7 +89,12 @@ async def run_load(url: str, *, rate: float, seconds: float, offset: int) -> tup
             latencies.append(time.perf_counter() - scheduled)
 
         start = time.perf_counter() + 0.2
-        await asyncio.gather(*(send(index, start + index / rate) for index in range(total)))
+        await open_loop(
+            [
+                (start + index / rate, functools.partial(send, index, start + index / rate))
+                for index in range(total)
+            ]
+        )
     stop_taking.set()
     await taker
     return latencies, failures

@@ -1,3 +1,4 @@
+import collections
 import datetime
 import logging
 import math
@@ -170,40 +171,52 @@ def rate_card_save(*, rate: RateCard) -> RateCard:
     return rate
 
 
-def message_charge_record(*, event: MessageStatus) -> Charge | None:
-    """Record what a delivered message costs, once, from its status webhook's ``pricing`` object.
+def message_charges_record(*, events: list[MessageStatus]) -> None:
+    """Record what delivered messages cost, once each, from their status webhooks' ``pricing`` objects.
 
     Only ``delivered`` and ``read`` charge (a failed or merely sent message never does); a duplicated or
-    later status of the same message finds the charge already there (None). ``pricing.type`` says whether Meta
+    later status of a message finds its charge already there. ``pricing.type`` says whether Meta
     charges it (``regular``) or not (free in the customer-service or free entry point window: a zero
     charge is recorded, so reports count it); when it is missing the deprecated ``billable`` flag decides.
     The price is the rate card's for the category, the customer's country and the status's date (UTC),
-    in the account's billing currency on that date. None when there is nothing to charge.
+    in the account's billing currency on that date. Many statuses (a campaign's, handled together)
+    take a few statements in all, not a few each: each number, account currency and rate is looked
+    up once, and the charges go in one insert (one per message: its first due status's pricing).
     """
-    pricing = event.pricing
-    if event.status not in CHARGED_STATUSES or pricing is None:
-        return None
-    if Charge.objects.filter(kind=Charge.Kind.MESSAGE, reference=event.message_id).exists():
-        return None  # `read` after `delivered`, or a redelivery: charged already
-    number = BusinessNumber.objects.filter(phone_number_id=event.phone_number_id).first()
-    if number is None:
-        return None
-    pricing_type = pricing.pricing_type or (
-        Charge.PricingType.REGULAR
-        if pricing.billable is not False
-        else Charge.PricingType.FREE_CUSTOMER_SERVICE
+    due = [event for event in events if event.status in CHARGED_STATUSES and event.pricing is not None]
+    if not due:
+        return
+    charged = set(
+        Charge.objects.filter(
+            kind=Charge.Kind.MESSAGE, reference__in={event.message_id for event in due}
+        ).values_list("reference", flat=True)
+    )  # `read` after `delivered`, or a redelivery: charged already
+    numbers = BusinessNumber.objects.in_bulk(
+        {event.phone_number_id for event in due}, field_name="phone_number_id"
     )
-    return _charge_record(
-        kind=Charge.Kind.MESSAGE,
-        reference=event.message_id,
-        business_number=number,
-        country=country_of_wa_id(event.recipient_id),
-        category=pricing.category,  # none: kept unpriced, as no rate prices it
-        pricing_type=pricing_type,
-        on=(event.occurred_at or timezone.now()).astimezone(datetime.UTC).date(),
-        quantity=1,
-        units=Decimal(1),
-    )
+    charges: dict[str, _Charge] = {}
+    for event in due:
+        number = numbers.get(event.phone_number_id)
+        if event.message_id in charged or event.message_id in charges or number is None:
+            continue
+        pricing = event.pricing
+        pricing_type = pricing.pricing_type or (
+            Charge.PricingType.REGULAR
+            if pricing.billable is not False
+            else Charge.PricingType.FREE_CUSTOMER_SERVICE
+        )
+        charges[event.message_id] = _Charge(
+            kind=Charge.Kind.MESSAGE,
+            reference=event.message_id,
+            business_number=number,
+            country=country_of_wa_id(event.recipient_id),
+            category=pricing.category,  # none: kept unpriced, as no rate prices it
+            pricing_type=pricing_type,
+            on=(event.occurred_at or timezone.now()).astimezone(datetime.UTC).date(),
+            quantity=1,
+            units=Decimal(1),
+        )
+    _charges_record(list(charges.values()), replaces=False, read_back=False)
 
 
 @dataclass(frozen=True)
@@ -284,12 +297,7 @@ class _Charge:
     duration_seconds: int | None = None
 
 
-def _charge_record(*, replaces: bool = False, **charge) -> Charge:
-    (recorded,) = _charges_record([_Charge(**charge)], replaces=replaces)
-    return recorded
-
-
-def _charges_record(charges: list[_Charge], *, replaces: bool) -> list[Charge]:
+def _charges_record(charges: list[_Charge], *, replaces: bool, read_back: bool = True) -> list[Charge]:
     if not charges:
         return []
     currencies: dict[tuple[str, datetime.date], str] = {}
@@ -325,27 +333,27 @@ def _charges_record(charges: list[_Charge], *, replaces: bool) -> list[Charge]:
             "rate": rate,
         }
         rows.append((charge, fields))
+    # One statement (INSERT … ON CONFLICT), not get_or_create's or update_or_create's round trips
+    # (savepoints, a read, the insert) each: a campaign's statuses and every answered call's
+    # terminate webhook come here. A reference twice: its last row (one statement may not update a
+    # row twice).
+    last = {(charge.kind, charge.reference): (charge, fields) for charge, fields in rows}
+    new = [Charge(kind=charge.kind, reference=charge.reference, **fields) for charge, fields in last.values()]
     if replaces:
-        # One statement (INSERT … ON CONFLICT DO UPDATE), not update_or_create's six round trips
-        # (two savepoints, a locking read, the insert) each: every answered call's terminate webhook
-        # comes here, in the request Meta waits on. A reference twice: its last row (one statement
-        # may not update a row twice).
-        last = {(charge.kind, charge.reference): (charge, fields) for charge, fields in rows}
         recorded = Charge.objects.bulk_create(
-            [
-                Charge(kind=charge.kind, reference=charge.reference, **fields)
-                for charge, fields in last.values()
-            ],
-            update_conflicts=True,
-            unique_fields=["kind", "reference"],
-            update_fields=list(rows[0][1]),
+            new, update_conflicts=True, unique_fields=["kind", "reference"], update_fields=list(rows[0][1])
         )
-        by_reference = {(charge.kind, charge.reference): charge for charge in recorded}
-        return [by_reference[charge.kind, charge.reference] for charge, _ in rows]
-    return [
-        Charge.objects.get_or_create(kind=charge.kind, reference=charge.reference, defaults=fields)[0]
-        for charge, fields in rows
-    ]
+    else:
+        # A charge already there (recorded meanwhile by another batch, which this insert waits for)
+        # is kept as it is, and read back with the new ones.
+        Charge.objects.bulk_create(new, ignore_conflicts=True)
+        if not read_back:
+            return []
+        recorded = Charge.objects.filter(
+            kind__in={charge.kind for charge in new}, reference__in=[charge.reference for charge in new]
+        )
+    by_reference = {(charge.kind, charge.reference): charge for charge in recorded}
+    return [by_reference[charge.kind, charge.reference] for charge, _ in rows]
 
 
 @transaction.atomic
@@ -635,7 +643,7 @@ def message_status_received(event: MessageStatus) -> None:
     (once). A status may come before the send's answer named the message: ``message_sent`` then applies
     it from the stored event."""
     message_status_apply(event=event)
-    message_charge_record(event=event)
+    message_charges_record(events=[event])
 
 
 def message_statuses_received(events: list[MessageStatus]) -> None:
@@ -666,11 +674,15 @@ def message_statuses_received(events: list[MessageStatus]) -> None:
             wa_message_id__in=list(of_status), direction=Message.Direction.OUTBOUND
         )
         now = timezone.now()
+        # Meta's timestamps are whole seconds: a batch's hundreds of statuses share a few, and the
+        # statement names each time once rather than each message's.
+        by_time = collections.defaultdict(list)
+        for message_id, event in of_status.items():
+            by_time[event.occurred_at or now].append(message_id)
         at = Case(
-            *[When(wa_message_id=message_id, then=Value(event.occurred_at or now))
-              for message_id, event in of_status.items()],
+            *[When(wa_message_id__in=ids, then=Value(occurred)) for occurred, ids in by_time.items()],
             output_field=DateTimeField(),
-        )  # fmt: skip
+        )
         messages.filter(**{f"{status}_at__isnull": True}).update(**{f"{status}_at": at})
         earlier = [earlier for earlier, order in STATUS_ORDER.items() if order < STATUS_ORDER[status]]
         moved = list(
@@ -679,15 +691,7 @@ def message_statuses_received(events: list[MessageStatus]) -> None:
         for pk, number_id, message_id in moved:
             _publish_status([(pk, number_id)], of_status[message_id])
         Message.objects.filter(pk__in=[pk for pk, _, _ in moved]).update(status=status)
-    charged = set(
-        Charge.objects.filter(
-            kind=Charge.Kind.MESSAGE, reference__in={event.message_id for event in together}
-        ).values_list("reference", flat=True)
-    )
-    for event in together:
-        is_due = event.status in CHARGED_STATUSES and event.message_id not in charged
-        if is_due and message_charge_record(event=event) is not None:
-            charged.add(event.message_id)
+    message_charges_record(events=together)
 
 
 BULK_STATUSES = (Message.Status.SENT, Message.Status.DELIVERED, Message.Status.READ)

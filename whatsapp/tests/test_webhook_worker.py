@@ -6,14 +6,16 @@ that a worker that dies half-way leaves them queued with nothing applied, and ea
 happens once.
 """
 
+import datetime
 import json
 
 import pytest
+from djmoney.money import Money
 
 from calls.models import Call
 from calls.tests.factories import ContactFactory
-from messaging.models import Charge, Message
-from messaging.services import RATE_CARDS_FIXTURE, rate_cards_load
+from messaging.models import Charge, Message, RateCard
+from messaging.services import RATE_CARDS_FIXTURE, rate_card_save, rate_cards_load
 from whatsapp import services
 from whatsapp.models import WebhookEvent
 from whatsapp.tests import payloads
@@ -94,6 +96,32 @@ def test_a_worker_that_dies_half_way_applies_nothing_and_the_next_batch_applies_
     assert sent.status == "delivered" and Charge.objects.count() == 1
 
 
+def test_the_worker_handles_what_was_queued_when_it_started_and_what_came_since_waits_for_its_nudge(
+    client, sent, monkeypatch, django_capture_on_commit_callbacks
+):
+    post_webhook(client, payloads.message_status("delivered", "wamid.campaign1"))
+    handle = services.webhook_events_handle_queued
+    came_since = []  # what its delivery's commit does
+
+    def handle_while_another_comes(**batch):
+        if not came_since:  # stored while the task is on its first batch: the nudge's key is gone
+            with django_capture_on_commit_callbacks(execute=False) as callbacks:
+                post_webhook(client, payloads.message_status("read", "wamid.campaign1"))
+            came_since.extend(callbacks)
+        return handle(**batch)
+
+    monkeypatch.setattr(services, "webhook_events_handle_queued", handle_while_another_comes)
+    assert services.webhook_events_drain_queued() == 1  # not 2: the read waits to gather with others
+    sent.refresh_from_db()
+    assert sent.status == "delivered" and WebhookEvent.objects.filter(status="queued").count() == 1
+    # Its delivery nudged the worker (the task it starts a moment later handles it).
+    assert services._worker_nudge in came_since
+    monkeypatch.setattr(services, "webhook_events_handle_queued", handle)
+    assert services.webhook_events_drain_queued() == 1
+    sent.refresh_from_db()
+    assert sent.status == "read"
+
+
 def test_the_sweep_handles_queued_events_the_worker_was_never_told_of(client, sent):
     post_webhook(client, payloads.message_status("delivered", "wamid.campaign1"))
 
@@ -150,3 +178,57 @@ def test_a_batch_of_many_statuses_does_what_each_would_do_alone(client, sent, mo
     charged = sorted(Charge.objects.values_list("reference", flat=True))
     assert charged == ["wamid.campaign1", "wamid.campaign2", "wamid.not-ours"]
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"handled"}
+
+
+SENT_AT = 1750263773  # a status's time, and the two seconds after it
+
+
+def _campaign_statuses_handled(client, sent, count: int) -> int:
+    """`count` more messages of a campaign (Indian and British customers), each `delivered` then
+    `read`, handled by the worker in one batch: the statements that took."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    customers = {"919876543210": ContactFactory(wa_id="919876543210"), "447700900123": sent.contact}
+    for index in range(count):
+        wa_id = list(customers)[index % 2]
+        Message.objects.create(
+            business_number=sent.business_number, contact=customers[wa_id], direction="outbound",
+            message_type="template", text="Sale", request={"type": "template"}, status="sent",
+            wa_message_id=f"wamid.batch{count}-{index}", idempotency_key=f"batch{count}-{index}",
+        )  # fmt: skip
+        for state in ("delivered", "read"):
+            payload = payloads.message_status(state, f"wamid.batch{count}-{index}")
+            item = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
+            item["recipient_id"], item["timestamp"] = wa_id, str(SENT_AT + index % 3)
+            assert post_webhook(client, payload).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert services.webhook_events_handle_queued() == 2 * count
+    return len(queries)
+
+
+def test_a_campaigns_statuses_are_charged_in_as_many_statements_for_forty_messages_as_for_two(client, sent):
+    for market, price in (("IN", "0.0107"), ("GB", "0.0529")):
+        rate_card_save(
+            rate=RateCard(category="marketing", market=market, price=Money(price, "USD"),
+                          effective_from=datetime.date(2025, 1, 1))
+        )  # fmt: skip
+    two = _campaign_statuses_handled(client, sent, 2)
+    forty = _campaign_statuses_handled(client, sent, 40)
+
+    assert forty <= two  # not a few more for each message
+    charges = Charge.objects.filter(reference__startswith="wamid.batch40-")
+    assert charges.count() == 40  # once each, however many of its statuses came
+    # Each message delivered and read at its own statuses' time, however many share it.
+    times = Message.objects.filter(wa_message_id__startswith="wamid.batch40-").values_list(
+        "wa_message_id", "delivered_at", "read_at"
+    )
+    assert {
+        (message_id, int(delivered.timestamp()), int(read.timestamp()))
+        for message_id, delivered, read in times
+    } == {(f"wamid.batch40-{index}", SENT_AT + index % 3, SENT_AT + index % 3) for index in range(40)}
+    # Each priced by its customer's country's rate: India's and the United Kingdom's.
+    assert {(charge.country, charge.amount) for charge in charges} == {
+        ("IN", Money("0.0107", "USD")),
+        ("GB", Money("0.0529", "USD")),
+    }
