@@ -260,16 +260,22 @@ def post_client(connections: int = 300):
     )
 
 
-async def open_loop(sends: list[tuple[float, Callable[[], Awaitable[None]]]]) -> None:
-    """Start each send at its time (`time.perf_counter()`), as Meta does, whether or not the ones
-    before were answered; return once all are done. One task a send, made when it is due: tasks
-    made up front (tens of thousands for a minute of a campaign) each take a first step before the
-    event loop gets to the first send, and the sends came out up to 0.7 s late, which the
-    latencies counted as the server's."""
+async def open_loop(
+    sends: list[tuple[float, Callable[[float], Awaitable[None]]]], *, lead_s: float = 0.5
+) -> None:
+    """Start each send at its offset (seconds) from a start `lead_s` from now, as Meta does,
+    whether or not the ones before were answered, and pass it that due time (`time.perf_counter()`,
+    which its latency counts from); return once all are done. One task a send, made when it is due:
+    tasks made up front (tens of thousands for a minute of a campaign) each take a first step
+    before the event loop gets to the first send, and the sends came out up to 0.7 s late, which
+    the latencies counted as the server's."""
+    ordered = sorted(sends, key=lambda timed: timed[0])
+    start = time.perf_counter() + lead_s
     started = []
-    for at, send in sorted(sends, key=lambda timed: timed[0]):
-        await asyncio.sleep(max(0.0, at - time.perf_counter()))
-        started.append(asyncio.create_task(send()))
+    for offset, send in ordered:
+        due = start + offset
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        started.append(asyncio.create_task(send(due)))
     await asyncio.gather(*started)
 
 

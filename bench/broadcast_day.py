@@ -165,8 +165,7 @@ class Load:
         self.latencies: list[float] = []
         self.answered: list[tuple[str, bool]] = []  # (what, answered 200)
 
-    async def post(self, payload: dict | Callable[[], dict], scheduled: float, what: str) -> None:
-        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+    async def post(self, payload: dict | Callable[[], dict], what: str, scheduled: float) -> None:
         # A connect is built when sent: its timestamp is its sending time (one older than
         # CALL_CONNECT_MAX_AGE_S is a call already over, never rung).
         body, headers = signed(payload() if callable(payload) else payload)
@@ -199,16 +198,14 @@ async def run(
         await asyncio.gather(*(agent.open() for agent in agents))
         await asyncio.wait_for(asyncio.gather(*(agent.is_available.wait() for agent in agents)), 30)
         load = Load(http, url)
-        start = time.perf_counter() + 0.5
         rate = len(statuses) / seconds
+        # Each send at its offset from the start, which open_loop sets once all are built (a
+        # start set before building three minutes' deliveries was already past when they were).
         sends = [
             (
-                start + index / rate,
+                index / rate,
                 functools.partial(
-                    load.post,
-                    status_delivery(message_id, campaign[message_id], state, index),
-                    start + index / rate,
-                    "status",
+                    load.post, status_delivery(message_id, campaign[message_id], state, index), "status"
                 ),
             )
             for index, (message_id, state) in enumerate(statuses)
@@ -216,11 +213,10 @@ async def run(
         texts = int(arguments.messages * seconds)
         sends += [
             (
-                start + index / arguments.messages,
+                index / arguments.messages,
                 functools.partial(
                     load.post,
                     text_delivery(f"wamid.in-{stamp}-{index}", f"4479{stamp[-5:]}{index:05d}"),
-                    start + index / arguments.messages,
                     "text",
                 ),
             )
@@ -229,12 +225,13 @@ async def run(
         calls = int(arguments.calls * seconds)
         call_ids = [f"wacid.day-{stamp}-{index}" for index in range(calls)]
         callers = [f"4478{stamp[-5:]}{index:05d}" for index in range(calls)]
-        call_times = [start + index / arguments.calls for index in range(calls)]
+        call_times: dict[int, float] = {}
         rings: dict[str, float] = {}
 
-        async def call(index: int) -> None:
+        async def call(index: int, scheduled: float) -> None:
+            call_times[index] = scheduled
             connect = functools.partial(call_connect, call_ids[index], callers[index])
-            await load.post(connect, call_times[index], "call")
+            await load.post(connect, "call", scheduled)
             deadline = time.perf_counter() + 10
             while time.perf_counter() < deadline:
                 for agent in agents:
@@ -243,12 +240,12 @@ async def run(
                 if callers[index] in rings:
                     break
                 await asyncio.sleep(0.01)
-            await load.post(call_terminate(call_ids[index], callers[index]), time.perf_counter(), "hang-up")
+            await load.post(call_terminate(call_ids[index], callers[index]), "hang-up", time.perf_counter())
 
         web_cpu, worker_cpu = cpu_seconds(server_pids), cpu_seconds(worker_pids)
         web_rss, worker_rss = resident_bytes(server_pids), resident_bytes(worker_pids)
         load_began = await sync_to_async(timezone.now)()
-        sends += [(call_times[index], functools.partial(call, index)) for index in range(calls)]
+        sends += [(index / arguments.calls, functools.partial(call, index)) for index in range(calls)]
         await open_loop(sends)
         load_end = time.perf_counter()
         drained = await backlog_drained(load_end, since=load_began)

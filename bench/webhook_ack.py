@@ -75,7 +75,6 @@ async def run_load(url: str, *, rate: float, seconds: float, offset: int) -> tup
 
         async def send(index: int, scheduled: float) -> None:
             nonlocal failures
-            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
             # Built when sent: a connect's timestamp is its sending time, however long the run (a
             # connect older than CALL_CONNECT_MAX_AGE_S is a call already over, never rung).
             body, headers = signed(delivery(offset + index))
@@ -88,12 +87,8 @@ async def run_load(url: str, *, rate: float, seconds: float, offset: int) -> tup
                 failures += 1
             latencies.append(time.perf_counter() - scheduled)
 
-        start = time.perf_counter() + 0.2
         await open_loop(
-            [
-                (start + index / rate, functools.partial(send, index, start + index / rate))
-                for index in range(total)
-            ]
+            [(index / rate, functools.partial(send, index)) for index in range(total)], lead_s=0.2
         )
     stop_taking.set()
     await taker
