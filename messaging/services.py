@@ -648,8 +648,9 @@ def message_status_received(event: MessageStatus) -> None:
 
 def message_statuses_received(events: list[MessageStatus]) -> None:
     """What ``message_status_received`` does for each of many statuses handled together (a campaign's,
-    by the worker: whatsapp.services.webhook_events_handle_queued), in a few statements a status rather
-    than a few each. Statuses of messages not recorded yet, and every status of a message with a
+    by the worker: whatsapp.services.webhook_events_handle_queued), in a few statements for the batch
+    (three for each of ``sent``, ``delivered`` and ``read``, and a few for the charges) rather than a
+    few for each status. Statuses of messages not recorded yet, and every status of a message with a
     ``failed`` or ``played`` among them, go one at a time, in order. For the others order does not
     matter: a message only moves on (``sent``, ``delivered``, ``read``, applied in that order here) and
     is charged once."""
