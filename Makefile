@@ -8,10 +8,10 @@ PORT ?= 8000
 .PHONY: install system-packages run test lint format bench demo clean
 
 # Debian packages the suite and the benchmarks use: Chromium drives the dashboard in the browser
-# tests; espeak-ng speaks, and sox measures and converts, the calls' test audio (bench/asr.py).
-# Each is checked by what it installs; missing ones are installed with apt-get when make runs as
-# root, or make stops at once with the one command to run.
-SYSTEM_PACKAGES := chromium:/usr/lib/chromium/chromium espeak-ng:/usr/bin/espeak-ng sox:/usr/bin/sox
+# tests; espeak-ng speaks the calls of the speech-to-text benchmark (bench/asr.py). Each is checked
+# by what it installs; missing ones are installed with apt-get when make runs as root, or make
+# stops at once (before the Python install) with the one command to run.
+SYSTEM_PACKAGES := chromium:/usr/lib/chromium/chromium espeak-ng:/usr/bin/espeak-ng
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ demo: export SANDBOX_CALLS_PER_MINUTE ?= 6
 demo: export SANDBOX_CHATS_PER_MINUTE ?= 2
 demo: run
 
-test: install system-packages
+test: system-packages install
 	mkdir -p var
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -70,7 +70,7 @@ format: install
 clean:
 	rm -rf var/*.sqlite3* var/celerybeat-schedule* var/static
 
-bench: install system-packages
+bench: system-packages install
 	@for script in bench/*.py; do \
 		case "$$script" in */benchlib.py) continue;; esac; \
 		echo "== $$script"; $(BIN)/python "$$script" || exit 1; \

@@ -25,10 +25,12 @@ def agent_freed_listener_register(listener: Callable[[int], None]) -> None:
 
 
 # What only the calls app knows about an agent's presence (agents never imports calls): the call an
-# agent in wrap-up has still to file (its id, or None), and how a ring is withdrawn from an agent who
-# goes away or offline while rung (it returns whether it withdrew one and moved the agent).
+# agent in wrap-up has still to file (its id, or None); how a ring is withdrawn from an agent who
+# goes away or offline while rung (it returns whether it withdrew one and moved the agent); and how
+# an agent's wrap-up is ended for them, filing what they typed (whether it moved the agent).
 _unfiled_call_readers: list[Callable[..., int | None]] = []
 _ring_withdrawers: list[Callable[..., bool]] = []
+_wrap_up_enders: list[Callable[..., bool]] = []
 
 
 def unfiled_call_reader_register(reader: Callable[..., int | None]) -> None:
@@ -39,6 +41,11 @@ def unfiled_call_reader_register(reader: Callable[..., int | None]) -> None:
 def ring_withdrawer_register(withdrawer: Callable[..., bool]) -> None:
     if withdrawer not in _ring_withdrawers:
         _ring_withdrawers.append(withdrawer)
+
+
+def wrap_up_ender_register(ender: Callable[..., bool]) -> None:
+    if ender not in _wrap_up_enders:
+        _wrap_up_enders.append(ender)
 
 
 def agent_transition(*, agent_id: int, allowed_from: Iterable[str], to_status: str, **changes: Any) -> bool:
@@ -162,13 +169,17 @@ def agent_offline_if_gone(*, agent_id: int) -> bool:
     """Take the agent offline if no dashboard of theirs is open (after the grace period).
 
     Only from available, away or wrap-up: a ringing offer rings out on its own, and a call in
-    progress is left alone. Returns whether the agent was taken offline.
+    progress is left alone. Wrap-up ends as its timer ends it: what the agent typed and did not
+    file is filed with the call, never left behind with the closed tab. Returns whether the agent
+    was taken offline.
     """
     from agents.presence import open_socket_count
 
     if open_socket_count(agent_id=agent_id) > 0:
         return False
     with transaction.atomic():
+        if any(end(agent_id=agent_id, to_status=Agent.Status.OFFLINE) for end in _wrap_up_enders):
+            return True
         return agent_transition(
             agent_id=agent_id,
             allowed_from={Agent.Status.AVAILABLE, Agent.Status.AWAY, Agent.Status.WRAP_UP},

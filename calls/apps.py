@@ -11,6 +11,7 @@ class CallsConfig(AppConfig):
             agent_freed_listener_register,
             ring_withdrawer_register,
             unfiled_call_reader_register,
+            wrap_up_ender_register,
         )
         from calls import handlers, outbound, routing, selectors
         from calls.services import capacity_lock_for_events
@@ -37,5 +38,6 @@ class CallsConfig(AppConfig):
         agent_freed_listener_register(routing.route_for_agent)
         unfiled_call_reader_register(selectors.call_to_file)
         ring_withdrawer_register(routing.offer_withdraw)
+        wrap_up_ender_register(routing.wrap_up_end)
         resume_provider_register(selectors.resume_frames_for_agent)
         live_calls_reader_register(selectors.live_calls_for_compliance)

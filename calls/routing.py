@@ -505,8 +505,9 @@ def _file(*, agent_id: int, call_id: int, disposition: str, notes: str, is_timed
     return True
 
 
-def wrap_up_end(*, agent_id: int, is_forced: bool = True) -> bool:
-    """Wrap-up time is over: the agent is available again (if still in wrap-up).
+def wrap_up_end(*, agent_id: int, is_forced: bool = True, to_status: str = Agent.Status.AVAILABLE) -> bool:
+    """Wrap-up time is over: the agent is available again, or `to_status` (offline: their last
+    dashboard closed), if still in wrap-up.
 
     What the agent typed and did not file (the draft every tab keeps on the server) is filed with
     the call, so that the form, which closes, takes nothing with it.
@@ -524,9 +525,7 @@ def wrap_up_end(*, agent_id: int, is_forced: bool = True) -> bool:
         ):
             return False
     with transaction.atomic():
-        if not agent_transition(
-            agent_id=agent_id, allowed_from={Agent.Status.WRAP_UP}, to_status=Agent.Status.AVAILABLE
-        ):
+        if not agent_transition(agent_id=agent_id, allowed_from={Agent.Status.WRAP_UP}, to_status=to_status):
             return False
         call_id = selectors.call_to_file(agent_id=agent_id)
         draft = presence.wrap_up_draft(agent_id=agent_id, call_id=call_id) if call_id else None

@@ -321,6 +321,29 @@ def test_the_wrap_up_timer_files_what_the_agent_typed(
     assert wrap_up_draft(agent_id=agent.pk, call_id=call.pk) is None
 
 
+def test_an_agent_whose_last_tab_closed_in_wrap_up_goes_offline_with_what_they_typed_filed(
+    queued_call, make_agent, django_capture_on_commit_callbacks
+):
+    from agents.presence import wrap_up_draft, wrap_up_draft_save
+    from agents.services import agent_offline_if_gone
+
+    agent = make_agent()
+    call = queue_it(queued_call)
+    routing.offer_accept(agent_id=agent.pk, call_id=call.pk)
+    routing.call_finish(call_id=call.pk, reason=Call.EndReason.COMPLETED)
+    wrap_up_draft_save(agent_id=agent.pk, call_id=call.pk, disposition="escalated", notes="Two licences.")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        is_offline = agent_offline_if_gone(agent_id=agent.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        is_ended_by_the_timer = routing.wrap_up_end(agent_id=agent.pk, is_forced=False)
+
+    call.refresh_from_db()
+    assert (is_offline, is_ended_by_the_timer, status_of(agent)) == (True, False, "offline")
+    assert (call.disposition, call.wrap_up_notes) == ("escalated", "Two licences.")
+    assert wrap_up_draft(agent_id=agent.pk, call_id=call.pk) is None
+
+
 def test_a_wrap_up_draft_is_kept_only_for_the_agents_own_unfiled_call(
     queued_call, make_agent, django_capture_on_commit_callbacks
 ):
