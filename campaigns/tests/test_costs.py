@@ -113,17 +113,17 @@ def test_a_usd_account_pays_the_rate_for_every_other_country(number, shipped_rat
 
 
 def test_a_utility_campaign_before_the_first_inr_utility_rate_is_unpriced_and_says_so(number, shipped_rates):
-    """The INR utility rate for India starts on 2026-01-01; on 2025-12-01 nothing prices it."""
-    BillingCurrency.objects.create(waba_id=number.waba_id, currency="INR", effective_from=date(2025, 7, 1))
+    """The INR utility rate for India starts on 2025-07-01; on 2025-06-30 nothing prices it."""
+    BillingCurrency.objects.create(waba_id=number.waba_id, currency="INR", effective_from=date(2025, 1, 1))
     campaign = campaign_of(number, category=RateCard.Category.UTILITY)
 
-    estimate = campaign_cost_estimate(campaign, on=date(2025, 12, 1))
+    estimate = campaign_cost_estimate(campaign, on=date(2025, 6, 30))
 
     assert (estimate.priced, estimate.amount) == (0, Money(Decimal(0), "INR"))
     assert {country.country: country.reason for country in estimate.countries} == {
         "BR": "no INR rate for utility template to BR is on file",
         "GB": "no INR rate for utility template to GB is on file",
-        "IN": "no published INR rate for utility template to IN before 2026-01-01",
+        "IN": "no published INR rate for utility template to IN before 2025-07-01",
     }
     assert estimate.notes == [*NOTES, UTILITY_NOTE]
 

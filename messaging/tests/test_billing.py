@@ -371,20 +371,26 @@ def test_meta_reporting_an_answer_before_accepted_charges_the_call_and_opens_the
 
 
 def test_an_inr_account_prices_a_utility_template_to_india(client, number, shipped_rates):
-    BillingCurrency.objects.create(waba_id=number.waba_id, currency="INR", effective_from=date(2025, 7, 1))
+    BillingCurrency.objects.create(waba_id=number.waba_id, currency="INR", effective_from=date(2025, 1, 1))
 
     february = NEW_YEAR + timedelta(days=40)
     post_webhook(client, status("delivered", "wamid.utility", at=february, category="utility"))
     post_webhook(client, status("delivered", "wamid.otp", at=february, category="authentication"))
-    post_webhook(  # no INR utility rate is published for 2025: unpriced, not free, not a guess
+    post_webhook(
         client, status("delivered", "wamid.2025", at=NEW_YEAR - timedelta(days=1), category="utility")
+    )
+    post_webhook(  # no INR rate before per-message pricing (2025-07-01): unpriced, not free, not a guess
+        client,
+        status("delivered", "wamid.june", at=datetime(2025, 6, 30, 12, tzinfo=UTC), category="utility"),
     )
 
     charges = {charge.reference: charge for charge in Charge.objects.all()}
     assert charges["wamid.utility"].amount == Money("0.1150", "INR")
     assert charges["wamid.utility"].rate.source.startswith("Meta's India rate in INR, effective 2026-01-01")
     assert charges["wamid.otp"].amount == Money("0.1150", "INR")
-    assert (charges["wamid.2025"].amount, charges["wamid.2025"].amount_currency) == (None, "INR")
+    assert charges["wamid.2025"].amount == Money("0.1150", "INR")
+    assert charges["wamid.2025"].rate.effective_from == date(2025, 7, 1)
+    assert (charges["wamid.june"].amount, charges["wamid.june"].amount_currency) == (None, "INR")
 
 
 def test_a_brl_account_prices_a_marketing_template_to_brazil(client, number, shipped_rates):

@@ -224,19 +224,21 @@ def test_the_costs_page_draws_a_day_a_bar_per_category_and_the_saving(client, su
 
 def test_what_no_rate_priced_is_listed_with_its_reason_on_the_page_and_in_the_api(client, supervisor, number):
     rate_cards_load(document=json.loads(RATE_CARDS_FIXTURE.read_text()))
-    december = date(2025, 12, 1)
+    june, december = date(2025, 6, 27), date(2025, 12, 1)
     unpriced = {"amount": None, "amount_currency": "INR"}
     Charge.objects.bulk_create(
         [
-            *(charge(number, f"u{day}", category="utility", billed_on=december + timedelta(days=day % 3),
+            *(charge(number, f"u{day}", category="utility", billed_on=june + timedelta(days=day % 3),
                      **unpriced) for day in range(12)),
             charge(number, "priced", billed_on=december),  # the 2025 INR marketing rate priced it
             charge(number, "br-call", kind="call", category="call", quantity=5, duration_seconds=30,
                    country="BR", billed_on=december, amount=None, amount_currency="BRL"),
+            charge(number, "in-call", kind="call", category="call", quantity=5, duration_seconds=30,
+                   billed_on=december, **unpriced),
             charge(number, "idr", country="ID", billed_on=december, amount=None, amount_currency="IDR"),
         ]
     )  # fmt: skip
-    period = {"since": "2025-12-01", "until": "2025-12-31"}
+    period = {"since": "2025-06-01", "until": "2025-12-31"}
 
     api = client.get("/api/v1/reports/spend/", period).json()
     page = client.get("/reports/costs/", period).content.decode()
@@ -246,16 +248,20 @@ def test_what_no_rate_priced_is_listed_with_its_reason_on_the_page_and_in_the_ap
          "last_day": "2025-12-01", "summary": "1 business-initiated call to BR in BRL",
          "reason": "Meta publishes no call rate card in BRL (Calling API Pricing, updated 2026-03-30: USD, "
                    "AED, ARS, AUD, CLP, COP, EUR, GBP, IDR, INR, MXN, MYR, PEN, SAR, SGD)"},
+        {"category": "call", "country": "IN", "currency": "INR", "charges": 1, "first_day": "2025-12-01",
+         "last_day": "2025-12-01", "summary": "1 business-initiated call to IN in INR",
+         "reason": "Meta publishes a call rate card in INR (Calling API Pricing, effective 2025-08-01) whose "
+                   "figures were not found reproduced anywhere reachable: not estimated"},
         {"category": "marketing", "country": "ID", "currency": "IDR", "charges": 1, "first_day": "2025-12-01",
          "last_day": "2025-12-01", "summary": "1 marketing template to ID in IDR",
          "reason": "no rate card in IDR is on file"},
-        {"category": "utility", "country": "IN", "currency": "INR", "charges": 12, "first_day": "2025-12-01",
-         "last_day": "2025-12-03", "summary": "12 utility templates to IN in INR",
-         "reason": "no published INR rate for utility template to IN before 2026-01-01"},
+        {"category": "utility", "country": "IN", "currency": "INR", "charges": 12, "first_day": "2025-06-27",
+         "last_day": "2025-06-29", "summary": "12 utility templates to IN in INR",
+         "reason": "no published INR rate for utility template to IN before 2025-07-01"},
     ]  # fmt: skip
     assert (
-        "12 utility templates to IN in INR (2025-12-01 to 2025-12-03): no published INR rate for utility "
-        "template to IN before 2026-01-01</li>"
+        "12 utility templates to IN in INR (2025-06-27 to 2025-06-29): no published INR rate for utility "
+        "template to IN before 2025-07-01</li>"
     ) in page
     assert "1 marketing template to ID in IDR (2025-12-01): no rate card in IDR is on file</li>" in page
     assert "Meta publishes no call rate card in BRL" in page
