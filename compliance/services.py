@@ -18,7 +18,8 @@ from compliance.decisions import (
 )
 from compliance.models import AuditEvent, CallPermission, ConsentRecord
 from core.events import event_publish
-from messaging.models import Contact
+from messaging.models import Contact, RateCard, Template
+from messaging.preferences import marketing_stopped_reason, marketing_stopped_since
 from messaging.services import contact_get_or_create, message_record_inbound, message_send_now
 from whatsapp.client import (
     GraphClient,
@@ -293,8 +294,9 @@ def _send_outside_or_inside_the_window(
     contact: Contact, text: str,
 ) -> str:  # fmt: skip
     """Send a free-form interactive message; once the customer's 24-hour window has closed (Meta:
-    131047) only a template may go, so send the configured one, if there is one. Each message is
-    recorded in the customer's thread before it is sent (``text`` describes it there)."""
+    131047) only a template may go, so send the configured one, if there is one: a marketing one
+    not to a customer who stopped marketing messages (``marketing_stopped``, before sending). Each
+    message is recorded in the customer's thread before it is sent (``text`` describes it there)."""
     with graph or GraphClient() as client:
         try:
             message = message_send_now(
@@ -307,6 +309,7 @@ def _send_outside_or_inside_the_window(
                     "can be sent, and none is configured for this.",
                     code="window_closed",
                 ) from None
+            _refuse_marketing_to_who_stopped_it(template, business_number=business_number, contact=contact)
             fallback = template_message_request(
                 phone_number_id=business_number.phone_number_id,
                 to=contact.wa_id,
@@ -318,6 +321,23 @@ def _send_outside_or_inside_the_window(
                 text=f"{text} (template {template})", graph=client,
             )  # fmt: skip
     return message.wa_message_id
+
+
+def _refuse_marketing_to_who_stopped_it(
+    name: str, *, business_number: BusinessNumber, contact: Contact
+) -> None:
+    """A template configured by name is marketing when the account's approved template of that name
+    says so (as synced from Meta); Meta would fail it with 131050 for a customer who stopped them."""
+    is_marketing = Template.objects.filter(
+        waba_id=business_number.waba_id,
+        name=name,
+        language=settings.OUTREACH_TEMPLATE_LANGUAGE,
+        category=RateCard.Category.MARKETING,
+    ).exists()
+    if is_marketing and (
+        since := marketing_stopped_since(business_number_id=business_number.pk, contact_id=contact.pk)
+    ):
+        raise ValidationError(marketing_stopped_reason(since), code="marketing_stopped")
 
 
 FALLBACK_KINDS = ("permission_request", "call_button")

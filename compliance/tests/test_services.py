@@ -14,7 +14,7 @@ from compliance.services import (
     permission_request_send,
 )
 from compliance.tests.factories import CUSTOMER, CallPermissionFactory, sent_requests
-from messaging.models import Contact, Message
+from messaging.models import Contact, Message, Template
 from whatsapp.client import GraphClient
 from whatsapp.sandbox.meta import Rules
 from whatsapp.sandbox.server import SandboxThread
@@ -248,6 +248,36 @@ def test_outside_the_window_the_request_goes_as_the_configured_template(number, 
         assert thread_rows[0][:2] == ("interactive", "failed")
         assert thread_rows[1] == ("template", "sent", message.message_id)
         assert "131047" in Message.objects.order_by("pk").first().error
+
+
+def test_outside_the_window_a_marketing_call_button_template_is_not_sent_to_who_stopped_marketing(
+    number, settings
+):
+    from messaging.preferences import marketing_preference_apply
+
+    thread = SandboxThread(webhook_url=None, app_secret="s", token="t", rules=Rules())
+    with thread as sandbox:
+        settings.WHATSAPP_GRAPH_URL, settings.WHATSAPP_TOKEN = sandbox.graph_url, "t"
+        thread.call(sandbox.add_number, phone_number_id=number.phone_number_id, waba_id=number.waba_id,
+                    display_phone_number=number.display_phone_number)  # fmt: skip
+        thread.call(sandbox.add_customer, wa_id=CUSTOMER, name="Ada")
+        settings.CALL_BUTTON_TEMPLATE = "call_us"
+        Template.objects.create(
+            waba_id=number.waba_id, name="call_us", language="en", category="marketing", status="APPROVED"
+        )
+        contact = Contact.objects.create(wa_id=CUSTOMER)
+        marketing_preference_apply(
+            business_number_id=number.pk, contact_id=contact.pk, is_stopped=True, at=timezone.now(),
+            source="user_preferences",
+        )  # fmt: skip
+
+        with pytest.raises(ValidationError) as refused:
+            fallback_send(kind="call_button", business_number=number, contact=contact)
+
+        assert refused.value.code == "marketing_stopped"
+        assert "stopped marketing messages from this number" in refused.value.messages[0]
+        assert [message.message_type for message in sandbox.meta.messages.values()] == []
+        assert list(Message.objects.values_list("message_type", "status")) == [("interactive", "failed")]
 
 
 def test_an_answered_customer_call_resets_the_request_limits(number):

@@ -1,7 +1,8 @@
 """Every webhook body these tests build, and webhook bodies others published (Meta's pages, pywa's
 fixtures), replayed signed through the endpoint: each is answered 200 and each item in it is stored,
-as an event (handled, or unhandled: a kind nobody acts on) or as a problem with its reason on the
-delivery. Nothing is dropped without a stored reason.
+as an event (handled; unhandled: a kind nobody acts on; or rejected, with why: content that breaks
+Meta's rules, never applied) or as a problem with its reason on the delivery. Nothing is dropped
+without a stored reason.
 
 The published bodies are in `published/`, as their authors published them; `SOURCES` names where
 each came from (not the body: bodies are signed as they are). A file holding one body is POSTed byte
@@ -67,6 +68,24 @@ BUILDER_ARGUMENTS = {
     "preference_system_message": [(("stop", 1765000000), {}), (("resume", 1765000100), {})],
 }
 NOT_BODIES = {"envelope", "calls_value", "messages_value", "customer_message"}
+
+
+def module_bodies() -> list[tuple[str, bytes]]:
+    """Bodies the test modules put together themselves (out of the builders' pieces, with content
+    of their own): the replayed settings that break Meta's rules, a message type no builder makes."""
+    from whatsapp.tests.test_webhooks import REPLAYED_CALLING, VALID_CALLING
+
+    carousel = {"type": "carousel_reply", "carousel_reply": {"id": "card_2", "title": "Blue"}}
+    bodies = {
+        "test_webhooks.REPLAYED_CALLING": payloads.settings_update(
+            timestamp="1700000100", calling=REPLAYED_CALLING
+        ),
+        "test_webhooks.VALID_CALLING": payloads.settings_update(
+            timestamp="1700000200", calling=VALID_CALLING
+        ),
+        "test_webhooks carousel_reply": payloads.customer_message("interactive", carousel, "wamid.new1"),
+    }
+    return [(name, json.dumps(body).encode()) for name, body in bodies.items()]
 
 
 def published_bodies() -> list[tuple[str, bytes]]:
@@ -143,7 +162,7 @@ class _Undone(Exception):
 
 
 def test_replay_stores_every_item_as_an_event_or_a_problem_with_its_reason(client):
-    bodies = published_bodies() + built_bodies()
+    bodies = published_bodies() + built_bodies() + module_bodies()
     for _, body in bodies:  # the numbers the bodies write to, so that handlers do their real work
         for entry in json.loads(body)["entry"]:
             for change in entry["changes"]:
@@ -156,7 +175,7 @@ def test_replay_stores_every_item_as_an_event_or_a_problem_with_its_reason(clien
                         or metadata["phone_number_id"],
                     )
 
-    dropped, kinds, calls = [], set(), []
+    dropped, kinds, rejected, calls = [], set(), [], []
     for name, body in bodies:
         with contextlib.suppress(_Undone), transaction.atomic():
             response = post_webhook(client, body)
@@ -170,16 +189,19 @@ def test_replay_stores_every_item_as_an_event_or_a_problem_with_its_reason(clien
                 or len(stored) != len(keys)
                 or any(not problem["reason"] for problem in delivery.problems)
                 or any(record.kind not in EVENT_KINDS for record in stored)
-                or any(record.status not in ("handled", "unhandled") for record in stored)
+                or any(record.status not in ("handled", "unhandled", "rejected") for record in stored)
+                or any(record.status == "rejected" and not record.error for record in stored)
             ):
                 dropped.append(
                     (name, response.status_code, delivery.problems, [vars(record) for record in stored])
                 )
             kinds |= {record.kind for record in stored}
+            rejected += [name for record in stored if record.status == "rejected"]
             calls += [(name, call.status, call.end_reason, call.offered_to_id) for call in Call.objects.all()]
             raise _Undone
 
     assert dropped == []
+    assert rejected == ["test_webhooks.REPLAYED_CALLING"]  # kept, with every reason, never applied
     assert {
         "call.sip_created",
         "call.recording_available",
