@@ -163,13 +163,16 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 # Transcriptions take seconds to minutes of CPU each: they have a queue and a worker of their own
-# (the Procfile's `recordings`), so that ring timeouts and sweeps never wait behind them.
+# (the Procfile's `recordings`; more of them take more calls), so that ring timeouts and sweeps
+# never wait behind them. Summaries take a fraction of a second: they have a queue and a worker of
+# their own too (the Procfile's `summaries`), so that no summary waits behind a transcription.
 CELERY_RECORDINGS_QUEUE = env.str(
     "CELERY_RECORDINGS_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}.recordings"
 )
+CELERY_SUMMARIES_QUEUE = env.str("CELERY_SUMMARIES_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}.summaries")
 CELERY_TASK_ROUTES = {
     "recordings.transcribe_call": {"queue": CELERY_RECORDINGS_QUEUE},
-    "recordings.summarise_call": {"queue": CELERY_RECORDINGS_QUEUE},
+    "recordings.summarise_call": {"queue": CELERY_SUMMARIES_QUEUE},
 }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_EXPIRES = 600

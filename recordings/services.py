@@ -28,7 +28,7 @@ from calls.models import Call
 from core.events import event_publish
 from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit
-from recordings import crypto
+from recordings import broker, crypto
 from recordings.models import Erasure, Recording, Summary, Transcript, recordings_storage
 from recordings.selectors import call_facts, transcript_lines
 from recordings.summaries import summarise
@@ -235,18 +235,12 @@ def recording_transcribe(*, recording_id: int) -> bool:
     with the reason on the row).
 
     A worker claims the queued recording first (one conditional UPDATE), so two copies of the task
-    never both transcribe it; one that was lost (no progress for LEASE) is queued again by the
-    sweep. After MAX_ATTEMPTS claims the recording fails. Raises TransientError, having given the
-    recording back, for what a retry may mend.
+    never both transcribe it, and a copy that comes later changes nothing; one that was lost is
+    queued again by the sweep. After MAX_ATTEMPTS claims the recording fails. Raises
+    TransientError, having given the recording back, for what a retry may mend.
     """
     recording = Recording.objects.select_related("call").filter(pk=recording_id).first()
     if recording is None:
-        return False
-    if (
-        recording.status == Recording.Status.SUMMARISING
-        and Transcript.objects.filter(recording=recording).exists()
-    ):
-        _queue_summary(recording.call_id)  # the transcript was made; its summary was not
         return False
     claimed = Recording.objects.filter(pk=recording_id, status=Recording.Status.QUEUED).update(
         status=Recording.Status.TRANSCRIBING,
@@ -342,11 +336,22 @@ def call_summarise(*, call_id: int) -> Summary | None:
     A call nobody answered gets a summary of its facts, with no intent and no sentiment, whatever
     its transcript holds (recordings.summaries.had_conversation).
     None when the call has no transcript (not yet, or erased meanwhile) or is gone. The agent who
-    took the call is told once, when the first summary is written; the call's page every time."""
+    took the call is told once, when the first summary is written; the call's page every time.
+
+    A summary written since the transcript and since the call last changed (its wrap-up filed, say)
+    stands: a second copy of the task returns it, and changes, pushes and publishes nothing."""
     call = Call.objects.select_related("contact").filter(pk=call_id).first()
     transcript = Transcript.objects.filter(call_id=call_id).first()
     if call is None or transcript is None:
         return None
+    current = Summary.objects.filter(
+        call_id=call_id, updated_at__gte=max(transcript.created_at, call.updated_at)
+    ).first()
+    if (
+        current is not None
+        and Recording.objects.filter(call_id=call_id, status=Recording.Status.DONE).exists()
+    ):
+        return current
     found = summarise(lines=transcript_lines(transcript), facts=call_facts(call))
     with transaction.atomic():
         # Locked, and still there: a contact erased while the summary was written gets none.
@@ -406,17 +411,38 @@ def _push_progress(call_id: int | None, status: str, percent: int, *, failure: s
 
 
 def recordings_requeue_stalled() -> int:
-    """Queue again the recordings whose work stalled (a worker lost, a task never queued): queued,
-    or in a step, with no progress for LEASE. Each is queued once a LEASE at most. Returns how many."""
+    """Queue again the work after calls that was lost, once a LEASE at most: a recording in a step
+    with no progress for LEASE (its worker was lost), or one waiting for LEASE whose task the broker
+    no longer holds (never sent, or lost with the broker). Work that merely waits its turn behind a
+    backlog stays in line as it is: each recording's task is in its queue once. Returns how many."""
     from recordings.tasks import summarise_call, transcribe_call
 
     now = timezone.now()
-    stalled = Recording.objects.filter(
-        status__in=[Recording.Status.QUEUED, Recording.Status.TRANSCRIBING, Recording.Status.SUMMARISING],
-        updated_at__lt=now - LEASE,
-    ).values_list("pk", "call_id", "status")
+    stalled = list(
+        Recording.objects.filter(
+            status__in=[Recording.Status.QUEUED, Recording.Status.TRANSCRIBING, Recording.Status.SUMMARISING],
+            updated_at__lt=now - LEASE,
+        ).values_list("pk", "call_id", "status")
+    )
+    if not stalled:
+        return 0
+    waiting = {
+        Recording.Status.QUEUED: broker.tasks_waiting(
+            task=transcribe_call.name, queue=settings.CELERY_RECORDINGS_QUEUE, argument="recording_id"
+        ),
+        Recording.Status.SUMMARISING: broker.tasks_waiting(
+            task=summarise_call.name, queue=settings.CELERY_SUMMARIES_QUEUE, argument="call_id"
+        ),
+    }
     count = 0
     for recording_id, call_id, status in stalled:
+        if status in waiting:
+            in_line = waiting[status]
+            if (
+                in_line is None
+                or (call_id if status == Recording.Status.SUMMARISING else recording_id) in in_line
+            ):
+                continue  # waiting its turn (or the broker cannot say: nothing is sent twice)
         with transaction.atomic():
             # Only if still as it was seen; from now on not stalled for another LEASE.
             to_status = (

@@ -2,6 +2,7 @@
 pushed live; every step is idempotent, and a recording that cannot be read fails with its reason."""
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from calls.routing import call_wrap_up
 from calls.tests.factories import CallFactory, ContactFactory
 from core.realtime import flush
 from core.tests.test_realtime import listen, receive_or_none
-from recordings import services
+from recordings import broker, services
 from recordings.models import Recording, Summary, Transcript
 from recordings.services import (
     MAX_ATTEMPTS,
@@ -189,11 +190,11 @@ def test_filing_the_wrap_up_summarises_the_call_again(recordings_storage, tmp_pa
     recording = stored(call, tmp_path, right=None)
     recording_transcribe(recording_id=recording.pk)
     call_summarise(call_id=call.pk)
-    queued_on(settings.CELERY_RECORDINGS_QUEUE)
+    queued_on(settings.CELERY_SUMMARIES_QUEUE)
 
     call_wrap_up(agent_id=call.agent_id, call_id=call.pk, disposition="wrong_number", notes="")
 
-    assert queued_on(settings.CELERY_RECORDINGS_QUEUE) == [
+    assert queued_on(settings.CELERY_SUMMARIES_QUEUE) == [
         ("recordings.summarise_call", repr({"call_id": call.pk}))
     ]
     call_summarise(call_id=call.pk)
@@ -215,3 +216,99 @@ def test_stalled_work_is_queued_again(recordings_storage, tmp_path):
         ("recordings.transcribe_call", repr({"recording_id": recording.pk}))
     ]
     assert recordings_requeue_stalled() == 0  # just queued: not stalled
+
+
+def test_the_sweep_leaves_a_recording_waiting_its_turn_in_line_and_queues_a_lost_one_once(
+    recordings_storage, tmp_path
+):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)  # its transcription waits behind a backlog
+    Recording.objects.filter(pk=recording.pk).update(updated_at=timezone.now() - timedelta(minutes=20))
+    transcription = ("recordings.transcribe_call", repr({"recording_id": recording.pk}))
+
+    while_waiting = recordings_requeue_stalled()
+    in_line = queued_on(settings.CELERY_RECORDINGS_QUEUE)  # read and emptied: the broker lost it
+    once_lost = recordings_requeue_stalled()
+
+    assert (while_waiting, in_line) == (0, [transcription])
+    assert (once_lost, queued_on(settings.CELERY_RECORDINGS_QUEUE)) == (1, [transcription])
+    assert Recording.objects.get(pk=recording.pk).status == Recording.Status.QUEUED
+
+
+def test_a_transcription_a_worker_has_taken_and_not_finished_is_not_queued_again(
+    recordings_storage, tmp_path
+):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    Recording.objects.filter(pk=recording.pk).update(updated_at=timezone.now() - timedelta(minutes=20))
+    queue, tag = settings.CELERY_RECORDINGS_QUEUE, f"test-{uuid.uuid4()}"
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    [message] = client.lrange(queue, 0, -1)
+    client.delete(queue)
+    # As kombu keeps a message a worker took and has not acknowledged (acks_late: not done yet).
+    client.hset(broker.UNACKED_KEY, tag, json.dumps([json.loads(message), "", queue]))
+    try:
+        requeued = recordings_requeue_stalled()
+    finally:
+        client.hdel(broker.UNACKED_KEY, tag)
+        client.close()
+
+    assert (requeued, queued_on(queue)) == (0, [])
+
+
+def test_the_sweep_leaves_a_summary_waiting_on_its_queue_in_line_and_queues_a_lost_one_once(
+    recordings_storage, tmp_path
+):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    queued_on(settings.CELERY_RECORDINGS_QUEUE)
+    recording_transcribe(recording_id=recording.pk)  # its summary is queued on the summaries' queue
+    Recording.objects.filter(pk=recording.pk).update(updated_at=timezone.now() - timedelta(minutes=20))
+    summary = ("recordings.summarise_call", repr({"call_id": call.pk}))
+
+    while_waiting = recordings_requeue_stalled()
+    in_line = queued_on(settings.CELERY_SUMMARIES_QUEUE)
+    once_lost = recordings_requeue_stalled()
+
+    assert (while_waiting, in_line) == (0, [summary])
+    assert (once_lost, queued_on(settings.CELERY_SUMMARIES_QUEUE)) == (1, [summary])
+    assert queued_on(settings.CELERY_RECORDINGS_QUEUE) == []
+
+
+def test_a_second_copy_of_a_transcription_changes_nothing_and_queues_no_second_summary(
+    recordings_storage, tmp_path
+):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    queued_on(settings.CELERY_RECORDINGS_QUEUE)
+    recording_transcribe(recording_id=recording.pk)
+    queued_on(settings.CELERY_SUMMARIES_QUEUE)
+    before = Recording.objects.values().get(pk=recording.pk)
+
+    again = recording_transcribe(recording_id=recording.pk)
+
+    assert again is False
+    assert Recording.objects.values().get(pk=recording.pk) == before
+    assert (queued_on(settings.CELERY_SUMMARIES_QUEUE), queued_on(settings.CELERY_RECORDINGS_QUEUE)) == (
+        [],
+        [],
+    )
+
+
+def test_a_second_copy_of_a_summary_changes_pushes_and_publishes_nothing(
+    recordings_storage, tmp_path, monkeypatch
+):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    recording_transcribe(recording_id=recording.pk)
+    first = call_summarise(call_id=call.pk)
+    flush()
+    page_layer, page_channel = async_to_sync(listen)(f"call.{call.pk}")
+    published = []
+    monkeypatch.setattr(services, "event_publish", lambda kind, **_: published.append(kind))
+
+    again = call_summarise(call_id=call.pk)
+    flush()
+
+    assert (again.pk, Summary.objects.get(call=call).updated_at) == (first.pk, first.updated_at)
+    assert (frames_of(page_layer, page_channel), published) == ([], [])
