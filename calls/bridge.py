@@ -1,7 +1,7 @@
 """One call's media in the media process: the customer's WebRTC leg, the agent's browser leg, the recording.
 
 ```
-   customer (Meta) ── Opus ──┬──▶ recording, left channel (decoded)
+   customer (Meta) ── Opus ──┬──▶ recording, left channel (decoded)    (once the conversation starts)
           ▲                  └──▶ agent output ──▶ agent (browser)      (unless on hold)
           │                                             │
    customer output ◀── notice, hold audio, or ── Opus ◀─┴──▶ recording, right channel (decoded)
@@ -110,12 +110,14 @@ class RecordingResult:
     """The finished recording: a 48 kHz 16-bit stereo WAV, the customer on the left, the agent on the right.
 
     Levels are root mean square relative to full scale over the whole file (0.0 is digital silence).
+    Not ``is_conversation``: the call ended before its conversation started, and the file holds nothing.
     """
 
     path: Path
     duration_s: float
     customer_rms: float
     agent_rms: float
+    is_conversation: bool = True
 
 
 class CallBridge:
@@ -124,7 +126,9 @@ class CallBridge:
     ``notice`` is said once to the customer after ``start_notice_then_hold()``, then ``hold`` loops
     until an agent connects (unless told otherwise; ``hold`` still plays while the agent holds the
     call or has no leg); either may be None (silence instead). Any WAV works: it is converted once.
-    Both directions go to ``recording_path`` from the customer's answer until ``close()``. The events
+    Only the conversation is recorded: both directions go to ``recording_path`` from the moment an
+    agent's leg is first answered (``connect_agent()``), or the owner says the conversation started
+    (``record_from_now()``: the customer picked up a call we placed), until ``close()``. The events
     ``notice_finished``, ``customer_left`` and ``agent_left`` tell the owner what happened; a leg counts as
     left when its connection fails or closes or its audio ends, but not when ``close()`` ends it. Every
     method raises ``BridgeError`` when it cannot do what was asked; the owner should then ``close()``.
@@ -160,16 +164,15 @@ class CallBridge:
     async def answer_customer(self, offer_sdp: str) -> str:
         """Answer the customer's SDP offer: the complete SDP answer (every ICE candidate included).
 
-        From here on the customer's audio is recorded (the recording's timeline starts now) and the
-        customer hears silence until ``start_notice_then_hold()``.
+        The customer hears silence until ``start_notice_then_hold()``.
         """
         return await self._negotiate_customer(lambda leg: leg.answer(offer_sdp))
 
     async def offer_customer(self) -> str:
         """A business call: the SDP offer for Meta's `connect` (every ICE candidate included).
 
-        The recording's timeline starts now; the customer hears silence until
-        ``start_notice_then_hold()`` (call it once the customer has picked up).
+        The customer hears silence until ``start_notice_then_hold()`` (call it, and
+        ``record_from_now()``, once the customer has picked up).
         """
         return await self._negotiate_customer(lambda leg: leg.offer())
 
@@ -181,11 +184,10 @@ class CallBridge:
         await self._customer.accept_answer(answer_sdp)
 
     async def _negotiate_customer(self, negotiate: Callable[["_Leg"], Awaitable[str]]) -> str:
-        """Open the customer's leg, answering Meta's offer or making ours; the recording starts."""
+        """Open the customer's leg, answering Meta's offer or making ours."""
         self._check_open()
         if self._customer is not None:
             raise BridgeError("the customer's leg is already negotiated")
-        self._recording.start(at=time.monotonic())
         self._customer = _Leg(
             name="customer",
             call_id=self.call_id,
@@ -199,6 +201,12 @@ class CallBridge:
             await self._customer.close()
             self._customer = None
             raise
+
+    def record_from_now(self) -> None:
+        """The conversation starts: both directions are recorded from now on (the recording's
+        timeline starts here; the first call counts)."""
+        self._check_open()
+        self._recording.start(at=time.monotonic())
 
     async def start_notice_then_hold(self, *, is_hold_after_notice: bool = True) -> None:
         """Play the notice once, then the hold audio in a loop, to the customer; returns at once.
@@ -251,6 +259,7 @@ class CallBridge:
         meanwhile the agent hears the customer but the customer does not hear the agent. A new offer
         replaces the agent's leg (the agent reloaded the page, or moved the call's audio to another
         tab); while the agent has no leg, the customer hears the hold audio rather than dead air.
+        The first leg answered starts the recording: the conversation starts here.
         """
         self._check_open()
         if self._customer is None:
@@ -274,6 +283,7 @@ class CallBridge:
             await self._agent.close()
             self._agent = None
             raise
+        self._recording.start(at=time.monotonic())
         self._route()
         return answer
 
@@ -292,7 +302,8 @@ class CallBridge:
         self._route()
 
     async def close(self) -> RecordingResult:
-        """Hang up both legs and finish the recording (a valid WAV even when nothing was heard).
+        """Hang up both legs and finish the recording (a valid WAV even when nothing was heard; not
+        ``is_conversation`` when the conversation never started).
 
         Safe to call twice, or concurrently: every call returns the same result.
         """
@@ -709,6 +720,7 @@ class _StereoRecording:
             duration_s=self._written / SAMPLE_RATE,
             customer_rms=_rms(customer.energy, self._written),
             agent_rms=_rms(agent.energy, self._written),
+            is_conversation=self._started_at is not None,
         )
         return self._result
 

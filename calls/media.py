@@ -134,7 +134,9 @@ class CallMedia:
     recorded, in their language, then the agent, with no hold audio. `call.agent_offer`: the
     agent's leg, bridged once the customer's is answered. `call.hangup` (on this process's own channel): close
     the call's legs (after the closing message, for a farewell) and hand the finished recording
-    to storage (`calls.signals.recording_finished`). A customer leg that drops ends the call.
+    to storage (`calls.signals.recording_finished`): only the conversation is recorded, from the
+    agent's leg (or a called customer's pick-up) on, and a call without one leaves no recording.
+    A customer leg that drops ends the call.
     """
 
     def __init__(self, *, process: MediaProcess, spool_dir: Path | None = None) -> None:
@@ -284,6 +286,7 @@ class CallMedia:
         if bridge is None or self.answered[call_id].is_set():
             return
         call = await database_sync_to_async(Call.objects.get)(pk=call_id)
+        bridge.record_from_now()  # the customer is connected: the conversation starts
         await self._notice_then_hold(call, bridge, is_hold_after_notice=False)
 
     def _watch(self, call_id: int, coroutine: Awaitable[None]) -> None:
@@ -363,6 +366,9 @@ class CallMedia:
             except (OSError, EOFError, wave.Error) as error:
                 logger.error("call %s: the leftover recording %s is unreadable (%s)", call_id, path, error)
                 continue
+            if not facts["duration_s"]:  # its conversation never started: nothing to keep
+                path.unlink(missing_ok=True)
+                continue
             await database_sync_to_async(recording_finished.send)(
                 sender=CallMedia, call_id=call_id, path=path, **facts
             )
@@ -407,8 +413,8 @@ class CallMedia:
         if bridge is None:
             return
         result = await bridge.close()
-        if answered is None or not answered.is_set():
-            # Nobody was on the line (a call that never connected): there is nothing to keep.
+        if answered is None or not answered.is_set() or not result.is_conversation:
+            # No conversation (nobody on the line, or no agent before the end): nothing to keep.
             result.path.unlink(missing_ok=True)
             return
         try:

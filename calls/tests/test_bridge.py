@@ -118,14 +118,14 @@ async def connected_agent(bridge: CallBridge, agent: CustomerMedia) -> None:
     await agent.wait_connected(timeout_s=5)
 
 
-async def test_bridge_plays_notice_and_hold_then_bridges_and_records_both_sides(tmp_path):
+async def test_bridge_plays_notice_and_hold_then_bridges_and_records_the_conversation(tmp_path):
     bridge = CallBridge(
         call_id="flow",
         recording_path=tmp_path / "call.wav",
         notice=write_tone(tmp_path / "notice.wav", hz=NOTICE_HZ, seconds=1.0),
         hold=write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5),
     )
-    customer = CustomerMedia(play=CUSTOMER_SPEECH, record_to=tmp_path / "customer_heard.wav")
+    customer = CustomerMedia(play=CUSTOMER_SPEECH, record_to=tmp_path / "customer_heard.wav", loop=True)
     agent = CustomerMedia(play=AGENT_SPEECH, record_to=tmp_path / "agent_heard.wav")
 
     started_at = time.monotonic()
@@ -135,6 +135,7 @@ async def test_bridge_plays_notice_and_hold_then_bridges_and_records_both_sides(
     await asyncio.sleep(0.8)
     agent_joined_s = time.monotonic() - started_at
     await connected_agent(bridge, agent)
+    connected_s = time.monotonic() - started_at
     await asyncio.sleep(3)
     await customer.close()
     await agent.close()
@@ -153,13 +154,13 @@ async def test_bridge_plays_notice_and_hold_then_bridges_and_records_both_sides(
     assert rms(customer_heard[round((agent_joined_s + 0.5) * rate) :]) > SPEECH_RMS
     assert wav_rms(tmp_path / "agent_heard.wav") > SPEECH_RMS
     rate, recording = wav_channels(tmp_path / "call.wav")
-    joined = round(agent_joined_s * rate)
     assert (rate, recording.shape[1]) == (SAMPLE_RATE, 2)
-    assert rms(recording[round(0.3 * rate) : joined, 0]) > SPEECH_RMS
-    assert np.abs(recording[:joined, 1]).max() == 0.0
-    assert rms(recording[joined + round(0.3 * rate) :, 1]) > SPEECH_RMS
+    # Only the conversation is recorded: from the agent's leg on, nothing of the wait before it.
+    assert closed_s - connected_s - 0.1 < result.duration_s <= closed_s - agent_joined_s
+    assert rms(recording[:, 0]) > SPEECH_RMS
+    assert rms(recording[round(0.3 * rate) :, 1]) > SPEECH_RMS
     assert result.duration_s == wav_duration_s(tmp_path / "call.wav")
-    assert closed_s - 0.1 < result.duration_s <= closed_s
+    assert result.is_conversation is True
     assert result.customer_rms == pytest.approx(rms(recording[:, 0]), rel=1e-3)
     assert result.agent_rms == pytest.approx(rms(recording[:, 1]), rel=1e-3)
     assert result.path == tmp_path / "call.wav"
@@ -188,9 +189,8 @@ async def test_a_sandbox_customer_is_quiet_while_queued_and_talks_once_an_agent_
     assert (said_while_queued, said_once_answered) == (0, 1)
     assert wav_rms(tmp_path / "agent_heard.wav") > SPEECH_RMS  # the agent heard the customer
     rate, recording = wav_channels(tmp_path / "call.wav")
-    joined = round(agent_joined_s * rate)
-    assert rms(recording[:joined, 0]) < SILENCE_RMS
-    assert rms(recording[joined:, 0]) > SPEECH_RMS and rms(recording[joined:, 1]) > SPEECH_RMS
+    assert len(recording) / rate < time.monotonic() - started_at - agent_joined_s  # the conversation only
+    assert rms(recording[:, 0]) > SPEECH_RMS and rms(recording[:, 1]) > SPEECH_RMS
 
 
 def tone_bridge(
@@ -248,14 +248,9 @@ async def test_bridge_hold_and_mute_change_what_each_side_hears_and_what_is_reco
     ]
     rate, recording = wav_channels(tmp_path / "call.wav")
     assert heard(recording[:, 0], rate=rate, tones=TONES_OF_BOTH_SIDES) == ["customer"]
-    assert heard(recording[:, 1], rate=rate, tones=TONES_OF_BOTH_SIDES) == [
-        "silence",
-        "agent",
-        "silence",
-        "agent",
-        "silence",
-        "agent",
-    ]
+    agent_runs = heard(recording[:, 1], rate=rate, tones=TONES_OF_BOTH_SIDES)
+    # The recording starts with the agent's leg; its audio comes a moment later.
+    assert agent_runs[agent_runs[0] == "silence" :] == ["agent", "silence", "agent", "silence", "agent"]
 
 
 async def test_an_agent_who_accepts_during_the_notice_is_heard_only_once_it_has_played(tmp_path):
@@ -264,8 +259,10 @@ async def test_an_agent_who_accepts_during_the_notice_is_heard_only_once_it_has_
     agent = CustomerMedia(play=agent_tone, record_to=tmp_path / "agent_heard.wav", loop=True)
 
     await answered_customer(bridge, customer)
+    notice_started = time.monotonic()
     await bridge.start_notice_then_hold()
     await asyncio.sleep(0.3)
+    joined = time.monotonic()
     await connected_agent(bridge, agent)
     assert bridge.is_notice_playing
     await asyncio.wait_for(bridge.notice_finished.wait(), timeout=4)
@@ -284,7 +281,8 @@ async def test_an_agent_who_accepts_during_the_notice_is_heard_only_once_it_has_
     agent_runs = heard(recording[:, 1], rate=rate, tones=TONES_OF_BOTH_SIDES)
     assert agent_runs == ["silence", "agent"]  # the agent is recorded once the customer can hear them
     agent_starts_s = np.argmax(np.abs(recording[:, 1]) > 0.05) / rate
-    assert 1.8 < agent_starts_s < 2.8  # the notice's end, give or take the legs' start-up
+    notice_ends_s = notice_started + 2.0 - joined  # on the recording's timeline, which the agent started
+    assert notice_ends_s - 0.2 < agent_starts_s < notice_ends_s + 0.8  # give or take the legs' start-up
 
 
 async def test_say_goodbye_plays_the_closing_message_in_full_then_silence(tmp_path):
@@ -586,26 +584,21 @@ async def test_a_dropped_agent_leaves_the_customer_on_hold_until_a_new_leg_takes
     assert heard(other_tab_heard, rate=rate, tones={"customer": CUSTOMER_HZ}) == ["customer"]
 
 
-async def test_bridge_close_twice_before_an_agent_leaves_a_valid_recording(tmp_path):
+async def test_bridge_closed_twice_before_any_conversation_leaves_an_empty_recording(tmp_path):
     bridge = CallBridge(call_id="alone", recording_path=tmp_path / "call.wav", notice=None, hold=HOLD)
     customer = CustomerMedia(play=CUSTOMER_SPEECH, record_to=None)
-    started_at = time.monotonic()
     await answered_customer(bridge, customer)
     await bridge.start_notice_then_hold()
     await asyncio.sleep(1.5)
 
     first, second = await asyncio.gather(bridge.close(), bridge.close())
-    closed_s = time.monotonic() - started_at
     third = await bridge.close()
     await customer.close()
 
     rate, recording = wav_channels(tmp_path / "call.wav")
     assert first == second == third
-    assert (rate, recording.shape[1]) == (SAMPLE_RATE, 2)
-    assert rms(recording[:, 0]) > SPEECH_RMS
-    assert np.abs(recording[:, 1]).max() == 0.0
-    assert first.agent_rms == 0.0
-    assert closed_s - 0.1 < first.duration_s <= closed_s
+    assert (rate, recording.shape) == (SAMPLE_RATE, (0, 2))  # a valid file, with nothing of the wait
+    assert (first.is_conversation, first.duration_s, first.customer_rms, first.agent_rms) == (False, 0, 0, 0)
     assert bridge.notice_finished.is_set() is True
     assert (bridge.customer_left.is_set(), bridge.agent_left.is_set()) == (False, False)
     with pytest.raises(BridgeError, match="closed"):

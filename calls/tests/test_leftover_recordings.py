@@ -33,7 +33,9 @@ def spool_file(path, *, seconds: float, age_s: float = 0.0):
     return path
 
 
-def test_leftover_recordings_of_ended_calls_are_stored_and_live_ones_left_alone(recordings_storage, tmp_path):
+def test_leftover_recordings_of_ended_calls_are_stored_and_live_and_empty_ones_not(
+    recordings_storage, tmp_path
+):
     spool = tmp_path / "spool"
     spool.mkdir()
     ended = CallFactory(status=Call.Status.ENDED)
@@ -42,6 +44,8 @@ def test_leftover_recordings_of_ended_calls_are_stored_and_live_ones_left_alone(
     spool_file(spool / f"call-{ended.pk}.wav", seconds=1.5, age_s=120)
     spool_file(spool / f"call-{live.pk}.wav", seconds=1.0, age_s=120)
     spool_file(spool / f"call-{just_ended.pk}.wav", seconds=1.0)  # its own process may still store it
+    no_conversation = CallFactory(status=Call.Status.ENDED)
+    spool_file(spool / f"call-{no_conversation.pk}.wav", seconds=0, age_s=120)  # no agent came: empty
     (spool / "call-notanumber.wav").write_bytes(b"junk")
     media = CallMedia(process=MediaProcess(handlers={}), spool_dir=spool)
 

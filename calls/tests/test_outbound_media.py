@@ -46,11 +46,13 @@ async def test_the_bridge_offers_the_customers_leg_and_records_the_customer(tmp_
     offer = await bridge.offer_customer()
     await bridge.accept_customer_answer(await customer.answer(offer))
     await customer.wait_connected(timeout_s=10)
+    bridge.record_from_now()  # the customer picked up: the conversation starts
     await asyncio.sleep(1.5)
     result = await bridge.close()
     await customer.close()
 
     assert "opus/48000/2" in offer
+    assert result.is_conversation is True
     assert result.customer_rms > SPEECH_RMS
 
 

@@ -60,6 +60,7 @@ async def talk_over_video_offer(tmp_path: Path, *, shape) -> tuple[str, str, flo
         answer = await bridge.answer_customer(offer)
         await customer.accept_answer(answer)
         await customer.wait_connected(timeout_s=10)
+        bridge.record_from_now()  # as for a conversation: what the customer says is recorded
         await asyncio.sleep(1.5)
         result = await bridge.close()
     finally:

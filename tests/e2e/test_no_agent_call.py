@@ -1,5 +1,6 @@
 """Nobody is free until the queue's maximum wait: the caller hears the closing message, gets a WhatsApp
-message with a call button, and the call ends as `no_agent`, on Meta too, once the message has played."""
+message with a call button, and the call ends as `no_agent`, on Meta too, once the message has played.
+No conversation took place: the consent record stays, and there is no recording."""
 
 from datetime import timedelta
 
@@ -45,7 +46,8 @@ def test_a_caller_nobody_answers_hears_goodbye_and_gets_a_call_button(
         terminate_on_meta(call_id=call.pk)
         message_id = send_call_us_button(call_id=call.pk)
         sandbox_thread.run(placed.ended.wait)
-        stored = wait_for(lambda: Recording.objects.filter(call=call).first())
+        spooled = tmp_path / "spool" / f"call-{call.pk}.wav"
+        wait_for(lambda: not spooled.exists())  # the media process closed the call's recording
 
     call.refresh_from_db()
     assert ended is not None
@@ -62,4 +64,4 @@ def test_a_caller_nobody_answers_hears_goodbye_and_gets_a_call_button(
     assert len(heard) / rate > closing.duration_s
     consent = ConsentRecord.objects.get(call=call)
     assert (consent.language, consent.completed_at) == ("pt", None)
-    assert stored.duration_s > closing.duration_s
+    assert not Recording.objects.filter(call=call).exists()  # no conversation: nothing recorded
