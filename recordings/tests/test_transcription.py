@@ -120,3 +120,37 @@ def test_silence_is_an_empty_transcript_and_an_unreadable_file_an_error(tmp_path
     assert transcribe_recording(silent) == []
     with pytest.raises(TranscriptionError):
         transcribe_recording(broken)
+
+
+def test_whisper_asked_to_use_a_gpu_it_cannot_use_runs_on_the_cpu_and_says_so(
+    tmp_path, settings, monkeypatch, caplog
+):
+    import ctranslate2
+    import faster_whisper
+
+    from recordings import transcription
+
+    class NoUsableGpu(faster_whisper.WhisperModel):
+        """As CTranslate2 answers on a machine whose GPU has no usable driver (seen on this one)."""
+
+        def __init__(self, *args, device: str = "auto", **kwargs) -> None:
+            if device == "cuda":
+                raise RuntimeError("CUDA failed with error CUDA driver version is insufficient")
+            super().__init__(*args, device=device, **kwargs)
+
+    monkeypatch.setattr(faster_whisper, "WhisperModel", NoUsableGpu)
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+    settings.WHISPER_DEVICE = "auto"
+    transcription._load_model.cache_clear()
+    path = stereo_recording(
+        tmp_path / "call.wav", left=AUDIO / "customer_order.wav", right=None, right_starts_s=0
+    )
+    try:
+        loaded = transcription.whisper_model()
+        segments = transcribe_recording(path)
+    finally:
+        transcription._load_model.cache_clear()
+
+    assert loaded.device == "cpu"
+    assert "cannot run on the GPU" in caplog.text
+    assert "4521" in " ".join(segment.text for segment in segments)
