@@ -9,6 +9,7 @@ import hmac
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -80,6 +81,31 @@ def web_server() -> Iterator[str]:
 
 
 server_pids: list[int] = []  # the web server's process, while `web_server()` runs
+
+
+@contextlib.contextmanager
+def worker_running() -> Iterator[subprocess.Popen]:
+    """The Procfile's `worker` (Celery on the bench's default queue, two processes), which handles
+    Meta's deliveries other than calls' as production does (WEBHOOK_HANDLE_IN_WORKER); call it
+    within `web_server()`. Stopped on exit: a warm shutdown (the task in hand is finished), and a
+    worker still busy after 30 s (on a backlog an earlier run left in the database, say) is killed
+    with its pool rather than left running."""
+    command = [sys.executable, "-m", "celery", "--app", "config", "worker", "--loglevel", "WARNING"]
+    environment = {**server_environment(), "WEBHOOK_HANDLE_IN_WORKER": "true"}
+    # A session of its own: should it not stop, it is killed with its pool.
+    worker = subprocess.Popen(
+        [*command, "--concurrency", "2"], cwd=ROOT, env=environment, start_new_session=True
+    )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            print("the worker did not stop within 30 s: killed", file=sys.stderr)
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
 
 
 def _family(pids: list[int]) -> Iterator[tuple[Path, list[str]]]:

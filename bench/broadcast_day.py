@@ -33,7 +33,6 @@ import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -42,7 +41,6 @@ import aiohttp
 import benchlib
 from asgiref.sync import sync_to_async
 from benchlib import (
-    ROOT,
     call_connect,
     call_terminate,
     cpu_seconds,
@@ -52,47 +50,16 @@ from benchlib import (
     post_client,
     print_figures,
     resident_bytes,
-    server_environment,
     server_pids,
     signed,
     take_media_hand_offs,
     web_server,
+    worker_running,
 )
 from django.utils import timezone
 from ring_latency import AgentSocket, prepare_agents
 
 DUPLICATED_SHARE = 0.05  # of the status deliveries, sent a second time
-
-
-def start_worker() -> subprocess.Popen:
-    """The Procfile's `worker`: Celery on the default queue (the bench's own), two processes."""
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "--app",
-        "config",
-        "worker",
-        "--loglevel",
-        "WARNING",
-        "--concurrency",
-        "2",
-    ]
-    environment = {**server_environment(), "WEBHOOK_HANDLE_IN_WORKER": "true"}
-    # A session of its own: should it not stop, it is killed with its pool (stop_worker).
-    return subprocess.Popen(command, cwd=ROOT, env=environment, start_new_session=True)
-
-
-def stop_worker(worker: subprocess.Popen) -> None:
-    """A warm shutdown (the task in hand is finished); a worker still busy after 30 s, on a backlog
-    an earlier run left in the database say, is killed with its pool rather than left running."""
-    worker.terminate()
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        print("the worker did not stop within 30 s: killed", file=sys.stderr)
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
 
 
 def prepare_campaign(count: int, stamp: str) -> dict[str, str]:
@@ -365,16 +332,12 @@ def main() -> None:
     stamp = str(int(time.time()))
     # Stopped from outside (a timeout, say): the web server and the worker are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with web_server() as base_url:
-        worker = start_worker()
+    with web_server() as base_url, worker_running() as worker:
         worker_pids[:] = [worker.pid]
-        try:
-            session_keys = prepare_agents(arguments.agents)
-            count = int(arguments.rate * arguments.seconds / 3 / (1 + DUPLICATED_SHARE))
-            campaign = prepare_campaign(count, stamp)
-            figures = asyncio.run(run(base_url, session_keys, arguments, campaign, stamp))
-        finally:
-            stop_worker(worker)
+        session_keys = prepare_agents(arguments.agents)
+        count = int(arguments.rate * arguments.seconds / 3 / (1 + DUPLICATED_SHARE))
+        campaign = prepare_campaign(count, stamp)
+        figures = asyncio.run(run(base_url, session_keys, arguments, campaign, stamp))
     print_figures(figures)
 
 

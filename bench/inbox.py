@@ -1,7 +1,8 @@
 """Inbox push latency: from a customer's message (Meta's signed webhook) to the `conversation.message`
 frame on the socket of the agent who has the conversation.
 
-Starts the web process as production runs it (`benchlib.start_server`: uvicorn, DEBUG off) against
+Starts the web process and the worker as production runs them (`benchlib.start_server`: uvicorn,
+DEBUG off; `benchlib.worker_running`: the worker that handles Meta's message deliveries) against
 DATABASE_URL (the embedded SQLite when unset; PostgreSQL's figures are the ones that matter) and
 REDIS_URL (the bundled Redis when unset). Signs AGENTS agents in, one WebSocket each as the
 dashboard holds one, makes them available with a chat limit above what they will hold, and gives
@@ -26,6 +27,7 @@ Ends with one `name=value` line per figure; the last is `inbox_push_p99_ms` (goa
 import argparse
 import asyncio
 import math
+import os
 import statistics
 import time
 from collections import defaultdict, deque
@@ -44,6 +46,7 @@ from benchlib import (
     server_pids,
     signed,
     web_server,
+    worker_running,
 )
 
 QUEUE_NAME = "Inbox bench"
@@ -352,7 +355,9 @@ def main() -> None:
     parser.add_argument("--sustained-rate", type=float, default=20.0, help="webhooks a second")
     arguments = parser.parse_args()
     chat_limit = math.ceil(arguments.conversations / arguments.agents) + 5
-    with web_server() as base_url:
+    # Nothing here may reach Meta: a send the worker tries (a read receipt) fails at once.
+    os.environ.setdefault("WHATSAPP_GRAPH_URL", "http://127.0.0.1:9/v23.0")
+    with web_server() as base_url, worker_running():
         agent_ids, session_keys = prepare_agents(arguments.agents, chat_limit=chat_limit)
         figures = asyncio.run(
             run(base_url, agent_ids, session_keys, conversations=arguments.conversations, arguments=arguments)

@@ -120,8 +120,8 @@ def webhook_delivery_receive(*, body: bytes) -> DeliveryOutcome:
             record = _event_store_and_handle(delivery=delivery, event=event)
             if record is not None:
                 new_events.append(record)
-        if any(record.status == WebhookEvent.Status.QUEUED for record in new_events):
-            transaction.on_commit(_worker_nudge)
+        if nudge := _worker_nudge_for(new_events):
+            transaction.on_commit(nudge)
         duplicates = len(parsed.events) - len(new_events)
         if duplicates:
             delivery.event_count, delivery.duplicate_count = len(new_events), duplicates
@@ -289,8 +289,8 @@ def _deliveries_store(
         for event, record in zip(events, group, strict=True)
         if record.status in TO_HANDLE_NOW
     ]  # fmt: skip
-    if any(record.status == WebhookEvent.Status.QUEUED for record in every_record):
-        transaction.on_commit(_worker_nudge)
+    if nudge := _worker_nudge_for(every_record):
+        transaction.on_commit(nudge)
     for delivery, (_, _, parsed_delivery) in zip(deliveries, parsed, strict=True):
         if parsed_delivery.problems:
             logger.warning("WhatsApp webhook delivery %s had problems: %s", delivery.pk, delivery.problems)
@@ -498,7 +498,8 @@ QUEUED_BATCH = 500  # queued events handled in one transaction at most
 QUEUED_GATHER_S = 0.2  # how long the worker lets queued events gather before it handles them
 BATCHED_KINDS = frozenset({"message.status"})  # handled many to a transaction; the others one each
 HANDLING_TURN = "whatsapp:webhook-handling"  # one worker batch at a time: no deadlocks between them
-NUDGE_KEY = "whatsapp:queued-events-nudged"
+NUDGE_KEY = "whatsapp:queued-events-nudged"  # a task is on its way, `QUEUED_GATHER_S` after its nudge
+NUDGE_NOW_KEY = "whatsapp:queued-events-nudged-now"  # a task is on its way at once
 
 
 def webhook_events_handle_queued(*, limit: int = QUEUED_BATCH, up_to: int | None = None) -> int:
@@ -583,16 +584,18 @@ def _handled_in_order_and_marked(stored: list[tuple[Event, WebhookEvent]], *, no
         )
 
 
-def webhook_events_drain_queued() -> int:
+def webhook_events_drain_queued(*, is_at_once: bool = False) -> int:
     """(The worker's task.) Handle the events queued when it starts, batch after batch; how many.
 
-    Those stored from then on wait for the task their nudge starts `QUEUED_GATHER_S` later
+    Statuses stored from then on wait for the task their nudge starts `QUEUED_GATHER_S` later
     (`_worker_nudge`), and go in its batches with whatever else came meanwhile: under a campaign's
     steady stream, a task that took each event as soon as it came handled batches of a few dozen,
-    each with a batch's statements. None waits longer: an event stored before this task took the
-    nudge's key is among those it handles (the key goes first, then the last event is looked up);
-    one stored after finds no key and nudges again."""
-    _nudge_cache().delete(NUDGE_KEY)  # events stored from now on nudge the worker again
+    each with a batch's statements. A customer's message (any event but a status) starts a task at
+    once (`_worker_nudge_now`, `is_at_once`): it is on its way to an agent's screen. None waits
+    longer: an event stored before this task took its nudge's key is among those it handles (the
+    key goes first, then the last event is looked up); one stored after finds no key and nudges
+    again."""
+    _nudge_cache().delete(NUDGE_NOW_KEY if is_at_once else NUDGE_KEY)  # from now on, nudged again
     last = WebhookEvent.objects.filter(status=WebhookEvent.Status.QUEUED).aggregate(last=Max("pk"))["last"]
     total = 0
     while last is not None and (count := webhook_events_handle_queued(up_to=last)):
@@ -609,17 +612,39 @@ def _nudge_cache() -> BaseCache:
     return caches.create_connection("api")
 
 
+def _worker_nudge_for(records: list[WebhookEvent]) -> Callable[[], None] | None:
+    """How to tell the worker of these events once they are committed: at once when one of them
+    is not a status (a customer's message, waited for on an agent's screen), a moment later when
+    all are; None when none is queued for it."""
+    queued = [record for record in records if record.status == WebhookEvent.Status.QUEUED]
+    if not queued:
+        return None
+    return _worker_nudge if all(record.kind in BATCHED_KINDS for record in queued) else _worker_nudge_now
+
+
 def _worker_nudge() -> None:
-    """(After a commit that stored queued events.) Tell the worker, unless it was told and has not
-    started yet: a burst of deliveries sends it one task, not one each. The task starts
+    """(After a commit that stored queued statuses.) Tell the worker, unless it was told and has
+    not started yet: a burst of deliveries sends it one task, not one each. The task starts
     `QUEUED_GATHER_S` later, so that under a campaign's steady stream each batch takes what came
     meanwhile: a batch's statements are the same for 20 statuses as for 200 (bench/broadcast_day.py:
     batches of about 20 before, about 40 with this wait, and a quarter less of the worker's CPU)."""
+    _nudge(NUDGE_KEY, countdown=QUEUED_GATHER_S)
+
+
+def _worker_nudge_now() -> None:
+    """(After a commit that stored a queued customer's message, or another event but a status.)
+    Tell the worker to start at once, unless it was so told and has not started yet."""
+    _nudge(NUDGE_NOW_KEY, countdown=None)
+
+
+def _nudge(key: str, *, countdown: float | None) -> None:
     from whatsapp.tasks import handle_queued_events
 
     try:
-        if _nudge_cache().add(NUDGE_KEY, 1, timeout=10):
-            handle_queued_events.apply_async(countdown=QUEUED_GATHER_S)
+        if _nudge_cache().add(key, 1, timeout=10):
+            handle_queued_events.apply_async(
+                kwargs={"is_at_once": True} if key == NUDGE_NOW_KEY else {}, countdown=countdown
+            )
     except Exception:  # the events are stored: the beat's sweep handles them within a minute
         logger.exception("the worker could not be told of queued webhook events")
 

@@ -10,6 +10,7 @@ def redispatch_stale_events() -> int:
 
 
 @shared_task(name="whatsapp.handle_queued_events")
-def handle_queued_events() -> int:
-    """Handle the webhook events the web process stored for the worker (statuses, messages...)."""
-    return webhook_events_drain_queued()
+def handle_queued_events(*, is_at_once: bool = False) -> int:
+    """Handle the webhook events the web process stored for the worker (statuses, messages...);
+    `is_at_once`: started at once for a customer's message, not after the statuses' gathering."""
+    return webhook_events_drain_queued(is_at_once=is_at_once)

@@ -122,6 +122,28 @@ def test_the_worker_handles_what_was_queued_when_it_started_and_what_came_since_
     assert sent.status == "read"
 
 
+def test_a_customers_message_starts_the_worker_at_once_and_a_campaigns_statuses_a_moment_later(
+    client, sent, monkeypatch, django_capture_on_commit_callbacks
+):
+    from whatsapp.tasks import handle_queued_events
+
+    told = []
+    monkeypatch.setattr(
+        handle_queued_events, "apply_async", lambda kwargs, countdown: told.append((kwargs, countdown))
+    )
+    services._nudge_cache().delete(services.NUDGE_KEY, services.NUDGE_NOW_KEY)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_webhook(client, payloads.message_status("delivered", "wamid.campaign1"))
+        post_webhook(client, payloads.message_status("read", "wamid.campaign1"))  # the same task takes it
+        post_webhook(client, payloads.text_message("wamid.hello"))  # waited for on an agent's screen
+        post_webhook(client, payloads.text_message("wamid.again"))  # its task has not started yet
+    services._nudge_cache().delete(services.NUDGE_KEY, services.NUDGE_NOW_KEY)
+
+    assert told == [({}, services.QUEUED_GATHER_S), ({"is_at_once": True}, None)]
+    assert services.webhook_events_drain_queued(is_at_once=True) == 4
+
+
 def test_the_sweep_handles_queued_events_the_worker_was_never_told_of(client, sent):
     post_webhook(client, payloads.message_status("delivered", "wamid.campaign1"))
 
