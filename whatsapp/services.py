@@ -502,10 +502,12 @@ NUDGE_KEY = "whatsapp:queued-events-nudged"  # a task is on its way, `QUEUED_GAT
 NUDGE_NOW_KEY = "whatsapp:queued-events-nudged-now"  # a task is on its way at once
 
 
-def webhook_events_handle_queued(*, limit: int = QUEUED_BATCH, up_to: int | None = None) -> int:
+def webhook_events_handle_queued(
+    *, limit: int = QUEUED_BATCH, up_to: int | None = None, is_statuses_left: bool = False
+) -> int:
     """(The worker.) Handle the oldest queued events (with `up_to`, of those stored up to that
-    primary key) in one transaction: a run of up to `limit` statuses, or one event of another
-    kind; how many.
+    primary key; with `is_statuses_left`, of those but statuses) in one transaction: a run of up to
+    `limit` statuses, or one event of another kind; how many.
 
     The events are locked, handled in arrival order (a run of one kind by its handler of many, as
     in the request), and marked handled (or failed, for `webhook_events_redispatch_stale` to retry)
@@ -519,6 +521,8 @@ def webhook_events_handle_queued(*, limit: int = QUEUED_BATCH, up_to: int | None
         )
         if up_to is not None:
             queued = queued.filter(pk__lte=up_to)
+        if is_statuses_left:
+            queued = queued.exclude(kind__in=BATCHED_KINDS)
         records = list(queued.order_by("pk")[:limit])
         if not records:
             return 0
@@ -591,14 +595,17 @@ def webhook_events_drain_queued(*, is_at_once: bool = False) -> int:
     (`_worker_nudge`), and go in its batches with whatever else came meanwhile: under a campaign's
     steady stream, a task that took each event as soon as it came handled batches of a few dozen,
     each with a batch's statements. A customer's message (any event but a status) starts a task at
-    once (`_worker_nudge_now`, `is_at_once`): it is on its way to an agent's screen. None waits
-    longer: an event stored before this task took its nudge's key is among those it handles (the
+    once (`_worker_nudge_now`, `is_at_once`): it is on its way to an agent's screen. That task
+    leaves the statuses to gather for theirs (a status and a message concern different rows). None
+    waits longer: an event stored before a task took its nudge's key is among those it handles (the
     key goes first, then the last event is looked up); one stored after finds no key and nudges
     again."""
     _nudge_cache().delete(NUDGE_NOW_KEY if is_at_once else NUDGE_KEY)  # from now on, nudged again
     last = WebhookEvent.objects.filter(status=WebhookEvent.Status.QUEUED).aggregate(last=Max("pk"))["last"]
     total = 0
-    while last is not None and (count := webhook_events_handle_queued(up_to=last)):
+    while last is not None and (
+        count := webhook_events_handle_queued(up_to=last, is_statuses_left=is_at_once)
+    ):
         total += count
     return total
 

@@ -141,7 +141,14 @@ def test_a_customers_message_starts_the_worker_at_once_and_a_campaigns_statuses_
     services._nudge_cache().delete(services.NUDGE_KEY, services.NUDGE_NOW_KEY)
 
     assert told == [({}, services.QUEUED_GATHER_S), ({"is_at_once": True}, None)]
-    assert services.webhook_events_drain_queued(is_at_once=True) == 4
+    # The task at once takes the messages; the statuses gather for theirs.
+    assert services.webhook_events_drain_queued(is_at_once=True) == 2
+    assert Message.objects.filter(direction="inbound").count() == 2
+    assert list(WebhookEvent.objects.filter(status="queued").values_list("kind", flat=True)) == [
+        "message.status",
+        "message.status",
+    ]
+    assert services.webhook_events_drain_queued() == 2
 
 
 def test_the_sweep_handles_queued_events_the_worker_was_never_told_of(client, sent):
