@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -308,9 +309,20 @@ def live_media_channels() -> set[str]:
         client.close()
 
 
+# What other apps add to the wallboard's snapshot (the work after calls, from recordings): each a
+# function of the snapshot's time giving its part, by name. The calls app imports none of them.
+_wallboard_parts: list[Callable[[datetime], dict]] = []
+
+
+def wallboard_part_register(part: Callable[[datetime], dict]) -> None:
+    if part not in _wallboard_parts:
+        _wallboard_parts.append(part)
+
+
 def wallboard_snapshot(*, with_charts: bool = False) -> dict:
-    """The floor right now: per queue the waiting calls and the longest wait, and agents by state;
-    `with_charts`: the charts of the day too (calls.charts), as SVG markup."""
+    """The floor right now: per queue the waiting calls and the longest wait, and agents by state,
+    with the parts other apps add (`wallboard_part_register`); `with_charts`: the charts of the day
+    too (calls.charts), as SVG markup."""
     now = timezone.now()
     queues = []
     for queue in Queue.objects.annotate(
@@ -342,6 +354,8 @@ def wallboard_snapshot(*, with_charts: bool = False) -> dict:
         for status, label in Agent.Status.choices
     ]
     snapshot = {"type": "wallboard.snapshot", "at": now.isoformat(), "queues": queues, "agents": agents}
+    for part in _wallboard_parts:
+        snapshot.update(part(now))
     if with_charts:
         snapshot["charts"] = wallboard_charts(at=now)
         for queue in queues:  # for the page's first drawing; the socket's frames carry charts.queues

@@ -3,7 +3,7 @@ import re
 
 from django.contrib import admin
 from django.contrib.admin.views.main import SEARCH_VAR
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
@@ -16,7 +16,7 @@ from core.access import viewer_of
 from core.admin import Reader, ReadOnlyAdmin, ReadOnlyInline, read_by
 from messaging.models import Charge
 from recordings.models import Erasure, Recording, Summary
-from recordings.selectors import call_review, call_timeline
+from recordings.selectors import call_review, call_timeline, recordings_ahead_of
 
 # What a search for a phone number may be written with besides its digits: "+44 (20) 7946-0000".
 NUMBER_PUNCTUATION = re.compile(r"[\s()+.-]")
@@ -68,7 +68,7 @@ class CallReviewAdmin(ReadOnlyAdmin):
 
     list_display = [
         "when", "way", "contact", "queue", "agent_name", "wait", "talk", "ended", "sentiment", "outcome",
-        "recorded",
+        "after_the_call",
     ]  # fmt: skip
     list_filter = [
         "started_at",
@@ -110,6 +110,15 @@ class CallReviewAdmin(ReadOnlyAdmin):
                 summary_sentiment=F("summary__sentiment"),
                 summary_outcome=F("summary__outcome"),
                 is_recorded=Exists(Recording.objects.filter(call_id=OuterRef("pk"))),
+                recording_status=F("recording__status"),
+                recording_progress=F("recording__progress"),
+                recording_in_line=Subquery(  # counted for the page's rows only
+                    recordings_ahead_of(OuterRef("recording__created_at"))
+                    .order_by()
+                    .values("status")
+                    .annotate(count=Count("pk"))
+                    .values("count")
+                ),
             )
         )
 
@@ -185,9 +194,17 @@ class CallReviewAdmin(ReadOnlyAdmin):
     def outcome(self, call: Call) -> str:
         return call.summary_outcome or "—"
 
-    @admin.display(description="Rec.", boolean=True, ordering="is_recorded")
-    def recorded(self, call: Call) -> bool:
-        return call.is_recorded
+    @admin.display(description="After the call", ordering="recording__status")
+    def after_the_call(self, call: Call) -> str:
+        """Where the call's recording is: queued (its place in line), transcribing, summarising,
+        done or failed; "—" for a call with no recording (no conversation)."""
+        if not call.is_recorded:
+            return "—"
+        if call.recording_status == Recording.Status.QUEUED:
+            return f"queued ({call.recording_in_line} in line)"
+        if call.recording_status == Recording.Status.TRANSCRIBING:
+            return f"transcribing ({call.recording_progress} %)"
+        return Recording.Status(call.recording_status).label.lower()
 
 
 def _minutes(span: datetime.timedelta) -> str:

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Count, Min, Q, QuerySet
+
 from calls.models import Call, CallEvent
 from compliance.models import ConsentRecord
 from core.access import Viewer
@@ -69,10 +71,43 @@ def summary_for_display(*, summary: Summary | None, is_raw: bool, country: str =
 
 
 def recording_progress(recording: Recording | None) -> dict:
-    """Where the work after the call stands, as the call page shows it."""
+    """Where the work after the call stands, as the call page shows it; a queued recording's place
+    in line too (1: the next to be transcribed)."""
     if recording is None:
-        return {"status": "none", "progress": 0, "failure": ""}
-    return {"status": recording.status, "progress": recording.progress, "failure": recording.failure}
+        return {"status": "none", "progress": 0, "failure": "", "in_line": None}
+    return {
+        "status": recording.status,
+        "progress": recording.progress,
+        "failure": recording.failure,
+        "in_line": recording_place_in_line(recording)
+        if recording.status == Recording.Status.QUEUED
+        else None,
+    }
+
+
+def recordings_ahead_of(created_at) -> QuerySet[Recording]:
+    """The queued recordings stored up to `created_at`: those a recording then stored waits behind
+    (the queue is first in, first out), itself included."""
+    return Recording.objects.filter(status=Recording.Status.QUEUED, created_at__lte=created_at)
+
+
+def recording_place_in_line(recording: Recording) -> int:
+    return recordings_ahead_of(recording.created_at).count()
+
+
+def after_calls_backlog(now: datetime) -> dict:
+    """The work after calls waiting or under way, for the wallboard: recordings queued for
+    transcription (and how long the oldest has waited), being transcribed, being summarised."""
+    counts = Recording.objects.aggregate(
+        queued=Count("pk", filter=Q(status=Recording.Status.QUEUED)),
+        transcribing=Count("pk", filter=Q(status=Recording.Status.TRANSCRIBING)),
+        summarising=Count("pk", filter=Q(status=Recording.Status.SUMMARISING)),
+        oldest_queued_at=Min("created_at", filter=Q(status=Recording.Status.QUEUED)),
+    )
+    oldest = counts.pop("oldest_queued_at")
+    return {
+        "after_calls": {**counts, "oldest_queued_s": round((now - oldest).total_seconds()) if oldest else 0}
+    }
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from core.jobs import enqueue_on_commit
 from core.realtime import broadcast_on_commit
 from recordings import broker, crypto
 from recordings.models import Erasure, Recording, Summary, Transcript, recordings_storage
-from recordings.selectors import call_facts, transcript_lines
+from recordings.selectors import call_facts, recording_place_in_line, transcript_lines
 from recordings.summaries import summarise
 from recordings.transcription import TranscriptionError, transcribe_recording
 
@@ -222,7 +222,7 @@ def _queue_transcription(recording: Recording) -> None:
     from recordings.tasks import transcribe_call
 
     enqueue_on_commit(transcribe_call, recording_id=recording.pk)
-    _push_progress(recording.call_id, Recording.Status.QUEUED, 0)
+    _push_progress(recording.call_id, Recording.Status.QUEUED, 0, in_line=recording_place_in_line(recording))
 
 
 class TransientError(Exception):
@@ -400,14 +400,21 @@ def call_filed_received(sender, *, call_id: int, **kwargs) -> None:
         _queue_summary(call_id)
 
 
-def _push_progress(call_id: int | None, status: str, percent: int, *, failure: str = "") -> None:
-    """To the call's page, once committed (at once when outside a transaction)."""
+def _push_progress(
+    call_id: int | None, status: str, percent: int, *, failure: str = "", in_line: int | None = None
+) -> None:
+    """To the call's page, once committed (at once when outside a transaction); a step begun or
+    ended moves the wallboard's backlog too."""
     if call_id is None:
         return
     event = {"type": "recording.progress", "call_id": call_id, "status": status, "progress": percent}
     if failure:
         event["failure"] = failure
+    if in_line is not None:
+        event["in_line"] = in_line
     broadcast_on_commit(f"call.{call_id}", event)
+    if percent == 0 or status in (Recording.Status.DONE, Recording.Status.FAILED):
+        broadcast_on_commit("supervisors", {"type": "wallboard.changed", "call_id": call_id})
 
 
 def recordings_requeue_stalled() -> int:

@@ -182,7 +182,7 @@ def test_the_review_list_shows_what_a_supervisor_scans(client):
     row = response.content.decode().split(link, 1)[1].split("</tr>")[0]
     assert _cells(row) == [
         date_format(timezone.localtime(call.started_at), "Y-m-d H:i"), "In", "Ravi Patel (+447700900312)",
-        "Care", "Amira Haddad", "0:15", "1:20", "Completed", "negative", "resolved", "True",
+        "Care", "Amira Haddad", "0:15", "1:20", "Completed", "negative", "resolved", "done",
     ]  # fmt: skip
 
 

@@ -20,6 +20,11 @@ function render(snapshot) {
       tile.querySelector('[data-field="service_level"]').textContent = snapshot.charts.queues[tile.dataset.queue] || "no calls";
     }
   }
+  // The work after calls (recordings waiting for transcription, being transcribed or summarised).
+  for (const [field, value] of Object.entries(snapshot.after_calls || {})) {
+    const cell = root.querySelector(`[data-after="${field}"]`);
+    if (cell) cell.textContent = value;
+  }
   for (const agents of snapshot.agents) {
     const cell = root.querySelector(`[data-agents="${agents.status}"]`);
     if (cell) cell.textContent = agents.count;

@@ -36,7 +36,7 @@ if (player) {
 }
 
 const PROGRESS = {
-  queued: () => "Transcription queued…",
+  queued: (frame) => `Queued for transcription${frame.in_line ? `: number ${frame.in_line} in line` : ""}…`,
   transcribing: (frame) => `Transcribing: ${frame.progress} %…`,
   summarising: () => "Summarising…",
   failed: (frame) => `The transcript could not be made: ${frame.failure || "unknown reason"}`,
