@@ -54,6 +54,7 @@ SHARED_CHANNEL = MEDIA_CHANNEL
 HEARTBEAT_KEY_PREFIX = "switchboard:media:alive:"
 HEARTBEAT_INTERVAL_S = 5
 HEARTBEAT_TTL_S = 15
+WAV_HEADER_BYTES = 44  # a spooled recording no larger holds no audio (Python's wave writes it first)
 AGENT_WAITS_FOR_ANSWER_S = 15  # an agent's leg waits this long for the customer's to be answered
 LEFTOVER_QUIET_S = 60  # a spool file untouched this long belongs to no live media process
 
@@ -361,12 +362,15 @@ class CallMedia:
             status = await database_sync_to_async(_call_status)(call_id)
             if status in Call.LIVE_STATUSES:
                 continue
+            if path.stat().st_size <= WAV_HEADER_BYTES:  # its conversation never started: nothing in it
+                path.unlink(missing_ok=True)
+                continue
             try:
                 facts = await asyncio.to_thread(_recording_facts, path)
             except (OSError, EOFError, wave.Error) as error:
                 logger.error("call %s: the leftover recording %s is unreadable (%s)", call_id, path, error)
                 continue
-            if not facts["duration_s"]:  # its conversation never started: nothing to keep
+            if not facts["duration_s"]:  # the header alone: its conversation never started
                 path.unlink(missing_ok=True)
                 continue
             await database_sync_to_async(recording_finished.send)(

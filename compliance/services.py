@@ -330,6 +330,7 @@ def _refuse_marketing_to_who_stopped_it(
     says so (as synced from Meta); Meta would fail it with 131050 for a customer who stopped them."""
     is_marketing = Template.objects.filter(
         waba_id=business_number.waba_id,
+        status=Template.Status.APPROVED,
         name=name,
         language=settings.OUTREACH_TEMPLATE_LANGUAGE,
         category=RateCard.Category.MARKETING,

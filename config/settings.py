@@ -163,7 +163,7 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 # Transcriptions take seconds to minutes of CPU each: they have a queue and a worker of their own
-# (the Procfile's `recordings`; more of them take more calls), so that ring timeouts and sweeps
+# (the Procfile's `recordings`; a higher concurrency takes more calls), so that ring timeouts and sweeps
 # never wait behind them. Summaries take a fraction of a second: they have a queue and a worker of
 # their own too (the Procfile's `summaries`), so that no summary waits behind a transcription.
 CELERY_RECORDINGS_QUEUE = env.str(
@@ -304,7 +304,7 @@ MEDIA_ICE_SERVERS = env.list("MEDIA_ICE_SERVERS", default=[])
 WHISPER_MODEL = env.str("WHISPER_MODEL", default="")
 WHISPER_COMPUTE_TYPE = env.str("WHISPER_COMPUTE_TYPE", default="int8")
 # Where Whisper runs: "auto" (a CUDA GPU when CTranslate2 finds one, else the CPU), "cuda" or "cpu".
-# A GPU that cannot be used (no driver, too little memory) falls back to the CPU, logged. On a GPU
+# A GPU that cannot be used (no driver, a library missing) falls back to the CPU, logged. On a GPU
 # the model runs as WHISPER_GPU_COMPUTE_TYPE and decodes a channel's speech WHISPER_BATCH_SIZE
 # stretches at a time (faster-whisper's batched inference).
 WHISPER_DEVICE = env.str("WHISPER_DEVICE", default="auto")

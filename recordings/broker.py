@@ -21,19 +21,25 @@ UNACKED_KEY = "unacked"  # kombu.transport.redis.Channel.unacked_key
 def tasks_waiting(*, task: str, queue: str, argument: str) -> set | None:
     """The values of the keyword `argument` of every `task` message waiting in `queue` or taken by a
     worker and not yet done. None when the broker cannot be read (the caller then assumes all waits)."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5, socket_connect_timeout=2)
+    except ValueError as error:  # not a Redis broker: nothing to read
+        logger.warning("the broker's queue %s cannot be read: %r", queue, error)
+        return None
     try:
         queued = client.lrange(queue, 0, -1)
-        taken = [json.loads(entry)[0] for entry in client.hvals(UNACKED_KEY)]
-    except (redis.RedisError, ValueError, IndexError, TypeError) as error:
+        taken = client.hvals(UNACKED_KEY)  # each [message, exchange, routing key]
+    except redis.RedisError as error:
         logger.warning("the broker's queue %s could not be read: %r", queue, error)
         return None
     finally:
         client.close()
     values = set()
-    for message in [*queued, *taken]:
+    for message, is_taken in [*((message, False) for message in queued), *((entry, True) for entry in taken)]:
         try:
-            found = _argument_of(message, task=task, argument=argument)
+            found = _argument_of(
+                json.loads(message)[0] if is_taken else message, task=task, argument=argument
+            )
         except (ValueError, KeyError, TypeError, IndexError):  # not a Celery message of ours
             continue
         if found is not None:

@@ -120,6 +120,11 @@ class Summary(TimeStampedModel):
     )
     backend = models.CharField(max_length=16)
     note = models.CharField(max_length=255, blank=True, help_text="E.g. why the chosen backend was not used.")
+    call_as_of = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The call's last change when its facts were read: a call changed since is summarised anew.",
+    )
 
     class Meta:
         verbose_name_plural = "summaries"

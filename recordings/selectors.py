@@ -87,7 +87,8 @@ def recording_progress(recording: Recording | None) -> dict:
 
 def recordings_ahead_of(created_at) -> QuerySet[Recording]:
     """The queued recordings stored up to `created_at`: those a recording then stored waits behind
-    (the queue is first in, first out), itself included."""
+    (the queue is first in, first out), itself included. Approximate for work queued again (by the
+    sweep, or after a storage error), which waits at the back of the line."""
     return Recording.objects.filter(status=Recording.Status.QUEUED, created_at__lte=created_at)
 
 
@@ -98,7 +99,8 @@ def recording_place_in_line(recording: Recording) -> int:
 def after_calls_backlog(now: datetime) -> dict:
     """The work after calls waiting or under way, for the wallboard: recordings queued for
     transcription (and how long the oldest has waited), being transcribed, being summarised."""
-    counts = Recording.objects.aggregate(
+    in_progress = [Recording.Status.QUEUED, Recording.Status.TRANSCRIBING, Recording.Status.SUMMARISING]
+    counts = Recording.objects.filter(status__in=in_progress).aggregate(
         queued=Count("pk", filter=Q(status=Recording.Status.QUEUED)),
         transcribing=Count("pk", filter=Q(status=Recording.Status.TRANSCRIBING)),
         summarising=Count("pk", filter=Q(status=Recording.Status.SUMMARISING)),

@@ -338,14 +338,16 @@ def call_summarise(*, call_id: int) -> Summary | None:
     None when the call has no transcript (not yet, or erased meanwhile) or is gone. The agent who
     took the call is told once, when the first summary is written; the call's page every time.
 
-    A summary written since the transcript and since the call last changed (its wrap-up filed, say)
-    stands: a second copy of the task returns it, and changes, pushes and publishes nothing."""
+    A summary of the call as it is now (written since the transcript, of the call's facts as of its
+    last change: `Summary.call_as_of`) stands: a second copy of the task returns it, and changes,
+    pushes and publishes nothing. A call that changed while its summary was being written (its
+    wrap-up filed meanwhile) is queued to be summarised again."""
     call = Call.objects.select_related("contact").filter(pk=call_id).first()
     transcript = Transcript.objects.filter(call_id=call_id).first()
     if call is None or transcript is None:
         return None
     current = Summary.objects.filter(
-        call_id=call_id, updated_at__gte=max(transcript.created_at, call.updated_at)
+        call_id=call_id, call_as_of=call.updated_at, updated_at__gte=transcript.created_at
     ).first()
     if (
         current is not None
@@ -357,6 +359,8 @@ def call_summarise(*, call_id: int) -> Summary | None:
         # Locked, and still there: a contact erased while the summary was written gets none.
         if not Transcript.objects.select_for_update().filter(pk=transcript.pk).exists():
             return None
+        if Call.objects.filter(pk=call_id).values_list("updated_at", flat=True).first() != call.updated_at:
+            _queue_summary(call_id)  # what was summarised has changed since: once more, as it is now
         summary, is_new = Summary.objects.update_or_create(
             call_id=call_id,
             defaults={
@@ -367,6 +371,7 @@ def call_summarise(*, call_id: int) -> Summary | None:
                 "sentiment_score": None if found.sentiment_score is None else round(found.sentiment_score, 3),
                 "backend": found.backend,
                 "note": found.note[:255],
+                "call_as_of": call.updated_at,
             },
         )
         Recording.objects.filter(call_id=call_id).update(
@@ -394,9 +399,9 @@ def _publish(call_id: int, kind: str, **data) -> None:
 
 
 def call_filed_received(sender, *, call_id: int, **kwargs) -> None:
-    """The agent filed the call's wrap-up: a summary written before it is written again with the
-    disposition and notes (one written after it has them already)."""
-    if Summary.objects.filter(call_id=call_id).exists():
+    """The agent filed the call's wrap-up: once the call has its transcript, its summary is written
+    (again) with the disposition and notes; one already written with them changes nothing."""
+    if Transcript.objects.filter(call_id=call_id).exists():
         _queue_summary(call_id)
 
 

@@ -11,6 +11,7 @@ on a GPU where one can be used (`settings.WHISPER_DEVICE`), else on the CPU.
 import functools
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,19 @@ def _transcribe(samples: np.ndarray, speaker: str, progress: Callable[[float], N
     if samples.size == 0 or float(np.sqrt(np.mean(np.square(samples)))) < SILENT_RMS:
         return []
     loaded = whisper_model()
+    if loaded.device == "cuda":
+        try:
+            return _segments(loaded, samples, speaker, progress)
+        except RuntimeError as error:  # CTranslate2's CUDA libraries fail at the first use, say
+            logger.warning("Whisper failed on the GPU (%s): it runs on the CPU from now on", error)
+            _gpu_failed.set()
+            loaded = whisper_model()
+    return _segments(loaded, samples, speaker, progress)
+
+
+def _segments(
+    loaded: "LoadedModel", samples: np.ndarray, speaker: str, progress: Callable[[float], None]
+) -> list[Segment]:
     if loaded.device == "cuda":  # the speech found by the VAD, decoded in batches
         found, info = loaded.batched().transcribe(
             samples, batch_size=settings.WHISPER_BATCH_SIZE, beam_size=BEAM_SIZE, word_timestamps=True
@@ -129,10 +143,13 @@ class LoadedModel:
         return BatchedInferencePipeline(model=self.model)
 
 
+_gpu_failed = threading.Event()  # the GPU failed while transcribing: this process keeps to the CPU
+
+
 def whisper_model() -> LoadedModel:
     return _load_model(
         settings.WHISPER_MODEL,
-        settings.WHISPER_DEVICE,
+        "cpu" if _gpu_failed.is_set() else settings.WHISPER_DEVICE,
         settings.WHISPER_COMPUTE_TYPE,
         settings.WHISPER_GPU_COMPUTE_TYPE,
         settings.WHISPER_CPU_THREADS,

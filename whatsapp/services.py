@@ -120,7 +120,7 @@ def webhook_delivery_receive(*, body: bytes) -> DeliveryOutcome:
             record = _event_store_and_handle(delivery=delivery, event=event)
             if record is not None:
                 new_events.append(record)
-        if nudge := _worker_nudge_for(new_events):
+        for nudge in _worker_nudges_for(new_events):
             transaction.on_commit(nudge)
         duplicates = len(parsed.events) - len(new_events)
         if duplicates:
@@ -289,7 +289,7 @@ def _deliveries_store(
         for event, record in zip(events, group, strict=True)
         if record.status in TO_HANDLE_NOW
     ]  # fmt: skip
-    if nudge := _worker_nudge_for(every_record):
+    for nudge in _worker_nudges_for(every_record):
         transaction.on_commit(nudge)
     for delivery, (_, _, parsed_delivery) in zip(deliveries, parsed, strict=True):
         if parsed_delivery.problems:
@@ -619,14 +619,19 @@ def _nudge_cache() -> BaseCache:
     return caches.create_connection("api")
 
 
-def _worker_nudge_for(records: list[WebhookEvent]) -> Callable[[], None] | None:
-    """How to tell the worker of these events once they are committed: at once when one of them
-    is not a status (a customer's message, waited for on an agent's screen), a moment later when
-    all are; None when none is queued for it."""
-    queued = [record for record in records if record.status == WebhookEvent.Status.QUEUED]
-    if not queued:
-        return None
-    return _worker_nudge if all(record.kind in BATCHED_KINDS for record in queued) else _worker_nudge_now
+def _worker_nudges_for(records: list[WebhookEvent]) -> list[Callable[[], None]]:
+    """How to tell the worker of these events once they are committed: for statuses, a task a moment
+    later (`_worker_nudge`); for any other event (a customer's message, waited for on an agent's
+    screen), a task at once (`_worker_nudge_now`), which leaves statuses to theirs. A delivery or
+    a batch with both kinds sends both."""
+    kinds = {
+        record.kind in BATCHED_KINDS for record in records if record.status == WebhookEvent.Status.QUEUED
+    }
+    return [
+        nudge
+        for is_status, nudge in ((True, _worker_nudge), (False, _worker_nudge_now))
+        if is_status in kinds
+    ]
 
 
 def _worker_nudge() -> None:

@@ -46,6 +46,9 @@ def test_leftover_recordings_of_ended_calls_are_stored_and_live_and_empty_ones_n
     spool_file(spool / f"call-{just_ended.pk}.wav", seconds=1.0)  # its own process may still store it
     no_conversation = CallFactory(status=Call.Status.ENDED)
     spool_file(spool / f"call-{no_conversation.pk}.wav", seconds=0, age_s=120)  # no agent came: empty
+    never_written = CallFactory(status=Call.Status.ENDED)
+    (spool / f"call-{never_written.pk}.wav").touch()  # the process died before writing a byte
+    os.utime(spool / f"call-{never_written.pk}.wav", (time.time() - 120, time.time() - 120))
     (spool / "call-notanumber.wav").write_bytes(b"junk")
     media = CallMedia(process=MediaProcess(handlers={}), spool_dir=spool)
 

@@ -312,3 +312,45 @@ def test_a_second_copy_of_a_summary_changes_pushes_and_publishes_nothing(
 
     assert (again.pk, Summary.objects.get(call=call).updated_at) == (first.pk, first.updated_at)
     assert (frames_of(page_layer, page_channel), published) == ([], [])
+
+
+def test_a_wrap_up_filed_while_the_summary_is_written_is_summarised_once_more(
+    recordings_storage, tmp_path, monkeypatch
+):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    queued_on(settings.CELERY_RECORDINGS_QUEUE)
+    recording_transcribe(recording_id=recording.pk)
+    queued_on(settings.CELERY_SUMMARIES_QUEUE)
+    real_summarise = services.summarise
+
+    def filed_meanwhile(**arguments):
+        found = real_summarise(**arguments)  # the slow part: a model endpoint, say
+        call_wrap_up(agent_id=call.agent_id, call_id=call.pk, disposition="wrong_number", notes="")
+        return found
+
+    monkeypatch.setattr(services, "summarise", filed_meanwhile)
+    first = call_summarise(call_id=call.pk)
+    monkeypatch.setattr(services, "summarise", real_summarise)
+    queued = queued_on(settings.CELERY_SUMMARIES_QUEUE)
+    again = call_summarise(call_id=call.pk)
+
+    assert first.outcome != "wrong_number"  # written of the call as it was read
+    assert queued == [("recordings.summarise_call", repr({"call_id": call.pk}))] * len(queued) and queued
+    assert again.outcome == "wrong_number"
+    assert call_summarise(call_id=call.pk).updated_at == again.updated_at  # now current: nothing more
+
+
+def test_the_sweep_queues_nothing_again_while_the_broker_cannot_say_what_waits(
+    recordings_storage, tmp_path, settings
+):
+    call = ended_call()
+    recording = stored(call, tmp_path, right=None)
+    queued_on(settings.CELERY_RECORDINGS_QUEUE)  # lost, perhaps: the broker cannot say
+    Recording.objects.filter(pk=recording.pk).update(updated_at=timezone.now() - timedelta(minutes=20))
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"  # nothing listens there
+
+    requeued = recordings_requeue_stalled()
+
+    assert requeued == 0
+    assert Recording.objects.get(pk=recording.pk).status == Recording.Status.QUEUED  # for a later sweep

@@ -83,6 +83,6 @@ def test_the_wallboard_shows_supervisors_the_work_after_calls(client, backlog):
     snapshot = wallboard_snapshot()
     page = client.get("/wallboard/").content.decode()
 
-    assert 240 <= snapshot["after_calls"].pop("oldest_queued_s") <= 242  # the seconds the test took
+    assert 240 <= snapshot["after_calls"].pop("oldest_queued_s") <= 260  # the seconds the test took
     assert snapshot["after_calls"] == {"queued": 3, "transcribing": 1, "summarising": 1}
     assert '<strong data-after="queued">3</strong> waiting for transcription' in page

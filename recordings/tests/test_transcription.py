@@ -154,3 +154,39 @@ def test_whisper_asked_to_use_a_gpu_it_cannot_use_runs_on_the_cpu_and_says_so(
     assert loaded.device == "cpu"
     assert "cannot run on the GPU" in caplog.text
     assert "4521" in " ".join(segment.text for segment in segments)
+
+
+def test_whisper_that_fails_on_the_gpu_while_transcribing_finishes_on_the_cpu_and_stays_there(
+    tmp_path, settings, monkeypatch, caplog
+):
+    from recordings import transcription
+
+    class FailingPipeline:
+        def transcribe(self, *args, **kwargs):
+            raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
+
+    class GpuModel(transcription.LoadedModel):
+        def batched(self):
+            return FailingPipeline()
+
+    real_load = transcription._load_model
+    monkeypatch.setattr(
+        transcription,
+        "_load_model",
+        lambda name, device, *rest: (
+            GpuModel(None, "cuda") if device != "cpu" else real_load(name, device, *rest)
+        ),
+    )
+    settings.WHISPER_DEVICE = "cuda"
+    path = stereo_recording(
+        tmp_path / "call.wav", left=AUDIO / "customer_order.wav", right=None, right_starts_s=0
+    )
+    try:
+        segments = transcribe_recording(path)
+        device_after = transcription.whisper_model().device
+    finally:
+        transcription._gpu_failed.clear()
+
+    assert "4521" in " ".join(segment.text for segment in segments)
+    assert device_after == "cpu"
+    assert "Whisper failed on the GPU" in caplog.text

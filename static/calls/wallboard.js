@@ -4,6 +4,7 @@
 const root = document.getElementById("wallboard");
 const connection = root.querySelector('[data-role="connection"]');
 let longestWaits = {}; // queue id → [seconds at snapshot, time of snapshot, whether anyone waits]
+let oldestQueued = null; // the same for the oldest recording waiting for transcription
 
 function render(snapshot) {
   const now = Date.now();
@@ -20,11 +21,13 @@ function render(snapshot) {
       tile.querySelector('[data-field="service_level"]').textContent = snapshot.charts.queues[tile.dataset.queue] || "no calls";
     }
   }
-  // The work after calls (recordings waiting for transcription, being transcribed or summarised).
+  // The work after calls (recordings waiting for transcription, being transcribed or summarised);
+  // the oldest one's wait ticks on between snapshots, as a stalled worker sends none.
   for (const [field, value] of Object.entries(snapshot.after_calls || {})) {
     const cell = root.querySelector(`[data-after="${field}"]`);
     if (cell) cell.textContent = value;
   }
+  if (snapshot.after_calls) oldestQueued = [snapshot.after_calls.oldest_queued_s, now, snapshot.after_calls.queued > 0];
   for (const agents of snapshot.agents) {
     const cell = root.querySelector(`[data-agents="${agents.status}"]`);
     if (cell) cell.textContent = agents.count;
@@ -53,6 +56,11 @@ function addTile(queue) {
 
 function tick() {
   const now = Date.now();
+  const oldestCell = root.querySelector('[data-after="oldest_queued_s"]');
+  if (oldestQueued && oldestCell) {
+    const [seconds, at, isWaiting] = oldestQueued;
+    oldestCell.textContent = isWaiting ? seconds + Math.floor((now - at) / 1000) : 0;
+  }
   for (const [queueId, [seconds, at, isWaiting]] of Object.entries(longestWaits)) {
     const shown = isWaiting ? seconds + Math.floor((now - at) / 1000) : 0; // a caller who just arrived waits too
     root.querySelector(`[data-queue="${queueId}"] [data-field="longest_wait"]`).textContent = `${shown} s`;

@@ -131,14 +131,14 @@ def test_a_customers_message_starts_the_worker_at_once_and_a_campaigns_statuses_
     monkeypatch.setattr(
         handle_queued_events, "apply_async", lambda kwargs, countdown: told.append((kwargs, countdown))
     )
-    services._nudge_cache().delete(services.NUDGE_KEY, services.NUDGE_NOW_KEY)
+    services._nudge_cache().delete_many([services.NUDGE_KEY, services.NUDGE_NOW_KEY])
 
     with django_capture_on_commit_callbacks(execute=True):
         post_webhook(client, payloads.message_status("delivered", "wamid.campaign1"))
         post_webhook(client, payloads.message_status("read", "wamid.campaign1"))  # the same task takes it
         post_webhook(client, payloads.text_message("wamid.hello"))  # waited for on an agent's screen
         post_webhook(client, payloads.text_message("wamid.again"))  # its task has not started yet
-    services._nudge_cache().delete(services.NUDGE_KEY, services.NUDGE_NOW_KEY)
+    services._nudge_cache().delete_many([services.NUDGE_KEY, services.NUDGE_NOW_KEY])
 
     assert told == [({}, services.QUEUED_GATHER_S), ({"is_at_once": True}, None)]
     # The task at once takes the messages; the statuses gather for theirs.
@@ -149,6 +149,30 @@ def test_a_customers_message_starts_the_worker_at_once_and_a_campaigns_statuses_
         "message.status",
     ]
     assert services.webhook_events_drain_queued() == 2
+
+
+def test_a_delivery_of_a_status_and_a_message_together_starts_both_tasks(
+    client, sent, monkeypatch, django_capture_on_commit_callbacks
+):
+    from whatsapp.tasks import handle_queued_events
+
+    told = []
+    monkeypatch.setattr(
+        handle_queued_events, "apply_async", lambda kwargs, countdown: told.append((kwargs, countdown))
+    )
+    services._nudge_cache().delete_many([services.NUDGE_KEY, services.NUDGE_NOW_KEY])
+    both = payloads.message_status("delivered", "wamid.campaign1")
+    both["entry"][0]["changes"].append(payloads.text_message("wamid.hello")["entry"][0]["changes"][0])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_webhook(client, both)
+    services._nudge_cache().delete_many([services.NUDGE_KEY, services.NUDGE_NOW_KEY])
+
+    assert sorted(told, key=str) == sorted(
+        [({}, services.QUEUED_GATHER_S), ({"is_at_once": True}, None)], key=str
+    )
+    assert services.webhook_events_drain_queued(is_at_once=True) == 1  # the message
+    assert services.webhook_events_drain_queued() == 1  # the status, by its own task
 
 
 def test_the_sweep_handles_queued_events_the_worker_was_never_told_of(client, sent):
