@@ -122,23 +122,30 @@ def test_the_worker_handles_what_was_queued_when_it_started_and_what_came_since_
     assert sent.status == "read"
 
 
-def test_a_customers_message_starts_the_worker_at_once_and_a_campaigns_statuses_a_moment_later(
-    client, sent, monkeypatch, django_capture_on_commit_callbacks
-):
+@pytest.fixture
+def told(monkeypatch) -> list[tuple[dict, float | None]]:
+    """The worker's tasks the web process starts (their arguments and countdown), none sent; the
+    nudges' keys cleared before and after."""
     from whatsapp.tasks import handle_queued_events
 
-    told = []
+    started = []
     monkeypatch.setattr(
-        handle_queued_events, "apply_async", lambda kwargs, countdown: told.append((kwargs, countdown))
+        handle_queued_events, "apply_async", lambda kwargs, countdown: started.append((kwargs, countdown))
     )
     services._nudge_cache().delete_many([services.NUDGE_KEY, services.NUDGE_NOW_KEY])
+    yield started
+    services._nudge_cache().delete_many([services.NUDGE_KEY, services.NUDGE_NOW_KEY])
+
+
+def test_a_customers_message_starts_the_worker_at_once_and_a_campaigns_statuses_a_moment_later(
+    client, sent, told, django_capture_on_commit_callbacks
+):
 
     with django_capture_on_commit_callbacks(execute=True):
         post_webhook(client, payloads.message_status("delivered", "wamid.campaign1"))
         post_webhook(client, payloads.message_status("read", "wamid.campaign1"))  # the same task takes it
         post_webhook(client, payloads.text_message("wamid.hello"))  # waited for on an agent's screen
         post_webhook(client, payloads.text_message("wamid.again"))  # its task has not started yet
-    services._nudge_cache().delete_many([services.NUDGE_KEY, services.NUDGE_NOW_KEY])
 
     assert told == [({}, services.QUEUED_GATHER_S), ({"is_at_once": True}, None)]
     # The task at once takes the messages; the statuses gather for theirs.
@@ -152,21 +159,13 @@ def test_a_customers_message_starts_the_worker_at_once_and_a_campaigns_statuses_
 
 
 def test_a_delivery_of_a_status_and_a_message_together_starts_both_tasks(
-    client, sent, monkeypatch, django_capture_on_commit_callbacks
+    client, sent, told, django_capture_on_commit_callbacks
 ):
-    from whatsapp.tasks import handle_queued_events
-
-    told = []
-    monkeypatch.setattr(
-        handle_queued_events, "apply_async", lambda kwargs, countdown: told.append((kwargs, countdown))
-    )
-    services._nudge_cache().delete_many([services.NUDGE_KEY, services.NUDGE_NOW_KEY])
     both = payloads.message_status("delivered", "wamid.campaign1")
     both["entry"][0]["changes"].append(payloads.text_message("wamid.hello")["entry"][0]["changes"][0])
 
     with django_capture_on_commit_callbacks(execute=True):
         post_webhook(client, both)
-    services._nudge_cache().delete_many([services.NUDGE_KEY, services.NUDGE_NOW_KEY])
 
     assert sorted(told, key=str) == sorted(
         [({}, services.QUEUED_GATHER_S), ({"is_at_once": True}, None)], key=str
