@@ -51,7 +51,8 @@ def test_a_supervisor_reviews_a_call_as_its_transcript_and_summary_arrive(
         page = browser.new_context().new_page()
         sign_in(page, url, supervisor.username, PASSWORD)
         page.goto(f"{url}/calls/{call.pk}/")
-        expect(page.locator("[data-role=summary]")).to_contain_text("Queued for transcription: number 1 in line")
+        waiting = page.locator("[data-role=summary]")
+        expect(waiting).to_contain_text("Queued for transcription: number 1 in line")
 
         # As the recordings worker would, from its own thread (Playwright's loop runs in this one).
         with ThreadPoolExecutor(1) as worker:
