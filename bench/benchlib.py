@@ -90,12 +90,21 @@ def worker_running() -> Iterator[subprocess.Popen]:
     within `web_server()`. Stopped on exit: a warm shutdown (the task in hand is finished), and a
     worker still busy after 30 s (on a backlog an earlier run left in the database, say) is killed
     with its pool rather than left running."""
-    command = [sys.executable, "-m", "celery", "--app", "config", "worker", "--loglevel", "WARNING"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "--app",
+        "config",
+        "worker",
+        "--loglevel",
+        "WARNING",
+        "--concurrency",
+        "2",
+    ]
     environment = {**server_environment(), "WEBHOOK_HANDLE_IN_WORKER": "true"}
     # A session of its own: should it not stop, it is killed with its pool.
-    worker = subprocess.Popen(
-        [*command, "--concurrency", "2"], cwd=ROOT, env=environment, start_new_session=True
-    )
+    worker = subprocess.Popen(command, cwd=ROOT, env=environment, start_new_session=True)
     try:
         yield worker
     finally:

@@ -19,7 +19,7 @@ from compliance.decisions import (
 from compliance.models import AuditEvent, CallPermission, ConsentRecord
 from core.events import event_publish
 from messaging.models import Contact, RateCard, Template
-from messaging.preferences import marketing_stopped_reason, marketing_stopped_since
+from messaging.preferences import marketing_refuse_if_stopped
 from messaging.services import contact_get_or_create, message_record_inbound, message_send_now
 from whatsapp.client import (
     GraphClient,
@@ -335,10 +335,8 @@ def _refuse_marketing_to_who_stopped_it(
         language=settings.OUTREACH_TEMPLATE_LANGUAGE,
         category=RateCard.Category.MARKETING,
     ).exists()
-    if is_marketing and (
-        since := marketing_stopped_since(business_number_id=business_number.pk, contact_id=contact.pk)
-    ):
-        raise ValidationError(marketing_stopped_reason(since), code="marketing_stopped")
+    if is_marketing:
+        marketing_refuse_if_stopped(business_number_id=business_number.pk, contact_id=contact.pk)
 
 
 FALLBACK_KINDS = ("permission_request", "call_button")

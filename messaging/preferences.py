@@ -11,6 +11,7 @@ is already so changes nothing.
 import datetime
 import logging
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from messaging.models import MarketingPreference, MarketingPreferenceChange
@@ -42,6 +43,14 @@ def marketing_stopped_reason(since: datetime.datetime) -> str:
         f"The customer stopped marketing messages from this number on {when:%Y-%m-%d %H:%M} UTC: "
         "marketing templates are not sent to them (utility and authentication templates still are)."
     )
+
+
+def marketing_refuse_if_stopped(*, business_number_id: int, contact_id: int) -> None:
+    """Before a marketing template is sent: refused (ValidationError ``marketing_stopped``, saying
+    since when) if the customer stopped marketing messages from the number."""
+    since = marketing_stopped_since(business_number_id=business_number_id, contact_id=contact_id)
+    if since is not None:
+        raise ValidationError(marketing_stopped_reason(since), code="marketing_stopped")
 
 
 @transaction.atomic

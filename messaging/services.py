@@ -34,9 +34,8 @@ from messaging.models import (
 from messaging.preferences import (
     MARKETING_STOPPED,
     marketing_preference_apply,
+    marketing_refuse_if_stopped,
     marketing_refused_by_meta,
-    marketing_stopped_reason,
-    marketing_stopped_since,
 )
 from messaging.selectors import (
     AMOUNT_PLACES,
@@ -784,9 +783,7 @@ def message_send_template(
         )
     is_retry = bool(idempotency_key) and Message.objects.filter(idempotency_key=idempotency_key).exists()
     if template.category == RateCard.Category.MARKETING and not is_retry:  # a retry gets its message
-        stopped_since = marketing_stopped_since(business_number_id=business_number.pk, contact_id=contact.pk)
-        if stopped_since is not None:
-            raise ValidationError(marketing_stopped_reason(stopped_since), code="marketing_stopped")
+        marketing_refuse_if_stopped(business_number_id=business_number.pk, contact_id=contact.pk)
     components = None
     if parameters:
         components = [

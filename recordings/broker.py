@@ -7,6 +7,7 @@ that has taken one and not yet finished it (the tasks here are acknowledged late
 """
 
 import base64
+import contextlib
 import json
 import logging
 
@@ -18,33 +19,42 @@ logger = logging.getLogger(__name__)
 UNACKED_KEY = "unacked"  # kombu.transport.redis.Channel.unacked_key
 
 
-def tasks_waiting(*, task: str, queue: str, argument: str) -> set | None:
-    """The values of the keyword `argument` of every `task` message waiting in `queue` or taken by a
-    worker and not yet done. None when the broker cannot be read (the caller then assumes all waits)."""
+def tasks_waiting(wanted: dict[str, tuple[str, str]]) -> dict[str, set] | None:
+    """For each queue of `wanted` (queue → its task's name and a keyword argument), the values of
+    that argument in every message of the task waiting in the queue or taken by a worker and not
+    yet done: one read of the broker for them all. None when the broker cannot be read (the caller
+    then assumes all waits)."""
     try:
         client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5, socket_connect_timeout=2)
     except ValueError as error:  # not a Redis broker: nothing to read
-        logger.warning("the broker's queue %s cannot be read: %r", queue, error)
+        logger.warning("the broker cannot be read: %r", error)
         return None
     try:
-        queued = client.lrange(queue, 0, -1)
-        taken = client.hvals(UNACKED_KEY)  # each [message, exchange, routing key]
+        with client.pipeline(transaction=False) as pipe:
+            for queue in wanted:
+                pipe.lrange(queue, 0, -1)
+            pipe.hvals(UNACKED_KEY)  # each [message, exchange, routing key]
+            *queued, taken = pipe.execute()
     except redis.RedisError as error:
-        logger.warning("the broker's queue %s could not be read: %r", queue, error)
+        logger.warning("the broker could not be read: %r", error)
         return None
     finally:
         client.close()
-    values = set()
-    for message, is_taken in [*((message, False) for message in queued), *((entry, True) for entry in taken)]:
-        try:
-            found = _argument_of(
-                json.loads(message)[0] if is_taken else message, task=task, argument=argument
-            )
-        except (ValueError, KeyError, TypeError, IndexError):  # not a Celery message of ours
-            continue
-        if found is not None:
-            values.add(found)
-    return values
+    taken_messages = []  # a worker's, of any queue: each is told apart by its task's name
+    for entry in taken:
+        with contextlib.suppress(ValueError, IndexError, TypeError):
+            taken_messages.append(json.loads(entry)[0])
+    waiting = {}
+    for (queue, (task, argument)), messages in zip(wanted.items(), queued, strict=True):
+        waiting[queue] = set()
+        for message in [*messages, *taken_messages]:
+            try:
+                found = _argument_of(message, task=task, argument=argument)
+            except (ValueError, KeyError, TypeError, IndexError):  # not a Celery message of ours
+                continue
+            if found is not None:
+                waiting[queue].add(found)
+    return waiting
 
 
 def _argument_of(message: bytes | str | dict, *, task: str, argument: str):

@@ -46,6 +46,8 @@ class Recording(TimeStampedModel):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
+    IN_PROGRESS = (Status.QUEUED, Status.TRANSCRIBING, Status.SUMMARISING)  # the work after the call
+
     call = models.OneToOneField("calls.Call", on_delete=models.CASCADE, related_name="recording")
     file = models.FileField(storage=recordings_storage, max_length=255)
     format = models.CharField(max_length=8, choices=Format.choices, default=Format.WAV)

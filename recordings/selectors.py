@@ -99,8 +99,7 @@ def recording_place_in_line(recording: Recording) -> int:
 def after_calls_backlog(now: datetime) -> dict:
     """The work after calls waiting or under way, for the wallboard: recordings queued for
     transcription (and how long the oldest has waited), being transcribed, being summarised."""
-    in_progress = [Recording.Status.QUEUED, Recording.Status.TRANSCRIBING, Recording.Status.SUMMARISING]
-    counts = Recording.objects.filter(status__in=in_progress).aggregate(
+    counts = Recording.objects.filter(status__in=Recording.IN_PROGRESS).aggregate(
         queued=Count("pk", filter=Q(status=Recording.Status.QUEUED)),
         transcribing=Count("pk", filter=Q(status=Recording.Status.TRANSCRIBING)),
         summarising=Count("pk", filter=Q(status=Recording.Status.SUMMARISING)),

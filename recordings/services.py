@@ -431,30 +431,27 @@ def recordings_requeue_stalled() -> int:
 
     now = timezone.now()
     stalled = list(
-        Recording.objects.filter(
-            status__in=[Recording.Status.QUEUED, Recording.Status.TRANSCRIBING, Recording.Status.SUMMARISING],
-            updated_at__lt=now - LEASE,
-        ).values_list("pk", "call_id", "status")
+        Recording.objects.filter(status__in=Recording.IN_PROGRESS, updated_at__lt=now - LEASE).values_list(
+            "pk", "call_id", "status"
+        )
     )
     if not stalled:
         return 0
-    waiting = {
-        Recording.Status.QUEUED: broker.tasks_waiting(
-            task=transcribe_call.name, queue=settings.CELERY_RECORDINGS_QUEUE, argument="recording_id"
-        ),
-        Recording.Status.SUMMARISING: broker.tasks_waiting(
-            task=summarise_call.name, queue=settings.CELERY_SUMMARIES_QUEUE, argument="call_id"
-        ),
-    }
+    waiting = broker.tasks_waiting(
+        {
+            settings.CELERY_RECORDINGS_QUEUE: (transcribe_call.name, "recording_id"),
+            settings.CELERY_SUMMARIES_QUEUE: (summarise_call.name, "call_id"),
+        }
+    )
     count = 0
     for recording_id, call_id, status in stalled:
-        if status in waiting:
-            in_line = waiting[status]
-            if (
-                in_line is None
-                or (call_id if status == Recording.Status.SUMMARISING else recording_id) in in_line
-            ):
-                continue  # waiting its turn (or the broker cannot say: nothing is sent twice)
+        # A queued recording's transcription, or a summarising one's summary, may wait in line.
+        in_line = {
+            Recording.Status.QUEUED: (settings.CELERY_RECORDINGS_QUEUE, recording_id),
+            Recording.Status.SUMMARISING: (settings.CELERY_SUMMARIES_QUEUE, call_id),
+        }.get(status)
+        if in_line is not None and (waiting is None or in_line[1] in waiting[in_line[0]]):
+            continue  # waiting its turn (or the broker cannot say: nothing is sent twice)
         with transaction.atomic():
             # Only if still as it was seen; from now on not stalled for another LEASE.
             to_status = (

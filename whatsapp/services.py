@@ -624,14 +624,10 @@ def _worker_nudges_for(records: list[WebhookEvent]) -> list[Callable[[], None]]:
     later (`_worker_nudge`); for any other event (a customer's message, waited for on an agent's
     screen), a task at once (`_worker_nudge_now`), which leaves statuses to theirs. A delivery or
     a batch with both kinds sends both."""
-    kinds = {
+    statuses = [
         record.kind in BATCHED_KINDS for record in records if record.status == WebhookEvent.Status.QUEUED
-    }
-    return [
-        nudge
-        for is_status, nudge in ((True, _worker_nudge), (False, _worker_nudge_now))
-        if is_status in kinds
     ]
+    return [*([_worker_nudge] if any(statuses) else []), *([_worker_nudge_now] if not all(statuses) else [])]
 
 
 def _worker_nudge() -> None:
@@ -640,23 +636,24 @@ def _worker_nudge() -> None:
     `QUEUED_GATHER_S` later, so that under a campaign's steady stream each batch takes what came
     meanwhile: a batch's statements are the same for 20 statuses as for 200 (bench/broadcast_day.py:
     batches of about 20 before, about 40 with this wait, and a quarter less of the worker's CPU)."""
-    _nudge(NUDGE_KEY, countdown=QUEUED_GATHER_S)
+    _nudge(is_at_once=False)
 
 
 def _worker_nudge_now() -> None:
     """(After a commit that stored a queued customer's message, or another event but a status.)
     Tell the worker to start at once, unless it was so told and has not started yet."""
-    _nudge(NUDGE_NOW_KEY, countdown=None)
+    _nudge(is_at_once=True)
 
 
-def _nudge(key: str, *, countdown: float | None) -> None:
+def _nudge(*, is_at_once: bool) -> None:
     from whatsapp.tasks import handle_queued_events
 
     try:
-        if _nudge_cache().add(key, 1, timeout=10):
-            handle_queued_events.apply_async(
-                kwargs={"is_at_once": True} if key == NUDGE_NOW_KEY else {}, countdown=countdown
-            )
+        if _nudge_cache().add(NUDGE_NOW_KEY if is_at_once else NUDGE_KEY, 1, timeout=10):
+            if is_at_once:
+                handle_queued_events.apply_async(kwargs={"is_at_once": True}, countdown=None)
+            else:
+                handle_queued_events.apply_async(kwargs={}, countdown=QUEUED_GATHER_S)
     except Exception:  # the events are stored: the beat's sweep handles them within a minute
         logger.exception("the worker could not be told of queued webhook events")
 
