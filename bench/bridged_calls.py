@@ -2,9 +2,10 @@
 
 The media side is what the `media` process runs for each call: a `calls.bridge.CallBridge` that
 answers the customer's leg, connects the agent's leg, relays both ways and records both sides to
-a two-channel WAV. It runs in its own process, pinned to one core. The other core runs the load:
-for each call a customer and an agent, both real aiortc peers on loopback, each sending a steady
-tone with a loud beep every second on a 20 ms grid of one clock, and timing what it receives.
+an Ogg Opus file of two streams (the packets as they came). It runs in its own process, pinned to
+one core. The other core runs the load: for each call a customer and an agent, both real aiortc
+peers on loopback, each sending a steady tone with a loud beep every second on a 20 ms grid of one
+clock, and timing what it receives.
 
 For N = --start, --start + --step, ... calls at once, for --seconds each round:
 - mouth-to-ear: from the moment a beep's frame is sent to the moment the other side's peer
@@ -12,7 +13,10 @@ For N = --start, --start + --step, ... calls at once, for --seconds each round:
 - gaps: 20 ms packets of the tone that never arrive (lost, or dropped by a queue or a jitter buffer),
   or whose place a packet of silence took (the relay filled in for a late one), told apart by their
   bytes: the relay forwards packets unchanged;
-- CPU: the media process's share of its core over the round (from /proc).
+- CPU: the media process's share of its core over the round (from /proc);
+- the recordings' size per call-minute (`recording_bytes_per_call_minute`), and as a share of the
+  48 kHz 16-bit stereo WAV that recordings were before (`recording_size_of_pcm_wav`). The peers send
+  Opus at 48 kbps (``core.audio.opus_encode_mono``): the size follows what the two sides send.
 
 A round passes with mouth-to-ear p95 < 250 ms and no gap. `bridged_calls_per_core` is the largest
 N that passed. The load side runs two aiortc legs per call, which send packets encoded once and decode
@@ -47,6 +51,7 @@ FRAME_SAMPLES = 960
 BEEP_EVERY = 50  # frames: one beep a second
 TONE_LEVEL, BEEP_LEVEL = 0.1, 0.6
 MOUTH_TO_EAR_LIMIT_S = 0.25
+PCM_WAV_BYTES_PER_MINUTE = SAMPLE_RATE * 2 * 2 * 60  # what recordings took before: 48 kHz 16-bit stereo
 
 
 def setup_django() -> None:
@@ -79,7 +84,7 @@ async def serve_media(port: int, recordings: Path) -> None:
         offers = await request.json()
         bridge = CallBridge(
             call_id=str(len(bridges)),
-            recording_path=recordings / f"call-{len(bridges)}.wav",
+            recording_path=recordings / f"call-{len(bridges)}.ogg",
             notice=None,
             hold=None,
         )
@@ -91,7 +96,13 @@ async def serve_media(port: int, recordings: Path) -> None:
     async def hang_up_all(request: web.Request) -> web.Response:
         results = await asyncio.gather(*(bridge.close() for bridge in bridges))
         bridges.clear()
-        return web.json_response({"recorded_s": [round(result.duration_s, 2) for result in results]})
+        recorded = {
+            "recorded_s": sum(result.duration_s for result in results),
+            "recorded_bytes": sum(result.path.stat().st_size for result in results),
+        }
+        for result in results:
+            result.path.unlink()
+        return web.json_response(recorded)
 
     app = web.Application()
     app.add_routes([web.post("/call", call), web.post("/hang-up-all", hang_up_all)])
@@ -245,7 +256,7 @@ async def run_round(http, base: str, calls: int, seconds: float, media_pid: int,
             listener_silent, listener_skipped = gaps(listener, since + 0.5, until - 0.5)
             silent, skipped = silent + listener_silent, skipped + listener_skipped
     async with http.post(f"{base}/hang-up-all") as response:
-        await response.json()
+        recorded = await response.json()
     for customer, agent in pairs:
         await customer.close()
         await agent.close()
@@ -259,6 +270,7 @@ async def run_round(http, base: str, calls: int, seconds: float, media_pid: int,
         "silent_frames": silent,
         "media_cpu": media_share,
         "load_cpu": load_share,
+        "recording_bytes_per_call_minute": recorded["recorded_bytes"] / recorded["recorded_s"] * 60,
     }
 
 
@@ -336,6 +348,9 @@ def main() -> None:
         print(f"media_cpu_per_call={best['media_cpu'] / best['calls']:.3f}")
         print(f"load_cpu={best['load_cpu']:.2f}")
         print(f"bridged_calls_per_core_by_cpu={best['calls'] / best['media_cpu']:.1f}")
+        per_minute = best["recording_bytes_per_call_minute"]
+        print(f"recording_bytes_per_call_minute={per_minute:.0f}")
+        print(f"recording_size_of_pcm_wav={per_minute / PCM_WAV_BYTES_PER_MINUTE:.3f}")
     print(f"bridged_calls_per_core={best['calls'] if best else 0}")
 
 

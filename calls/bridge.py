@@ -1,10 +1,10 @@
 """One call's media in the media process: the customer's WebRTC leg, the agent's browser leg, the recording.
 
 ```
-   customer (Meta) ── Opus ──┬──▶ recording, left channel (decoded)    (once the conversation starts)
+   customer (Meta) ── Opus ──┬──▶ recording, left channel (Ogg Opus)  (once the conversation starts)
           ▲                  └──▶ agent output ──▶ agent (browser)      (unless on hold)
           │                                             │
-   customer output ◀── notice, hold audio, or ── Opus ◀─┴──▶ recording, right channel (decoded)
+   customer output ◀── notice, hold audio, or ── Opus ◀─┴──▶ recording, right channel (Ogg Opus)
                        the agent (unless on hold or muted)               (silence on hold or muted)
 ```
 
@@ -14,7 +14,8 @@ the bridge, on the event loop (``core.webrtc.receive_encoded``), and goes as it 
 *output*, the one track that leg hears. Nothing is re-encoded: an output sends packets (relayed ones,
 prompts and silence encoded once per process) under timestamps of its own, pacing itself on the clock
 while it plays a prompt or silence and following the other leg's arrivals while it relays, filling
-stalls with silence. The recording is the only consumer that decodes (libopus, in the loop, mono).
+stalls with silence. The recording keeps the same packets, in an Ogg Opus file: nothing is decoded in
+the media process (but for a peer's packets that are not 20 ms long); the worker that transcribes does.
 """
 
 import asyncio
@@ -23,10 +24,9 @@ import contextlib
 import fractions
 import functools
 import gc
+import itertools
 import logging
-import math
 import time
-import wave
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +41,14 @@ from core.audio import (
     OPUS_FRAME_SAMPLES,
     OPUS_RATE,
     AudioFileError,
+    OggOpusWriter,
     OpusDecoder,
+    OpusEncoder,
     OpusPacketError,
     decode_mono_s16,
     opus_encode_mono,
     opus_packet_samples,
+    opus_self_delimited,
 )
 from core.webrtc import (
     apply_host_addresses,
@@ -76,13 +79,12 @@ GOODBYE_TAIL_S = 0.4  # silence after a closing message before hanging up: its l
 
 # Recording: frames are placed on the call's timeline by their RTP timestamp, anchored to the earliest
 # arrival seen, so that network jitter and stalls followed by bursts keep their timing.
-GAP_TOLERANCE_S = 0.01  # a frame starting later than this after the previous one leaves silence between
 OVERLAP_TOLERANCE_S = 0.03  # a frame starting earlier than this before the previous one's end is dropped
 MAX_LATENESS_S = 0.5  # a frame later than this (a long stall, a timestamp jump) re-anchors the channel
 LATENESS_WINDOW_S = 2.0  # when every frame of a window came later than LATENESS_TOLERANCE_S, the anchor
 LATENESS_TOLERANCE_S = 0.03  # moves by the least lateness: the sender's clock runs slower than ours
 IDLE_HOLDBACK_S = 1.0  # a channel that sends nothing is filled with silence up to this long ago
-FLUSH_S = 0.2  # write to the file in pieces at least this long
+FLUSH_S = 0.5  # write to the file a page at a time, each at least this long
 
 CUSTOMER = 0  # left channel
 AGENT = 1  # right channel
@@ -107,16 +109,13 @@ class BridgeError(Exception):
 
 @dataclass(frozen=True)
 class RecordingResult:
-    """The finished recording: a 48 kHz 16-bit stereo WAV, the customer on the left, the agent on the right.
-
-    Levels are root mean square relative to full scale over the whole file (0.0 is digital silence).
-    Not ``is_conversation``: the call ended before its conversation started, and the file holds nothing.
+    """The finished recording: an Ogg Opus file of two mono streams, the customer's (left) and the
+    agent's (right), as they sent them. Not ``is_conversation``: the call ended before its conversation
+    started, and the file holds nothing.
     """
 
     path: Path
     duration_s: float
-    customer_rms: float
-    agent_rms: float
     is_conversation: bool = True
 
 
@@ -141,7 +140,7 @@ class CallBridge:
         self.agent_left = asyncio.Event()
         self._notice = _load_prompt(notice) if notice is not None else None
         self._hold = _load_prompt(hold) if hold is not None else None
-        self._recording = _StereoRecording(recording_path)
+        self._recording = _OpusRecording(recording_path)
         self._customer: _Leg | None = None
         self._agent: _Leg | None = None
         self._customer_output = _LegOutput()
@@ -317,13 +316,7 @@ class CallBridge:
         self._customer_output.stop()
         self._agent_output.stop()
         result = self._recording.finish(at=time.monotonic())
-        logger.info(
-            "call %s: media closed, %.1f s recorded (levels %.3f / %.3f)",
-            self.call_id,
-            result.duration_s,
-            result.customer_rms,
-            result.agent_rms,
-        )
+        logger.info("call %s: media closed, %.1f s recorded", self.call_id, result.duration_s)
         return result
 
     def _check_open(self) -> None:
@@ -619,51 +612,81 @@ class _Announcement:
 
 
 class _Channel:
-    """One side of the recording: samples not yet written, and how its media clock maps to the timeline."""
+    """One side of the recording: its 20 ms packets not yet written, and how its media clock maps to the
+    timeline."""
 
-    def __init__(self) -> None:
-        self.decoder = OpusDecoder()
-        self.pending: list[np.ndarray] = []
-        self.end = 0  # timeline position (in samples) just after the last sample kept
-        self.offset: int | None = None  # timeline position minus media position
+    def __init__(self, silence: bytes) -> None:
+        self.silence = silence  # 20 ms of silence, framed as this side's packets are
+        self.packets: collections.deque[bytes] = collections.deque()
+        self.end = 0  # timeline slot (of FRAME_SAMPLES) just after the last packet kept
+        self.offset: int | None = None  # timeline position minus media position, in samples
         self.window_least_lateness: int | None = None
         self.window_ends = 0
-        self.energy = 0  # sum of squares of the samples written
+        self.reframed: _Reframed | None = None  # for packets that are not 20 ms long
 
-    def pad_to(self, position: int) -> None:
-        if position > self.end:
-            self.pending.append(np.zeros(position - self.end, dtype=np.int16))
-            self.end = position
+    def pad_to(self, slot: int) -> None:
+        if slot > self.end:
+            self.packets.extend(itertools.repeat(self.silence, slot - self.end))
+            self.end = slot
 
-    def take(self, count: int) -> np.ndarray:
-        samples = np.concatenate(self.pending) if len(self.pending) != 1 else self.pending[0]
-        taken, rest = samples[:count], samples[count:]
-        self.pending = [rest] if len(rest) else []
-        self.energy += int(np.square(taken.astype(np.int64)).sum())
-        return taken
+    def take(self, count: int) -> list[bytes]:
+        return [self.packets.popleft() for _ in range(count)]
 
 
-class _StereoRecording:
-    """Two mono channels on one wall-clock timeline, written as a 48 kHz 16-bit stereo WAV as they come.
+class _Reframed:
+    """A side's packets that are not 20 ms long (a peer's ``minptime=10``, say), decoded and encoded again
+    as 20 ms packets, so that both sides' packets pair up: the one case the recording decodes."""
 
-    A frame goes where its RTP timestamp puts it, relative to the earliest-arriving frame of its channel:
-    jitter and bursts after a stall keep their timing, lost frames leave silence, and a channel that
-    sends nothing (the agent before joining) is silence. Clock drift and long stalls are caught up by
-    moving the anchor, so both channels stay within a few tens of milliseconds of the wall clock.
+    def __init__(self) -> None:
+        self._decoder = OpusDecoder()
+        self._encoder = OpusEncoder()
+        self._samples = np.zeros(0, dtype=np.int16)
+        self._position = 0  # the timeline position of self._samples[0]
+        self._slots: collections.deque[int] = collections.deque()  # of the frames given to the encoder
+
+    def add(self, payload: bytes, position: int) -> list[tuple[int, bytes]]:
+        """The 20 ms packets ready now, with their slots, for ``payload`` that starts at ``position``."""
+        samples = self._decoder.decode(payload)
+        expected = self._position + len(self._samples)
+        if not len(self._samples) or position < expected - FRAME_SAMPLES:
+            self._samples, self._position = samples, position  # the first, or a jump back: start again
+        elif position > expected + len(samples) // 2:  # packets lost in between: silence in their place
+            self._samples = np.concatenate((self._samples, np.zeros(position - expected, np.int16), samples))
+        else:
+            self._samples = np.concatenate((self._samples, samples))
+        ready = []
+        while len(self._samples) >= FRAME_SAMPLES:
+            self._slots.append(round(self._position / FRAME_SAMPLES))
+            encoded = self._encoder.encode(self._samples[:FRAME_SAMPLES])
+            ready += ((self._slots.popleft(), packet) for packet in encoded)
+            self._samples, self._position = self._samples[FRAME_SAMPLES:], self._position + FRAME_SAMPLES
+        return ready
+
+
+class _OpusRecording:
+    """Both sides' Opus packets on one wall-clock timeline of 20 ms slots, written as they come into an
+    Ogg Opus file of two mono streams: the customer is channel 0 (left), the agent channel 1 (right).
+
+    Nothing is decoded: a packet goes into the slot its RTP timestamp puts it in, relative to the
+    earliest-arriving packet of its side, so that jitter and bursts after a stall keep their timing;
+    a lost packet, a side that sends nothing (the agent before joining) and a side on hold or muted
+    leave 20 ms of silence (one tiny packet). Clock drift and long stalls are caught up by moving the
+    anchor, so both sides stay within a few tens of milliseconds of the wall clock. The worker that
+    transcribes decodes it; browsers play it as stereo.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         try:
-            self._wav = wave.open(str(self.path), "wb")  # noqa: SIM115 - closed by finish()
+            self._file = self.path.open("wb")
+            self._ogg = OggOpusWriter(self._file, channels=2)
         except OSError as error:
             raise BridgeError(f"cannot write the recording {path}: {error}") from error
-        self._wav.setnchannels(2)
-        self._wav.setsampwidth(2)
-        self._wav.setframerate(SAMPLE_RATE)
-        self._channels = (_Channel(), _Channel())
+        silence = _silence().payload
+        # The customer's stream comes first in each multistream packet: self-delimited.
+        self._channels = (_Channel(opus_self_delimited(silence)), _Channel(silence))
         self._started_at: float | None = None
-        self._written = 0
+        self._written = 0  # slots
         self._result: RecordingResult | None = None
 
     def start(self, *, at: float) -> None:
@@ -671,55 +694,63 @@ class _StereoRecording:
         if self._started_at is None:
             self._started_at = at
 
-    def add(self, side: int, samples: np.ndarray, *, media_time_s: float | None, at: float) -> None:
-        """Place mono int16 ``samples`` that arrived ``at`` and start at ``media_time_s`` (None: unknown)."""
-        if self._started_at is None or self._result is not None:
-            return
-        channel = self._channels[side]
-        arrival = self._position(at) - len(samples)  # where the frame starts if it had no delay at all
-        if media_time_s is None:
-            position = arrival
-        else:
-            position = self._anchored_position(channel, round(media_time_s * SAMPLE_RATE), arrival)
-        if position > channel.end + GAP_TOLERANCE_S * SAMPLE_RATE:
-            channel.pad_to(position)
-        elif position < channel.end - OVERLAP_TOLERANCE_S * SAMPLE_RATE:
-            return
-        channel.pending.append(samples)
-        channel.end += len(samples)
-        self._write(now=self._position(at), is_final=False)
-
     def add_packet(
         self, side: int, packet: _Packet, *, is_heard: bool, media_time_s: float, at: float
     ) -> bool:
-        """Decode and ``add()`` an Opus packet; silence in its place when not ``is_heard``.
-
-        False when a heard packet cannot be decoded (nothing is added: the timeline leaves a gap).
-        """
-        if not is_heard:  # on hold or muted: silence in its place, and nothing to decode
-            self.add(side, np.zeros(packet.samples, dtype=np.int16), media_time_s=media_time_s, at=at)
+        """Place an Opus packet that arrived ``at`` and starts at ``media_time_s``; silence in its place
+        when not ``is_heard``. False when a heard packet's frames do not add up (nothing is added: the
+        timeline leaves a gap, and the packet should not be relayed either)."""
+        payload = packet.payload
+        if is_heard:
+            try:
+                delimited = opus_self_delimited(payload)  # checks the packet's framing, whichever side
+            except OpusPacketError as error:
+                logger.warning("recording %s: %s", self.path.name, error)
+                return False
+            if side == CUSTOMER:
+                payload = delimited
+        if self._started_at is None or self._result is not None:
             return True
-        try:
-            samples = self._channels[side].decoder.decode(packet.payload)
-        except OpusPacketError as error:
-            logger.warning("recording %s: %s", self.path.name, error)
-            return False
-        self.add(side, samples, media_time_s=media_time_s, at=at)
+        channel = self._channels[side]
+        arrival = self._position(at) - packet.samples  # where it starts had it no delay at all
+        position = self._anchored_position(channel, round(media_time_s * SAMPLE_RATE), arrival)
+        if not is_heard:  # on hold or muted: silence in its place, up to the packet's end
+            channel.pad_to(round((position + packet.samples) / FRAME_SAMPLES))
+            placed = []
+        elif packet.samples != FRAME_SAMPLES:
+            channel.reframed = channel.reframed or _Reframed()
+            try:
+                placed = [
+                    (at_slot, opus_self_delimited(reframed) if side == CUSTOMER else reframed)
+                    for at_slot, reframed in channel.reframed.add(packet.payload, position)
+                ]
+            except OpusPacketError as error:
+                logger.warning("recording %s: %s", self.path.name, error)
+                return False
+        else:
+            placed = [(round(position / FRAME_SAMPLES), payload)]
+        for at_slot, kept in placed:
+            if at_slot > channel.end:  # a packet lost or late in between: silence in its place
+                channel.pad_to(at_slot)
+            elif at_slot < channel.end - OVERLAP_TOLERANCE_S * SAMPLE_RATE / FRAME_SAMPLES:
+                continue  # overlaps what is kept already
+            channel.packets.append(kept)
+            channel.end += 1
+        self._write(now=self._position(at), is_final=False)
         return True
 
     def finish(self, *, at: float) -> RecordingResult:
-        """Fill both channels with silence up to ``at`` (or the longer one), write all, close the file."""
+        """Fill both sides with silence up to ``at`` (or the longer one), write all, close the file."""
         if self._result is not None:
             return self._result
         if self._started_at is not None:
             self._write(now=self._position(at), is_final=True)
-        self._wav.close()
-        customer, agent = self._channels
+        else:
+            self._ogg.write((), samples_each=FRAME_SAMPLES, is_last=True)
+        self._file.close()
         self._result = RecordingResult(
             path=self.path,
-            duration_s=self._written / SAMPLE_RATE,
-            customer_rms=_rms(customer.energy, self._written),
-            agent_rms=_rms(agent.energy, self._written),
+            duration_s=self._written * FRAME_S,
             is_conversation=self._started_at is not None,
         )
         return self._result
@@ -732,7 +763,7 @@ class _StereoRecording:
             channel.offset = arrival - media
         lateness = arrival - (media + channel.offset)
         if lateness < 0 or lateness > MAX_LATENESS_S * SAMPLE_RATE:
-            # Earlier than any frame so far (less delay: a better anchor), or too late to be a stall.
+            # Earlier than any packet so far (less delay: a better anchor), or too late to be a stall.
             channel.offset = arrival - media
             lateness = 0
         position = media + channel.offset
@@ -747,21 +778,21 @@ class _StereoRecording:
 
     def _write(self, *, now: int, is_final: bool) -> None:
         if is_final:
-            end = max(now, *(channel.end for channel in self._channels))
+            end = max(round(now / FRAME_SAMPLES), *(channel.end for channel in self._channels))
         else:
-            end = now - round(IDLE_HOLDBACK_S * SAMPLE_RATE)
+            end = (now - round(IDLE_HOLDBACK_S * SAMPLE_RATE)) // FRAME_SAMPLES
         for channel in self._channels:
             channel.pad_to(end)
         count = min(channel.end for channel in self._channels) - self._written
-        if count <= 0 or (count < FLUSH_S * SAMPLE_RATE and not is_final):
+        if not is_final and count < FLUSH_S / FRAME_S:
             return
-        left, right = (channel.take(count) for channel in self._channels)
-        self._wav.writeframes(np.column_stack((left, right)).astype("<i2").tobytes())
-        self._written += count
-
-
-def _rms(energy: int, count: int) -> float:
-    return math.sqrt(energy / count) / 32768 if count else 0.0
+        customer, agent = (channel.take(max(count, 0)) for channel in self._channels)
+        self._ogg.write(
+            [b"".join(pair) for pair in zip(customer, agent, strict=True)],
+            samples_each=FRAME_SAMPLES,
+            is_last=is_final,
+        )
+        self._written += max(count, 0)
 
 
 def _load_prompt(path: Path) -> tuple[_Packet, ...]:

@@ -14,7 +14,6 @@ import wave
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import numpy as np
 import redis.asyncio as redis
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -44,6 +43,7 @@ from calls.prompts import (
 from calls.services import MEDIA_CHANNEL, call_claim_media, call_mark_answered
 from calls.signals import recording_finished
 from compliance.services import consent_notice_completed, consent_notice_started
+from core.audio import OPUS_RATE, ogg_readable_end
 from messaging.services import country_of_wa_id
 from whatsapp.client import AsyncGraphClient
 from whatsapp.errors import GraphAPIError
@@ -54,8 +54,8 @@ SHARED_CHANNEL = MEDIA_CHANNEL
 HEARTBEAT_KEY_PREFIX = "switchboard:media:alive:"
 HEARTBEAT_INTERVAL_S = 5
 HEARTBEAT_TTL_S = 15
-WAV_HEADER_BYTES = 44  # a spooled recording no larger holds no audio (Python's wave writes it first)
 AGENT_WAITS_FOR_ANSWER_S = 15  # an agent's leg waits this long for the customer's to be answered
+WAV_HEADER_BYTES = 44  # a spooled WAV (of an earlier version) no larger holds no audio
 LEFTOVER_QUIET_S = 60  # a spool file untouched this long belongs to no live media process
 
 Handler = Callable[[dict], Awaitable[None]]
@@ -201,7 +201,7 @@ class CallMedia:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         bridge = CallBridge(
             call_id=str(call.pk),
-            recording_path=self.spool_dir / f"call-{call.pk}.wav",
+            recording_path=self.spool_dir / f"call-{call.pk}.ogg",
             notice=notice.path,
             hold=HOLD_AUDIO,
         )
@@ -353,7 +353,8 @@ class CallMedia:
         ended (the lost-media sweep ends them). A file written to within `quiet_for_s` may still
         belong to a live process and is left alone. Returns how many were stored."""
         stored = 0
-        for path in sorted(self.spool_dir.glob("call-*.wav")):
+        # Ogg Opus, or WAV from a process of an earlier version.
+        for path in sorted([*self.spool_dir.glob("call-*.ogg"), *self.spool_dir.glob("call-*.wav")]):
             call_id = (
                 int(path.stem.removeprefix("call-")) if path.stem.removeprefix("call-").isdigit() else None
             )
@@ -362,19 +363,16 @@ class CallMedia:
             status = await database_sync_to_async(_call_status)(call_id)
             if status in Call.LIVE_STATUSES:
                 continue
-            if path.stat().st_size <= WAV_HEADER_BYTES:  # its conversation never started: nothing in it
-                path.unlink(missing_ok=True)
-                continue
             try:
-                facts = await asyncio.to_thread(_recording_facts, path)
+                duration_s = await asyncio.to_thread(_leftover_duration_s, path)
             except (OSError, EOFError, wave.Error) as error:
                 logger.error("call %s: the leftover recording %s is unreadable (%s)", call_id, path, error)
                 continue
-            if not facts["duration_s"]:  # the header alone: its conversation never started
+            if not duration_s:  # the headers alone: its conversation never started
                 path.unlink(missing_ok=True)
                 continue
             await database_sync_to_async(recording_finished.send)(
-                sender=CallMedia, call_id=call_id, path=path, **facts
+                sender=CallMedia, call_id=call_id, path=path, duration_s=duration_s
             )
             stored += 1
         return stored
@@ -427,8 +425,6 @@ class CallMedia:
                 call_id=call_id,
                 path=result.path,
                 duration_s=result.duration_s,
-                customer_rms=result.customer_rms,
-                agent_rms=result.agent_rms,
             )
         except Exception:  # the recording stays in the spool directory, where an operator finds it
             logger.exception("call %s: the recording %s could not be stored", call_id, result.path)
@@ -453,17 +449,16 @@ def _call_status(call_id: int) -> str | None:
     return Call.objects.filter(pk=call_id).values_list("status", flat=True).first()
 
 
-def _recording_facts(path: Path) -> dict[str, float]:
-    """Duration and the level of each channel of a spooled two-channel WAV, read a second at a time.
-
-    Python's wave module rewrites the header after every write, so a file whose writer died is
-    readable up to its last complete write."""
-    energy, count = np.zeros(2), 0
-    with wave.open(str(path), "rb") as wav:
-        rate = wav.getframerate()
-        while chunk := wav.readframes(rate):
-            samples = np.frombuffer(chunk, dtype="<i2").reshape(-1, 2).astype(np.float64) / 32768
-            energy += np.square(samples).sum(axis=0)
-            count += len(samples)
-    customer_rms, agent_rms = np.sqrt(energy / count) if count else (0.0, 0.0)
-    return {"duration_s": count / rate, "customer_rms": float(customer_rms), "agent_rms": float(agent_rms)}
+def _leftover_duration_s(path: Path) -> float:
+    """How long a spooled recording whose writer died is, made whole: an Ogg Opus file is cut after its
+    last whole page (its writer writes a page at a time); Python's wave module rewrites a WAV's header
+    after every write, so a WAV is readable up to its last complete write."""
+    if path.suffix == ".wav":
+        if path.stat().st_size <= WAV_HEADER_BYTES:
+            return 0.0
+        with wave.open(str(path), "rb") as wav:
+            return wav.getnframes() / wav.getframerate()
+    with path.open("r+b") as file:
+        end, granule = ogg_readable_end(file)
+        file.truncate(end)
+    return granule / OPUS_RATE

@@ -31,13 +31,19 @@ setting_changed.connect(_storages_changed, dispatch_uid="recordings.storages_cha
 
 
 class Recording(TimeStampedModel):
-    """A call's audio: one file, both directions as two channels (customer left, agent right),
-    sealed at rest (recordings.crypto) with the key named by `key_id`.
+    """A call's audio: one file, both directions as two channels (customer left, agent right): Ogg Opus,
+    the packets each side sent (WAV for recordings of earlier versions), sealed at rest
+    (recordings.crypto) with the key named by `key_id`.
 
     `status` follows the work done after the call: transcribed, then summarised."""
 
     class Format(models.TextChoices):
         WAV = "wav", "WAV, 16-bit PCM"
+        OGG_OPUS = "ogg_opus", "Ogg Opus, the call's packets as sent"
+
+    # The file's extension and media type by format. WAV: recordings of earlier versions.
+    EXTENSIONS = {Format.WAV: "wav", Format.OGG_OPUS: "ogg"}
+    MEDIA_TYPES = {Format.WAV: "audio/wav", Format.OGG_OPUS: "audio/ogg"}
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -59,8 +65,12 @@ class Recording(TimeStampedModel):
     key_id = models.CharField(
         "encryption key", max_length=64, blank=True, help_text="Empty: stored before encryption at rest."
     )
-    customer_rms = models.FloatField(help_text="Level of the customer's channel (0.0 is silence).")
-    agent_rms = models.FloatField(help_text="Level of the agent's channel (0.0 is silence).")
+    customer_rms = models.FloatField(
+        null=True, help_text="Level of the customer's channel (0.0 is silence), measured when transcribed."
+    )
+    agent_rms = models.FloatField(
+        null=True, help_text="Level of the agent's channel (0.0 is silence), measured when transcribed."
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress = models.PositiveSmallIntegerField(default=0, help_text="Of the current step, in percent.")
     failure = models.CharField(max_length=255, blank=True)

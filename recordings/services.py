@@ -45,17 +45,17 @@ ERASED_PREFIX = "erased-"  # an erased contact's number (contact_erase)
 # --- Storing --------------------------------------------------------------------------------
 
 
-def _new_name(call_id: int) -> str:
+def _new_name(call_id: int, audio_format: str) -> str:
     """A name of its own for every file written: storages that overwrite (S3's, by default) must
     never let one write replace another, nor a cleanup delete the file that replaced it."""
-    return f"{timezone.now():%Y/%m/%d}/call-{call_id}-{uuid.uuid4().hex[:12]}.wav.sealed"
+    extension = Recording.EXTENSIONS[audio_format]
+    return f"{timezone.now():%Y/%m/%d}/call-{call_id}-{uuid.uuid4().hex[:12]}.{extension}.sealed"
 
 
-def recording_store(
-    *, call_id: int, path: Path, duration_s: float, customer_rms: float, agent_rms: float
-) -> Recording | None:
-    """Seal a finished recording from the media process's spool into the recordings storage, and
-    queue its transcription.
+def recording_store(*, call_id: int, path: Path, duration_s: float) -> Recording | None:
+    """Seal a finished recording from the media process's spool (Ogg Opus; a WAV of an earlier version)
+    into the recordings storage, and queue its transcription. Its levels are measured when it is
+    transcribed: the media process does not decode.
 
     Idempotent: a call has one recording; a second one for the same call is discarded, and so is
     one for a call that no longer exists or whose contact has been erased (None). The spool file is
@@ -68,22 +68,22 @@ def recording_store(
         return existing
     storage = recordings_storage()
     key_id = settings.RECORDING_KEY_ID
+    audio_format = Recording.Format.WAV if path.suffix == ".wav" else Recording.Format.OGG_OPUS
     with tempfile.TemporaryFile() as sealed:
         with path.open("rb") as source:
             crypto.encrypt(source, sealed, key_id=key_id)
         sha256 = _sha256_of(sealed)
-        name = storage.save(_new_name(call_id), File(sealed))
+        name = storage.save(_new_name(call_id, audio_format), File(sealed))
     try:
         with transaction.atomic():
             recording = Recording.objects.create(
                 call_id=call_id,
                 file=name,
+                format=audio_format,
                 duration_s=round(duration_s, 3),
                 size_bytes=path.stat().st_size,
                 sha256=sha256,
                 key_id=key_id,
-                customer_rms=customer_rms,
-                agent_rms=agent_rms,
             )
             _queue_transcription(recording)
             _publish(
@@ -101,12 +101,8 @@ def recording_store(
     return recording
 
 
-def recording_finished_received(
-    sender, *, call_id: int, path: Path, duration_s: float, customer_rms: float, agent_rms: float, **kwargs
-) -> None:
-    recording_store(
-        call_id=call_id, path=path, duration_s=duration_s, customer_rms=customer_rms, agent_rms=agent_rms
-    )
+def recording_finished_received(sender, *, call_id: int, path: Path, duration_s: float, **kwargs) -> None:
+    recording_store(call_id=call_id, path=path, duration_s=duration_s)
 
 
 def _sha256_of(file) -> str:
@@ -147,8 +143,7 @@ def recording_opened(recording: Recording) -> Iterator[crypto.SealedFile]:
 
 class PlainReader(io.RawIOBase):
     """An opened recording as a read-only, seekable file of its audio, decrypted a chunk at a time
-    as it is read: what reads a WAV (the transcriber, the wave module) reads it with no decrypted
-    copy on disk."""
+    as it is read: what reads audio (the transcriber, PyAV) reads it with no decrypted copy on disk."""
 
     def __init__(self, opened) -> None:
         self.opened, self.position = opened, 0
@@ -179,7 +174,7 @@ class PlainReader(io.RawIOBase):
 
 @contextlib.contextmanager
 def recording_read(recording: Recording) -> Iterator[io.BufferedReader]:
-    """The recording's audio (a WAV) as a file object, decrypted as it is read."""
+    """The recording's audio (Ogg Opus or WAV) as a file object, decrypted as it is read."""
     with recording_opened(recording) as opened:
         yield io.BufferedReader(PlainReader(opened), buffer_size=crypto.CHUNK_SIZE)
 
@@ -201,7 +196,7 @@ def recording_reseal(*, recording_id: int, key_id: str | None = None) -> bool:
             else:
                 crypto.encrypt(stored, sealed, key_id=key_id)
         sha256 = _sha256_of(sealed)
-        new_name = storage.save(_new_name(recording.call_id), File(sealed))
+        new_name = storage.save(_new_name(recording.call_id, recording.format), File(sealed))
     with transaction.atomic():
         changed = (
             Recording.objects.select_for_update()
@@ -266,10 +261,15 @@ def recording_transcribe(*, recording_id: int) -> bool:
             )
             _push_progress(recording.call_id, Recording.Status.TRANSCRIBING, percent)
 
+    levels = {}
+
+    def measured(customer_rms: float, agent_rms: float) -> None:
+        levels.update(customer_rms=customer_rms, agent_rms=agent_rms)
+
     started = time.perf_counter()
     try:
         with recording_read(recording) as audio:
-            segments = transcribe_recording(audio, progress=progress)
+            segments = transcribe_recording(audio, progress=progress, on_levels=measured)
     except (TranscriptionError, crypto.RecordingDamaged) as error:
         recording_fail(recording_id=recording_id, reason=str(error))
         return False
@@ -303,7 +303,7 @@ def recording_transcribe(*, recording_id: int) -> bool:
             seconds_taken=round(seconds_taken, 3),
         )
         Recording.objects.filter(pk=recording_id).update(
-            status=Recording.Status.SUMMARISING, progress=0, updated_at=timezone.now()
+            status=Recording.Status.SUMMARISING, progress=0, updated_at=timezone.now(), **levels
         )
         _push_progress(recording.call_id, Recording.Status.SUMMARISING, 0)
         _queue_summary(recording.call_id)

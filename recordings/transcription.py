@@ -44,13 +44,17 @@ class TranscriptionError(Exception):
 
 
 def transcribe_recording(
-    source: Path | BinaryIO, *, progress: Callable[[float], None] | None = None
+    source: Path | BinaryIO,
+    *,
+    progress: Callable[[float], None] | None = None,
+    on_levels: Callable[[float, float], None] | None = None,
 ) -> list[Segment]:
-    """Both sides of a two-channel recording (a WAV file, or a file object reading one) as
-    speaker-labelled segments in time order.
+    """Both sides of a two-channel recording (an Ogg Opus or WAV file, or a file object reading one)
+    as speaker-labelled segments in time order.
 
     A silent or empty channel contributes nothing: silence is an empty transcript, not an error.
-    `progress(fraction)` is called as the work advances (0 to 1, both channels together).
+    `progress(fraction)` is called as the work advances (0 to 1, both channels together), and
+    `on_levels(customer_rms, agent_rms)` once the audio is decoded (root mean square, 0.0 is silence).
     """
     from faster_whisper import decode_audio
 
@@ -60,6 +64,8 @@ def transcribe_recording(
         )
     except (OSError, ValueError) as error:
         raise TranscriptionError(f"cannot read the recording {source}: {error}") from error
+    if on_levels is not None:
+        on_levels(_rms(customer), _rms(agent))
     report = progress or (lambda fraction: None)
     segments = _transcribe(customer, CUSTOMER, lambda done: report(done / 2))
     segments += _transcribe(agent, AGENT, lambda done: report(0.5 + done / 2))
@@ -68,7 +74,7 @@ def transcribe_recording(
 
 
 def _transcribe(samples: np.ndarray, speaker: str, progress: Callable[[float], None]) -> list[Segment]:
-    if samples.size == 0 or float(np.sqrt(np.mean(np.square(samples)))) < SILENT_RMS:
+    if _rms(samples) < SILENT_RMS:
         return []
     loaded = whisper_model()
     if loaded.device == "cuda":
@@ -79,6 +85,10 @@ def _transcribe(samples: np.ndarray, speaker: str, progress: Callable[[float], N
             _gpu_failed.set()
             loaded = whisper_model()
     return _segments(loaded, samples, speaker, progress)
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples)))) if samples.size else 0.0
 
 
 def _segments(

@@ -44,15 +44,17 @@ def call_page(request, pk: int):
 @login_required
 @require_safe
 def call_recording(request, pk: int):
-    """The call's recording as WAV, decrypted as it streams, to the agent who took the call and to
-    supervisors (403 for anyone else). One byte range is served (206), so players can seek; a range
-    that cannot be satisfied is 416, and one that is not understood is ignored (RFC 9110 §14.2)."""
+    """The call's recording (Ogg Opus, or WAV when made by an earlier version), decrypted as it
+    streams, to the agent who took the call and to supervisors (403 for anyone else). One byte range
+    is served (206), so players can seek; a range that cannot be satisfied is 416, and one that is
+    not understood is ignored (RFC 9110 §14.2)."""
     call = _visible_call(request, pk)
     return recording_response(request, get_object_or_404(Recording.objects.select_related("call"), call=call))
 
 
 def recording_response(request, recording: Recording) -> HttpResponse:
-    """The recording as WAV, decrypted as it streams, in the range asked for (206) or whole."""
+    """The recording as it is stored (Ogg Opus or WAV), decrypted as it streams, in the range asked for
+    (206) or whole."""
     call = recording.call
     files = contextlib.ExitStack()  # open until the response is closed, read to its end or not
     try:
@@ -86,11 +88,13 @@ def recording_response(request, recording: Recording) -> HttpResponse:
         body = _AsyncDecrypted(files, _checked(opened.chunks(start, end), call.pk, recording))
     else:
         body = _SyncDecrypted(files, _checked(opened.chunks(start, end), call.pk, recording))
-    response = StreamingHttpResponse(body, status=status, content_type="audio/wav")
+    media_type = Recording.MEDIA_TYPES.get(recording.format, "application/octet-stream")
+    response = StreamingHttpResponse(body, status=status, content_type=media_type)
     response["Content-Length"] = str(end - start)
     response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "private, no-store"
-    response["Content-Disposition"] = f'inline; filename="call-{call.pk}.wav"'
+    extension = Recording.EXTENSIONS.get(recording.format, "audio")
+    response["Content-Disposition"] = f'inline; filename="call-{call.pk}.{extension}"'
     if status == 206:
         response["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     return response

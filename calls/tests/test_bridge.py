@@ -4,9 +4,11 @@ the agent's browser, which does what a browser does: send an offer, then apply t
 import asyncio
 import fractions
 import math
+import struct
 import time
 import wave
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -14,8 +16,8 @@ import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 
-from calls.bridge import SAMPLE_RATE, BridgeError, CallBridge, _StereoRecording
-from core.audio import opus_encode_mono
+from calls.bridge import SAMPLE_RATE, BridgeError, CallBridge, _OpusRecording, _Packet
+from core.audio import decode_channels, ogg_packets, opus_encode_mono, opus_multistream_split
 from core.webrtc import apply_host_addresses, receive_encoded, rtc_configuration
 from whatsapp.sandbox.audio_metrics import wav_duration_s, wav_rms
 from whatsapp.sandbox.customers import conversation_script
@@ -70,6 +72,30 @@ def wav_channels(path: Path) -> tuple[int, np.ndarray]:
     return rate, (np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768).reshape(-1, channels)
 
 
+def recording_channels(path: Path | BinaryIO) -> tuple[int, np.ndarray]:
+    """A call's recording (Ogg Opus, as the bridge writes it) decoded: its rate and samples as floats in
+    [-1, 1), the customer's column then the agent's."""
+    rate, samples = decode_channels(path)
+    return rate, samples.astype(np.float64) / 32768
+
+
+def recording_levels(source: Path | BinaryIO) -> tuple[float, float]:
+    """The level (root mean square of full scale, 0.0 is silence) of each side of a call's recording."""
+    _, samples = recording_channels(source)
+    return rms(samples[:, 0]), rms(samples[:, 1])
+
+
+def recorded_packets(path: Path) -> list[list[bytes]]:
+    """A call's recording as its packets: for every 20 ms, the customer's packet and the agent's, after
+    checking the headers say so (RFC 7845: OpusHead, channel mapping family 1, two uncoupled streams)."""
+    with path.open("rb") as file:
+        head, tags, *audio = ogg_packets(file)
+    channels, _, rate, _, family, streams, coupled = struct.unpack("<xxxxxxxxxBHIhBBB", head[:21])
+    assert (channels, rate, family, streams, coupled, head[21:]) == (2, SAMPLE_RATE, 1, 2, 0, b"\x00\x01")
+    assert tags.startswith(b"OpusTags")
+    return [opus_multistream_split(packet, streams=2) for packet in audio]
+
+
 def heard_by(path: Path) -> tuple[int, np.ndarray]:
     """A simulated customer's recording of what it heard (mono): its frame rate and samples."""
     rate, samples = wav_channels(path)
@@ -121,7 +147,7 @@ async def connected_agent(bridge: CallBridge, agent: CustomerMedia) -> None:
 async def test_bridge_plays_notice_and_hold_then_bridges_and_records_the_conversation(tmp_path):
     bridge = CallBridge(
         call_id="flow",
-        recording_path=tmp_path / "call.wav",
+        recording_path=tmp_path / "call.ogg",
         notice=write_tone(tmp_path / "notice.wav", hz=NOTICE_HZ, seconds=1.0),
         hold=write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5),
     )
@@ -153,22 +179,20 @@ async def test_bridge_plays_notice_and_hold_then_bridges_and_records_the_convers
     ]
     assert rms(customer_heard[round((agent_joined_s + 0.5) * rate) :]) > SPEECH_RMS
     assert wav_rms(tmp_path / "agent_heard.wav") > SPEECH_RMS
-    rate, recording = wav_channels(tmp_path / "call.wav")
+    rate, recording = recording_channels(tmp_path / "call.ogg")
     assert (rate, recording.shape[1]) == (SAMPLE_RATE, 2)
     # Only the conversation is recorded: from the agent's leg on, nothing of the wait before it.
-    assert closed_s - connected_s - 0.1 < result.duration_s <= closed_s - agent_joined_s
+    assert closed_s - connected_s - 0.1 < result.duration_s <= closed_s - agent_joined_s + 0.02  # a packet
     assert rms(recording[:, 0]) > SPEECH_RMS
     assert rms(recording[round(0.3 * rate) :, 1]) > SPEECH_RMS
-    assert result.duration_s == wav_duration_s(tmp_path / "call.wav")
+    assert result.duration_s == len(recording) / rate
     assert result.is_conversation is True
-    assert result.customer_rms == pytest.approx(rms(recording[:, 0]), rel=1e-3)
-    assert result.agent_rms == pytest.approx(rms(recording[:, 1]), rel=1e-3)
-    assert result.path == tmp_path / "call.wav"
+    assert result.path == tmp_path / "call.ogg"
 
 
 async def test_a_sandbox_customer_is_quiet_while_queued_and_talks_once_an_agent_has_spoken(tmp_path):
     bridge = CallBridge(
-        call_id="talk", recording_path=tmp_path / "call.wav", notice=OUTBOUND_NOTICE, hold=HOLD
+        call_id="talk", recording_path=tmp_path / "call.ogg", notice=OUTBOUND_NOTICE, hold=HOLD
     )
     customer = CustomerMedia(play=None, record_to=None, script=conversation_script("en"))
     agent = CustomerMedia(play=AGENT_HELLO, record_to=tmp_path / "agent_heard.wav")
@@ -188,7 +212,7 @@ async def test_a_sandbox_customer_is_quiet_while_queued_and_talks_once_an_agent_
 
     assert (said_while_queued, said_once_answered) == (0, 1)
     assert wav_rms(tmp_path / "agent_heard.wav") > SPEECH_RMS  # the agent heard the customer
-    rate, recording = wav_channels(tmp_path / "call.wav")
+    rate, recording = recording_channels(tmp_path / "call.ogg")
     assert len(recording) / rate < time.monotonic() - started_at - agent_joined_s  # the conversation only
     assert rms(recording[:, 0]) > SPEECH_RMS and rms(recording[:, 1]) > SPEECH_RMS
 
@@ -200,7 +224,7 @@ def tone_bridge(
     customer and the agent play, so that each side's sound is told apart."""
     notice = write_tone(tmp_path / "notice.wav", hz=NOTICE_HZ, seconds=notice_s) if notice_s else None
     hold = write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5)
-    bridge = CallBridge(call_id=call_id, recording_path=tmp_path / "call.wav", notice=notice, hold=hold)
+    bridge = CallBridge(call_id=call_id, recording_path=tmp_path / "call.ogg", notice=notice, hold=hold)
     customer_tone = write_tone(tmp_path / "customer.wav", hz=CUSTOMER_HZ, seconds=0.5)
     agent_tone = write_tone(tmp_path / "agent.wav", hz=AGENT_HZ, seconds=0.5)
     return bridge, customer_tone, agent_tone
@@ -246,7 +270,7 @@ async def test_bridge_hold_and_mute_change_what_each_side_hears_and_what_is_reco
         "silence",
         "customer",
     ]
-    rate, recording = wav_channels(tmp_path / "call.wav")
+    rate, recording = recording_channels(tmp_path / "call.ogg")
     assert heard(recording[:, 0], rate=rate, tones=TONES_OF_BOTH_SIDES) == ["customer"]
     agent_runs = heard(recording[:, 1], rate=rate, tones=TONES_OF_BOTH_SIDES)
     # The recording starts with the agent's leg; its audio comes a moment later.
@@ -277,7 +301,7 @@ async def test_an_agent_who_accepts_during_the_notice_is_heard_only_once_it_has_
     assert heard(customer_heard, rate=rate, tones=tones) == ["notice", "agent"]  # no hold, no cut
     rate, agent_heard = heard_by(tmp_path / "agent_heard.wav")
     assert heard(agent_heard, rate=rate, tones={"customer": CUSTOMER_HZ}) == ["customer"]
-    rate, recording = wav_channels(tmp_path / "call.wav")
+    rate, recording = recording_channels(tmp_path / "call.ogg")
     agent_runs = heard(recording[:, 1], rate=rate, tones=TONES_OF_BOTH_SIDES)
     assert agent_runs == ["silence", "agent"]  # the agent is recorded once the customer can hear them
     agent_starts_s = np.argmax(np.abs(recording[:, 1]) > 0.05) / rate
@@ -288,7 +312,7 @@ async def test_an_agent_who_accepts_during_the_notice_is_heard_only_once_it_has_
 async def test_say_goodbye_plays_the_closing_message_in_full_then_silence(tmp_path):
     bridge = CallBridge(
         call_id="bye",
-        recording_path=tmp_path / "call.wav",
+        recording_path=tmp_path / "call.ogg",
         notice=None,
         hold=write_tone(tmp_path / "hold.wav", hz=HOLD_HZ, seconds=0.5),
     )
@@ -315,7 +339,7 @@ async def test_say_goodbye_plays_the_closing_message_in_full_then_silence(tmp_pa
 
 
 async def test_say_goodbye_stops_waiting_when_the_customer_leaves(tmp_path):
-    bridge = CallBridge(call_id="gone", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+    bridge = CallBridge(call_id="gone", recording_path=tmp_path / "call.ogg", notice=None, hold=None)
     customer = CustomerMedia(play=None, record_to=None)
     await answered_customer(bridge, customer)
     closing = write_tone(tmp_path / "closing.wav", hz=NOTICE_HZ, seconds=5.0)
@@ -389,7 +413,7 @@ def beep_starts_s(samples: np.ndarray, *, rate: int) -> np.ndarray:
 
 
 async def test_bridge_recording_keeps_both_sides_on_one_timeline(tmp_path):
-    bridge = CallBridge(call_id="aligned", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+    bridge = CallBridge(call_id="aligned", recording_path=tmp_path / "call.ogg", notice=None, hold=None)
     customer, agent = MetronomePeer(), MetronomePeer()
 
     await customer.accept_answer(await bridge.answer_customer(await customer.offer()))
@@ -399,7 +423,7 @@ async def test_bridge_recording_keeps_both_sides_on_one_timeline(tmp_path):
     await agent.close()
     await bridge.close()
 
-    rate, recording = wav_channels(tmp_path / "call.wav")
+    rate, recording = recording_channels(tmp_path / "call.ogg")
     agent_beeps = beep_starts_s(recording[:, 1], rate=rate)
     # Compared from the agent's first beep: the agent's leg connects a moment after the customer's.
     customer_beeps = [
@@ -413,8 +437,8 @@ async def test_bridge_recording_keeps_both_sides_on_one_timeline(tmp_path):
 
 
 def test_recording_timeline_survives_jitter_stalls_late_joining_and_clock_drift(tmp_path):
-    """Sixty simulated seconds: every frame must land within 60 ms of when it was said (plus least delay)."""
-    recording = _StereoRecording(tmp_path / "call.wav")
+    """Sixty simulated seconds: every packet must land within 60 ms of when it was said (plus least delay)."""
+    recording = _OpusRecording(tmp_path / "call.ogg")
     random = np.random.default_rng(7)
     least_delay_s = 0.1
     said_at: dict[tuple[int, int], float] = {}
@@ -434,21 +458,24 @@ def test_recording_timeline_survives_jitter_stalls_late_joining_and_clock_drift(
 
     recording.start(at=1000.0)
     for arrives_at, side, number, media_position in sorted(arrivals):
-        samples = np.full(960, number, dtype=np.int16)
-        recording.add(side, samples, media_time_s=media_position / SAMPLE_RATE, at=1000.0 + arrives_at)
+        numbered = _Packet(bytes([31 << 3]) + b"N" + number.to_bytes(2, "big"), 960)  # a 20 ms CELT frame
+        recording.add_packet(
+            side, numbered, is_heard=True, media_time_s=media_position / SAMPLE_RATE, at=1000.0 + arrives_at
+        )
     result = recording.finish(at=1000.0 + 60.5)
 
-    rate, channels = wav_channels(tmp_path / "call.wav")
+    slots = recorded_packets(tmp_path / "call.ogg")
     for side in (0, 1):
-        numbers = np.round(channels[:, side] * 32768).astype(int)
-        placed, first_sample = np.unique(numbers, return_index=True)
+        placed = [(slot, packet) for slot, packet in enumerate(pair[side] for pair in slots)]
         errors_s = [
-            first_sample[i] / rate - said_at[side, n] - least_delay_s for i, n in enumerate(placed) if n
+            slot * 0.02 - said_at[side, int.from_bytes(packet[2:], "big")] - least_delay_s
+            for slot, packet in placed
+            if packet[1:2] == b"N"
         ]
         assert len(errors_s) > 0.99 * sum(1 for key in said_at if key[0] == side)
         assert max(abs(error) for error in errors_s) < 0.06
-    assert np.abs(channels[: round(5.0 * rate), 1]).max() == 0.0
-    assert result.duration_s == 60.5
+    assert not any(agent[1:2] == b"N" for _, agent in slots[: round(5.0 / 0.02)])
+    assert result.duration_s == len(slots) * 0.02 == 60.5
 
 
 class PacketPeer:
@@ -500,9 +527,10 @@ async def test_the_relay_forwards_each_sides_opus_packets_unchanged_and_drops_wh
     customer_says = list(opus_encode_mono(np.round(0.3 * 32767 * np.sin(2 * np.pi * CUSTOMER_HZ * seconds))))
     agent_says = list(opus_encode_mono(np.round(0.3 * 32767 * np.sin(2 * np.pi * AGENT_HZ * seconds))))
     not_opus = [b"", bytes([31 << 3 | 3]), bytes([31 << 3 | 3, 63, 0])]  # no TOC, no count, 1.26 s
+    silence = opus_encode_mono(np.zeros(960, np.int16))[0]
     for index, bad in enumerate(not_opus):
         customer_says[10 + 10 * index] = bad
-    bridge = CallBridge(call_id="forward", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+    bridge = CallBridge(call_id="forward", recording_path=tmp_path / "call.ogg", notice=None, hold=None)
     customer, agent = PacketPeer(customer_says), PacketPeer(agent_says)
 
     await customer.accept_answer(await bridge.answer_customer(await customer.offer()))
@@ -524,15 +552,22 @@ async def test_the_relay_forwards_each_sides_opus_packets_unchanged_and_drops_wh
     assert not set(not_opus) & set(agent.received)
     # What else a side heard is the relay's silence (before the other side's first packet), one packet.
     assert len(set(agent.received) - set(customer_says)) <= 1
-    assert result.customer_rms > SPEECH_RMS and result.agent_rms > SPEECH_RMS
-    rate, recording = wav_channels(tmp_path / "call.wav")
+    # The recording keeps the same packets, byte for byte: nothing decoded, nothing encoded again.
+    recorded = recorded_packets(tmp_path / "call.ogg")
+    customer_kept = [customer for customer, _ in recorded if customer in customer_says]
+    agent_kept = [agent for _, agent in recorded if agent in agent_says]
+    assert len(customer_kept) > 0.9 * len(agent_heard) and len(agent_kept) > 0.9 * len(customer_heard)
+    assert all(customer in customer_says or customer == silence for customer, _ in recorded)
+    assert all(agent in agent_says or agent == silence for _, agent in recorded)
+    assert result.duration_s == len(recorded) * 0.02
+    rate, recording = recording_channels(tmp_path / "call.ogg")
     tones = {"customer": CUSTOMER_HZ, "agent": AGENT_HZ}
     assert heard(recording[round(1.5 * rate) :, 0], rate=rate, tones=tones) == ["customer"]
     assert heard(recording[round(1.5 * rate) :, 1], rate=rate, tones=tones) == ["agent"]
 
 
 async def test_bridge_notices_a_leg_that_drops(tmp_path):
-    bridge = CallBridge(call_id="drop", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+    bridge = CallBridge(call_id="drop", recording_path=tmp_path / "call.ogg", notice=None, hold=None)
     customer = CustomerMedia(play=None, record_to=None)
     agent = CustomerMedia(play=None, record_to=None)
     await answered_customer(bridge, customer)
@@ -585,7 +620,7 @@ async def test_a_dropped_agent_leaves_the_customer_on_hold_until_a_new_leg_takes
 
 
 async def test_bridge_closed_twice_before_any_conversation_leaves_an_empty_recording(tmp_path):
-    bridge = CallBridge(call_id="alone", recording_path=tmp_path / "call.wav", notice=None, hold=HOLD)
+    bridge = CallBridge(call_id="alone", recording_path=tmp_path / "call.ogg", notice=None, hold=HOLD)
     customer = CustomerMedia(play=CUSTOMER_SPEECH, record_to=None)
     await answered_customer(bridge, customer)
     await bridge.start_notice_then_hold()
@@ -595,10 +630,9 @@ async def test_bridge_closed_twice_before_any_conversation_leaves_an_empty_recor
     third = await bridge.close()
     await customer.close()
 
-    rate, recording = wav_channels(tmp_path / "call.wav")
     assert first == second == third
-    assert (rate, recording.shape) == (SAMPLE_RATE, (0, 2))  # a valid file, with nothing of the wait
-    assert (first.is_conversation, first.duration_s, first.customer_rms, first.agent_rms) == (False, 0, 0, 0)
+    assert recorded_packets(tmp_path / "call.ogg") == []  # a valid file, with nothing of the wait
+    assert (first.is_conversation, first.duration_s) == (False, 0)
     assert bridge.notice_finished.is_set() is True
     assert (bridge.customer_left.is_set(), bridge.agent_left.is_set()) == (False, False)
     with pytest.raises(BridgeError, match="closed"):
@@ -606,13 +640,12 @@ async def test_bridge_closed_twice_before_any_conversation_leaves_an_empty_recor
 
 
 async def test_bridge_closed_before_answering_leaves_an_empty_valid_recording(tmp_path):
-    bridge = CallBridge(call_id="unanswered", recording_path=tmp_path / "call.wav", notice=NOTICE, hold=HOLD)
+    bridge = CallBridge(call_id="unanswered", recording_path=tmp_path / "call.ogg", notice=NOTICE, hold=HOLD)
 
     result = await bridge.close()
 
-    rate, recording = wav_channels(tmp_path / "call.wav")
-    assert (rate, recording.shape) == (SAMPLE_RATE, (0, 2))
-    assert (result.duration_s, result.customer_rms, result.agent_rms) == (0.0, 0.0, 0.0)
+    assert recorded_packets(tmp_path / "call.ogg") == []
+    assert (result.duration_s, result.is_conversation) == (0.0, False)
 
 
 async def offer_without_audio() -> str:
@@ -659,7 +692,7 @@ async def truncated_media_line() -> str:
 )
 async def test_bridge_refuses_a_bad_offer_at_once(tmp_path, make_offer):
     bad_offer = await make_offer()
-    bridge = CallBridge(call_id="bad", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+    bridge = CallBridge(call_id="bad", recording_path=tmp_path / "call.ogg", notice=None, hold=None)
 
     try:
         async with asyncio.timeout(1):
@@ -670,7 +703,7 @@ async def test_bridge_refuses_a_bad_offer_at_once(tmp_path, make_offer):
 
 
 async def test_bridge_refuses_an_agent_before_the_customer_and_a_second_customer(tmp_path):
-    bridge = CallBridge(call_id="order", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+    bridge = CallBridge(call_id="order", recording_path=tmp_path / "call.ogg", notice=None, hold=None)
     customer = CustomerMedia(play=None, record_to=None)
     second_customer = CustomerMedia(play=None, record_to=None)
 
@@ -691,10 +724,10 @@ def test_bridge_refuses_an_unreadable_prompt(tmp_path):
     not_audio.write_text("hello")
 
     with pytest.raises(BridgeError, match="cannot read"):
-        CallBridge(call_id="prompt", recording_path=tmp_path / "call.wav", notice=not_audio, hold=None)
+        CallBridge(call_id="prompt", recording_path=tmp_path / "call.ogg", notice=not_audio, hold=None)
     with pytest.raises(BridgeError, match="cannot read"):
         CallBridge(
-            call_id="prompt", recording_path=tmp_path / "call.wav", notice=None, hold=tmp_path / "none"
+            call_id="prompt", recording_path=tmp_path / "call.ogg", notice=None, hold=tmp_path / "none"
         )
 
 

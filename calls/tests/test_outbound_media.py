@@ -16,10 +16,12 @@ from calls.bridge import BridgeError, CallBridge
 from calls.media import CallMedia, MediaProcess
 from calls.models import Call
 from calls.outbound import call_place_outbound
-from calls.tests.test_bridge import AGENT_HZ, heard, heard_by, write_tone
+from calls.tests.test_bridge import AGENT_HZ, heard, heard_by, recording_levels, write_tone
 from compliance.models import CallPermission, ConsentRecord
 from compliance.tests.factories import CUSTOMER
 from messaging.models import Contact
+from recordings.models import Recording
+from recordings.services import recording_read
 from whatsapp.sandbox.customers import Behaviour
 from whatsapp.sandbox.media import CustomerMedia
 from whatsapp.sandbox.server import SandboxThread
@@ -40,7 +42,7 @@ def loopback_only(settings):
 
 
 async def test_the_bridge_offers_the_customers_leg_and_records_the_customer(tmp_path):
-    bridge = CallBridge(call_id="51", recording_path=tmp_path / "call-51.wav", notice=None, hold=None)
+    bridge = CallBridge(call_id="51", recording_path=tmp_path / "call-51.ogg", notice=None, hold=None)
     customer = CustomerMedia(play=CUSTOMER_SPEECH, record_to=None)
 
     offer = await bridge.offer_customer()
@@ -53,7 +55,7 @@ async def test_the_bridge_offers_the_customers_leg_and_records_the_customer(tmp_
 
     assert "opus/48000/2" in offer
     assert result.is_conversation is True
-    assert result.customer_rms > SPEECH_RMS
+    assert recording_levels(result.path)[0] > SPEECH_RMS
 
 
 async def test_the_bridge_refuses_an_answer_that_is_not_sdp(tmp_path):
@@ -191,7 +193,7 @@ def test_a_customer_we_call_hears_that_the_call_is_recorded_in_their_language_th
             await layer.group_discard(f"agent.{agent.pk}", agent_channel)
             return dialled.wa_call_id, await bridge.close()  # closed already: its result again
 
-        wa_call_id, recorded = asyncio.run(dial_pick_up_and_talk())
+        wa_call_id, _ = asyncio.run(dial_pick_up_and_talk())
         customer_heard = customer.calls[wa_call_id].recording
 
     consent = ConsentRecord.objects.get(call_id=call.pk)
@@ -205,4 +207,5 @@ def test_a_customer_we_call_hears_that_the_call_is_recorded_in_their_language_th
     # The notice to its end, then the agent at once: no greeting, no hold audio, no "please hold".
     assert "agent" not in heard(samples[notice_starts : notice_ends - rate // 4], rate=rate, tones=AGENT)
     assert heard(samples[notice_ends + rate // 2 :], rate=rate, tones=AGENT) == ["agent"]
-    assert recorded.agent_rms > SPEECH_RMS  # the agent's side is in the recording's agent channel
+    with recording_read(Recording.objects.get(call=call)) as audio:
+        assert recording_levels(audio)[1] > SPEECH_RMS  # the agent's side is in the recording's agent channel

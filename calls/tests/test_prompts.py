@@ -123,7 +123,7 @@ class _BridgeThatRecordsWhatItSays:
         return True
 
     async def close(self) -> RecordingResult:
-        return RecordingResult(path=self.recording, duration_s=1.0, customer_rms=0.1, agent_rms=0.0)
+        return RecordingResult(path=self.recording, duration_s=1.0)
 
 
 @pytest.mark.django_db

@@ -10,7 +10,9 @@ from calls.bridge import CallBridge
 from calls.media import CallMedia, MediaProcess
 from calls.models import Call
 from calls.tests.factories import CallFactory
+from calls.tests.test_bridge import recording_levels
 from recordings.models import Recording
+from recordings.services import recording_read
 from whatsapp.sandbox.media import CustomerMedia
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the finished recording is offered to storage
@@ -30,7 +32,7 @@ async def talk_then_hang_up(call: Call, spool: Path, *, with_agent: bool) -> Non
     """The customer's leg answered and talking for a second, an agent's leg too or not; then the end."""
     media = CallMedia(process=MediaProcess(handlers={}), spool_dir=spool)
     bridge = CallBridge(
-        call_id=str(call.pk), recording_path=spool / f"call-{call.pk}.wav", notice=None, hold=None
+        call_id=str(call.pk), recording_path=spool / f"call-{call.pk}.ogg", notice=None, hold=None
     )
     media.bridges[call.pk], media.answered[call.pk] = bridge, asyncio.Event()
     customer = CustomerMedia(play=CUSTOMER_SPEECH, record_to=None)
@@ -61,5 +63,7 @@ def test_a_call_that_ends_before_an_agent_connects_leaves_no_recording_and_one_w
 
     recording = Recording.objects.get()
     assert recording.call_id == answered.pk
-    assert 0.8 < recording.duration_s < 2.0 and recording.customer_rms > 0.02
-    assert list(tmp_path.glob("call-*.wav")) == []  # the spool keeps nothing of either
+    assert 0.8 < recording.duration_s < 2.0 and recording.format == Recording.Format.OGG_OPUS
+    with recording_read(recording) as audio:
+        assert recording_levels(audio)[0] > 0.02
+    assert list(tmp_path.glob("call-*")) == []  # the spool keeps nothing of either

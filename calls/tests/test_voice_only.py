@@ -8,6 +8,7 @@ import pytest
 from aiortc import sdp as aiortc_sdp
 
 from calls.bridge import CallBridge
+from calls.tests.test_bridge import recording_levels
 from core.webrtc import sdp_audio_only, sdp_problem
 from whatsapp.sandbox.media import VIDEO_MID, CustomerMedia
 
@@ -53,7 +54,7 @@ def video_first(offer: str) -> str:
 
 
 async def talk_over_video_offer(tmp_path: Path, *, shape) -> tuple[str, str, float]:
-    bridge = CallBridge(call_id="video", recording_path=tmp_path / "call.wav", notice=None, hold=None)
+    bridge = CallBridge(call_id="video", recording_path=tmp_path / "call.ogg", notice=None, hold=None)
     customer = CustomerMedia(play=CUSTOMER_SPEECH, record_to=None)
     try:
         offer = shape(await customer.create_offer(with_video=True))
@@ -66,7 +67,7 @@ async def talk_over_video_offer(tmp_path: Path, *, shape) -> tuple[str, str, flo
     finally:
         await bridge.close()
         await customer.close()
-    return offer, answer, result.customer_rms
+    return offer, answer, recording_levels(result.path)[0]
 
 
 @pytest.mark.parametrize("shape", [lambda offer: offer, video_first], ids=["audio_first", "video_first"])

@@ -114,7 +114,6 @@ def floor(recordings_storage, tmp_path, settings) -> Floor:
     other_call = ended(y, y_queue, other_agent, other_contact, "Yolanda's notes")
     recording = recording_store(
         call_id=call.pk, path=spooled(tmp_path / "x.wav", level=1), duration_s=0.5,
-        customer_rms=0.1, agent_rms=0.1,
     )  # fmt: skip
     Transcript.objects.create(
         call=call, recording=recording, text=SAID, model="tiny.en", seconds_taken=0.1,

@@ -274,12 +274,14 @@ class TranscriptApi(ApiView):
 
 
 class RecordingLinkApi(ApiView):
-    """GET: a link to download the call's recording (WAV, customer left, agent right), valid for
-    five minutes and only for that recording."""
+    """GET: a link to download the call's recording (two channels, customer left, agent right: Ogg Opus,
+    or WAV for recordings of earlier versions, as `media_type` says), valid for five minutes and only
+    for that recording."""
 
     class RecordingLinkSerializer(serializers.Serializer):
         url = serializers.CharField()
         expires_at = serializers.DateTimeField()
+        media_type = serializers.CharField(help_text="audio/ogg (Ogg Opus) or audio/wav.")
 
     @extend_schema(responses={200: RecordingLinkSerializer})
     def get(self, request, pk: int):
@@ -291,7 +293,12 @@ class RecordingLinkApi(ApiView):
         token = recording_link_token(recording_id=recording.pk, key_id=key.pk if key else None)
         expires_at = timezone.now() + timedelta(seconds=RECORDING_LINK_S)
         url = request.build_absolute_uri(reverse("integrations:recording-download", args=[token]))
-        return Response(self.RecordingLinkSerializer({"url": url, "expires_at": expires_at}).data)
+        media_type = Recording.MEDIA_TYPES[recording.format]
+        return Response(
+            self.RecordingLinkSerializer(
+                {"url": url, "expires_at": expires_at, "media_type": media_type}
+            ).data
+        )
 
 
 def recording_link_token(*, recording_id: int, key_id: int | None) -> str:
@@ -326,7 +333,11 @@ class RecordingDownloadApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("token", str, OpenApiParameter.PATH, pattern=r"^[-A-Za-z0-9_:]+$")],
-        responses={(200, "audio/wav"): OpenApiTypes.BINARY, (206, "audio/wav"): OpenApiTypes.BINARY},
+        responses={
+            (status, media_type): OpenApiTypes.BINARY
+            for status in (200, 206)
+            for media_type in ("audio/ogg", "audio/wav")  # Ogg Opus; WAV for recordings of earlier versions
+        },
     )
     def get(self, request, token: str):
         from recordings.views import recording_response

@@ -44,8 +44,7 @@ def business(name: str, wa_id: str, tmp_path, *, with_recording: bool = True) ->
     )  # fmt: skip
     if with_recording:
         recording = recording_store(
-            call_id=call.pk, path=spooled(tmp_path / f"{name}.wav", level=1), duration_s=0.5,
-            customer_rms=0.1, agent_rms=0.1,
+            call_id=call.pk, path=spooled(tmp_path / f"{name}.wav", level=1), duration_s=0.5
         )  # fmt: skip
         Transcript.objects.create(
             call=call, recording=recording, text=SAID, model="tiny.en", seconds_taken=0.1,

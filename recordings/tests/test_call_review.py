@@ -63,7 +63,6 @@ def reviewed(recordings_storage, tmp_path) -> Call:
     call = ended_call(contact=ContactFactory(name="Lucia Santos", wa_id="447700900311"))
     recording_store(
         call_id=call.pk, path=spooled(tmp_path / "call.wav", seconds=1.0, level=1), duration_s=1.0,
-        customer_rms=0.1, agent_rms=0.1,
     )  # fmt: skip
     Transcript.objects.create(
         call=call, recording=call.recording, text=SAID, model="tiny.en", seconds_taken=0.1,

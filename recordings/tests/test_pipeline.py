@@ -44,8 +44,8 @@ def ended_call(**fields) -> Call:
 def stored(
     call, tmp_path, *, left=AUDIO / "customer_order.wav", right=AUDIO / "customer_goodbye.wav"
 ) -> Recording:
-    path = stereo_recording(tmp_path / "call.wav", left=left, right=right, right_starts_s=6)
-    return recording_store(call_id=call.pk, path=path, duration_s=12.0, customer_rms=0.1, agent_rms=0.1)
+    path = stereo_recording(tmp_path / "call.ogg", left=left, right=right, right_starts_s=6)  # as recorded
+    return recording_store(call_id=call.pk, path=path, duration_s=12.0)
 
 
 def queued_on(queue: str) -> list[tuple[str, str]]:
@@ -91,6 +91,8 @@ def test_a_recorded_call_is_transcribed_by_speaker_summarised_and_its_agent_told
     assert summary.paragraph
     recording.refresh_from_db()
     assert (recording.status, recording.progress, recording.attempts) == (Recording.Status.DONE, 100, 1)
+    assert recording.format == Recording.Format.OGG_OPUS
+    assert recording.customer_rms > 0.02 and recording.agent_rms > 0.02  # measured as it was decoded
     page = frames_of(page_layer, page_channel)
     progress = [(f["status"], f["progress"]) for f in page if f["type"] == "recording.progress"]
     assert progress[0] == ("transcribing", 0)
@@ -118,6 +120,7 @@ def test_a_silent_recording_is_an_empty_transcript_and_a_summary_of_the_facts(re
     summary = call_summarise(call_id=call.pk)
 
     assert Transcript.objects.get(call=call).segments == []
+    assert Recording.objects.filter(pk=recording.pk, customer_rms=0.0, agent_rms=0.0).exists()
     assert summary.outcome == "no_conversation"
     assert Recording.objects.get(pk=recording.pk).status == Recording.Status.DONE
 

@@ -54,7 +54,7 @@ def finish(call, path, **facts):
         sender=None,
         call_id=call.pk,
         path=path,
-        **{"duration_s": 0.5, "customer_rms": 0.08, "agent_rms": 0.07, **facts},
+        **{"duration_s": 0.5, **facts},
     )
 
 
@@ -68,8 +68,6 @@ def store(call, tmp_path, name: str = "call.wav") -> Recording:
         call_id=call.pk,
         path=spooled(tmp_path / name, level=1),
         duration_s=0.5,
-        customer_rms=0.1,
-        agent_rms=0.1,
     )
 
 
@@ -129,9 +127,7 @@ def test_a_recording_for_a_call_that_is_gone_leaves_nothing_stored(recordings_st
     call.delete()  # erased while the media process was finishing it
     path = spooled(tmp_path / "orphan.wav")
 
-    recording_finished.send(
-        sender=None, call_id=call_id, path=path, duration_s=0.5, customer_rms=0.1, agent_rms=0.1
-    )
+    recording_finished.send(sender=None, call_id=call_id, path=path, duration_s=0.5)
 
     assert not path.exists()
     assert not [path for path in recordings_storage.rglob("*") if path.is_file()]

@@ -8,7 +8,13 @@ import jiwer
 import numpy as np
 import pytest
 
-from core.audio import decode_mono_s16
+from core.audio import (
+    OPUS_FRAME_SAMPLES,
+    OggOpusWriter,
+    decode_mono_s16,
+    opus_encode_mono,
+    opus_multistream_packet,
+)
 from recordings.transcription import AGENT, CUSTOMER, TranscriptionError, transcribe_recording
 
 AUDIO = Path(__file__).resolve().parents[2] / "whatsapp" / "sandbox" / "audio"
@@ -58,6 +64,17 @@ def dialogue_recording(path: Path, turns: list[tuple[str, Path]], *, pause_s: fl
 
 
 def write_recording(path: Path, samples: np.ndarray) -> Path:
+    """Two columns of samples as a recording: Ogg Opus as the bridge writes it (each side encoded in 20 ms
+    packets, as a phone or browser sends them) for a ``.ogg`` path, else a WAV (of an earlier version)."""
+    if path.suffix == ".ogg":
+        customer, agent = (opus_encode_mono(samples[:, side]) for side in (0, 1))
+        with path.open("wb") as file:
+            OggOpusWriter(file, channels=2).write(
+                [opus_multistream_packet(pair) for pair in zip(customer, agent, strict=True)],
+                samples_each=OPUS_FRAME_SAMPLES,
+                is_last=True,
+            )
+        return path
     with wave.open(str(path), "wb") as recording:
         recording.setnchannels(2)
         recording.setsampwidth(2)
@@ -90,13 +107,16 @@ def test_each_side_is_transcribed_with_its_speaker_in_time_order(tmp_path):
     assert all(0 < segment.confidence <= 1 for segment in segments)
 
 
-def test_a_dialogue_is_transcribed_word_for_word_per_speaker_turn_by_turn(tmp_path):
+@pytest.mark.parametrize("suffix", [".ogg", ".wav"], ids=["ogg_opus", "wav_of_an_earlier_version"])
+def test_a_dialogue_is_transcribed_word_for_word_per_speaker_turn_by_turn(tmp_path, suffix):
     turns = [
         (CUSTOMER, "customer_order.wav"),
         (AGENT, "customer_goodbye.wav"),
         (CUSTOMER, "customer_refund.wav"),
     ]
-    path = dialogue_recording(tmp_path / "call.wav", [(speaker, AUDIO / clip) for speaker, clip in turns])
+    path = dialogue_recording(
+        tmp_path / f"call{suffix}", [(speaker, AUDIO / clip) for speaker, clip in turns]
+    )
 
     segments = transcribe_recording(path)
 
@@ -110,6 +130,32 @@ def test_a_dialogue_is_transcribed_word_for_word_per_speaker_turn_by_turn(tmp_pa
         AGENT,
         CUSTOMER,
     ]
+
+
+def test_an_ogg_opus_recording_transcribes_with_the_words_and_levels_of_the_same_call_in_wav(tmp_path):
+    turns = [
+        (CUSTOMER, "customer_refund.wav"),
+        (AGENT, "customer_order.wav"),
+        (CUSTOMER, "customer_goodbye.wav"),
+    ]
+    spoken = [(speaker, AUDIO / clip) for speaker, clip in turns]
+    heard, levels = {}, {}
+    for suffix in (".wav", ".ogg"):
+        segments = transcribe_recording(
+            dialogue_recording(tmp_path / f"call{suffix}", spoken),
+            on_levels=lambda customer, agent, suffix=suffix: levels.__setitem__(suffix, (customer, agent)),
+        )
+        heard[suffix] = {
+            speaker: " ".join(segment.text for segment in segments if segment.speaker == speaker)
+            for speaker in (CUSTOMER, AGENT)
+        }
+
+    for speaker in (CUSTOMER, AGENT):
+        said = " ".join(SAID[clip] for who, clip in turns if who == speaker)
+        assert word_error_rate(said, heard[".ogg"][speaker]) <= word_error_rate(said, heard[".wav"][speaker])
+    assert levels[".ogg"] == pytest.approx(levels[".wav"], rel=0.05)
+    assert min(levels[".wav"]) > 0.02
+    assert (tmp_path / "call.ogg").stat().st_size < (tmp_path / "call.wav").stat().st_size / 10
 
 
 def test_silence_is_an_empty_transcript_and_an_unreadable_file_an_error(tmp_path):

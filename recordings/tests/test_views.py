@@ -4,6 +4,7 @@ decrypted, in ranges; personal data in the transcript is masked for those withou
 import re
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import Permission
@@ -17,22 +18,28 @@ from recordings import views
 from recordings.models import Summary, Transcript
 from recordings.services import recording_store
 from recordings.tests.test_services import spooled
+from recordings.tests.test_transcription import write_recording
 
 pytestmark = pytest.mark.django_db
 
 SAID = "my card is 4111 1111 1111 1111, mail me at lucia@example.com"
 
 
-@pytest.fixture
-def reviewed(recordings_storage, tmp_path):
-    """An ended call of an agent's, recorded, transcribed and summarised; and its audio."""
+@pytest.fixture(params=["ogg_opus", "wav"], ids=["ogg_opus", "wav_of_an_earlier_version"])
+def reviewed(request, recordings_storage, tmp_path):
+    """An ended call of an agent's, recorded (as the media process records now, or in WAV as earlier
+    versions did), transcribed and summarised; and its audio."""
     call = CallFactory(
         contact=ContactFactory(name="Lucia Santos"), agent=AgentFactory(), status=Call.Status.ENDED,
         end_reason=Call.EndReason.COMPLETED,
     )  # fmt: skip
-    path = spooled(tmp_path / "call.wav", seconds=1.0, level=1)
+    if request.param == "ogg_opus":  # 12 s of noise on both sides: more than 100 kB, as Opus packets
+        noise = np.random.default_rng(3).normal(0, 3000, (48_000 * 12, 2)).astype(np.int16)
+        path = write_recording(tmp_path / "call.ogg", noise)
+    else:
+        path = spooled(tmp_path / "call.wav", seconds=1.0, level=1)
     audio = path.read_bytes()
-    recording = recording_store(call_id=call.pk, path=path, duration_s=1.0, customer_rms=0.1, agent_rms=0.1)
+    recording = recording_store(call_id=call.pk, path=path, duration_s=1.0)
     Transcript.objects.create(
         call=call, recording=recording, text=SAID, model="tiny.en", seconds_taken=0.1,
         segments=[{"start_s": 0.0, "end_s": 3.0, "speaker": "customer", "text": SAID, "confidence": 0.9}],
@@ -64,7 +71,11 @@ def test_the_agent_of_the_call_hears_it_and_reads_it_masked(client, reviewed):
     assert "my card is [card], mail me at [email]" in page.content.decode()
     assert "4111" not in page.content.decode()
     assert "Lucia paid by card [card]." in page.content.decode()
-    assert (heard.status_code, heard["Content-Type"], heard["Accept-Ranges"]) == (200, "audio/wav", "bytes")
+    media_type, extension = (
+        ("audio/ogg", "ogg") if call.recording.format == "ogg_opus" else ("audio/wav", "wav")
+    )
+    assert (heard.status_code, heard["Content-Type"], heard["Accept-Ranges"]) == (200, media_type, "bytes")
+    assert heard["Content-Disposition"] == f'inline; filename="call-{call.pk}.{extension}"'
     assert heard["Cache-Control"] == "private, no-store"
     assert b"".join(heard.streaming_content) == audio
 

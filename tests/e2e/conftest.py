@@ -152,14 +152,15 @@ class MediaProcessThread:
 
 
 @contextlib.contextmanager
-def recording_wav(recording) -> Iterator[Path]:
-    """A stored (sealed) recording decrypted into a temporary WAV, for the tests' audio checks."""
+def recording_file(recording) -> Iterator[Path]:
+    """A stored (sealed) recording decrypted into a temporary file, for the tests' audio checks."""
     import tempfile
 
+    from recordings.models import Recording
     from recordings.services import recording_read
 
     with tempfile.TemporaryDirectory() as folder, recording_read(recording) as audio:
-        path = Path(folder) / "recording.wav"
+        path = Path(folder) / f"recording.{Recording.EXTENSIONS[recording.format]}"
         path.write_bytes(audio.read())
         yield path
 

@@ -19,7 +19,7 @@ from messaging.models import Contact
 from recordings.models import Recording
 from recordings.transcription import AGENT, transcribe_recording
 from recordings.transcription import CUSTOMER as CUSTOMER_SIDE
-from tests.e2e.conftest import MediaProcessThread, recording_wav, serving_app, sign_in, wait_for
+from tests.e2e.conftest import MediaProcessThread, recording_file, serving_app, sign_in, wait_for
 from tests.e2e.test_softphone_call import channel_rms
 from whatsapp.sandbox.customers import Behaviour
 from whatsapp.sandbox.meta import Rules
@@ -196,7 +196,7 @@ def test_an_answered_call_is_bridged_to_the_agents_browser_and_recorded(
     call.refresh_from_db()
     consent = ConsentRecord.objects.get(call=call)
     notice_s = (consent.completed_at - consent.started_at).total_seconds()
-    with recording_wav(stored) as audio:  # sealed at rest: decrypted as the product reads it
+    with recording_file(stored) as audio:  # sealed at rest: decrypted as the product reads it
         customer_rms, agent_rms = channel_rms(audio, last_s=14.0 - notice_s)  # once the agent is heard
         segments = transcribe_recording(audio)
     said_by = {

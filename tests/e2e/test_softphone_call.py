@@ -3,7 +3,6 @@ browser, they talk (real audio both ways, through the media process), the custom
 recording holds each side on its own channel."""
 
 import time
-import wave
 from datetime import timedelta
 
 import numpy as np
@@ -14,9 +13,10 @@ from agents.models import Agent, QueueMembership
 from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory
 from calls.models import Call
 from compliance.models import ConsentRecord
+from core.audio import decode_channels
 from recordings.models import Recording
 from recordings.transcription import AGENT, CUSTOMER, transcribe_recording
-from tests.e2e.conftest import MediaProcessThread, recording_wav, sandbox_serving, sign_in, wait_for
+from tests.e2e.conftest import MediaProcessThread, recording_file, sandbox_serving, sign_in, wait_for
 from whatsapp.sandbox.audio_metrics import wav_rms
 from whatsapp.tests.factories import BusinessNumberFactory
 
@@ -28,9 +28,8 @@ TALK_S = 10.0
 
 def channel_rms(path, *, last_s: float) -> tuple[float, float]:
     """RMS of the left (customer) and right (agent) channels over the recording's last seconds."""
-    with wave.open(str(path), "rb") as recording:
-        rate, frames = recording.getframerate(), recording.readframes(recording.getnframes())
-    samples = np.frombuffer(frames, dtype="<i2").reshape(-1, 2)[-round(last_s * rate) :] / 32768.0
+    rate, samples = decode_channels(path)
+    samples = samples[-round(last_s * rate) :] / 32768.0
     return tuple(float(np.sqrt(np.mean(np.square(samples[:, side])))) for side in (0, 1))
 
 
@@ -97,9 +96,9 @@ def test_customer_and_agent_talk_through_the_browser(live_server_url, browser, s
     assert (consent.language, consent.completed_at is not None) == ("en", True)
     assert "may be recorded" in consent.text
     assert consent.completed_at < call.events.get(to_status="connected").at + timedelta(seconds=15)
-    assert (stored.channels, stored.sample_rate) == (2, 48_000)
+    assert (stored.format, stored.channels, stored.sample_rate) == ("ogg_opus", 2, 48_000)
     assert stored.duration_s > TALK_S
-    with recording_wav(stored) as audio:  # sealed at rest: decrypted as the product reads it
+    with recording_file(stored) as audio:  # sealed at rest: decrypted as the product reads it
         notice_s = (consent.completed_at - consent.started_at).total_seconds()
         customer_rms, agent_rms = channel_rms(audio, last_s=stored.duration_s - notice_s)  # once bridged
         segments = transcribe_recording(audio)
