@@ -17,7 +17,13 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 
 from calls.bridge import SAMPLE_RATE, BridgeError, CallBridge, _OpusRecording, _Packet
-from core.audio import decode_channels, ogg_packets, opus_encode_mono, opus_multistream_split
+from core.audio import (
+    decode_channels,
+    ogg_packets,
+    opus_encode_mono,
+    opus_multistream_split,
+    opus_packet_samples,
+)
 from core.webrtc import apply_host_addresses, receive_encoded, rtc_configuration
 from whatsapp.sandbox.audio_metrics import wav_duration_s, wav_rms
 from whatsapp.sandbox.customers import conversation_script
@@ -743,3 +749,44 @@ def test_shipped_prompts_and_hold_audio_are_small_clear_16_khz_mono():
         assert path.with_suffix(".txt").is_file() or path == HOLD  # its words, for consent records
     assert all(wav_rms(prompt) > 0.05 for prompt in prompts)
     assert 0.02 < wav_rms(HOLD) < wav_rms(NOTICE)
+
+
+def test_a_side_that_sends_10_ms_packets_is_recorded_in_time_with_the_other(tmp_path):
+    """A peer may send 10 ms packets (Meta's offers say minptime=10): they are re-framed as 20 ms ones,
+    each side still on its channel and in time."""
+    seconds = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
+    customer_tone, agent_tone = (
+        np.round(0.3 * 32767 * np.sin(2 * np.pi * hz * seconds)).astype(np.int16)
+        for hz in (CUSTOMER_HZ, AGENT_HZ)
+    )
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = SAMPLE_RATE, "mono", "s16"
+    encoder.options = {"frame_duration": "10"}
+    agent_packets = []
+    for start in range(0, len(agent_tone), 480):
+        frame = av.AudioFrame.from_ndarray(
+            agent_tone[start : start + 480].reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate, frame.pts = SAMPLE_RATE, start
+        agent_packets += [bytes(packet) for packet in encoder.encode(frame)]
+    recording = _OpusRecording(tmp_path / "call.ogg")
+
+    recording.start(at=1000.0)
+    for number, payload in enumerate(opus_encode_mono(customer_tone)):
+        arrives_at = 1000.0 + (number + 1) * 0.02
+        recording.add_packet(
+            0, _Packet(payload, 960), is_heard=True, media_time_s=number * 0.02, at=arrives_at
+        )
+        for half in (2 * number, 2 * number + 1):  # the agent joined 1 s in; its clock started elsewhere
+            if number >= 50 and half - 100 < len(agent_packets):
+                packet = _Packet(agent_packets[half - 100], 480)
+                recording.add_packet(1, packet, is_heard=True, media_time_s=7.0 + half * 0.01, at=arrives_at)
+    result = recording.finish(at=1000.0 + 4.0)
+
+    rate, samples = recording_channels(tmp_path / "call.ogg")
+    assert {opus_packet_samples(agent) for _, agent in recorded_packets(tmp_path / "call.ogg")} == {960}
+    assert heard(samples[:, 0], rate=rate, tones=TONES_OF_BOTH_SIDES) == ["customer", "silence"]
+    assert heard(samples[:, 1], rate=rate, tones=TONES_OF_BOTH_SIDES) == ["silence", "agent", "silence"]
+    agent_starts_s = np.argmax(np.abs(samples[:, 1]) > 0.05) / rate
+    assert agent_starts_s == pytest.approx(1.0, abs=0.05)
+    assert result.duration_s == pytest.approx(4.0, abs=0.02)
