@@ -2,6 +2,7 @@
 notes and documents, reply and tap buttons, and hold scripted chats (chats.py)."""
 
 import asyncio
+import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from babel.languages import get_official_languages
 from whatsapp.sandbox import files
 from whatsapp.sandbox.chats import Chat, ChatScript
 from whatsapp.sandbox.media import CustomerMedia, MediaError
-from whatsapp.sandbox.meta import SandboxCall, SandboxMeta, SentMessage
+from whatsapp.sandbox.meta import SandboxCall, SandboxMeta, SentMessage, keep_newest
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ def conversation_script(language: str) -> tuple[Path, ...]:
     the order they are said; in English when there are none in ``language``."""
     folder = CONVERSATION_DIR / (language if language in conversation_languages() else FALLBACK_LANGUAGE)
     return tuple(sorted(folder.glob("*.wav"), key=lambda path: int(path.stem)))
+
+
+CUSTOMER_HISTORY = 100  # calls, messages received and chats a customer keeps: the newest (and the live ones)
 
 
 @dataclass
@@ -93,9 +97,11 @@ class SimulatedCustomer:
         self.is_on_whatsapp = is_on_whatsapp
         self.supports_call_buttons = supports_call_buttons
         self.supports_permission_requests = supports_permission_requests
+        # Of each, the newest CUSTOMER_HISTORY (and every live call and chat), for the sandbox's memory.
         self.calls: dict[str, CustomerCall] = {}
         self.inbox: list[SentMessage] = []
         self.chats: list[Chat] = []
+        self._call_numbers = itertools.count(1)
         self.message_arrived = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
 
@@ -149,6 +155,7 @@ class SimulatedCustomer:
             return None
         customer_call = CustomerCall(call=call, media=media, recording=recording, talk_s=talk_s)
         self.calls[call.call_id] = customer_call
+        keep_newest(self.calls, limit=CUSTOMER_HISTORY, is_kept=lambda kept: kept.call.is_live)
         timeout = self.meta.rules.unanswered_user_call_timeout_s
         customer_call.timers.append(self._later(timeout, self.meta.user_call_unanswered, call))
         return customer_call
@@ -186,6 +193,10 @@ class SimulatedCustomer:
         self.meta.number(phone_number_id)  # an unknown number is refused at once
         chat = Chat(customer=self, phone_number_id=phone_number_id, script=script, **options)
         self.chats.append(chat)
+        if len(self.chats) > CUSTOMER_HISTORY:
+            self.chats = [kept for kept in self.chats[:-CUSTOMER_HISTORY] if kept.is_live] + self.chats[
+                -CUSTOMER_HISTORY:
+            ]
         chat.run_task = self._spawn(chat.run())
         return chat
 
@@ -285,6 +296,7 @@ class SimulatedCustomer:
 
     def on_message(self, message: SentMessage) -> None:
         self.inbox.append(message)
+        keep_newest(self.inbox, limit=CUSTOMER_HISTORY)
         self.message_arrived.set()
         for chat in self.chats:
             if chat.is_live and chat.phone_number_id == message.phone_number_id:
@@ -320,6 +332,7 @@ class SimulatedCustomer:
         media = self._new_media(recording)
         customer_call = CustomerCall(call=call, media=media, recording=recording)
         self.calls[call.call_id] = customer_call
+        keep_newest(self.calls, limit=CUSTOMER_HISTORY, is_kept=lambda kept: kept.call.is_live)
         try:
             call.answer_sdp = await media.answer(call.offer_sdp)
         except MediaError:
@@ -367,7 +380,7 @@ class SimulatedCustomer:
         if self.record_dir is None:
             return None
         self.record_dir.mkdir(parents=True, exist_ok=True)
-        return self.record_dir / f"{self.wa_id}-{len(self.calls) + 1}.wav"
+        return self.record_dir / f"{self.wa_id}-{next(self._call_numbers)}.wav"
 
     def _spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -215,6 +215,31 @@ MEDIA_CAPTIONED = frozenset({"image", "video", "document"})
 
 Emit = Callable[[str, str, dict], None]  # (waba_id, field, value)
 
+# The sandbox keeps the newest of each kind of record it makes (calls, messages sent, customers' message
+# ids, read receipts; the webhooks it delivered and the requests it answered): a demo or a load test runs
+# for hours, and the sandbox's memory must not grow with it. A live call is never dropped. Files that
+# customers sent are kept fewer, being larger.
+HISTORY = 10_000
+MEDIA_HISTORY = 500
+
+
+def keep_newest(
+    records: dict | list, *, limit: int | None = None, is_kept: Callable[[Any], bool] | None = None
+):
+    """Drop the oldest of ``records`` (a dict, oldest added first, or a list) beyond ``limit`` (HISTORY),
+    once they are a quarter over it, so that each record added costs little; a dict's value that
+    ``is_kept`` says to keep stays whatever its age."""
+    limit = HISTORY if limit is None else limit
+    if len(records) <= limit + limit // 4:
+        return
+    excess = len(records) - limit
+    if isinstance(records, list):
+        del records[:excess]
+        return
+    dropped = (key for key, value in records.items() if is_kept is None or not is_kept(value))
+    for key in list(itertools.islice(dropped, excess)):
+        del records[key]
+
 
 class SandboxMeta:
     def __init__(self, *, rules: Rules | None = None, emit: Emit | None = None) -> None:
@@ -381,6 +406,7 @@ class SandboxMeta:
 
     def _emit_message(self, number: SandboxNumber, customer: Customer, message: dict) -> None:
         self.received[message["id"]] = (number.phone_number_id, customer.wa_id)
+        keep_newest(self.received)
         self.emit(number.waba_id, "messages", self._value(number, contact=customer, messages=[message]))
 
     def _emit_terminate(self, call: SandboxCall, *, errors: list | None = None) -> None:
@@ -472,6 +498,7 @@ class SandboxMeta:
             biz_opaque_callback_data=opaque,
         )
         self.calls[call.call_id] = call
+        keep_newest(self.calls, is_kept=lambda kept: kept.is_live)
         customer.on_business_call(call)
         return {"messaging_product": "whatsapp", "calls": [{"id": call.call_id}]}
 
@@ -574,6 +601,7 @@ class SandboxMeta:
             deeplink_payload=deeplink_payload,
         )
         self.calls[call.call_id] = call
+        keep_newest(self.calls, is_kept=lambda kept: kept.is_live)
         self.windows[(phone_number_id, customer.wa_id)] = self.now()
         item = self._call_item(call, "connect")
         item["session"] = {"sdp_type": "offer", "sdp": call.offer_sdp}
@@ -704,6 +732,7 @@ class SandboxMeta:
             sent_at=self.now(),
         )
         self.messages[message.message_id] = message
+        keep_newest(self.messages)
         if self.is_permission_request(message):
             self.permission(phone_number_id, wa_id).requests.append(self.now())
         self.message_status(message, "sent")
@@ -744,6 +773,7 @@ class SandboxMeta:
             ReadReceipt(message_id=message_id, phone_number_id=number.phone_number_id, wa_id=received[1],
                         is_typing=typing is not None, at=self.now())
         )  # fmt: skip
+        keep_newest(self.read_receipts)
         return {"success": True}
 
     def _validate_message(
@@ -924,6 +954,7 @@ class SandboxMeta:
             media_id=str(secrets.randbelow(10**15) + 10**15), content=content, mime_type=mime_type
         )
         self.media[media.media_id] = media
+        keep_newest(self.media, limit=MEDIA_HISTORY)
         body: dict[str, Any] = {"mime_type": mime_type, "sha256": media.sha256, "id": media.media_id}
         if caption and kind in MEDIA_CAPTIONED:
             body["caption"] = caption

@@ -23,6 +23,7 @@ from whatsapp.sandbox.meta import (
     SandboxError,
     SandboxMeta,
     invalid,
+    keep_newest,
 )
 from whatsapp.sandbox.webhooks import DeliveryHabits, WebhookSender
 
@@ -63,6 +64,7 @@ def build_app(meta: SandboxMeta, *, token: str, traffic: Traffic, app_secret: st
     @web.middleware
     async def graph_errors(request: web.Request, handler) -> web.StreamResponse:
         traffic.requests.append((request.method, request.path))
+        keep_newest(traffic.requests)
         if traffic.faults:
             fault = traffic.faults.popleft()
             await asyncio.sleep(fault.delay_s)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from whatsapp.sandbox.meta import keep_newest
+
 logger = logging.getLogger(__name__)
 
 
@@ -135,6 +137,7 @@ class WebhookSender:
     async def _deliver(self, delivery: Delivery) -> None:
         if self.url is None:  # capture only: the tests of the sandbox's own rules read `sent`
             self.sent.append(delivery)
+            keep_newest(self.sent)
             return
         headers = {
             "Content-Type": "application/json",
@@ -148,6 +151,7 @@ class WebhookSender:
                 delivery.status_code = response.status_code
                 if response.is_success:
                     self.sent.append(delivery)
+                    keep_newest(self.sent)
                     return
             except httpx.HTTPError as error:
                 logger.info(
