@@ -299,11 +299,18 @@ class CallMedia:
 
     async def connect_agent(self, message: dict) -> None:
         """The agent's softphone offered its leg: answer it and bridge it to the customer (once the
-        customer's leg is answered: an agent can accept while that is still going on)."""
+        customer's leg is answered: an agent can accept while that is still going on). An offer that
+        comes while this process is still taking the call (it has claimed it, the bridge is not open
+        yet), or once the call is over, is answered "not ready": the softphone offers again shortly."""
         bridge = self.bridges.get(message["call_id"])
         answered = self.answered.get(message["call_id"])
         agent_group = f"agent.{message['agent_id']}"
         if bridge is None or answered is None:
+            await self.process.channel_layer.group_send(
+                agent_group,
+                {"type": "call.media_answer", "call_id": message["call_id"], "is_ready": False,
+                 "error": "the media process is not ready for the call yet"},
+            )  # fmt: skip
             return
         try:
             async with asyncio.timeout(AGENT_WAITS_FOR_ANSWER_S):

@@ -48,3 +48,19 @@ async def test_the_agents_offer_is_answered_once_the_customers_leg_is(tmp_path):
     await media.hang_up({"type": "call.hangup", "call_id": 41})
     await layer.group_discard("agent.77", agent_channel)
     assert not (tmp_path / "call-41.wav").exists()  # no such call: the recording is discarded
+
+
+async def test_an_offer_before_the_media_process_has_opened_the_call_is_answered_not_ready(tmp_path):
+    """Between claiming the call and opening its bridge, an agent's offer is not lost: the softphone is
+    told to offer again (as it is when no media process has the call yet)."""
+    layer = get_channel_layer()
+    agent_channel = await layer.new_channel()
+    await layer.group_add("agent.78", agent_channel)
+    media = CallMedia(process=MediaProcess(handlers={}), spool_dir=tmp_path)
+
+    await media.connect_agent({"call_id": 42, "agent_id": 78, "sdp": "v=0\r\n"})
+    reply = await asyncio.wait_for(layer.receive(agent_channel), 5)
+
+    await layer.group_discard("agent.78", agent_channel)
+    assert (reply["type"], reply["call_id"], reply["is_ready"]) == ("call.media_answer", 42, False)
+    assert "not ready" in reply["error"]

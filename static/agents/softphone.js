@@ -63,6 +63,7 @@ export class Softphone {
       return;
     }
     if (frame.error) {
+      if (frame.is_ready === false && this.offerAgain()) return; // the media process was taking the call
       this.onState(`audio failed: ${frame.error}`);
       return;
     }

@@ -1,0 +1,318 @@
+"""After the call, at contact-center volume: do transcripts and summaries keep up with the calls?
+
+Runs the product's own processes against DATABASE_URL and REDIS_URL (PostgreSQL and Redis are the
+figures that matter; the embedded SQLite works too): the web server (uvicorn, DEBUG off), the
+`media` process, the `worker` (Meta's deliveries other than calls', timers), --recordings-workers
+`recordings` workers (Whisper, one process each), one `summaries` worker and `beat`. The sandbox
+plays Meta in this process: a crowd of English-speaking customers who call the number at
+--calls-per-minute for --minutes and talk for 20 to 40 s once answered; --agents agents, each with
+a dashboard socket and a softphone leg (a real aiortc peer that talks), accept every call they are
+offered and file the wrap-up at once. Every call is really bridged, recorded, transcribed and
+summarised.
+
+Figures, over the calls that ended after the first --warm-up-minutes (the transcripts and summaries
+still due when the calls stop are waited for, up to --drain-minutes):
+- `transcript_lag_p95_s`, `summary_lag_p95_s`: from a call's end to its transcript, and to its summary;
+- `post_call_done_per_min`: summaries done a minute while the calls came;
+- `post_call_sustained_calls_per_min_per_core`: the calls a minute the recordings workers kept within
+  60 s (p95 of both lags), per worker (each a process on one core): the rate run when it was kept,
+  else the rate they did keep up with (`post_call_done_per_min`), which is then an upper bound;
+- `recording_bytes_per_call_minute`: the recordings' size (Ogg Opus) over their length;
+- per process, its resident memory at the end and its growth over the last five minutes of calls
+  (`memory_growth_last_5_min_mib_<process>`), sampled every 15 s.
+
+    DATABASE_URL=postgres://127.0.0.1/switchboard REDIS_URL=redis://127.0.0.1:6379/0 \\
+        .venv/bin/python bench/post_call.py [--calls-per-minute 30] [--minutes 10] [--recordings-workers 2]
+
+Ends with one `name=value` line per figure.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import benchlib
+from benchlib import ROOT, percentile, prepare_number, print_figures, server_environment, web_server
+
+AGENT_SPEECH = ROOT / "whatsapp" / "sandbox" / "audio" / "agent" / "hello.wav"  # 4.5 s of speech, 2 s pause
+LAG_GOAL_S = 60.0
+MEMORY_EVERY_S = 15.0
+
+
+@dataclass
+class Running:
+    """A process this script did not start itself (the web server), to sample its memory."""
+
+    pid: int
+
+
+def product_process(name: str, command: list[str], **environment: str) -> subprocess.Popen:
+    """One of the Procfile's processes, in a session of its own (stopped with its children)."""
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**server_environment(), **environment},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=(ROOT / "var" / f"bench-post-call-{name}.log").open("w"),
+    )
+
+
+def stop(processes: dict[str, subprocess.Popen]) -> None:
+    for process in processes.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)  # a warm shutdown: the task in hand is finished
+    for process in processes.values():
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def drop_queued(queue: str) -> None:
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete(queue, f"{queue}.recordings", f"{queue}.summaries")
+    client.close()
+
+
+def celery(queue: str, name: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "--app", "config", "worker", "--loglevel", "WARNING",
+            "--concurrency", "1", "--queues", queue, "--hostname", f"{name}@%h"]  # fmt: skip
+
+
+def prepare_agents(count: int) -> list[str]:
+    """`count` agents in the bench's queue, offline, each signed in: their session keys."""
+    from django.contrib.auth import get_user_model
+
+    from agents.models import Agent, QueueMembership
+
+    queue = prepare_number("Post-call bench", ring_timeout_s=30, max_wait_s=300, wrap_up_s=0)
+    user_model = get_user_model()
+    keys = []
+    for index in range(count):
+        user, _ = user_model.objects.get_or_create(username=f"bench-agent-{index}")
+        agent, _ = Agent.objects.get_or_create(user=user, defaults={"display_name": f"Agent {index}"})
+        Agent.objects.filter(pk=agent.pk).update(status=Agent.Status.OFFLINE)
+        QueueMembership.objects.get_or_create(queue=queue, agent=agent)
+        keys.append(benchlib.signed_in_session_key(user))
+    return keys
+
+
+class Agent(benchlib.AgentSocket):
+    """An agent who takes every call offered, talks through a softphone leg, and files at once."""
+
+    def __init__(self, http, base_url: str, session_key: str) -> None:
+        super().__init__(http, base_url, session_key)
+        self.legs: dict[int, object] = {}
+        self.offers: dict[int, str] = {}
+        self.answered = 0
+
+    def on_frame(self, frame: dict) -> None:
+        kind, call_id = frame.get("type"), frame.get("call_id")
+        if kind == "call.offered":
+            self.send({"type": "call.accept", "call_id": call_id})
+        elif kind == "call.accept.result" and frame.get("is_won"):
+            asyncio.get_running_loop().create_task(self._offer_leg(call_id))
+        elif kind == "call.media_answer" and call_id in self.legs and frame.get("sdp"):
+            self.offers.pop(call_id, None)
+            asyncio.get_running_loop().create_task(self.legs[call_id].accept_answer(frame["sdp"]))
+        elif kind == "error" and frame.get("code") == "media_not_ready" and self.offers:
+            # As the softphone does: the media process had not taken the call yet, the offer goes again.
+            for waiting, sdp in self.offers.items():
+                asyncio.get_running_loop().call_later(0.25, self.send, self._offer(waiting, sdp))
+        elif kind == "call.media_answer" and frame.get("is_ready") is False and call_id in self.offers:
+            asyncio.get_running_loop().call_later(0.25, self.send, self._offer(call_id, self.offers[call_id]))
+        elif kind == "call.media_answer" and frame.get("error"):
+            print(f"call {call_id}: no audio ({frame['error']})", flush=True)
+        elif kind == "call.ended":
+            self.offers.pop(call_id, None)
+            leg = self.legs.pop(call_id, None)
+            if leg is not None:
+                asyncio.get_running_loop().create_task(leg.close())
+            self.send({"type": "call.wrap_up", "call_id": call_id, "disposition": "resolved",
+                       "notes": "Answered.", "next_status": "available"})  # fmt: skip
+
+    def send(self, frame: dict) -> None:
+        asyncio.get_running_loop().create_task(self.socket.send_json(frame))
+
+    async def _offer_leg(self, call_id: int) -> None:
+        from whatsapp.sandbox.media import CustomerMedia
+
+        leg = CustomerMedia(play=AGENT_SPEECH, record_to=None, loop=True)
+        self.legs[call_id] = leg
+        self.answered += 1
+        self.offers[call_id] = await leg.create_offer()
+        await self.socket.send_json(self._offer(call_id, self.offers[call_id]))
+
+    @staticmethod
+    def _offer(call_id: int, sdp: str) -> dict:
+        return {"type": "call.media_offer", "call_id": call_id, "sdp": sdp}
+
+
+def memory_sample(
+    processes: dict[str, subprocess.Popen], samples: dict[str, list[tuple[float, int]]]
+) -> None:
+    now = time.monotonic()
+    for name, process in processes.items():
+        samples.setdefault(name, []).append((now, benchlib.resident_bytes([process.pid])))
+    samples.setdefault("bench_and_sandbox", []).append((now, benchlib.resident_bytes([os.getpid()])))
+
+
+async def run(arguments: argparse.Namespace, base_url: str, sandbox_thread, processes, session_keys) -> dict:
+    from whatsapp.sandbox.load import add_crowd, keep_calling
+
+    sandbox = sandbox_thread.sandbox
+    crowd = sandbox_thread.call(add_crowd, sandbox, count=arguments.agents * 3, regions=("GB",))
+    memory: dict[str, list[tuple[float, int]]] = {}
+    async with aiohttp.ClientSession() as http:
+        agents = [Agent(http, base_url, key) for key in session_keys]
+        for agent in agents:
+            await agent.open()
+        await asyncio.wait_for(asyncio.gather(*(agent.is_available.wait() for agent in agents)), 30)
+        stop_calling = asyncio.Event()
+        calling = asyncio.run_coroutine_threadsafe(
+            keep_calling(crowd, [benchlib.NUMBER_ID], calls_per_minute=arguments.calls_per_minute,
+                         talk_s=(20, 40), stop=stop_calling, seed=7),
+            sandbox_thread.loop,
+        )  # fmt: skip
+        started = time.monotonic()
+        calls_end = started + arguments.minutes * 60
+        while time.monotonic() < calls_end:
+            memory_sample(processes, memory)
+            elapsed_min, answered = (time.monotonic() - started) / 60, sum(agent.answered for agent in agents)
+            sizes = ", ".join(f"{name} {values[-1][1] / 2**20:.0f} MiB" for name, values in memory.items())
+            print(f"{elapsed_min:5.1f} min: {answered} answered; {sizes}", flush=True)
+            await asyncio.sleep(MEMORY_EVERY_S)
+        sandbox_thread.loop.call_soon_threadsafe(stop_calling.set)
+        calling.result(timeout=30)
+        await asyncio.sleep(70)  # the last calls' talk ends
+        for agent in agents:
+            await agent.close()
+    return {"started": started, "calls_end": calls_end, "memory": memory}
+
+
+def lags(since, until, drain_s: float) -> tuple[list[float], list[float], list[tuple]]:
+    """Each answered call that ended in [since, until]: its transcript's and its summary's lag (seconds
+    from the call's end; infinite when not done after the drain)."""
+    from calls.models import Call
+    from recordings.models import Recording
+
+    calls = Call.objects.filter(ended_at__gte=since, ended_at__lte=until, agent__isnull=False).exclude(
+        talk_seconds=None
+    )
+    deadline = time.monotonic() + drain_s
+    while time.monotonic() < deadline:
+        waiting = Recording.objects.filter(call__in=calls, status__in=Recording.IN_PROGRESS).count()
+        if not waiting:
+            break
+        print(f"waiting for {waiting} recordings' transcripts and summaries", flush=True)
+        time.sleep(15)
+    rows = calls.values_list("ended_at", "transcript__created_at", "summary__created_at")
+    transcript_lags = [(t - e).total_seconds() if t else float("inf") for e, t, _ in rows]
+    summary_lags = [(s - e).total_seconds() if s else float("inf") for e, _, s in rows]
+    sizes = list(
+        Recording.objects.filter(call__in=calls, duration_s__gt=0).values_list("size_bytes", "duration_s")
+    )
+    return transcript_lags, summary_lags, sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls-per-minute", type=float, default=30.0)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--warm-up-minutes", type=float, default=2.0)
+    parser.add_argument("--drain-minutes", type=float, default=10.0)
+    parser.add_argument("--recordings-workers", type=int, default=2)
+    parser.add_argument("--agents", type=int, default=30)
+    arguments = parser.parse_args()
+    os.environ.update(server_environment())
+    os.environ.setdefault("MEDIA_HOST_ADDRESSES", "127.0.0.1")
+    os.environ.setdefault("MEDIA_ICE_SERVERS", "")
+    import django
+
+    django.setup()
+    from django.utils import timezone
+
+    from whatsapp.sandbox.server import SandboxThread
+
+    (ROOT / "var").mkdir(exist_ok=True)
+    sandbox_thread = SandboxThread(webhook_url=None, app_secret=benchlib.APP_SECRET, token="bench-token")
+    with sandbox_thread as sandbox:
+        os.environ["WHATSAPP_GRAPH_URL"] = sandbox.graph_url
+        sandbox_thread.call(sandbox.add_number, phone_number_id=benchlib.NUMBER_ID, waba_id=benchlib.WABA_ID,
+                            display_phone_number="+44 20 7946 0000")  # fmt: skip
+        with web_server() as base_url:
+            sandbox.sender.url = f"{base_url}/webhooks/whatsapp/"
+            queue = benchlib.CELERY_QUEUE
+            drop_queued(queue)  # what an earlier bench left queued is not this run's work
+            processes: dict = {"web": Running(benchlib.server_pids[0])}
+            processes["media"] = product_process("media", [sys.executable, "manage.py", "media"])
+            processes["worker"] = product_process(
+                "worker",
+                [*celery(queue, "worker")[:-4], "--concurrency", "2"],
+                WEBHOOK_HANDLE_IN_WORKER="true",
+            )
+            for index in range(arguments.recordings_workers):
+                processes[f"recordings_{index}"] = product_process(
+                    f"recordings-{index}", celery(f"{queue}.recordings", f"recordings-{index}")
+                )
+            processes["summaries"] = product_process("summaries", celery(f"{queue}.summaries", "summaries"))
+            beat = ["beat", "--loglevel", "WARNING", "--schedule", str(ROOT / "var" / "bench-beat")]
+            processes["beat"] = product_process(
+                "beat", [sys.executable, "-m", "celery", "--app", "config", *beat]
+            )
+            try:
+                started_at = timezone.now()
+                session_keys = prepare_agents(arguments.agents)
+                result = asyncio.run(run(arguments, base_url, sandbox_thread, processes, session_keys))
+                since = started_at + timezone.timedelta(minutes=arguments.warm_up_minutes)
+                until = started_at + timezone.timedelta(minutes=arguments.minutes)
+                transcript_lags, summary_lags, sizes = lags(since, until, arguments.drain_minutes * 60)
+            finally:
+                stop({name: process for name, process in processes.items() if name != "web"})
+    figures = summarise(arguments, result, transcript_lags, summary_lags, sizes)
+    print_figures(figures)
+
+
+def summarise(arguments, result, transcript_lags, summary_lags, sizes) -> dict:
+    minutes = arguments.minutes - arguments.warm_up_minutes
+    done_in_time = sum(1 for lag in summary_lags if lag < float("inf"))
+    transcript_p95, summary_p95 = percentile(transcript_lags, 0.95), percentile(summary_lags, 0.95)
+    done_per_minute = done_in_time / minutes
+    kept = transcript_p95 < LAG_GOAL_S and summary_p95 < LAG_GOAL_S
+    figures = {
+        "calls_measured": len(summary_lags),
+        "calls_answered_per_min": len(summary_lags) / minutes,
+        "transcript_lag_median_s": statistics.median(transcript_lags) if transcript_lags else float("nan"),
+        "transcript_lag_p95_s": transcript_p95,
+        "summary_lag_p95_s": summary_p95,
+        "post_call_done_per_min": done_per_minute,
+        "post_call_sustained_calls_per_min_per_core": (
+            (arguments.calls_per_minute if kept else done_per_minute) / arguments.recordings_workers
+        ),
+        "recording_bytes_per_call_minute": (
+            sum(size for size, _ in sizes) / sum(seconds for _, seconds in sizes) * 60 if sizes else 0
+        ),
+    }
+    last_five = result["calls_end"] - 5 * 60
+    for name, values in result["memory"].items():
+        window = [rss for at, rss in values if at >= last_five]
+        figures[f"memory_mib_{name}"] = values[-1][1] / 2**20
+        figures[f"memory_growth_last_5_min_mib_{name}"] = (window[-1] - window[0]) / 2**20 if window else 0
+    return figures
+
+
+if __name__ == "__main__":
+    main()
