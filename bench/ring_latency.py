@@ -43,13 +43,14 @@ from benchlib import (
 )
 
 
-def prepare_agents(count: int) -> list[str]:
+def prepare_agents(count: int, queue_name: str = "Ring bench", **queue_fields) -> list[str]:
     """`count` agents in the bench queue, offline, each with a signed-in session: their session keys."""
     from django.contrib.auth import get_user_model
 
     from agents.models import Agent, QueueMembership
 
-    queue = prepare_number("Ring bench", ring_timeout_s=60, max_wait_s=600, missed_offers_before_away=0)
+    queue_fields = queue_fields or {"ring_timeout_s": 60, "max_wait_s": 600, "missed_offers_before_away": 0}
+    queue = prepare_number(queue_name, **queue_fields)
     user_model = get_user_model()
     keys = []
     for index in range(count):
