@@ -2,7 +2,7 @@
 
 Runs the product's own processes against DATABASE_URL and REDIS_URL (PostgreSQL and Redis are the
 figures that matter; the embedded SQLite works too): the web server (uvicorn, DEBUG off), the
-`media` process, the `worker` (Meta's deliveries other than calls', timers), --recordings-workers
+`media` process, the `worker` (`benchlib.worker_running`), --recordings-workers
 `recordings` workers (Whisper, one process each), one `summaries` worker and `beat`. The sandbox
 plays Meta in this process: a crowd of English-speaking customers who call the number at
 --calls-per-minute for --minutes and talk for 20 to 40 s once answered; --agents agents, each with
@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import benchlib
@@ -150,7 +151,9 @@ def memory_sample(
     now = time.monotonic()
     for name, process in processes.items():
         samples.setdefault(name, []).append((now, benchlib.resident_bytes([process.pid])))
-    samples.setdefault("bench_and_sandbox", []).append((now, benchlib.resident_bytes([os.getpid()])))
+    # This process alone: its children are the product's processes, sampled above.
+    own = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    samples.setdefault("bench_and_sandbox", []).append((now, own))
 
 
 async def run(arguments: argparse.Namespace, base_url: str, sandbox_thread, processes, session_keys) -> dict:
@@ -243,13 +246,12 @@ def main() -> None:
             sandbox.sender.url = f"{base_url}/webhooks/whatsapp/"
             queue = benchlib.CELERY_QUEUE
             drop_queued(queue)  # what an earlier bench left queued is not this run's work
+            stack = contextlib.ExitStack()
             processes: dict = {"web": Running(benchlib.server_pids[0])}
+            processes["worker"] = stack.enter_context(
+                benchlib.worker_running()
+            )  # as the other benches run it
             processes["media"] = product_process("media", [sys.executable, "manage.py", "media"])
-            processes["worker"] = product_process(
-                "worker",
-                [*celery(queue, "worker")[:-4], "--concurrency", "2"],
-                WEBHOOK_HANDLE_IN_WORKER="true",
-            )
             for index in range(arguments.recordings_workers):
                 processes[f"recordings_{index}"] = product_process(
                     f"recordings-{index}", celery(f"{queue}.recordings", f"recordings-{index}")
@@ -269,7 +271,8 @@ def main() -> None:
                 until = started_at + timezone.timedelta(minutes=arguments.minutes)
                 measured = lags(since, until, arguments.drain_minutes * 60)
             finally:
-                stop({name: process for name, process in processes.items() if name != "web"})
+                stop({name: process for name, process in processes.items() if name not in ("web", "worker")})
+                stack.close()
     figures = summarise(arguments, result, *measured)
     print_figures(figures)
 
