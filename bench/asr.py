@@ -1,7 +1,7 @@
 """Speech to text on recorded calls: how fast and how accurately the product transcribes them.
 
 Runs the product's own path, `recordings.transcription.transcribe_recording` (a two-channel
-recording in; each channel transcribed on its own with faster-whisper, the two merged by time), on a
+recording in; both sides' speech transcribed as one conversation, each word put back on its side), on a
 fixed corpus of five scripted contact-center calls of about 60 s each (CORPUS below: an order's
 status, an upgrade, a billing question, a complaint, a technical problem; the agent opens two of
 them, the customer three). Each call is spoken by espeak-ng, the customer with `-v en-us` and the

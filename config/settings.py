@@ -305,11 +305,13 @@ WHISPER_MODEL = env.str("WHISPER_MODEL", default="")
 WHISPER_COMPUTE_TYPE = env.str("WHISPER_COMPUTE_TYPE", default="int8")
 # Where Whisper runs: "auto" (a CUDA GPU when CTranslate2 finds one, else the CPU), "cuda" or "cpu".
 # A GPU that cannot be used (no driver, a library missing) falls back to the CPU, logged. On a GPU
-# the model runs as WHISPER_GPU_COMPUTE_TYPE and decodes a channel's speech WHISPER_BATCH_SIZE
-# stretches at a time (faster-whisper's batched inference).
+# the model runs as WHISPER_GPU_COMPUTE_TYPE. On either, a call's speech is decoded in 30-second
+# windows, WHISPER_BATCH_SIZE windows at a time (faster-whisper's batched inference), each with
+# WHISPER_BEAM_SIZE beams.
 WHISPER_DEVICE = env.str("WHISPER_DEVICE", default="auto")
 WHISPER_GPU_COMPUTE_TYPE = env.str("WHISPER_GPU_COMPUTE_TYPE", default="int8_float16")
 WHISPER_BATCH_SIZE = env.int("WHISPER_BATCH_SIZE", default=8)
+WHISPER_BEAM_SIZE = env.int("WHISPER_BEAM_SIZE", default=5)
 # Threads one transcription uses (CTranslate2's intra-op threads); 0: one per core. One is the
 # faster here: bench/asr.py on 2 cores gave a real-time factor of 0.035 with 1 thread, 0.045 with 2.
 WHISPER_CPU_THREADS = env.int("WHISPER_CPU_THREADS", default=1)

