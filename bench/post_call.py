@@ -19,7 +19,8 @@ still due when the calls stop are waited for, up to --drain-minutes):
   else the rate they did keep up with (`post_call_done_per_min`), which is then an upper bound;
 - `recording_bytes_per_call_minute`: the recordings' size (Ogg Opus) over their length;
 - per process, its resident memory at the end and its growth over the last five minutes of calls
-  (`memory_growth_last_5_min_mib_<process>`), sampled every 15 s.
+  (`memory_growth_last_5_min_mib_<process>`: the slope of the samples' least-squares line, sampled
+  every 15 s).
 
     DATABASE_URL=postgres://127.0.0.1/switchboard REDIS_URL=redis://127.0.0.1:6379/0 \\
         .venv/bin/python bench/post_call.py [--calls-per-minute 30] [--minutes 10] [--recordings-workers 2]
@@ -299,10 +300,21 @@ def summarise(arguments, result, transcript_lags, summary_lags, sizes, done_whil
     }
     last_five = result["calls_end"] - 5 * 60
     for name, values in result["memory"].items():
-        window = [rss for at, rss in values if at >= last_five]
+        window = [(at, rss) for at, rss in values if at >= last_five]
         figures[f"memory_mib_{name}"] = values[-1][1] / 2**20
-        figures[f"memory_growth_last_5_min_mib_{name}"] = (window[-1] - window[0]) / 2**20 if window else 0
+        figures[f"memory_growth_last_5_min_mib_{name}"] = growth_mib(window)
     return figures
+
+
+def growth_mib(samples: list[tuple[float, int]]) -> float:
+    """The trend of a process's resident memory over five minutes of samples, in MiB: the slope of
+    their least-squares line. A worker's memory rises and falls with the work in hand (a recording
+    decoded and transcribed), so the first and the last sample alone would say more of the moments
+    they fell on than of the trend."""
+    if len(samples) < 2:
+        return 0.0
+    times, sizes = zip(*samples, strict=True)
+    return statistics.linear_regression(times, sizes).slope * 5 * 60 / 2**20
 
 
 if __name__ == "__main__":

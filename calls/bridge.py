@@ -50,6 +50,7 @@ from core.audio import (
     opus_packet_samples,
     opus_self_delimited,
 )
+from core.processes import release_freed_memory
 from core.webrtc import (
     apply_host_addresses,
     opus_codecs,
@@ -301,8 +302,9 @@ class CallBridge:
         self._route()
 
     async def close(self) -> RecordingResult:
-        """Hang up both legs and finish the recording (a valid WAV even when nothing was heard; not
-        ``is_conversation`` when the conversation never started).
+        """Hang up both legs and finish the recording (a valid Ogg Opus file even when nothing was
+        heard; not ``is_conversation`` when the conversation never started), and hand the memory the
+        call held back to the system (`core.processes.release_freed_memory`).
 
         Safe to call twice, or concurrently: every call returns the same result.
         """
@@ -317,6 +319,7 @@ class CallBridge:
         self._agent_output.stop()
         result = self._recording.finish(at=time.monotonic())
         logger.info("call %s: media closed, %.1f s recorded", self.call_id, result.duration_s)
+        release_freed_memory()  # what the legs held (DTLS, SRTP, sockets, buffers) is free now
         return result
 
     def _check_open(self) -> None:

@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 
+from core.processes import release_freed_memory
 from recordings.services import (
     TransientError,
     call_summarise,
@@ -31,6 +32,8 @@ def transcribe_call(self, *, recording_id: int) -> bool:
             )
             return False
         raise self.retry(exc=error, countdown=min(300, 10 * 2**self.request.retries)) from error
+    finally:
+        release_freed_memory()  # the decoded audio and the model's buffers of this recording
 
 
 @shared_task(name="recordings.summarise_call", acks_late=True)

@@ -357,3 +357,19 @@ def test_the_sweep_queues_nothing_again_while_the_broker_cannot_say_what_waits(
 
     assert requeued == 0
     assert Recording.objects.get(pk=recording.pk).status == Recording.Status.QUEUED  # for a later sweep
+
+
+def test_a_recordings_worker_hands_back_the_memory_of_each_transcription(
+    recordings_storage, tmp_path, monkeypatch
+):
+    from recordings import tasks
+
+    handed_back = []
+    monkeypatch.setattr(tasks, "release_freed_memory", lambda: handed_back.append(True) or True)
+    recording = stored(ended_call(), tmp_path)
+
+    tasks.transcribe_call.apply(kwargs={"recording_id": recording.pk})
+    tasks.transcribe_call.apply(kwargs={"recording_id": recording.pk})  # a duplicate: nothing to do
+
+    assert Transcript.objects.filter(call=recording.call).count() == 1
+    assert handed_back == [True, True]
