@@ -15,8 +15,12 @@ still due when the calls stop are waited for, up to --drain-minutes):
 - `transcript_lag_p95_s`, `summary_lag_p95_s`: from a call's end to its transcript, and to its summary;
 - `post_call_done_per_min`: summaries done a minute while the calls came (after the warm-up);
 - `post_call_sustained_calls_per_min_per_core`: the calls a minute the recordings workers kept within
-  60 s (p95 of both lags), per worker (each a process on one core): the rate run when it was kept,
-  else the rate they did keep up with (`post_call_done_per_min`), which is then an upper bound;
+  60 s (p95 of both lags), per core they were given (the CPU time they used while the calls came, in
+  cores: `cores_recordings_<n>`): the rate run when it was kept, else the rate they did keep up with
+  (`post_call_done_per_min`), which is then an upper bound;
+- `transcription_cpu_s_per_call`: the workers' CPU seconds per call done while the calls came;
+- per process, the cores it used while the calls came (`cores_<process>`): the simulated customers
+  and agents (`cores_bench_and_sandbox`) share this machine with the product;
 - `recording_bytes_per_call_minute`: the recordings' size (Ogg Opus) over their length;
 - per process, its resident memory at the end and its growth over the last five minutes of calls
   (`memory_growth_last_5_min_mib_<process>`: the slope of the samples' least-squares line, sampled
@@ -147,14 +151,18 @@ class Agent(benchlib.AgentSocket):
 
 
 def memory_sample(
-    processes: dict[str, subprocess.Popen], samples: dict[str, list[tuple[float, int]]]
+    processes: dict[str, subprocess.Popen], samples: dict[str, list[tuple[float, int, float]]]
 ) -> None:
+    """Each process's resident memory and the CPU time it has used so far, now."""
     now = time.monotonic()
     for name, process in processes.items():
-        samples.setdefault(name, []).append((now, benchlib.resident_bytes([process.pid])))
+        family = [process.pid]
+        samples.setdefault(name, []).append(
+            (now, benchlib.resident_bytes(family), benchlib.cpu_seconds(family))
+        )
     # This process alone: its children are the product's processes, sampled above.
     own = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    samples.setdefault("bench_and_sandbox", []).append((now, own))
+    samples.setdefault("bench_and_sandbox", []).append((now, own, time.process_time()))
 
 
 async def run(arguments: argparse.Namespace, base_url: str, sandbox_thread, processes, session_keys) -> dict:
@@ -162,7 +170,7 @@ async def run(arguments: argparse.Namespace, base_url: str, sandbox_thread, proc
 
     sandbox = sandbox_thread.sandbox
     crowd = sandbox_thread.call(add_crowd, sandbox, count=arguments.agents * 3, regions=("GB",))
-    memory: dict[str, list[tuple[float, int]]] = {}
+    memory: dict[str, list[tuple[float, int, float]]] = {}
     async with aiohttp.ClientSession() as http:
         agents = [Agent(http, base_url, key) for key in session_keys]
         for agent in agents:
@@ -284,6 +292,9 @@ def summarise(arguments, result, transcript_lags, summary_lags, sizes, done_whil
     transcript_p95, summary_p95 = percentile(transcript_lags, 0.95), percentile(summary_lags, 0.95)
     done_per_minute = done_while_calling / minutes
     kept = transcript_p95 < LAG_GOAL_S and summary_p95 < LAG_GOAL_S
+    warm = result["started"] + arguments.warm_up_minutes * 60
+    cores = {name: cores_used(values, since=warm) for name, values in result["memory"].items()}
+    recordings_cores = sum(used for name, used in cores.items() if name.startswith("recordings_"))
     figures = {
         "calls_measured": len(summary_lags),
         "calls_answered_per_min": len(summary_lags) / minutes,
@@ -292,7 +303,12 @@ def summarise(arguments, result, transcript_lags, summary_lags, sizes, done_whil
         "summary_lag_p95_s": summary_p95,
         "post_call_done_per_min": done_per_minute,
         "post_call_sustained_calls_per_min_per_core": (
-            (arguments.calls_per_minute if kept else done_per_minute) / arguments.recordings_workers
+            (arguments.calls_per_minute if kept else done_per_minute) / recordings_cores
+            if recordings_cores
+            else 0.0
+        ),
+        "transcription_cpu_s_per_call": (
+            recordings_cores * minutes * 60 / done_while_calling if done_while_calling else float("nan")
         ),
         "recording_bytes_per_call_minute": (
             sum(size for size, _ in sizes) / sum(seconds for _, seconds in sizes) * 60 if sizes else 0
@@ -300,10 +316,20 @@ def summarise(arguments, result, transcript_lags, summary_lags, sizes, done_whil
     }
     last_five = result["calls_end"] - 5 * 60
     for name, values in result["memory"].items():
-        window = [(at, rss) for at, rss in values if at >= last_five]
+        window = [(at, rss) for at, rss, _ in values if at >= last_five]
         figures[f"memory_mib_{name}"] = values[-1][1] / 2**20
         figures[f"memory_growth_last_5_min_mib_{name}"] = growth_mib(window)
+    for name, used in cores.items():
+        figures[f"cores_{name}"] = used
     return figures
+
+
+def cores_used(samples: list[tuple[float, int, float]], *, since: float) -> float:
+    """The cores a process kept busy from `since` to its last sample: CPU seconds over seconds."""
+    window = [(at, cpu) for at, _, cpu in samples if at >= since]
+    if len(window) < 2:
+        return 0.0
+    return (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
 
 
 def growth_mib(samples: list[tuple[float, int]]) -> float:
