@@ -202,7 +202,7 @@ def lags(since, until, drain_s: float) -> tuple[list[float], list[float], list[t
     """Each answered call that ended in [since, until]: its transcript's and its summary's lag (seconds
     from the call's end; infinite when not done after the drain)."""
     from calls.models import Call
-    from recordings.models import Recording
+    from recordings.models import Recording, Summary
 
     calls = Call.objects.filter(ended_at__gte=since, ended_at__lte=until, agent__isnull=False).exclude(
         talk_seconds=None
@@ -220,8 +220,6 @@ def lags(since, until, drain_s: float) -> tuple[list[float], list[float], list[t
     sizes = list(
         Recording.objects.filter(call__in=calls, duration_s__gt=0).values_list("size_bytes", "duration_s")
     )
-    from recordings.models import Summary
-
     done_while_calling = Summary.objects.filter(created_at__gte=since, created_at__lte=until).count()
     return transcript_lags, summary_lags, sizes, done_while_calling
 
@@ -288,7 +286,6 @@ def main() -> None:
 
 def summarise(arguments, result, transcript_lags, summary_lags, sizes, done_while_calling) -> dict:
     minutes = arguments.minutes - arguments.warm_up_minutes
-
     transcript_p95, summary_p95 = percentile(transcript_lags, 0.95), percentile(summary_lags, 0.95)
     done_per_minute = done_while_calling / minutes
     kept = transcript_p95 < LAG_GOAL_S and summary_p95 < LAG_GOAL_S

@@ -188,28 +188,28 @@ def _turns(conversation: Conversation, words: list) -> list[Segment]:
     """The words, each placed back on its speaker's channel at its time there, as turns: a speaker's
     words up to the other speaker's, or up to a pause of more than TURN_GAP_S. Each turn is timed by
     its first and last word, and its confidence is its words' mean probability."""
-    turns: list[list[tuple[float, float, object]]] = []
-    speakers: list[str] = []
+    turns: list[tuple[str, list[tuple[float, float, object]]]] = []  # (speaker, [(start, end, word)])
     for word in words:
         speaker, middle = conversation.place((word.start + word.end) / 2)
         half = (word.end - word.start) / 2
-        placed = (middle - half, middle + half, word)
-        if turns and speakers[-1] == speaker and placed[0] - turns[-1][-1][1] <= TURN_GAP_S:
-            turns[-1].append(placed)
+        if turns and turns[-1][0] == speaker and middle - half - turns[-1][1][-1][1] <= TURN_GAP_S:
+            turns[-1][1].append((middle - half, middle + half, word))
         else:
-            turns.append([placed])
-            speakers.append(speaker)
-    return [
-        Segment(
-            start_s=round(max(turn[0][0], 0.0), 2),
-            end_s=round(turn[-1][1], 2),
-            speaker=speaker,
-            text="".join(word.word for _, _, word in turn).strip(),
-            confidence=round(sum(word.probability for _, _, word in turn) / len(turn), 3),
-        )
-        for speaker, turn in zip(speakers, turns, strict=True)
-        if "".join(word.word for _, _, word in turn).strip()
-    ]
+            turns.append((speaker, [(middle - half, middle + half, word)]))
+    segments = []
+    for speaker, placed in turns:
+        text = "".join(word.word for _, _, word in placed).strip()
+        if text:
+            segments.append(
+                Segment(
+                    start_s=round(max(placed[0][0], 0.0), 2),
+                    end_s=round(placed[-1][1], 2),
+                    speaker=speaker,
+                    text=text,
+                    confidence=round(sum(word.probability for _, _, word in placed) / len(placed), 3),
+                )
+            )
+    return segments
 
 
 @dataclass(frozen=True)
