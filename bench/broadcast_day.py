@@ -37,10 +37,10 @@ import sys
 import time
 from collections.abc import Callable
 
-import aiohttp
 import benchlib
 from asgiref.sync import sync_to_async
 from benchlib import (
+    Poster,
     call_connect,
     call_terminate,
     cpu_seconds,
@@ -127,22 +127,24 @@ def text_delivery(message_id: str, customer: str) -> dict:
 
 
 class Load:
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http, self.url = http, url
+    def __init__(self, poster: Poster) -> None:
+        self.poster = poster
         self.latencies: list[float] = []
         self.answered: list[tuple[str, bool]] = []  # (what, answered 200)
 
-    async def post(self, payload: dict | Callable[[], dict], what: str, scheduled: float) -> None:
+    def prepared(self, payload: dict) -> bytes:
+        """A delivery's request, signed and built before the run (as Meta's come: ready to send)."""
+        return self.poster.request(*signed(payload))
+
+    async def post(self, request: bytes | Callable[[], dict], what: str, scheduled: float) -> None:
         # A connect is built when sent: its timestamp is its sending time (one older than
         # CALL_CONNECT_MAX_AGE_S is a call already over, never rung).
-        body, headers = signed(payload() if callable(payload) else payload)
-        ok = False
+        if callable(request):
+            request = self.prepared(request())
         try:
-            async with self.http.post(self.url, data=body, headers=headers) as response:
-                await response.read()
-                ok = response.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            pass
+            ok = await self.poster.post(request) == 200
+        except (OSError, TimeoutError):
+            ok = False
         self.latencies.append(time.perf_counter() - scheduled)
         self.answered.append((what, ok))
 
@@ -164,7 +166,7 @@ async def run(
         agents = [AgentSocket(http, base_url, key) for key in session_keys]
         await asyncio.gather(*(agent.open() for agent in agents))
         await asyncio.wait_for(asyncio.gather(*(agent.is_available.wait() for agent in agents)), 30)
-        load = Load(http, url)
+        load = Load(Poster(url))
         rate = len(statuses) / seconds
         # Each send at its offset from the start, which open_loop sets once all are built (a
         # start set before building three minutes' deliveries was already past when they were).
@@ -172,7 +174,9 @@ async def run(
             (
                 index / rate,
                 functools.partial(
-                    load.post, status_delivery(message_id, campaign[message_id], state, index), "status"
+                    load.post,
+                    load.prepared(status_delivery(message_id, campaign[message_id], state, index)),
+                    "status",
                 ),
             )
             for index, (message_id, state) in enumerate(statuses)
@@ -183,7 +187,7 @@ async def run(
                 index / arguments.messages,
                 functools.partial(
                     load.post,
-                    text_delivery(f"wamid.in-{stamp}-{index}", f"4479{stamp[-5:]}{index:05d}"),
+                    load.prepared(text_delivery(f"wamid.in-{stamp}-{index}", f"4479{stamp[-5:]}{index:05d}")),
                     "text",
                 ),
             )
@@ -207,14 +211,18 @@ async def run(
                 if callers[index] in rings:
                     break
                 await asyncio.sleep(0.01)
-            await load.post(call_terminate(call_ids[index], callers[index]), "hang-up", time.perf_counter())
+            hang_up = functools.partial(call_terminate, call_ids[index], callers[index])
+            await load.post(hang_up, "hang-up", time.perf_counter())
 
         web_cpu, worker_cpu = cpu_seconds(server_pids), cpu_seconds(worker_pids)
+        sender_cpu = time.process_time()
         web_rss, worker_rss = resident_bytes(server_pids), resident_bytes(worker_pids)
         load_began = await sync_to_async(timezone.now)()
         sends += [(index / arguments.calls, functools.partial(call, index)) for index in range(calls)]
         await open_loop(sends)
         load_end = time.perf_counter()
+        sender_cpu = time.process_time() - sender_cpu
+        load.poster.close()
         drained = await backlog_drained(load_end, since=load_began)
         web_cpu, worker_cpu = cpu_seconds(server_pids) - web_cpu, cpu_seconds(worker_pids) - worker_cpu
         for agent in agents:
@@ -233,7 +241,7 @@ async def run(
         f"{texts} texts, {calls} calls and their hang-ups); refused: {refused}; "
         f"calls rung: {len(ring_latencies)} of {calls}"
     )
-    print(f"CPU: web {web_cpu:.1f} s, worker {worker_cpu:.1f} s")
+    print(f"CPU: web {web_cpu:.1f} s, worker {worker_cpu:.1f} s; this bench while sending {sender_cpu:.1f} s")
     print(
         f"memory (RSS): web {web_rss / 2**20:.0f} → {resident_bytes(server_pids) / 2**20:.0f} MiB, "
         f"worker {worker_rss / 2**20:.0f} → {resident_bytes(worker_pids) / 2**20:.0f} MiB"

@@ -23,14 +23,13 @@ import functools
 import statistics
 import time
 
-import aiohttp
 from benchlib import (
+    Poster,
     call_connect,
     call_terminate,
     envelope,
     open_loop,
     percentile,
-    post_client,
     prepare_number,
     print_figures,
     signed,
@@ -68,28 +67,26 @@ async def run_load(url: str, *, rate: float, seconds: float, offset: int) -> tup
     failures = 0
     stop_taking = asyncio.Event()
     taker = asyncio.create_task(take_media_hand_offs(stop_taking))
-    # aiohttp, not httpx: httpx's connection pool walks every queued request for each one it
-    # finishes, so at 200 requests/s this script itself was the bottleneck (p99 ≈ 38 s with the
-    # web server's processes nearly idle; see benchlib.post_client).
-    async with post_client() as client:
+    poster = Poster(url)
 
-        async def send(index: int, scheduled: float) -> None:
-            nonlocal failures
-            # Built when sent: a connect's timestamp is its sending time, however long the run (a
-            # connect older than CALL_CONNECT_MAX_AGE_S is a call already over, never rung).
-            body, headers = signed(delivery(offset + index))
-            try:
-                async with client.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    if response.status != 200:
-                        failures += 1
-            except (aiohttp.ClientError, TimeoutError):
+    async def send(index: int, scheduled: float) -> None:
+        nonlocal failures
+        # Built when sent: a connect's timestamp is its sending time, however long the run (a
+        # connect older than CALL_CONNECT_MAX_AGE_S is a call already over, never rung).
+        request = poster.request(*signed(delivery(offset + index)))
+        try:
+            if await poster.post(request) != 200:
                 failures += 1
-            latencies.append(time.perf_counter() - scheduled)
+        except (OSError, TimeoutError):
+            failures += 1
+        latencies.append(time.perf_counter() - scheduled)
 
+    try:
         await open_loop(
             [(index / rate, functools.partial(send, index)) for index in range(total)], lead_s=0.2
         )
+    finally:
+        poster.close()
     stop_taking.set()
     await taker
     return latencies, failures
