@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from agents import presence
 from agents.models import Agent, Queue
 from agents.selectors import agent_for_user, agent_presence
-from agents.services import agent_set_status
+from agents.services import agent_comes_back, agent_set_status
 from agents.tasks import offline_if_gone
 from core.consumers import JsonSocketConsumer
 
@@ -88,7 +88,11 @@ class AgentConsumer(JsonSocketConsumer):
                 await self.channel_layer.group_add(group, self.channel_name)
         await presence.socket_opened(agent_id=self.agent.pk, channel_name=self.channel_name)
         await self.accept()
-        await self.send_json(agent_presence(agent=self.agent))
+        if self.agent.status == Agent.Status.OFFLINE and await database_sync_to_async(agent_comes_back)(
+            agent_id=self.agent.pk
+        ):
+            await database_sync_to_async(self.agent.refresh_from_db)()
+        await self.send_json({**agent_presence(agent=self.agent), "heartbeat_s": presence.heartbeat_s()})
         frames = await database_sync_to_async(_resume_frames)(self.agent.pk)
         if frames:
             open_tabs = await sync_to_async(presence.open_socket_count)(agent_id=self.agent.pk)
@@ -123,7 +127,9 @@ class AgentConsumer(JsonSocketConsumer):
             await self.send_error("bad_frame", "A frame is a JSON object with a string 'type'.")
             return
         frame_type = content["type"]
-        if frame_type == "presence.set":
+        if frame_type == "presence.heartbeat":
+            await self.heartbeat()
+        elif frame_type == "presence.set":
             await self.presence_set(content)
         elif frame_type in _frame_handlers:
             await self.delegate(_frame_handlers[frame_type], content)
@@ -140,6 +146,13 @@ class AgentConsumer(JsonSocketConsumer):
             return
         if reply is not None:
             await self.send_json(reply)
+
+    async def heartbeat(self) -> None:
+        """The tab is still there (it says so every `heartbeat_s`). A tab silent for longer than
+        AGENT_SOCKET_TTL_S (a laptop closed, then opened) may find its agent taken offline
+        meanwhile: they come back as they were."""
+        if not await presence.socket_heartbeat(agent_id=self.agent.pk, channel_name=self.channel_name):
+            await database_sync_to_async(agent_comes_back)(agent_id=self.agent.pk)
 
     async def presence_set(self, content: dict) -> None:
         status = content.get("status")

@@ -1,45 +1,165 @@
-"""Which agents have the dashboard open: one Redis set of WebSocket channels per agent; and what an
-agent has typed into a wrap-up not filed yet, which every tab of theirs shares.
+"""Which agents have the dashboard open, and what an agent has typed into a wrap-up not filed yet,
+which every tab of theirs shares.
 
-An agent whose last tab closed is taken offline after a grace period (a reload or a flaky
-network reconnects well within it), so that nobody is rung who cannot hear it.
+Each agent has one Redis sorted set of their open WebSockets (channel names), each scored with the
+time until which it counts as open: AGENT_SOCKET_TTL_S from its opening and from each heartbeat
+its tab sends (every third of that). A socket that closes cleanly leaves at once, and a `left`
+mark stays for AGENT_DISCONNECT_GRACE_S in its place (a reload or a flaky network reconnects well
+within it). A socket whose web process died, or whose tab went silent (a closed laptop), sends no
+heartbeat and expires on its own: nothing has to notice the death. An agent is *present* while
+anything in their set is unexpired; the agents' sweep (`agents.services.agents_gone_offline`) takes
+the others offline, ringing included (the ring moves on), and marks them to come back as they were
+when a tab of theirs opens again within COMES_BACK_WITHIN_S.
+
+Times are Redis's own clock (TIME), the same for every process whatever their hosts' clocks say.
 """
+
+import asyncio
+import datetime
+import weakref
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.core.cache import caches
 
+LEFT = "left"  # the member that stands for the grace after a last socket closed cleanly
+COMES_BACK_WITHIN_S = 15 * 60  # an agent taken offline for being gone returns as they were within this
+
+
+def _prefix() -> str:
+    # Under the channel layer's prefix: a deployment's (or a test session's) sockets are its own.
+    return settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+
 
 def _key(agent_id: int) -> str:
-    # Under the channel layer's prefix: a deployment's (or a test session's) sockets are its own.
-    return f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:agent:sockets:{agent_id}"
+    return f"{_prefix()}:agent:sockets:{agent_id}"
+
+
+def _gone_key(agent_id: int) -> str:
+    return f"{_prefix()}:agent:gone:{agent_id}"
+
+
+def heartbeat_s() -> float:
+    """How often a tab says it is still there: three heartbeats fit in a socket's time to live."""
+    return settings.AGENT_SOCKET_TTL_S / 3
+
+
+# One client per event loop (each web process's, each test's): a heartbeat every few seconds from
+# every tab must not open a connection each time.
+_clients: "weakref.WeakKeyDictionary[object, aioredis.Redis]" = weakref.WeakKeyDictionary()
+
+
+def _async_client() -> aioredis.Redis:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL)
+    return client
+
+
+async def _now(client) -> float:
+    seconds, microseconds = await client.time()
+    return seconds + microseconds / 1e6
 
 
 async def socket_opened(*, agent_id: int, channel_name: str) -> None:
-    client = aioredis.Redis.from_url(settings.REDIS_URL)
-    try:
-        await client.sadd(_key(agent_id), channel_name)
-    finally:
-        await client.aclose()
+    client = _async_client()
+    now = await _now(client)
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.zremrangebyscore(_key(agent_id), "-inf", now)  # what expired meanwhile
+        pipe.zadd(_key(agent_id), {channel_name: now + settings.AGENT_SOCKET_TTL_S})
+        pipe.expire(_key(agent_id), settings.AGENT_SOCKET_TTL_S + settings.AGENT_DISCONNECT_GRACE_S + 60)
+        await pipe.execute()
+
+
+async def socket_heartbeat(*, agent_id: int, channel_name: str) -> bool:
+    """The tab is still there: its socket counts as open for another AGENT_SOCKET_TTL_S. False
+    when the socket had already expired (its tab was silent for too long): the agent may have been
+    taken offline meanwhile, and the socket is counted again from now."""
+    client = _async_client()
+    now = await _now(client)
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.zscore(_key(agent_id), channel_name)
+        pipe.zadd(_key(agent_id), {channel_name: now + settings.AGENT_SOCKET_TTL_S})
+        pipe.expire(_key(agent_id), settings.AGENT_SOCKET_TTL_S + settings.AGENT_DISCONNECT_GRACE_S + 60)
+        expires_at, _, _ = await pipe.execute()
+    return expires_at is not None and expires_at > now
 
 
 async def socket_closed(*, agent_id: int, channel_name: str) -> int:
-    """Forget one socket; returns how many the agent still has open."""
-    client = aioredis.Redis.from_url(settings.REDIS_URL)
-    try:
-        await client.srem(_key(agent_id), channel_name)
-        return await client.scard(_key(agent_id))
-    finally:
-        await client.aclose()
+    """Forget one socket; returns how many the agent still has open. The last one leaves the
+    grace period's mark in its place."""
+    client = _async_client()
+    now = await _now(client)
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.zrem(_key(agent_id), channel_name)
+        pipe.zrangebyscore(_key(agent_id), now, "+inf")
+        _, open_now = await pipe.execute()
+    still_open = len([member for member in open_now if member != LEFT.encode()])
+    if still_open == 0:
+        await client.zadd(_key(agent_id), {LEFT: now + settings.AGENT_DISCONNECT_GRACE_S}, gt=True)
+    return still_open
+
+
+def _sync_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def _sync_now(client: redis.Redis) -> float:
+    seconds, microseconds = client.time()
+    return seconds + microseconds / 1e6
 
 
 def open_socket_count(*, agent_id: int) -> int:
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    """The agent's sockets open now (the grace's mark is not one)."""
+    client = _sync_client()
     try:
-        return client.scard(_key(agent_id))
+        members = client.zrangebyscore(_key(agent_id), _sync_now(client), "+inf")
     finally:
         client.close()
+    return len([member for member in members if member != LEFT.encode()])
+
+
+def agents_present(agent_ids: list[int]) -> set[int]:
+    """Of these agents, those with a socket open now, or whose last one closed within the grace."""
+    if not agent_ids:
+        return set()
+    client = _sync_client()
+    try:
+        now = _sync_now(client)
+        pipe = client.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            pipe.zcount(_key(agent_id), now, "+inf")
+        counts = pipe.execute()
+    finally:
+        client.close()
+    return {agent_id for agent_id, count in zip(agent_ids, counts, strict=True) if count}
+
+
+def gone_mark(*, agent_id: int, status: str, since: datetime.datetime) -> None:
+    """The agent was taken offline at `since` for being gone from `status`: a tab that opens
+    within COMES_BACK_WITHIN_S brings them back (`comes_back_to`), unless their presence changed
+    since."""
+    client = _sync_client()
+    try:
+        client.set(_gone_key(agent_id), f"{status} {since.isoformat()}", ex=COMES_BACK_WITHIN_S)
+    finally:
+        client.close()
+
+
+def comes_back_to(*, agent_id: int) -> tuple[str, datetime.datetime] | None:
+    """(The status, the time the agent was taken offline) of the agent's gone mark, taken (so used
+    once), or None."""
+    client = _sync_client()
+    try:
+        mark = client.getdel(_gone_key(agent_id))
+    finally:
+        client.close()
+    if mark is None:
+        return None
+    status, since = mark.decode().split(" ", 1)
+    return status, datetime.datetime.fromisoformat(since)
 
 
 # What an agent has typed into a wrap-up form and not filed yet: one draft per agent and call, kept in

@@ -166,24 +166,81 @@ def _busy_reason(agent_id: int) -> str:
 
 
 def agent_offline_if_gone(*, agent_id: int) -> bool:
-    """Take the agent offline if no dashboard of theirs is open (after the grace period).
+    """Take the agent offline if no dashboard of theirs is open (after the grace period, or after
+    their sockets went silent: `agents.presence`). Returns whether the agent was taken offline.
 
-    Only from available, away or wrap-up: a ringing offer rings out on its own, and a call in
-    progress is left alone. Wrap-up ends as its timer ends it: what the agent typed and did not
-    file is filed with the call, never left behind with the closed tab. Returns whether the agent
-    was taken offline.
+    From available, away or wrap-up, and from ringing: the ring is withdrawn and goes to the next
+    agent (left to ring out, the agent would be made available again with nobody there to hear the
+    next ring). A call in progress is left alone. Wrap-up ends as its timer ends it: what the agent
+    typed and did not file is filed with the call, never left behind with the closed tab. An agent
+    taken offline so comes back as they were when a tab of theirs opens again
+    (`agent_comes_back`).
     """
-    from agents.presence import open_socket_count
+    from agents.presence import agents_present
 
-    if open_socket_count(agent_id=agent_id) > 0:
+    if agents_present([agent_id]):
+        return False
+    return _offline_for_being_gone(agent_id)
+
+
+def agents_gone_offline() -> int:
+    """(The agents' sweep, every few seconds.) Every agent who may be rung or is in wrap-up with
+    nothing of theirs present any more is taken offline: a web process that died, a tab gone
+    silent, a ring while the last tab closed. Returns how many were."""
+    from agents.presence import agents_present
+
+    candidates = list(Agent.objects.filter(status__in=GONE_FROM).values_list("pk", flat=True))
+    present = agents_present(candidates)
+    return sum(1 for agent_id in candidates if agent_id not in present and _offline_for_being_gone(agent_id))
+
+
+# The statuses an agent who is gone is taken offline from (on_call is the call's to end).
+GONE_FROM = frozenset({Agent.Status.AVAILABLE, Agent.Status.AWAY, Agent.Status.WRAP_UP, Agent.Status.RINGING})
+
+
+def _offline_for_being_gone(agent_id: int) -> bool:
+    from agents.presence import agents_present, gone_mark
+
+    status = Agent.objects.filter(pk=agent_id).values_list("status", flat=True).first()
+    if status not in GONE_FROM:
         return False
     with transaction.atomic():
-        if any(end(agent_id=agent_id, to_status=Agent.Status.OFFLINE) for end in _wrap_up_enders):
-            return True
+        is_offline = (
+            any(withdraw(agent_id=agent_id, to_status=Agent.Status.OFFLINE) for withdraw in _ring_withdrawers)
+            or any(end(agent_id=agent_id, to_status=Agent.Status.OFFLINE) for end in _wrap_up_enders)
+            or agent_transition(
+                agent_id=agent_id,
+                allowed_from={Agent.Status.AVAILABLE, Agent.Status.AWAY, Agent.Status.WRAP_UP},
+                to_status=Agent.Status.OFFLINE,
+            )
+        )
+        went_offline_at = Agent.objects.filter(pk=agent_id).values_list("status_changed_at", flat=True).get()
+    if not is_offline:
+        return False
+    back_to = Agent.Status.AWAY if status == Agent.Status.AWAY else Agent.Status.AVAILABLE
+    gone_mark(agent_id=agent_id, status=back_to, since=went_offline_at)
+    if agents_present([agent_id]):  # a tab opened meanwhile, maybe before the mark was there
+        agent_comes_back(agent_id=agent_id)
+    return True
+
+
+def agent_comes_back(*, agent_id: int) -> bool:
+    """A tab of the agent's opened (or spoke again after going silent): an agent taken offline for
+    being gone in the last COMES_BACK_WITHIN_S, and offline ever since, returns to available or
+    away, as they were. An agent who chose offline stays offline. Returns whether the agent came
+    back."""
+    from agents.presence import comes_back_to
+
+    mark = comes_back_to(agent_id=agent_id)
+    if mark is None:
+        return False
+    status, since = mark
+    if not Agent.objects.filter(pk=agent_id, status=Agent.Status.OFFLINE, status_changed_at=since).exists():
+        return False  # the agent (or a supervisor) set a presence since
+    changes = {"missed_offers": 0} if status == Agent.Status.AVAILABLE else {}
+    with transaction.atomic():
         return agent_transition(
-            agent_id=agent_id,
-            allowed_from={Agent.Status.AVAILABLE, Agent.Status.AWAY, Agent.Status.WRAP_UP},
-            to_status=Agent.Status.OFFLINE,
+            agent_id=agent_id, allowed_from={Agent.Status.OFFLINE}, to_status=status, **changes
         )
 
 

@@ -439,13 +439,15 @@ def percentile(values: list[float], share: float) -> float:
 
 class AgentSocket:
     """One agent's dashboard socket, as the browser opens it with the agent's session: goes
-    available, follows the agent's status, and hands every other frame to `on_frame`."""
+    available, says it is still there every `heartbeat_s` the server asks for (as the dashboard
+    does), follows the agent's status, and hands every other frame to `on_frame`."""
 
     def __init__(self, http, base_url: str, session_key: str) -> None:
         self.http, self.base_url, self.session_key = http, base_url, session_key
         self.is_available = asyncio.Event()
         self.socket = None
         self.reader: asyncio.Task | None = None
+        self.heartbeat: asyncio.Task | None = None
 
     async def open(self) -> None:
         self.socket = await self.http.ws_connect(
@@ -462,6 +464,8 @@ class AgentSocket:
         async for message in self.socket:
             frame = message.json()
             if frame.get("type") == "agent.status":
+                if frame.get("heartbeat_s") and self.heartbeat is None:
+                    self.heartbeat = asyncio.create_task(self._beat(frame["heartbeat_s"]))
                 if frame.get("status") == "available":
                     self.is_available.set()
                 else:
@@ -469,6 +473,14 @@ class AgentSocket:
             else:
                 self.on_frame(frame)
 
+    async def _beat(self, every_s: float) -> None:
+        while not self.socket.closed:
+            await asyncio.sleep(every_s)
+            with contextlib.suppress(ConnectionError):
+                await self.socket.send_json({"type": "presence.heartbeat"})
+
     async def close(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
         await self.socket.close()
         await self.reader

@@ -195,6 +195,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "redispatch-stale-webhook-events": {"task": "whatsapp.redispatch_stale_events", "schedule": 60.0},
     "calls-sweep": {"task": "calls.sweep", "schedule": 5.0},
+    "agents-gone-offline": {"task": "agents.gone_offline", "schedule": 5.0},
     "compliance-expire-permissions": {"task": "compliance.expire_permissions", "schedule": 60.0},
     "messaging-send-pending": {"task": "messaging.send_pending", "schedule": 60.0},
     "messaging-fetch-pending-media": {"task": "messaging.fetch_pending_media", "schedule": 300.0},
@@ -258,6 +259,9 @@ CALL_CONNECT_MAX_AGE_S = env.int("CALL_CONNECT_MAX_AGE_S", default=60)
 OUTBOUND_RING_TIMEOUT_S = env.int("OUTBOUND_RING_TIMEOUT_S", default=60)
 # An agent whose last dashboard tab closed goes offline after this long (a reload takes less).
 AGENT_DISCONNECT_GRACE_S = env.int("AGENT_DISCONNECT_GRACE_S", default=20)
+# A tab's socket counts as open this long after it opened and after each heartbeat it sends (every
+# third of this): a socket whose web process died, or whose laptop was closed, is gone after it.
+AGENT_SOCKET_TTL_S = env.int("AGENT_SOCKET_TTL_S", default=15)
 
 # --- Compliance: business-initiated calls (WHATSAPP_API.md §3, §5; DESIGN.md §1) --------------
 # Where the product brief and Meta differ (WHATSAPP_API.md §3.7) the stricter rule applies.

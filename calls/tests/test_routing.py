@@ -251,6 +251,28 @@ def test_going_away_while_rung_hands_the_ring_to_the_next_agent(
     )
 
 
+def test_an_agent_whose_last_tab_closed_while_rung_goes_offline_and_the_ring_moves_on(
+    queued_call, make_agent, django_capture_on_commit_callbacks
+):
+    """A ring let ring out would make the agent available again with nobody there to hear the next
+    one (ghost agents, found in a soak run): the ring is withdrawn and goes to the next agent."""
+    from agents.services import agent_offline_if_gone
+
+    rung = make_agent(status_changed_at=timezone.now() - timedelta(minutes=10))
+    other = make_agent(status_changed_at=timezone.now() - timedelta(minutes=1))
+    queue_it(queued_call)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        is_offline = agent_offline_if_gone(agent_id=rung.pk)
+
+    queued_call.refresh_from_db()
+    went = queued_call.events.get(from_status="offered", to_status="queued")
+    assert (is_offline, status_of(rung)) == (True, "offline")
+    assert (went.agent_id, went.detail) == (rung.pk, "went offline")
+    rung_next = (queued_call.status, queued_call.offered_to_id, status_of(other))
+    assert rung_next == ("offered", other.pk, "ringing")
+
+
 def test_presence_cannot_leave_wrap_up_before_the_call_is_filed(queued_call, make_agent):
     from django.core.exceptions import ValidationError
 

@@ -34,6 +34,7 @@ let callTimer = null;
 let acceptedHere = null; // the call this tab accepted: it carries the audio
 let dialingCallId = null; // a call this tab placed that the customer has not picked up yet
 let chatTimer = null; // refreshes the thread of the chat beside the call
+let heartbeat = null; // tells the server, every `heartbeat_s` it asked for, that this tab is still here
 let checks = 0; // compliance checks the dialer asked for: only the last one's answer is shown
 const pending = []; // frames asked for before the socket opened (the widget's first command)
 
@@ -247,6 +248,7 @@ function showCall(state, caller, since = Date.now()) {
 
 const HANDLERS = {
   "agent.status": (frame) => {
+    if (frame.heartbeat_s) beatEvery(frame.heartbeat_s);
     showStatus(frame.status);
     emit("status", { status: frame.status });
     // A wrap-up with something typed in it stays until it is filed: what the agent typed is never
@@ -403,6 +405,13 @@ const HANDLERS = {
   },
 };
 
+// A tab that stops saying it is here (its laptop closed, its server gone) stops being rung: the
+// server counts its socket as open only for a few heartbeats after the last one.
+function beatEvery(seconds) {
+  clearInterval(heartbeat);
+  heartbeat = setInterval(() => send({ type: "presence.heartbeat" }), seconds * 1000);
+}
+
 function connect() {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${window.location.host}${root.dataset.socketPath}`);
@@ -424,6 +433,7 @@ function connect() {
   });
   socket.addEventListener("close", (event) => {
     setConnected(false);
+    clearInterval(heartbeat);
     if (event.code === CLOSE_KEY_REVOKED) {
       const message = "This CRM's access to Switchboard was revoked: the widget is closed.";
       connectionLabel.textContent = "closed";

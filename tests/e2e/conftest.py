@@ -66,6 +66,14 @@ def serving_app(**environment: str):
     the fork), so data the test commits is visible to it through the database.
     """
     port = free_port()
+    with web_process(port, **environment):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def web_process(port: int, **environment: str):
+    """The web process of `serving_app` on `port`, once it accepts connections: the Popen, for a
+    test that kills it (and starts another on the same port)."""
     process = subprocess.Popen(
         web_server_command(port=port, grace_s=2),  # a socket still open at the test's end is cut after 2 s
         cwd=ROOT,
@@ -83,7 +91,7 @@ def serving_app(**environment: str):
             pytest.fail("the web server did not start")
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield process
     finally:
         process.terminate()
         try:
