@@ -41,3 +41,7 @@ class CallsConfig(AppConfig):
         wrap_up_ender_register(routing.wrap_up_end)
         resume_provider_register(selectors.resume_frames_for_agent)
         live_calls_reader_register(selectors.live_calls_for_compliance)
+        from calls.metrics import calls_metrics
+        from core.metrics import metrics_source_register
+
+        metrics_source_register(calls_metrics)

@@ -8,6 +8,7 @@ A heartbeat key in Redis tells the rest of the deployment which media processes 
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import wave
@@ -69,6 +70,7 @@ class MediaProcess:
         self.shared_channel = shared_channel
         self.channel_layer = get_channel_layer()
         self.channel_name = ""
+        self.calls_held: Callable[[], int] = lambda: 0  # what its heartbeat reports (CallMedia sets it)
 
     async def run(self, *, stop: asyncio.Event) -> None:
         self.channel_name = await self.channel_layer.new_channel(prefix="media")
@@ -105,13 +107,18 @@ class MediaProcess:
         except Exception:
             logger.exception("media process failed handling %r", message.get("type"))
 
+    def heartbeat_value(self) -> str:
+        """What the heartbeat says of the process (read by calls.metrics): the calls it holds and
+        the CPU seconds it has used."""
+        return json.dumps({"calls": self.calls_held(), "cpu_s": round(time.process_time(), 3)})
+
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         client = redis.Redis.from_url(settings.REDIS_URL)
         key = HEARTBEAT_KEY_PREFIX + self.channel_name
         try:
             while not stop.is_set():
                 try:
-                    await client.set(key, "1", ex=HEARTBEAT_TTL_S)
+                    await client.set(key, self.heartbeat_value(), ex=HEARTBEAT_TTL_S)
                 except redis.RedisError:
                     logger.warning("media process heartbeat could not reach Redis")
                 await asyncio.sleep(HEARTBEAT_INTERVAL_S)
@@ -144,6 +151,7 @@ class CallMedia:
         self.process = process
         self.spool_dir = spool_dir or Path(settings.RECORDINGS_SPOOL_DIR)
         self.bridges: dict[int, CallBridge] = {}
+        process.calls_held = lambda: len(self.bridges)
         self.languages: dict[int, str] = {}
         self.notices: dict[int, Prompt] = {}  # what the customer hears once on the line
         self.agent_groups: dict[int, str] = {}  # the group of the agent whose leg is connected

@@ -371,6 +371,8 @@ if (
     )
 
 HEALTHZ_TIMEOUT_S = env.float("HEALTHZ_TIMEOUT_S", default=3.0)
+# /metrics answers only a scrape that sends `Authorization: Bearer <METRICS_TOKEN>`; unset: nobody.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # The queue /healthz sends its ping through: the workers' queue (the test suite uses its own).
 HEALTHZ_CELERY_QUEUE = env.str("HEALTHZ_CELERY_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE)
 

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from core.forms import AdminSignInForm
-from core.views import SignInView, healthz
+from core.views import SignInView, healthz, metrics
 
 # Admin's sign-in goes through the same throttle as /login/ and the call widget's (core.signins).
 admin.site.login_form = AdminSignInForm
@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("integrations.urls")),
     path("", include("integrations.widget_urls")),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("login/", SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -16,6 +16,9 @@ A business number's onboarding page (what Meta says stands between it and callin
 may view business numbers (`whatsapp.view_businessnumber`: supervisors); setting its calling
 settings at Meta is for those who may change them (`whatsapp.change_businessnumber`: administrators).
 
+`/metrics` (the floor's figures, no personal data) is read by a monitoring system with the
+deployment's METRICS_TOKEN only: no session, no API key (`may_read_metrics`).
+
 Free text a person typed or said (transcripts, summaries, wrap-up notes, messages) is personal data:
 everyone reads it masked (`recordings.redaction`) unless they may read it raw
 (`recordings.view_raw_transcript`, or a key with the `admin` scope), and nobody without that finds it
@@ -199,6 +202,21 @@ class Viewer:
     def may_search_text(self, term: str) -> bool:
         """Whether free text may be searched for `term` on this viewer's behalf."""
         return self.sees_raw_text or not MASKABLE.search(term)
+
+
+def may_read_metrics(*, authorization: str) -> bool:
+    """`/metrics` (calls, queues, agents, backlogs: no personal data, but the floor's figures) is
+    read by a monitoring system with the deployment's METRICS_TOKEN, never by a user's session;
+    with no token set, by nobody."""
+    from django.conf import settings
+    from django.utils.crypto import constant_time_compare
+
+    scheme, _, token = authorization.partition(" ")
+    return (
+        bool(settings.METRICS_TOKEN)
+        and scheme == "Bearer"
+        and constant_time_compare(token, settings.METRICS_TOKEN)
+    )
 
 
 def may_see_number_onboarding(user: "AbstractBaseUser") -> bool:

@@ -14,3 +14,7 @@ class RecordingsConfig(AppConfig):
         recording_finished.connect(recording_finished_received, dispatch_uid="recordings.store")
         call_filed.connect(call_filed_received, dispatch_uid="recordings.summarise_filed")
         wallboard_part_register(after_calls_backlog)
+        from core.metrics import metrics_source_register
+        from recordings.metrics import after_calls_metrics
+
+        metrics_source_register(after_calls_metrics)

@@ -24,12 +24,14 @@ their deliveries are answered.
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.urls import reverse
 
+from core.metrics import WEBHOOK_ACK_SECONDS
 from whatsapp.intake import ClaimedEvents, delivery_answer, handling, receiving_thread, storing_thread
 
 RECEIVER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-receiver")
@@ -58,6 +60,7 @@ def webhook_router(django_application: ASGIApp) -> ASGIApp:
 
 
 async def webhook_post(scope: dict, receive, send) -> None:
+    arrived = time.perf_counter()
     signature = None
     for name, value in scope["headers"]:
         if name == b"x-hub-signature-256":
@@ -77,6 +80,7 @@ async def webhook_post(scope: dict, receive, send) -> None:
         logger.exception("webhook delivery not received")
         status, answer = 500, {"error": "the delivery could not be received; deliver it again"}
     await _respond(send, status, answer)
+    WEBHOOK_ACK_SECONDS.observe(time.perf_counter() - arrived)
 
 
 async def _body(receive) -> bytes | None:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from core.metrics import GRAPH_API_ERRORS
 from whatsapp.errors import GraphAPIError, GraphTransportError, error_from_response
 
 MAX_OPAQUE_DATA = 512
@@ -617,7 +618,9 @@ class _Config:
         if response.status_code >= 500:
             return True, body
         if response.status_code >= 400:
-            raise error_from_response(http_status=response.status_code, body=body)
+            error = error_from_response(http_status=response.status_code, body=body)
+            GRAPH_API_ERRORS.inc(f"http_{response.status_code}" if error.code is None else str(error.code))
+            raise error
         return False, body
 
 
@@ -660,6 +663,7 @@ class GraphClient(_Operations):
             if not is_retryable:
                 return body
             last_failure = f"HTTP {response.status_code}"
+        GRAPH_API_ERRORS.inc("transport")
         raise GraphTransportError(f"{request.method} {request.path} failed after retries: {last_failure}")
 
     def _execute(self, request: GraphRequest, parse: Callable[[Any], Any]) -> Any:
@@ -738,6 +742,7 @@ class AsyncGraphClient(_Operations):
             if not is_retryable:
                 return body
             last_failure = f"HTTP {response.status_code}"
+        GRAPH_API_ERRORS.inc("transport")
         raise GraphTransportError(f"{request.method} {request.path} failed after retries: {last_failure}")
 
     async def _execute(self, request: GraphRequest, parse: Callable[[Any], Any]) -> Any:

@@ -1,4 +1,5 @@
 import asyncio
+import json
 import uuid
 
 import redis.asyncio as redis
@@ -32,11 +33,13 @@ async def test_media_process_takes_shared_and_own_channel_messages_and_heartbeat
     await layer.send(media.channel_name, {"type": "test.media", "via": "own"})
     await asyncio.wait_for(arrived.wait(), 5)
     is_alive = await client.exists(HEARTBEAT_KEY_PREFIX + media.channel_name)
+    reported = json.loads(await client.get(HEARTBEAT_KEY_PREFIX + media.channel_name))
     stop.set()
     await asyncio.wait_for(running, 5)
 
     assert sorted(message["via"] for message in handled) == ["own", "shared"]
     assert is_alive == 1
+    assert reported["calls"] == 0 and reported["cpu_s"] > 0  # what /metrics shows of it
     assert await client.exists(HEARTBEAT_KEY_PREFIX + media.channel_name) == 0
     await client.aclose()
 

@@ -269,6 +269,8 @@ API = {  # surface: (path, the id of X's row a list should hold)
     "API charges": ("/api/v1/charges/", None),
     "API campaigns": ("/api/v1/campaigns/", "campaign"),
     "API campaign": ("/api/v1/campaigns/{campaign}/", None),
+    # A monitoring system's, with the metrics token: no session and no API key reads it.
+    "metrics": ("/metrics", None),
 }
 
 
@@ -331,13 +333,14 @@ EVERYTHING_OF_X = {
     "admin calls": "listed", "admin messages": "listed", "admin conversations": "listed",
     "admin marketing preferences": "listed", "admin campaigns": "listed",
     "API campaigns": "listed", "API campaign": 200,
+    "metrics": 403,
     "admin leads": 403,  # leads: administrators'
     "admin calling settings changes": 403,  # administrators'; supervisors read them on the onboarding page
 }  # fmt: skip
 AN_AGENTS = {  # what every agent gets whatever their calls: no back office, no wallboard, no reports
     "dashboard": 200, "wallboard": 302, "KPIs CSV": 403, "costs": 403, "compliance check": 302,
     "number onboarding": 302,
-    "API KPIs": 403, "API charges": 403, "API agents": 200,
+    "API KPIs": 403, "API charges": 403, "API agents": 200, "metrics": 403,
     "API campaigns": 403, "API campaign": 403,  # campaigns are the supervisors'
     "campaigns": 403, "new campaign": 403, "campaign page": 403, "campaign progress": 403,
 } | {page: 302 for page in ADMIN_PAGES}  # fmt: skip
@@ -389,9 +392,11 @@ EXPECTED_FOR_USERS = {
 # The inbox's list, refreshed live, shows each viewer what the inbox page lists.
 for _expected in EXPECTED_FOR_USERS.values():
     _expected["inbox list"] = _expected["inbox"]
-ALL_OF_X = {name: ("listed" if marker else 200) for name, (_, marker) in API.items()} | {"API charges": 403}
+ALL_OF_X = {name: ("listed" if marker else 200) for name, (_, marker) in API.items()} | {
+    "API charges": 403, "metrics": 403,
+}  # fmt: skip
 NOTHING_OF_X = {name: ("not listed" if marker else 404) for name, (_, marker) in API.items()} | {
-    "API agents": 200, "API KPIs": 200, "API charges": 200,
+    "API agents": 200, "API KPIs": 200, "API charges": 200, "metrics": 403,
 }  # fmt: skip
 EXPECTED_FOR_KEYS = {
     "read key": ALL_OF_X,

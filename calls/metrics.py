@@ -1,0 +1,67 @@
+"""The calls app's figures for `/metrics` (core.metrics): what the wallboard shows (queues' waits,
+agents by state), the calls by state, and each media process's calls and CPU from its heartbeat."""
+
+import json
+from collections.abc import Iterable
+
+from django.db.models import Count
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from calls.models import Call
+from calls.selectors import wallboard_snapshot
+
+
+def calls_metrics() -> Iterable[Metric]:
+    snapshot = wallboard_snapshot()
+    waiting = GaugeMetricFamily(
+        "switchboard_queue_calls_waiting", "Calls waiting for an agent, by queue.", labels=["queue"]
+    )
+    oldest = GaugeMetricFamily(
+        "switchboard_queue_longest_wait_seconds",
+        "How long the longest-waiting call of the queue (queued or ringing) has waited.",
+        labels=["queue"],
+    )
+    for queue in snapshot["queues"]:
+        waiting.add_metric([queue["name"]], queue["waiting"])
+        oldest.add_metric([queue["name"]], queue["longest_wait_s"])
+    agents = GaugeMetricFamily("switchboard_agents", "Agents by state.", labels=["state"])
+    for row in snapshot["agents"]:
+        agents.add_metric([row["status"]], row["count"])
+    by_status = dict(
+        Call.objects.values_list("status").annotate(count=Count("pk")).values_list("status", "count")
+    )
+    calls = GaugeMetricFamily("switchboard_calls", "Calls by state (ended ones included).", labels=["state"])
+    for status in Call.Status.values:
+        calls.add_metric([status], by_status.get(status, 0))
+    yield from (waiting, oldest, agents, calls, *media_metrics())
+
+
+def media_metrics() -> Iterable[Metric]:
+    """Each live media process's calls held and CPU seconds used (their heartbeats: calls.media)."""
+    import redis
+    from django.conf import settings
+
+    from calls.media import HEARTBEAT_KEY_PREFIX
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        keys = list(client.scan_iter(f"{HEARTBEAT_KEY_PREFIX}*"))
+        values = client.mget(keys) if keys else []
+    finally:
+        client.close()
+    processes = GaugeMetricFamily("switchboard_media_processes", "Media processes whose heartbeat is fresh.")
+    processes.add_metric([], len(keys))
+    held = GaugeMetricFamily("switchboard_media_calls", "Calls a media process holds.", labels=["process"])
+    cpu = CounterMetricFamily(
+        "switchboard_media_cpu_seconds", "CPU seconds a media process has used.", labels=["process"]
+    )
+    for key, value in zip(keys, values, strict=True):
+        process = key.decode()[len(HEARTBEAT_KEY_PREFIX) :]
+        try:
+            reported = json.loads(value) if value else {}
+        except ValueError:
+            reported = {}
+        if isinstance(reported, dict) and "calls" in reported:
+            held.add_metric([process], reported["calls"])
+            cpu.add_metric([process], reported.get("cpu_s", 0.0))
+    yield from (processes, held, cpu)
