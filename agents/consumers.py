@@ -15,6 +15,7 @@ from agents.selectors import agent_for_user, agent_presence
 from agents.services import agent_comes_back, agent_set_status
 from agents.tasks import offline_if_gone
 from core.consumers import JsonSocketConsumer
+from core.logs import about_call
 
 logger = logging.getLogger(__name__)
 
@@ -138,9 +139,10 @@ class AgentConsumer(JsonSocketConsumer):
 
     async def delegate(self, handler: FrameHandler, content: dict) -> None:
         try:
-            reply = await database_sync_to_async(handler)(
-                agent_id=self.agent.pk, frame=content, within=self.number_ids
-            )
+            with about_call(content.get("call_id")):
+                reply = await database_sync_to_async(handler)(
+                    agent_id=self.agent.pk, frame=content, within=self.number_ids
+                )
         except ValidationError as error:
             await self.send_error(error.code or "invalid", " ".join(error.messages))
             return

@@ -45,6 +45,7 @@ from calls.services import MEDIA_CHANNEL, call_claim_media, call_mark_answered
 from calls.signals import recording_finished
 from compliance.services import consent_notice_completed, consent_notice_started
 from core.audio import OPUS_RATE, ogg_readable_end
+from core.logs import about_call
 from messaging.services import country_of_wa_id
 from whatsapp.client import AsyncGraphClient
 from whatsapp.errors import GraphAPIError
@@ -102,10 +103,11 @@ class MediaProcess:
         if handler is None:
             logger.warning("media process ignored a message of unknown type %r", message.get("type"))
             return
-        try:
-            await handler(message)
-        except Exception:
-            logger.exception("media process failed handling %r", message.get("type"))
+        with about_call(message.get("call_id")):  # and the tasks it starts for the call
+            try:
+                await handler(message)
+            except Exception:
+                logger.exception("media process failed handling %r", message.get("type"))
 
     def heartbeat_value(self) -> str:
         """What the heartbeat says of the process (read by calls.metrics): the calls it holds and

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -19,3 +19,18 @@ def _lower_priority(**_) -> None:
 
     if settings.WORKER_NICE > 0:
         os.nice(settings.WORKER_NICE)
+
+
+@task_prerun.connect
+def _about_its_call(kwargs=None, **_) -> None:
+    """A task given a call's id logs every line about that call (core.logs)."""
+    from core.logs import about_call_now
+
+    about_call_now((kwargs or {}).get("call_id"))
+
+
+@task_postrun.connect
+def _about_no_call(**_) -> None:
+    from core.logs import about_no_call
+
+    about_no_call()

@@ -161,3 +161,8 @@ def call_review(*, call: Call, viewer: Viewer) -> dict:
             else None
         ),
     }
+
+
+def call_of_recording(*, recording_id: int) -> int | None:
+    """The id of the call a recording is of (None: no such recording)."""
+    return Recording.objects.filter(pk=recording_id).values_list("call_id", flat=True).first()

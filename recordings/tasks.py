@@ -4,7 +4,9 @@ import logging
 
 from celery import shared_task
 
+from core.logs import about_call_now
 from core.processes import release_freed_memory
+from recordings.selectors import call_of_recording
 from recordings.services import (
     TransientError,
     call_summarise,
@@ -23,6 +25,7 @@ MAX_TRANSCRIBE_RETRIES = 3
 def transcribe_call(self, *, recording_id: int) -> bool:
     """Transcribe a call's recording; the summary follows. Idempotent (acks_late: a worker lost
     mid-way leaves the task to another). Storage errors are retried with backoff, then failed."""
+    about_call_now(call_of_recording(recording_id=recording_id))  # every line of it names the call
     try:
         return recording_transcribe(recording_id=recording_id)
     except TransientError as error:

@@ -1,0 +1,49 @@
+"""Which call a log line is about: every line logged while a call's work runs carries its id.
+
+The work of one call runs in a context that says which call it is (`about_call`): the media
+process's handling of a message about a call (and the tasks it starts for it, which inherit the
+context), a Celery task given a `call_id` (config.celery), an agent's frame about a call
+(agents.consumers). `CallFilter`, on the console handler, puts the call's id on each record as
+`call_id`, which the JSON format (LOG_FORMAT=json) writes as a field of its own and the plain
+format leaves out.
+"""
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+_call_id: ContextVar[int | None] = ContextVar("call_id", default=None)
+
+
+@contextlib.contextmanager
+def about_call(call_id: object) -> Iterator[None]:
+    """Log lines written in here (and in tasks started from here) are about call `call_id`; a
+    value that is not a call's id (a frame's bad input) changes nothing."""
+    if isinstance(call_id, bool) or not isinstance(call_id, int):
+        yield
+        return
+    token = _call_id.set(call_id)
+    try:
+        yield
+    finally:
+        _call_id.reset(token)
+
+
+def about_call_now(call_id: object) -> None:
+    """The rest of the current context is about call `call_id` (a Celery task's run: its
+    `task_postrun` ends it with `about_no_call`)."""
+    if not isinstance(call_id, bool) and isinstance(call_id, int):
+        _call_id.set(call_id)
+
+
+def about_no_call() -> None:
+    _call_id.set(None)
+
+
+class CallFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        call_id = _call_id.get()
+        if call_id is not None and not hasattr(record, "call_id"):
+            record.call_id = call_id
+        return True
