@@ -36,6 +36,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError
+from django.conf import settings
 
 from core.audio import (
     OPUS_FRAME_SAMPLES,
@@ -130,7 +131,8 @@ class CallBridge:
     agent's leg is first answered (``connect_agent()``), or the owner says the conversation started
     (``record_from_now()``: the customer picked up a call we placed), until ``close()``. The events
     ``notice_finished``, ``customer_left`` and ``agent_left`` tell the owner what happened; a leg counts as
-    left when its connection fails or closes or its audio ends, but not when ``close()`` ends it. Every
+    left when its connection fails or closes, its audio ends or its media stops (no packet for
+    MEDIA_SILENCE_TIMEOUT_S once it has started), but not when ``close()`` ends it. Every
     method raises ``BridgeError`` when it cannot do what was asked; the owner should then ``close()``.
     """
 
@@ -401,6 +403,8 @@ class _Leg:
         self._output = output
         self._on_audio = on_audio
         self._watch: asyncio.Task[None] | None = None
+        self._silence_watch: asyncio.Task[None] | None = None
+        self._heard_at = 0.0  # time.monotonic() of the leg's last packet
         self._is_closing = False
         self._bad_packets = 0
         apply_host_addresses()
@@ -465,13 +469,15 @@ class _Leg:
     async def close(self) -> None:
         self._is_closing = True
         await self._peer_connection.close()
-        if self._watch is not None:
-            self._watch.cancel()
-            await asyncio.gather(self._watch, return_exceptions=True)
+        for watch in (self._watch, self._silence_watch):
+            if watch is not None and watch is not asyncio.current_task():
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and self._watch is None:
             self._watch = asyncio.create_task(self._wait_for_end(track))
+            self._silence_watch = asyncio.create_task(self._watch_silence())
 
     def _on_connection_state_change(self) -> None:
         state = self._peer_connection.connectionState
@@ -480,6 +486,7 @@ class _Leg:
             self._leave()
 
     def _on_packet(self, payload: bytes, timestamp: int, arrived_at: float) -> None:
+        self._heard_at = arrived_at
         try:
             samples = opus_packet_samples(payload)
         except OpusPacketError as error:
@@ -495,6 +502,29 @@ class _Leg:
                 )
             return
         self._on_audio(_Packet(payload, samples), timestamp / SAMPLE_RATE, arrived_at)
+
+    async def _watch_silence(self) -> None:
+        """A leg whose media stops for MEDIA_SILENCE_TIMEOUT_S is gone: a customer whose network
+        dropped is noticed then, not when ICE consent expires (about 30 s later) while the agent
+        talks to silence. A live leg keeps sending while its side is quiet (WhatsApp and the browser
+        both do; Opus's DTX, where used, still sends a packet every 400 ms). Counted from the leg's
+        first packet: a leg whose media has not started (a customer we call, not picked up yet) is
+        the ring's and ICE's to time out."""
+        timeout_s = settings.MEDIA_SILENCE_TIMEOUT_S
+        while not self._is_closing:
+            await asyncio.sleep(min(1.0, timeout_s / 4))
+            if not self._heard_at:
+                continue  # no media yet
+            silent_for_s = time.monotonic() - self._heard_at
+            if silent_for_s > timeout_s and not self._is_closing:
+                logger.warning(
+                    "call %s: no media from the %s leg for %.1f s: gone",
+                    self._call_id,
+                    self.name,
+                    silent_for_s,
+                )
+                self._leave()
+                return
 
     async def _wait_for_end(self, track: MediaStreamTrack) -> None:
         # The packets go to _on_packet as they leave the jitter buffer: the track only ever ends.

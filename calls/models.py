@@ -30,6 +30,7 @@ class Call(TimeStampedModel):
         UNANSWERED = "unanswered", "Unanswered"
         FAILED = "failed", "Failed"
         TOO_LATE = "too_late", "Too late (Meta delivered the call after it was over)"
+        DROPPED = "dropped", "Dropped (the customer's media stopped during the conversation)"
 
     class Disposition(models.TextChoices):
         RESOLVED = "resolved", "Resolved"

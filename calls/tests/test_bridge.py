@@ -589,6 +589,36 @@ async def test_bridge_notices_a_leg_that_drops(tmp_path):
     assert is_customer_left_after_agent is False
 
 
+async def test_a_leg_whose_media_stops_is_gone_long_before_ice_notices(tmp_path, settings):
+    """A customer's network drops: no packet arrives, yet the connection stays up for ICE's ~30 s.
+    Silence for MEDIA_SILENCE_TIMEOUT_S is enough. A leg still sending is never taken for gone."""
+    settings.MEDIA_SILENCE_TIMEOUT_S = 1.0
+    bridge = CallBridge(call_id="silent", recording_path=tmp_path / "call.ogg", notice=None, hold=None)
+    customer = CustomerMedia(play=None, record_to=None)
+    agent = CustomerMedia(play=None, record_to=None)
+    await answered_customer(bridge, customer)
+    await connected_agent(bridge, agent)
+    await asyncio.sleep(1.5)  # both legs send (silence is sent too): neither is gone
+    is_anyone_gone_while_sending = bridge.customer_left.is_set() or bridge.agent_left.is_set()
+
+    async def stalled():
+        await asyncio.Event().wait()
+
+    customer._speech.recv = stalled  # the customer's packets stop; the connection stays up
+    stopped_at = time.monotonic()
+    await asyncio.wait_for(bridge.customer_left.wait(), timeout=5)
+    noticed_after_s = time.monotonic() - stopped_at
+    connection = customer.connection_state
+    await bridge.close()
+    await customer.close()
+    await agent.close()
+
+    assert is_anyone_gone_while_sending is False
+    assert 1.0 <= noticed_after_s < 2.5
+    assert connection == "connected"
+    assert bridge.agent_left.is_set() is False
+
+
 async def test_a_dropped_agent_leaves_the_customer_on_hold_until_a_new_leg_takes_over(tmp_path):
     bridge, customer_tone, agent_tone = tone_bridge(tmp_path, "reload")
     customer = CustomerMedia(play=customer_tone, record_to=tmp_path / "customer_heard.wav", loop=True)

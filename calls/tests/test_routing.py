@@ -273,6 +273,37 @@ def test_an_agent_whose_last_tab_closed_while_rung_goes_offline_and_the_ring_mov
     assert rung_next == ("offered", other.pk, "ringing")
 
 
+def test_a_conversation_whose_customer_media_stopped_ends_as_dropped_and_meta_is_told(
+    queued_call, make_agent, django_capture_on_commit_callbacks, monkeypatch
+):
+    from calls import tasks
+    from calls.outbound import call_customer_media_ended
+
+    told = []
+    monkeypatch.setattr(tasks.terminate_on_meta, "apply_async", lambda **options: told.append(options))
+    agent = make_agent()
+    call = queue_it(queued_call)
+    routing.offer_accept(agent_id=agent.pk, call_id=call.pk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_customer_media_ended(call_id=call.pk)
+
+    call.refresh_from_db()
+    assert (call.status, call.end_reason, status_of(agent)) == ("ended", "dropped", "wrap_up")
+    assert [options["kwargs"] for options in told] == [{"call_id": call.pk}]
+
+
+def test_a_waiting_customer_whose_media_ended_abandoned_the_call(queued_call):
+    from calls.outbound import call_customer_media_ended
+
+    call = queue_it(queued_call)
+
+    call_customer_media_ended(call_id=call.pk)
+
+    call.refresh_from_db()
+    assert (call.status, call.end_reason) == ("ended", "abandoned")
+
+
 def test_presence_cannot_leave_wrap_up_before_the_call_is_filed(queued_call, make_agent):
     from django.core.exceptions import ValidationError
 
