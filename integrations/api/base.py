@@ -104,7 +104,7 @@ class ApiView(APIView):
 
     def query(self, serializer_class: type[serializers.Serializer]) -> dict:
         """The query string as `serializer_class` reads it (400 with each field's problem otherwise)."""
-        query = serializer_class(data=self.request.query_params.dict())
+        query = serializer_class(data=query_of(self.request))
         query.is_valid(raise_exception=True)
         return query.validated_data
 
@@ -163,6 +163,19 @@ def _refusal_code(response) -> str:
     if "detail" in data:
         return getattr(data["detail"], "code", "") or "error"
     return "invalid"
+
+
+def query_of(request) -> dict[str, str]:
+    """The request's query string, a value a parameter. Every parameter of the API takes one value:
+    one given twice is refused (400), not read as its last value."""
+    repeated = {
+        name: ["Given more than once: give one value."]
+        for name, values in request.query_params.lists()
+        if len(values) > 1
+    }
+    if repeated:
+        raise serializers.ValidationError(repeated)
+    return request.query_params.dict()
 
 
 class IdField(serializers.IntegerField):

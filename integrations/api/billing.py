@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from calls.models import Call
-from integrations.api.base import ApiView, IdField, PageSerializer, filtered, paged
+from integrations.api.base import ApiView, IdField, PageSerializer, filtered, paged, query_of
 from integrations.authentication import HasScope
 from integrations.models import ApiKey
 from messaging.models import Charge, Message
@@ -58,7 +58,7 @@ def report_schema(
 def report_response(request, *, rows_of, totals_of, row, total, more=None) -> Response:
     """A report for the period the query asks, of the charges the request sees:
     `rows_of(since, until, business_number_ids)`, `totals_of(rows)`, and `more(rows)`'s fields."""
-    since, until = report_period(request.query_params.dict())  # a blank date is an error, not a default
+    since, until = report_period(query_of(request))  # a blank date is an error, not a default
     rows = rows_of(since=since, until=until, business_number_ids=charges_seen(request))
     return Response(
         {

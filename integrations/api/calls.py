@@ -47,6 +47,7 @@ from integrations.api.base import (
     customer_wa_id,
     filtered,
     paged,
+    query_of,
     refused_by_service,
     whatsapp_failed,
 )
@@ -376,7 +377,7 @@ class CanCallApi(ApiView):
         },
     )
     def get(self, request):
-        query = self.FilterSerializer(data=request.query_params.dict())
+        query = self.FilterSerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         caller = self.caller()
         number = get_object_or_404(

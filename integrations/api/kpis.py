@@ -17,7 +17,7 @@ from calls.kpis import (
     kpis_of_period,
     whatsapp_figures_row,
 )
-from integrations.api.base import ApiView, IdField, InvalidValueSerializer, Refused
+from integrations.api.base import ApiView, IdField, InvalidValueSerializer, Refused, query_of
 from integrations.api.billing import CanSeeCosts
 from messaging.reports import MAX_REPORT_DAYS
 
@@ -166,7 +166,7 @@ class KpiApi(ApiView):
     def get(self, request):
         if not self.caller().sees_kpis:
             raise PermissionDenied("The floor's figures are for supervisors.")
-        query = self.QuerySerializer(data=request.query_params.dict())
+        query = self.QuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         wanted = query.validated_data
         since, until = wanted["since"], wanted["until"]

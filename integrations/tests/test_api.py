@@ -324,6 +324,17 @@ def test_calls_are_filtered_and_paged_newest_first(client, floor, make_key):
     assert set(refused.json()) == {"since", "direction"}
 
 
+def test_a_filter_given_twice_is_refused_not_read_as_its_last_value(client, floor, make_key):
+    token = make_key(ApiKey.Scope.READ)
+
+    twice = client.get(f"/api/v1/messages/?contact=false&contact={floor[0].contact.pk}", **bearer(token))
+    once = client.get(f"/api/v1/messages/?contact={floor[0].contact.pk}", **bearer(token))
+
+    assert twice.status_code == 400
+    assert set(twice.json()) == {"contact"}
+    assert once.status_code == 200
+
+
 def test_a_recording_link_downloads_the_audio_for_five_minutes_only(client, floor, make_key, monkeypatch):
     call = floor[0].call
     link = client.get(f"/api/v1/calls/{call.pk}/recording/", **bearer(make_key(ApiKey.Scope.READ))).json()
