@@ -1,5 +1,7 @@
 """The agent's WebSocket: presence now, rings and call signalling as the product grows."""
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -66,6 +68,7 @@ class AgentConsumer(JsonSocketConsumer):
     # widget's socket (integrations.consumers) is narrowed to its key's.
     number_ids: frozenset[int] | None = None
     queue_groups: tuple[str, ...] = ()  # the realtime groups of the agent's queues, joined at connect
+    pinging: asyncio.Task | None = None  # asks the tab for its heartbeats (`ping_every`)
 
     async def connect(self) -> None:
         await self.open_for(self.scope.get("user"))
@@ -89,11 +92,11 @@ class AgentConsumer(JsonSocketConsumer):
                 await self.channel_layer.group_add(group, self.channel_name)
         await presence.socket_opened(agent_id=self.agent.pk, channel_name=self.channel_name)
         await self.accept()
-        if self.agent.status == Agent.Status.OFFLINE and await database_sync_to_async(agent_comes_back)(
-            agent_id=self.agent.pk
-        ):
-            await database_sync_to_async(self.agent.refresh_from_db)()
+        # Whatever the status read above: a sweep may have taken the agent offline since.
+        await database_sync_to_async(agent_comes_back)(agent_id=self.agent.pk)
+        await database_sync_to_async(self.agent.refresh_from_db)()
         await self.send_json({**agent_presence(agent=self.agent), "heartbeat_s": presence.heartbeat_s()})
+        self.pinging = asyncio.create_task(self.ping_every(presence.heartbeat_s()))
         frames = await database_sync_to_async(_resume_frames)(self.agent.pk)
         if frames:
             open_tabs = await sync_to_async(presence.open_socket_count)(agent_id=self.agent.pk)
@@ -101,6 +104,8 @@ class AgentConsumer(JsonSocketConsumer):
                 await self.send_json({**frame, "open_tabs": open_tabs})
 
     async def disconnect(self, code: int) -> None:
+        if self.pinging is not None:
+            self.pinging.cancel()
         if self.agent is None:
             return
         await self.channel_layer.group_discard(self.agent.group_name, self.channel_name)
@@ -148,6 +153,13 @@ class AgentConsumer(JsonSocketConsumer):
             return
         if reply is not None:
             await self.send_json(reply)
+
+    async def ping_every(self, seconds: float) -> None:
+        """Ask the tab to say it is still there (`presence.heartbeat`), every `seconds`."""
+        with contextlib.suppress(Exception):  # the socket closed: disconnect() follows
+            while True:
+                await asyncio.sleep(seconds)
+                await self.send_json({"type": "presence.ping"})
 
     async def heartbeat(self) -> None:
         """The tab is still there (it says so every `heartbeat_s`). A tab silent for longer than

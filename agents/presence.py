@@ -2,11 +2,14 @@
 which every tab of theirs shares.
 
 Each agent has one Redis sorted set of their open WebSockets (channel names), each scored with the
-time until which it counts as open: AGENT_SOCKET_TTL_S from its opening and from each heartbeat
-its tab sends (every third of that). A socket that closes cleanly leaves at once, and a `left`
-mark stays for AGENT_DISCONNECT_GRACE_S in its place (a reload or a flaky network reconnects well
-within it). A socket whose web process died, or whose tab went silent (a closed laptop), sends no
-heartbeat and expires on its own: nothing has to notice the death. An agent is *present* while
+time until which it counts as open: AGENT_SOCKET_TTL_S from each heartbeat its tab sends. The web
+process asks for one every third of that (a `presence.ping` frame: a tab answers from its message
+handler, which a browser runs at once even in a background tab whose timers it throttles to one a
+minute). Until its first heartbeat a socket counts as open for a day: a tab whose page predates
+heartbeats is never taken for gone. A socket that closes cleanly leaves at once, and a `left` mark
+stays for AGENT_DISCONNECT_GRACE_S in its place (a reload or a flaky network reconnects well within
+it). A socket whose web process died, or whose tab went silent (a closed laptop), sends no heartbeat
+and expires on its own: nothing has to notice the death. An agent is *present* while
 anything in their set is unexpired; the agents' sweep (`agents.services.agents_gone_offline`) takes
 the others offline, ringing included (the ring moves on), and marks them to come back as they were
 when a tab of theirs opens again within COMES_BACK_WITHIN_S.
@@ -33,7 +36,8 @@ def _prefix() -> str:
 
 
 def _key(agent_id: int) -> str:
-    return f"{_prefix()}:agent:sockets:{agent_id}"
+    # Not the `agent:sockets:` sets of before: a sorted set under a name of its own.
+    return f"{_prefix()}:agent:presence:{agent_id}"
 
 
 def _gone_key(agent_id: int) -> str:
@@ -41,8 +45,12 @@ def _gone_key(agent_id: int) -> str:
 
 
 def heartbeat_s() -> float:
-    """How often a tab says it is still there: three heartbeats fit in a socket's time to live."""
+    """How often a tab is asked to say it is still there: three heartbeats fit in a socket's time
+    to live."""
     return settings.AGENT_SOCKET_TTL_S / 3
+
+
+UNTIL_FIRST_HEARTBEAT_S = 24 * 3600
 
 
 # One client per event loop (each web process's, each test's): a heartbeat every few seconds from
@@ -68,8 +76,8 @@ async def socket_opened(*, agent_id: int, channel_name: str) -> None:
     now = await _now(client)
     async with client.pipeline(transaction=True) as pipe:
         pipe.zremrangebyscore(_key(agent_id), "-inf", now)  # what expired meanwhile
-        pipe.zadd(_key(agent_id), {channel_name: now + settings.AGENT_SOCKET_TTL_S})
-        pipe.expire(_key(agent_id), settings.AGENT_SOCKET_TTL_S + settings.AGENT_DISCONNECT_GRACE_S + 60)
+        pipe.zadd(_key(agent_id), {channel_name: now + UNTIL_FIRST_HEARTBEAT_S})
+        pipe.expire(_key(agent_id), UNTIL_FIRST_HEARTBEAT_S + settings.AGENT_DISCONNECT_GRACE_S)
         await pipe.execute()
 
 
@@ -82,24 +90,24 @@ async def socket_heartbeat(*, agent_id: int, channel_name: str) -> bool:
     async with client.pipeline(transaction=True) as pipe:
         pipe.zscore(_key(agent_id), channel_name)
         pipe.zadd(_key(agent_id), {channel_name: now + settings.AGENT_SOCKET_TTL_S})
-        pipe.expire(_key(agent_id), settings.AGENT_SOCKET_TTL_S + settings.AGENT_DISCONNECT_GRACE_S + 60)
+        pipe.expire(_key(agent_id), UNTIL_FIRST_HEARTBEAT_S + settings.AGENT_DISCONNECT_GRACE_S)
         expires_at, _, _ = await pipe.execute()
     return expires_at is not None and expires_at > now
 
 
 async def socket_closed(*, agent_id: int, channel_name: str) -> int:
-    """Forget one socket; returns how many the agent still has open. The last one leaves the
-    grace period's mark in its place."""
+    """Forget one socket, and leave the grace period's mark (what counts when no socket is left);
+    returns how many sockets the agent still has open. One transaction: a sweep never finds the
+    socket gone and the mark not there yet."""
     client = _async_client()
     now = await _now(client)
     async with client.pipeline(transaction=True) as pipe:
         pipe.zrem(_key(agent_id), channel_name)
+        pipe.zadd(_key(agent_id), {LEFT: now + settings.AGENT_DISCONNECT_GRACE_S}, gt=True)
+        pipe.expire(_key(agent_id), UNTIL_FIRST_HEARTBEAT_S + settings.AGENT_DISCONNECT_GRACE_S)
         pipe.zrangebyscore(_key(agent_id), now, "+inf")
-        _, open_now = await pipe.execute()
-    still_open = len([member for member in open_now if member != LEFT.encode()])
-    if still_open == 0:
-        await client.zadd(_key(agent_id), {LEFT: now + settings.AGENT_DISCONNECT_GRACE_S}, gt=True)
-    return still_open
+        *_, open_now = await pipe.execute()
+    return len([member for member in open_now if member != LEFT.encode()])
 
 
 def _sync_client() -> redis.Redis:

@@ -1,3 +1,4 @@
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -12,6 +13,8 @@ from agents.models import Agent, AgentStatusEvent, Queue, QueueMembership
 from core.realtime import broadcast_on_commit
 from whatsapp.models import BusinessNumber
 from whatsapp.sandbox.meta import ENABLED_CALLING_SETTINGS
+
+logger = logging.getLogger(__name__)
 
 # Called after commit, in the order registered, with an agent's id whenever the agent becomes free to
 # take work (available again). The messaging app registers its router of conversations here, then
@@ -191,7 +194,15 @@ def agents_gone_offline() -> int:
 
     candidates = list(Agent.objects.filter(status__in=GONE_FROM).values_list("pk", flat=True))
     present = agents_present(candidates)
-    return sum(1 for agent_id in candidates if agent_id not in present and _offline_for_being_gone(agent_id))
+    taken = 0
+    for agent_id in candidates:
+        if agent_id in present:
+            continue
+        try:
+            taken += _offline_for_being_gone(agent_id)
+        except Exception:  # one agent's failure must not keep the others on the floor
+            logger.exception("agent %s is gone but could not be taken offline", agent_id)
+    return taken
 
 
 # The statuses an agent who is gone is taken offline from (on_call is the call's to end).

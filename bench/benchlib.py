@@ -439,15 +439,14 @@ def percentile(values: list[float], share: float) -> float:
 
 class AgentSocket:
     """One agent's dashboard socket, as the browser opens it with the agent's session: goes
-    available, says it is still there every `heartbeat_s` the server asks for (as the dashboard
-    does), follows the agent's status, and hands every other frame to `on_frame`."""
+    available, answers the server's `presence.ping` with a heartbeat (as the dashboard does),
+    follows the agent's status, and hands every other frame to `on_frame`."""
 
     def __init__(self, http, base_url: str, session_key: str) -> None:
         self.http, self.base_url, self.session_key = http, base_url, session_key
         self.is_available = asyncio.Event()
         self.socket = None
         self.reader: asyncio.Task | None = None
-        self.heartbeat: asyncio.Task | None = None
 
     async def open(self) -> None:
         self.socket = await self.http.ws_connect(
@@ -455,6 +454,7 @@ class AgentSocket:
             headers={"Origin": self.base_url, "Cookie": f"sessionid={self.session_key}"},
         )
         self.reader = asyncio.create_task(self._read())
+        await self.socket.send_json({"type": "presence.heartbeat"})
         await self.socket.send_json({"type": "presence.set", "status": "available"})
 
     def on_frame(self, frame: dict) -> None:
@@ -463,9 +463,9 @@ class AgentSocket:
     async def _read(self) -> None:
         async for message in self.socket:
             frame = message.json()
-            if frame.get("type") == "agent.status":
-                if frame.get("heartbeat_s") and self.heartbeat is None:
-                    self.heartbeat = asyncio.create_task(self._beat(frame["heartbeat_s"]))
+            if frame.get("type") == "presence.ping":
+                await self.socket.send_json({"type": "presence.heartbeat"})
+            elif frame.get("type") == "agent.status":
                 if frame.get("status") == "available":
                     self.is_available.set()
                 else:
@@ -473,14 +473,6 @@ class AgentSocket:
             else:
                 self.on_frame(frame)
 
-    async def _beat(self, every_s: float) -> None:
-        while not self.socket.closed:
-            await asyncio.sleep(every_s)
-            with contextlib.suppress(ConnectionError):
-                await self.socket.send_json({"type": "presence.heartbeat"})
-
     async def close(self) -> None:
-        if self.heartbeat is not None:
-            self.heartbeat.cancel()
         await self.socket.close()
         await self.reader

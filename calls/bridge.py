@@ -131,8 +131,9 @@ class CallBridge:
     agent's leg is first answered (``connect_agent()``), or the owner says the conversation started
     (``record_from_now()``: the customer picked up a call we placed), until ``close()``. The events
     ``notice_finished``, ``customer_left`` and ``agent_left`` tell the owner what happened; a leg counts as
-    left when its connection fails or closes, its audio ends or its media stops (no packet for
-    MEDIA_SILENCE_TIMEOUT_S once it has started), but not when ``close()`` ends it. Every
+    left when its connection fails or closes or its audio ends, and the customer's also when its
+    media stops while on the line (no packet for MEDIA_SILENCE_TIMEOUT_S: ``is_customer_silent``),
+    but not when ``close()`` ends it. Every
     method raises ``BridgeError`` when it cannot do what was asked; the owner should then ``close()``.
     """
 
@@ -159,6 +160,12 @@ class CallBridge:
         return self._is_notice_playing()
 
     @property
+    def is_customer_silent(self) -> bool:
+        """The customer's leg left because its media stopped (their network, most likely), not
+        because its connection closed."""
+        return self._customer is not None and self._customer.went_silent
+
+    @property
     def is_agent_connected(self) -> bool:
         """An agent's leg is answered or being answered (its media may still connect, or have left)."""
         return self._agent is not None
@@ -168,7 +175,9 @@ class CallBridge:
 
         The customer hears silence until ``start_notice_then_hold()``.
         """
-        return await self._negotiate_customer(lambda leg: leg.answer(offer_sdp))
+        answer = await self._negotiate_customer(lambda leg: leg.answer(offer_sdp))
+        self._customer.watch_silence()  # the customer is on the line from the start
+        return answer
 
     async def offer_customer(self) -> str:
         """A business call: the SDP offer for Meta's `connect` (every ICE candidate included).
@@ -206,9 +215,12 @@ class CallBridge:
 
     def record_from_now(self) -> None:
         """The conversation starts: both directions are recorded from now on (the recording's
-        timeline starts here; the first call counts)."""
+        timeline starts here; the first call counts). A customer we called is on the line from now
+        on: their media stopping from now is their leaving."""
         self._check_open()
         self._recording.start(at=time.monotonic())
+        if self._customer is not None:
+            self._customer.watch_silence()
 
     async def start_notice_then_hold(self, *, is_hold_after_notice: bool = True) -> None:
         """Play the notice once, then the hold audio in a loop, to the customer; returns at once.
@@ -405,6 +417,7 @@ class _Leg:
         self._watch: asyncio.Task[None] | None = None
         self._silence_watch: asyncio.Task[None] | None = None
         self._heard_at = 0.0  # time.monotonic() of the leg's last packet
+        self.went_silent = False
         self._is_closing = False
         self._bad_packets = 0
         apply_host_addresses()
@@ -477,6 +490,10 @@ class _Leg:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and self._watch is None:
             self._watch = asyncio.create_task(self._wait_for_end(track))
+
+    def watch_silence(self) -> None:
+        """From now on, the leg's media stopping is its leaving (`_watch_silence`)."""
+        if self._silence_watch is None and not self._is_closing:
             self._silence_watch = asyncio.create_task(self._watch_silence())
 
     def _on_connection_state_change(self) -> None:
@@ -508,13 +525,15 @@ class _Leg:
         dropped is noticed then, not when ICE consent expires (about 30 s later) while the agent
         talks to silence. A live leg keeps sending while its side is quiet (WhatsApp and the browser
         both do; Opus's DTX, where used, still sends a packet every 400 ms). Counted from the leg's
-        first packet: a leg whose media has not started (a customer we call, not picked up yet) is
-        the ring's and ICE's to time out."""
+        first packet once watched. A check after the event loop itself stalled is skipped: packets
+        may be waiting to be read."""
         timeout_s = settings.MEDIA_SILENCE_TIMEOUT_S
+        every_s = min(1.0, timeout_s / 4)
         while not self._is_closing:
-            await asyncio.sleep(min(1.0, timeout_s / 4))
-            if not self._heard_at:
-                continue  # no media yet
+            slept_from = time.monotonic()
+            await asyncio.sleep(every_s)
+            if not self._heard_at or time.monotonic() - slept_from > every_s + 1.0:
+                continue  # no media yet, or the loop stalled
             silent_for_s = time.monotonic() - self._heard_at
             if silent_for_s > timeout_s and not self._is_closing:
                 logger.warning(
@@ -523,6 +542,7 @@ class _Leg:
                     self.name,
                     silent_for_s,
                 )
+                self.went_silent = True
                 self._leave()
                 return
 

@@ -418,7 +418,9 @@ class CallMedia:
         await bridge.customer_left.wait()
         if self.bridges.get(call_id) is bridge:
             await self._drop(call_id)
-            await database_sync_to_async(call_customer_media_ended)(call_id=call_id)
+            await database_sync_to_async(call_customer_media_ended)(
+                call_id=call_id, is_silent=bridge.is_customer_silent
+            )
 
     async def _drop(self, call_id: int) -> None:
         bridge = self.bridges.pop(call_id, None)

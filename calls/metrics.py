@@ -1,5 +1,5 @@
 """The calls app's figures for `/metrics` (core.metrics): what the wallboard shows (queues' waits,
-agents by state), the calls by state, and each media process's calls and CPU from its heartbeat."""
+agents by state), the calls not ended by state, and each media process's calls and CPU from its heartbeat."""
 
 import json
 from collections.abc import Iterable
@@ -27,11 +27,10 @@ def calls_metrics() -> Iterable[Metric]:
     agents = GaugeMetricFamily("switchboard_agents", "Agents by state.", labels=["state"])
     for row in snapshot["agents"]:
         agents.add_metric([row["status"]], row["count"])
-    by_status = dict(
-        Call.objects.values_list("status").annotate(count=Count("pk")).values_list("status", "count")
-    )
-    calls = GaugeMetricFamily("switchboard_calls", "Calls by state (ended ones included).", labels=["state"])
-    for status in Call.Status.values:
+    live = Call.objects.filter(status__in=Call.LIVE_STATUSES)  # not the whole history at each scrape
+    by_status = dict(live.values_list("status").annotate(count=Count("pk")).values_list("status", "count"))
+    calls = GaugeMetricFamily("switchboard_calls_live", "Calls not ended, by state.", labels=["state"])
+    for status in sorted(Call.LIVE_STATUSES):
         calls.add_metric([status], by_status.get(status, 0))
     yield from (waiting, oldest, agents, calls, *media_metrics())
 

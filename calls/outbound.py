@@ -277,12 +277,13 @@ def _end_unconnected(call: Call, *, reason: str, detail: str, is_ended_by_us: bo
     return True
 
 
-def call_customer_media_ended(*, call_id: int) -> None:
+def call_customer_media_ended(*, call_id: int, is_silent: bool = False) -> None:
     """The customer's media leg ended. A call we placed that has not been picked up is left for
     Meta's terminate to end: only Meta knows whether it went unanswered (a strike) or failed; the
-    ring-out sweep ends it if Meta never says. A conversation ends as dropped (the customer's
-    network, most likely: Meta is told to end it too, and the agent goes to wrap-up); any other
-    call as the customer leaving it."""
+    ring-out sweep ends it if Meta never says. A conversation whose customer's media stopped
+    (`is_silent`: their network, most likely) ends as dropped: Meta is told to end it too, and the
+    agent goes to wrap-up. Any other call ends as the customer leaving it (a hang-up whose media
+    closed before Meta's terminate arrived, say)."""
     call = Call.objects.filter(pk=call_id).first()
     if call is None:
         return
@@ -292,7 +293,7 @@ def call_customer_media_ended(*, call_id: int) -> None:
     ):
         logger.info("call %s: the customer's media ended before pick-up; Meta's terminate decides", call_id)
         return
-    if call.status == Call.Status.CONNECTED:
+    if is_silent and call.status == Call.Status.CONNECTED:
         routing.call_finish(
             call_id=call_id,
             reason=Call.EndReason.DROPPED,

@@ -250,8 +250,8 @@ MAX_CONCURRENT_CALLS_PER_DIRECTION = env.int("MAX_CONCURRENT_CALLS_PER_DIRECTION
 # A taken call that no media process has answered on Meta after this long ends as failed and is
 # rejected on Meta (Meta allows 30-60 s to answer: WHATSAPP_API.md).
 MEDIA_ANSWER_TIMEOUT_S = env.int("MEDIA_ANSWER_TIMEOUT_S", default=20)
-# A call's leg that sends no media this long is gone (calls.bridge): the customer's ends the call as
-# dropped; the agent's puts the customer on hold.
+# A customer on the line whose media stops this long is gone (calls.bridge): a conversation ends as
+# dropped, a wait as abandoned.
 MEDIA_SILENCE_TIMEOUT_S = env.float("MEDIA_SILENCE_TIMEOUT_S", default=5.0)
 # A customer's call (connect webhook) timestamped longer ago than this is over before it reaches
 # us: Meta gives a business 30-60 s to accept and retries deliveries for days (WHATSAPP_API.md

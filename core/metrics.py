@@ -80,7 +80,10 @@ class _Shared:
         client = redis.Redis.from_url(settings.REDIS_URL)
         while True:
             time.sleep(FLUSH_EVERY_S)
-            self.flush(client)
+            try:
+                self.flush(client)
+            except Exception:  # the thread must outlive any one failure, or the counts stop for good
+                logger.exception("metrics: %s not flushed", self.name)
 
     def flush(self, client: redis.Redis | None = None) -> None:
         """Add what this process recorded since the last flush to the shared totals."""
@@ -90,7 +93,7 @@ class _Shared:
             return
         client = client or redis.Redis.from_url(settings.REDIS_URL)
         try:
-            pipe = client.pipeline(transaction=False)
+            pipe = client.pipeline(transaction=True)  # all of it or none: a retry never counts twice
             for field, amount in pending.items():
                 if isinstance(amount, float):
                     pipe.hincrbyfloat(_key(self.name), field, amount)

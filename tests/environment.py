@@ -18,6 +18,8 @@ os.environ["CHANNEL_LAYER_PREFIX"] = f"test-{SESSION}"
 os.environ["CACHE_KEY_PREFIX"] = f"test-{SESSION}"
 # A closed dashboard's offline timer would otherwise fire into a later test's agent of the same id.
 os.environ["AGENT_DISCONNECT_GRACE_S"] = "3600"
+# No presence ping in a test's frames (every 20 min): the presence tests set their own.
+os.environ["AGENT_SOCKET_TTL_S"] = "3600"
 # Webhook events are handled in the request that brings them unless a test says otherwise (the
 # worker's batches are tested on their own: whatsapp/tests/test_webhook_worker.py).
 os.environ.setdefault("WEBHOOK_HANDLE_IN_WORKER", "false")

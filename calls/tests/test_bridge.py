@@ -616,7 +616,33 @@ async def test_a_leg_whose_media_stops_is_gone_long_before_ice_notices(tmp_path,
     assert is_anyone_gone_while_sending is False
     assert 1.0 <= noticed_after_s < 2.5
     assert connection == "connected"
-    assert bridge.agent_left.is_set() is False
+    assert (bridge.is_customer_silent, bridge.agent_left.is_set()) == (True, False)
+
+
+async def test_a_customer_we_call_is_not_taken_for_gone_before_picking_up(tmp_path, settings):
+    """Before pick-up a called customer's media may start and stop (the ring is Meta's to time
+    out); once the conversation starts (`record_from_now`), media that stops is their leaving."""
+    settings.MEDIA_SILENCE_TIMEOUT_S = 1.0
+    bridge = CallBridge(call_id="called", recording_path=tmp_path / "call.ogg", notice=None, hold=None)
+    customer = CustomerMedia(play=None, record_to=None)
+
+    async def stalled():
+        await asyncio.Event().wait()
+
+    answer = await customer.answer(await bridge.offer_customer())
+    await bridge.accept_customer_answer(answer)
+    await customer.wait_connected(timeout_s=5)
+    await asyncio.sleep(0.5)  # some media comes
+    customer._speech.recv = stalled
+    await asyncio.sleep(2.0)
+    gone_while_ringing = bridge.customer_left.is_set()
+    bridge.record_from_now()  # picked up
+    await asyncio.wait_for(bridge.customer_left.wait(), timeout=5)
+    await bridge.close()
+    await customer.close()
+
+    assert gone_while_ringing is False
+    assert bridge.is_customer_silent is True
 
 
 async def test_a_dropped_agent_leaves_the_customer_on_hold_until_a_new_leg_takes_over(tmp_path):

@@ -286,22 +286,31 @@ def test_a_conversation_whose_customer_media_stopped_ends_as_dropped_and_meta_is
     routing.offer_accept(agent_id=agent.pk, call_id=call.pk)
 
     with django_capture_on_commit_callbacks(execute=True):
-        call_customer_media_ended(call_id=call.pk)
+        call_customer_media_ended(call_id=call.pk, is_silent=True)
 
     call.refresh_from_db()
     assert (call.status, call.end_reason, status_of(agent)) == ("ended", "dropped", "wrap_up")
     assert [options["kwargs"] for options in told] == [{"call_id": call.pk}]
 
 
-def test_a_waiting_customer_whose_media_ended_abandoned_the_call(queued_call):
+def test_a_customer_whose_media_closed_left_as_before_dropped_is_for_media_that_stopped(
+    queued_call, make_agent
+):
     from calls.outbound import call_customer_media_ended
 
-    call = queue_it(queued_call)
+    waiting = queue_it(queued_call)
+    call_customer_media_ended(call_id=waiting.pk, is_silent=True)
+    talking = CallFactory(
+        queue=waiting.queue, business_number=waiting.business_number, status=Call.Status.QUEUED
+    )
+    routing.call_waits(call_id=talking.pk)
+    routing.offer_accept(agent_id=make_agent().pk, call_id=talking.pk)
+    call_customer_media_ended(call_id=talking.pk)  # its connection closed: a hang-up, most likely
 
-    call_customer_media_ended(call_id=call.pk)
-
-    call.refresh_from_db()
-    assert (call.status, call.end_reason) == ("ended", "abandoned")
+    waiting.refresh_from_db()
+    talking.refresh_from_db()
+    assert (waiting.status, waiting.end_reason) == ("ended", "abandoned")
+    assert (talking.status, talking.end_reason) == ("ended", "abandoned")
 
 
 def test_presence_cannot_leave_wrap_up_before_the_call_is_filed(queued_call, make_agent):

@@ -83,7 +83,8 @@ def test_the_floor_as_it_is_now(scrape, settings):
     assert figures['switchboard_queue_calls_waiting{queue="Care"}'] == 2
     assert figures['switchboard_agents{state="available"}'] == 1
     assert figures['switchboard_agents{state="on_call"}'] == 1
-    assert figures['switchboard_calls{state="queued"}'] == 2
+    assert figures['switchboard_calls_live{state="queued"}'] == 2
+    assert 'switchboard_calls_live{state="ended"}' not in figures
     assert figures['switchboard_webhook_events{state="queued"}'] == 1
     assert WebhookEvent.objects.get(status=WebhookEvent.Status.QUEUED).kind == "message.status"
     assert figures["switchboard_webhook_oldest_queued_seconds"] >= 0

@@ -34,7 +34,6 @@ let callTimer = null;
 let acceptedHere = null; // the call this tab accepted: it carries the audio
 let dialingCallId = null; // a call this tab placed that the customer has not picked up yet
 let chatTimer = null; // refreshes the thread of the chat beside the call
-let heartbeat = null; // tells the server, every `heartbeat_s` it asked for, that this tab is still here
 let checks = 0; // compliance checks the dialer asked for: only the last one's answer is shown
 const pending = []; // frames asked for before the socket opened (the widget's first command)
 
@@ -248,7 +247,6 @@ function showCall(state, caller, since = Date.now()) {
 
 const HANDLERS = {
   "agent.status": (frame) => {
-    if (frame.heartbeat_s) beatEvery(frame.heartbeat_s);
     showStatus(frame.status);
     emit("status", { status: frame.status });
     // A wrap-up with something typed in it stays until it is filed: what the agent typed is never
@@ -256,6 +254,10 @@ const HANDLERS = {
     const isLeavingCall = frame.status === "available" || frame.status === "away" || frame.status === "offline";
     if (isLeavingCall && (wrapUpForm.hidden || !wrapUpHasText())) hideWrapUp();
   },
+  // The server asks every few seconds whether this tab is still here: a tab that stops answering
+  // (its laptop closed, its server gone) stops being rung. Answered from here, not from a timer: a
+  // browser runs a background tab's timers once a minute at most, its messages at once.
+  "presence.ping": () => send({ type: "presence.heartbeat" }),
   "call.offered": ring,
   "call.taken": (frame) => {
     const isRingHere = ringing && ringing.callId === frame.call_id;
@@ -405,13 +407,6 @@ const HANDLERS = {
   },
 };
 
-// A tab that stops saying it is here (its laptop closed, its server gone) stops being rung: the
-// server counts its socket as open only for a few heartbeats after the last one.
-function beatEvery(seconds) {
-  clearInterval(heartbeat);
-  heartbeat = setInterval(() => send({ type: "presence.heartbeat" }), seconds * 1000);
-}
-
 function connect() {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${window.location.host}${root.dataset.socketPath}`);
@@ -419,6 +414,7 @@ function connect() {
     reconnectDelayMs = 500;
     setConnected(true);
     showError("");
+    send({ type: "presence.heartbeat" }); // from now on this tab's socket lives by its heartbeats
     for (const frame of pending.splice(0)) send(frame);
   });
   socket.addEventListener("message", (message) => {
@@ -433,7 +429,6 @@ function connect() {
   });
   socket.addEventListener("close", (event) => {
     setConnected(false);
-    clearInterval(heartbeat);
     if (event.code === CLOSE_KEY_REVOKED) {
       const message = "This CRM's access to Switchboard was revoked: the widget is closed.";
       connectionLabel.textContent = "closed";
