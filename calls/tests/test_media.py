@@ -3,7 +3,8 @@ import json
 import uuid
 
 import redis.asyncio as redis
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
 from django.conf import settings
 
 from calls.media import HEARTBEAT_KEY_PREFIX, SHARED_CHANNEL, MediaProcess
@@ -22,11 +23,14 @@ async def test_media_process_takes_shared_and_own_channel_messages_and_heartbeat
     # (a developer's `make run`, say) listens on the real shared channel and could take the message.
     shared = f"{SHARED_CHANNEL}.test-{uuid.uuid4().hex}"
     media = MediaProcess(handlers={"test.media": record}, shared_channel=shared)
+    # A channel layer of its own, as a media process has (one a process): the suite's process-wide
+    # one may still be read, from another event loop, by what an earlier test left, which would
+    # take this process's messages off their shared queue.
+    media.channel_layer = layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
     stop = asyncio.Event()
     running = asyncio.create_task(media.run(stop=stop))
     while not media.channel_name:
         await asyncio.sleep(0.01)
-    layer = get_channel_layer()
     client = redis.Redis.from_url(settings.REDIS_URL)
 
     await layer.send(shared, {"type": "test.media", "via": "shared"})

@@ -14,6 +14,7 @@ from djmoney.money import Money
 
 from calls.models import Call
 from calls.tests.factories import ContactFactory
+from integrations.webhooks import subscriptions_changed
 from messaging.models import Charge, Message, RateCard
 from messaging.services import RATE_CARDS_FIXTURE, rate_card_save, rate_cards_load
 from whatsapp import services
@@ -254,6 +255,9 @@ def _campaign_statuses_handled(client, sent, count: int) -> int:
             item = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
             item["recipient_id"], item["timestamp"] = wa_id, str(SENT_AT + index % 3)
             assert post_webhook(client, payload).status_code == 200
+    # The CRM's webhook subscriptions are read at most every 5 s (integrations.webhooks): both
+    # batches read them, however long the posting above took.
+    subscriptions_changed()
     with CaptureQueriesContext(connection) as queries:
         assert services.webhook_events_handle_queued() == 2 * count
     return len(queries)
