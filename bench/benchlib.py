@@ -311,13 +311,14 @@ class Poster:
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
-        self.host, self.port, self.path = parts.hostname, parts.port, parts.path or "/"
+        self.host, self.port, self.path = parts.hostname, parts.port or 80, parts.path or "/"
+        self.authority = parts.netloc  # the Host header
         self.timeout_s = timeout_s
         self.slots = asyncio.Semaphore(connections)
         self.idle: list[_Exchange] = []
 
     def request(self, body: bytes, headers: dict[str, str]) -> bytes:
-        head = [f"POST {self.path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        head = [f"POST {self.path} HTTP/1.1", f"Host: {self.authority}"]
         head += [f"{name}: {value}" for name, value in headers.items()]
         head.append(f"Content-Length: {len(body)}")
         return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body

@@ -1,14 +1,13 @@
 """The calls app's figures for `/metrics` (core.metrics): what the wallboard shows (queues' waits,
 agents by state), the calls not ended by state, and each media process's calls and CPU from its heartbeat."""
 
-import json
 from collections.abc import Iterable
 
 from django.db.models import Count
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from calls.models import Call
-from calls.selectors import wallboard_snapshot
+from calls.selectors import media_heartbeats, wallboard_snapshot
 
 
 def calls_metrics() -> Iterable[Metric]:
@@ -36,31 +35,16 @@ def calls_metrics() -> Iterable[Metric]:
 
 
 def media_metrics() -> Iterable[Metric]:
-    """Each live media process's calls held and CPU seconds used (their heartbeats: calls.media)."""
-    import redis
-    from django.conf import settings
-
-    from calls.media import HEARTBEAT_KEY_PREFIX
-
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        keys = list(client.scan_iter(f"{HEARTBEAT_KEY_PREFIX}*"))
-        values = client.mget(keys) if keys else []
-    finally:
-        client.close()
+    """Each live media process's calls held and CPU seconds used (their heartbeats)."""
+    heartbeats = media_heartbeats()
     processes = GaugeMetricFamily("switchboard_media_processes", "Media processes whose heartbeat is fresh.")
-    processes.add_metric([], len(keys))
+    processes.add_metric([], len(heartbeats))
     held = GaugeMetricFamily("switchboard_media_calls", "Calls a media process holds.", labels=["process"])
     cpu = CounterMetricFamily(
         "switchboard_media_cpu_seconds", "CPU seconds a media process has used.", labels=["process"]
     )
-    for key, value in zip(keys, values, strict=True):
-        process = key.decode()[len(HEARTBEAT_KEY_PREFIX) :]
-        try:
-            reported = json.loads(value) if value else {}
-        except ValueError:
-            reported = {}
-        if isinstance(reported, dict) and "calls" in reported:
+    for process, reported in heartbeats.items():
+        if "calls" in reported:
             held.add_metric([process], reported["calls"])
             cpu.add_metric([process], reported.get("cpu_s", 0.0))
     yield from (processes, held, cpu)

@@ -295,6 +295,14 @@ def agents_in_wrap_up() -> list[tuple[int, int]]:
 
 def live_media_channels() -> set[str]:
     """Channels of the media processes whose heartbeat is fresh (calls.media keeps it)."""
+    return set(media_heartbeats())
+
+
+def media_heartbeats() -> dict[str, dict]:
+    """What each media process with a fresh heartbeat reports of itself (calls.media: the calls it
+    holds, its CPU seconds), by its channel; {} for a report that cannot be read."""
+    import json
+
     import redis
     from django.conf import settings
 
@@ -302,11 +310,18 @@ def live_media_channels() -> set[str]:
 
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     try:
-        return {
-            key.decode()[len(HEARTBEAT_KEY_PREFIX) :] for key in client.scan_iter(f"{HEARTBEAT_KEY_PREFIX}*")
-        }
+        keys = list(client.scan_iter(f"{HEARTBEAT_KEY_PREFIX}*"))
+        values = client.mget(keys) if keys else []
     finally:
         client.close()
+    heartbeats = {}
+    for key, value in zip(keys, values, strict=True):
+        try:
+            reported = json.loads(value) if value else {}
+        except ValueError:
+            reported = {}
+        heartbeats[key.decode()[len(HEARTBEAT_KEY_PREFIX) :]] = reported if isinstance(reported, dict) else {}
+    return heartbeats
 
 
 # What other apps add to the wallboard's snapshot (the work after calls, from recordings): each a
