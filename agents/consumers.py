@@ -164,9 +164,13 @@ class AgentConsumer(JsonSocketConsumer):
     async def heartbeat(self) -> None:
         """The tab is still there (it says so every `heartbeat_s`). A tab silent for longer than
         AGENT_SOCKET_TTL_S (a laptop closed, then opened) may find its agent taken offline
-        meanwhile: they come back as they were."""
+        meanwhile: they come back as they were. The socket joins its groups again."""
         if not await presence.socket_heartbeat(agent_id=self.agent.pk, channel_name=self.channel_name):
             await database_sync_to_async(agent_comes_back)(agent_id=self.agent.pk)
+        # Joined again each time: a Redis restarted meanwhile has forgotten every group, and a
+        # socket open for longer than the layer's group expiry (a day) would fall out of them.
+        for group in (self.agent.group_name, *self.queue_groups):
+            await self.channel_layer.group_add(group, self.channel_name)
 
     async def presence_set(self, content: dict) -> None:
         status = content.get("status")

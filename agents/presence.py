@@ -110,8 +110,24 @@ async def socket_closed(*, agent_id: int, channel_name: str) -> int:
     return len([member for member in open_now if member != LEFT.encode()])
 
 
+_sync_clients: dict[str, redis.Redis] = {}
+
+
 def _sync_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    """The process's client (thread-safe; its pool starts anew in a forked worker)."""
+    client = _sync_clients.get(settings.REDIS_URL)
+    if client is None:
+        client = _sync_clients[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL)
+    return client
+
+
+def is_rebuilding() -> bool:
+    """Whether Redis started too recently for the sockets' presence to be whole again: it keeps
+    nothing on disk, so after a restart an agent's set fills only as their tabs send heartbeats
+    (within AGENT_SOCKET_TTL_S), and until then an empty set does not mean gone."""
+    from core.selectors import redis_uptime_s
+
+    return redis_uptime_s() < settings.AGENT_SOCKET_TTL_S
 
 
 def _sync_now(client: redis.Redis) -> float:
@@ -122,10 +138,7 @@ def _sync_now(client: redis.Redis) -> float:
 def open_socket_count(*, agent_id: int) -> int:
     """The agent's sockets open now (the grace's mark is not one)."""
     client = _sync_client()
-    try:
-        members = client.zrangebyscore(_key(agent_id), _sync_now(client), "+inf")
-    finally:
-        client.close()
+    members = client.zrangebyscore(_key(agent_id), _sync_now(client), "+inf")
     return len([member for member in members if member != LEFT.encode()])
 
 
@@ -134,14 +147,11 @@ def agents_present(agent_ids: list[int]) -> set[int]:
     if not agent_ids:
         return set()
     client = _sync_client()
-    try:
-        now = _sync_now(client)
-        pipe = client.pipeline(transaction=False)
-        for agent_id in agent_ids:
-            pipe.zcount(_key(agent_id), now, "+inf")
-        counts = pipe.execute()
-    finally:
-        client.close()
+    now = _sync_now(client)
+    pipe = client.pipeline(transaction=False)
+    for agent_id in agent_ids:
+        pipe.zcount(_key(agent_id), now, "+inf")
+    counts = pipe.execute()
     return {agent_id for agent_id, count in zip(agent_ids, counts, strict=True) if count}
 
 
@@ -149,21 +159,13 @@ def gone_mark(*, agent_id: int, status: str, since: datetime.datetime) -> None:
     """The agent was taken offline at `since` for being gone from `status`: a tab that opens
     within COMES_BACK_WITHIN_S brings them back (`comes_back_to`), unless their presence changed
     since."""
-    client = _sync_client()
-    try:
-        client.set(_gone_key(agent_id), f"{status} {since.isoformat()}", ex=COMES_BACK_WITHIN_S)
-    finally:
-        client.close()
+    _sync_client().set(_gone_key(agent_id), f"{status} {since.isoformat()}", ex=COMES_BACK_WITHIN_S)
 
 
 def comes_back_to(*, agent_id: int) -> tuple[str, datetime.datetime] | None:
     """(The status, the time the agent was taken offline) of the agent's gone mark, taken (so used
     once), or None."""
-    client = _sync_client()
-    try:
-        mark = client.getdel(_gone_key(agent_id))
-    finally:
-        client.close()
+    mark = _sync_client().getdel(_gone_key(agent_id))
     if mark is None:
         return None
     status, since = mark.decode().split(" ", 1)

@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from agents import presence
 from agents.services import agent_offline_if_gone, agents_gone_offline
 
 
@@ -11,5 +12,8 @@ def offline_if_gone(*, agent_id: int) -> bool:
 
 @shared_task(name="agents.gone_offline")
 def gone_offline() -> int:
-    """Every few seconds (beat): agents with nothing of theirs present any more go offline."""
+    """Every few seconds (beat): agents with nothing of theirs present any more go offline; none
+    while Redis, restarted, is still being told of the open sockets (`presence.is_rebuilding`)."""
+    if presence.is_rebuilding():
+        return 0
     return agents_gone_offline()

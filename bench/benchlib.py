@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -115,6 +116,34 @@ def worker_running() -> Iterator[subprocess.Popen]:
             print("the worker did not stop within 30 s: killed", file=sys.stderr)
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
+
+
+def product_process(name: str, command: list[str], **environment: str) -> subprocess.Popen:
+    """One of the Procfile's processes, in a session of its own (stopped with its children), as the
+    bench server runs them (`server_environment`); what it writes goes to var/bench-<name>.log."""
+    (ROOT / "var").mkdir(exist_ok=True)
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**server_environment(), **environment},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=(ROOT / "var" / f"bench-{name}.log").open("w"),
+    )
+
+
+def stop(processes: dict[str, subprocess.Popen]) -> None:
+    """A warm shutdown of each (the task in hand is finished); killed with its children if still
+    running after 30 s."""
+    for process in processes.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes.values():
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def _family(pids: list[int]) -> Iterator[tuple[Path, list[str]]]:
@@ -477,3 +506,60 @@ class AgentSocket:
     async def close(self) -> None:
         await self.socket.close()
         await self.reader
+
+
+class Relay:
+    """A TCP relay on a port of its own in front of a server (PostgreSQL, in bench/faults.py), in a
+    thread of its own: `cut(seconds)` is the server restarting as its clients see it: every
+    connection through the relay is closed at once, and new ones are refused (closed as soon as
+    taken) for `seconds`; after that it relays again."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.loop = asyncio.new_event_loop()
+        self.refusing_until = 0.0
+        self.connections: set[asyncio.StreamWriter] = set()
+        ready = threading.Event()
+        self.port = 0
+
+        async def start() -> None:
+            server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+
+        self.thread = threading.Thread(target=self.loop.run_forever, name="relay", daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(start(), self.loop)
+        ready.wait(10)
+
+    def cut(self, seconds: float) -> None:
+        async def cut() -> None:
+            self.refusing_until = time.monotonic() + seconds
+            for writer in list(self.connections):
+                writer.transport.abort()
+            self.connections.clear()
+
+        asyncio.run_coroutine_threadsafe(cut(), self.loop).result(10)
+
+    async def _relay(self, client_reader, client_writer) -> None:
+        if time.monotonic() < self.refusing_until:
+            client_writer.transport.abort()
+            return
+        try:
+            server_reader, server_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        pair = {client_writer, server_writer}
+        self.connections |= pair
+
+        async def pipe(reader, writer) -> None:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            for end in pair:
+                end.transport.abort()
+
+        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+        self.connections -= pair

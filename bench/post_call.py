@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from pathlib import Path
 
 import aiohttp
 import benchlib
-from benchlib import ROOT, percentile, print_figures, server_environment, web_server
+from benchlib import ROOT, percentile, print_figures, product_process, server_environment, stop, web_server
 from ring_latency import prepare_agents
 
 AGENT_SPEECH = ROOT / "whatsapp" / "sandbox" / "audio" / "agent" / "hello.wav"  # 4.5 s of speech, 2 s pause
@@ -59,30 +58,6 @@ class Running:
     """A process this script did not start itself (the web server), to sample its memory."""
 
     pid: int
-
-
-def product_process(name: str, command: list[str], **environment: str) -> subprocess.Popen:
-    """One of the Procfile's processes, in a session of its own (stopped with its children)."""
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env={**server_environment(), **environment},
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=(ROOT / "var" / f"bench-post-call-{name}.log").open("w"),
-    )
-
-
-def stop(processes: dict[str, subprocess.Popen]) -> None:
-    for process in processes.values():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)  # a warm shutdown: the task in hand is finished
-    for process in processes.values():
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def drop_queued(queue: str) -> None:
@@ -258,15 +233,17 @@ def main() -> None:
             processes["worker"] = stack.enter_context(
                 benchlib.worker_running()
             )  # as the other benches run it
-            processes["media"] = product_process("media", [sys.executable, "manage.py", "media"])
+            processes["media"] = product_process("post-call-media", [sys.executable, "manage.py", "media"])
             for index in range(arguments.recordings_workers):
                 processes[f"recordings_{index}"] = product_process(
-                    f"recordings-{index}", celery(f"{queue}.recordings", f"recordings-{index}")
+                    f"post-call-recordings-{index}", celery(f"{queue}.recordings", f"recordings-{index}")
                 )
-            processes["summaries"] = product_process("summaries", celery(f"{queue}.summaries", "summaries"))
+            processes["summaries"] = product_process(
+                "post-call-summaries", celery(f"{queue}.summaries", "summaries")
+            )
             beat = ["beat", "--loglevel", "WARNING", "--schedule", str(ROOT / "var" / "bench-beat")]
             processes["beat"] = product_process(
-                "beat", [sys.executable, "-m", "celery", "--app", "config", *beat]
+                "post-call-beat", [sys.executable, "-m", "celery", "--app", "config", *beat]
             )
             try:
                 started_at = timezone.now()

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import socket
 import time
 import wave
 from collections.abc import Awaitable, Callable
@@ -110,9 +112,16 @@ class MediaProcess:
                 logger.exception("media process failed handling %r", message.get("type"))
 
     def heartbeat_value(self) -> str:
-        """What the heartbeat says of the process (read by calls.metrics): the calls it holds and
-        the CPU seconds it has used."""
-        return json.dumps({"calls": self.calls_held(), "cpu_s": round(time.process_time(), 3)})
+        """What the heartbeat says of the process (read by calls.metrics): the calls it holds, the
+        CPU seconds it has used, and where it runs (its host and process id, for an operator)."""
+        return json.dumps(
+            {
+                "calls": self.calls_held(),
+                "cpu_s": round(time.process_time(), 3),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+            }
+        )
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         client = redis.Redis.from_url(settings.REDIS_URL)

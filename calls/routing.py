@@ -442,9 +442,13 @@ def end_calls_of_lost_media_processes() -> int:
 
     A process that stops cleanly ends its own calls; this catches one that died. Only calls
     untouched for longer than the heartbeat's lifetime are considered, so a process starting up
-    or a call changing hands is not mistaken for a lost one.
+    or a call changing hands is not mistaken for a lost one; and none while Redis has been up for
+    less than that (restarted, it has lost every heartbeat until each process beats again). A
+    caller whose call so ended is sent a message with a button to call again.
     """
     from calls.media import HEARTBEAT_TTL_S
+    from calls.tasks import send_call_us_button
+    from core.selectors import redis_uptime_s
 
     quiet_since = timezone.now() - timedelta(seconds=HEARTBEAT_TTL_S)
     held = Call.objects.filter(
@@ -454,13 +458,23 @@ def end_calls_of_lost_media_processes() -> int:
     candidates = list(held.values_list("pk", "media_channel"))
     if not candidates:
         return 0
+    if redis_uptime_s() < HEARTBEAT_TTL_S:
+        return 0
     alive = selectors.live_media_channels()
     ended = 0
     for call_id, channel in candidates:
-        if channel not in alive and call_finish(
-            call_id=call_id, reason=Call.EndReason.FAILED, detail="media process lost", is_ended_by_us=True
-        ):
-            ended += 1
+        if channel in alive:
+            continue
+        with transaction.atomic():
+            finished = call_finish(
+                call_id=call_id,
+                reason=Call.EndReason.FAILED,
+                detail="media process lost",
+                is_ended_by_us=True,
+            )
+            if finished is not None and finished.call.direction == Call.Direction.INBOUND:
+                enqueue_on_commit(send_call_us_button, call_id=call_id, is_dropped=True)
+        ended += finished is not None
     return ended
 
 

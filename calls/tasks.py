@@ -63,6 +63,7 @@ GRAPH_RETRY = {
     "max_retries": 3,
 }
 CALL_US_TEXT = "Sorry we could not take your call just now. Tap below to call us again, or reply here."
+CALL_DROPPED_TEXT = "Sorry, we lost your call on our side. Tap below to call us again, or reply here."
 
 
 def _graph_for_call(call_id: int, what: str, operation: Callable[[GraphClient, Call], str | None]) -> str:
@@ -105,19 +106,21 @@ def reject_on_meta(*, call_id: int) -> None:
 
 
 @shared_task(name="calls.send_call_us_button", **GRAPH_RETRY)
-def send_call_us_button(*, call_id: int) -> str:
-    """After a caller waited in vain: a WhatsApp message with a call button (their call opened the
-    customer-service window, so a free-form message is allowed). Returns the message id."""
+def send_call_us_button(*, call_id: int, is_dropped: bool = False) -> str:
+    """After a caller waited in vain, or (`is_dropped`) their call was lost on our side: a WhatsApp
+    message with a call button (their call opened the customer-service window, so a free-form
+    message is allowed). Returns the message id."""
+    text = CALL_DROPPED_TEXT if is_dropped else CALL_US_TEXT
 
     def send(graph: GraphClient, call: Call) -> str:
         request = call_button_message_request(
             phone_number_id=call.business_number.phone_number_id,
             to=call.contact.wa_id,
-            body_text=CALL_US_TEXT,
+            body_text=text,
             display_text="Call us",
             payload=f"callback:{call.pk}",
         )
-        return _send_about(call, request, text=CALL_US_TEXT, graph=graph)
+        return _send_about(call, request, text=text, graph=graph)
 
     return _graph_for_call(call_id, "call-us button", send)
 

@@ -160,6 +160,8 @@ CHANNEL_LAYERS = {
 }
 
 CELERY_BROKER_URL = REDIS_URL
+# kombu's Redis transport, with a worker that reconnects after a Redis restart (core.celery_transport).
+CELERY_BROKER_TRANSPORT = "core.celery_transport:Transport"
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 # Transcriptions take seconds to minutes of CPU each: they have a queue and a worker of their own

@@ -38,6 +38,17 @@ def _probe_database() -> None:
         cursor.fetchone()
 
 
+def redis_uptime_s() -> float:
+    """How long the shared Redis has been running. It keeps nothing on disk: after a restart, what
+    the processes keep there of themselves (sockets' presence, media processes' heartbeats) is
+    whole again only once each has refreshed it, and a sweep that reads it must wait that long."""
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return float(client.info("server")["uptime_in_seconds"])
+    finally:
+        client.close()
+
+
 def _probe_redis(*, timeout_s: float) -> None:
     client = redis.Redis.from_url(
         settings.REDIS_URL, socket_connect_timeout=timeout_s, socket_timeout=timeout_s

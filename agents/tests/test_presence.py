@@ -162,3 +162,40 @@ async def test_a_reload_within_the_grace_keeps_the_agent(short_lived_sockets):
     taken_while_reloading = await sync_to_async(agents_gone_offline)()
 
     assert (taken_while_reloading, await status_of(agent)) == (0, "available")
+
+
+async def test_a_tab_joins_its_groups_again_with_each_heartbeat(short_lived_sockets):
+    """A Redis that restarted has forgotten every group (it keeps nothing on disk): the agent's
+    rings would reach none of their tabs. The next heartbeat joins them again."""
+    from channels.layers import get_channel_layer
+
+    agent = await sync_to_async(AgentFactory)(status=Agent.Status.AVAILABLE)
+    tab, _ = await opened(agent)
+    layer = get_channel_layer()
+    await layer.connection(0).delete(layer._group_key(agent.group_name))  # as after a Redis restart
+
+    await layer.group_send(agent.group_name, {"type": "agent.frames", "frames": [{"type": "lost"}]})
+    await answer_pings(tab, 1)
+    await asyncio.sleep(0.1)  # the heartbeat is in
+    await layer.group_send(agent.group_name, {"type": "agent.frames", "frames": [{"type": "heard"}]})
+
+    assert await next_frame(tab) == {"type": "heard"}
+    await tab.disconnect()
+
+
+def test_no_agent_is_taken_for_gone_while_a_restarted_redis_hears_the_tabs_again(settings, monkeypatch):
+    """After a Redis restart every agent's set of sockets is empty until their tabs' next
+    heartbeats: the sweep waits for a socket's time to live before it believes an empty set."""
+    from agents import tasks
+
+    settings.AGENT_SOCKET_TTL_S = 15
+    agent = AgentFactory(status=Agent.Status.AVAILABLE)  # no tab has said anything of them yet
+
+    monkeypatch.setattr("core.selectors.redis_uptime_s", lambda: 3.0)
+    while_rebuilding = tasks.gone_offline()
+    agent.refresh_from_db()
+    status_meanwhile = agent.status
+    monkeypatch.setattr("core.selectors.redis_uptime_s", lambda: 16.0)
+    once_rebuilt = tasks.gone_offline()
+
+    assert (while_rebuilding, status_meanwhile, once_rebuilt) == (0, "available", 1)

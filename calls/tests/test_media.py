@@ -1,5 +1,7 @@
 import asyncio
 import json
+import os
+import socket
 import uuid
 
 import redis.asyncio as redis
@@ -44,6 +46,7 @@ async def test_media_process_takes_shared_and_own_channel_messages_and_heartbeat
     assert sorted(message["via"] for message in handled) == ["own", "shared"]
     assert is_alive == 1
     assert reported["calls"] == 0 and reported["cpu_s"] > 0  # what /metrics shows of it
+    assert (reported["host"], reported["pid"]) == (socket.gethostname(), os.getpid())  # where it runs
     assert await client.exists(HEARTBEAT_KEY_PREFIX + media.channel_name) == 0
     await client.aclose()
 

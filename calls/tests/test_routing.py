@@ -456,7 +456,9 @@ def test_sweep_ends_waits_past_the_maximum_and_stale_offers(queued_call, queue, 
     assert Call.objects.get(pk=ringing.pk).status == "queued"
 
 
-def test_sweep_ends_calls_of_a_media_process_that_died(queued_call, queue, number, settings):
+def test_sweep_ends_calls_of_a_media_process_that_died(
+    queued_call, queue, number, settings, monkeypatch, django_capture_on_commit_callbacks
+):
     import redis
 
     from calls.media import HEARTBEAT_KEY_PREFIX
@@ -477,7 +479,11 @@ def test_sweep_ends_calls_of_a_media_process_that_died(queued_call, queue, numbe
         media_channel="media.alive!1", updated_at=timezone.now() - timedelta(minutes=1)
     )
 
-    counts = routing.sweep()
+    sent = []
+    monkeypatch.setattr(send_call_us_button, "apply_async", lambda **options: sent.append(options["kwargs"]))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = routing.sweep()
 
     client.delete(HEARTBEAT_KEY_PREFIX + "media.alive!1")
     orphan.refresh_from_db()
@@ -485,6 +491,25 @@ def test_sweep_ends_calls_of_a_media_process_that_died(queued_call, queue, numbe
     assert counts["media_lost"] == 1
     assert (orphan.status, orphan.end_reason, orphan.end_detail) == ("ended", "failed", "media process lost")
     assert kept.status == "queued"
+    assert sent == [{"call_id": orphan.pk, "is_dropped": True}]  # the caller is asked to call again
+
+
+def test_no_call_is_taken_for_lost_while_a_restarted_redis_hears_the_media_processes_again(
+    queued_call, monkeypatch
+):
+    """Redis keeps nothing on disk: just restarted, it holds no media process's heartbeat until each
+    beats again (every few seconds). Their calls are not ended for it."""
+    call = queue_it(queued_call)
+    Call.objects.filter(pk=call.pk).update(
+        media_channel="media.alive!1", updated_at=timezone.now() - timedelta(minutes=1)
+    )
+    monkeypatch.setattr("core.selectors.redis_uptime_s", lambda: 2.0)
+
+    ended_while_restarting = routing.end_calls_of_lost_media_processes()
+    monkeypatch.setattr("core.selectors.redis_uptime_s", lambda: 3600.0)
+    ended_after = routing.end_calls_of_lost_media_processes()
+
+    assert (ended_while_restarting, ended_after) == (0, 1)
 
 
 def test_overdue_wait_sends_the_caller_a_call_us_button(

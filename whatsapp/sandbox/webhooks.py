@@ -42,6 +42,7 @@ class DeliveryHabits:
     duplicate_probability: float = 0.0
     max_attempts: int = 5
     first_retry_delay_s: float = 0.2
+    max_retry_delay_s: float = 3600.0  # the delay doubles after each failed attempt, up to this
     seed: int | None = None
     rng: random.Random = field(init=False)
 
@@ -158,5 +159,5 @@ class WebhookSender:
                     "sandbox webhook %s attempt %s failed: %s", delivery.number, delivery.attempts, error
                 )
             await asyncio.sleep(delay)
-            delay *= 2
+            delay = min(delay * 2, self.habits.max_retry_delay_s)
         logger.warning("sandbox webhook %s given up after %s attempts", delivery.number, delivery.attempts)
