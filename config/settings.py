@@ -493,8 +493,9 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 
-# LOG_FORMAT=json: one JSON object a line (time, level, logger, message, and `call_id` on every
-# line written while a call's work runs: core.logs), for a log shipper; plain for a terminal.
+# LOG_FORMAT=json: one JSON object a line (time, level, logger, message, and `call_id` or Meta's
+# `wa_call_id` on every line written while a call's work runs: core.logs), for a log shipper; plain
+# for a terminal.
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT is plain or json, not {LOG_FORMAT!r}")

@@ -3,9 +3,10 @@
 The work of one call runs in a context that says which call it is (`about_call`): the media
 process's handling of a message about a call (and the tasks it starts for it, which inherit the
 context), a Celery task given a `call_id` (config.celery), an agent's frame about a call
-(agents.consumers). `CallFilter`, on the console handler, puts the call's id on each record as
-`call_id`, which the JSON format (LOG_FORMAT=json) writes as a field of its own and the plain
-format leaves out.
+(agents.consumers). Meta's webhooks name a call by Meta's id, which the call's row keeps
+(`Call.wa_call_id`): the handling of one of its events runs `about_meta_call`. `CallFilter`, on
+the console handler, puts the ids on each record as `call_id` and `wa_call_id`, which the JSON
+format (LOG_FORMAT=json) writes as fields of their own and the plain format leaves out.
 """
 
 import contextlib
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 
 _call_id: ContextVar[int | None] = ContextVar("call_id", default=None)
+_wa_call_id: ContextVar[str | None] = ContextVar("wa_call_id", default=None)
 
 
 @contextlib.contextmanager
@@ -28,6 +30,20 @@ def about_call(call_id: object) -> Iterator[None]:
         yield
     finally:
         _call_id.reset(token)
+
+
+@contextlib.contextmanager
+def about_meta_call(wa_call_id: object) -> Iterator[None]:
+    """Log lines written in here are about the call Meta names `wa_call_id` (a webhook's event);
+    anything but a non-empty string changes nothing."""
+    if not isinstance(wa_call_id, str) or not wa_call_id:
+        yield
+        return
+    token = _wa_call_id.set(wa_call_id)
+    try:
+        yield
+    finally:
+        _wa_call_id.reset(token)
 
 
 def about_call_now(call_id: object) -> None:
@@ -46,4 +62,7 @@ class CallFilter(logging.Filter):
         call_id = _call_id.get()
         if call_id is not None and not hasattr(record, "call_id"):
             record.call_id = call_id
+        wa_call_id = _wa_call_id.get()
+        if wa_call_id is not None and not hasattr(record, "wa_call_id"):
+            record.wa_call_id = wa_call_id
         return True

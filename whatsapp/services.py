@@ -14,6 +14,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from core.locks import transaction_lock
+from core.logs import about_meta_call
 from whatsapp import dispatch
 from whatsapp.calling_settings import calling_settings_problems, problems_text
 from whatsapp.events import (
@@ -428,16 +429,18 @@ def _event_store_and_handle(*, delivery: WebhookDelivery, event: Event) -> Webho
 
 
 def _run_handler(handler: dispatch.Handler, event: Event) -> tuple[str, str]:
-    try:
-        with transaction.atomic():
-            handler(event)
-    except dispatch.EventRejected as rejection:
-        logger.warning("%s %s rejected: %s", event.kind, event.idempotency_key, rejection)
-        return WebhookEvent.Status.REJECTED, str(rejection)
-    except Exception as failure:
-        logger.exception("handler for %s %s failed", event.kind, event.idempotency_key)
-        return WebhookEvent.Status.FAILED, f"{type(failure).__name__}: {failure}"
-    return WebhookEvent.Status.HANDLED, ""
+    # A call's event: what its handling logs names the call (by Meta's id; core.logs).
+    with about_meta_call(getattr(event, "call_id", None)):
+        try:
+            with transaction.atomic():
+                handler(event)
+        except dispatch.EventRejected as rejection:
+            logger.warning("%s %s rejected: %s", event.kind, event.idempotency_key, rejection)
+            return WebhookEvent.Status.REJECTED, str(rejection)
+        except Exception as failure:
+            logger.exception("handler for %s %s failed", event.kind, event.idempotency_key)
+            return WebhookEvent.Status.FAILED, f"{type(failure).__name__}: {failure}"
+        return WebhookEvent.Status.HANDLED, ""
 
 
 DISPATCH_LEASE = timedelta(minutes=1)

@@ -114,3 +114,39 @@ async def test_an_agents_frame_about_a_call_is_logged_about_it(lines):
         del consumers._frame_handlers["test.logged"]
 
     assert [(line["message"], line.get("call_id")) for line in lines] == [("accepted", 12)]
+
+
+@pytest.fixture
+def service_lines():
+    handler = Lines()
+    logger = logging.getLogger("whatsapp.services")
+    logger.addHandler(handler)
+    yield handler.lines
+    logger.removeHandler(handler)
+
+
+@pytest.mark.django_db
+def test_the_handling_of_metas_event_about_a_call_logs_with_metas_id_for_the_call(lines, service_lines):
+    """A webhook names a call by Meta's id (`Call.wa_call_id` keeps it): what its handling writes
+    carries it, its failure included; an event about no call carries none."""
+    from types import SimpleNamespace
+
+    from whatsapp.services import _run_handler
+
+    def failing(event) -> None:
+        log.info("ending the call")
+        raise RuntimeError("the database went away")
+
+    terminate = SimpleNamespace(
+        kind="call.terminate", idempotency_key="call.terminate:wacid.A", call_id="wacid.A"
+    )
+    status = SimpleNamespace(kind="message.status", idempotency_key="message.status:wamid.B")
+    _run_handler(failing, terminate)
+    _run_handler(lambda event: log.info("delivered"), status)
+
+    assert [(line["message"], line.get("wa_call_id")) for line in lines] == [
+        ("ending the call", "wacid.A"),
+        ("delivered", None),
+    ]
+    [failure] = service_lines
+    assert failure["wa_call_id"] == "wacid.A" and "failed" in failure["message"]
