@@ -14,7 +14,7 @@ After a minute of calls, the faults, one after another:
 - `postgres_restarted`: a restart as the product sees it: every connection to PostgreSQL dropped and
   new ones refused for --outage-s, the data kept. The product reaches PostgreSQL through a relay of
   this script's (`benchlib.Relay`): the machine's PostgreSQL is not this script's to restart.
-  Not run on SQLite;
+  It says how many deliveries were refused meanwhile (Meta delivers them again). Not run on SQLite;
 - `media_killed`: the media process holding the most calls killed (SIGKILL);
 - `worker_killed`: a burst of texts, and the worker's processes killed (SIGKILL) while they handle it;
   the worker is started again (as a process supervisor would).
@@ -102,6 +102,7 @@ class Traffic:
     calls: list[tuple[float, object]] = field(default_factory=list)  # (placed at, SandboxCall)
     texts: list[tuple[float, str]] = field(default_factory=list)  # (sent at, Meta's message id)
     ended_at: dict[str, float] = field(default_factory=dict)  # call id → when the sandbox saw it end
+    answers: list[tuple[float, int]] = field(default_factory=list)  # (when, status) of each delivery
 
 
 async def keep_calling(crowd, traffic: Traffic, calls_per_minute: float, stop_event: asyncio.Event) -> None:
@@ -371,6 +372,11 @@ async def run_faults(
         keeping = [asyncio.create_task(agent.keep_open()) for agent in agents]
         await asyncio.wait_for(asyncio.gather(*(agent.is_available.wait() for agent in agents)), 60)
         sandbox_stop = sandbox_thread.call(asyncio.Event)
+
+        async def note_answer(response) -> None:
+            traffic.answers.append((time.monotonic(), response.status_code))
+
+        sandbox_thread.call(lambda: sandbox.sender.http.event_hooks["response"].append(note_answer))
         crowd_tasks = [
             asyncio.run_coroutine_threadsafe(
                 keep_calling(crowd, traffic, arguments.calls_per_minute, sandbox_stop), sandbox_thread.loop
@@ -403,7 +409,13 @@ async def run_faults(
             await asyncio.to_thread(relay.cut, arguments.outage_s)
             await asyncio.sleep(arguments.outage_s)
             fault.over = time.monotonic()
+
             await wait_recovered(fault, traffic, arguments.recover_s, agents=agents)
+            # Sent while it was away: refused (Meta delivers them again), or answered once stored
+            # (a web process waits a while for a database connection).
+            during = [code for at, code in list(traffic.answers) if fault.started <= at <= fault.over]
+            refused = sum(1 for code in during if code >= 500)
+            print(f"postgres_restarted: {refused} of {len(during)} deliveries refused while it was away")
 
         if "media_killed" in arguments.faults:
             # A media process killed: its calls end as failed, their customers are asked to call again.
