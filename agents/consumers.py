@@ -203,6 +203,9 @@ class AgentConsumer(JsonSocketConsumer):
     async def call_withdrawn(self, event: dict) -> None:
         await self.send_json(event)
 
+    async def call_taken_back(self, event: dict) -> None:
+        await self.send_json(event)
+
     async def call_ended(self, event: dict) -> None:
         await self.send_json(event)
 

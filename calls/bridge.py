@@ -131,9 +131,10 @@ class CallBridge:
     agent's leg is first answered (``connect_agent()``), or the owner says the conversation started
     (``record_from_now()``: the customer picked up a call we placed), until ``close()``. The events
     ``notice_finished``, ``customer_left`` and ``agent_left`` tell the owner what happened; a leg counts as
-    left when its connection fails or closes or its audio ends, and the customer's also when its
-    media stops while on the line (no packet for MEDIA_SILENCE_TIMEOUT_S: ``is_customer_silent``),
-    but not when ``close()`` ends it. Every
+    left when its connection fails or closes or its audio ends, and also when its media stops while
+    on the line (no packet for MEDIA_SILENCE_TIMEOUT_S: ``is_customer_silent`` for the customer's),
+    but not when ``close()`` ends it. ``wait_for_agent()`` waits for an agent's leg to take over again
+    after ``agent_left``. Every
     method raises ``BridgeError`` when it cannot do what was asked; the owner should then ``close()``.
     """
 
@@ -142,6 +143,7 @@ class CallBridge:
         self.notice_finished = asyncio.Event()
         self.customer_left = asyncio.Event()
         self.agent_left = asyncio.Event()
+        self._agent_joined = asyncio.Event()  # an agent's leg is answered and has not left since
         self._notice = _load_prompt(notice) if notice is not None else None
         self._hold = _load_prompt(hold) if hold is not None else None
         self._recording = _OpusRecording(recording_path)
@@ -297,9 +299,20 @@ class CallBridge:
             await self._agent.close()
             self._agent = None
             raise
+        self._agent.watch_silence()  # counted from the browser's first packet
+        self._agent_joined.set()
         self._recording.start(at=time.monotonic())
         self._route()
         return answer
+
+    async def wait_for_agent(self, *, timeout_s: float | None) -> bool:
+        """Wait up to ``timeout_s`` (None: for as long as it takes) for an agent's leg to be answered
+        (a reloaded tab, the softphone trying again after its connection failed, or the next agent):
+        whether one was. At once when one is on."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._agent_joined.wait()
+        return self._agent_joined.is_set()
 
     async def set_hold(self, *, is_on: bool) -> None:
         """On hold the customer hears the hold audio and the agent hears silence; nothing of the agent is
@@ -341,6 +354,7 @@ class CallBridge:
             raise BridgeError("the bridge is closed")
 
     def _on_agent_left(self) -> None:
+        self._agent_joined.clear()
         self.agent_left.set()
         self._route()  # the customer hears the hold audio until an agent's leg connects again
 

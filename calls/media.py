@@ -155,7 +155,9 @@ class CallMedia:
     the call's legs (after the closing message, for a farewell) and hand the finished recording
     to storage (`calls.signals.recording_finished`): only the conversation is recorded, from the
     agent's leg (or a called customer's pick-up) on, and a call without one leaves no recording.
-    A customer leg that drops ends the call.
+    A customer leg that drops ends the call. An agent's leg that drops (their browser or network
+    went) and is not back within AGENT_LEG_GRACE_S hands the call, the customer on hold meanwhile,
+    to another agent (`routing.call_agent_lost`).
     """
 
     def __init__(self, *, process: MediaProcess, spool_dir: Path | None = None) -> None:
@@ -165,7 +167,7 @@ class CallMedia:
         process.calls_held = lambda: len(self.bridges)
         self.languages: dict[int, str] = {}
         self.notices: dict[int, Prompt] = {}  # what the customer hears once on the line
-        self.agent_groups: dict[int, str] = {}  # the group of the agent whose leg is connected
+        self.agent_ids: dict[int, int] = {}  # the agent whose leg is connected, by call
         self.answered: dict[int, asyncio.Event] = {}  # set once the customer's leg is answered on Meta
         self._watchers: dict[int, set[asyncio.Future]] = {}
 
@@ -341,7 +343,9 @@ class CallMedia:
                 agent_group, {"type": "call.media_answer", "call_id": message["call_id"], "error": reason}
             )
             return
-        self.agent_groups[message["call_id"]] = agent_group
+        if message["call_id"] not in self.agent_ids:  # the call's first agent leg: watched from now on
+            self._watch(message["call_id"], self._watch_agent(message["call_id"], bridge))
+        self.agent_ids[message["call_id"]] = message["agent_id"]
         await self.process.channel_layer.group_send(
             agent_group,
             {
@@ -417,10 +421,10 @@ class CallMedia:
     async def _watch_notice(self, call_id: int, bridge: CallBridge) -> None:
         await bridge.notice_finished.wait()
         await database_sync_to_async(consent_notice_completed)(call_id=call_id, at=timezone.now())
-        agent_group = self.agent_groups.get(call_id)
-        if agent_group is not None:
+        agent_id = self.agent_ids.get(call_id)
+        if agent_id is not None:
             await self.process.channel_layer.group_send(
-                agent_group, {"type": "call.notice_finished", "call_id": call_id}
+                f"agent.{agent_id}", {"type": "call.notice_finished", "call_id": call_id}
             )
 
     async def _watch_customer(self, call_id: int, bridge: CallBridge) -> None:
@@ -431,11 +435,34 @@ class CallMedia:
                 call_id=call_id, is_silent=bridge.is_customer_silent
             )
 
+    async def _watch_agent(self, call_id: int, bridge: CallBridge) -> None:
+        """The agent's leg left (`CallBridge.agent_left`): the customer hears the hold audio at once.
+        A leg back within AGENT_LEG_GRACE_S (a reloaded tab, the softphone trying again) carries on;
+        otherwise the agent is gone and the call goes to another agent (`routing.call_agent_lost`),
+        the customer on hold until that agent's leg takes over."""
+        while True:
+            await bridge.agent_left.wait()
+            if await bridge.wait_for_agent(timeout_s=settings.AGENT_LEG_GRACE_S):
+                continue
+            agent_id = self.agent_ids.get(call_id)
+            logger.warning(
+                "call %s: agent %s's leg gone for %.0f s: the call goes to another agent",
+                call_id,
+                agent_id,
+                settings.AGENT_LEG_GRACE_S,
+            )
+            await database_sync_to_async(routing.call_agent_lost)(call_id=call_id, agent_id=agent_id)
+            with contextlib.suppress(BridgeError):  # the call ended meanwhile
+                # The next agent starts off hold and unmuted, whatever the last one had set.
+                await bridge.set_hold(is_on=False)
+                await bridge.set_mute(is_on=False)
+            await bridge.wait_for_agent(timeout_s=None)
+
     async def _drop(self, call_id: int) -> None:
         bridge = self.bridges.pop(call_id, None)
         self.languages.pop(call_id, None)
         self.notices.pop(call_id, None)
-        self.agent_groups.pop(call_id, None)
+        self.agent_ids.pop(call_id, None)
         answered = self.answered.pop(call_id, None)
         for watcher in self._watchers.pop(call_id, set()):
             if watcher is not asyncio.current_task():

@@ -31,6 +31,7 @@ from calls.services import (
     call_hand_off,
     call_offer,
     call_return_to_queue,
+    call_take_back,
     calls_end_many,
     calls_offer_many,
 )
@@ -280,6 +281,45 @@ def offer_decline(*, agent_id: int, call_id: int, has_rung_out: bool = False) ->
     return call
 
 
+AGENT_LOST = "the agent's audio was lost"
+
+
+def call_agent_lost(*, call_id: int, agent_id: int | None) -> str | None:
+    """The agent's leg left the call and did not come back within AGENT_LEG_GRACE_S (their browser,
+    laptop or network went); the customer hears the hold audio. A call with a queue goes back to it,
+    first in line (its `queued_at` kept) and with the queue's maximum wait from now, and is offered
+    to another agent at once; a call we placed (no queue) ends, the customer hearing the closing
+    message. The agent is put away (not rung again until they say they are available) and their
+    tabs, if any is still open, are told why. Returns "requeued", "ended", or None when the call is
+    no longer connected to that agent (it ended, or a newer leg took over)."""
+    if agent_id is None:
+        return None
+    with transaction.atomic():
+        call = call_take_back(call_id=call_id, agent_id=agent_id, detail=AGENT_LOST)
+        if call is None:
+            return None
+        agent_transition(agent_id=agent_id, allowed_from={Agent.Status.ON_CALL}, to_status=Agent.Status.AWAY)
+        broadcast_on_commit(
+            f"agent.{agent_id}", {"type": "call.taken_back", "call_id": call.pk, "agent_id": agent_id}
+        )
+        queue = Queue.objects.filter(pk=call.queue_id).first()
+        if queue is None:
+            call_finish(
+                call_id=call.pk,
+                reason=Call.EndReason.FAILED,
+                detail=AGENT_LOST,
+                is_ended_by_us=True,
+                is_farewell=True,
+            )
+            return "ended"
+        from calls.tasks import end_overdue_wait
+
+        transaction.on_commit(lambda: route_queue(queue_id=queue.pk))
+        enqueue_on_commit(end_overdue_wait, countdown=queue.max_wait_s, call_id=call.pk)
+    logger.info("call %s: back in queue %s after agent %s's audio was lost", call_id, queue.pk, agent_id)
+    return "requeued"
+
+
 # --- Calls that end -----------------------------------------------------------------------
 
 
@@ -419,9 +459,19 @@ def end_calls_never_answered() -> int:
 
 def call_wait_overdue(*, call_id: int) -> EndedCall | None:
     """The caller waited the queue's maximum: the call ends as `no_agent` (if still waiting, and
-    only once the deadline has really passed: a timer can fire early or for an older state)."""
+    only once the deadline has really passed: a timer can fire early or for an older state). A call
+    taken back from an agent whose audio was lost waits the maximum again from then."""
     call = Call.objects.filter(pk=call_id, status=Call.Status.QUEUED).select_related("queue").first()
-    if call is None or call.queued_at > timezone.now() - timedelta(seconds=call.queue.max_wait_s):
+    if call is None:
+        return None
+    cutoff = timezone.now() - timedelta(seconds=call.queue.max_wait_s)  # waiting since then: too long
+    if call.queued_at > cutoff:
+        return None
+    # A call back from an agent whose audio was lost keeps its place in line but waits afresh.
+    taken_back = CallEvent.objects.filter(
+        call_id=call_id, from_status=Call.Status.CONNECTED, to_status=Call.Status.QUEUED, at__gt=cutoff
+    )
+    if taken_back.exists():
         return None
     ended = call_finish(
         call_id=call_id,

@@ -420,7 +420,9 @@ def call_connect_agent(*, call_id: int, agent_id: int) -> Call | None:
         by_agent_id=agent_id,
         agent_id=agent_id,
         offered_to_id=None,
-        connected_at=timezone.now(),
+        # A call back from an agent whose audio was lost (`call_take_back`) keeps its first connection:
+        # the customer's wait ended then, and the talk time counts from then (the hold meanwhile too).
+        connected_at=call.connected_at or timezone.now(),
         offer_expires_at=None,
     )
     if not won:
@@ -453,6 +455,31 @@ def call_return_to_queue(
         offer_expires_at=None,
     )
     return call if won else None
+
+
+def call_take_back(*, call_id: int, agent_id: int, detail: str) -> Call | None:
+    """Take a connected call back from its agent (their audio was lost): connected → queued, its
+    first place in line kept (`queued_at`), the agent's hold closed. None if the call is no longer
+    connected to that agent (it ended, or was taken back already)."""
+    call = Call.objects.filter(pk=call_id, agent_id=agent_id, status=Call.Status.CONNECTED).first()
+    if call is None:
+        return None
+    now = timezone.now()
+    hold_seconds = call.hold_seconds + (_whole_seconds(now - call.held_since) if call.held_since else 0)
+    won = _move(
+        call,
+        to=Call.Status.QUEUED,
+        allowed={Call.Status.CONNECTED},
+        by_agent_id=agent_id,
+        detail=detail,
+        agent_id=None,
+        held_since=None,
+        hold_seconds=hold_seconds,
+    )
+    if not won:
+        return None
+    _wallboard_changed(call.pk)
+    return call
 
 
 # --- Hold ---------------------------------------------------------------------------------

@@ -252,9 +252,13 @@ MAX_CONCURRENT_CALLS_PER_DIRECTION = env.int("MAX_CONCURRENT_CALLS_PER_DIRECTION
 # A taken call that no media process has answered on Meta after this long ends as failed and is
 # rejected on Meta (Meta allows 30-60 s to answer: WHATSAPP_API.md).
 MEDIA_ANSWER_TIMEOUT_S = env.int("MEDIA_ANSWER_TIMEOUT_S", default=20)
-# A customer on the line whose media stops this long is gone (calls.bridge): a conversation ends as
-# dropped, a wait as abandoned.
+# A leg on the line whose media stops this long is gone (calls.bridge): for a customer, a
+# conversation ends as dropped, a wait as abandoned; for an agent, see AGENT_LEG_GRACE_S.
 MEDIA_SILENCE_TIMEOUT_S = env.float("MEDIA_SILENCE_TIMEOUT_S", default=5.0)
+# An agent's leg that leaves (no media for MEDIA_SILENCE_TIMEOUT_S, or its connection closed) has this
+# long to come back (a reloaded tab, the softphone trying again) while the customer hears the hold
+# audio; then the call goes back to its queue, first in line, for another agent (calls.routing).
+AGENT_LEG_GRACE_S = env.float("AGENT_LEG_GRACE_S", default=10.0)
 # A customer's call (connect webhook) timestamped longer ago than this is over before it reaches
 # us: Meta gives a business 30-60 s to accept and retries deliveries for days (WHATSAPP_API.md
 # §1.3, §10.1). It is recorded as ended `too_late`, never rung, answered or counted as live.

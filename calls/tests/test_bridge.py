@@ -681,6 +681,50 @@ async def test_a_dropped_agent_leaves_the_customer_on_hold_until_a_new_leg_takes
     assert heard(other_tab_heard, rate=rate, tones={"customer": CUSTOMER_HZ}) == ["customer"]
 
 
+async def test_an_agent_whose_media_stops_leaves_and_the_customer_hears_hold_until_a_leg_takes_over(
+    tmp_path, settings
+):
+    """The agent's laptop sleeps or their network drops: no packet comes, while ICE would take ~30 s to
+    notice. After MEDIA_SILENCE_TIMEOUT_S the leg has left, the customer hears the hold audio and
+    `wait_for_agent` waits for the next leg."""
+    settings.MEDIA_SILENCE_TIMEOUT_S = 1.0
+    bridge, customer_tone, agent_tone = tone_bridge(tmp_path, "agent-silent")
+    customer = CustomerMedia(play=customer_tone, record_to=tmp_path / "customer_heard.wav", loop=True)
+    first_agent = CustomerMedia(play=agent_tone, record_to=None, loop=True)
+    next_agent = CustomerMedia(play=agent_tone, record_to=None, loop=True)
+
+    async def stalled():
+        await asyncio.Event().wait()
+
+    await answered_customer(bridge, customer)
+    await connected_agent(bridge, first_agent)
+    is_on_at_once = await bridge.wait_for_agent(timeout_s=0)
+    await asyncio.sleep(1.5)  # both legs send: neither is gone
+    is_anyone_gone_while_sending = bridge.customer_left.is_set() or bridge.agent_left.is_set()
+    first_agent._speech.recv = stalled
+    stopped_at = time.monotonic()
+    await asyncio.wait_for(bridge.agent_left.wait(), timeout=5)
+    noticed_after_s = time.monotonic() - stopped_at
+    is_back_meanwhile = await bridge.wait_for_agent(timeout_s=STEP_S)
+    waiting = asyncio.ensure_future(bridge.wait_for_agent(timeout_s=10))
+    await connected_agent(bridge, next_agent)
+    is_back = await asyncio.wait_for(waiting, timeout=1)
+    await asyncio.sleep(STEP_S)
+    is_customer_left = bridge.customer_left.is_set()
+    await customer.close()
+    for agent in (first_agent, next_agent):
+        await agent.close()
+    await bridge.close()
+
+    assert (is_on_at_once, is_anyone_gone_while_sending) == (True, False)
+    assert 1.0 <= noticed_after_s < 2.5
+    assert (is_back_meanwhile, is_back, is_customer_left) == (False, True, False)
+    rate, customer_heard = heard_by(tmp_path / "customer_heard.wav")
+    # Silence while the leg is not yet known to be gone, then hold until the next leg.
+    runs = heard(customer_heard, rate=rate, tones=TONES_HEARD_BY_CUSTOMER)
+    assert runs[-4:] == ["agent", "silence", "hold", "agent"]
+
+
 async def test_bridge_closed_twice_before_any_conversation_leaves_an_empty_recording(tmp_path):
     bridge = CallBridge(call_id="alone", recording_path=tmp_path / "call.ogg", notice=None, hold=HOLD)
     customer = CustomerMedia(play=CUSTOMER_SPEECH, record_to=None)

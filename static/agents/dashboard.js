@@ -228,6 +228,21 @@ function takeAudioHere(callId) {
   softphone.start(callId).catch((error) => showError(`Microphone: ${error.message}`));
 }
 
+// The call is over for this agent: its audio closed, its controls put away.
+function leaveCall() {
+  dialingCallId = null;
+  showDialingControls(false);
+  clearInterval(callTimer);
+  softphone.close();
+  acceptedHere = null;
+  callControls.hidden = true;
+  role(callPanel, "levels").hidden = true;
+  setPressed("mute", false);
+  setPressed("hold", false);
+  role(callPanel, "media-state").textContent = "";
+  role(callPanel, "notice-state").textContent = "";
+}
+
 function showCall(state, caller, since = Date.now()) {
   callPanel.hidden = false;
   role(callPanel, "call-state").textContent = state;
@@ -329,18 +344,19 @@ const HANDLERS = {
   "call.ended": (frame) => {
     emit("ended", { call_id: frame.call_id });
     showWrapUp(frame);
-    dialingCallId = null;
-    showDialingControls(false);
-    clearInterval(callTimer);
-    softphone.close();
-    acceptedHere = null;
-    callControls.hidden = true;
-    role(callPanel, "levels").hidden = true;
-    setPressed("mute", false);
-    setPressed("hold", false);
+    leaveCall();
     showCall("Call ended: wrap-up", "");
-    role(callPanel, "media-state").textContent = "";
-    role(callPanel, "notice-state").textContent = "";
+  },
+  // The call's audio from this agent was lost for too long (their network, or the tab that carried
+  // it closed): the call went to another agent, and the agent was set away.
+  "call.taken_back": (frame) => {
+    emit("taken_back", { call_id: frame.call_id });
+    leaveCall();
+    callPanel.hidden = true;
+    showError(
+      "Your audio was lost, so the customer went to another agent. You are set to Away: check your " +
+      "connection and microphone, then set yourself Available.",
+    );
   },
   // Click-to-call: the compliance engine decided; a refusal lists every reason and the fallback.
   "call.dial.result": (frame) => {
