@@ -11,7 +11,7 @@ PORT ?= 8000
 # tests; espeak-ng speaks the calls of the speech-to-text benchmark (bench/asr.py). Each is checked
 # by what it installs; missing ones are installed with apt-get when make runs as root, or make
 # stops at once (before the Python install) with the one command to run.
-SYSTEM_PACKAGES := chromium:/usr/lib/chromium/chromium espeak-ng:/usr/bin/espeak-ng
+SYSTEM_PACKAGES := chromium:/usr/lib/chromium/chromium espeak-ng:/usr/bin/espeak-ng iproute2:/bin/ip
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import itertools
 import json
 import math
 import os
@@ -509,13 +510,17 @@ class AgentSocket:
 
 
 class Relay:
-    """A TCP relay on a port of its own in front of a server (PostgreSQL, in bench/faults.py), in a
-    thread of its own: `cut(seconds)` is the server restarting as its clients see it: every
-    connection through the relay is closed at once, and new ones are refused (closed as soon as
-    taken) for `seconds`; after that it relays again."""
+    """A TCP relay on a port of its own, in a thread of its own, in front of a server (PostgreSQL, in
+    bench/faults.py) or several, each new connection to the next in turn (the web hosts, in
+    bench/cluster.py: a load balancer, as a TCP proxy is), listening on `listen_host`.
+    `cut(seconds)` is the server restarting as its clients see it: every connection through the
+    relay is closed at once, and new ones are refused (closed as soon as taken) for `seconds`;
+    after that it relays again. `connections_to` counts the connections relayed to each server."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
+    def __init__(self, *targets: tuple[str, int], listen_host: str = "127.0.0.1") -> None:
+        self.targets = list(targets)
+        self.turn = itertools.cycle(self.targets)
+        self.connections_to = dict.fromkeys(self.targets, 0)
         self.loop = asyncio.new_event_loop()
         self.refusing_until = 0.0
         self.connections: set[asyncio.StreamWriter] = set()
@@ -523,7 +528,7 @@ class Relay:
         self.port = 0
 
         async def start() -> None:
-            server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+            server = await asyncio.start_server(self._relay, listen_host, 0)
             self.port = server.sockets[0].getsockname()[1]
             ready.set()
 
@@ -545,11 +550,17 @@ class Relay:
         if time.monotonic() < self.refusing_until:
             client_writer.transport.abort()
             return
-        try:
-            server_reader, server_writer = await asyncio.open_connection(*self.target)
-        except OSError:
+        for _ in self.targets:  # a server that refuses is passed over for the next
+            target = next(self.turn)
+            try:
+                server_reader, server_writer = await asyncio.open_connection(*target)
+                break
+            except OSError:
+                continue
+        else:
             client_writer.transport.abort()
             return
+        self.connections_to[target] += 1
         pair = {client_writer, server_writer}
         self.connections |= pair
 

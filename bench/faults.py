@@ -47,6 +47,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlparse
@@ -420,72 +421,11 @@ async def run_faults(
         if "media_killed" in arguments.faults:
             # A media process killed: its calls end as failed, their customers are asked to call again.
             fault = await begin("media_killed")
-            from calls.models import Call
 
-            def busiest() -> tuple[str, list[int], list[str], int]:
-                pids = media_process_pids()
-                held = {channel: [] for channel in pids}
-                for call_id, channel in Call.objects.filter(status__in=Call.LIVE_STATUSES).values_list(
-                    "pk", "media_channel"
-                ):
-                    if channel in held:
-                        held[channel].append(call_id)
-                channel = max(held, key=lambda name: len(held[name]))
-                customers = list(
-                    Call.objects.filter(pk__in=held[channel]).values_list("contact__wa_id", flat=True)
-                )
-                return channel, held[channel], customers, pids[channel]
+            def kill(pid: int) -> None:
+                stack.kill(next(name for name, process in stack.processes.items() if process.pid == pid))
 
-            for _ in range(30):  # a moment when it holds a call
-                channel, held, customers, pid = await db(busiest, thread_sensitive=False)()
-                if held:
-                    break
-                await asyncio.sleep(1)
-            name = next(name for name, process in stack.processes.items() if process.pid == pid)
-            held_ids = set(
-                await db(
-                    lambda: list(Call.objects.filter(pk__in=held).values_list("wa_call_id", flat=True)),
-                    thread_sensitive=False,
-                )()
-            )
-
-            def stay_on_the_line() -> None:
-                """Its customers do not hang up on the silence: the product must end their calls."""
-                for customer in crowd:
-                    for call_id, customer_call in customer.calls.items():
-                        if call_id in held_ids:
-                            for timer in customer_call.timers:
-                                timer.cancel()
-
-            sandbox_thread.call(stay_on_the_line)
-            killed_at = sandbox.meta.now()
-            stack.kill(name)
-            fault.over = time.monotonic()
-            print(f"media_killed: {name} held {len(held)} calls", flush=True)
-
-            def media_checks() -> list[str]:
-                problems = []
-                ended = Call.objects.filter(pk__in=held, status=Call.Status.ENDED)
-                if ended.count() < len(held):
-                    problems.append(f"{len(held) - ended.count()} of the killed process's calls not ended")
-                if not_failed := ended.exclude(end_reason=Call.EndReason.FAILED).count():
-                    problems.append(f"{not_failed} of its calls ended other than failed")
-                told = set(
-                    sandbox_thread.call(
-                        lambda: [
-                            message.wa_id
-                            for message in sandbox.meta.messages.values()
-                            if message.sent_at >= killed_at and message.message_type == "interactive"
-                        ]
-                    )
-                )
-                if untold := len(set(customers) - told):
-                    problems.append(f"{untold} of its customers not asked to call again")
-                later = Call.objects.filter(created_at__gt=timezone_now_minus(time.monotonic() - fault.over))
-                if later.filter(media_channel=channel).exists():
-                    problems.append("a call placed after it went to the killed process")
-                return problems
-
+            media_checks, _ = await kill_busiest_media(sandbox_thread, crowd, fault, kill)
             await wait_recovered(fault, traffic, arguments.recover_s, extra=media_checks, agents=agents)
             await asyncio.to_thread(stack.start, "media-3")
 
@@ -508,6 +448,84 @@ async def run_faults(
         await asyncio.gather(*keeping, return_exceptions=True)
         print(f"agents' sockets reconnected {sum(agent.reconnects for agent in agents)} times", flush=True)
     return faults
+
+
+async def kill_busiest_media(
+    sandbox_thread, crowd, fault: Fault, kill: Callable[[int], None]
+) -> tuple[Callable[[], list[str]], list[int]]:
+    """Kill (`kill(pid)`) the media process holding the most calls, once it holds one; its customers
+    stay on the line (the product must end their calls). Returns the checks that must then hold (its
+    calls end `failed`, each of its customers is asked to call again, and no later call goes to it)
+    and the ids of the calls it held."""
+    from asgiref.sync import sync_to_async
+
+    from calls.models import Call
+
+    sandbox = sandbox_thread.sandbox
+    db = sync_to_async  # the ORM, in a thread of its own
+
+    def busiest() -> tuple[str, list[int], list[str], int]:
+        pids = media_process_pids()
+        held = {channel: [] for channel in pids}
+        for call_id, channel in Call.objects.filter(status__in=Call.LIVE_STATUSES).values_list(
+            "pk", "media_channel"
+        ):
+            if channel in held:
+                held[channel].append(call_id)
+        channel = max(held, key=lambda name: len(held[name]))
+        customers = list(Call.objects.filter(pk__in=held[channel]).values_list("contact__wa_id", flat=True))
+        return channel, held[channel], customers, pids[channel]
+
+    for _ in range(30):  # a moment when it holds a call
+        channel, held, customers, pid = await db(busiest, thread_sensitive=False)()
+        if held:
+            break
+        await asyncio.sleep(1)
+    held_ids = set(
+        await db(
+            lambda: list(Call.objects.filter(pk__in=held).values_list("wa_call_id", flat=True)),
+            thread_sensitive=False,
+        )()
+    )
+
+    def stay_on_the_line() -> None:
+        """Its customers do not hang up on the silence: the product must end their calls."""
+        for customer in crowd:
+            for call_id, customer_call in customer.calls.items():
+                if call_id in held_ids:
+                    for timer in customer_call.timers:
+                        timer.cancel()
+
+    sandbox_thread.call(stay_on_the_line)
+    killed_at = sandbox.meta.now()
+    await asyncio.to_thread(kill, pid)
+    fault.over = time.monotonic()
+    print(f"{fault.name}: the process with pid {pid} held {len(held)} calls", flush=True)
+
+    def media_checks() -> list[str]:
+        problems = []
+        ended = Call.objects.filter(pk__in=held, status=Call.Status.ENDED)
+        if ended.count() < len(held):
+            problems.append(f"{len(held) - ended.count()} of the killed process's calls not ended")
+        if not_failed := ended.exclude(end_reason=Call.EndReason.FAILED).count():
+            problems.append(f"{not_failed} of its calls ended other than failed")
+        told = set(
+            sandbox_thread.call(
+                lambda: [
+                    message.wa_id
+                    for message in sandbox.meta.messages.values()
+                    if message.sent_at >= killed_at and message.message_type == "interactive"
+                ]
+            )
+        )
+        if untold := len(set(customers) - told):
+            problems.append(f"{untold} of its customers not asked to call again")
+        later = Call.objects.filter(created_at__gt=timezone_now_minus(time.monotonic() - fault.over))
+        if later.filter(media_channel=channel).exists():
+            problems.append("a call placed after it went to the killed process")
+        return problems
+
+    return media_checks, held
 
 
 def timezone_now_minus(seconds: float):
@@ -538,7 +556,7 @@ def main() -> None:
     relay = None
     if database_url.startswith("postgres"):
         address = urlparse(database_url)
-        relay = benchlib.Relay(address.hostname or "127.0.0.1", address.port or 5432)
+        relay = benchlib.Relay((address.hostname or "127.0.0.1", address.port or 5432))
         os.environ["DATABASE_URL"] = address._replace(netloc=address.netloc.replace(
             f"{address.hostname}:{address.port}" if address.port else address.hostname,
             f"127.0.0.1:{relay.port}")).geturl()  # fmt: skip

@@ -90,12 +90,14 @@ def redis_while_needed() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def web_server_command(*, port: int, workers: int = 1, grace_s: int = 3) -> list[str]:
+def web_server_command(
+    *, port: int, workers: int = 1, grace_s: int = 3, host: str = "127.0.0.1"
+) -> list[str]:
     """The `web` process as the Procfile runs it (uvicorn, `workers` processes sharing the port),
-    on 127.0.0.1:port, for a script or test that serves the app: open sockets are cut after
-    `grace_s` at shutdown."""
+    on host:port, for a script or test that serves the app: open sockets are cut after `grace_s`
+    at shutdown."""
     return [
-        sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+        sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", host,
         "--port", str(port), "--workers", str(workers), "--lifespan", "off",
         "--timeout-graceful-shutdown", str(grace_s), "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
