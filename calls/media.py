@@ -451,7 +451,11 @@ class CallMedia:
                 agent_id,
                 settings.AGENT_LEG_GRACE_S,
             )
-            await database_sync_to_async(routing.call_agent_lost)(call_id=call_id, agent_id=agent_id)
+            try:
+                await database_sync_to_async(routing.call_agent_lost)(call_id=call_id, agent_id=agent_id)
+            except Exception:  # the database out of reach: tried again after another grace
+                logger.exception("call %s: could not hand the call to another agent", call_id)
+                continue
             with contextlib.suppress(BridgeError):  # the call ended meanwhile
                 # The next agent starts off hold and unmuted, whatever the last one had set.
                 await bridge.set_hold(is_on=False)

@@ -250,3 +250,29 @@ async def test_the_agents_open_tab_is_told_the_call_was_taken_back_and_that_they
 
     assert {"type": "call.taken_back", "call_id": call.pk, "agent_id": lost.pk} in frames
     assert any(frame["type"] == "agent.status" and frame["status"] == "away" for frame in frames)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_hand_over_that_fails_is_tried_again_after_another_grace(tmp_path, settings, monkeypatch):
+    """The database out of reach when the agent's grace runs out: the media process tries again."""
+    settings.AGENT_LEG_GRACE_S = 0.2
+    tries = []
+
+    def call_agent_lost(*, call_id: int, agent_id: int) -> str:
+        tries.append((call_id, agent_id))
+        if len(tries) == 1:
+            raise ConnectionError("the database is restarting")
+        return "requeued"
+
+    monkeypatch.setattr(routing, "call_agent_lost", call_agent_lost)
+    media = CallMedia(process=MediaProcess(handlers={}), spool_dir=tmp_path)
+    bridge = CallBridge(call_id="5", recording_path=tmp_path / "call-5.ogg", notice=None, hold=None)
+    media.bridges[5], media.agent_ids[5] = bridge, 8
+    watching = asyncio.ensure_future(media._watch_agent(5, bridge))
+
+    bridge.agent_left.set()  # the agent's leg left, and no leg comes back
+    await asyncio.sleep(1.0)
+    watching.cancel()
+    await bridge.close()
+
+    assert tries == [(5, 8), (5, 8)]
