@@ -385,27 +385,34 @@ class CallMedia:
         stored = 0
         # Ogg Opus, or WAV from a process of an earlier version.
         for path in sorted([*self.spool_dir.glob("call-*.ogg"), *self.spool_dir.glob("call-*.wav")]):
-            call_id = (
-                int(path.stem.removeprefix("call-")) if path.stem.removeprefix("call-").isdigit() else None
-            )
-            if call_id is None or call_id in self.bridges or time.time() - path.stat().st_mtime < quiet_for_s:
-                continue
-            status = await database_sync_to_async(_call_status)(call_id)
-            if status in Call.LIVE_STATUSES:
-                continue
             try:
-                duration_s = await asyncio.to_thread(_leftover_duration_s, path)
-            except (OSError, EOFError, wave.Error) as error:
-                logger.error("call %s: the leftover recording %s is unreadable (%s)", call_id, path, error)
+                stored += await self._store_leftover(path, quiet_for_s=quiet_for_s)
+            except FileNotFoundError:  # another media process starting beside this one took it
                 continue
-            if not duration_s:  # the headers alone: its conversation never started
-                path.unlink(missing_ok=True)
-                continue
-            await database_sync_to_async(recording_finished.send)(
-                sender=CallMedia, call_id=call_id, path=path, duration_s=duration_s
-            )
-            stored += 1
         return stored
+
+    async def _store_leftover(self, path: Path, *, quiet_for_s: float) -> bool:
+        """Store one leftover recording if its call has ended: whether it was."""
+        call_id = int(path.stem.removeprefix("call-")) if path.stem.removeprefix("call-").isdigit() else None
+        if call_id is None or call_id in self.bridges or time.time() - path.stat().st_mtime < quiet_for_s:
+            return False
+        status = await database_sync_to_async(_call_status)(call_id)
+        if status in Call.LIVE_STATUSES:
+            return False
+        try:
+            duration_s = await asyncio.to_thread(_leftover_duration_s, path)
+        except FileNotFoundError:
+            raise
+        except (OSError, EOFError, wave.Error) as error:
+            logger.error("call %s: the leftover recording %s is unreadable (%s)", call_id, path, error)
+            return False
+        if not duration_s:  # the headers alone: its conversation never started
+            path.unlink(missing_ok=True)
+            return False
+        await database_sync_to_async(recording_finished.send)(
+            sender=CallMedia, call_id=call_id, path=path, duration_s=duration_s
+        )
+        return True
 
     async def close(self) -> None:
         """The process is stopping: its calls end (failed), their recordings are finished."""

@@ -78,3 +78,34 @@ def test_leftover_recordings_of_ended_calls_are_stored_and_live_and_empty_ones_n
     assert sorted(path.name for path in spool.iterdir()) == sorted(
         [f"call-{live.pk}{suffix}", f"call-{just_ended.pk}{suffix}", f"call-notanumber{suffix}"]
     )
+
+
+def test_a_leftover_another_media_process_takes_meanwhile_is_passed_over(
+    recordings_storage, tmp_path, monkeypatch
+):
+    """Two media processes starting together read the same spool: a file the other one stored (and
+    removed) while this one looked at it is not this one's to store, and does not stop it."""
+    from calls import media as media_module
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    first, taken = sorted(
+        (CallFactory(status=Call.Status.ENDED) for _ in range(2)), key=lambda call: f"call-{call.pk}.ogg"
+    )
+    for call in (first, taken):
+        spool_file(spool / f"call-{call.pk}.ogg", seconds=1.0, age_s=120)
+    status_of = media_module._call_status
+
+    def other_process_stores_the_next(call_id: int) -> str | None:
+        if call_id == first.pk:  # meanwhile the other process stores (and removes) the next file
+            (spool / f"call-{taken.pk}.ogg").unlink()
+        return status_of(call_id)
+
+    monkeypatch.setattr(media_module, "_call_status", other_process_stores_the_next)
+    media = CallMedia(process=MediaProcess(handlers={}), spool_dir=spool)
+
+    stored = asyncio.run(media.store_leftover_recordings())
+
+    assert stored == 1
+    assert list(Recording.objects.values_list("call_id", flat=True)) == [first.pk]
+    assert list(spool.iterdir()) == []
