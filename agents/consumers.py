@@ -94,10 +94,17 @@ class AgentConsumer(JsonSocketConsumer):
         await self.accept()
         # Whatever the status read above: a sweep may have taken the agent offline since.
         await database_sync_to_async(agent_comes_back)(agent_id=self.agent.pk)
+        self.pinging = asyncio.create_task(self.ping_every(presence.heartbeat_s()))
+        await self.show_where_the_agent_is()
+
+    async def show_where_the_agent_is(self, *, is_ring_only: bool = False) -> None:
+        """Tell the tab the agent's presence, then what it must show (`_resume_frames`): a call
+        ringing them, in progress or in wrap-up; with `is_ring_only`, of those only a ring."""
         await database_sync_to_async(self.agent.refresh_from_db)()
         await self.send_json({**agent_presence(agent=self.agent), "heartbeat_s": presence.heartbeat_s()})
-        self.pinging = asyncio.create_task(self.ping_every(presence.heartbeat_s()))
         frames = await database_sync_to_async(_resume_frames)(self.agent.pk)
+        if is_ring_only:
+            frames = [frame for frame in frames if frame["type"] == "call.offered"]
         if frames:
             open_tabs = await sync_to_async(presence.open_socket_count)(agent_id=self.agent.pk)
             for frame in frames:
@@ -163,14 +170,23 @@ class AgentConsumer(JsonSocketConsumer):
 
     async def heartbeat(self) -> None:
         """The tab is still there (it says so every `heartbeat_s`). A tab silent for longer than
-        AGENT_SOCKET_TTL_S (a laptop closed, then opened) may find its agent taken offline
-        meanwhile: they come back as they were. The socket joins its groups again."""
-        if not await presence.socket_heartbeat(agent_id=self.agent.pk, channel_name=self.channel_name):
+        AGENT_SOCKET_TTL_S (a laptop closed, then opened), or forgotten by a Redis that restarted,
+        may find its agent taken offline meanwhile: they come back as they were, and the tab is
+        told their presence and rung again for a call ringing them. The socket joins its groups
+        again."""
+        is_forgotten = not await presence.socket_heartbeat(
+            agent_id=self.agent.pk, channel_name=self.channel_name
+        )
+        if is_forgotten:
             await database_sync_to_async(agent_comes_back)(agent_id=self.agent.pk)
         # Joined again each time: a Redis restarted meanwhile has forgotten every group, and a
         # socket open for longer than the layer's group expiry (a day) would fall out of them.
         for group in (self.agent.group_name, *self.queue_groups):
             await self.channel_layer.group_add(group, self.channel_name)
+        if is_forgotten:
+            # What was sent to the agent's groups meanwhile reached no tab: their presence, and a
+            # ring (which would ring out unheard, and count as missed).
+            await self.show_where_the_agent_is(is_ring_only=True)
 
     async def presence_set(self, content: dict) -> None:
         status = content.get("status")

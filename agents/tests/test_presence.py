@@ -183,6 +183,44 @@ async def test_a_tab_joins_its_groups_again_with_each_heartbeat(short_lived_sock
     await tab.disconnect()
 
 
+async def test_a_tab_a_restarted_redis_forgot_is_rung_again_for_the_call_rung_meanwhile(short_lived_sockets):
+    """Redis restarted: the socket and its groups are forgotten until the tab's next heartbeat, so
+    a ring sent meanwhile reaches no tab, and would ring out as a missed offer. The heartbeat that
+    finds the socket forgotten shows the tab the agent's presence and rings it again."""
+    from datetime import timedelta
+
+    from channels.layers import get_channel_layer
+    from django.utils import timezone
+
+    from agents import presence
+    from calls.models import Call
+    from calls.tests.factories import CallFactory
+
+    agent = await sync_to_async(AgentFactory)(status=Agent.Status.AVAILABLE)
+    tab, _ = await opened(agent)
+    await asyncio.sleep(0.2)  # its opening heartbeat is in
+    layer = get_channel_layer()
+    await layer.connection(0).delete(layer._group_key(agent.group_name))  # as after a Redis restart
+    await sync_to_async(presence._sync_client().delete)(presence._key(agent.pk))
+
+    def rung_meanwhile() -> Call:  # as routing rings: its frames go to a group nobody is in
+        Agent.objects.filter(pk=agent.pk).update(status=Agent.Status.RINGING)
+        return CallFactory(
+            status=Call.Status.OFFERED,
+            offered_to=agent,
+            offer_expires_at=timezone.now() + timedelta(seconds=15),
+        )
+
+    call = await sync_to_async(rung_meanwhile)()
+    await tab.send_json_to({"type": "presence.heartbeat"})
+    frames = [await next_frame(tab), await next_frame(tab)]
+    await tab.disconnect()
+
+    assert (frames[0]["type"], frames[0]["status"]) == ("agent.status", "ringing")
+    assert (frames[1]["type"], frames[1]["call_id"]) == ("call.offered", call.pk)
+    assert 10 <= frames[1]["ring_timeout_s"] <= 15  # the ring's time left
+
+
 def test_no_agent_is_taken_for_gone_while_a_restarted_redis_hears_the_tabs_again(settings, monkeypatch):
     """After a Redis restart every agent's set of sockets is empty until their tabs' next
     heartbeats: the sweep waits for a socket's time to live before it believes an empty set."""
