@@ -19,6 +19,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import aiohttp
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -493,6 +495,8 @@ class AgentSocket:
 
     async def _read(self) -> None:
         async for message in self.socket:
+            if message.type != aiohttp.WSMsgType.TEXT:  # an error: the socket is closing
+                continue
             frame = message.json()
             if frame.get("type") == "presence.ping":
                 await self.socket.send_json({"type": "presence.heartbeat"})

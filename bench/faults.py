@@ -74,14 +74,19 @@ class Agent(post_call.Agent):
         super().__init__(http, base_url, session_key)
         self.is_closing = False
         self.reconnects = 0
+        self.last_error = ""  # why the socket last closed, if it was an error
+        self.step = "new"  # where keep_open is: connecting, reading, closed
 
     async def keep_open(self) -> None:
         while not self.is_closing:
             try:
+                self.step = "connecting"
                 await self.open()
+                self.step = "reading"
                 await self.reader
-            except (TimeoutError, aiohttp.ClientError, OSError):
-                pass
+            except Exception as error:  # noqa: BLE001  (whatever closed it, the dashboard opens it again)
+                self.last_error = repr(error)
+            self.step = "closed"
             if not self.is_closing:
                 self.reconnects += 1
                 await asyncio.sleep(1)
@@ -252,7 +257,9 @@ async def wait_recovered(
         problems += [f"{name} {count}" for name, count in counts.items() if count]
         if stuck:
             sockets = {
-                f"Agent {index}": "open" if agent.socket is not None and not agent.socket.closed else "closed"
+                f"Agent {index}": "open"
+                if agent.socket is not None and not agent.socket.closed
+                else f"closed ({agent.step}; {agent.last_error or 'no error'}; {agent.reconnects} reconnects)"
                 for index, agent in enumerate(agents)
             }
             said = [f"{name}, socket {sockets.get(name.rsplit(' ', 1)[0], '?')}" for name in stuck]
