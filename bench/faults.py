@@ -471,7 +471,10 @@ async def kill_busiest_media(
     sandbox = sandbox_thread.sandbox
     db = sync_to_async  # the ORM, in a thread of its own
 
-    def busiest() -> tuple[str, list[int], list[str], int]:
+    def busiest() -> tuple[str, list[int], set[str], list[str], int]:
+        from django.db import connections
+
+        connections.close_all()  # this thread's may have broken in an earlier fault, unnoticed
         pids = media_process_pids()
         held = {channel: [] for channel in pids}
         for call_id, channel in Call.objects.filter(status__in=Call.LIVE_STATUSES).values_list(
@@ -480,20 +483,16 @@ async def kill_busiest_media(
             if channel in held:
                 held[channel].append(call_id)
         channel = max(held, key=lambda name: len(held[name]))
-        customers = list(Call.objects.filter(pk__in=held[channel]).values_list("contact__wa_id", flat=True))
-        return channel, held[channel], customers, pids[channel]
+        calls = Call.objects.filter(pk__in=held[channel])
+        wa_call_ids = set(calls.values_list("wa_call_id", flat=True))
+        customers = list(calls.values_list("contact__wa_id", flat=True))
+        return channel, held[channel], wa_call_ids, customers, pids[channel]
 
     for _ in range(30):  # a moment when it holds a call
-        channel, held, customers, pid = await db(busiest, thread_sensitive=False)()
+        channel, held, held_ids, customers, pid = await db(busiest, thread_sensitive=False)()
         if held:
             break
         await asyncio.sleep(1)
-    held_ids = set(
-        await db(
-            lambda: list(Call.objects.filter(pk__in=held).values_list("wa_call_id", flat=True)),
-            thread_sensitive=False,
-        )()
-    )
 
     def stay_on_the_line() -> None:
         """Its customers do not hang up on the silence: the product must end their calls."""
