@@ -34,6 +34,8 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,9 +48,8 @@ from faults import (
     Agent,
     Fault,
     Traffic,
-    keep_calling,
-    keep_texting,
     kill_busiest_media,
+    start_crowd,
     wait_recovered,
 )
 from ring_latency import prepare_agents
@@ -138,13 +139,11 @@ class Hosts:
         for name in [name for name in self.processes if name.startswith(f"{host} ")]:
             process = self.processes.pop(name)
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, 9)
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
 def wait_for_web(address: str, timeout_s: float = 60) -> None:
-    import socket
-
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -177,15 +176,7 @@ async def run(arguments, sandbox_thread, hosts: Hosts, network: Network, base_ur
                 break
             await asyncio.sleep(1)
         channel_hosts = {channel: hosts.host_of(beat.get("pid", 0)) for channel, beat in heartbeats.items()}
-        sandbox_stop = sandbox_thread.call(asyncio.Event)
-        crowd_tasks = [
-            asyncio.run_coroutine_threadsafe(
-                keep_calling(crowd, traffic, arguments.calls_per_minute, sandbox_stop), sandbox_thread.loop
-            ),
-            asyncio.run_coroutine_threadsafe(
-                keep_texting(crowd, traffic, arguments.texts_per_minute, sandbox_stop), sandbox_thread.loop
-            ),
-        ]
+        stop_crowd = start_crowd(sandbox_thread, crowd, traffic, arguments)
         print(f"{len(agents)} agents available; calls and texts flowing", flush=True)
         await asyncio.sleep(arguments.warm_up_s)
 
@@ -203,9 +194,7 @@ async def run(arguments, sandbox_thread, hosts: Hosts, network: Network, base_ur
         await wait_recovered(fault, traffic, arguments.recover_s, extra=checks, agents=agents)
         await asyncio.sleep(arguments.after_s)
 
-        sandbox_thread.loop.call_soon_threadsafe(sandbox_stop.set)
-        for task in crowd_tasks:
-            task.result(timeout=30)
+        stop_crowd()
         deadline = time.monotonic() + CALLS_END_S
         while any(call.is_live for _, call in list(traffic.calls)) and time.monotonic() < deadline:
             await asyncio.sleep(1)

@@ -124,6 +124,26 @@ async def keep_calling(crowd, traffic: Traffic, calls_per_minute: float, stop_ev
             await asyncio.wait_for(stop_event.wait(), 60 / calls_per_minute)
 
 
+def start_crowd(sandbox_thread, crowd, traffic: Traffic, arguments) -> Callable[[], None]:
+    """The crowd calling (--calls-per-minute) and writing (--texts-per-minute) on the sandbox's loop,
+    from now on: returns what stops it (once its last call or text is placed)."""
+    stop_event = sandbox_thread.call(asyncio.Event)
+    tasks = [
+        asyncio.run_coroutine_threadsafe(coroutine, sandbox_thread.loop)
+        for coroutine in (
+            keep_calling(crowd, traffic, arguments.calls_per_minute, stop_event),
+            keep_texting(crowd, traffic, arguments.texts_per_minute, stop_event),
+        )
+    ]
+
+    def stop() -> None:
+        sandbox_thread.loop.call_soon_threadsafe(stop_event.set)
+        for task in tasks:
+            task.result(timeout=30)
+
+    return stop
+
+
 async def _note_end(customer_call, traffic: Traffic) -> None:
     while customer_call.call.is_live:
         await asyncio.sleep(0.5)
@@ -379,20 +399,12 @@ async def run_faults(
         agents = [Agent(http, base_url, key) for key in session_keys]
         keeping = [asyncio.create_task(agent.keep_open()) for agent in agents]
         await asyncio.wait_for(asyncio.gather(*(agent.is_available.wait() for agent in agents)), 60)
-        sandbox_stop = sandbox_thread.call(asyncio.Event)
 
         async def note_answer(response) -> None:
             traffic.answers.append((time.monotonic(), response.status_code))
 
         sandbox_thread.call(lambda: sandbox.sender.http.event_hooks["response"].append(note_answer))
-        crowd_tasks = [
-            asyncio.run_coroutine_threadsafe(
-                keep_calling(crowd, traffic, arguments.calls_per_minute, sandbox_stop), sandbox_thread.loop
-            ),
-            asyncio.run_coroutine_threadsafe(
-                keep_texting(crowd, traffic, arguments.texts_per_minute, sandbox_stop), sandbox_thread.loop
-            ),
-        ]
+        stop_crowd = start_crowd(sandbox_thread, crowd, traffic, arguments)
         print(f"{len(agents)} agents available; calls and texts flowing", flush=True)
         await asyncio.sleep(arguments.warm_up_s)
 
@@ -447,9 +459,7 @@ async def run_faults(
             fault.over = time.monotonic()
             await wait_recovered(fault, traffic, arguments.recover_s, agents=agents)
 
-        sandbox_thread.loop.call_soon_threadsafe(sandbox_stop.set)
-        for task in crowd_tasks:
-            task.result(timeout=30)
+        stop_crowd()
         for agent in agents:
             await agent.close()
         await asyncio.gather(*keeping, return_exceptions=True)

@@ -307,7 +307,7 @@ class CallBridge:
 
     async def wait_for_agent(self, *, timeout_s: float | None) -> bool:
         """Wait up to ``timeout_s`` (None: for as long as it takes) for an agent's leg to be answered
-        (a reloaded tab, the softphone trying again after its connection failed, or the next agent):
+        (a reloaded tab, the audio taken to another tab, or the next agent):
         whether one was. At once when one is on."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):

@@ -444,7 +444,7 @@ class CallMedia:
 
     async def _watch_agent(self, call_id: int, bridge: CallBridge) -> None:
         """The agent's leg left (`CallBridge.agent_left`): the customer hears the hold audio at once.
-        A leg back within AGENT_LEG_GRACE_S (a reloaded tab, the softphone trying again) carries on;
+        A leg back within AGENT_LEG_GRACE_S (a reloaded tab, the audio taken to another tab) carries on;
         otherwise the agent is gone and the call goes to another agent (`routing.call_agent_lost`),
         the customer on hold until that agent's leg takes over."""
         while True:

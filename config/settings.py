@@ -256,7 +256,7 @@ MEDIA_ANSWER_TIMEOUT_S = env.int("MEDIA_ANSWER_TIMEOUT_S", default=20)
 # conversation ends as dropped, a wait as abandoned; for an agent, see AGENT_LEG_GRACE_S.
 MEDIA_SILENCE_TIMEOUT_S = env.float("MEDIA_SILENCE_TIMEOUT_S", default=5.0)
 # An agent's leg that leaves (no media for MEDIA_SILENCE_TIMEOUT_S, or its connection closed) has this
-# long to come back (a reloaded tab, the softphone trying again) while the customer hears the hold
+# long to come back (a reloaded tab, the audio taken to another tab) while the customer hears the hold
 # audio; then the call goes back to its queue, first in line, for another agent (calls.routing).
 AGENT_LEG_GRACE_S = env.float("AGENT_LEG_GRACE_S", default=10.0)
 # A customer's call (connect webhook) timestamped longer ago than this is over before it reaches

@@ -239,17 +239,26 @@ async def test_the_agents_open_tab_is_told_the_call_was_taken_back_and_that_they
 
     lost = await sync_to_async(make_agent)(status=Agent.Status.ON_CALL)
     call = await sync_to_async(connected_call)(queue=queue, number=number, agent=lost)
-    communicator = await open_socket(lost.user)
-    await communicator.connect()
-    while not await communicator.receive_nothing(timeout=0.3):  # presence and the call, on connect
-        await communicator.receive_json_from()
+    colleague = await sync_to_async(make_agent)(status=Agent.Status.AWAY)  # same queue, another agent
+    communicator, colleagues_tab = await open_socket(lost.user), await open_socket(colleague.user)
+    for tab in (communicator, colleagues_tab):
+        await tab.connect()
+        while not await tab.receive_nothing(timeout=0.3):  # presence and the call, on connect
+            await tab.receive_json_from()
 
     await sync_to_async(routing.call_agent_lost)(call_id=call.pk, agent_id=lost.pk)
     frames = [await communicator.receive_json_from(timeout=2) for _ in range(2)]
-    await communicator.disconnect()
+    colleagues_frames = []
+    while not await colleagues_tab.receive_nothing(timeout=0.5):
+        colleagues_frames.append(await colleagues_tab.receive_json_from())
+    for tab in (communicator, colleagues_tab):
+        await tab.disconnect()
 
     assert {"type": "call.taken_back", "call_id": call.pk, "agent_id": lost.pk} in frames
     assert any(frame["type"] == "agent.status" and frame["status"] == "away" for frame in frames)
+    assert [
+        frame for frame in colleagues_frames if frame["type"] == "call.taken_back"
+    ] == []  # its agent's only
 
 
 @pytest.mark.django_db(transaction=True)

@@ -131,6 +131,22 @@ def sign_in(page, live_server_url: str, username: str, password: str) -> None:
     page.wait_for_url(f"{live_server_url}/")
 
 
+def signed_in_available(browser, live_server_url: str, agent, *, init_script: str | None = None):
+    """A new page (in a context of its own) with `agent` signed in and available; `init_script`
+    runs in the page before any of its own scripts."""
+    from playwright.sync_api import expect
+
+    from agents.tests.factories import PASSWORD
+
+    page = browser.new_context().new_page()
+    if init_script is not None:
+        page.add_init_script(init_script)
+    sign_in(page, live_server_url, agent.user.username, PASSWORD)
+    page.click("button[data-status-choice=available]")
+    expect(page.locator("#presence")).to_have_attribute("data-status", "available")
+    return page
+
+
 class MediaProcessThread:
     """The `media` process (calls.media), on its own event loop beside the test."""
 

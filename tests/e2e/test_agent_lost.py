@@ -6,9 +6,9 @@ import pytest
 from playwright.sync_api import expect
 
 from agents.models import Agent, QueueMembership
-from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory
+from agents.tests.factories import AgentFactory, QueueFactory
 from calls.models import Call
-from tests.e2e.conftest import MediaProcessThread, sandbox_serving, sign_in, wait_for
+from tests.e2e.conftest import MediaProcessThread, sandbox_serving, signed_in_available, wait_for
 from whatsapp.tests.factories import BusinessNumberFactory
 
 pytestmark = pytest.mark.e2e
@@ -24,15 +24,6 @@ window.RTCPeerConnection = function (...args) {
 };
 window.RTCPeerConnection.prototype = NativePeerConnection.prototype;
 """
-
-
-def signed_in_available(browser, live_server_url: str, agent):
-    page = browser.new_context().new_page()
-    page.add_init_script(KEEP_PEER_CONNECTIONS)
-    sign_in(page, live_server_url, agent.user.username, PASSWORD)
-    page.click("button[data-status-choice=available]")
-    expect(page.locator("#presence")).to_have_attribute("data-status", "available")
-    return page
 
 
 def test_a_call_whose_agent_goes_silent_is_taken_by_the_next_agent(
@@ -51,13 +42,13 @@ def test_a_call_whose_agent_goes_silent_is_taken_by_the_next_agent(
     serving = sandbox_serving(number, live_server_url, settings_for_media, tmp_path)
     with serving as (sandbox_thread, sandbox), MediaProcessThread(tmp_path / "spool"):
         customer = sandbox_thread.call(sandbox.add_customer, wa_id="447700900830", name="Maya Cohen")
-        first_page = signed_in_available(browser, live_server_url, first)
+        first_page = signed_in_available(browser, live_server_url, first, init_script=KEEP_PEER_CONNECTIONS)
         placed = sandbox_thread.run(customer.place_call, number.phone_number_id)
         first_page.click("#ring [data-action=accept]", timeout=15_000)
         expect(first_page.locator("#in-call [data-role=media-state]")).to_have_text(
             "audio connected", timeout=15_000
         )
-        second_page = signed_in_available(browser, live_server_url, second)
+        second_page = signed_in_available(browser, live_server_url, second, init_script=KEEP_PEER_CONNECTIONS)
 
         # The first agent's audio stops, their tab still open: the browser sends nothing more.
         first_page.evaluate("window.peerConnections.at(-1).getSenders()[0].replaceTrack(null)")

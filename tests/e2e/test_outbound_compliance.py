@@ -12,14 +12,20 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from agents.models import Agent, QueueMembership
-from agents.tests.factories import PASSWORD, AgentFactory, QueueFactory
+from agents.tests.factories import AgentFactory, QueueFactory
 from calls.models import Call
 from compliance.models import AuditEvent, CallPermission, ConsentRecord
 from messaging.models import Contact
 from recordings.models import Recording
 from recordings.transcription import AGENT, transcribe_recording
 from recordings.transcription import CUSTOMER as CUSTOMER_SIDE
-from tests.e2e.conftest import MediaProcessThread, recording_file, serving_app, sign_in, wait_for
+from tests.e2e.conftest import (
+    MediaProcessThread,
+    recording_file,
+    serving_app,
+    signed_in_available,
+    wait_for,
+)
 from tests.e2e.test_softphone_call import channel_rms
 from whatsapp.sandbox.customers import Behaviour
 from whatsapp.sandbox.meta import Rules
@@ -70,14 +76,6 @@ def outbound_serving(settings, tmp_path: Path, behaviour: Behaviour):
         sandbox_thread.call(sandbox.meta.customer_send, customer, number.phone_number_id,
                             {"type": "text", "text": {"body": "Please call me about my order"}})  # fmt: skip
         yield sandbox_thread, sandbox, live_server_url, number, agent
-
-
-def signed_in_available(browser, live_server_url: str, agent):
-    page = browser.new_context().new_page()
-    sign_in(page, live_server_url, agent.user.username, PASSWORD)
-    page.click("button[data-status-choice=available]")
-    expect(page.locator("#presence")).to_have_attribute("data-status", "available")
-    return page
 
 
 def test_four_ignored_calls_revoke_the_permission_and_the_fifth_is_refused(
